@@ -1,0 +1,12 @@
+//! Calico's own semantics, independent of calplan's intent: v3 resources, the selector
+//! language, AS numbers, and the peerings calico-node's confd derives from a set of resources.
+//!
+//! Both sides of a plan meet here: the intent compiles to these resources, and current state
+//! is read into them, so `status` means the same thing for either. Pure: no I/O.
+
+mod as_number;
+pub mod resources;
+pub mod selector;
+
+pub use as_number::{AsNumber, AsNumberError};
+pub use selector::{Selector, SelectorError};

@@ -1,0 +1,1 @@
+//! The resolved, typed intent, its Calico resources, block placement and BGP graph

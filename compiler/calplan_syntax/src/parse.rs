@@ -1,0 +1,268 @@
+//! Reading an intent: YAML → spanned tree → repairs → schema check → typed values.
+//!
+//! Every step reports what it finds and repairs what it can (a tag becomes the text the
+//! operator meant, an unknown field is dropped), so the later steps still run and one pass
+//! reports every problem in the file.
+
+use crate::intent::{API_VERSION, IntentFile, KIND};
+use crate::rules::{DUPLICATE_KEY, EMPTY_OR_MULTIPLE_DOCUMENTS, SCHEMA_VIOLATION, WRONG_DOCUMENT_TYPE, YAML_SYNTAX, YAML_TAG};
+use crate::yaml::{self, Node, NodeKind};
+use crate::{de, json, schema};
+use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Severity, Span};
+use std::collections::HashMap;
+
+/// Parses and checks the structure of an intent. Returns `None` when the file cannot be read
+/// as an intent at all; the reasons are in `diagnostics`.
+pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Option<IntentFile> {
+    let mut documents = read_yaml(file, text, diagnostics)?;
+    if documents.is_empty() {
+        diagnostics.push(
+            Diagnostic::new(&EMPTY_OR_MULTIPLE_DOCUMENTS, Span::new(file, 0, 0), "the intent is empty")
+                .help("an intent is one YAML document with `apiVersion: calplan/v1` and `kind: ClusterIntent`"),
+        );
+        return None;
+    }
+    if let Some(second) = documents.get(1) {
+        diagnostics.push(
+            Diagnostic::new(&EMPTY_OR_MULTIPLE_DOCUMENTS, second.head_span(), "the intent has more than one document")
+                .label("a second document starts here")
+                .help("put the whole cluster in one document; remove the `---` and what follows"),
+        );
+    }
+    let mut root = documents.swap_remove(0);
+    repair_tags(&mut root, text, Severity::Error, diagnostics);
+    remove_duplicate_keys(&mut root, diagnostics);
+    let (value, index) = json::to_json(&root);
+    check_document_type(&value, &index, diagnostics);
+    let prunes = schema::validate(&value, &index, &root, diagnostics);
+    prune(&mut root, prunes);
+    match de::from_node::<IntentFile>(&root) {
+        Ok(intent) => Some(intent),
+        Err(error) => {
+            // The schema pass has normally explained this already; if not, say it here rather
+            // than fail silently.
+            if !diagnostics.has_errors() {
+                let span = error.span.unwrap_or(root.head_span());
+                diagnostics.push(
+                    Diagnostic::new(&SCHEMA_VIOLATION, span, error.message)
+                        .help("see `calplan schema` for the intent's shape"),
+                );
+            }
+            None
+        }
+    }
+}
+
+/// Parses every YAML document in a file, reporting a syntax error as a diagnostic.
+pub fn read_yaml(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Option<Vec<Node>> {
+    match yaml::parse(file, text) {
+        Ok(documents) => Some(documents),
+        Err(error) => {
+            diagnostics.push(
+                Diagnostic::new(&YAML_SYNTAX, error.span, format!("invalid YAML: {}", error.message))
+                    .label("here")
+                    .help("check indentation and that brackets and quotes are closed"),
+            );
+            None
+        }
+    }
+}
+
+fn check_document_type(value: &serde_json::Value, index: &json::PointerIndex, diagnostics: &mut Diagnostics) {
+    for (field, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
+        let Some(written) = value.get(field).and_then(serde_json::Value::as_str) else { continue };
+        if written == expected {
+            continue;
+        }
+        let span = index.get(&format!("/{field}")).map_or(Span::default(), |place| place.value);
+        let help = if written.starts_with("projectcalico.org") || field == "kind" && is_calico_kind(written) {
+            "this is a Calico resource; `calplan import --current FILE` writes the intent that reproduces it".to_string()
+        } else {
+            format!("an intent starts with `apiVersion: {API_VERSION}` and `kind: {KIND}`")
+        };
+        diagnostics.push(
+            Diagnostic::new(&WRONG_DOCUMENT_TYPE, span, format!("`{field}` must be `{expected}`, found `{written}`"))
+                .label(format!("expected `{expected}`"))
+                .help(help),
+        );
+    }
+}
+
+fn is_calico_kind(kind: &str) -> bool {
+    matches!(kind.trim_end_matches("List"), "IPPool" | "BGPPeer" | "BGPConfiguration" | "Node" | "")
+}
+
+/// Reports every tag and rewrites a tagged scalar to the text the operator most likely meant:
+/// the source from the tag to the end of the value, as if it had been quoted.
+pub fn repair_tags(node: &mut Node, text: &str, severity: Severity, diagnostics: &mut Diagnostics) {
+    if let Some(tag) = node.tag.take() {
+        let start = tag.span.start as usize;
+        let end = (node.span.end as usize).max(tag.span.end as usize);
+        let meant = text.get(start..end).unwrap_or(&tag.text).trim().to_string();
+        let is_scalar = matches!(node.kind, NodeKind::Scalar { .. });
+        let (message, label, help) = if is_scalar && !tag.text.starts_with("!!") {
+            (
+                format!("`{}` is a YAML tag, not text", tag.text),
+                if node.as_str() == Some("") {
+                    "read as a tag on an empty value".to_string()
+                } else {
+                    "read as a tag, not as part of the value".to_string()
+                },
+                format!(
+                    "quote the value: '{meant}' (unquoted, the seed cluster's `nodeSelector: !has(route-reflector)` \
+                     was read as an empty selector, which turned a node-specific peering into a global one)"
+                ),
+            )
+        } else {
+            (
+                format!("YAML tag `{}` is not allowed here", tag.text),
+                "a tag".to_string(),
+                "remove the tag; write strings in quotes instead of tagging them".to_string(),
+            )
+        };
+        diagnostics.push(Diagnostic::new(&YAML_TAG, tag.span, message).label(label).help(help).severity(severity));
+        if is_scalar && !tag.text.starts_with("!!") {
+            node.kind = NodeKind::Scalar { value: meant, quoted: true };
+            node.span = Span { start: tag.span.start, ..node.span };
+        }
+    }
+    match &mut node.kind {
+        NodeKind::Scalar { .. } => {}
+        NodeKind::Sequence(items) => {
+            for item in items {
+                repair_tags(item, text, severity, diagnostics);
+            }
+        }
+        NodeKind::Mapping(entries) => {
+            for entry in entries {
+                repair_tags(&mut entry.key, text, severity, diagnostics);
+                repair_tags(&mut entry.value, text, severity, diagnostics);
+            }
+        }
+    }
+}
+
+fn remove_duplicate_keys(node: &mut Node, diagnostics: &mut Diagnostics) {
+    match &mut node.kind {
+        NodeKind::Scalar { .. } => {}
+        NodeKind::Sequence(items) => items.iter_mut().for_each(|item| remove_duplicate_keys(item, diagnostics)),
+        NodeKind::Mapping(entries) => {
+            let mut first: HashMap<String, Span> = HashMap::new();
+            entries.retain(|entry| {
+                let name = json::key_text(&entry.key);
+                match first.get(&name) {
+                    Some(earlier) => {
+                        diagnostics.push(
+                            Diagnostic::new(&DUPLICATE_KEY, entry.key.span, format!("`{name}` is given twice"))
+                                .label("given again here")
+                                .secondary(*earlier, "first given here")
+                                .help("keep one of them; calplan reads the first"),
+                        );
+                        false
+                    }
+                    None => {
+                        first.insert(name, entry.key.span);
+                        true
+                    }
+                }
+            });
+            for entry in entries {
+                remove_duplicate_keys(&mut entry.value, diagnostics);
+            }
+        }
+    }
+}
+
+/// Drops the nodes at the given pointers, deepest and last first so that list positions of
+/// the others stay valid.
+fn prune(root: &mut Node, mut pointers: Vec<String>) {
+    pointers.sort_by(|a, b| pointer_key(b).cmp(&pointer_key(a)));
+    pointers.dedup();
+    for pointer in pointers {
+        let Some((parent, last)) = pointer.rsplit_once('/') else { continue };
+        let last = json::unescape(last);
+        let Some(parent) = find_mut(root, parent) else { continue };
+        match &mut parent.kind {
+            NodeKind::Mapping(entries) => entries.retain(|entry| json::key_text(&entry.key) != last),
+            NodeKind::Sequence(items) => {
+                if let Ok(position) = last.parse::<usize>() {
+                    if position < items.len() {
+                        items.remove(position);
+                    }
+                }
+            }
+            NodeKind::Scalar { .. } => {}
+        }
+    }
+}
+
+/// Orders pointers so that list positions compare as numbers.
+fn pointer_key(pointer: &str) -> Vec<(u64, String)> {
+    pointer.split('/').map(|segment| (segment.parse::<u64>().unwrap_or(u64::MAX), segment.to_string())).collect()
+}
+
+fn find_mut<'a>(root: &'a mut Node, pointer: &str) -> Option<&'a mut Node> {
+    let mut node = root;
+    for segment in pointer.split('/').skip(1) {
+        let segment = json::unescape(segment);
+        node = match &mut node.kind {
+            NodeKind::Mapping(entries) => {
+                &mut entries.iter_mut().find(|entry| json::key_text(&entry.key) == segment)?.value
+            }
+            NodeKind::Sequence(items) => items.get_mut(segment.parse::<usize>().ok()?)?,
+            NodeKind::Scalar { .. } => return None,
+        };
+    }
+    Some(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calplan_diagnostics::SourceMap;
+
+    fn check(text: &str) -> (Option<IntentFile>, Vec<String>) {
+        let mut sources = SourceMap::new();
+        let file = sources.add("intent.yaml", text);
+        let mut diagnostics = Diagnostics::new();
+        let intent = parse_intent(file, text, &mut diagnostics);
+        let rendered = diagnostics
+            .into_sorted()
+            .iter()
+            .map(|d| format!("{} {} {} | {}", d.rule.code, sources.line_col(d.span()), d.message, d.help.clone().unwrap_or_default()))
+            .collect();
+        (intent, rendered)
+    }
+
+    #[test]
+    fn the_seed_intent_parses_cleanly() {
+        let (intent, diagnostics) = check(include_str!("../../../testdata/seed-rr/intent.yaml"));
+        assert_eq!(diagnostics, Vec::<String>::new());
+        let intent = intent.unwrap();
+        assert_eq!(intent.spec.nodes.len(), 6);
+        assert_eq!(intent.spec.bgp.unwrap().route_reflectors[0].cluster_id.value, "1.0.0.1");
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_and_the_rest_still_parses() {
+        let text = "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: x}\nspec:\n  calicoVersion: 3.30\n  pools:\n    - {name: p, cidr: 10.0.0.0/16, bolockSize: 24, ipipMode: Sometimes, natOutgoing: yes}\n  bgp:\n    peers:\n      - name: rr\n        nodeSelector: !has(route-reflector)\n        peerSelector: has(route-reflector)\n";
+        let (intent, diagnostics) = check(text);
+        let codes: Vec<&str> = diagnostics.iter().map(|d| &d[..5]).collect();
+        assert_eq!(codes, ["E0004", "E0003", "E0004", "E0004", "E0002"], "{diagnostics:#?}");
+        assert!(diagnostics[1].contains("did you mean `blockSize`?"), "{diagnostics:#?}");
+        assert!(diagnostics[0].contains("quote it"), "{diagnostics:#?}");
+        // `calicoVersion` is optional, so dropping the bad value leaves a readable intent
+        // whose selector was repaired to the text the operator meant.
+        let intent = intent.expect("repaired intent");
+        let peer = &intent.spec.bgp.unwrap().peers[0];
+        assert_eq!(peer.node_selector.as_ref().unwrap().value, "!has(route-reflector)");
+    }
+
+    #[test]
+    fn empty_and_non_yaml_input_are_diagnostics() {
+        assert_eq!(check("").1.len(), 1);
+        assert_eq!(check("# only a comment\n").1.len(), 1);
+        assert!(check("a: [1\n").1[0].starts_with("E0001"));
+        assert!(check("\u{0}\u{1}").0.is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! Validation rules, one per file, over the model and its BGP graph

@@ -1,0 +1,1 @@
+//! Back ends: every artifact calplan compiles from the model
