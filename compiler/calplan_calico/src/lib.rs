@@ -5,6 +5,7 @@
 //! is read into them, so `status` means the same thing for either. Pure: no I/O.
 
 mod as_number;
+pub mod peering;
 pub mod resources;
 pub mod selector;
 

@@ -172,12 +172,10 @@ pub struct BgpPeerSpec {
 }
 
 impl BgpPeerSpec {
-    /// A BGPPeer without `node` or `nodeSelector` applies to every node: Calico calls it global.
-    /// An empty selector counts as absent, which is how the seed's tag turned a node-specific
-    /// peering into a global one.
-    pub fn is_global(&self) -> bool {
-        let blank = |value: &Option<String>| value.as_deref().is_none_or(|text| text.trim().is_empty());
-        blank(&self.node) && blank(&self.node_selector)
+    /// confd's test for a global BGPPeer: `nodeSelector` and `node` both the empty string.
+    /// `nodeSelector: all()` is not global; it gives every node a node-specific peering.
+    pub fn is_global_for_confd(&self) -> bool {
+        self.node_selector.as_deref().unwrap_or("").is_empty() && self.node.as_deref().unwrap_or("").is_empty()
     }
 }
 

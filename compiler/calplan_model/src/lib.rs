@@ -1,1 +1,12 @@
-//! The resolved, typed intent, its Calico resources, block placement and BGP graph
+//! The resolved, typed intent and what follows from it alone: the Calico resources it
+//! compiles to, where each pool's blocks go, and the BGP topology.
+//!
+//! Pure and deterministic: no I/O, no clocks, ordered collections only. Everything after this
+//! crate sees typed values (`IpNet`, `AsNumber`, `NodeId`), never YAML.
+
+pub mod lower;
+pub mod model;
+pub mod rules;
+
+pub use lower::lower;
+pub use model::*;

@@ -1,0 +1,692 @@
+//! The BGP sessions calico-node would configure, computed from Calico resources exactly as
+//! confd does (`confd/pkg/backends/calico/client.go`, `updatePeersV1`, Calico 3.30), plus the
+//! node-to-node mesh as `bird.cfg.template` renders it.
+//!
+//! confd iterates BGPPeers in Go map order, so when two BGPPeers produce the same peering the
+//! winner is arbitrary; here BGPPeers are taken in name order so the answer is deterministic.
+
+use crate::resources::{BgpPeer, ResourceSet, SecretKeyRef};
+use crate::{AsNumber, Selector};
+use ipnet::Ipv4Net;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What confd knows about one Calico node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopologyNode {
+    pub name: String,
+    pub ipv4: Option<Ipv4Addr>,
+    /// The network of the node's address (`network_v4`), for CrossSubnet decisions.
+    pub ipv4_network: Option<Ipv4Net>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub as_number: Option<AsNumber>,
+    /// Empty when the node is not a route reflector, as confd keeps it.
+    pub rr_cluster_id: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl TopologyNode {
+    pub fn is_route_reflector(&self) -> bool {
+        !self.rr_cluster_id.is_empty()
+    }
+}
+
+/// The global BGP settings and nodes, as confd's key-value store holds them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    pub nodes: Vec<TopologyNode>,
+    pub global_as: AsNumber,
+    pub mesh_enabled: bool,
+    pub listen_port: Option<u16>,
+    pub mesh_password: Option<SecretKeyRef>,
+    pub mesh_restart_time: Option<u64>,
+}
+
+impl Topology {
+    /// Reads the topology from Calico resources, with Calico's defaults for what is absent.
+    pub fn from_resources(resources: &ResourceSet) -> Topology {
+        let configuration = resources.bgp_configuration().map(|configuration| &configuration.spec);
+        let nodes = resources
+            .nodes()
+            .map(|node| {
+                let bgp = node.spec.bgp.as_ref();
+                let ipv4_net = bgp.and_then(|bgp| bgp.ipv4_address.as_deref()).and_then(parse_node_v4);
+                let ipv6 = bgp
+                    .and_then(|bgp| bgp.ipv6_address.as_deref())
+                    .and_then(|text| text.split('/').next().and_then(|ip| ip.parse().ok()));
+                TopologyNode {
+                    name: node.metadata.name.clone(),
+                    ipv4: ipv4_net.map(|net| net.addr()),
+                    ipv4_network: ipv4_net.map(|net| net.trunc()),
+                    ipv6,
+                    as_number: bgp.and_then(|bgp| bgp.as_number),
+                    rr_cluster_id: bgp.and_then(|bgp| bgp.route_reflector_cluster_id.clone()).unwrap_or_default(),
+                    labels: node.metadata.labels.clone(),
+                }
+            })
+            .collect();
+        Topology {
+            nodes,
+            global_as: configuration.map_or(AsNumber::CALICO_DEFAULT, |spec| spec.effective_as_number()),
+            mesh_enabled: configuration.is_none_or(|spec| spec.effective_mesh()),
+            listen_port: configuration.and_then(|spec| spec.listen_port).filter(|port| *port != 0),
+            mesh_password: configuration
+                .and_then(|spec| spec.node_mesh_password.as_ref())
+                .map(|holder| holder.secret_key_ref.clone()),
+            mesh_restart_time: configuration
+                .and_then(|spec| spec.node_mesh_max_restart_time.as_deref())
+                .and_then(duration_seconds),
+        }
+    }
+
+    pub fn node_as(&self, node: &TopologyNode) -> AsNumber {
+        node.as_number.unwrap_or(self.global_as)
+    }
+
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|node| node.name == name)
+    }
+}
+
+/// `ipv4Address` as Calico stores it: `a.b.c.d/len`, or a bare address read as `/32`.
+fn parse_node_v4(text: &str) -> Option<Ipv4Net> {
+    text.parse::<Ipv4Net>().ok().or_else(|| text.parse::<Ipv4Addr>().ok().map(|ip| Ipv4Net::from(ip)))
+}
+
+/// Whole seconds of a Go duration, as confd rounds `maxRestartTime`.
+fn duration_seconds(text: &str) -> Option<u64> {
+    let mut total = 0.0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" if number == 0.0 => 0.0,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(total.round() as u64)
+}
+
+/// How `calicoctl node status` labels a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum PeerType {
+    #[serde(rename = "node-to-node mesh")]
+    Mesh,
+    #[serde(rename = "global")]
+    Global,
+    #[serde(rename = "node specific")]
+    NodeSpecific,
+}
+
+impl PeerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerType::Mesh => "node-to-node mesh",
+            PeerType::Global => "global",
+            PeerType::NodeSpecific => "node specific",
+        }
+    }
+
+    /// The prefix of the BIRD protocol name.
+    pub fn protocol_prefix(self) -> &'static str {
+        match self {
+            PeerType::Mesh => "Mesh",
+            PeerType::Global => "Global",
+            PeerType::NodeSpecific => "Node",
+        }
+    }
+}
+
+/// Where a peering comes from, for explanations.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PeeringOrigin {
+    Mesh,
+    /// The BGPPeer of that name.
+    Peer(String),
+    /// The automatic reverse of the BGPPeer of that name.
+    Reverse(String),
+}
+
+/// One peering's data as confd stores it (`bgpPeer` in `client.go`), before the local node's
+/// point of view (passive, rr client) is applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerData {
+    pub ip: IpAddr,
+    pub as_number: AsNumber,
+    /// Explicit or inherited port; 0 when unset.
+    pub port: u16,
+    pub rr_cluster_id: String,
+    pub calico_node: bool,
+    pub password: Option<SecretKeyRef>,
+    pub source_address: bool,
+    pub restart_time: Option<u64>,
+    pub keep_next_hop: bool,
+    pub next_hop_mode: Option<String>,
+    pub ttl_security: u8,
+    pub num_allow_local_as: u32,
+    pub reachable_by: Option<IpAddr>,
+    pub filters: Vec<String>,
+    pub origin: PeeringOrigin,
+}
+
+impl PeerData {
+    /// confd's key suffix: `<ip>` or `<ip>-<port>`, omitting ports 0 and 179.
+    fn key(&self) -> String {
+        match self.port {
+            0 | 179 => self.ip.to_string(),
+            port => format!("{}-{port}", self.ip),
+        }
+    }
+}
+
+/// A session as one node's BIRD would configure it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peering {
+    pub peer_type: PeerType,
+    pub data: PeerData,
+    /// The remote Calico node, when the peer is one.
+    pub remote_node: Option<usize>,
+    pub passive: bool,
+    pub rr_client: bool,
+    /// The peer's AS differs from the node's.
+    pub external: bool,
+    /// The node's own route-reflector cluster ID, for `rr cluster id`.
+    pub local_cluster_id: String,
+}
+
+impl Peering {
+    /// BIRD's protocol name: `Mesh_10_0_0_1`, `Global_fd00__1`, `Node_10_0_0_2_port_178`.
+    pub fn protocol_name(&self) -> String {
+        let id = match self.data.ip {
+            IpAddr::V4(ip) => ip.to_string().replace('.', "_"),
+            IpAddr::V6(ip) => ip.to_string().replace(':', "_"),
+        };
+        let prefix = self.peer_type.protocol_prefix();
+        if self.peer_type != PeerType::Mesh && self.data.port != 0 {
+            format!("{prefix}_{id}_port_{}", self.data.port)
+        } else {
+            format!("{prefix}_{id}")
+        }
+    }
+
+    /// The address `calicoctl node status` prints, quirks included: it turns the protocol
+    /// name's underscores back into dots, so a port suffix shows as `.port.N`.
+    pub fn status_address(&self) -> String {
+        let name = self.protocol_name();
+        let rest = name.split_once('_').map_or("", |(_, rest)| rest);
+        match self.data.ip {
+            IpAddr::V4(_) => rest.replace('_', "."),
+            IpAddr::V6(_) => rest.replace('_', ":"),
+        }
+    }
+}
+
+/// Every node's sessions.
+#[derive(Clone, Debug)]
+pub struct Peerings {
+    pub topology: Topology,
+    /// Global peers, by confd key, for every node.
+    global: BTreeMap<String, PeerData>,
+    /// Node-specific peers per node, by confd key.
+    node_specific: Vec<BTreeMap<String, PeerData>>,
+    /// What confd would log and skip: unparsable selectors, malformed peer IPs.
+    pub problems: Vec<String>,
+}
+
+impl Peerings {
+    /// Computes the peerings for a set of resources.
+    pub fn compute(resources: &ResourceSet) -> Peerings {
+        let topology = Topology::from_resources(resources);
+        let mut peers: Vec<&BgpPeer> = resources.peers().collect();
+        peers.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let mut computer = Computer {
+            topology: &topology,
+            global: BTreeMap::new(),
+            node_specific: vec![BTreeMap::new(); topology.nodes.len()],
+            problems: Vec::new(),
+            selector_cache: HashMap::new(),
+            node_ips: topology
+                .nodes
+                .iter()
+                .flat_map(|node| node.ipv4.map(IpAddr::V4).into_iter().chain(node.ipv6.map(IpAddr::V6)))
+                .collect(),
+        };
+        for global_pass in [true, false] {
+            for peer in &peers {
+                computer.forward(peer, global_pass);
+            }
+        }
+        for peer in &peers {
+            computer.reverse(peer);
+        }
+        let Computer { global, node_specific, problems, .. } = computer;
+        Peerings { topology, global, node_specific, problems }
+    }
+
+    /// Whether this node takes part in the node-to-node mesh (as confd renders it).
+    pub fn in_mesh(&self, node: usize) -> bool {
+        let node = &self.topology.nodes[node];
+        self.topology.mesh_enabled && !node.is_route_reflector()
+    }
+
+    /// The nodes a mesh member peers with over the mesh: every other non-reflector with IPv4.
+    pub fn mesh_peers(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        let own = self.topology.nodes[node].ipv4;
+        let enabled = self.in_mesh(node);
+        self.topology.nodes.iter().enumerate().filter(move |(_, other)| {
+            enabled && other.ipv4.is_some() && other.ipv4 != own && !other.is_route_reflector()
+        })
+        .map(|(index, _)| index)
+    }
+
+    /// The node's sessions in the order its `bird.cfg` lists them: mesh (by node name), global
+    /// (by key), node-specific (by key). Peerings to the node itself are left out, as the
+    /// template skips them.
+    pub fn for_node(&self, node_index: usize) -> Vec<Peering> {
+        let node = &self.topology.nodes[node_index];
+        let node_as = self.topology.node_as(node);
+        let mut sessions = Vec::new();
+        if node.ipv4.is_none() && node.ipv6.is_none() {
+            return sessions;
+        }
+        let mut mesh: Vec<usize> = self.mesh_peers(node_index).collect();
+        mesh.sort_by(|a, b| self.topology.nodes[*a].name.cmp(&self.topology.nodes[*b].name));
+        for other_index in mesh {
+            let other = &self.topology.nodes[other_index];
+            let (Some(own_ip), Some(other_ip)) = (node.ipv4, other.ipv4) else { continue };
+            let data = PeerData {
+                ip: IpAddr::V4(other_ip),
+                as_number: self.topology.node_as(other),
+                port: self.topology.listen_port.unwrap_or(0),
+                rr_cluster_id: other.rr_cluster_id.clone(),
+                calico_node: true,
+                password: self.topology.mesh_password.clone(),
+                source_address: true,
+                restart_time: self.topology.mesh_restart_time,
+                keep_next_hop: false,
+                next_hop_mode: None,
+                ttl_security: 0,
+                num_allow_local_as: 0,
+                reachable_by: None,
+                filters: Vec::new(),
+                origin: PeeringOrigin::Mesh,
+            };
+            sessions.push(Peering {
+                peer_type: PeerType::Mesh,
+                external: data.as_number != node_as,
+                passive: other_ip.to_string() > own_ip.to_string(),
+                rr_client: false,
+                remote_node: Some(other_index),
+                local_cluster_id: node.rr_cluster_id.clone(),
+                data,
+            });
+        }
+        let explicit = self
+            .global
+            .values()
+            .map(|data| (PeerType::Global, data))
+            .chain(self.node_specific[node_index].values().map(|data| (PeerType::NodeSpecific, data)));
+        for (peer_type, data) in explicit {
+            let own_ip = match data.ip {
+                IpAddr::V4(_) => node.ipv4.map(IpAddr::V4),
+                IpAddr::V6(_) => node.ipv6.map(IpAddr::V6),
+            };
+            let Some(own_ip) = own_ip else { continue };
+            if data.ip == own_ip {
+                continue;
+            }
+            let external = data.as_number != node_as;
+            sessions.push(Peering {
+                peer_type,
+                passive: peer_type == PeerType::Global && data.calico_node && data.ip.to_string() > own_ip.to_string(),
+                rr_client: !external && node.is_route_reflector() && data.rr_cluster_id != node.rr_cluster_id,
+                remote_node: self.remote_node(data.ip),
+                external,
+                local_cluster_id: node.rr_cluster_id.clone(),
+                data: data.clone(),
+            });
+        }
+        sessions
+    }
+
+    fn remote_node(&self, ip: IpAddr) -> Option<usize> {
+        self.topology.nodes.iter().position(|node| match ip {
+            IpAddr::V4(ip) => node.ipv4 == Some(ip),
+            IpAddr::V6(ip) => node.ipv6 == Some(ip),
+        })
+    }
+
+    /// The number of sessions the node would configure, without building them.
+    pub fn session_count(&self, node_index: usize) -> usize {
+        self.for_node(node_index).len()
+    }
+}
+
+struct Computer<'a> {
+    topology: &'a Topology,
+    global: BTreeMap<String, PeerData>,
+    node_specific: Vec<BTreeMap<String, PeerData>>,
+    problems: Vec<String>,
+    selector_cache: HashMap<String, Option<Vec<usize>>>,
+    node_ips: std::collections::HashSet<IpAddr>,
+}
+
+impl Computer<'_> {
+    /// The nodes a selector matches; `None` (and a problem noted) when it does not parse.
+    fn matching(&mut self, text: &str, what: &str, peer: &str) -> Vec<usize> {
+        if let Some(cached) = self.selector_cache.get(text) {
+            return cached.clone().unwrap_or_default();
+        }
+        let result = match Selector::parse(text) {
+            Ok(selector) => Some(
+                self.topology
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, node)| selector.matches(&node.labels))
+                    .map(|(index, _)| index)
+                    .collect(),
+            ),
+            Err(error) => {
+                self.problems.push(format!("BGPPeer `{peer}`: {what} `{text}` does not parse ({error}); confd matches no node"));
+                None
+            }
+        };
+        self.selector_cache.insert(text.to_string(), result.clone());
+        result.unwrap_or_default()
+    }
+
+    fn emit_global(&mut self, data: PeerData) {
+        self.global.entry(data.key()).or_insert(data);
+    }
+
+    fn emit_node(&mut self, node: usize, data: PeerData) {
+        let key = data.key();
+        if self.global.contains_key(&key) {
+            return;
+        }
+        self.node_specific[node].entry(key).or_insert(data);
+    }
+
+    fn local_nodes(&mut self, peer: &BgpPeer) -> Vec<usize> {
+        let spec = &peer.spec;
+        match (spec.node_selector.as_deref().filter(|s| !s.is_empty()), spec.node.as_deref().filter(|s| !s.is_empty())) {
+            (Some(selector), _) => self.matching(selector, "nodeSelector", &peer.metadata.name),
+            (None, Some(name)) => self.topology.node_index(name).into_iter().collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// confd's `nodeAsBGPPeers`: a Calico node as the remote end of a peering.
+    fn node_as_peers(&self, node_index: usize, v4: bool, v6: bool, peer: &BgpPeer, origin: PeeringOrigin) -> Vec<PeerData> {
+        let node = &self.topology.nodes[node_index];
+        let addresses = v4
+            .then_some(node.ipv4.map(IpAddr::V4))
+            .flatten()
+            .into_iter()
+            .chain(v6.then_some(node.ipv6.map(IpAddr::V6)).flatten());
+        addresses
+            .map(|ip| {
+                let mut data = self.configured(peer, origin.clone());
+                data.ip = ip;
+                data.as_number = self.topology.node_as(node);
+                data.port = self.topology.listen_port.unwrap_or(0);
+                data.rr_cluster_id = node.rr_cluster_id.clone();
+                data.calico_node = false;
+                data
+            })
+            .collect()
+    }
+
+    /// The fields every peering of a BGPPeer shares (`setPeerConfigFieldsFromV3Resource` and
+    /// the per-peer options).
+    fn configured(&self, peer: &BgpPeer, origin: PeeringOrigin) -> PeerData {
+        let spec = &peer.spec;
+        let next_hop_mode = spec.next_hop_mode.clone().filter(|mode| !mode.is_empty());
+        PeerData {
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            as_number: spec.as_number.unwrap_or(AsNumber(0)),
+            port: 0,
+            rr_cluster_id: String::new(),
+            calico_node: false,
+            password: spec.password.as_ref().map(|holder| holder.secret_key_ref.clone()),
+            source_address: spec.source_address.as_deref() != Some("None"),
+            restart_time: spec.max_restart_time.as_deref().and_then(duration_seconds),
+            keep_next_hop: next_hop_mode.is_none() && spec.keep_original_next_hop.unwrap_or(false),
+            next_hop_mode,
+            ttl_security: spec.ttl_security.unwrap_or(0),
+            num_allow_local_as: spec.num_allowed_local_as_numbers.unwrap_or(0),
+            reachable_by: spec.reachable_by.as_deref().and_then(|text| text.parse().ok()),
+            filters: spec.filters.clone().unwrap_or_default(),
+            origin,
+        }
+    }
+
+    fn forward(&mut self, peer: &BgpPeer, global_pass: bool) {
+        if global_pass != peer.spec.is_global_for_confd() {
+            return;
+        }
+        let name = peer.metadata.name.clone();
+        let local_nodes = self.local_nodes(peer);
+        let mut remotes = Vec::new();
+        if let Some(selector) = peer.spec.peer_selector.as_deref().filter(|s| !s.is_empty()) {
+            for node in self.matching(selector, "peerSelector", &name) {
+                remotes.extend(self.node_as_peers(node, true, true, peer, PeeringOrigin::Peer(name.clone())));
+            }
+        } else {
+            let Some((ip, mut port)) = peer.spec.peer_ip.as_deref().and_then(split_ip_port) else {
+                self.problems.push(format!("BGPPeer `{name}`: PeerIP is not assigned or is malformed; confd skips it"));
+                return;
+            };
+            let as_number = peer.spec.as_number.unwrap_or(AsNumber(0));
+            if port == 0 && !self.nodes_with_ip_port_and_as(ip, as_number, 0).is_empty() {
+                port = self.topology.listen_port.unwrap_or(0);
+            }
+            let mut data = self.configured(peer, PeeringOrigin::Peer(name.clone()));
+            if let Some(gateway) = data.reachable_by {
+                if gateway.is_ipv4() != ip.is_ipv4() {
+                    self.problems.push(format!("BGPPeer `{name}`: ReachableBy address family does not match PeerIP; confd skips it"));
+                    return;
+                }
+            }
+            data.ip = ip;
+            data.port = port;
+            data.calico_node = self.node_ips.contains(&ip);
+            remotes.push(data);
+        }
+        for data in remotes {
+            if global_pass {
+                self.emit_global(data);
+            } else {
+                for &node in &local_nodes {
+                    self.emit_node(node, data.clone());
+                }
+            }
+        }
+    }
+
+    fn reverse(&mut self, peer: &BgpPeer) {
+        if peer.spec.reverse_peering.as_deref() == Some("Manual") {
+            return;
+        }
+        let name = peer.metadata.name.clone();
+        let (local_nodes, v4, v6) = if let Some(selector) = peer.spec.peer_selector.as_deref().filter(|s| !s.is_empty()) {
+            (self.matching(selector, "peerSelector", &name), true, true)
+        } else {
+            let Some((ip, port)) = peer.spec.peer_ip.as_deref().and_then(split_ip_port) else { return };
+            let nodes = self.nodes_with_ip_port_and_as(ip, peer.spec.as_number.unwrap_or(AsNumber(0)), port);
+            (nodes, ip.is_ipv4(), ip.is_ipv6())
+        };
+        if local_nodes.is_empty() {
+            return;
+        }
+        let peer_nodes = match (peer.spec.node_selector.as_deref().filter(|s| !s.is_empty()), peer.spec.node.as_deref().filter(|s| !s.is_empty())) {
+            (Some(selector), _) => self.matching(selector, "nodeSelector", &name),
+            (None, Some(node)) => self.topology.node_index(node).into_iter().collect(),
+            (None, None) => (0..self.topology.nodes.len()).collect(),
+        };
+        let remotes: Vec<PeerData> = peer_nodes
+            .iter()
+            .flat_map(|&node| self.node_as_peers(node, v4, v6, peer, PeeringOrigin::Reverse(name.clone())))
+            .collect();
+        for data in remotes {
+            for &node in &local_nodes {
+                self.emit_node(node, data.clone());
+            }
+        }
+    }
+
+    /// confd's `nodesWithIPPortAndAS`: the Calico nodes a `peerIP` BGPPeer points at.
+    fn nodes_with_ip_port_and_as(&self, ip: IpAddr, as_number: AsNumber, port: u16) -> Vec<usize> {
+        let wanted_as = if as_number == AsNumber(0) { self.topology.global_as } else { as_number };
+        self.topology
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| node.ipv4.map(IpAddr::V4) == Some(ip) || node.ipv6.map(IpAddr::V6) == Some(ip))
+            .filter(|(_, node)| self.topology.node_as(node) == wanted_as)
+            .filter(|_| port == 0 || self.topology.listen_port.is_none_or(|listen| listen == port))
+            .map(|(index, _)| index)
+            .collect()
+    }
+}
+
+/// `IP`, `IP:PORT` or `[IPv6]:PORT`, as confd's `parseIPPort`.
+pub fn split_ip_port(text: &str) -> Option<(IpAddr, u16)> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some((ip, 0));
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let (ip, port) = rest.split_once("]:")?;
+        return Some((IpAddr::V6(ip.parse().ok()?), port.parse().ok()?));
+    }
+    let (ip, port) = text.rsplit_once(':')?;
+    Some((IpAddr::V4(ip.parse().ok()?), port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::{Resource, ResourceKind};
+    use serde_json::json;
+
+    fn node(name: &str, ip: &str, rr: Option<&str>, labels: serde_json::Value) -> Resource {
+        let mut bgp = json!({"ipv4Address": ip});
+        if let Some(rr) = rr {
+            bgp["routeReflectorClusterID"] = json!(rr);
+        }
+        Resource::from_json(ResourceKind::Node, json!({"metadata": {"name": name, "labels": labels}, "spec": {"bgp": bgp}})).unwrap()
+    }
+
+    fn peer(name: &str, spec: serde_json::Value) -> Resource {
+        Resource::from_json(ResourceKind::BgpPeer, json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    }
+
+    fn table(peerings: &Peerings, node: usize) -> Vec<(String, &'static str)> {
+        let mut rows: Vec<_> =
+            peerings.for_node(node).iter().map(|p| (p.status_address(), p.peer_type.as_str())).collect();
+        rows.sort();
+        rows
+    }
+
+    /// The seed cluster as it stood: mesh off, two reflectors, and `node-peer-to-rr` whose
+    /// `!has(route-reflector)` was read as an empty selector.
+    fn seed(mesh: bool) -> ResourceSet {
+        let mut set = ResourceSet::default();
+        let rr = json!({"route-reflector": "true"});
+        for (name, ip, reflector) in [
+            ("m1", "21.49.22.4/24", false),
+            ("m2", "21.49.22.5/24", false),
+            ("m3", "21.49.22.6/24", false),
+            ("n1", "21.49.22.7/24", true),
+            ("n2", "21.49.22.8/24", true),
+            ("n3", "21.49.22.9/24", false),
+        ] {
+            set.insert(node(name, ip, reflector.then_some("1.0.0.1"), if reflector { rr.clone() } else { json!({}) }));
+        }
+        set.insert(peer("rr-to-rr-peer", json!({"nodeSelector": "has(route-reflector)", "peerSelector": "has(route-reflector)"})));
+        set.insert(peer("node-peer-to-rr", json!({"nodeSelector": "", "peerSelector": "has(route-reflector)"})));
+        set.insert(
+            Resource::from_json(
+                ResourceKind::BgpConfiguration,
+                json!({"metadata": {"name": "default"}, "spec": {"nodeToNodeMeshEnabled": mesh, "asNumber": 63400}}),
+            )
+            .unwrap(),
+        );
+        set
+    }
+
+    #[test]
+    fn the_seed_tables() {
+        let peerings = Peerings::compute(&seed(false));
+        let global = |ip: &str| (ip.to_string(), "global");
+        let specific = |ip: &str| (ip.to_string(), "node specific");
+        assert_eq!(table(&peerings, 0), [global("21.49.22.7"), global("21.49.22.8")]);
+        assert_eq!(
+            table(&peerings, 3),
+            [specific("21.49.22.4"), specific("21.49.22.5"), specific("21.49.22.6"), global("21.49.22.8"), specific("21.49.22.9")]
+        );
+        let n1 = peerings.for_node(3);
+        let to_m1 = n1.iter().find(|p| p.status_address() == "21.49.22.4").unwrap();
+        assert!(to_m1.rr_client && !to_m1.passive);
+        let to_n2 = n1.iter().find(|p| p.status_address() == "21.49.22.8").unwrap();
+        assert!(!to_n2.rr_client, "reflectors sharing a cluster ID are not each other's clients");
+    }
+
+    #[test]
+    fn mesh_skips_reflectors_and_is_passive_towards_higher_strings() {
+        let mut set = seed(true);
+        set.resources.retain(|(kind, _), _| *kind != ResourceKind::BgpPeer);
+        let peerings = Peerings::compute(&set);
+        let m1: Vec<_> = peerings.for_node(0).iter().map(|p| (p.status_address(), p.passive)).collect();
+        assert_eq!(
+            m1,
+            [("21.49.22.5".into(), true), ("21.49.22.6".into(), true), ("21.49.22.9".into(), true)],
+            "reflectors are out of the mesh"
+        );
+        assert!(peerings.for_node(3).is_empty(), "a reflector renders no mesh");
+        // Lexicographic, not numeric: "10.0.0.10" < "10.0.0.9".
+        let mut set = ResourceSet::default();
+        set.insert(node("a", "10.0.0.9/24", None, json!({})));
+        set.insert(node("b", "10.0.0.10/24", None, json!({})));
+        let peerings = Peerings::compute(&set);
+        assert!(!peerings.for_node(0)[0].passive);
+        assert!(peerings.for_node(1)[0].passive);
+    }
+
+    #[test]
+    fn documented_design_is_node_specific_everywhere() {
+        let mut set = seed(false);
+        set.resources.retain(|(kind, _), _| *kind != ResourceKind::BgpPeer);
+        set.insert(peer("peer-with-route-reflectors", json!({"nodeSelector": "all()", "peerSelector": "route-reflector == 'true'"})));
+        let peerings = Peerings::compute(&set);
+        let specific = |ip: &str| (ip.to_string(), "node specific");
+        assert_eq!(table(&peerings, 0), [specific("21.49.22.7"), specific("21.49.22.8")]);
+        assert_eq!(table(&peerings, 4).len(), 5);
+    }
+
+    #[test]
+    fn peer_ip_with_port_and_ipv6_names() {
+        let mut set = ResourceSet::default();
+        set.insert(node("a", "10.0.0.1/24", None, json!({})));
+        set.insert(peer("tor", json!({"peerIP": "10.0.0.254:1179", "asNumber": 65001})));
+        let peerings = Peerings::compute(&set);
+        let sessions = peerings.for_node(0);
+        assert_eq!(sessions[0].protocol_name(), "Global_10_0_0_254_port_1179");
+        assert_eq!(sessions[0].status_address(), "10.0.0.254.port.1179");
+        assert!(sessions[0].external);
+        assert!(!sessions[0].passive);
+    }
+}

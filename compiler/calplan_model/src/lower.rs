@@ -1,0 +1,873 @@
+//! Lowering: the intent's syntax to the typed model, resolving every value and reference.
+//!
+//! A value that does not resolve is reported and left out (an invalid pool is not in the
+//! model), so later rules only see values that mean something and do not pile follow-on
+//! errors onto the first.
+
+use crate::model::*;
+use crate::rules::*;
+use calplan_calico::resources::EncapsulationMode;
+use calplan_calico::{AsNumber, Selector};
+use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Span, Spanned};
+use calplan_syntax::intent;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
+
+/// The label every route reflector carries, as in Calico's documented design.
+pub const ROUTE_REFLECTOR_LABEL: &str = "route-reflector";
+/// The label naming a reflector's cluster, when several clusters serve different clients.
+pub const ROUTE_REFLECTOR_CLUSTER_LABEL: &str = "route-reflector-cluster";
+
+/// Lowers a parsed intent. `source` is the intent's text, used to point inside quoted values.
+pub fn lower(file: FileId, source: &str, intent: &intent::IntentFile, diagnostics: &mut Diagnostics) -> Model {
+    let mut lowerer = Lowerer { file, source, diagnostics, node_ids: HashMap::new() };
+    lowerer.model(intent)
+}
+
+struct Lowerer<'a> {
+    file: FileId,
+    source: &'a str,
+    diagnostics: &'a mut Diagnostics,
+    node_ids: HashMap<String, NodeId>,
+}
+
+impl Lowerer<'_> {
+    fn report(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn model(&mut self, intent: &intent::IntentFile) -> Model {
+        let spec = &intent.spec;
+        self.name(&intent.metadata.name, "cluster");
+        let calico_version = self.calico_version(spec.calico_version.as_ref(), intent.metadata.name.span);
+        let datastore = match spec.datastore.as_ref().map(|datastore| datastore.value) {
+            Some(intent::Datastore::Etcdv3) => Datastore::Etcdv3,
+            Some(intent::Datastore::Kubernetes) | None => Datastore::Kubernetes,
+        };
+        let autodetection = Autodetection {
+            ipv4: spec.node_address_autodetection.as_ref().and_then(|a| a.ipv4.as_ref()).and_then(|m| self.autodetection(m)),
+            ipv6: spec.node_address_autodetection.as_ref().and_then(|a| a.ipv6.as_ref()).and_then(|m| self.autodetection(m)),
+        };
+        let service_cluster_ips = self.cidrs(spec.service_cluster_ips.as_deref().unwrap_or_default(), "service range");
+        let max_pods_per_node = spec
+            .max_pods_per_node
+            .clone()
+            .unwrap_or_else(|| Spanned::new(110, intent.metadata.name.span));
+
+        // Nodes first: everything else refers to them.
+        let mut nodes = Vec::new();
+        for node in &spec.nodes {
+            if let Some(lowered) = self.node(node, NodeId(nodes.len() as u32)) {
+                self.node_ids.entry(lowered.name.value.clone()).or_insert(lowered.id);
+                nodes.push(lowered);
+            }
+        }
+        let default_bgp = intent::Bgp {
+            as_number: None,
+            node_to_node_mesh: None,
+            log_severity: None,
+            advertise_service_cluster_ips: None,
+            service_external_ips: None,
+            service_load_balancer_ips: None,
+            listen_port: None,
+            bind_mode: None,
+            ignored_interfaces: None,
+            node_mesh_password: None,
+            node_mesh_max_restart_time: None,
+            route_reflectors: Vec::new(),
+            peers: Vec::new(),
+        };
+        let bgp_syntax = spec.bgp.as_ref().unwrap_or(&default_bgp);
+        let bgp_span = spec.bgp.as_ref().map_or(intent.metadata.name.span, |_| {
+            bgp_syntax
+                .as_number
+                .as_ref()
+                .map(|a| a.span)
+                .or(bgp_syntax.node_to_node_mesh.as_ref().map(|m| m.span))
+                .unwrap_or(intent.metadata.name.span)
+        });
+        let bgp = self.bgp(bgp_syntax, bgp_span);
+        let route_reflector_clusters = self.route_reflectors(&bgp_syntax.route_reflectors, &mut nodes);
+        let peers = bgp_syntax.peers.iter().filter_map(|peer| self.peer(peer)).collect();
+        let pools = spec.pools.iter().filter_map(|pool| self.pool(pool)).collect();
+        let routers = spec
+            .routers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, router)| self.router(router, RouterId(index as u32)))
+            .collect::<Vec<_>>();
+        let routers = routers.into_iter().enumerate().map(|(index, mut router)| {
+            router.id = RouterId(index as u32);
+            router
+        });
+        Model {
+            file: self.file,
+            name: intent.metadata.name.clone(),
+            calico_version,
+            datastore,
+            autodetection,
+            service_cluster_ips,
+            max_pods_per_node,
+            bgp,
+            route_reflector_clusters,
+            peers,
+            pools,
+            nodes,
+            routers: routers.collect(),
+        }
+    }
+
+    fn calico_version(&mut self, written: Option<&Spanned<String>>, fallback: Span) -> Spanned<CalicoVersion> {
+        let Some(written) = written else { return Spanned::new(CalicoVersion::DEFAULT, fallback) };
+        let parsed = written
+            .split_once('.')
+            .and_then(|(major, minor)| Some(CalicoVersion { major: major.parse().ok()?, minor: minor.split('.').next()?.parse().ok()? }));
+        match parsed {
+            Some(version) if version.major == 3 && version.minor >= 20 => Spanned::new(version, written.span),
+            _ => {
+                self.report(
+                    Diagnostic::new(&UNSUPPORTED_CALICO_VERSION, written.span, format!("calplan does not render for Calico `{}`", written.value))
+                        .label("not a supported release")
+                        .help("write a Calico 3.x release from 3.20 on, such as \"3.30\""),
+                );
+                Spanned::new(CalicoVersion::DEFAULT, written.span)
+            }
+        }
+    }
+
+    fn name(&mut self, name: &Spanned<String>, what: &str) -> bool {
+        if is_dns_subdomain(&name.value) {
+            return true;
+        }
+        let suggestion = suggest_dns_name(&name.value);
+        self.report(
+            Diagnostic::new(&INVALID_NAME, name.span, format!("`{}` is not a valid {what} name", name.value))
+                .label("not a DNS-1123 subdomain")
+                .help(format!(
+                    "names are lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253 characters{}",
+                    suggestion.map(|s| format!("; for example `{s}`")).unwrap_or_default()
+                )),
+        );
+        false
+    }
+
+    fn node(&mut self, node: &intent::Node, id: NodeId) -> Option<Node> {
+        let name_ok = self.name(&node.name, "node");
+        let ipv4_address = node.ipv4_address.as_ref().and_then(|text| self.host_address::<Ipv4Net>(text, "IPv4"));
+        let ipv6_address = node.ipv6_address.as_ref().and_then(|text| self.host_address::<Ipv6Net>(text, "IPv6"));
+        let as_number = node.as_number.as_ref().and_then(|text| self.as_number(text));
+        let route_reflector_cluster_id = node.route_reflector_cluster_id.as_ref().and_then(|text| self.cluster_id(text));
+        let mut labels = BTreeMap::new();
+        for (key, value) in &node.labels {
+            if self.label(key, value) {
+                labels.insert(key.value.clone(), value.clone());
+            }
+        }
+        let interfaces = node.interfaces.as_ref().map(|interfaces| {
+            interfaces
+                .iter()
+                .map(|interface| Interface {
+                    name: interface.name.clone(),
+                    addresses: interface
+                        .addresses
+                        .iter()
+                        .filter_map(|address| self.interface_address(address))
+                        .collect(),
+                })
+                .collect()
+        });
+        name_ok.then(|| Node {
+            id,
+            name: node.name.clone(),
+            ipv4_address,
+            ipv6_address,
+            as_number,
+            route_reflector_cluster_id,
+            labels,
+            interfaces,
+            span: node.name.span,
+        })
+    }
+
+    fn host_address<T: std::str::FromStr>(&mut self, text: &Spanned<String>, family: &str) -> Option<Spanned<T>> {
+        if let Ok(address) = text.parse::<T>() {
+            return Some(Spanned::new(address, text.span));
+        }
+        let help = if !text.contains('/') && text.parse::<IpAddr>().is_ok() {
+            format!("add the prefix length of the node's subnet, such as `{}/24`", text.value)
+        } else {
+            format!("write an {family} address with its prefix length, such as `21.49.22.4/24`")
+        };
+        self.report(
+            Diagnostic::new(&INVALID_ADDRESS, text.span, format!("`{}` is not an {family} address with a prefix length", text.value))
+                .label("not an address/prefix")
+                .help(help),
+        );
+        None
+    }
+
+    fn interface_address(&mut self, text: &Spanned<String>) -> Option<Spanned<IpNet>> {
+        match text.parse::<IpNet>() {
+            Ok(address) => Some(Spanned::new(address, text.span)),
+            Err(_) => {
+                self.report(
+                    Diagnostic::new(&INVALID_ADDRESS, text.span, format!("`{}` is not an address with a prefix length", text.value))
+                        .label("not an address/prefix")
+                        .help("write interface addresses as `ip addr` shows them, such as `172.17.0.1/16`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn cidr(&mut self, text: &Spanned<String>, what: &str) -> Option<Spanned<IpNet>> {
+        match text.parse::<IpNet>() {
+            Ok(cidr) => Some(Spanned::new(cidr, text.span)),
+            Err(_) => {
+                let message = if what == "pool" {
+                    "IPPool CIDR must be a valid subnet".to_string()
+                } else {
+                    format!("`{}` is not a valid {what} CIDR", text.value)
+                };
+                let help = match text.parse::<IpAddr>() {
+                    Ok(IpAddr::V4(_)) => format!("add a prefix length: `{}/32` for one address", text.value),
+                    Ok(IpAddr::V6(_)) => format!("add a prefix length: `{}/128` for one address", text.value),
+                    Err(_) => "write an address and a prefix length, such as `192.168.0.0/16`".to_string(),
+                };
+                self.report(Diagnostic::new(&INVALID_CIDR, text.span, message).label(format!("`{}`", text.value)).help(help));
+                None
+            }
+        }
+    }
+
+    fn cidrs(&mut self, texts: &[Spanned<String>], what: &str) -> Vec<Spanned<IpNet>> {
+        texts.iter().filter_map(|text| self.cidr(text, what)).collect()
+    }
+
+    fn as_number(&mut self, text: &Spanned<intent::AsNumberText>) -> Option<Spanned<AsNumber>> {
+        match text.0.parse::<AsNumber>() {
+            Ok(number) => Some(Spanned::new(number, text.span)),
+            Err(error) => {
+                self.report(
+                    Diagnostic::new(&INVALID_AS_NUMBER, text.span, error.to_string())
+                        .label("not an AS number")
+                        .help("write a number from 0 to 4294967295, or dotted as \"HIGH.LOW\" with both parts below 65536"),
+                );
+                None
+            }
+        }
+    }
+
+    fn cluster_id(&mut self, text: &Spanned<String>) -> Option<Spanned<Ipv4Addr>> {
+        match text.parse::<Ipv4Addr>() {
+            Ok(id) => Some(Spanned::new(id, text.span)),
+            Err(_) => {
+                self.report(
+                    Diagnostic::new(&INVALID_CLUSTER_ID, text.span, format!("route-reflector cluster ID `{}` is not in IPv4 form", text.value))
+                        .label("not an IPv4 address")
+                        .help("cluster IDs are 32-bit numbers written as IPv4 addresses; use an unused one such as `244.0.0.1`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn selector(&mut self, text: &Spanned<String>) -> Option<Spanned<SelectorText>> {
+        match Selector::parse(&text.value) {
+            Ok(selector) => Some(Spanned::new(SelectorText { text: text.value.clone(), selector }, text.span)),
+            Err(error) => {
+                let inner = inner_span(self.source, text.span, &text.value, error.start, error.end);
+                self.report(
+                    Diagnostic::new(&INVALID_SELECTOR, inner, format!("invalid selector `{}`: {}", text.value, error.message))
+                        .label(error.message.clone())
+                        .help("Calico selectors: `all()`, `has(key)`, `key == 'value'`, `key != 'value'`, `key in {'a', 'b'}`, `key not in {...}`, `!`, `&&`, `||`, parentheses"),
+                );
+                None
+            }
+        }
+    }
+
+    fn node_reference(&mut self, name: &Spanned<String>) -> Option<Spanned<NodeId>> {
+        if let Some(id) = self.node_ids.get(&name.value) {
+            return Some(Spanned::new(*id, name.span));
+        }
+        let known: Vec<&str> = self.node_ids.keys().map(String::as_str).collect();
+        let help = match calplan_syntax::schema::did_you_mean(&name.value, known.iter().copied()) {
+            Some(suggestion) => format!("did you mean `{suggestion}`?"),
+            None => "declare the node under `spec.nodes`, or correct the name".to_string(),
+        };
+        self.report(
+            Diagnostic::new(&UNKNOWN_NODE, name.span, format!("no node named `{}`", name.value))
+                .label("not declared under `spec.nodes`")
+                .help(help),
+        );
+        None
+    }
+
+    fn label(&mut self, key: &Spanned<String>, value: &Spanned<String>) -> bool {
+        let key_problem = label_key_problem(&key.value);
+        if let Some(problem) = &key_problem {
+            self.report(
+                Diagnostic::new(&INVALID_LABEL, key.span, format!("invalid label key `{}`: {problem}", key.value))
+                    .label("not a label key")
+                    .help("a key is an optional DNS-subdomain prefix and `/`, then up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"),
+            );
+        }
+        let value_ok = value.value.is_empty() || is_label_name(&value.value);
+        if !value_ok {
+            self.report(
+                Diagnostic::new(&INVALID_LABEL, value.span, format!("invalid value `{}` for label `{}`", value.value, key.value))
+                    .label("not a label value")
+                    .help("a value is empty or up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"),
+            );
+        }
+        key_problem.is_none() && value_ok
+    }
+
+    fn duration(&mut self, text: &Spanned<String>) -> Option<Spanned<Duration>> {
+        match parse_duration(&text.value) {
+            Some(seconds) => Some(Spanned::new(Duration { seconds, text: text.value.clone() }, text.span)),
+            None => {
+                self.report(
+                    Diagnostic::new(&INVALID_DURATION, text.span, format!("`{}` is not a duration", text.value))
+                        .label("not a Go duration")
+                        .help("write a number with a unit: `120s`, `2m`, `1m30s`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, password: &intent::Password) -> SecretRef {
+        let reference = &password.secret_key_ref;
+        SecretRef { name: reference.name.value.clone(), key: reference.key.value.clone(), span: reference.name.span }
+    }
+
+    fn autodetection(&mut self, method: &Spanned<String>) -> Option<Spanned<AutodetectionMethod>> {
+        let text = method.value.trim();
+        let (kind, argument) = text.split_once('=').unwrap_or((text, ""));
+        let argument_span = |lowerer: &Self| {
+            let offset = kind.len() + 1;
+            inner_span(lowerer.source, method.span, &method.value, offset.min(method.len()), method.len())
+        };
+        let parsed = match kind {
+            "" | "first-found" if argument.is_empty() => Ok(AutodetectionMethod::FirstFound),
+            "kubernetes-internal-ip" if argument.is_empty() => Ok(AutodetectionMethod::KubernetesInternalIp),
+            "can-reach" if !argument.is_empty() => Ok(AutodetectionMethod::CanReach(match argument.parse::<IpAddr>() {
+                Ok(address) => CanReachTarget::Address(address),
+                Err(_) if is_hostname(argument) => CanReachTarget::Hostname(argument.to_string()),
+                Err(_) => {
+                    let span = argument_span(self);
+                    self.report(
+                        Diagnostic::new(&INVALID_AUTODETECTION_METHOD, span, format!("`{argument}` is neither an IP address nor a hostname"))
+                            .label("can-reach needs an address or hostname")
+                            .help("write `can-reach=DEST`, DEST being an address the nodes' correct interface routes to, such as a gateway"),
+                    );
+                    return None;
+                }
+            })),
+            "interface" | "skip-interface" if !argument.is_empty() => {
+                let mut patterns = Vec::new();
+                for pattern in argument.split(',') {
+                    if let Err(error) = regex::Regex::new(pattern) {
+                        let span = argument_span(self);
+                        self.report(
+                            Diagnostic::new(&INVALID_AUTODETECTION_METHOD, span, format!("invalid interface regex `{pattern}`"))
+                                .label(first_line(&error.to_string()))
+                                .help("interface patterns are Go regular expressions separated by commas, such as `eth.*,ens.*`"),
+                        );
+                        return None;
+                    }
+                    patterns.push(pattern.to_string());
+                }
+                Ok(if kind == "interface" {
+                    AutodetectionMethod::Interface(patterns)
+                } else {
+                    AutodetectionMethod::SkipInterface(patterns)
+                })
+            }
+            "cidr" if !argument.is_empty() => {
+                let mut cidrs = Vec::new();
+                for cidr in argument.split(',') {
+                    match cidr.trim().parse::<IpNet>() {
+                        Ok(cidr) => cidrs.push(cidr),
+                        Err(_) => {
+                            let span = argument_span(self);
+                            self.report(
+                                Diagnostic::new(&INVALID_AUTODETECTION_METHOD, span, format!("`{cidr}` is not a CIDR"))
+                                    .label("cidr= takes CIDRs separated by commas")
+                                    .help("write `cidr=10.0.0.0/8,192.168.0.0/16`"),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                Ok(AutodetectionMethod::Cidr(cidrs))
+            }
+            _ => Err(()),
+        };
+        match parsed {
+            Ok(parsed) => Some(Spanned::new(parsed, method.span)),
+            Err(()) => {
+                self.report(
+                    Diagnostic::new(&INVALID_AUTODETECTION_METHOD, method.span, format!("Invalid IP autodetection method: {}", method.value))
+                        .label("calico-node would exit at start-up")
+                        .help("use `first-found`, `can-reach=DEST`, `interface=REGEX`, `skip-interface=REGEX`, `cidr=CIDR` or `kubernetes-internal-ip`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn bgp(&mut self, bgp: &intent::Bgp, span: Span) -> BgpSettings {
+        let as_number = bgp.as_number.as_ref().and_then(|number| self.as_number(number));
+        BgpSettings {
+            as_number_set: as_number.is_some(),
+            as_number: as_number.unwrap_or_else(|| Spanned::new(AsNumber::CALICO_DEFAULT, span)),
+            node_to_node_mesh_set: bgp.node_to_node_mesh.is_some(),
+            node_to_node_mesh: bgp.node_to_node_mesh.clone().unwrap_or_else(|| Spanned::new(true, span)),
+            log_severity_set: bgp.log_severity.is_some(),
+            log_severity: match bgp.log_severity.as_ref().map(|severity| severity.value) {
+                Some(intent::LogSeverity::Debug) => LogSeverity::Debug,
+                Some(intent::LogSeverity::Info) | None => LogSeverity::Info,
+                Some(intent::LogSeverity::Warning) => LogSeverity::Warning,
+                Some(intent::LogSeverity::Error) => LogSeverity::Error,
+                Some(intent::LogSeverity::Fatal) => LogSeverity::Fatal,
+                Some(intent::LogSeverity::None) => LogSeverity::None,
+            },
+            advertise_service_cluster_ips: bgp.advertise_service_cluster_ips.as_ref().is_some_and(|flag| flag.value),
+            service_external_ips: self.cidrs(bgp.service_external_ips.as_deref().unwrap_or_default(), "service external IP"),
+            service_load_balancer_ips: self.cidrs(bgp.service_load_balancer_ips.as_deref().unwrap_or_default(), "service LoadBalancer IP"),
+            listen_port: bgp.listen_port.clone(),
+            bind_mode_node_ip: bgp.bind_mode.as_ref().is_some_and(|mode| mode.value == intent::BindMode::NodeIp),
+            ignored_interfaces: bgp.ignored_interfaces.iter().flatten().map(|name| name.value.clone()).collect(),
+            node_mesh_password: bgp.node_mesh_password.as_ref().map(|password| self.secret(password)),
+            node_mesh_max_restart_time: bgp.node_mesh_max_restart_time.as_ref().and_then(|text| self.duration(text)),
+            span,
+        }
+    }
+
+    /// Resolves `bgp.routeReflectors` and gathers the clusters nodes declare literally; marks
+    /// every reflector with its cluster ID and the labels the generated BGPPeers select on.
+    fn route_reflectors(&mut self, clusters: &[intent::RouteReflectorCluster], nodes: &mut [Node]) -> Vec<RouteReflectorCluster> {
+        let mut resolved = Vec::new();
+        let mut assigned: HashMap<NodeId, Span> = HashMap::new();
+        for cluster in clusters {
+            let Some(cluster_id) = self.cluster_id(&cluster.cluster_id) else { continue };
+            let clients = cluster.clients.as_ref().and_then(|text| self.selector(text));
+            let mut members = Vec::new();
+            for name in &cluster.nodes {
+                let Some(id) = self.node_reference(name) else { continue };
+                if let Some(earlier) = assigned.get(&id.value) {
+                    self.report(
+                        Diagnostic::new(&crate::rules::UNKNOWN_NODE, name.span, format!("node `{}` is listed as a reflector twice", name.value))
+                            .label("listed again here")
+                            .secondary(*earlier, "first listed here")
+                            .help("a node reflects routes for one cluster ID; list it once"),
+                    );
+                    continue;
+                }
+                assigned.insert(id.value, name.span);
+                members.push(id);
+            }
+            resolved.push(RouteReflectorCluster {
+                cluster_id,
+                nodes: members,
+                clients,
+                generated_peers: true,
+                span: cluster.cluster_id.span,
+            });
+        }
+        // One BGPPeer serves every cluster when all have the default clients; otherwise each
+        // cluster's reflectors are told apart by a label naming their cluster.
+        let per_cluster_labels = resolved.iter().any(|cluster| cluster.clients.is_some());
+        for cluster in &resolved {
+            for member in &cluster.nodes {
+                let node = &mut nodes[member.value.0 as usize];
+                if let Some(literal) = &node.route_reflector_cluster_id {
+                    if literal.value != cluster.cluster_id.value {
+                        let message = format!(
+                            "node `{}` is a reflector in cluster `{}` and declares cluster ID `{}`",
+                            node.name.value, cluster.cluster_id.value, literal.value
+                        );
+                        self.diagnostics.push(
+                            Diagnostic::new(&INVALID_CLUSTER_ID, literal.span, message)
+                                .label("conflicts with `bgp.routeReflectors`")
+                                .secondary(member.span, "listed as a reflector here")
+                                .help("give the cluster ID in one place"),
+                        );
+                    }
+                }
+                node.route_reflector_cluster_id = Some(cluster.cluster_id.clone());
+                node.labels.insert(ROUTE_REFLECTOR_LABEL.to_string(), Spanned::new("true".to_string(), member.span));
+                if per_cluster_labels {
+                    node.labels.insert(
+                        ROUTE_REFLECTOR_CLUSTER_LABEL.to_string(),
+                        Spanned::new(cluster.cluster_id.value.to_string(), cluster.cluster_id.span),
+                    );
+                }
+            }
+        }
+        // Reflectors declared on nodes directly, whose peerings the operator writes.
+        let mut literal: BTreeMap<Ipv4Addr, RouteReflectorCluster> = BTreeMap::new();
+        for node in nodes.iter() {
+            let Some(cluster_id) = &node.route_reflector_cluster_id else { continue };
+            if assigned.contains_key(&node.id) {
+                continue;
+            }
+            literal
+                .entry(cluster_id.value)
+                .or_insert_with(|| RouteReflectorCluster {
+                    cluster_id: cluster_id.clone(),
+                    nodes: Vec::new(),
+                    clients: None,
+                    generated_peers: false,
+                    span: cluster_id.span,
+                })
+                .nodes
+                .push(Spanned::new(node.id, cluster_id.span));
+        }
+        resolved.extend(literal.into_values());
+        resolved
+    }
+
+    fn peer(&mut self, peer: &intent::Peer) -> Option<Peer> {
+        let name_ok = self.name(&peer.name, "BGP peer");
+        let peer_ip = peer.peer_ip.as_ref().and_then(|text| self.peer_address(text));
+        let peer_selector = peer.peer_selector.as_ref().and_then(|text| self.selector(text));
+        let node = peer.node.as_ref().and_then(|name| self.node_reference(name));
+        let node_selector = peer.node_selector.as_ref().and_then(|text| self.selector(text));
+        let as_number = peer.as_number.as_ref().and_then(|number| self.as_number(number));
+        let local_as_number = peer.local_as_number.as_ref().and_then(|number| self.as_number(number));
+        let max_restart_time = peer.max_restart_time.as_ref().and_then(|text| self.duration(text));
+        let keepalive_time = peer.keepalive_time.as_ref().and_then(|text| self.duration(text));
+        let reachable_by = peer.reachable_by.as_ref().and_then(|text| match text.parse::<IpAddr>() {
+            Ok(address) => Some(Spanned::new(address, text.span)),
+            Err(_) => {
+                self.report(
+                    Diagnostic::new(&INVALID_ADDRESS, text.span, format!("`{}` is not an IP address", text.value))
+                        .label("reachableBy takes a gateway address")
+                        .help("write the address of the gateway that reaches the peer"),
+                );
+                None
+            }
+        });
+        let password = peer.password.as_ref().map(|password| self.secret(password));
+        name_ok.then(|| Peer {
+            name: peer.name.clone(),
+            peer_ip,
+            peer_selector,
+            as_number,
+            node,
+            node_selector,
+            local_as_number,
+            keep_original_next_hop: peer.keep_original_next_hop.as_ref().map(|flag| flag.value),
+            next_hop_mode: peer.next_hop_mode.as_ref().map(|mode| match mode.value {
+                intent::NextHopMode::Auto => NextHopMode::Auto,
+                intent::NextHopMode::SelfAddress => NextHopMode::SelfAddress,
+                intent::NextHopMode::Keep => NextHopMode::Keep,
+            }),
+            max_restart_time,
+            keepalive_time,
+            source_address: peer.source_address.as_ref().map(|source| match source.value {
+                intent::SourceAddress::UseNodeIp => SourceAddress::UseNodeIp,
+                intent::SourceAddress::None => SourceAddress::None,
+            }),
+            reverse_peering: peer.reverse_peering.as_ref().map(|reverse| match reverse.value {
+                intent::ReversePeering::Auto => ReversePeering::Auto,
+                intent::ReversePeering::Manual => ReversePeering::Manual,
+            }),
+            password,
+            ttl_security: peer.ttl_security.as_ref().map(|ttl| ttl.value),
+            num_allowed_local_as_numbers: peer.num_allowed_local_as_numbers.as_ref().map(|number| number.value),
+            reachable_by,
+            filters: peer.filters.iter().flatten().map(|filter| filter.value.clone()).collect(),
+            span: peer.name.span,
+        })
+    }
+
+    fn peer_address(&mut self, text: &Spanned<String>) -> Option<Spanned<PeerAddress>> {
+        match parse_peer_address(&text.value) {
+            Some(address) => Some(Spanned::new(address, text.span)),
+            None => {
+                self.report(
+                    Diagnostic::new(&INVALID_ADDRESS, text.span, format!("`{}` is not a peer address", text.value))
+                        .label("not IP, IP:PORT or [IPv6]:PORT")
+                        .help("write the peer's address, optionally with a port: `172.19.4.87`, `172.19.4.87:179`, `[fd00::1]:179`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn pool(&mut self, pool: &intent::Pool) -> Option<Pool> {
+        let name_ok = self.name(&pool.name, "pool");
+        let cidr = self.cidr(&pool.cidr, "pool");
+        let node_selector = match &pool.node_selector {
+            Some(text) => self.selector(text),
+            None => Some(Spanned::new(SelectorText { text: "all()".into(), selector: Selector::All }, pool.name.span)),
+        };
+        let cidr = cidr?;
+        let node_selector = node_selector?;
+        if !name_ok {
+            return None;
+        }
+        let head = pool.name.span;
+        let mode = |mode: &Option<Spanned<intent::EncapsulationMode>>| match mode {
+            Some(mode) => Spanned::new(
+                match mode.value {
+                    intent::EncapsulationMode::Never => EncapsulationMode::Never,
+                    intent::EncapsulationMode::Always => EncapsulationMode::Always,
+                    intent::EncapsulationMode::CrossSubnet => EncapsulationMode::CrossSubnet,
+                },
+                mode.span,
+            ),
+            None => Spanned::new(EncapsulationMode::Never, head),
+        };
+        let flag = |flag: &Option<Spanned<bool>>| flag.clone().unwrap_or_else(|| Spanned::new(false, head));
+        let default_block = if matches!(cidr.value, IpNet::V4(_)) { 26 } else { 122 };
+        let allowed_uses = match &pool.allowed_uses {
+            Some(uses) => {
+                let span = uses.first().map_or(head, |first| first.span);
+                let mut values: Vec<AllowedUse> = uses
+                    .iter()
+                    .map(|used| match used.value {
+                        intent::AllowedUse::Workload => AllowedUse::Workload,
+                        intent::AllowedUse::Tunnel => AllowedUse::Tunnel,
+                        intent::AllowedUse::LoadBalancer => AllowedUse::LoadBalancer,
+                    })
+                    .collect();
+                values.dedup();
+                Spanned::new(values, span)
+            }
+            None => Spanned::new(vec![AllowedUse::Workload, AllowedUse::Tunnel], head),
+        };
+        Some(Pool {
+            name: pool.name.clone(),
+            cidr,
+            block_size_set: pool.block_size.is_some(),
+            block_size: pool.block_size.clone().unwrap_or_else(|| Spanned::new(default_block, head)),
+            ipip_mode: mode(&pool.ipip_mode),
+            vxlan_mode: mode(&pool.vxlan_mode),
+            nat_outgoing: flag(&pool.nat_outgoing),
+            disabled: flag(&pool.disabled),
+            disable_bgp_export: flag(&pool.disable_bgp_export),
+            node_selector,
+            allowed_uses_set: pool.allowed_uses.is_some(),
+            allowed_uses,
+            assignment_manual: pool.assignment_mode.as_ref().is_some_and(|mode| mode.value == intent::AssignmentMode::Manual),
+            span: head,
+        })
+    }
+
+    fn router(&mut self, router: &intent::Router, id: RouterId) -> Option<Router> {
+        let name_ok = self.name(&router.name, "router");
+        let address = match router.address.parse::<IpNet>() {
+            Ok(address) => Some(Spanned::new(address, router.address.span)),
+            Err(_) => {
+                self.report(
+                    Diagnostic::new(&INVALID_ADDRESS, router.address.span, format!("`{}` is not an address with a prefix length", router.address.value))
+                        .label("not an address/prefix")
+                        .help("write the router's address on the nodes' network with its prefix length, such as `21.49.22.3/24`"),
+                );
+                None
+            }
+        };
+        let mut static_routes = Vec::new();
+        for route in &router.static_routes {
+            let destination = match route.destination.value.as_str() {
+                "pools" => Some(Destination::Pools),
+                "services" => Some(Destination::Services),
+                _ => self.cidr(&route.destination, "destination").map(|cidr| Destination::Cidr(cidr.value)),
+            };
+            let via = route
+                .via
+                .iter()
+                .filter_map(|hop| match hop.parse::<IpAddr>() {
+                    Ok(address) => Some(Spanned::new(NextHop::Address(address), hop.span)),
+                    Err(_) => self.node_reference(hop).map(|id| Spanned::new(NextHop::Node(id.value), hop.span)),
+                })
+                .collect();
+            if let Some(destination) = destination {
+                static_routes.push(StaticRoute {
+                    destination: Spanned::new(destination, route.destination.span),
+                    via,
+                    aggregate: route.aggregate.as_ref().is_none_or(|flag| flag.value),
+                    span: route.destination.span,
+                });
+            }
+        }
+        let bgp = router.bgp.as_ref().and_then(|bgp| {
+            let as_number = self.as_number(&bgp.as_number)?;
+            Some(RouterBgp {
+                as_number,
+                peer_with: match bgp.peer_with.value {
+                    intent::PeerWith::RouteReflectors => PeerWith::RouteReflectors,
+                    intent::PeerWith::AllNodes => PeerWith::AllNodes,
+                },
+                password: bgp.password.as_ref().map(|password| self.secret(password)),
+                span: bgp.peer_with.span,
+            })
+        });
+        let address = address?;
+        name_ok.then(|| Router {
+            id,
+            name: router.name.clone(),
+            platform: router.platform.clone().map(|platform| match platform {
+                intent::Platform::Linux => Platform::Linux,
+                intent::Platform::Frr => Platform::Frr,
+                intent::Platform::Ios => Platform::Ios,
+                intent::Platform::Junos => Platform::Junos,
+            }),
+            address,
+            static_routes,
+            bgp,
+            span: router.name.span,
+        })
+    }
+}
+
+/// The span of `value[start..end]` inside the source span of a (possibly quoted) scalar.
+pub fn inner_span(source: &str, span: Span, value: &str, start: usize, end: usize) -> Span {
+    let written = source.get(span.start as usize..span.end as usize).unwrap_or("");
+    if written == value {
+        return span.sub(start, end);
+    }
+    let quoted = written.len() >= 2
+        && (written.starts_with('\'') && written.ends_with('\'') || written.starts_with('"') && written.ends_with('"'));
+    if quoted && &written[1..written.len() - 1] == value {
+        return span.sub(start + 1, end + 1);
+    }
+    span
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().rev().find(|line| line.contains("error")).unwrap_or(text.lines().next().unwrap_or(text)).trim().to_string()
+}
+
+fn dns_subdomain() -> &'static regex::Regex {
+    static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
+    PATTERN.get_or_init(|| {
+        regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("valid regex")
+    })
+}
+
+pub fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && dns_subdomain().is_match(name)
+}
+
+fn suggest_dns_name(name: &str) -> Option<String> {
+    let lowered: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .collect();
+    let trimmed = lowered.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    is_dns_subdomain(&trimmed).then_some(trimmed)
+}
+
+fn is_hostname(text: &str) -> bool {
+    is_dns_subdomain(&text.to_lowercase())
+}
+
+fn is_label_name(text: &str) -> bool {
+    static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
+    let pattern = PATTERN
+        .get_or_init(|| regex::Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$").expect("valid regex"));
+    text.len() <= 63 && pattern.is_match(text)
+}
+
+fn label_key_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        if !is_dns_subdomain(prefix) {
+            return Some(format!("the prefix `{prefix}` is not a DNS subdomain"));
+        }
+    }
+    if !is_label_name(name) {
+        return Some(format!("the name `{name}` is not 1–63 letters, digits, `-`, `_` or `.` beginning and ending with a letter or digit"));
+    }
+    None
+}
+
+/// Go's `time.ParseDuration` syntax, in whole seconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    if text == "0" {
+        return Some(0);
+    }
+    let mut rest = text;
+    let mut nanos: f64 = 0.0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        nanos += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Some((nanos / 1e9) as u64)
+}
+
+pub fn parse_peer_address(text: &str) -> Option<PeerAddress> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(PeerAddress { ip, port: None });
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let (ip, port) = rest.split_once("]:")?;
+        return Some(PeerAddress { ip: IpAddr::V6(ip.parse().ok()?), port: Some(port.parse().ok()?) });
+    }
+    let (ip, port) = text.rsplit_once(':')?;
+    Some(PeerAddress { ip: IpAddr::V4(ip.parse().ok()?), port: Some(port.parse().ok()?) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_follow_go() {
+        assert_eq!(parse_duration("120s"), Some(120));
+        assert_eq!(parse_duration("1m30s"), Some(90));
+        assert_eq!(parse_duration("1.5h"), Some(5400));
+        assert_eq!(parse_duration("0"), Some(0));
+        assert_eq!(parse_duration("120"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn peer_addresses() {
+        assert_eq!(parse_peer_address("1.2.3.4").unwrap().port, None);
+        assert_eq!(parse_peer_address("1.2.3.4:180").unwrap().port, Some(180));
+        assert_eq!(parse_peer_address("[fd00::1]:179").unwrap().port, Some(179));
+        assert_eq!(parse_peer_address("fd00::1").unwrap().port, None);
+        assert!(parse_peer_address("1.2.3:4").is_none());
+    }
+
+    #[test]
+    fn names_and_labels() {
+        assert!(is_dns_subdomain("cs1-k8s-m1.zpepc.com.cn"));
+        assert!(!is_dns_subdomain("Pool_A"));
+        assert_eq!(suggest_dns_name("Pool_A").as_deref(), Some("pool-a"));
+        assert!(label_key_problem("kubernetes.io/os").is_none());
+        assert!(label_key_problem("rack id").is_some());
+        assert!(is_label_name("true"));
+    }
+}

@@ -1,0 +1,179 @@
+//! Rules reported while resolving values: a value that does not mean anything.
+
+use calplan_diagnostics::declare_rule;
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a CIDR that does not parse: a pool, service range or interface address.
+    ///
+    /// ## Why is this bad?
+    /// Calico refuses it (`IPPool CIDR must be a valid subnet`), after the change has started.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// cidr: 192.168.0.0/33
+    /// ```
+    pub static INVALID_CIDR = ("E0101", "invalid-cidr", Error, "a CIDR that does not parse");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a node or router address that is not an address with a prefix length, or an
+    /// address (peer, next hop) that does not parse.
+    ///
+    /// ## Why is this bad?
+    /// The prefix length tells calplan which nodes share a subnet, which decides CrossSubnet
+    /// encapsulation, next hops and autodetection.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// ipv4Address: 21.49.22.4     # write 21.49.22.4/24
+    /// ```
+    pub static INVALID_ADDRESS = ("E0102", "invalid-address", Error, "an address that does not parse");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Checks AS numbers: a plain `uint32`, or dotted `a.b` with both halves below 65536.
+    ///
+    /// ## Why is this bad?
+    /// Calico rejects the resource with `invalid AS Number format`.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// asNumber: "1.70000"
+    /// ```
+    pub static INVALID_AS_NUMBER = ("E0103", "invalid-as-number", Error, "an AS number Calico cannot read");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that route-reflector cluster IDs are in IPv4 form.
+    ///
+    /// ## Why is this bad?
+    /// BIRD's `rr cluster id` takes a 32-bit ID written as an IPv4 address; Calico validates
+    /// `routeReflectorClusterID` as one.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// clusterID: rr-1          # write an unused address such as 244.0.0.1
+    /// ```
+    pub static INVALID_CLUSTER_ID = ("E0104", "invalid-cluster-id", Error, "a route-reflector cluster ID not in IPv4 form");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Parses every selector with Calico's selector grammar and points at the offending part.
+    ///
+    /// ## Why is this bad?
+    /// Calico rejects a selector it cannot parse; one it parses differently from what was meant
+    /// selects the wrong nodes.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// nodeSelector: rack = 'r1'          # `==`, not `=`
+    /// ```
+    pub static INVALID_SELECTOR = ("E0105", "invalid-selector", Error, "a selector Calico cannot parse");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a reference to a node the intent does not declare: in a route-reflector cluster,
+    /// a peer's `node`, or a router's `via`.
+    ///
+    /// ## Why is this bad?
+    /// The reflector, peering or route would silently not exist.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// routeReflectors:
+    ///   - {clusterID: 1.0.0.1, nodes: [cs1-k8s-n7]}   # no such node
+    /// ```
+    pub static UNKNOWN_NODE = ("E0106", "unknown-node", Error, "a reference to a node that does not exist");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Checks names: nodes, pools and peers are Kubernetes resource names (DNS-1123
+    /// subdomains); routers become file names and must follow the same rule.
+    ///
+    /// ## Why is this bad?
+    /// The API server refuses other names, and names reach file paths and shell commands.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// name: Pool_A
+    /// ```
+    pub static INVALID_NAME = ("E0107", "invalid-name", Error, "a name Kubernetes would refuse");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Checks label keys and values against Kubernetes' syntax.
+    ///
+    /// ## Why is this bad?
+    /// The API server refuses the node's labels, and selectors on them never match.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// labels: {"rack id": r1}
+    /// ```
+    pub static INVALID_LABEL = ("E0108", "invalid-label", Error, "a label key or value Kubernetes would refuse");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Checks durations such as `maxRestartTime`: Go's syntax (`120s`, `2m`, `1m30s`).
+    ///
+    /// ## Why is this bad?
+    /// Calico parses them with Go's `time.ParseDuration` and refuses anything else.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// maxRestartTime: 120        # write 120s
+    /// ```
+    pub static INVALID_DURATION = ("E0109", "invalid-duration", Error, "a duration Calico cannot read");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Parses `nodeAddressAutodetection` with calico-node's method syntax and regexes.
+    ///
+    /// ## Why is this bad?
+    /// calico-node exits with `Invalid IP autodetection method` and the node never joins.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// ipv4: can-reach:21.49.22.1     # `=`, not `:`
+    /// ```
+    pub static INVALID_AUTODETECTION_METHOD = ("E0110", "invalid-autodetection-method", Error, "an autodetection method calico-node rejects");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Checks `calicoVersion` names a Calico release calplan renders for (3.x).
+    ///
+    /// ## Why is this bad?
+    /// The Calico-dialect BIRD configs follow the release's templates; an unknown release
+    /// would be rendered as some other release without saying so.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// calicoVersion: "2.6"
+    /// ```
+    pub static UNSUPPORTED_CALICO_VERSION = ("E0111", "unsupported-calico-version", Error, "a Calico release calplan does not render for");
+}
+
+pub static ALL: &[&calplan_diagnostics::Rule] = &[
+    &INVALID_CIDR,
+    &INVALID_ADDRESS,
+    &INVALID_AS_NUMBER,
+    &INVALID_CLUSTER_ID,
+    &INVALID_SELECTOR,
+    &UNKNOWN_NODE,
+    &INVALID_NAME,
+    &INVALID_LABEL,
+    &INVALID_DURATION,
+    &INVALID_AUTODETECTION_METHOD,
+    &UNSUPPORTED_CALICO_VERSION,
+];
