@@ -8,6 +8,7 @@ mod as_number;
 pub mod peering;
 pub mod resources;
 pub mod selector;
+pub mod status;
 
 pub use as_number::{AsNumber, AsNumberError};
 pub use selector::{Selector, SelectorError};

@@ -243,6 +243,8 @@ pub struct Peerings {
     node_specific: Vec<BTreeMap<String, PeerData>>,
     /// What confd would log and skip: unparsable selectors, malformed peer IPs.
     pub problems: Vec<String>,
+    by_address: HashMap<IpAddr, usize>,
+    by_name: HashMap<String, usize>,
 }
 
 impl Peerings {
@@ -272,7 +274,20 @@ impl Peerings {
             computer.reverse(peer);
         }
         let Computer { global, node_specific, problems, .. } = computer;
-        Peerings { topology, global, node_specific, problems }
+        let mut by_address = HashMap::new();
+        let mut by_name = HashMap::new();
+        for (index, node) in topology.nodes.iter().enumerate() {
+            for address in node.ipv4.map(IpAddr::V4).into_iter().chain(node.ipv6.map(IpAddr::V6)) {
+                by_address.entry(address).or_insert(index);
+            }
+            by_name.insert(node.name.clone(), index);
+        }
+        Peerings { topology, global, node_specific, problems, by_address, by_name }
+    }
+
+    /// The index of the node of that name.
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
     }
 
     /// Whether this node takes part in the node-to-node mesh (as confd renders it).
@@ -295,49 +310,62 @@ impl Peerings {
     /// (by key), node-specific (by key). Peerings to the node itself are left out, as the
     /// template skips them.
     pub fn for_node(&self, node_index: usize) -> Vec<Peering> {
+        let mut sessions = self.mesh_for_node(node_index);
+        sessions.extend(self.explicit_for_node(node_index));
+        sessions
+    }
+
+    /// The node's node-to-node mesh sessions, by node name.
+    pub fn mesh_for_node(&self, node_index: usize) -> Vec<Peering> {
         let node = &self.topology.nodes[node_index];
         let node_as = self.topology.node_as(node);
-        let mut sessions = Vec::new();
-        if node.ipv4.is_none() && node.ipv6.is_none() {
-            return sessions;
-        }
+        let Some(own_ip) = node.ipv4 else { return Vec::new() };
         let mut mesh: Vec<usize> = self.mesh_peers(node_index).collect();
         mesh.sort_by(|a, b| self.topology.nodes[*a].name.cmp(&self.topology.nodes[*b].name));
-        for other_index in mesh {
-            let other = &self.topology.nodes[other_index];
-            let (Some(own_ip), Some(other_ip)) = (node.ipv4, other.ipv4) else { continue };
-            let data = PeerData {
-                ip: IpAddr::V4(other_ip),
-                as_number: self.topology.node_as(other),
-                port: self.topology.listen_port.unwrap_or(0),
-                rr_cluster_id: other.rr_cluster_id.clone(),
-                calico_node: true,
-                password: self.topology.mesh_password.clone(),
-                source_address: true,
-                restart_time: self.topology.mesh_restart_time,
-                keep_next_hop: false,
-                next_hop_mode: None,
-                ttl_security: 0,
-                num_allow_local_as: 0,
-                reachable_by: None,
-                filters: Vec::new(),
-                origin: PeeringOrigin::Mesh,
-            };
-            sessions.push(Peering {
-                peer_type: PeerType::Mesh,
-                external: data.as_number != node_as,
-                passive: other_ip.to_string() > own_ip.to_string(),
-                rr_client: false,
-                remote_node: Some(other_index),
-                local_cluster_id: node.rr_cluster_id.clone(),
-                data,
-            });
-        }
+        mesh.into_iter()
+            .filter_map(|other_index| {
+                let other = &self.topology.nodes[other_index];
+                let other_ip = other.ipv4?;
+                let data = PeerData {
+                    ip: IpAddr::V4(other_ip),
+                    as_number: self.topology.node_as(other),
+                    port: self.topology.listen_port.unwrap_or(0),
+                    rr_cluster_id: other.rr_cluster_id.clone(),
+                    calico_node: true,
+                    password: self.topology.mesh_password.clone(),
+                    source_address: true,
+                    restart_time: self.topology.mesh_restart_time,
+                    keep_next_hop: false,
+                    next_hop_mode: None,
+                    ttl_security: 0,
+                    num_allow_local_as: 0,
+                    reachable_by: None,
+                    filters: Vec::new(),
+                    origin: PeeringOrigin::Mesh,
+                };
+                Some(Peering {
+                    peer_type: PeerType::Mesh,
+                    external: data.as_number != node_as,
+                    passive: other_ip.to_string() > own_ip.to_string(),
+                    rr_client: false,
+                    remote_node: Some(other_index),
+                    local_cluster_id: node.rr_cluster_id.clone(),
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    /// The node's global and node-specific sessions, in `bird.cfg` order.
+    pub fn explicit_for_node(&self, node_index: usize) -> Vec<Peering> {
+        let node = &self.topology.nodes[node_index];
+        let node_as = self.topology.node_as(node);
         let explicit = self
             .global
             .values()
             .map(|data| (PeerType::Global, data))
             .chain(self.node_specific[node_index].values().map(|data| (PeerType::NodeSpecific, data)));
+        let mut sessions = Vec::new();
         for (peer_type, data) in explicit {
             let own_ip = match data.ip {
                 IpAddr::V4(_) => node.ipv4.map(IpAddr::V4),
@@ -352,7 +380,7 @@ impl Peerings {
                 peer_type,
                 passive: peer_type == PeerType::Global && data.calico_node && data.ip.to_string() > own_ip.to_string(),
                 rr_client: !external && node.is_route_reflector() && data.rr_cluster_id != node.rr_cluster_id,
-                remote_node: self.remote_node(data.ip),
+                remote_node: self.by_address.get(&data.ip).copied(),
                 external,
                 local_cluster_id: node.rr_cluster_id.clone(),
                 data: data.clone(),
@@ -361,17 +389,6 @@ impl Peerings {
         sessions
     }
 
-    fn remote_node(&self, ip: IpAddr) -> Option<usize> {
-        self.topology.nodes.iter().position(|node| match ip {
-            IpAddr::V4(ip) => node.ipv4 == Some(ip),
-            IpAddr::V6(ip) => node.ipv6 == Some(ip),
-        })
-    }
-
-    /// The number of sessions the node would configure, without building them.
-    pub fn session_count(&self, node_index: usize) -> usize {
-        self.for_node(node_index).len()
-    }
 }
 
 struct Computer<'a> {

@@ -4,9 +4,16 @@
 //! Pure and deterministic: no I/O, no clocks, ordered collections only. Everything after this
 //! crate sees typed values (`IpNet`, `AsNumber`, `NodeId`), never YAML.
 
+pub mod analysis;
+pub mod autodetect;
+pub mod calico;
+pub mod graph;
+pub mod graph_render;
+pub mod ipam;
 pub mod lower;
 pub mod model;
 pub mod rules;
 
 pub use lower::lower;
 pub use model::*;
+pub use analysis::Analysis;

@@ -109,8 +109,8 @@ pub fn repair_tags(node: &mut Node, text: &str, severity: Severity, diagnostics:
                     "read as a tag, not as part of the value".to_string()
                 },
                 format!(
-                    "quote the value: '{meant}' (unquoted, the seed cluster's `nodeSelector: !has(route-reflector)` \
-                     was read as an empty selector, which turned a node-specific peering into a global one)"
+                    "quote it: '{meant}'. Unquoted, Calico reads a tag and an empty value: the seed cluster's \
+                     selector became empty, and its node-specific peering a global one"
                 ),
             )
         } else {

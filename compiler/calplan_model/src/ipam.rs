@@ -1,0 +1,138 @@
+//! Block placement: which node holds which block of each pool.
+//!
+//! Without live IPAM data, blocks are handed out deterministically: each enabled pool gives
+//! the nodes it selects one block each, in node order, from the start of the pool. With IPAM
+//! data (affinities read from the datastore or `calicoctl ipam show --show-blocks`), the real
+//! affinities are used and only nodes without a block in a pool get a new one, from the first
+//! free block.
+
+use crate::model::{Model, NodeId, Pool};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The state of a block's affinity to its node, as Calico's IPAM records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AffinityState {
+    Confirmed,
+    /// Claimed but not yet confirmed: confd does not advertise it.
+    Pending,
+    PendingDeletion,
+}
+
+impl AffinityState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AffinityState::Confirmed => "confirmed",
+            AffinityState::Pending => "pending",
+            AffinityState::PendingDeletion => "pendingDeletion",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AffinityState> {
+        match text {
+            "" | "confirmed" => Some(AffinityState::Confirmed),
+            "pending" => Some(AffinityState::Pending),
+            "pendingDeletion" => Some(AffinityState::PendingDeletion),
+            _ => None,
+        }
+    }
+}
+
+/// An affinity observed in the live cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObservedAffinity {
+    pub block: IpNet,
+    pub node: String,
+    pub state: AffinityState,
+}
+
+/// One block held by one node.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Block {
+    pub cidr: IpNet,
+    pub node: NodeId,
+    /// Index into `Model::pools`; `None` for a block left from a pool the intent no longer has.
+    pub pool: Option<usize>,
+    pub state: AffinityState,
+}
+
+impl Block {
+    /// Whether confd advertises and blackholes this block (a pending one is neither).
+    pub fn is_advertised(&self) -> bool {
+        self.state != AffinityState::Pending
+    }
+
+    /// `/32` and `/128` blocks are aggregated but not blackholed.
+    pub fn is_host_block(&self) -> bool {
+        self.cidr.prefix_len() == self.cidr.max_prefix_len()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BlockPlacement {
+    /// Every block, sorted by CIDR.
+    pub blocks: Vec<Block>,
+    by_node: BTreeMap<NodeId, Vec<usize>>,
+    /// Whether the placement came from live IPAM data.
+    pub observed: bool,
+}
+
+impl BlockPlacement {
+    pub fn of_node(&self, node: NodeId) -> impl Iterator<Item = &Block> {
+        self.by_node.get(&node).into_iter().flatten().map(|&index| &self.blocks[index])
+    }
+
+    pub fn of_pool(&self, pool: usize) -> impl Iterator<Item = &Block> {
+        self.blocks.iter().filter(move |block| block.pool == Some(pool))
+    }
+}
+
+/// Places blocks for every node. `observed` holds live affinities, if any were read.
+pub fn place(model: &Model, observed: Option<&[ObservedAffinity]>) -> BlockPlacement {
+    let mut blocks = Vec::new();
+    let mut taken: BTreeSet<IpNet> = BTreeSet::new();
+    let mut holds: BTreeSet<(NodeId, usize)> = BTreeSet::new();
+    if let Some(observed) = observed {
+        for affinity in observed {
+            let Some(node) = model.node_by_name(&affinity.node) else { continue };
+            let pool = model.pools.iter().position(|pool| pool.cidr.contains(&affinity.block));
+            if let Some(pool) = pool {
+                holds.insert((node.id, pool));
+            }
+            taken.insert(affinity.block);
+            blocks.push(Block { cidr: affinity.block, node: node.id, pool, state: affinity.state });
+        }
+    }
+    for (index, pool) in model.pools.iter().enumerate() {
+        if !takes_new_blocks(pool) {
+            continue;
+        }
+        let selected = model
+            .nodes
+            .iter()
+            .filter(|node| pool.node_selector.selector.matches(&node.label_values()))
+            .filter(|node| !holds.contains(&(node.id, index)));
+        let Ok(mut free) = pool.cidr.trunc().subnets(*pool.block_size) else { continue };
+        for node in selected {
+            let Some(cidr) = free.by_ref().find(|block| !taken.contains(block)) else { break };
+            taken.insert(cidr);
+            blocks.push(Block { cidr, node: node.id, pool: Some(index), state: AffinityState::Confirmed });
+        }
+    }
+    blocks.sort();
+    blocks.dedup_by(|a, b| a.cidr == b.cidr);
+    let mut by_node: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+    for (position, block) in blocks.iter().enumerate() {
+        by_node.entry(block.node).or_default().push(position);
+    }
+    BlockPlacement { blocks, by_node, observed: observed.is_some() }
+}
+
+/// Whether Calico would hand out new blocks from a pool for workloads.
+pub fn takes_new_blocks(pool: &Pool) -> bool {
+    !*pool.disabled
+        && !pool.assignment_manual
+        && pool.allowed_uses.contains(&crate::model::AllowedUse::Workload)
+        && pool.block_size.value >= pool.cidr.prefix_len()
+        && pool.block_size.value <= pool.cidr.max_prefix_len()
+}

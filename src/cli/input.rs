@@ -1,0 +1,58 @@
+//! Reading the intent: a path or `-` for standard input, and the check that gates every
+//! command that needs a valid intent.
+
+use super::CliError;
+use crate::pipeline::{self, Checked};
+use calplan_diagnostics::render;
+use std::io::Read;
+use std::path::Path;
+
+/// Reads a file (or standard input for `-`) as UTF-8 text, naming the file in any error.
+pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|error| CliError::Message(format!("cannot read standard input: {error}")))?;
+        return decode(bytes, "<stdin>").map(|text| ("<stdin>".to_string(), text));
+    }
+    let name = path.display().to_string();
+    if path.is_dir() {
+        return Err(CliError::Message(format!("cannot read `{name}`: it is a directory, not an intent file")));
+    }
+    let bytes = std::fs::read(path).map_err(|error| CliError::Message(format!("cannot read `{name}`: {error}")))?;
+    decode(bytes, &name).map(|text| (name, text))
+}
+
+fn decode(bytes: Vec<u8>, name: &str) -> Result<String, CliError> {
+    String::from_utf8(bytes).map_err(|error| {
+        CliError::Message(format!(
+            "`{name}` is not UTF-8 text (invalid byte at offset {})",
+            error.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Reads and checks an intent, printing its diagnostics to standard error in human form.
+/// Fails when the intent has errors, so callers only ever see a valid analysis.
+pub fn checked_intent(path: &Path) -> Result<Checked, CliError> {
+    let (name, text) = read_text(path)?;
+    let checked = pipeline::check(&name, text, None);
+    report(&checked);
+    if checked.valid().is_none() {
+        return Err(CliError::Reported);
+    }
+    Ok(checked)
+}
+
+/// Prints diagnostics (warnings and errors) to standard error.
+pub fn report(checked: &Checked) {
+    if checked.diagnostics.is_empty() {
+        return;
+    }
+    let diagnostics = checked.diagnostics.clone().into_sorted();
+    anstream::eprint!("{}", render::human(&diagnostics, &checked.sources, super::stderr_color()));
+    if checked.diagnostics.has_errors() {
+        anstream::eprintln!("{} {}", super::error_prefix(), checked.diagnostics.summary());
+    }
+}

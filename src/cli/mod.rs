@@ -1,0 +1,97 @@
+//! The command line: argument parsing, reading inputs, writing outputs, exit codes.
+//!
+//! Each subcommand has its own file. Errors that are not diagnostics (an unreadable file, a
+//! bad flag) become a [`CliError`] with the file or host named, printed as `error: ...`.
+
+mod check;
+mod graph;
+mod input;
+mod schema;
+mod status;
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "calplan",
+    version,
+    about = "Declarative config compiler and dry-run planner for Calico-networked Kubernetes clusters",
+    long_about = None,
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse and validate an intent, reporting every problem with its line and column
+    Check(check::Args),
+    /// Print, per node, the table `calicoctl node status` is expected to show
+    Status(status::Args),
+    /// Draw the BGP topology: nodes, route reflectors, peers and routers
+    Graph(graph::Args),
+    /// Print the intent's JSON Schema
+    Schema,
+}
+
+/// A failure that is not about the intent's content: the message names the file or host.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Message(String),
+    /// Diagnostics were already printed; exit 1 without another message.
+    #[error("")]
+    Reported,
+}
+
+pub type CliResult = Result<ExitCode, CliError>;
+
+/// Runs calplan with these arguments and returns its exit code (SPEC §2: 0 success, 1 any
+/// error, 2 only from `plan --detailed-exitcode` when changes are pending).
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Schema => schema::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError::Reported) => ExitCode::from(1),
+        Err(CliError::Message(message)) => {
+            anstream::eprintln!("{} {message}", error_prefix());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Whether to colour output written to standard error.
+pub(crate) fn stderr_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+fn error_prefix() -> String {
+    use owo_colors::OwoColorize;
+    if stderr_color() { "error:".red().bold().to_string() } else { "error:".to_string() }
+}
+
+/// Writes the requested output to standard output, reporting a closed pipe as an error.
+pub(crate) fn print_stdout(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|error| CliError::Message(format!("cannot write to standard output: {error}")))
+}

@@ -1,0 +1,38 @@
+//! The pipeline from an intent's text to its analysis: parse, lower, analyse, validate.
+//!
+//! Pure apart from reading the input, which happens at the CLI edge before this runs.
+
+use calplan_diagnostics::{Diagnostics, FileId, SourceMap};
+use calplan_model::Analysis;
+use calplan_model::ipam::ObservedAffinity;
+
+/// An intent, read and checked.
+pub struct Checked {
+    pub sources: SourceMap,
+    pub file: FileId,
+    /// `None` when the intent could not be read as an intent at all.
+    pub analysis: Option<Analysis>,
+    pub diagnostics: Diagnostics,
+}
+
+impl Checked {
+    /// The analysis, only if the intent has no errors.
+    pub fn valid(&self) -> Option<&Analysis> {
+        if self.diagnostics.has_errors() { None } else { self.analysis.as_ref() }
+    }
+}
+
+/// Runs every check on an intent's text.
+pub fn check(name: &str, text: String, observed: Option<&[ObservedAffinity]>) -> Checked {
+    let mut sources = SourceMap::new();
+    let file = sources.add(name, text);
+    let mut diagnostics = Diagnostics::new();
+    let text = sources.file(file).text();
+    let analysis = calplan_syntax::parse_intent(file, text, &mut diagnostics).map(|intent| {
+        let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
+        let analysis = Analysis::new(model, observed);
+        calplan_validate::validate(&analysis, &mut diagnostics);
+        analysis
+    });
+    Checked { sources, file, analysis, diagnostics }
+}

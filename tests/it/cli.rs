@@ -1,0 +1,126 @@
+//! The command line as operators and CI use it: exit codes, streams, formats.
+
+use crate::golden;
+use std::process::{Command, Output, Stdio};
+
+pub fn calplan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_calplan"))
+        .args(args)
+        .current_dir(golden::root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("calplan runs")
+}
+
+pub fn calplan_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calplan"))
+        .args(args)
+        .current_dir(golden::root())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("calplan runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_passes_the_seed_intent() {
+    let output = calplan(&["check", "testdata/seed-rr/intent.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("is a valid intent (6 nodes, 1 pool"));
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn check_reports_every_problem_and_exits_one() {
+    let output = calplan(&["check", "testdata/invalid/unknown-field/intent.yaml", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let first = &report["diagnostics"][0];
+    for key in ["code", "name", "severity", "message", "file", "line", "column", "help"] {
+        assert!(first.get(key).is_some(), "missing `{key}` in {first}");
+    }
+    assert_eq!(first.as_object().unwrap().len(), 8, "exactly SPEC §2's keys: {first}");
+}
+
+#[test]
+fn check_reads_standard_input() {
+    let intent = std::fs::read(golden::root().join("testdata/seed-rr/intent.yaml")).unwrap();
+    let output = calplan_stdin(&["check", "-"], &intent);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
+#[test]
+fn unreadable_inputs_are_clear_errors_not_panics() {
+    for (args, fragment) in [
+        (vec!["check", "no/such/file.yaml"], "cannot read `no/such/file.yaml`"),
+        (vec!["check", "testdata"], "is a directory"),
+    ] {
+        let output = calplan(&args);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(fragment), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let output = calplan_stdin(&["check", "-"], b"\xff\xfe\x00binary");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("not UTF-8"));
+    let output = calplan_stdin(&["check", "-"], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("the intent is empty"));
+}
+
+#[test]
+fn deny_warnings_fails_on_warnings() {
+    let path = "testdata/invalid/full-mesh-too-large/intent.yaml";
+    assert_eq!(calplan(&["check", path]).status.code(), Some(0));
+    assert_eq!(calplan(&["check", path, "--deny-warnings"]).status.code(), Some(1));
+}
+
+#[test]
+fn sarif_and_github_formats() {
+    let path = "testdata/invalid/unknown-field/intent.yaml";
+    let output = calplan(&["check", path, "--format", "sarif"]);
+    let log: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let result = &log["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "E0003");
+    assert!(result["locations"][0]["physicalLocation"]["region"]["startLine"].as_u64().unwrap() > 0);
+    let output = calplan(&["check", path, "--format", "github"]);
+    let line = text(&output.stdout);
+    assert!(line.starts_with("::error file=testdata/invalid/unknown-field/intent.yaml,line="), "{line}");
+}
+
+#[test]
+fn schema_prints_the_published_file() {
+    let output = calplan(&["schema"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), std::fs::read_to_string(golden::root().join("schemas/intent.schema.json")).unwrap());
+}
+
+#[test]
+fn status_json_has_the_documented_shape() {
+    let output = calplan(&["status", "testdata/seed-rr/intent.yaml", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = status["nodes"]["cs1-k8s-m1.zpepc.com.cn"].as_array().unwrap();
+    assert_eq!(rows[0], serde_json::json!({"peerAddress": "21.49.22.7", "peerType": "node specific"}));
+    assert_eq!(status["nodes"]["cs1-k8s-n1.zpepc.com.cn"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn graph_formats() {
+    for (format, marker) in [("dot", "graph \"cs1\""), ("mermaid", "flowchart LR"), ("json", "\"vertices\"")] {
+        let output = calplan(&["graph", "testdata/seed-rr/intent.yaml", "--format", format]);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(text(&output.stdout).contains(marker), "{format}");
+    }
+}

@@ -1,0 +1,9 @@
+//! calplan's one integration-test binary: scenarios as data, the CLI, the real tools.
+//!
+//! Tests that need root, a namespace or a server say so in their names; CI runs them as root.
+
+mod cli;
+mod golden;
+mod never_panics;
+mod scenarios;
+mod schema;

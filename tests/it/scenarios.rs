@@ -1,0 +1,75 @@
+//! Every `testdata/**/intent.yaml` is a scenario; its expected outputs sit beside it.
+//!
+//! - `check.stderr` and `check.json`: the diagnostics, human (no colour) and JSON;
+//! - for valid intents, `status.txt`, `status.json` and `graph.dot`.
+
+use crate::golden;
+use calplan::pipeline;
+use calplan_diagnostics::render;
+use std::path::{Path, PathBuf};
+
+pub fn scenario_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    collect(&golden::root().join("testdata"), &mut dirs);
+    dirs.sort();
+    dirs
+}
+
+fn collect(dir: &Path, dirs: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.join("intent.yaml").is_file() {
+                dirs.push(path.clone());
+            }
+            collect(&path, dirs);
+        }
+    }
+}
+
+#[test]
+fn every_scenario_matches_its_golden_files() {
+    let mut failures = Vec::new();
+    let dirs = scenario_dirs();
+    assert!(dirs.len() > 1, "no scenarios found under testdata/");
+    for dir in dirs {
+        let text = std::fs::read_to_string(dir.join("intent.yaml")).unwrap();
+        let checked = pipeline::check("intent.yaml", text, None);
+        let diagnostics = checked.diagnostics.clone().into_sorted();
+        let mut outputs = vec![
+            ("check.stderr", render::human(&diagnostics, &checked.sources, false)),
+            ("check.json", render::json(&diagnostics, &checked.sources)),
+        ];
+        if let Some(analysis) = checked.valid() {
+            let tables = calplan_calico::status::rows(&analysis.peerings);
+            let mut status = String::new();
+            for (node, rows) in &tables {
+                status.push_str(&format!("Node {node}\n\n{}\n", calplan_calico::status::render_node(rows)));
+            }
+            outputs.push(("status.txt", status));
+            outputs.push(("graph.dot", calplan_model::graph_render::dot(&analysis.model, &analysis.graph)));
+        }
+        for (name, actual) in outputs {
+            if let Err(failure) = golden::check(&dir.join(name), &actual) {
+                failures.push(failure);
+            }
+        }
+    }
+    golden::assert_all(failures);
+}
+
+/// Every rule has an invalid scenario that triggers it, so each rule's rendering is pinned.
+#[test]
+fn every_rule_has_an_invalid_scenario() {
+    let mut missing = Vec::new();
+    let invalid = golden::root().join("testdata/invalid");
+    for rule in calplan_validate::all_rules() {
+        let expected = invalid.join(rule.name).join("check.json");
+        let hit = std::fs::read_to_string(&expected).is_ok_and(|text| text.contains(&format!("\"code\": \"{}\"", rule.code)));
+        if !hit {
+            missing.push(format!("{} {}", rule.code, rule.name));
+        }
+    }
+    assert!(missing.is_empty(), "rules without a `testdata/invalid/<name>/` scenario that triggers them: {missing:?}");
+}
