@@ -4,6 +4,7 @@
 //! bad flag) become a [`CliError`] with the file or host named, printed as `error: ...`.
 
 mod check;
+mod compile;
 mod graph;
 mod input;
 mod schema;
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// Parse and validate an intent, reporting every problem with its line and column
     Check(check::Args),
+    /// Check an intent and write every artifact: Calico resources, BIRD configs, routes, rulesets, router configs
+    Compile(compile::Args),
     /// Print, per node, the table `calicoctl node status` is expected to show
     Status(status::Args),
     /// Draw the BGP topology: nodes, route reflectors, peers and routers
@@ -62,6 +65,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Compile(args) => compile::run(args),
         Command::Status(args) => status::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Schema => schema::run(),

@@ -1,0 +1,245 @@
+use calplan_calico::peering::Peerings;
+use calplan_diagnostics::{Diagnostic, Diagnostics, declare_rule};
+use calplan_model::{Analysis, NodeId};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+
+declare_rule! {
+    /// ## What it does
+    /// Follows every node's block routes through the BGP sessions Calico would configure, under
+    /// iBGP and route-reflection rules, and reports nodes that would never learn them.
+    ///
+    /// The rules: a node advertises its own routes and routes learned over eBGP to every peer;
+    /// a route reflector passes a route learned from a client to every peer, and one learned
+    /// from a non-client to its clients only; other nodes pass on no iBGP-learned route; a
+    /// reflector drops a route whose cluster list already holds its own cluster ID (RFC 4456).
+    /// Sessions count only when both ends configure them. With `add paths on` (Calico's
+    /// template) every usable path is considered, not just the best.
+    ///
+    /// ## Why is this bad?
+    /// Pods on a node whose routes do not reach another node cannot talk to pods there. The
+    /// classic case: reflectors that share a cluster ID but serve different clients drop each
+    /// other's reflected routes (projectcalico/calico#2735).
+    ///
+    /// ## Example
+    /// ```yaml
+    /// nodeToNodeMesh: false
+    /// routeReflectors:
+    ///   - {clusterID: 1.0.0.1, nodes: [rr-a], clients: "rack == 'a'"}
+    ///   - {clusterID: 1.0.0.1, nodes: [rr-b], clients: "rack == 'b'"}   # same ID: rack a and rack b never learn each other
+    /// ```
+    pub static RULE = ("E0402", "routes-not-propagated", Error, "a node's block routes would not reach every other node");
+}
+
+/// How a node learned a route, which decides whom it may pass the route to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Via {
+    Originated,
+    External,
+    FromClient,
+    FromNonClient,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Link {
+    to: usize,
+    external: bool,
+    /// This node treats `to` as its route-reflector client.
+    to_is_client: bool,
+    /// `to` treats this node as its route-reflector client.
+    from_is_client: bool,
+}
+
+/// The IPv4 sessions that would come up, per topology node, mesh kept implicit.
+struct Sessions {
+    links: Vec<Vec<Link>>,
+    in_mesh: Vec<bool>,
+    cluster_ids: Vec<Option<u32>>,
+    as_numbers: Vec<u32>,
+}
+
+fn sessions(peerings: &Peerings) -> Sessions {
+    let topology = &peerings.topology;
+    let count = topology.nodes.len();
+    // For each node, the peer addresses it configures, with its view of each session.
+    let configured: Vec<HashMap<usize, (bool, bool, u32)>> = (0..count)
+        .map(|index| {
+            peerings
+                .explicit_for_node(index)
+                .into_iter()
+                .filter(|peering| matches!(peering.data.ip, IpAddr::V4(_)))
+                .filter_map(|peering| Some((peering.remote_node?, (peering.rr_client, peering.passive, peering.data.as_number.0))))
+                .collect()
+        })
+        .collect();
+    let as_numbers: Vec<u32> = topology.nodes.iter().map(|node| topology.node_as(node).0).collect();
+    let links = (0..count)
+        .map(|here| {
+            let mut links: Vec<Link> = configured[here]
+                .iter()
+                .filter_map(|(&there, &(to_is_client, passive, expected_as))| {
+                    let &(from_is_client, their_passive, their_expected_as) = configured[there].get(&here)?;
+                    let up = expected_as == as_numbers[there] && their_expected_as == as_numbers[here] && !(passive && their_passive);
+                    up.then_some(Link { to: there, external: as_numbers[here] != as_numbers[there], to_is_client, from_is_client })
+                })
+                .collect();
+            links.sort_by_key(|link| link.to);
+            links
+        })
+        .collect();
+    Sessions {
+        links,
+        in_mesh: (0..count).map(|index| peerings.in_mesh(index) && topology.nodes[index].ipv4.is_some()).collect(),
+        cluster_ids: topology
+            .nodes
+            .iter()
+            .map(|node| node.rr_cluster_id.parse::<std::net::Ipv4Addr>().ok().map(u32::from))
+            .collect(),
+        as_numbers,
+    }
+}
+
+/// What a search from one origin found.
+struct Reach {
+    reached: Vec<bool>,
+    /// Reflectors that dropped the route because it already carried their cluster ID.
+    loop_drops: HashSet<usize>,
+}
+
+fn propagate(sessions: &Sessions, origin: usize) -> Reach {
+    let count = sessions.links.len();
+    let mut reached = vec![false; count];
+    let mut loop_drops = HashSet::new();
+    let mut seen: HashSet<(usize, Via, Vec<u32>)> = HashSet::new();
+    let mut queue: VecDeque<(usize, Via, Vec<u32>)> = VecDeque::new();
+    let mut mesh_broadcasts: HashMap<Vec<u32>, Vec<usize>> = HashMap::new();
+    reached[origin] = true;
+    queue.push_back((origin, Via::Originated, Vec::new()));
+    seen.insert((origin, Via::Originated, Vec::new()));
+    let mut deliver = |node: usize, via: Via, list: Vec<u32>, queue: &mut VecDeque<_>, reached: &mut Vec<bool>| {
+        if node == origin {
+            return;
+        }
+        if seen.insert((node, via, list.clone())) {
+            reached[node] = true;
+            queue.push_back((node, via, list));
+        }
+    };
+    while let Some((node, via, list)) = queue.pop_front() {
+        let reflecting = matches!(via, Via::FromClient | Via::FromNonClient);
+        for link in &sessions.links[node] {
+            let allowed = link.external || !reflecting || via == Via::FromClient || link.to_is_client;
+            if !allowed {
+                continue;
+            }
+            let (next_via, next_list) = if link.external {
+                (Via::External, Vec::new())
+            } else {
+                let mut next_list = list.clone();
+                if reflecting {
+                    if let Some(id) = sessions.cluster_ids[node] {
+                        next_list.push(id);
+                        next_list.sort_unstable();
+                        next_list.dedup();
+                    }
+                }
+                if let Some(id) = sessions.cluster_ids[link.to] {
+                    if next_list.contains(&id) {
+                        loop_drops.insert(link.to);
+                        continue;
+                    }
+                }
+                (if link.from_is_client { Via::FromClient } else { Via::FromNonClient }, next_list)
+            };
+            deliver(link.to, next_via, next_list, &mut queue, &mut reached);
+        }
+        // Mesh members pass only their own and eBGP-learned routes over the mesh.
+        if sessions.in_mesh[node] && !reflecting {
+            let broadcasters = mesh_broadcasts.entry(list.clone()).or_default();
+            if broadcasters.len() >= 2 || broadcasters.contains(&node) {
+                continue;
+            }
+            broadcasters.push(node);
+            let first = broadcasters.len() == 1;
+            let previous = broadcasters.first().copied();
+            for other in 0..count {
+                if other == node || !sessions.in_mesh[other] || (!first && Some(other) != previous) {
+                    continue;
+                }
+                let external = sessions.as_numbers[other] != sessions.as_numbers[node];
+                let next = if external { (Via::External, Vec::new()) } else { (Via::FromNonClient, list.clone()) };
+                deliver(other, next.0, next.1, &mut queue, &mut reached);
+            }
+        }
+    }
+    Reach { reached, loop_drops }
+}
+
+pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
+    let model = &analysis.model;
+    let peerings = &analysis.peerings;
+    let sessions = sessions(peerings);
+    let count = sessions.links.len();
+    if count < 2 {
+        return;
+    }
+    // Origins: nodes that advertise IPv4 blocks. Receivers: every node with IPv4 and BGP.
+    let mut advertises = vec![false; count];
+    for block in &analysis.placement.blocks {
+        let exported = block.pool.is_none_or(|pool| !*model.pools[pool].disable_bgp_export);
+        if block.is_advertised() && exported && block.cidr.addr().is_ipv4() {
+            if let Some(index) = analysis.topology_index(block.node) {
+                advertises[index] = true;
+            }
+        }
+    }
+    let receivers: Vec<usize> = (0..count).filter(|&index| peerings.topology.nodes[index].ipv4.is_some()).collect();
+    // Nodes with the same sessions behave the same: search once per class.
+    let mut classes: HashMap<(bool, u32, Option<u32>, Vec<Link>), Vec<usize>> = HashMap::new();
+    for index in (0..count).filter(|&index| advertises[index]) {
+        let key = (sessions.in_mesh[index], sessions.as_numbers[index], sessions.cluster_ids[index], sessions.links[index].clone());
+        classes.entry(key).or_default().push(index);
+    }
+    let mut classes: Vec<Vec<usize>> = classes.into_values().collect();
+    classes.sort();
+    let by_topology: HashMap<usize, NodeId> =
+        model.nodes.iter().filter_map(|node| Some((analysis.topology_index(node.id)?, node.id))).collect();
+    for class in classes {
+        let origin = class[0];
+        let reach = propagate(&sessions, origin);
+        let missing: Vec<usize> = receivers.iter().copied().filter(|&index| index != origin && !reach.reached[index]).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let Some(origin_node) = by_topology.get(&origin).map(|id| model.node(*id)) else { continue };
+        let name = |index: usize| format!("`{}`", peerings.topology.nodes[index].name);
+        let shown: Vec<String> = missing.iter().take(3).map(|&index| name(index)).collect();
+        let more = if missing.len() > 3 { format!(" and {} more", missing.len() - 3) } else { String::new() };
+        let alike = if class.len() > 1 { format!(" and {} nodes peered like it", class.len() - 1) } else { String::new() };
+        let message = format!(
+            "routes to the blocks of {}{alike} would not reach {}{more}",
+            name(origin),
+            shown.join(", ")
+        );
+        let mut droppers: Vec<usize> = reach.loop_drops.iter().copied().collect();
+        droppers.sort_unstable();
+        let help = if droppers.is_empty() {
+            "a reflector passes routes from non-clients only to its clients, and other nodes pass on no iBGP-learned route; \
+             give every node a session with a reflector that reflects to it, or keep the node-to-node mesh"
+                .to_string()
+        } else {
+            let names: Vec<String> = droppers.iter().take(3).map(|&index| name(index)).collect();
+            format!(
+                "{} dropped the route because it already carried {} cluster ID (RFC 4456 loop prevention): reflectors that \
+                 share a cluster ID must serve the same clients; give each group of clients its own cluster ID",
+                names.join(", "),
+                if droppers.len() == 1 { "its own" } else { "their own" }
+            )
+        };
+        let mut diagnostic = Diagnostic::new(&RULE, origin_node.name.span, message).label("its routes stop short").help(help);
+        if let Some(first) = missing.first().and_then(|index| by_topology.get(index)) {
+            diagnostic = diagnostic.secondary(model.node(*first).name.span, "never learns them");
+        }
+        diagnostics.push(diagnostic);
+    }
+}

@@ -1,0 +1,117 @@
+//! `calplan compile INTENT -o DIR [--target NAME,...] [--node NAME] [--templates DIR]`
+
+use super::{CliError, CliResult, input};
+use calplan_targets::{Context, Output, Templates};
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The intent file; `-` reads standard input
+    intent: PathBuf,
+    /// The output directory (replaced as a whole when it holds an earlier compile)
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    /// Only these targets: calico, bird, bird-calico, routes, nft, iptables, routers
+    #[arg(long, value_delimiter = ',')]
+    target: Vec<String>,
+    /// Only this node's artifacts
+    #[arg(long)]
+    node: Option<String>,
+    /// A directory of templates overriding the built-in ones by file name
+    #[arg(long)]
+    templates: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let known = calplan_targets::target_names();
+    for name in &args.target {
+        if !known.contains(&name.as_str()) {
+            return Err(CliError::Message(format!(
+                "unknown target `{name}`; the targets are {}",
+                known.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let templates = load_templates(args.templates.as_deref())?;
+    let checked = input::checked_intent(&args.intent)?;
+    let analysis = checked.valid().expect("checked");
+    if let Some(node) = &args.node {
+        if analysis.model.node_by_name(node).is_none() {
+            return Err(CliError::Message(format!("no node named `{node}` in `{}`", args.intent.display())));
+        }
+    }
+    let selected: Option<BTreeSet<String>> = (!args.target.is_empty()).then(|| args.target.iter().cloned().collect());
+    let context = Context { analysis, templates: &templates, node: args.node.as_deref() };
+    let output = calplan_targets::compile(&context, selected.as_ref())
+        .map_err(|error| CliError::Message(format!("cannot render: {error}")))?;
+    write_output(&args.output, &output)?;
+    anstream::eprintln!("wrote {} artifacts to `{}`", output.artifacts.len() + 1, args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_templates(directory: Option<&Path>) -> Result<Templates, CliError> {
+    let mut overrides = BTreeMap::new();
+    if let Some(directory) = directory {
+        let entries = std::fs::read_dir(directory)
+            .map_err(|error| CliError::Message(format!("cannot read templates `{}`: {error}", directory.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|error| CliError::Message(format!("cannot read templates `{}`: {error}", directory.display())))?;
+            if !entry.path().is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(entry.path())
+                .map_err(|error| CliError::Message(format!("cannot read template `{}`: {error}", entry.path().display())))?;
+            overrides.insert(name, text);
+        }
+    }
+    Templates::new(overrides).map_err(|error| CliError::Message(format!("templates: {error}")))
+}
+
+/// Writes the output into a fresh directory beside `target`, then swaps it in, so a failed
+/// compile never leaves a half-written tree where a complete one was.
+pub fn write_output(target: &Path, output: &Output) -> Result<(), CliError> {
+    let io = |what: &str, path: &Path, error: std::io::Error| CliError::Message(format!("cannot {what} `{}`: {error}", path.display()));
+    if target.exists() {
+        let is_empty = target.read_dir().map_err(|error| io("read", target, error))?.next().is_none();
+        if !target.is_dir() || (!is_empty && !target.join("manifest.json").is_file()) {
+            return Err(CliError::Message(format!(
+                "`{}` exists and is not a calplan output directory (it has no manifest.json); choose a new or empty directory",
+                target.display()
+            )));
+        }
+    }
+    let parent = target.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|error| io("create", parent, error))?;
+    let base = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let staging = parent.join(format!(".{base}.calplan-new-{}", std::process::id()));
+    let retired = parent.join(format!(".{base}.calplan-old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let result = (|| {
+        std::fs::create_dir_all(&staging).map_err(|error| io("create", &staging, error))?;
+        for (_, artifact) in &output.artifacts {
+            let path = staging.join(&artifact.path);
+            if let Some(directory) = path.parent() {
+                std::fs::create_dir_all(directory).map_err(|error| io("create", directory, error))?;
+            }
+            std::fs::write(&path, &artifact.contents).map_err(|error| io("write", &path, error))?;
+            let mode = if artifact.secret { 0o600 } else { 0o644 };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(|error| io("chmod", &path, error))?;
+        }
+        let manifest = staging.join("manifest.json");
+        std::fs::write(&manifest, output.manifest_json()).map_err(|error| io("write", &manifest, error))
+    })();
+    if let Err(error) = result {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(error);
+    }
+    if target.exists() {
+        std::fs::rename(target, &retired).map_err(|error| io("replace", target, error))?;
+    }
+    std::fs::rename(&staging, target).map_err(|error| io("create", target, error))?;
+    let _ = std::fs::remove_dir_all(&retired);
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The minijinja templates in `targets/templates/`, built in, each overridable by file name.
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The built-in templates, by file name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("bird.cfg.j2", include_str!("../templates/bird.cfg.j2")),
+    ("bird-calico.cfg.j2", include_str!("../templates/bird-calico.cfg.j2")),
+    ("frr.conf.j2", include_str!("../templates/frr.conf.j2")),
+    ("ios.cfg.j2", include_str!("../templates/ios.cfg.j2")),
+    ("junos.set.j2", include_str!("../templates/junos.set.j2")),
+    ("routes.sh.j2", include_str!("../templates/routes.sh.j2")),
+    ("rules.iptables.j2", include_str!("../templates/rules.iptables.j2")),
+    ("rules.nft.j2", include_str!("../templates/rules.nft.j2")),
+];
+
+#[derive(Debug)]
+pub struct TemplateError(pub String);
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+impl From<minijinja::Error> for TemplateError {
+    fn from(error: minijinja::Error) -> TemplateError {
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        TemplateError(message)
+    }
+}
+
+/// The template set a compile renders with.
+pub struct Templates {
+    environment: Environment<'static>,
+}
+
+impl Templates {
+    /// The built-in templates, with `overrides` (file name → text) replacing any of them.
+    pub fn new(overrides: BTreeMap<String, String>) -> Result<Templates, TemplateError> {
+        for name in overrides.keys() {
+            if !BUILTIN.iter().any(|(builtin, _)| builtin == name) {
+                let known: Vec<&str> = BUILTIN.iter().map(|(name, _)| *name).collect();
+                return Err(TemplateError(format!(
+                    "`{name}` overrides no template; the templates are {}",
+                    known.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let mut environment = Environment::new();
+        environment.set_undefined_behavior(UndefinedBehavior::Strict);
+        environment.set_syntax(
+            SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .map_err(TemplateError::from)?,
+        );
+        for (name, text) in BUILTIN {
+            let text = overrides.get(*name).cloned().unwrap_or_else(|| text.to_string());
+            environment
+                .add_template_owned(name.to_string(), text)
+                .map_err(|error| TemplateError(format!("template `{name}`: {}", TemplateError::from(error))))?;
+        }
+        Ok(Templates { environment })
+    }
+
+    pub fn builtin() -> Templates {
+        Templates::new(BTreeMap::new()).expect("built-in templates compile")
+    }
+
+    /// Renders a template with a serializable context.
+    pub fn render<T: serde::Serialize>(&self, name: &str, context: &T) -> Result<String, TemplateError> {
+        let template = self.environment.get_template(name)?;
+        template
+            .render(minijinja::Value::from(minijinja::value::Serde(context)))
+            .map_err(|error| TemplateError(format!("template `{name}`: {}", TemplateError::from(error))))
+    }
+}
