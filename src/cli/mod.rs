@@ -5,6 +5,7 @@
 
 mod check;
 mod compile;
+mod current;
 mod graph;
 mod input;
 mod schema;

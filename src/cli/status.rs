@@ -1,6 +1,7 @@
 //! `calplan status [INTENT] [--current SOURCE]... [--node NAME] [--format human|json]`
 
-use super::{CliError, CliResult, input};
+use super::{CliError, CliResult, current, input};
+use calplan_calico::peering::Peerings;
 use calplan_calico::status::{self, StatusRow};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -11,6 +12,9 @@ use std::process::ExitCode;
 pub struct Args {
     /// The intent file; `-` reads standard input
     intent: Option<PathBuf>,
+    /// The cluster as it stands: Calico exports, an earlier output directory, or etcd://HOST:PORT
+    #[arg(long)]
+    current: Vec<String>,
     /// Only this node
     #[arg(long)]
     node: Option<String>,
@@ -25,15 +29,24 @@ enum Format {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let Some(intent) = &args.intent else {
-        return Err(CliError::Message("give an INTENT, or `--current SOURCE` to predict from the cluster as it stands".into()));
+    // The intent, when given, is checked even when the tables come from the current state.
+    let checked = args.intent.as_deref().map(input::checked_intent).transpose()?;
+    let (mut tables, described) = if !args.current.is_empty() {
+        let loaded = current::load(&args.current)?;
+        current::report(&loaded)?;
+        let Some(resources) = &loaded.state.resources else {
+            return Err(CliError::Message("the current state has no Calico resources to predict sessions from".into()));
+        };
+        (status::rows(&Peerings::compute(resources)), "the current state".to_string())
+    } else if let Some(checked) = &checked {
+        let analysis = checked.valid().expect("checked");
+        (status::rows(&analysis.peerings), format!("`{}`", args.intent.as_ref().expect("intent").display()))
+    } else {
+        return Err(CliError::Message("give an INTENT, `--current SOURCE`, or both".into()));
     };
-    let checked = input::checked_intent(intent)?;
-    let analysis = checked.valid().expect("checked");
-    let mut tables = status::rows(&analysis.peerings);
     if let Some(node) = &args.node {
         if !tables.contains_key(node) {
-            return Err(CliError::Message(format!("no node named `{node}` in `{}`", intent.display())));
+            return Err(CliError::Message(format!("no node named `{node}` in {described}")));
         }
         tables.retain(|name, _| name == node);
     }

@@ -124,3 +124,48 @@ fn graph_formats() {
         assert!(text(&output.stdout).contains(marker), "{format}");
     }
 }
+
+/// The seed's own resources, read as Calico read them, give the tables in the seed's notes:
+/// the non-reflectors see 21.49.22.7 and .8 as `global` (the tag made `node-peer-to-rr`
+/// global); each reflector sees the other as `global` and the four others as `node specific`.
+#[test]
+fn status_current_reproduces_the_seed_tables() {
+    let output = calplan(&["status", "--current", "testdata/seed-rr/current", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("warning[E0002]"), "the tag is warned about");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = |node: &str| -> Vec<(String, String)> {
+        let mut rows: Vec<(String, String)> = status["nodes"][node]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| (row["peerAddress"].as_str().unwrap().to_string(), row["peerType"].as_str().unwrap().to_string()))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let row = |address: &str, kind: &str| (address.to_string(), kind.to_string());
+    for node in ["cs1-k8s-m1", "cs1-k8s-m2", "cs1-k8s-m3", "cs1-k8s-n3"] {
+        assert_eq!(rows(&format!("{node}.zpepc.com.cn")), [row("21.49.22.7", "global"), row("21.49.22.8", "global")], "{node}");
+    }
+    assert_eq!(
+        rows("cs1-k8s-n1.zpepc.com.cn"),
+        [
+            row("21.49.22.4", "node specific"),
+            row("21.49.22.5", "node specific"),
+            row("21.49.22.6", "node specific"),
+            row("21.49.22.8", "global"),
+            row("21.49.22.9", "node specific"),
+        ]
+    );
+    assert_eq!(
+        rows("cs1-k8s-n2.zpepc.com.cn"),
+        [
+            row("21.49.22.4", "node specific"),
+            row("21.49.22.5", "node specific"),
+            row("21.49.22.6", "node specific"),
+            row("21.49.22.7", "global"),
+            row("21.49.22.9", "node specific"),
+        ]
+    );
+}

@@ -30,7 +30,7 @@ pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> 
         );
     }
     let mut root = documents.swap_remove(0);
-    repair_tags(&mut root, text, Severity::Error, diagnostics);
+    repair_tags(&mut root, text, TagPolicy::Repair, diagnostics);
     remove_duplicate_keys(&mut root, diagnostics);
     let (value, index) = json::to_json(&root);
     check_document_type(&value, &index, diagnostics);
@@ -92,15 +92,41 @@ fn is_calico_kind(kind: &str) -> bool {
     matches!(kind.trim_end_matches("List"), "IPPool" | "BGPPeer" | "BGPConfiguration" | "Node" | "")
 }
 
-/// Reports every tag and rewrites a tagged scalar to the text the operator most likely meant:
-/// the source from the tag to the end of the value, as if it had been quoted.
-pub fn repair_tags(node: &mut Node, text: &str, severity: Severity, diagnostics: &mut Diagnostics) {
+/// What to do with a tag once it is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagPolicy {
+    /// In the intent: an error, and the value becomes the text the operator most likely meant
+    /// (the source from the tag to the end of the value, as if it had been quoted), so that the
+    /// rest of the checks still run.
+    Repair,
+    /// In current state: a warning, and the value stays what Calico read (the tag dropped,
+    /// often leaving an empty value), because that is what the cluster is running.
+    KeepCalicosReading,
+}
+
+/// Reports every tag, and repairs or keeps the tagged value as `policy` says.
+pub fn repair_tags(node: &mut Node, text: &str, policy: TagPolicy, diagnostics: &mut Diagnostics) {
+    let severity = match policy {
+        TagPolicy::Repair => Severity::Error,
+        TagPolicy::KeepCalicosReading => Severity::Warning,
+    };
     if let Some(tag) = node.tag.take() {
         let start = tag.span.start as usize;
         let end = (node.span.end as usize).max(tag.span.end as usize);
         let meant = text.get(start..end).unwrap_or(&tag.text).trim().to_string();
         let is_scalar = matches!(node.kind, NodeKind::Scalar { .. });
-        let (message, label, help) = if is_scalar && !tag.text.starts_with("!!") {
+        let (message, label, help) = if is_scalar && !tag.text.starts_with("!!") && policy == TagPolicy::KeepCalicosReading {
+            (
+                match node.as_str() {
+                    Some("") | None => format!("`{}` is a YAML tag, not text: Calico read an empty value here", tag.text),
+                    Some(value) => format!("`{}` is a YAML tag, not text: Calico read the value as `{value}`", tag.text),
+                },
+                "read as a tag".to_string(),
+                format!(
+                    "the cluster runs with the value Calico read; the intent should say '{meant}' in quotes, and the plan rewrites this resource"
+                ),
+            )
+        } else if is_scalar && !tag.text.starts_with("!!") {
             (
                 format!("`{}` is a YAML tag, not text", tag.text),
                 if node.as_str() == Some("") {
@@ -121,7 +147,7 @@ pub fn repair_tags(node: &mut Node, text: &str, severity: Severity, diagnostics:
             )
         };
         diagnostics.push(Diagnostic::new(&YAML_TAG, tag.span, message).label(label).help(help).severity(severity));
-        if is_scalar && !tag.text.starts_with("!!") {
+        if is_scalar && !tag.text.starts_with("!!") && policy == TagPolicy::Repair {
             node.kind = NodeKind::Scalar { value: meant, quoted: true };
             node.span = Span { start: tag.span.start, ..node.span };
         }
@@ -130,13 +156,13 @@ pub fn repair_tags(node: &mut Node, text: &str, severity: Severity, diagnostics:
         NodeKind::Scalar { .. } => {}
         NodeKind::Sequence(items) => {
             for item in items {
-                repair_tags(item, text, severity, diagnostics);
+                repair_tags(item, text, policy, diagnostics);
             }
         }
         NodeKind::Mapping(entries) => {
             for entry in entries {
-                repair_tags(&mut entry.key, text, severity, diagnostics);
-                repair_tags(&mut entry.value, text, severity, diagnostics);
+                repair_tags(&mut entry.key, text, policy, diagnostics);
+                repair_tags(&mut entry.value, text, policy, diagnostics);
             }
         }
     }
