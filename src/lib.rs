@@ -6,4 +6,5 @@
 //! pure crates under `compiler/` and `targets/`; `ARCHITECTURE.md` has the map.
 
 pub mod cli;
+pub mod current;
 pub mod pipeline;

@@ -36,3 +36,27 @@ pub fn check(name: &str, text: String, observed: Option<&[ObservedAffinity]>) ->
     });
     Checked { sources, file, analysis, diagnostics }
 }
+
+/// Plans an intent (already checked with the current IPAM affinities) against the current
+/// state.
+pub fn plan(checked: &Checked, intent: calplan_plan::plan::Fingerprint, loaded: &crate::current::Loaded) -> Option<calplan_plan::plan::Plan> {
+    let desired = checked.valid()?;
+    let templates = calplan_targets::Templates::builtin();
+    let observations = loaded
+        .diagnostics
+        .iter()
+        .map(|diagnostic| {
+            let position = loaded.sources.line_col(diagnostic.span());
+            let file = loaded.sources.file(diagnostic.span().file).name();
+            format!("{file}:{position}: {}", diagnostic.message)
+        })
+        .collect();
+    Some(calplan_plan::planner::plan(&calplan_plan::planner::Input {
+        intent,
+        desired,
+        current: &loaded.state,
+        sources: loaded.state.sources.clone(),
+        templates: &templates,
+        observations,
+    }))
+}

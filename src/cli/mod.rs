@@ -5,10 +5,11 @@
 
 mod check;
 mod compile;
-mod current;
 mod graph;
 mod input;
+mod plan;
 mod schema;
+mod show;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,10 @@ enum Command {
     Check(check::Args),
     /// Check an intent and write every artifact: Calico resources, BIRD configs, routes, rulesets, router configs
     Compile(compile::Args),
+    /// Show what would change on the live cluster, in safe stages
+    Plan(plan::Args),
+    /// Print a saved plan
+    Show(show::Args),
     /// Print, per node, the table `calicoctl node status` is expected to show
     Status(status::Args),
     /// Draw the BGP topology: nodes, route reflectors, peers and routers
@@ -67,6 +72,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Compile(args) => compile::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Show(args) => show::run(args),
         Command::Status(args) => status::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Schema => schema::run(),
@@ -81,8 +88,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
+pub use input::read_text;
+
 /// Whether to colour output written to standard error.
-pub(crate) fn stderr_color() -> bool {
+pub fn stderr_color() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }
 

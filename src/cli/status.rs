@@ -1,6 +1,7 @@
 //! `calplan status [INTENT] [--current SOURCE]... [--node NAME] [--format human|json]`
 
-use super::{CliError, CliResult, current, input};
+use super::{CliError, CliResult, input};
+use crate::current;
 use calplan_calico::peering::Peerings;
 use calplan_calico::status::{self, StatusRow};
 use serde_json::json;

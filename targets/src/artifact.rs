@@ -23,6 +23,11 @@ impl Artifact {
     pub fn sha256(&self) -> String {
         hex(&Sha256::digest(self.contents.as_bytes()))
     }
+
+    /// Hex of a digest.
+    pub fn hex_digest(bytes: &[u8]) -> String {
+        hex(bytes)
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -26,3 +26,26 @@ fn the_seed_intent_validates_against_the_published_schema() {
     let errors: Vec<String> = validator.iter_errors(&value).map(|error| error.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+#[test]
+fn plan_schema_is_current() {
+    let actual = calplan_plan::plan::schema_text();
+    golden::assert_all(golden::check(&golden::root().join("schemas/plan.schema.json"), &actual).err().into_iter().collect());
+}
+
+/// Every scenario's plan.json validates against the published plan schema.
+#[test]
+fn plans_validate_against_the_published_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden::root().join("schemas/plan.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let mut checked = 0;
+    for dir in crate::scenarios::scenario_dirs() {
+        let Ok(text) = std::fs::read_to_string(dir.join("plan.json")) else { continue };
+        let plan: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&plan).map(|error| format!("{}: {error}", dir.display())).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        checked += 1;
+    }
+    assert!(checked > 0, "no plan.json found under testdata/");
+}

@@ -21,16 +21,43 @@ pub fn resources(model: &Model) -> ResourceSet {
         set.insert(Resource::IpPool(ip_pool(pool)));
     }
     set.insert(Resource::BgpConfiguration(bgp_configuration(model)));
-    for peer in route_reflector_peers(model).into_iter().chain(model.peers.iter().map(|peer| bgp_peer(model, peer))) {
+    for peer in model.peers.iter().map(|peer| bgp_peer(model, peer)) {
         set.insert(Resource::BgpPeer(peer));
     }
-    for peer in model.routers.iter().flat_map(|router| router_peers(model, router)) {
-        set.insert(Resource::BgpPeer(peer));
+    if model.generates_peers {
+        for peer in route_reflector_peers(model).into_iter().chain(model.routers.iter().flat_map(|router| router_peers(model, router))) {
+            set.insert(Resource::BgpPeer(peer));
+        }
     }
     for node in &model.nodes {
         set.insert(Resource::Node(calico_node(node)));
     }
     set
+}
+
+/// The names of the BGPPeers calplan generates (the route-reflector design and the cluster
+/// side of routers that speak BGP), each with the span of the declaration that causes it, so
+/// that validation can point at a clash with a name the operator chose.
+pub fn generated_peer_names(model: &Model) -> Vec<(String, calplan_diagnostics::Span)> {
+    let mut names = Vec::new();
+    let clusters: Vec<&RouteReflectorCluster> =
+        model.route_reflector_clusters.iter().filter(|cluster| cluster.generated_peers && !cluster.nodes.is_empty()).collect();
+    for peer in route_reflector_peers(model) {
+        let name = peer.metadata.name;
+        let cluster = clusters
+            .iter()
+            .find(|cluster| name == format!("{ROUTE_REFLECTOR_PEER}-{}", cluster.cluster_id.value.to_string().replace('.', "-")))
+            .or(clusters.first());
+        if let Some(cluster) = cluster {
+            names.push((name, cluster.span));
+        }
+    }
+    for router in &model.routers {
+        if let Some(bgp) = &router.bgp {
+            names.extend(router_peers(model, router).into_iter().map(|peer| (peer.metadata.name, bgp.span)));
+        }
+    }
+    names
 }
 
 fn resource_meta(name: &str) -> ObjectMeta {

@@ -116,6 +116,7 @@ impl Lowerer<'_> {
             pools,
             nodes,
             routers: routers.collect(),
+            generates_peers: true,
         }
     }
 
@@ -438,6 +439,7 @@ impl Lowerer<'_> {
                 Some(intent::LogSeverity::None) => LogSeverity::None,
             },
             advertise_service_cluster_ips: bgp.advertise_service_cluster_ips.as_ref().is_some_and(|flag| flag.value),
+            advertise_service_cluster_ips_span: bgp.advertise_service_cluster_ips.as_ref().map(|flag| flag.span),
             service_external_ips: self.cidrs(bgp.service_external_ips.as_deref().unwrap_or_default(), "service external IP"),
             service_load_balancer_ips: self.cidrs(bgp.service_load_balancer_ips.as_deref().unwrap_or_default(), "service LoadBalancer IP"),
             listen_port: bgp.listen_port.clone(),

@@ -37,6 +37,10 @@ pub struct Model {
     pub pools: Vec<Pool>,
     pub nodes: Vec<Node>,
     pub routers: Vec<Router>,
+    /// Whether calplan writes the BGPPeers for route-reflector clusters and BGP-speaking
+    /// routers. False for a model read back from Calico resources, whose BGPPeers are all
+    /// literal already.
+    pub generates_peers: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -117,6 +121,8 @@ pub struct BgpSettings {
     pub log_severity: LogSeverity,
     pub log_severity_set: bool,
     pub advertise_service_cluster_ips: bool,
+    /// Where `advertiseServiceClusterIPs` is written, when it is.
+    pub advertise_service_cluster_ips_span: Option<Span>,
     pub service_external_ips: Vec<Spanned<IpNet>>,
     pub service_load_balancer_ips: Vec<Spanned<IpNet>>,
     pub listen_port: Option<Spanned<u16>>,

@@ -6,3 +6,7 @@
 //! here touches files, processes or the network, and the same inputs give the same plan.
 
 pub mod current;
+pub mod diff;
+pub mod plan;
+pub mod render;
+pub mod planner;

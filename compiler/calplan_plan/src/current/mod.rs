@@ -3,7 +3,7 @@
 pub mod calico_yaml;
 
 use calplan_calico::resources::ResourceSet;
-use calplan_diagnostics::{Diagnostics, FileId};
+use calplan_diagnostics::Diagnostics;
 use calplan_model::ipam::ObservedAffinity;
 use std::collections::BTreeMap;
 
@@ -40,16 +40,6 @@ impl SourceKind {
     }
 }
 
-/// One source that went into the current state, with a fingerprint of what was read.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct SourceRecord {
-    /// The path or address as given.
-    pub name: String,
-    pub kind: String,
-    /// sha256 of the content read.
-    pub fingerprint: String,
-}
-
 /// The combined current state. Each part is `None` when no source provided it, so the plan can
 /// say "unknown" rather than assume empty.
 #[derive(Clone, Debug, Default)]
@@ -63,7 +53,7 @@ pub struct CurrentState {
     pub node_routes: BTreeMap<String, Vec<String>>,
     /// Artifacts of an earlier compile or apply, by path.
     pub applied: Option<BTreeMap<String, String>>,
-    pub sources: Vec<SourceRecord>,
+    pub sources: Vec<crate::plan::SourceFingerprint>,
 }
 
 impl CurrentState {
@@ -96,8 +86,34 @@ pub struct Read<T> {
     pub diagnostics: Diagnostics,
 }
 
-/// Registers nothing itself: callers add the text to their `SourceMap` and pass its id.
-pub type SourceFile = FileId;
+/// Digests of what calplan compares of each resource, keyed `Kind/name`, so that a stale
+/// plan can say which resource changed.
+pub fn resource_digests(resources: &ResourceSet) -> BTreeMap<String, String> {
+    use sha2::Digest;
+    resources
+        .iter()
+        .map(|resource| {
+            let keys = crate::diff::managed_label_keys(None);
+            let keys = match resource {
+                calplan_calico::resources::Resource::Node(node) => {
+                    let mut all = keys;
+                    all.extend(node.metadata.labels.keys().cloned());
+                    all
+                }
+                _ => keys,
+            };
+            let view = crate::diff::view(resource, &keys).to_string();
+            let digest = sha2::Sha256::digest(view.as_bytes());
+            (format!("{}/{}", resource.kind().as_str(), resource.name()), calplan_targets::Artifact::hex_digest(&digest))
+        })
+        .collect()
+}
+
+/// The sha256 of a text, in hex.
+pub fn text_digest(text: &str) -> String {
+    use sha2::Digest;
+    calplan_targets::Artifact::hex_digest(&sha2::Sha256::digest(text.as_bytes()))
+}
 
 /// Tells what a current-state file holds from its content.
 pub fn sniff(text: &str) -> Option<SourceKind> {

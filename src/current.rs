@@ -1,9 +1,10 @@
-//! Reading `--current SOURCE`s: files, directories of them, an earlier output directory, or
+//! Reading `--current SOURCE`s (the I/O edge of planning): files, directories of them, an earlier output directory, or
 //! `etcd://HOST:PORT`. Each file's kind is told from its content.
 
-use super::CliError;
+use crate::cli::CliError;
 use calplan_diagnostics::{Diagnostics, SourceMap};
-use calplan_plan::current::{self, CurrentState, SourceKind, SourceRecord};
+use calplan_plan::current::{self, CurrentState, SourceKind};
+use calplan_plan::plan::SourceFingerprint;
 use std::path::{Path, PathBuf};
 
 /// Every source read, combined, with the diagnostics raised while reading.
@@ -47,15 +48,15 @@ fn load_directory(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError>
 }
 
 fn load_file(path: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
-    let (name, text) = super::input::read_text(path)?;
+    let (name, text) = crate::cli::read_text(path)?;
     let Some(kind) = current::sniff(&text) else {
         return Err(CliError::Message(format!(
             "cannot tell what `{name}` holds: expected Calico resources (`calicoctl get … -o yaml`), \
              `calicoctl ipam show --show-blocks`, `calicoctl get workloadendpoints -A -o wide`, or `ip route` / `ip -j route` output"
         )));
     };
-    let fingerprint = calplan_targets::Artifact::new("", text.clone(), "").sha256();
-    loaded.state.sources.push(SourceRecord { name: name.clone(), kind: kind.as_str().to_string(), fingerprint });
+    let mut fingerprint =
+        SourceFingerprint { name: name.clone(), kind: kind.as_str().to_string(), sha256: current::text_digest(&text), resources: Default::default() };
     let file = loaded.sources.add(name.clone(), text);
     let text = loaded.sources.file(file).text();
     match kind {
@@ -63,6 +64,7 @@ fn load_file(path: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
             let read = current::calico_yaml::read(file, text);
             loaded.diagnostics.extend(read.diagnostics);
             if let Some(resources) = read.value {
+                fingerprint.resources = current::resource_digests(&resources);
                 loaded.state.add_resources(resources);
             }
         }
@@ -70,6 +72,7 @@ fn load_file(path: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
             return Err(CliError::Message(format!("`{name}` holds {}, which this build cannot read yet", other.as_str())));
         }
     }
+    loaded.state.sources.push(fingerprint);
     Ok(())
 }
 
@@ -79,7 +82,7 @@ pub fn report(loaded: &Loaded) -> Result<(), CliError> {
         return Ok(());
     }
     let diagnostics = loaded.diagnostics.clone().into_sorted();
-    anstream::eprint!("{}", calplan_diagnostics::render::human(&diagnostics, &loaded.sources, super::stderr_color()));
+    anstream::eprint!("{}", calplan_diagnostics::render::human(&diagnostics, &loaded.sources, crate::cli::stderr_color()));
     if loaded.diagnostics.has_errors() {
         anstream::eprintln!("error: cannot read the current state: {}", loaded.diagnostics.summary());
         return Err(CliError::Reported);

@@ -1,0 +1,267 @@
+//! A model read back from Calico resources: for `calplan import`, and for the intermediate
+//! states of a plan, whose artifacts are compiled from the resources each stage leaves behind.
+//!
+//! What Calico resources do not hold (routers, interfaces, `maxPodsPerNode`, the intent's
+//! service range) comes from a base model. Every BGPPeer is taken literally, so compiling the
+//! result gives back the same resources.
+
+use crate::lower::{is_dns_subdomain, parse_duration, parse_peer_address};
+use crate::model::*;
+use calplan_calico::resources::*;
+use calplan_calico::Selector;
+use calplan_diagnostics::{Span, Spanned};
+use std::collections::BTreeMap;
+
+/// A field's text, with the empty string counted as absent, as confd does.
+fn text(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|text| !text.is_empty())
+}
+
+fn span(at: Option<Span>) -> Span {
+    at.unwrap_or_default()
+}
+
+fn spanned<T>(value: T, at: Option<Span>) -> Spanned<T> {
+    Spanned::new(value, span(at))
+}
+
+/// Builds a model from `resources`, taking everything else from `base`. Resources that do not
+/// resolve (an unparsable CIDR, say) are left out and described in the returned problems.
+pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<String>) {
+    let mut problems = Vec::new();
+    let selector = |text: &str, problems: &mut Vec<String>, what: &str| -> Option<SelectorText> {
+        match Selector::parse(text) {
+            Ok(selector) => Some(SelectorText { text: text.to_string(), selector }),
+            Err(error) => {
+                problems.push(format!("{what}: selector `{text}` does not parse ({error})"));
+                None
+            }
+        }
+    };
+
+    // Nodes, in name order; interfaces come from the base model's node of the same name.
+    let mut nodes = Vec::new();
+    for node in resources.nodes() {
+        let name = &node.metadata.name;
+        let base_node = base.node_by_name(name);
+        let at = base_node.map(|node| node.span);
+        let bgp = node.spec.bgp.clone().unwrap_or_default();
+        let ipv4_address = bgp.ipv4_address.as_deref().and_then(|text| {
+            text.parse::<ipnet::Ipv4Net>()
+                .or_else(|_| text.parse::<std::net::Ipv4Addr>().map(ipnet::Ipv4Net::from))
+                .map_err(|_| problems.push(format!("Node `{name}`: ipv4Address `{text}` does not parse")))
+                .ok()
+        });
+        let ipv6_address = bgp.ipv6_address.as_deref().and_then(|text| {
+            text.parse::<ipnet::Ipv6Net>()
+                .or_else(|_| text.parse::<std::net::Ipv6Addr>().map(ipnet::Ipv6Net::from))
+                .map_err(|_| problems.push(format!("Node `{name}`: ipv6Address `{text}` does not parse")))
+                .ok()
+        });
+        let route_reflector_cluster_id = bgp.route_reflector_cluster_id.as_deref().filter(|id| !id.is_empty()).and_then(|text| {
+            text.parse().map_err(|_| problems.push(format!("Node `{name}`: routeReflectorClusterID `{text}` is not in IPv4 form"))).ok()
+        });
+        nodes.push(Node {
+            id: NodeId(nodes.len() as u32),
+            name: spanned(name.clone(), at),
+            ipv4_address: ipv4_address.map(|address| spanned(address, at)),
+            ipv6_address: ipv6_address.map(|address| spanned(address, at)),
+            as_number: bgp.as_number.map(|number| spanned(number, at)),
+            route_reflector_cluster_id: route_reflector_cluster_id.map(|id| spanned(id, at)),
+            labels: node.metadata.labels.iter().map(|(key, value)| (key.clone(), spanned(value.clone(), at))).collect(),
+            interfaces: base_node.and_then(|node| node.interfaces.clone()),
+            span: span(at),
+        });
+    }
+    let node_ids: BTreeMap<&str, NodeId> = nodes.iter().map(|node| (node.name.value.as_str(), node.id)).collect();
+
+    let mut clusters: BTreeMap<std::net::Ipv4Addr, RouteReflectorCluster> = BTreeMap::new();
+    for node in &nodes {
+        if let Some(id) = &node.route_reflector_cluster_id {
+            clusters
+                .entry(id.value)
+                .or_insert_with(|| RouteReflectorCluster {
+                    cluster_id: id.clone(),
+                    nodes: Vec::new(),
+                    clients: None,
+                    generated_peers: false,
+                    span: node.span,
+                })
+                .nodes
+                .push(Spanned::new(node.id, node.span));
+        }
+    }
+
+    let mut pools = Vec::new();
+    for pool in resources.pools() {
+        let name = &pool.metadata.name;
+        let at = base.pools.iter().find(|base_pool| base_pool.name.value == *name).map(|pool| pool.span);
+        let Ok(cidr) = pool.spec.cidr.parse::<ipnet::IpNet>() else {
+            problems.push(format!("IPPool `{name}`: cidr `{}` does not parse", pool.spec.cidr));
+            continue;
+        };
+        let Some(node_selector) = selector(pool.spec.effective_node_selector(), &mut problems, &format!("IPPool `{name}`")) else {
+            continue;
+        };
+        let allowed_uses: Vec<AllowedUse> = pool
+            .spec
+            .effective_allowed_uses()
+            .iter()
+            .filter_map(|used| match used.as_str() {
+                "Workload" => Some(AllowedUse::Workload),
+                "Tunnel" => Some(AllowedUse::Tunnel),
+                "LoadBalancer" => Some(AllowedUse::LoadBalancer),
+                _ => None,
+            })
+            .collect();
+        pools.push(Pool {
+            name: spanned(name.clone(), at),
+            cidr: spanned(cidr, at),
+            block_size: spanned(pool.spec.effective_block_size(), at),
+            block_size_set: pool.spec.block_size.is_some(),
+            ipip_mode: spanned(pool.spec.ipip_mode.unwrap_or_default(), at),
+            vxlan_mode: spanned(pool.spec.vxlan_mode.unwrap_or_default(), at),
+            nat_outgoing: spanned(pool.spec.nat_outgoing.unwrap_or(false), at),
+            disabled: spanned(pool.spec.disabled.unwrap_or(false), at),
+            disable_bgp_export: spanned(pool.spec.disable_bgp_export.unwrap_or(false), at),
+            node_selector: spanned(node_selector, at),
+            allowed_uses_set: pool.spec.allowed_uses.is_some(),
+            allowed_uses: spanned(allowed_uses, at),
+            assignment_manual: pool.spec.assignment_mode.as_deref() == Some("Manual"),
+            span: span(at),
+        });
+    }
+
+    let mut peers = Vec::new();
+    for peer in resources.peers() {
+        let name = &peer.metadata.name;
+        let at = base.peers.iter().find(|base_peer| base_peer.name.value == *name).map(|peer| peer.span);
+        let spec = &peer.spec;
+        let what = format!("BGPPeer `{name}`");
+        let duration = |value: &Option<String>| {
+            text(value).and_then(|text| parse_duration(text).map(|seconds| spanned(Duration { seconds, text: text.to_string() }, at)))
+        };
+        peers.push(Peer {
+            name: spanned(name.clone(), at),
+            peer_ip: text(&spec.peer_ip).and_then(parse_peer_address).map(|address| spanned(address, at)),
+            peer_selector: text(&spec.peer_selector).and_then(|s| selector(s, &mut problems, &what)).map(|s| spanned(s, at)),
+            as_number: spec.as_number.map(|number| spanned(number, at)),
+            node: text(&spec.node).and_then(|node| node_ids.get(node)).map(|id| spanned(*id, at)),
+            node_selector: text(&spec.node_selector).and_then(|s| selector(s, &mut problems, &what)).map(|s| spanned(s, at)),
+            local_as_number: spec.local_as_number.map(|number| spanned(number, at)),
+            keep_original_next_hop: spec.keep_original_next_hop,
+            next_hop_mode: spec.next_hop_mode.as_deref().and_then(|mode| match mode {
+                "Auto" => Some(NextHopMode::Auto),
+                "Self" => Some(NextHopMode::SelfAddress),
+                "Keep" => Some(NextHopMode::Keep),
+                _ => None,
+            }),
+            max_restart_time: duration(&spec.max_restart_time),
+            keepalive_time: duration(&spec.keepalive_time),
+            source_address: spec.source_address.as_deref().map(|source| {
+                if source == "None" { SourceAddress::None } else { SourceAddress::UseNodeIp }
+            }),
+            reverse_peering: spec.reverse_peering.as_deref().map(|reverse| {
+                if reverse == "Manual" { ReversePeering::Manual } else { ReversePeering::Auto }
+            }),
+            password: spec.password.as_ref().map(|holder| SecretRef {
+                name: holder.secret_key_ref.name.clone(),
+                key: holder.secret_key_ref.key.clone(),
+                span: span(at),
+            }),
+            ttl_security: spec.ttl_security,
+            num_allowed_local_as_numbers: spec.num_allowed_local_as_numbers,
+            reachable_by: text(&spec.reachable_by).and_then(|gateway| gateway.parse().ok()).map(|gateway| spanned(gateway, at)),
+            filters: spec.filters.clone().unwrap_or_default(),
+            span: span(at),
+        });
+    }
+
+    let configuration = resources.bgp_configuration().map(|configuration| configuration.spec.clone()).unwrap_or_default();
+    let cidrs = |entries: &Option<Vec<CidrEntry>>| -> Vec<Spanned<ipnet::IpNet>> {
+        entries.iter().flatten().filter_map(|entry| entry.cidr.parse().ok()).map(|cidr| Spanned::new(cidr, base.bgp.span)).collect()
+    };
+    let advertised_cluster_ips = cidrs(&configuration.service_cluster_ips);
+    let mut service_cluster_ips = base.service_cluster_ips.clone();
+    for cidr in &advertised_cluster_ips {
+        if !service_cluster_ips.iter().any(|known| known.value == cidr.value) {
+            service_cluster_ips.push(cidr.clone());
+        }
+    }
+    let bgp = BgpSettings {
+        as_number: Spanned::new(configuration.effective_as_number(), base.bgp.span),
+        as_number_set: configuration.as_number.is_some(),
+        node_to_node_mesh: Spanned::new(configuration.effective_mesh(), base.bgp.span),
+        node_to_node_mesh_set: configuration.node_to_node_mesh_enabled.is_some(),
+        log_severity: match configuration.log_severity_screen.as_deref() {
+            Some("Debug") => LogSeverity::Debug,
+            Some("Warning") => LogSeverity::Warning,
+            Some("Error") => LogSeverity::Error,
+            Some("Fatal") => LogSeverity::Fatal,
+            Some("None") => LogSeverity::None,
+            _ => LogSeverity::Info,
+        },
+        log_severity_set: configuration.log_severity_screen.is_some(),
+        advertise_service_cluster_ips: !advertised_cluster_ips.is_empty(),
+        advertise_service_cluster_ips_span: None,
+        service_external_ips: cidrs(&configuration.service_external_ips),
+        service_load_balancer_ips: cidrs(&configuration.service_load_balancer_ips),
+        listen_port: configuration.listen_port.map(|port| Spanned::new(port, base.bgp.span)),
+        bind_mode_node_ip: configuration.bind_mode.as_deref() == Some("NodeIP"),
+        ignored_interfaces: configuration.ignored_interfaces.clone().unwrap_or_default(),
+        node_mesh_password: configuration.node_mesh_password.as_ref().map(|holder| SecretRef {
+            name: holder.secret_key_ref.name.clone(),
+            key: holder.secret_key_ref.key.clone(),
+            span: base.bgp.span,
+        }),
+        node_mesh_max_restart_time: configuration.node_mesh_max_restart_time.as_deref().and_then(|text| {
+            parse_duration(text).map(|seconds| Spanned::new(Duration { seconds, text: text.to_string() }, base.bgp.span))
+        }),
+        span: base.bgp.span,
+    };
+
+    // Routers keep their static routes; their next hops are re-resolved by node name.
+    let routers = base
+        .routers
+        .iter()
+        .map(|router| {
+            let mut router = router.clone();
+            for route in &mut router.static_routes {
+                route.via.retain_mut(|hop| match hop.value {
+                    NextHop::Node(id) => match node_ids.get(base.node(id).name.value.as_str()) {
+                        Some(new_id) => {
+                            hop.value = NextHop::Node(*new_id);
+                            true
+                        }
+                        None => false,
+                    },
+                    NextHop::Address(_) => true,
+                });
+            }
+            router
+        })
+        .collect();
+
+    for node in &nodes {
+        if !is_dns_subdomain(&node.name) {
+            problems.push(format!("Node `{}`: the name is not a DNS-1123 subdomain", node.name.value));
+        }
+    }
+    let model = Model {
+        file: base.file,
+        name: base.name.clone(),
+        calico_version: base.calico_version.clone(),
+        datastore: base.datastore,
+        autodetection: base.autodetection.clone(),
+        service_cluster_ips,
+        max_pods_per_node: base.max_pods_per_node.clone(),
+        bgp,
+        route_reflector_clusters: clusters.into_values().collect(),
+        peers,
+        pools,
+        nodes,
+        routers,
+        generates_peers: false,
+    };
+    (model, problems)
+}

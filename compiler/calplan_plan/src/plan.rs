@@ -1,0 +1,236 @@
+//! The plan: what `plan -o` saves, `show` prints and `apply` carries out.
+//!
+//! One type serves the planner, the renderers and the executor (as in Oxide's reconfigurator):
+//! the executor makes no choice the plan does not record. The JSON form is versioned and its
+//! schema is `schemas/plan.schema.json`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The plan file format's version; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub format_version: u32,
+    /// The intent the plan was made from.
+    pub intent: Fingerprint,
+    /// Every current-state source, fingerprinted, so `apply` can tell a stale plan.
+    pub current: Vec<SourceFingerprint>,
+    pub stages: Vec<Stage>,
+    pub summary: Summary,
+    /// What the planner could not know or had to assume, in words.
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Fingerprint {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// A current-state source as it was read: its digest, and a digest of each resource in it so
+/// that a stale plan can say which resource changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceFingerprint {
+    pub name: String,
+    pub kind: String,
+    pub sha256: String,
+    /// `Kind/name` → digest of what calplan compares, for Calico resources.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, String>,
+}
+
+/// Terraform's counts, plus replacements on their own (they are the disruptive ones).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    pub replace: usize,
+}
+
+impl Summary {
+    pub fn is_empty(&self) -> bool {
+        self.add + self.change + self.destroy + self.replace == 0
+    }
+
+    /// `Plan: 3 to add, 2 to change, 1 to destroy, 1 to replace.`
+    pub fn line(&self) -> String {
+        format!(
+            "Plan: {} to add, {} to change, {} to destroy, {} to replace.",
+            self.add, self.change, self.destroy, self.replace
+        )
+    }
+}
+
+/// One step of the plan: its changes, then a barrier that must hold before the next stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    /// 1-based.
+    pub number: usize,
+    pub title: String,
+    /// Why this stage comes here.
+    pub reason: String,
+    /// What the stage disrupts, if anything: sessions reset, routes withdrawn, pods recreated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<String>,
+    pub changes: Vec<Change>,
+    /// Steps calplan cannot take itself, such as recreating pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manual: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barrier: Option<Barrier>,
+    /// `calicoctl node status` per node once the stage is done, when the stage changes BGP.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expected_status: BTreeMap<String, Vec<StatusRow>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusRow {
+    pub peer_address: String,
+    pub peer_type: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    /// Delete, then create: for what cannot be changed in place.
+    Replace,
+}
+
+impl Action {
+    /// Terraform's symbols.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::Replace => "-/+",
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Replace => "replace",
+        }
+    }
+}
+
+/// Where a change lands.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Target {
+    /// A Calico resource in the datastore.
+    Calico,
+    /// A file on a node.
+    Node { node: String },
+    /// A file on a router or host outside the cluster.
+    Router { router: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub action: Action,
+    /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `Node`, or the artifact kind (`bird.cfg`,
+    /// `routes`, `rules.nft`, `routes.sh`, `frr.conf`, `route-pins`, …).
+    pub kind: String,
+    pub name: String,
+    pub target: Target,
+    /// A unified diff of what changes, secrets redacted.
+    pub diff: String,
+    /// The resource (JSON) or file as it stands, for compare-and-swap and rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Content>,
+    /// The resource (JSON) or file to write; absent for a delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Content>,
+    /// Why the change is made this way (`replace_because_cannot_update`, …), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A resource or a file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Content {
+    Resource {
+        #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
+        value: serde_json::Value,
+    },
+    File {
+        text: String,
+    },
+}
+
+/// What must hold before the next stage starts, checked against real state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Barrier {
+    /// Every listed node has these BIRD protocols Established.
+    SessionsEstablished {
+        description: String,
+        sessions: BTreeMap<String, Vec<String>>,
+    },
+    /// No address of the pool is allocated any more.
+    PoolEmpty { description: String, pool: String, cidr: String },
+    /// These routes are in the kernel of each listed node or router.
+    RoutesPresent {
+        description: String,
+        routes: BTreeMap<String, Vec<String>>,
+    },
+}
+
+impl Barrier {
+    pub fn description(&self) -> &str {
+        match self {
+            Barrier::SessionsEstablished { description, .. }
+            | Barrier::PoolEmpty { description, .. }
+            | Barrier::RoutesPresent { description, .. } => description,
+        }
+    }
+}
+
+impl Plan {
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.stages.iter().flat_map(|stage| &stage.changes)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stages.iter().all(|stage| stage.changes.is_empty() && stage.manual.is_empty())
+    }
+
+    /// The plan as stable JSON.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("plans serialize");
+        text.push('\n');
+        text
+    }
+
+    pub fn from_json(text: &str) -> Result<Plan, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// The plan's JSON Schema, as `schemas/plan.schema.json` holds it.
+pub fn schema_text() -> String {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Plan)).expect("schema serializes");
+    schema["$id"] = serde_json::Value::from("https://calplan.dev/schemas/plan.schema.json");
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    text.push('\n');
+    text
+}

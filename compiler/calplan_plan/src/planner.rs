@@ -1,0 +1,956 @@
+//! The planner: from the current resources to the desired ones in ordered stages, each with
+//! a barrier that must hold before the next.
+//!
+//! The plan is a sequence of resource states, current first and desired last; everything else
+//! follows by compiling each state: the node and router files a stage pushes, the sessions its
+//! barrier waits for, the `calicoctl node status` it leaves. The order is make-before-break:
+//!
+//! 1. pin each node's cluster routes, when sessions are about to change (the pins are static
+//!    kernel routes below BIRD's, so replacing a session never leaves a node without a route);
+//! 2. routers and NAT rules learn new pools before any pod can hold an address from them;
+//! 3. new pools (and temporary ones a migration needs), and settings that change no session;
+//! 4. new BGPPeers (the reflector design's peers select no node until nodes carry the label);
+//! 5. the mesh turned on; 6. nodes: labels, route-reflector cluster IDs, AS numbers, addresses;
+//! 7. a new cluster AS number; 8. the mesh turned off; 9. BGPPeers removed or changed;
+//! 10. pools leaving: disabled, their workloads recreated, a barrier on their being empty,
+//!     deleted — through a temporary pool when the replacement overlaps them (Calico refuses
+//!     overlapping pools and in-place CIDR or block-size changes);
+//! 11. routers and NAT rules forget pools no pod can hold any more; 12. the pins removed.
+//!
+//! Pure: the same inputs give the same plan.
+
+use crate::current::CurrentState;
+use crate::diff::{self, managed_label_keys};
+use crate::plan::*;
+use calplan_calico::peering::Peerings;
+use calplan_calico::resources::*;
+use calplan_model::Analysis;
+use calplan_targets::{Context, Templates};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the planner works from.
+pub struct Input<'a> {
+    pub intent: Fingerprint,
+    /// The intent, analysed with the current IPAM affinities when they are known.
+    pub desired: &'a Analysis,
+    pub current: &'a CurrentState,
+    pub sources: Vec<SourceFingerprint>,
+    pub templates: &'a Templates,
+    /// What reading the current state noticed (a tag Calico misread, say), for the notes.
+    pub observations: Vec<String>,
+}
+
+/// Artifacts applied to nodes and routers; the rest are references (`bird-calico.cfg`) or
+/// planned as resources (`calico/*.yaml`).
+fn is_applied_artifact(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    (path.starts_with("nodes/") && matches!(file, "bird.cfg" | "rules.nft" | "rules.iptables" | "routes"))
+        || path.starts_with("routers/")
+}
+
+/// Where an artifact path lands.
+fn artifact_target(path: &str) -> (Target, String) {
+    let mut parts = path.splitn(3, '/');
+    let (kind, owner, file) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(path));
+    let target = if kind == "routers" { Target::Router { router: owner.to_string() } } else { Target::Node { node: owner.to_string() } };
+    (target, file.to_string())
+}
+
+fn key_name((kind, name): &ResourceKey) -> String {
+    format!("{}/{name}", kind.as_str())
+}
+
+/// Everything the planner carries from stage to stage.
+struct Planner<'a> {
+    input: &'a Input<'a>,
+    /// The resources as the last stage left them.
+    state: ResourceSet,
+    /// The files as the last stage left them, when node files are planned.
+    files: Option<BTreeMap<String, String>>,
+    /// Pools routers and NAT rules cover although the datastore does not hold them (yet, or
+    /// any more).
+    routed_pools: BTreeMap<String, IpPool>,
+    peerings: Peerings,
+    stages: Vec<Stage>,
+    notes: Vec<String>,
+    pinned: bool,
+}
+
+/// A stage before it is compared with the state it follows.
+struct Step {
+    title: String,
+    reason: String,
+    disruption: Option<String>,
+    manual: Vec<String>,
+    barrier: Option<Barrier>,
+    /// Wait for sessions after this stage even if the files alone change nothing.
+    session_barrier: bool,
+}
+
+impl Step {
+    fn new(title: &str, reason: &str) -> Step {
+        Step { title: title.into(), reason: reason.into(), disruption: None, manual: Vec::new(), barrier: None, session_barrier: true }
+    }
+
+    fn disruption(mut self, text: impl Into<String>) -> Step {
+        self.disruption = Some(text.into());
+        self
+    }
+}
+
+pub fn plan(input: &Input) -> Plan {
+    let current = input.current.resources.clone().unwrap_or_default();
+    let files = input.current.applied.as_ref().map(|applied| {
+        applied.iter().filter(|(path, _)| is_applied_artifact(path)).map(|(path, text)| (path.clone(), text.clone())).collect()
+    });
+    let mut planner = Planner {
+        input,
+        peerings: Peerings::compute(&current),
+        state: current,
+        files,
+        routed_pools: BTreeMap::new(),
+        stages: Vec::new(),
+        notes: Vec::new(),
+        pinned: false,
+    };
+    planner.notes.extend(input.observations.iter().cloned());
+    planner.run();
+    let mut summary = Summary::default();
+    for change in planner.stages.iter().flat_map(|stage| &stage.changes) {
+        match change.action {
+            Action::Create => summary.add += 1,
+            Action::Update => summary.change += 1,
+            Action::Delete => summary.destroy += 1,
+            Action::Replace => summary.replace += 1,
+        }
+    }
+    Plan {
+        format_version: FORMAT_VERSION,
+        intent: input.intent.clone(),
+        current: input.sources.clone(),
+        stages: planner.stages,
+        summary,
+        notes: planner.notes,
+    }
+}
+
+impl Planner<'_> {
+    fn desired(&self) -> ResourceSet {
+        let mut desired = ResourceSet::default();
+        for resource in self.input.desired.resources.iter() {
+            let live = self.state.get(resource.kind(), resource.name());
+            desired.insert(diff::merged(live, resource));
+        }
+        desired
+    }
+
+    fn run(&mut self) {
+        let input = self.input;
+        if input.current.resources.is_none() {
+            self.notes.push(
+                "no Calico resources among the current-state sources: every resource is planned as new; pass \
+                 `calicoctl get ippools,bgppeers,bgpconfigurations,nodes -o yaml` or etcd://HOST:PORT to plan against the cluster"
+                    .into(),
+            );
+        }
+        if self.files.is_none() {
+            self.notes.push(
+                "no earlier compile or apply directory among the current-state sources: node and router files are not planned \
+                 (calico-node renders BIRD's configuration from the resources); pass the directory of the last apply to plan them"
+                    .into(),
+            );
+        }
+        let desired = self.desired();
+        let current = self.state.clone();
+        for node in current.nodes() {
+            if desired.get(ResourceKind::Node, &node.metadata.name).is_none() {
+                self.notes.push(format!(
+                    "node `{}` is in the cluster but not in the intent: calplan leaves it alone (deleting a Calico Node releases its addresses)",
+                    node.metadata.name
+                ));
+            }
+        }
+
+        let pools_current: BTreeMap<String, IpPool> = current.pools().map(|p| (p.metadata.name.clone(), p.clone())).collect();
+        let pools_desired: BTreeMap<String, IpPool> = desired.pools().map(|p| (p.metadata.name.clone(), p.clone())).collect();
+        let cidr_of = |pool: &IpPool| pool.spec.cidr.parse::<IpNet>().ok();
+        let immutable_changed = |old: &IpPool, new: &IpPool| {
+            cidr_of(old) != cidr_of(new) || old.spec.effective_block_size() != new.spec.effective_block_size()
+        };
+        // Pools leaving: removed, or replaced because Calico cannot change their CIDR or block size.
+        let leaving: Vec<IpPool> = pools_current
+            .values()
+            .filter(|old| pools_desired.get(&old.metadata.name).is_none_or(|new| immutable_changed(old, new)))
+            .cloned()
+            .collect();
+        let arriving: Vec<IpPool> = pools_desired
+            .values()
+            .filter(|new| pools_current.get(&new.metadata.name).is_none_or(|old| immutable_changed(old, new)))
+            .cloned()
+            .collect();
+        let overlaps = |a: &IpPool, b: &IpPool| match (cidr_of(a), cidr_of(b)) {
+            (Some(a), Some(b)) => a.contains(&b) || b.contains(&a),
+            _ => false,
+        };
+        // An arriving pool that overlaps a leaving one (or replaces one of the same name) can
+        // only be created once that one is gone, so its workloads wait in a temporary pool.
+        let blocked: Vec<IpPool> = arriving
+            .iter()
+            .filter(|new| leaving.iter().any(|old| old.metadata.name == new.metadata.name || overlaps(old, new)))
+            .cloned()
+            .collect();
+        let free: Vec<IpPool> = arriving.iter().filter(|new| !blocked.iter().any(|b| b.metadata.name == new.metadata.name)).cloned().collect();
+        let temporaries: Vec<IpPool> = leaving
+            .iter()
+            .filter(|old| blocked.iter().any(|new| new.metadata.name == old.metadata.name || overlaps(old, new)))
+            .filter_map(|old| self.temporary_pool(old, &current, &desired))
+            .collect();
+
+        let configuration_current = current.bgp_configuration().cloned();
+        let configuration_desired = desired.bgp_configuration().cloned();
+        let mesh_now = configuration_current.as_ref().is_none_or(|c| c.spec.effective_mesh());
+        let mesh_wanted = configuration_desired.as_ref().is_none_or(|c| c.spec.effective_mesh());
+        let as_now = configuration_current.as_ref().map_or(calplan_calico::AsNumber::CALICO_DEFAULT, |c| c.spec.effective_as_number());
+        let as_wanted = configuration_desired.as_ref().map_or(as_now, |c| c.spec.effective_as_number());
+        let listen_now = configuration_current.as_ref().and_then(|c| c.spec.listen_port);
+        let listen_wanted = configuration_desired.as_ref().and_then(|c| c.spec.listen_port);
+
+        let session_changes = mesh_now != mesh_wanted
+            || as_now != as_wanted
+            || listen_now != listen_wanted
+            || self.resource_changes_of(&current, &desired, ResourceKind::BgpPeer)
+            || self.resource_changes_of(&current, &desired, ResourceKind::Node);
+
+        // 1. Pins.
+        if session_changes && self.files.is_some() {
+            self.pin_routes();
+        }
+
+        // 2. Routes and NAT for arriving pools, before any pod can hold their addresses.
+        for pool in free.iter().chain(&temporaries).chain(&blocked) {
+            self.routed_pools.insert(pool.metadata.name.clone(), pool.clone());
+        }
+        if self.files.is_some() && !self.routed_pools.is_empty() {
+            let names: Vec<String> = self.routed_pools.keys().map(|n| format!("`{n}`")).collect();
+            let mut step = Step::new(
+                "Routes to new pools",
+                &format!(
+                    "routers and NAT rules learn {} before any pod can hold an address from them",
+                    names.join(", ")
+                ),
+            );
+            step.session_barrier = false;
+            self.stage(step, |_| {});
+        }
+
+        // 3. New pools and changes that move no session.
+        {
+            let free = free.clone();
+            let temporaries = temporaries.clone();
+            let desired_pools = pools_desired.clone();
+            let leaving_names: BTreeSet<String> = leaving.iter().map(|p| p.metadata.name.clone()).collect();
+            let configuration = configuration_desired.clone();
+            let mut step = Step::new(
+                "Pools and settings",
+                "new pools are created once routers can reach them; pool and BGP settings that move no session change here",
+            );
+            step.session_barrier = false;
+            self.stage(step, move |state| {
+                for pool in free.iter().chain(&temporaries) {
+                    state.insert(Resource::IpPool(pool.clone()));
+                }
+                for (name, pool) in &desired_pools {
+                    if leaving_names.contains(name) || state.get(ResourceKind::IpPool, name).is_none() {
+                        continue;
+                    }
+                    state.insert(Resource::IpPool(pool.clone()));
+                }
+                if let Some(wanted) = &configuration {
+                    let live = state.bgp_configuration().cloned();
+                    let mut next = wanted.clone();
+                    next.spec.node_to_node_mesh_enabled = Some(mesh_now);
+                    // Fields that move sessions keep their live values until their own stage.
+                    if as_now != as_wanted {
+                        next.spec.as_number = live.as_ref().and_then(|c| c.spec.as_number);
+                    }
+                    if listen_now != listen_wanted {
+                        next.spec.listen_port = live.as_ref().and_then(|c| c.spec.listen_port);
+                    }
+                    state.insert(diff::merged(live.map(Resource::BgpConfiguration).as_ref(), &Resource::BgpConfiguration(next)));
+                }
+            });
+        }
+
+        // 4. New BGPPeers.
+        let peers_desired: BTreeMap<String, BgpPeer> = desired.peers().map(|p| (p.metadata.name.clone(), p.clone())).collect();
+        let peers_current: BTreeMap<String, BgpPeer> = current.peers().map(|p| (p.metadata.name.clone(), p.clone())).collect();
+        {
+            let new: Vec<BgpPeer> = peers_desired.values().filter(|p| !peers_current.contains_key(&p.metadata.name)).cloned().collect();
+            let names: Vec<String> = new.iter().map(|p| format!("`{}`", p.metadata.name)).collect();
+            self.stage(
+                Step::new(
+                    "New BGP peerings",
+                    &format!("{} come up beside the sessions that carry routes today; nothing is removed yet", names.join(", ")),
+                ),
+                move |state| {
+                    for peer in &new {
+                        state.insert(Resource::BgpPeer(peer.clone()));
+                    }
+                },
+            );
+        }
+
+        // 5. Mesh on.
+        if !mesh_now && mesh_wanted {
+            self.stage(
+                Step::new("Node-to-node mesh on", "the mesh comes up before reflectors or peers it replaces are removed")
+                    .disruption("every node opens a session to every other non-reflector node; existing sessions stay up"),
+                |state| set_configuration(state, |spec| spec.node_to_node_mesh_enabled = Some(true)),
+            );
+        }
+
+        // 6. Nodes.
+        {
+            let nodes: Vec<CalicoNode> = desired.nodes().cloned().collect();
+            let mut disruption = Vec::new();
+            for node in &nodes {
+                let live = current.get(ResourceKind::Node, &node.metadata.name);
+                let live_bgp = live.and_then(|r| match r {
+                    Resource::Node(n) => n.spec.bgp.clone(),
+                    _ => None,
+                });
+                let wanted_bgp = node.spec.bgp.clone().unwrap_or_default();
+                let id = |bgp: &Option<NodeBgpSpec>| bgp.as_ref().and_then(|b| b.route_reflector_cluster_id.clone()).filter(|id| !id.is_empty());
+                let live_id = id(&live_bgp);
+                let wanted_id = wanted_bgp.route_reflector_cluster_id.clone();
+                if live.is_some() && live_id != wanted_id {
+                    disruption.push(match (&live_id, &wanted_id) {
+                        (None, Some(id)) => format!("`{}` becomes a route reflector (cluster {id}) and leaves the mesh: its sessions are replaced", node.metadata.name),
+                        (Some(id), None) => format!("`{}` stops reflecting for cluster {id}: its reflector sessions are replaced", node.metadata.name),
+                        (Some(old), Some(new)) => format!("`{}` moves from cluster {old} to {new}: every session of its clients resets", node.metadata.name),
+                        (None, None) => String::new(),
+                    });
+                }
+                let live_as = live_bgp.as_ref().and_then(|b| b.as_number);
+                if live.is_some() && live_as != wanted_bgp.as_number {
+                    disruption.push(format!("`{}` changes AS number: all its sessions reset", node.metadata.name));
+                }
+            }
+            let mut step = Step::new(
+                "Nodes",
+                "node labels, route-reflector cluster IDs, AS numbers and addresses change once the peerings that replace their sessions exist",
+            );
+            if !disruption.is_empty() {
+                step = step.disruption(disruption.join("; "));
+            }
+            self.stage(step, move |state| {
+                for node in &nodes {
+                    let live = state.get(ResourceKind::Node, &node.metadata.name).cloned();
+                    state.insert(diff::merged(live.as_ref(), &Resource::Node(node.clone())));
+                }
+            });
+        }
+
+        // 7. Cluster AS number.
+        if as_now != as_wanted {
+            self.stage(
+                Step::new("Cluster AS number", &format!("the cluster moves from AS {as_now} to AS {as_wanted}"))
+                    .disruption("every BGP session resets, and external peers must expect the new AS"),
+                move |state| set_configuration(state, |spec| spec.as_number = Some(as_wanted)),
+            );
+        }
+        if listen_now != listen_wanted {
+            self.stage(
+                Step::new("BGP listen port", "BIRD listens on the new port")
+                    .disruption("every BGP session resets to the new port"),
+                move |state| set_configuration(state, |spec| spec.listen_port = listen_wanted),
+            );
+        }
+
+        // 8. Mesh off.
+        if mesh_now && !mesh_wanted {
+            self.stage(
+                Step::new(
+                    "Node-to-node mesh off",
+                    "every node now has the sessions that replace the mesh, so the mesh can go",
+                )
+                .disruption("mesh sessions close; routes stay up through the sessions the previous stages established"),
+                |state| set_configuration(state, |spec| spec.node_to_node_mesh_enabled = Some(false)),
+            );
+        }
+
+        // 9. BGPPeers removed or changed.
+        {
+            let desired_peers = peers_desired.clone();
+            let changed: Vec<String> = peers_current
+                .keys()
+                .filter(|name| desired_peers.get(*name).is_none_or(|wanted| {
+                    let keys = BTreeSet::new();
+                    diff::view(&Resource::BgpPeer(wanted.clone()), &keys) != diff::view(&Resource::BgpPeer(peers_current[*name].clone()), &keys)
+                }))
+                .map(|name| format!("`{name}`"))
+                .collect();
+            self.stage(
+                Step::new("Old BGP peerings", &format!("{} change or go once nothing depends on them", changed.join(", ")))
+                    .disruption("sessions of the changed or removed BGPPeers close or reset"),
+                move |state| {
+                    let names: Vec<String> = state.peers().map(|p| p.metadata.name.clone()).collect();
+                    for name in names {
+                        match desired_peers.get(&name) {
+                            Some(wanted) => {
+                                state.insert(Resource::BgpPeer(wanted.clone()));
+                            }
+                            None => {
+                                state.resources.remove(&(ResourceKind::BgpPeer, name));
+                            }
+                        }
+                    }
+                },
+            );
+        }
+
+        // 10. Pools leaving, through temporary pools where needed.
+        if !leaving.is_empty() {
+            self.drain_pools(&leaving, &blocked, &temporaries);
+        }
+
+        // Anything the stages above did not reach (a BGPConfiguration field, say).
+        {
+            let desired = self.desired();
+            let mut step = Step::new("Remaining settings", "settings no earlier stage changed");
+            step.session_barrier = false;
+            self.stage(step, move |state| {
+                for resource in desired.iter() {
+                    if resource.kind() != ResourceKind::Node {
+                        state.insert(resource.clone());
+                    }
+                }
+            });
+        }
+
+        // 11. Routers and NAT forget pools that are gone.
+        self.routed_pools.clear();
+        if self.files.is_some() {
+            let mut step = Step::new("Retire routes", "routers and NAT rules drop pools no pod can hold an address from any more");
+            step.session_barrier = false;
+            self.stage(step, |_| {});
+        }
+
+        // 12. Unpin.
+        if self.pinned {
+            self.unpin_routes();
+        }
+    }
+
+    /// Whether any resource of `kind` differs between two sets.
+    fn resource_changes_of(&self, from: &ResourceSet, to: &ResourceSet, kind: ResourceKind) -> bool {
+        let keys: BTreeSet<&ResourceKey> = from.resources.keys().chain(to.resources.keys()).filter(|(k, _)| *k == kind).collect();
+        keys.into_iter().any(|key| {
+            let label_keys = managed_label_keys(match to.resources.get(key) {
+                Some(Resource::Node(node)) => Some(node),
+                _ => None,
+            });
+            match (from.resources.get(key), to.resources.get(key)) {
+                (Some(a), Some(b)) => diff::view(a, &label_keys) != diff::view(b, &label_keys),
+                (None, Some(_)) => true,
+                (Some(_), None) => kind != ResourceKind::Node,
+                (None, None) => false,
+            }
+        })
+    }
+
+    /// A temporary pool to hold `old`'s workloads while it is replaced: the same size and
+    /// settings, in the first range that overlaps nothing the cluster uses.
+    fn temporary_pool(&mut self, old: &IpPool, current: &ResourceSet, desired: &ResourceSet) -> Option<IpPool> {
+        let old_cidr = old.spec.cidr.parse::<IpNet>().ok()?;
+        let mut taken: Vec<IpNet> =
+            current.pools().chain(desired.pools()).filter_map(|pool| pool.spec.cidr.parse().ok()).collect();
+        let model = &self.input.desired.model;
+        taken.extend(model.service_cluster_ips.iter().map(|cidr| cidr.value));
+        taken.extend(model.nodes.iter().filter_map(|node| node.ipv4_address.as_ref().map(|a| IpNet::V4(a.trunc()))));
+        taken.extend(model.routers.iter().map(|router| router.address.trunc()));
+        let prefix = old_cidr.prefix_len().max(if old_cidr.addr().is_ipv4() { 16 } else { 64 });
+        let candidates: &[&str] = if old_cidr.addr().is_ipv4() {
+            &["100.64.0.0/10", "198.18.0.0/15", "172.16.0.0/12", "10.0.0.0/8"]
+        } else {
+            &["fd5a:ca11:0::/48"]
+        };
+        let cidr = candidates.iter().filter_map(|range| range.parse::<IpNet>().ok()).find_map(|range| {
+            range.subnets(prefix).ok()?.take(4096).find(|candidate| !taken.iter().any(|used| used.contains(candidate) || candidate.contains(used)))
+        });
+        let Some(cidr) = cidr else {
+            self.notes.push(format!("no free range for a temporary pool to replace `{}`: free one and plan again", old.metadata.name));
+            return None;
+        };
+        let name = format!("{}-temporary", old.metadata.name);
+        let mut spec = old.spec.clone();
+        spec.cidr = cidr.to_string();
+        spec.disabled = None;
+        spec.node_selector = Some("all()".into());
+        self.notes.push(format!(
+            "`{}` cannot be changed in place: its workloads move to the temporary pool `{name}` ({cidr}) and back, as Calico documents",
+            old.metadata.name
+        ));
+        Some(IpPool { api_version: API_VERSION.into(), kind: "IPPool".into(), metadata: ObjectMeta::named(name), spec })
+    }
+
+    /// Disables, empties and deletes the leaving pools; creates the pools they blocked; and
+    /// empties and deletes the temporary pools.
+    fn drain_pools(&mut self, leaving: &[IpPool], blocked: &[IpPool], temporaries: &[IpPool]) {
+        let names: Vec<String> = leaving.iter().map(|pool| format!("`{}`", pool.metadata.name)).collect();
+        let leaving_names: BTreeSet<String> = leaving.iter().map(|pool| pool.metadata.name.clone()).collect();
+        for pool in leaving {
+            self.check_capacity(pool, temporaries);
+        }
+        // Disable: no new addresses; existing workloads keep theirs until recreated.
+        let mut step = Step::new(
+            "Disable leaving pools",
+            &format!("{} stop handing out addresses; their workloads are recreated elsewhere", names.join(", ")),
+        )
+        .disruption("each listed workload restarts once, with an address from another pool");
+        step.session_barrier = false;
+        step.manual = leaving.iter().flat_map(|pool| self.recreate_instructions(pool)).collect();
+        step.barrier = leaving.first().map(|pool| Barrier::PoolEmpty {
+            description: format!("no address of {} is allocated", names.join(", ")),
+            pool: pool.metadata.name.clone(),
+            cidr: leaving.iter().map(|p| p.spec.cidr.clone()).collect::<Vec<_>>().join(","),
+        });
+        let leaving_list = leaving.to_vec();
+        self.stage(step, move |state| {
+            for pool in &leaving_list {
+                let mut disabled = match state.get(ResourceKind::IpPool, &pool.metadata.name) {
+                    Some(Resource::IpPool(live)) => live.clone(),
+                    _ => continue,
+                };
+                disabled.spec.disabled = Some(true);
+                state.insert(Resource::IpPool(disabled));
+            }
+        });
+        // Delete the empty pools, then create what they were blocking.
+        let mut step = Step::new("Delete emptied pools", &format!("{} hold no address any more", names.join(", ")));
+        step.session_barrier = false;
+        let blocked_list = blocked.to_vec();
+        let replaced: BTreeSet<String> = blocked.iter().map(|pool| pool.metadata.name.clone()).filter(|name| leaving_names.contains(name)).collect();
+        self.stage_with_replacements(step, &replaced, move |state| {
+            for name in &leaving_names {
+                state.resources.remove(&(ResourceKind::IpPool, name.clone()));
+            }
+            for pool in &blocked_list {
+                state.insert(Resource::IpPool(pool.clone()));
+            }
+        });
+        if temporaries.is_empty() {
+            return;
+        }
+        let names: Vec<String> = temporaries.iter().map(|pool| format!("`{}`", pool.metadata.name)).collect();
+        let mut step = Step::new("Disable temporary pools", &format!("workloads leave {} for the new pools", names.join(", ")))
+            .disruption("each workload in a temporary pool restarts once more");
+        step.session_barrier = false;
+        step.manual = temporaries
+            .iter()
+            .map(|pool| format!("recreate every workload with an address in {} (`{}`), for example by deleting its pod", pool.spec.cidr, pool.metadata.name))
+            .collect();
+        step.barrier = Some(Barrier::PoolEmpty {
+            description: format!("no address of {} is allocated", names.join(", ")),
+            pool: temporaries[0].metadata.name.clone(),
+            cidr: temporaries.iter().map(|p| p.spec.cidr.clone()).collect::<Vec<_>>().join(","),
+        });
+        let temporary_list = temporaries.to_vec();
+        self.stage(step, move |state| {
+            for pool in &temporary_list {
+                let mut disabled = pool.clone();
+                disabled.spec.disabled = Some(true);
+                state.insert(Resource::IpPool(disabled));
+            }
+        });
+        let mut step = Step::new("Delete temporary pools", &format!("{} hold no address any more", names.join(", ")));
+        step.session_barrier = false;
+        let temporary_names: Vec<String> = temporaries.iter().map(|pool| pool.metadata.name.clone()).collect();
+        self.stage(step, move |state| {
+            for name in &temporary_names {
+                state.resources.remove(&(ResourceKind::IpPool, name.clone()));
+            }
+        });
+    }
+
+    /// The manual step that empties a pool: the workloads holding its addresses, by name,
+    /// when the current state says which; otherwise what is unknown.
+    fn recreate_instructions(&self, pool: &IpPool) -> Vec<String> {
+        let Ok(cidr) = pool.spec.cidr.parse::<IpNet>() else { return Vec::new() };
+        let Some(workloads) = &self.input.current.workloads else {
+            let usage = self.input.current.block_usage.as_ref().map(|usage| {
+                usage.iter().filter(|(block, _)| cidr.contains(*block)).map(|(_, used)| used).sum::<u64>()
+            });
+            return vec![match usage {
+                Some(used) => format!(
+                    "recreate every workload with an address in {cidr} (`{}`): IPAM counts {used} addresses in use; which workloads hold them \
+                     is unknown (pass `calicoctl get workloadendpoints -A -o wide` to list them)",
+                    pool.metadata.name
+                ),
+                None => format!(
+                    "recreate every workload with an address in {cidr} (`{}`); which workloads these are is unknown (pass \
+                     `calicoctl get workloadendpoints -A -o wide` to list them)",
+                    pool.metadata.name
+                ),
+            }];
+        };
+        let mut holding: Vec<String> = workloads
+            .iter()
+            .filter(|workload| workload.networks.iter().any(|network| cidr.contains(&network.addr())))
+            .map(|workload| {
+                let address: Vec<String> = workload.networks.iter().filter(|n| cidr.contains(&n.addr())).map(|n| n.addr().to_string()).collect();
+                match &workload.namespace {
+                    Some(namespace) => format!(
+                        "recreate pod `{namespace}/{}` on `{}` (holds {}): kubectl delete pod -n {namespace} {}",
+                        workload.name,
+                        workload.node,
+                        address.join(", "),
+                        workload.name
+                    ),
+                    None => format!("recreate workload `{}` on `{}` (holds {})", workload.name, workload.node, address.join(", ")),
+                }
+            })
+            .collect();
+        if holding.is_empty() {
+            holding.push(format!("no workload holds an address in {cidr} (`{}`): nothing to recreate", pool.metadata.name));
+        }
+        holding
+    }
+
+    /// Notes when the pools taking over hold fewer addresses than the leaving pool uses.
+    fn check_capacity(&mut self, leaving: &IpPool, temporaries: &[IpPool]) {
+        let Ok(cidr) = leaving.spec.cidr.parse::<IpNet>() else { return };
+        let in_use = match (&self.input.current.workloads, &self.input.current.block_usage) {
+            (Some(workloads), _) => {
+                workloads.iter().flat_map(|w| &w.networks).filter(|n| cidr.contains(&n.addr())).count() as u64
+            }
+            (None, Some(usage)) => usage.iter().filter(|(block, _)| cidr.contains(*block)).map(|(_, used)| used).sum(),
+            (None, None) => return,
+        };
+        let capacity = |pool: &IpPool| {
+            pool.spec.cidr.parse::<IpNet>().map_or(0u128, |cidr| 1u128.checked_shl(u32::from(cidr.max_prefix_len() - cidr.prefix_len())).unwrap_or(u128::MAX))
+        };
+        let model = &self.input.desired.model;
+        let taking_over: u128 = model.pools.iter().filter(|p| !*p.disabled && !leaving_name_is(p, leaving)).map(|p| {
+            1u128.checked_shl(u32::from(p.cidr.max_prefix_len() - p.cidr.prefix_len())).unwrap_or(u128::MAX)
+        }).sum::<u128>()
+            + temporaries.iter().map(capacity).sum::<u128>();
+        if u128::from(in_use) > taking_over {
+            self.notes.push(format!(
+                "warning: `{}` has {in_use} addresses in use but the pools taking over hold {taking_over}: workloads will fail to get addresses",
+                leaving.metadata.name
+            ));
+        }
+    }
+
+    /// Runs a step: applies `mutate` to the state, compares, and records the stage if anything
+    /// changed.
+    fn stage(&mut self, step: Step, mutate: impl FnOnce(&mut ResourceSet)) {
+        self.stage_with_replacements(step, &BTreeSet::new(), mutate);
+    }
+
+    fn stage_with_replacements(&mut self, step: Step, replaced: &BTreeSet<String>, mutate: impl FnOnce(&mut ResourceSet)) {
+        let mut next = self.state.clone();
+        mutate(&mut next);
+        let mut changes = resource_changes(&self.state, &next, replaced);
+        let files = self.files.as_ref().map(|_| self.compile_files(&next));
+        if let (Some(before), Some(after)) = (&self.files, &files) {
+            changes.extend(file_changes(before, after));
+        }
+        let peerings = Peerings::compute(&next);
+        let status_before = calplan_calico::status::rows(&self.peerings);
+        let status_after = calplan_calico::status::rows(&peerings);
+        let sessions_changed = status_before != status_after;
+        if changes.is_empty() && step.manual.is_empty() {
+            return;
+        }
+        let mut barrier = step.barrier;
+        let mut expected_status = BTreeMap::new();
+        if sessions_changed {
+            expected_status = status_table(&status_after);
+            if barrier.is_none() && step.session_barrier {
+                barrier = Some(sessions_barrier(&peerings));
+            }
+        }
+        if barrier.is_none() && step.session_barrier && sessions_changed {
+            barrier = Some(sessions_barrier(&peerings));
+        }
+        if barrier.is_none() {
+            barrier = self.routes_barrier(&changes, files.as_ref());
+        }
+        self.stages.push(Stage {
+            number: self.stages.len() + 1,
+            title: step.title,
+            reason: step.reason,
+            disruption: step.disruption.filter(|_| sessions_changed || !step.manual.is_empty()),
+            changes,
+            manual: step.manual,
+            barrier,
+            expected_status,
+        });
+        self.state = next;
+        self.peerings = peerings;
+        if files.is_some() {
+            self.files = files;
+        }
+    }
+
+    /// Files of the state as the given resources (plus the pools still routed) compile them.
+    fn compile_files(&self, state: &ResourceSet) -> BTreeMap<String, String> {
+        let mut routed = state.clone();
+        for pool in self.routed_pools.values() {
+            if routed.get(ResourceKind::IpPool, &pool.metadata.name).is_none() {
+                routed.insert(Resource::IpPool(pool.clone()));
+            }
+        }
+        let base = &self.input.desired.model;
+        let (model, _) = calplan_model::from_resources::from_resources(&routed, base);
+        let analysis = Analysis::new(model, self.input.current.affinities.as_deref());
+        let context = Context { analysis: &analysis, templates: self.input.templates, node: None };
+        let output = match calplan_targets::compile(&context, None) {
+            Ok(output) => output,
+            Err(_) => return BTreeMap::new(),
+        };
+        let mut files: BTreeMap<String, String> = output
+            .artifacts
+            .into_iter()
+            .filter(|(_, artifact)| is_applied_artifact(&artifact.path))
+            .map(|(_, artifact)| (artifact.path, artifact.contents))
+            .collect();
+        if self.pinned {
+            if let Some(current) = &self.files {
+                for (path, text) in current {
+                    if path.ends_with("/route-pins") {
+                        files.insert(path.clone(), text.clone());
+                    }
+                }
+            }
+        }
+        files
+    }
+
+    fn routes_barrier(&self, changes: &[Change], files: Option<&BTreeMap<String, String>>) -> Option<Barrier> {
+        let files = files?;
+        let mut routes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for change in changes {
+            if change.action == Action::Delete {
+                continue;
+            }
+            if let (Target::Router { router }, "routes.sh") = (&change.target, change.kind.as_str()) {
+                let path = format!("routers/{router}/routes.sh");
+                let lines: Vec<String> = files
+                    .get(&path)
+                    .map(|text| {
+                        text.lines()
+                            .filter_map(|line| line.trim().strip_prefix("ip route replace "))
+                            .map(|route| route.trim().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !lines.is_empty() {
+                    routes.insert(router.clone(), lines);
+                }
+            }
+        }
+        (!routes.is_empty()).then(|| Barrier::RoutesPresent { description: "the routers hold the routes above".into(), routes })
+    }
+
+    fn pin_routes(&mut self) {
+        let Some(files) = &self.files else { return };
+        let mut next = files.clone();
+        for (path, text) in files {
+            if let Some(node) = path.strip_prefix("nodes/").and_then(|rest| rest.strip_suffix("/routes")) {
+                next.insert(format!("nodes/{node}/route-pins"), text.clone());
+            }
+        }
+        let changes = file_changes(files, &next);
+        if changes.is_empty() {
+            return;
+        }
+        self.stages.push(Stage {
+            number: self.stages.len() + 1,
+            title: "Pin routes".into(),
+            reason: "each node's cluster routes are copied as static kernel routes below BIRD's, so that sessions can be \
+                     replaced without a node ever losing a route"
+                .into(),
+            disruption: None,
+            changes,
+            manual: Vec::new(),
+            barrier: Some(Barrier::RoutesPresent {
+                description: "every node holds its pinned routes".into(),
+                routes: pinned_routes(&next),
+            }),
+            expected_status: BTreeMap::new(),
+        });
+        self.files = Some(next);
+        self.pinned = true;
+    }
+
+    fn unpin_routes(&mut self) {
+        let Some(files) = &self.files else { return };
+        let next: BTreeMap<String, String> = files.iter().filter(|(path, _)| !path.ends_with("/route-pins")).map(|(p, t)| (p.clone(), t.clone())).collect();
+        let changes = file_changes(files, &next);
+        let routes: BTreeMap<String, Vec<String>> = next
+            .iter()
+            .filter_map(|(path, text)| {
+                let node = path.strip_prefix("nodes/")?.strip_suffix("/routes")?;
+                Some((node.to_string(), text.lines().map(str::to_string).collect()))
+            })
+            .collect();
+        let description = "BIRD has programmed every node's cluster routes, so the pins can go".to_string();
+        self.stages.push(Stage {
+            number: self.stages.len() + 1,
+            title: "Unpin routes".into(),
+            reason: "the sessions of the final state are up and BIRD's routes are in place".into(),
+            disruption: None,
+            changes,
+            manual: Vec::new(),
+            barrier: None,
+            expected_status: BTreeMap::new(),
+        });
+        // The barrier that precedes unpinning: BIRD's routes are back.
+        if let Some(previous) = self.stages.iter_mut().rev().nth(1) {
+            if previous.barrier.is_none() {
+                previous.barrier = Some(Barrier::RoutesPresent { description, routes });
+            }
+        }
+        self.files = Some(next);
+        self.pinned = false;
+    }
+}
+
+fn leaving_name_is(pool: &calplan_model::Pool, leaving: &IpPool) -> bool {
+    pool.name.value == leaving.metadata.name && pool.cidr.to_string() == leaving.spec.cidr
+}
+
+fn pinned_routes(files: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
+    files
+        .iter()
+        .filter_map(|(path, text)| {
+            let node = path.strip_prefix("nodes/")?.strip_suffix("/route-pins")?;
+            Some((node.to_string(), text.lines().map(str::to_string).collect()))
+        })
+        .collect()
+}
+
+fn set_configuration(state: &mut ResourceSet, change: impl FnOnce(&mut BgpConfigurationSpec)) {
+    let mut configuration = state.bgp_configuration().cloned().unwrap_or_else(|| BgpConfiguration {
+        api_version: API_VERSION.into(),
+        kind: "BGPConfiguration".into(),
+        metadata: ObjectMeta::named("default"),
+        spec: BgpConfigurationSpec::default(),
+    });
+    change(&mut configuration.spec);
+    state.insert(Resource::BgpConfiguration(configuration));
+}
+
+fn status_table(rows: &BTreeMap<String, Vec<calplan_calico::status::StatusRow>>) -> BTreeMap<String, Vec<StatusRow>> {
+    rows.iter()
+        .map(|(node, rows)| {
+            (
+                node.clone(),
+                rows.iter()
+                    .map(|row| StatusRow { peer_address: row.peer_address.clone(), peer_type: row.peer_type.as_str().to_string() })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn sessions_barrier(peerings: &Peerings) -> Barrier {
+    let sessions: BTreeMap<String, Vec<String>> = (0..peerings.topology.nodes.len())
+        .map(|index| {
+            (
+                peerings.topology.nodes[index].name.clone(),
+                peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect(),
+            )
+        })
+        .filter(|(_, sessions): &(String, Vec<String>)| !sessions.is_empty())
+        .collect();
+    Barrier::SessionsEstablished {
+        description: "every node has the sessions listed in the expected status Established".into(),
+        sessions,
+    }
+}
+
+/// The resource changes from one state to the next.
+fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeSet<String>) -> Vec<Change> {
+    let keys: BTreeSet<&ResourceKey> = before.resources.keys().chain(after.resources.keys()).collect();
+    let mut changes = Vec::new();
+    for key in keys {
+        let (old, new) = (before.resources.get(key), after.resources.get(key));
+        let label_keys = managed_label_keys(match new.or(old) {
+            Some(Resource::Node(node)) => Some(node),
+            _ => None,
+        });
+        let old_view = old.map(|resource| diff::view(resource, &label_keys));
+        let new_view = new.map(|resource| diff::view(resource, &label_keys));
+        if old_view == new_view {
+            continue;
+        }
+        let name = key_name(key);
+        let action = match (old, new) {
+            (None, Some(_)) if key.0 == ResourceKind::IpPool && replaced.contains(&key.1) => Action::Replace,
+            (None, Some(_)) => Action::Create,
+            (Some(_), None) if key.0 == ResourceKind::IpPool && replaced.contains(&key.1) => continue,
+            (Some(_), None) => Action::Delete,
+            (Some(_), Some(_)) => Action::Update,
+            (None, None) => continue,
+        };
+        let before_text = old.map(|resource| diff::view_yaml(&diff::display(resource, &label_keys))).unwrap_or_default();
+        let after_text = new.map(|resource| diff::view_yaml(&diff::display(resource, &label_keys))).unwrap_or_default();
+        let replaced_before = if action == Action::Replace {
+            // The pool of the same name the previous stages deleted.
+            None
+        } else {
+            old.map(|resource| Content::Resource { value: resource.to_json() })
+        };
+        changes.push(Change {
+            action,
+            kind: key.0.as_str().to_string(),
+            name: key.1.clone(),
+            target: Target::Calico,
+            diff: diff::redact(&diff::unified(&name, &before_text, &after_text)),
+            before: replaced_before,
+            after: new.map(|resource| Content::Resource { value: resource.to_json() }),
+            reason: (action == Action::Replace)
+                .then(|| "Calico cannot change a pool's CIDR or block size in place; the old pool was emptied and deleted first".to_string()),
+        });
+    }
+    changes
+}
+
+/// The file changes from one set of files to the next.
+fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<Change> {
+    let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut changes = Vec::new();
+    for path in paths {
+        let (old, new) = (before.get(path), after.get(path));
+        if old == new {
+            continue;
+        }
+        let action = match (old, new) {
+            (None, Some(_)) => Action::Create,
+            (Some(_), None) => Action::Delete,
+            _ => Action::Update,
+        };
+        let (target, file) = artifact_target(path);
+        let name = match &target {
+            Target::Node { node } => node.clone(),
+            Target::Router { router } => router.clone(),
+            Target::Calico => String::new(),
+        };
+        changes.push(Change {
+            action,
+            kind: file,
+            name,
+            target,
+            diff: diff::redact(&diff::unified(path, old.map_or("", String::as_str), new.map_or("", String::as_str))),
+            before: old.map(|text| Content::File { text: text.clone() }),
+            after: new.map(|text| Content::File { text: text.clone() }),
+            reason: None,
+        });
+    }
+    changes
+}
