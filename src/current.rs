@@ -1,10 +1,23 @@
-//! Reading `--current SOURCE`s (the I/O edge of planning): files, directories of them, an earlier output directory, or
-//! `etcd://HOST:PORT`. Each file's kind is told from its content.
+//! Reading `--current SOURCE`s (the I/O edge of planning): files, directories of them, an
+//! earlier compile or apply directory, or `etcd://HOST:PORT`. The readers that make sense of
+//! what is read are pure and live in `calplan_plan::current`; this module only finds, reads
+//! and registers the text, then combines what the readers return.
+//!
+//! How a source is told apart:
+//! - `etcd://HOST:PORT`: Calico's etcdv3 datastore, read only, every key at one revision.
+//! - a directory holding `manifest.json`: the artifacts of an earlier `compile -o` or `apply`,
+//!   only the files its manifest lists (their paths validated before any is opened).
+//! - any other directory: walked, every file read by itself; hidden files are skipped.
+//! - a file: its kind is told from its content (`current::sniff`). A route dump names its
+//!   node by its file name: `<node>.routes`, `<node>.json`, or a file named exactly as the
+//!   node directly inside a `routes/` directory.
 
 use crate::cli::CliError;
+use crate::etcd;
 use calplan_diagnostics::{Diagnostics, SourceMap};
-use calplan_plan::current::{self, CurrentState, SourceKind};
+use calplan_plan::current::{self, CurrentState, SourceKind, applied, etcd_layout, ip_routes, ipam_blocks, workloads};
 use calplan_plan::plan::SourceFingerprint;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Every source read, combined, with the diagnostics raised while reading.
@@ -17,8 +30,9 @@ pub struct Loaded {
 pub fn load(sources: &[String]) -> Result<Loaded, CliError> {
     let mut loaded = Loaded { state: CurrentState::default(), sources: SourceMap::new(), diagnostics: Diagnostics::new() };
     for source in sources {
-        if source.starts_with("etcd://") {
-            return Err(CliError::Message(format!("`{source}`: reading etcd is not supported by this build")));
+        if source.contains("://") {
+            load_etcd(source, &mut loaded)?;
+            continue;
         }
         let path = PathBuf::from(source);
         if path.is_dir() {
@@ -30,13 +44,50 @@ pub fn load(sources: &[String]) -> Result<Loaded, CliError> {
     Ok(loaded)
 }
 
-fn load_directory(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
+fn message(error: impl ToString) -> CliError {
+    CliError::Message(error.to_string())
+}
+
+fn fingerprint(name: &str, kind: SourceKind, sha256: String) -> SourceFingerprint {
+    SourceFingerprint { name: name.to_string(), kind: kind.as_str().to_string(), sha256, resources: Default::default() }
+}
+
+/// Reads Calico's keys from etcd. The listing of what was read is registered as the source's
+/// text, so diagnostics point at the offending key and value.
+fn load_etcd(source: &str, loaded: &mut Loaded) -> Result<(), CliError> {
+    let endpoint = etcd::Endpoint::parse(source).map_err(message)?;
+    let name = format!("etcd://{endpoint}");
+    let client = etcd::Client::new(endpoint, etcd::DEFAULT_TIMEOUT);
+    let snapshot = client.calico_snapshot().map_err(message)?;
+    let file = loaded.sources.add(name.clone(), snapshot.listing());
+    let read = etcd_layout::read(file, &snapshot);
+    loaded.diagnostics.extend(read.diagnostics);
+    let mut fingerprint = fingerprint(&name, SourceKind::Etcd, snapshot.fingerprint());
+    if let Some(state) = read.value {
+        fingerprint.resources = current::resource_digests(&state.resources);
+        loaded.state.add_etcd(state);
+    }
+    loaded.state.sources.push(fingerprint);
+    Ok(())
+}
+
+/// The entries of a directory, sorted, hidden ones left out.
+fn entries(directory: &Path) -> Result<Vec<PathBuf>, CliError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(directory)
         .map_err(|error| CliError::Message(format!("cannot read `{}`: {error}", directory.display())))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .filter(|path| !path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.')))
         .collect();
     entries.sort();
+    Ok(entries)
+}
+
+fn load_directory(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
+    let entries = entries(directory)?;
+    let names: Vec<String> = entries.iter().filter_map(|path| path.file_name().map(|name| name.to_string_lossy().into_owned())).collect();
+    if current::sniff_directory(names.iter().map(String::as_str)) == Some(SourceKind::AppliedState) {
+        return load_applied(directory, loaded);
+    }
     for path in entries {
         if path.is_dir() {
             load_directory(&path, loaded)?;
@@ -48,6 +99,11 @@ fn load_directory(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError>
 }
 
 fn load_file(path: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
+    // `--current out/manifest.json` means the directory it describes.
+    if path.file_name().is_some_and(|name| name == applied::MANIFEST) {
+        let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        return load_applied(directory, loaded);
+    }
     let (name, text) = crate::cli::read_text(path)?;
     let Some(kind) = current::sniff(&text) else {
         return Err(CliError::Message(format!(
@@ -55,8 +111,21 @@ fn load_file(path: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
              `calicoctl ipam show --show-blocks`, `calicoctl get workloadendpoints -A -o wide`, or `ip route` / `ip -j route` output"
         )));
     };
-    let mut fingerprint =
-        SourceFingerprint { name: name.clone(), kind: kind.as_str().to_string(), sha256: current::text_digest(&text), resources: Default::default() };
+    let mut fingerprint = fingerprint(&name, kind, current::text_digest(&text));
+    // Route dumps are named for their node; find it before reading anything.
+    let node = if kind == SourceKind::NodeRoutes {
+        let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let directory = path.parent().and_then(Path::file_name).map(|name| name.to_string_lossy().into_owned());
+        let Some(node) = ip_routes::node_of(&file_name, directory.as_deref()) else {
+            return Err(CliError::Message(format!(
+                "`{name}` holds routes but its name does not say which node's: name it `<node>.routes` or `<node>.json`, \
+                 or put it in a `routes/` directory under the node's name"
+            )));
+        };
+        Some(node)
+    } else {
+        None
+    };
     let file = loaded.sources.add(name.clone(), text);
     let text = loaded.sources.file(file).text();
     match kind {
@@ -68,11 +137,99 @@ fn load_file(path: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
                 loaded.state.add_resources(resources);
             }
         }
-        other => {
-            return Err(CliError::Message(format!("`{name}` holds {}, which this build cannot read yet", other.as_str())));
+        SourceKind::IpamBlocks => {
+            let read = ipam_blocks::read(file, text);
+            loaded.diagnostics.extend(read.diagnostics);
+            if let Some(usage) = read.value {
+                loaded.state.add_ipam_usage(usage);
+            }
+        }
+        SourceKind::Workloads => {
+            let read = workloads::read(file, text);
+            loaded.diagnostics.extend(read.diagnostics);
+            if let Some(workloads) = read.value {
+                loaded.state.add_workloads(workloads);
+            }
+        }
+        SourceKind::NodeRoutes => {
+            let read = ip_routes::read(file, text);
+            loaded.diagnostics.extend(read.diagnostics);
+            if let (Some(routes), Some(node)) = (read.value, node) {
+                loaded.state.add_node_routes(node, routes).map_err(|node| {
+                    CliError::Message(format!("`{name}` gives the routes of `{node}`, which another source already gave"))
+                })?;
+            }
+        }
+        SourceKind::AppliedState | SourceKind::Etcd => {
+            unreachable!("not told from a file's content")
         }
     }
     loaded.state.sources.push(fingerprint);
+    Ok(())
+}
+
+/// Reads an earlier compile's or apply's directory: the manifest, then exactly the files it
+/// lists, each checked to lie inside the directory.
+fn load_applied(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
+    let name = directory.display().to_string();
+    let (manifest_name, manifest_text) = crate::cli::read_text(&directory.join(applied::MANIFEST))?;
+    let manifest_file = loaded.sources.add(manifest_name, manifest_text);
+    let read = applied::read_manifest(manifest_file, loaded.sources.file(manifest_file).text());
+    loaded.diagnostics.extend(read.diagnostics);
+    let Some(manifest) = read.value else {
+        return Ok(());
+    };
+    let root = std::fs::canonicalize(directory).map_err(|error| CliError::Message(format!("cannot read `{name}`: {error}")))?;
+    let mut listed = Vec::new();
+    for entry in &manifest.artifacts {
+        let path = directory.join(&entry.path);
+        if !path.exists() {
+            listed.push((entry.path.as_str(), None));
+            continue;
+        }
+        // A listed path must not lead out of the directory through a symbolic link.
+        let resolved =
+            std::fs::canonicalize(&path).map_err(|error| CliError::Message(format!("cannot read `{}`: {error}", path.display())))?;
+        if !resolved.starts_with(&root) {
+            return Err(CliError::Message(format!("`{}` leads outside `{name}`; calplan writes no links", path.display())));
+        }
+        let (file_name, text) = crate::cli::read_text(&path)?;
+        listed.push((entry.path.as_str(), Some(loaded.sources.add(file_name, text))));
+    }
+    let listed_paths: BTreeSet<&str> = manifest.artifacts.iter().map(|entry| entry.path.as_str()).collect();
+    let mut unlisted = Vec::new();
+    collect_unlisted(directory, "", &listed_paths, &mut unlisted)?;
+    let files: Vec<applied::ArtifactFile> = listed
+        .iter()
+        .map(|(path, file)| applied::ArtifactFile {
+            path,
+            file: file.unwrap_or(manifest_file),
+            text: file.map(|file| loaded.sources.file(file).text()),
+        })
+        .collect();
+    let manifest_text = loaded.sources.file(manifest_file).text();
+    let read = applied::read(manifest_file, manifest_text, &files, &unlisted);
+    let mut fingerprint = fingerprint(&name, SourceKind::AppliedState, current::text_digest(manifest_text));
+    loaded.diagnostics.extend(read.diagnostics);
+    if let Some(applied) = read.value {
+        fingerprint.resources = current::resource_digests(&applied.resources);
+        loaded.state.add_applied(applied);
+    }
+    loaded.state.sources.push(fingerprint);
+    Ok(())
+}
+
+/// The directory's files the manifest does not list, relative and `/`-separated.
+fn collect_unlisted(directory: &Path, prefix: &str, listed: &BTreeSet<&str>, unlisted: &mut Vec<String>) -> Result<(), CliError> {
+    for path in entries(directory)? {
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        if path.is_dir() {
+            collect_unlisted(&path, &relative, listed, unlisted)?;
+        } else if !listed.contains(relative.as_str()) {
+            unlisted.push(relative);
+        }
+    }
     Ok(())
 }
 

@@ -5,6 +5,9 @@
 //! `lab`) the only code that runs programs or touches the network. The phases it drives are
 //! pure crates under `compiler/` and `targets/`; `ARCHITECTURE.md` has the map.
 
+pub mod apply;
 pub mod cli;
 pub mod current;
+pub mod etcd;
+pub mod netns;
 pub mod pipeline;

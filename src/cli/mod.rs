@@ -3,9 +3,11 @@
 //! Each subcommand has its own file. Errors that are not diagnostics (an unreadable file, a
 //! bad flag) become a [`CliError`] with the file or host named, printed as `error: ...`.
 
+mod apply;
 mod check;
 mod compile;
 mod graph;
+mod import;
 mod input;
 mod plan;
 mod schema;
@@ -37,8 +39,12 @@ enum Command {
     Compile(compile::Args),
     /// Show what would change on the live cluster, in safe stages
     Plan(plan::Args),
+    /// Carry out a saved plan, stage by stage, with a lock, a state record and rollback
+    Apply(apply::Args),
     /// Print a saved plan
     Show(show::Args),
+    /// Write the intent that reproduces a cluster as it stands
+    Import(import::Args),
     /// Print, per node, the table `calicoctl node status` is expected to show
     Status(status::Args),
     /// Draw the BGP topology: nodes, route reflectors, peers and routers
@@ -74,6 +80,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Compile(args) => compile::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Show(args) => show::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Import(args) => import::run(args),
         Command::Status(args) => status::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Schema => schema::run(),

@@ -1,8 +1,18 @@
 //! What every per-node target needs to know about one node, gathered once.
+//!
+//! Facts that several node artifacts derive the same way (which service ranges the node
+//! advertises, which pool a block belongs to) live here so the artifacts cannot disagree.
+//! Nothing here renders text.
 
 use calplan_calico::peering::Peering;
 use calplan_model::ipam::Block;
-use calplan_model::{Analysis, Node};
+use calplan_model::{Analysis, Node, Pool};
+use ipnet::IpNet;
+use std::collections::BTreeSet;
+
+/// The label that makes confd stop advertising service ranges from a node
+/// (`client.go` `ExcludeServiceAdvertisement`); the ranges are still kept out of its kernel.
+pub const EXCLUDE_FROM_LOAD_BALANCERS_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
 /// One node as its artifacts see it: its sessions and its blocks.
 pub struct NodeView<'a> {
@@ -12,6 +22,14 @@ pub struct NodeView<'a> {
     pub peerings: Vec<Peering>,
     /// The node's own blocks.
     pub blocks: Vec<&'a Block>,
+}
+
+/// The service ranges of one node, as confd keeps them under `/staticroutes` (advertised,
+/// blackholed in BIRD) and `/rejectcidrs` (never programmed into the kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceRanges {
+    pub advertised: Vec<IpNet>,
+    pub rejected: Vec<IpNet>,
 }
 
 impl<'a> NodeView<'a> {
@@ -29,5 +47,34 @@ impl<'a> NodeView<'a> {
     /// The intent element the node's artifacts come from.
     pub fn source(&self) -> String {
         format!("spec.nodes[{}]", self.node.name.value)
+    }
+
+    /// The node's index in the peering topology.
+    pub fn topology_index(&self) -> Option<usize> {
+        self.analysis.topology_index(self.node.id)
+    }
+
+    /// The pool a block was taken from; `None` for a block of a pool the intent no longer has.
+    pub fn pool(&self, block: &Block) -> Option<&'a Pool> {
+        block.pool.map(|index| &self.analysis.model.pools[index])
+    }
+
+    /// The service ranges as confd derives them (`updateGlobalRoutes`): cluster IP ranges when
+    /// advertised, plus external and LoadBalancer ranges except single addresses (confd
+    /// advertises those per service, which calplan cannot know). A node labelled
+    /// [`EXCLUDE_FROM_LOAD_BALANCERS_LABEL`]` = "true"` advertises none but still rejects them.
+    /// Sorted and without duplicates.
+    pub fn service_ranges(&self) -> ServiceRanges {
+        let model = &self.analysis.model;
+        let mut ranges: BTreeSet<IpNet> = BTreeSet::new();
+        if model.bgp.advertise_service_cluster_ips {
+            ranges.extend(model.service_cluster_ips.iter().map(|cidr| cidr.value));
+        }
+        let is_range = |cidr: &IpNet| cidr.prefix_len() != cidr.max_prefix_len();
+        ranges.extend(model.bgp.service_external_ips.iter().map(|cidr| cidr.value).filter(is_range));
+        ranges.extend(model.bgp.service_load_balancer_ips.iter().map(|cidr| cidr.value).filter(is_range));
+        let rejected: Vec<IpNet> = ranges.into_iter().collect();
+        let excluded = self.node.labels.get(EXCLUDE_FROM_LOAD_BALANCERS_LABEL).is_some_and(|value| value.value == "true");
+        ServiceRanges { advertised: if excluded { Vec::new() } else { rejected.clone() }, rejected }
     }
 }

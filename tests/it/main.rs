@@ -3,7 +3,9 @@
 //! Tests that need root, a namespace or a server say so in their names; CI runs them as root.
 
 mod cli;
+mod current;
 mod golden;
 mod never_panics;
 mod scenarios;
 mod schema;
+mod bird;

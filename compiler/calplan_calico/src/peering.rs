@@ -91,7 +91,7 @@ impl Topology {
 
 /// `ipv4Address` as Calico stores it: `a.b.c.d/len`, or a bare address read as `/32`.
 fn parse_node_v4(text: &str) -> Option<Ipv4Net> {
-    text.parse::<Ipv4Net>().ok().or_else(|| text.parse::<Ipv4Addr>().ok().map(|ip| Ipv4Net::from(ip)))
+    text.parse::<Ipv4Net>().ok().or_else(|| text.parse::<Ipv4Addr>().ok().map(Ipv4Net::from))
 }
 
 /// Whole seconds of a Go duration, as confd rounds `maxRestartTime`.
@@ -183,7 +183,7 @@ pub struct PeerData {
 
 impl PeerData {
     /// confd's key suffix: `<ip>` or `<ip>-<port>`, omitting ports 0 and 179.
-    fn key(&self) -> String {
+    pub fn key(&self) -> String {
         match self.port {
             0 | 179 => self.ip.to_string(),
             port => format!("{}-{port}", self.ip),
@@ -283,6 +283,17 @@ impl Peerings {
             by_name.insert(node.name.clone(), index);
         }
         Peerings { topology, global, node_specific, problems, by_address, by_name }
+    }
+
+    /// The global peerings as confd stores them, by key (`<ip>` or `<ip>-<port>`), including
+    /// the ones that point at a node itself, which `bird.cfg` lists as skipped.
+    pub fn global_peers(&self) -> &BTreeMap<String, PeerData> {
+        &self.global
+    }
+
+    /// One node's node-specific peerings as confd stores them, by key, self-peerings included.
+    pub fn node_specific_peers(&self, node_index: usize) -> &BTreeMap<String, PeerData> {
+        &self.node_specific[node_index]
     }
 
     /// The index of the node of that name.
@@ -512,11 +523,11 @@ impl Computer<'_> {
                 port = self.topology.listen_port.unwrap_or(0);
             }
             let mut data = self.configured(peer, PeeringOrigin::Peer(name.clone()));
-            if let Some(gateway) = data.reachable_by {
-                if gateway.is_ipv4() != ip.is_ipv4() {
-                    self.problems.push(format!("BGPPeer `{name}`: ReachableBy address family does not match PeerIP; confd skips it"));
-                    return;
-                }
+            if let Some(gateway) = data.reachable_by
+                && gateway.is_ipv4() != ip.is_ipv4()
+            {
+                self.problems.push(format!("BGPPeer `{name}`: ReachableBy address family does not match PeerIP; confd skips it"));
+                return;
             }
             data.ip = ip;
             data.port = port;

@@ -40,6 +40,9 @@ pub fn resources(model: &Model) -> ResourceSet {
 /// that validation can point at a clash with a name the operator chose.
 pub fn generated_peer_names(model: &Model) -> Vec<(String, calplan_diagnostics::Span)> {
     let mut names = Vec::new();
+    if !model.generates_peers {
+        return names;
+    }
     let clusters: Vec<&RouteReflectorCluster> =
         model.route_reflector_clusters.iter().filter(|cluster| cluster.generated_peers && !cluster.nodes.is_empty()).collect();
     for peer in route_reflector_peers(model) {

@@ -7,6 +7,7 @@
 
 pub mod current;
 pub mod diff;
+pub mod import;
 pub mod plan;
 pub mod render;
 pub mod planner;

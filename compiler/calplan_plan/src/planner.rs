@@ -895,17 +895,16 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
             (None, Some(_)) => Action::Create,
             (Some(_), None) if key.0 == ResourceKind::IpPool && replaced.contains(&key.1) => continue,
             (Some(_), None) => Action::Delete,
+            // The stage that deletes the emptied pool creates its successor of the same name:
+            // Calico refuses that as an update (CIDR and block size are immutable).
+            (Some(_), Some(_)) if key.0 == ResourceKind::IpPool && replaced.contains(&key.1) => Action::Replace,
             (Some(_), Some(_)) => Action::Update,
             (None, None) => continue,
         };
         let before_text = old.map(|resource| diff::view_yaml(&diff::display(resource, &label_keys))).unwrap_or_default();
         let after_text = new.map(|resource| diff::view_yaml(&diff::display(resource, &label_keys))).unwrap_or_default();
-        let replaced_before = if action == Action::Replace {
-            // The pool of the same name the previous stages deleted.
-            None
-        } else {
-            old.map(|resource| Content::Resource { value: resource.to_json() })
-        };
+        // A replaced pool's `before` is the pool being deleted, for the delete's compare.
+        let replaced_before = old.map(|resource| Content::Resource { value: resource.to_json() });
         changes.push(Change {
             action,
             kind: key.0.as_str().to_string(),

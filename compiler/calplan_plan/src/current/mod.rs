@@ -1,6 +1,18 @@
 //! The cluster as it stands, combined from every `--current` source.
+//!
+//! One reader per source kind, each pure (text or key-value pairs in, a [`Read`] out, its
+//! diagnostics located in that source): Calico YAML exports, `ipam show` tables, workload
+//! endpoint tables, `ip route` dumps, an earlier compile or apply directory, and Calico's
+//! etcdv3 layout. The CLI reads files and etcd, tells each file's kind with [`sniff`], and
+//! combines what the readers return into one [`CurrentState`].
 
+pub mod applied;
 pub mod calico_yaml;
+pub mod etcd_layout;
+pub mod ip_routes;
+pub mod ipam_blocks;
+mod table;
+pub mod workloads;
 
 use calplan_calico::resources::ResourceSet;
 use calplan_diagnostics::Diagnostics;
@@ -46,8 +58,10 @@ impl SourceKind {
 pub struct CurrentState {
     pub resources: Option<ResourceSet>,
     pub affinities: Option<Vec<ObservedAffinity>>,
-    /// Addresses in use per block, from `ipam show --show-blocks`.
+    /// Addresses in use per block, from `ipam show --show-blocks` or etcd.
     pub block_usage: Option<BTreeMap<ipnet::IpNet, u64>>,
+    /// Each pool's totals as `ipam show` printed them (with or without `--show-blocks`).
+    pub pool_usage: Option<BTreeMap<ipnet::IpNet, ipam_blocks::Usage>>,
     pub workloads: Option<Vec<Workload>>,
     /// Route lines per node, normalised like `nodes/<node>/routes`.
     pub node_routes: BTreeMap<String, Vec<String>>,
@@ -72,6 +86,44 @@ impl CurrentState {
         combined.dedup_by(|a, b| a.block == b.block);
     }
 
+    /// Adds block usage; a later source's count for a block replaces an earlier one's.
+    pub fn add_block_usage(&mut self, usage: BTreeMap<ipnet::IpNet, u64>) {
+        self.block_usage.get_or_insert_with(BTreeMap::new).extend(usage);
+    }
+
+    /// Adds what `ipam show` said: pool totals always, block usage when the table has it.
+    pub fn add_ipam_usage(&mut self, usage: ipam_blocks::IpamUsage) {
+        if let Some(blocks) = usage.block_usage() {
+            self.add_block_usage(blocks);
+        }
+        self.pool_usage.get_or_insert_with(BTreeMap::new).extend(usage.pools);
+    }
+
+    /// Adds a node's routes; `Err` with the node's name when a source already gave them.
+    pub fn add_node_routes(&mut self, node: String, routes: Vec<String>) -> Result<(), String> {
+        if self.node_routes.contains_key(&node) {
+            return Err(node);
+        }
+        self.node_routes.insert(node, routes);
+        Ok(())
+    }
+
+    /// Adds an earlier compile's or apply's artifacts and the Calico resources among them.
+    pub fn add_applied(&mut self, applied: applied::Applied) {
+        self.add_resources(applied.resources);
+        self.applied.get_or_insert_with(BTreeMap::new).extend(applied.artifacts);
+    }
+
+    /// Adds everything read from an etcd datastore.
+    pub fn add_etcd(&mut self, state: etcd_layout::EtcdState) {
+        self.add_resources(state.resources);
+        // An empty datastore still says something: no affinities, no blocks, no workloads.
+        self.affinities.get_or_insert_with(Vec::new);
+        self.add_affinities(state.affinities);
+        self.add_block_usage(state.block_usage);
+        self.add_workloads(state.workloads);
+    }
+
     pub fn add_workloads(&mut self, workloads: Vec<Workload>) {
         let combined = self.workloads.get_or_insert_with(Vec::new);
         combined.extend(workloads);
@@ -84,6 +136,13 @@ impl CurrentState {
 pub struct Read<T> {
     pub value: Option<T>,
     pub diagnostics: Diagnostics,
+}
+
+impl<T> Read<T> {
+    /// The same diagnostics, with the value, if any, mapped.
+    pub fn map_value<U>(self, map: impl FnOnce(T) -> U) -> Read<U> {
+        Read { value: self.value.map(map), diagnostics: self.diagnostics }
+    }
 }
 
 /// Digests of what calplan compares of each resource, keyed `Kind/name`, so that a stale
@@ -115,6 +174,12 @@ pub fn text_digest(text: &str) -> String {
     calplan_targets::Artifact::hex_digest(&sha2::Sha256::digest(text.as_bytes()))
 }
 
+/// Tells what a current-state directory is from the names in it: one holding
+/// `manifest.json` was written by `compile -o` or `apply`. Other directories are walked.
+pub fn sniff_directory<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<SourceKind> {
+    names.into_iter().any(|name| name == applied::MANIFEST).then_some(SourceKind::AppliedState)
+}
+
 /// Tells what a current-state file holds from its content.
 pub fn sniff(text: &str) -> Option<SourceKind> {
     let trimmed = text.trim_start();
@@ -131,15 +196,76 @@ pub fn sniff(text: &str) -> Option<SourceKind> {
     if trimmed.starts_with('[') && (text.contains("\"dst\"") || trimmed.trim_end() == "[]") {
         return Some(SourceKind::NodeRoutes);
     }
+    // Route types `ip route` prints first, and the continuation lines of an ECMP route.
+    const ROUTE_WORDS: &[&str] = &[
+        "default",
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "local",
+        "broadcast",
+        "throw",
+        "unicast",
+        "multicast",
+        "anycast",
+        "nat",
+        "nexthop",
+    ];
     let route_like = |line: &str| {
         let first = line.split_whitespace().next().unwrap_or("");
-        matches!(first, "default" | "blackhole" | "unreachable" | "prohibit" | "local" | "broadcast")
-            || first.parse::<ipnet::IpNet>().is_ok()
-            || first.parse::<std::net::IpAddr>().is_ok()
+        ROUTE_WORDS.contains(&first) || first.parse::<ipnet::IpNet>().is_ok() || first.parse::<std::net::IpAddr>().is_ok()
     };
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')).collect();
     if !lines.is_empty() && lines.iter().all(|line| route_like(line)) {
         return Some(SourceKind::NodeRoutes);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calplan_diagnostics::FileId;
+
+    const IPAM: &str = include_str!("../../../../testdata/pool-migration/current/ipam-blocks.txt");
+    const WORKLOADS: &str = include_str!("../../../../testdata/pool-migration/current/workloads.txt");
+    const ROUTES: &str = "default via 21.49.22.1 dev eth0 proto static metric 100\nblackhole 192.168.36.64/26 proto bird\n\
+                          192.168.0.0/16 proto bird\n\tnexthop via 21.49.22.7 dev eth0 weight 1\n\tnexthop via 21.49.22.8 dev eth0 weight 1\n";
+    const ROUTES_JSON: &str = r#"[{"type":"blackhole","dst":"192.168.1.128/26","protocol":"bird","flags":[]}]"#;
+
+    #[test]
+    fn sniff_tells_every_text_format() {
+        assert_eq!(sniff(IPAM), Some(SourceKind::IpamBlocks));
+        assert_eq!(sniff(WORKLOADS), Some(SourceKind::Workloads));
+        assert_eq!(sniff(ROUTES), Some(SourceKind::NodeRoutes));
+        assert_eq!(sniff(ROUTES_JSON), Some(SourceKind::NodeRoutes));
+        assert_eq!(sniff("{\"generator\": \"calplan\"}"), None);
+        assert_eq!(sniff_directory(["calico", "manifest.json", "nodes"]), Some(SourceKind::AppliedState));
+        assert_eq!(sniff_directory(["ippools.yaml"]), None);
+    }
+
+    /// No input makes a reader panic: every prefix of every fixture (a file cut off anywhere)
+    /// reads to a value or to diagnostics.
+    #[test]
+    fn truncated_inputs_never_panic() {
+        let manifest = r#"{"generator": "calplan", "artifacts": [{"path": "nodes/n1/routes", "sha256": "00"}]}"#;
+        for text in [IPAM, WORKLOADS, ROUTES, ROUTES_JSON, manifest] {
+            for end in (0..=text.len()).filter(|end| text.is_char_boundary(*end)) {
+                let prefix = &text[..end];
+                let _ = ipam_blocks::read(FileId(0), prefix);
+                let _ = workloads::read(FileId(0), prefix);
+                let _ = ip_routes::read(FileId(0), prefix);
+                let _ = applied::read_manifest(FileId(0), prefix);
+                let file = applied::ArtifactFile { path: "nodes/n1/routes", file: FileId(1), text: Some(prefix) };
+                let _ = applied::read(FileId(0), manifest, &[file], &[]);
+                let pair = etcd_layout::KeyValue {
+                    key: "/calico/ipam/v2/assignment/ipv4/block/10.0.0.0-30".into(),
+                    value: prefix.as_bytes().to_vec(),
+                    create_revision: 1,
+                    mod_revision: 1,
+                };
+                let _ = etcd_layout::read(FileId(0), &etcd_layout::Snapshot::new(1, vec![pair]));
+            }
+        }
+    }
 }

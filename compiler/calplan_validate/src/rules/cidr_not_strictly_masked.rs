@@ -19,13 +19,21 @@ declare_rule! {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
-    let pools = model.pools.iter().map(|pool| (&pool.cidr, "IPPool CIDR is not strictly masked".to_string()));
+    let pools = model
+        .pools
+        .iter()
+        .map(|pool| (&pool.cidr, "IPPool CIDR is not strictly masked".to_string()));
     let services = model
         .service_cluster_ips
         .iter()
         .chain(&model.bgp.service_external_ips)
         .chain(&model.bgp.service_load_balancer_ips)
-        .map(|cidr| (cidr, format!("service range `{}` is not strictly masked", cidr.value)));
+        .map(|cidr| {
+            (
+                cidr,
+                format!("service range `{}` is not strictly masked", cidr.value),
+            )
+        });
     for (cidr, message) in pools.chain(services) {
         if cidr.trunc() != cidr.value {
             diagnostics.push(
@@ -37,14 +45,18 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     }
     for router in &model.routers {
         for route in &router.static_routes {
-            if let calplan_model::Destination::Cidr(cidr) = &route.destination.value {
-                if cidr.trunc() != *cidr {
-                    diagnostics.push(
-                        Diagnostic::new(&RULE, route.destination.span, format!("route destination `{cidr}` is not strictly masked"))
-                            .label(format!("host bits set after /{}", cidr.prefix_len()))
-                            .help(format!("did you mean `{}`?", cidr.trunc())),
-                    );
-                }
+            if let calplan_model::Destination::Cidr(cidr) = &route.destination.value
+                && cidr.trunc() != *cidr
+            {
+                diagnostics.push(
+                    Diagnostic::new(
+                        &RULE,
+                        route.destination.span,
+                        format!("route destination `{cidr}` is not strictly masked"),
+                    )
+                    .label(format!("host bits set after /{}", cidr.prefix_len()))
+                    .help(format!("did you mean `{}`?", cidr.trunc())),
+                );
             }
         }
     }

@@ -1,14 +1,38 @@
 //! One rule per file, named for the problem it finds.
+//!
+//! The helpers below are wording shared by several rules: counts, lists of names, and what to
+//! say about a selector that matches nothing.
 
+use calplan_calico::Selector;
 use calplan_diagnostics::{Diagnostics, Rule};
-use calplan_model::Analysis;
+use calplan_model::{Analysis, Model};
+use std::collections::BTreeSet;
 
+mod advertised_range_missing;
+mod autodetection_mismatch;
+mod autodetection_not_simulated;
 mod block_size_out_of_range;
 mod cidr_not_strictly_masked;
+mod duplicate_address;
+mod duplicate_name;
+mod full_mesh_too_large;
 mod ipip_and_vxlan;
 mod ipip_on_ipv6;
 mod link_local_overlap;
+mod next_hop_not_on_link;
+mod no_bgp_peering;
+mod node_without_address;
+mod overlapping_prefixes;
+mod peer_field_conflict;
+mod pool_capacity;
+mod pool_fewer_blocks_than_nodes;
+mod pool_selects_no_node;
 mod pool_smaller_than_block;
+mod route_destination_empty;
+mod route_reflector_without_address;
+mod router_peering_target_missing;
+mod selector_matches_nothing;
+mod session_not_established;
 
 pub type Check = fn(&Analysis, &mut Diagnostics);
 
@@ -20,6 +44,25 @@ pub static CHECKS: &[Check] = &[
     ipip_and_vxlan::check,
     ipip_on_ipv6::check,
     link_local_overlap::check,
+    pool_capacity::check,
+    pool_fewer_blocks_than_nodes::check,
+    pool_selects_no_node::check,
+    overlapping_prefixes::check,
+    duplicate_name::check,
+    duplicate_address::check,
+    peer_field_conflict::check,
+    no_bgp_peering::check,
+    session_not_established::check,
+    full_mesh_too_large::check,
+    route_reflector_without_address::check,
+    selector_matches_nothing::check,
+    autodetection_mismatch::check,
+    autodetection_not_simulated::check,
+    node_without_address::check,
+    next_hop_not_on_link::check,
+    route_destination_empty::check,
+    router_peering_target_missing::check,
+    advertised_range_missing::check,
 ];
 
 pub static ALL: &[&Rule] = &[
@@ -29,4 +72,219 @@ pub static ALL: &[&Rule] = &[
     &ipip_and_vxlan::RULE,
     &ipip_on_ipv6::RULE,
     &link_local_overlap::RULE,
+    &pool_capacity::RULE,
+    &pool_fewer_blocks_than_nodes::RULE,
+    &pool_selects_no_node::RULE,
+    &overlapping_prefixes::RULE,
+    &duplicate_name::RULE,
+    &duplicate_address::RULE,
+    &peer_field_conflict::RULE,
+    &no_bgp_peering::RULE,
+    &session_not_established::RULE,
+    &full_mesh_too_large::RULE,
+    &route_reflector_without_address::RULE,
+    &selector_matches_nothing::RULE,
+    &autodetection_mismatch::RULE,
+    &autodetection_not_simulated::RULE,
+    &node_without_address::RULE,
+    &next_hop_not_on_link::RULE,
+    &route_destination_empty::RULE,
+    &router_peering_target_missing::RULE,
+    &advertised_range_missing::RULE,
 ];
+
+/// How many diagnostics a rule gives one per item before it gathers the rest into one.
+const ITEMIZE_UP_TO: usize = 5;
+
+/// How many places a gathered diagnostic marks with secondary labels.
+const SHOW_AT_MOST: usize = 3;
+
+/// `1 node`, `3 nodes`, `5,000 nodes`.
+fn count(number: usize, noun: &str) -> String {
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(number))
+    }
+}
+
+/// `31125` as `31,125`.
+fn thousands(number: impl ToString) -> String {
+    let digits = number.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and 3 more ``.
+fn name_list<S: AsRef<str>>(names: &[S], show: usize) -> String {
+    let quoted: Vec<String> = names
+        .iter()
+        .take(show)
+        .map(|name| format!("`{}`", name.as_ref()))
+        .collect();
+    let rest = names.len().saturating_sub(show);
+    match (quoted.split_last(), rest) {
+        (None, _) => String::new(),
+        (Some((last, [])), 0) => last.clone(),
+        (Some((last, init)), 0) => format!("{} and {last}", init.join(", ")),
+        (Some(_), rest) => format!("{} and {} more", quoted.join(", "), thousands(rest)),
+    }
+}
+
+/// For each node, whether lowering reported an address of its that does not parse
+/// (`invalid-address`): such a node has an address, only not a readable one, and rules about
+/// missing addresses would pile follow-on errors onto that one. A node's entry is taken to run
+/// from its name to the next name of a node, router, pool or peer.
+fn nodes_with_unreadable_address(model: &Model, diagnostics: &Diagnostics) -> Vec<bool> {
+    let mut errors: Vec<u32> = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.rule == &calplan_model::rules::INVALID_ADDRESS)
+        .map(|diagnostic| diagnostic.span().start)
+        .collect();
+    errors.sort_unstable();
+    // Where each declaration starts that could follow a node's entry.
+    let mut starts: Vec<u32> = model
+        .nodes
+        .iter()
+        .map(|node| node.name.span.start)
+        .chain(model.routers.iter().map(|router| router.name.span.start))
+        .chain(model.pools.iter().map(|pool| pool.name.span.start))
+        .chain(model.peers.iter().map(|peer| peer.name.span.start))
+        .collect();
+    starts.sort_unstable();
+    model
+        .nodes
+        .iter()
+        .map(|node| {
+            let start = node.name.span.start;
+            let end = starts
+                .get(starts.partition_point(|next| *next <= start))
+                .copied()
+                .unwrap_or(u32::MAX);
+            let first = errors.partition_point(|error| *error < start);
+            errors.get(first).is_some_and(|error| *error < end)
+        })
+        .collect()
+}
+
+/// Every label key some node carries.
+fn node_label_keys(model: &Model) -> BTreeSet<&str> {
+    model
+        .nodes
+        .iter()
+        .flat_map(|node| node.labels.keys().map(String::as_str))
+        .collect()
+}
+
+/// Why a selector matches no node, as precisely as can be said: a label key no node has
+/// (with the closest key some node does have), else that no node's labels satisfy it.
+fn unmatched_selector_reason(selector: &Selector, known_keys: &BTreeSet<&str>) -> String {
+    let missing: Vec<&str> = selector
+        .label_keys()
+        .into_iter()
+        .filter(|key| !known_keys.contains(key))
+        .collect();
+    let Some(first) = missing.first() else {
+        return "no node's labels satisfy it".to_string();
+    };
+    match calplan_syntax::schema::did_you_mean(first, known_keys.iter().copied()) {
+        Some(suggestion) => {
+            format!("no node has the label `{first}`; did you mean `{suggestion}`?")
+        }
+        None if missing.len() == 1 => format!("no node has the label `{first}`"),
+        None => format!(
+            "no node has the labels {}",
+            name_list(&missing, SHOW_AT_MOST)
+        ),
+    }
+}
+
+/// Runs the whole check on an intent's text, for the rules' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use calplan_diagnostics::{Diagnostic, Diagnostics, SourceMap};
+
+    /// Every diagnostic for `text`, sorted, as `CODE message | help`.
+    pub fn check(text: &str) -> Vec<String> {
+        diagnostics(text)
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} | {}",
+                    d.rule.code,
+                    d.message,
+                    d.help.clone().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    pub fn diagnostics(text: &str) -> Vec<Diagnostic> {
+        let mut sources = SourceMap::new();
+        let file = sources.add("intent.yaml", text);
+        let mut diagnostics = Diagnostics::new();
+        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics)
+            .expect("the test intent parses");
+        let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
+        let analysis = calplan_model::Analysis::new(model, None);
+        crate::validate(&analysis, &mut diagnostics);
+        diagnostics.into_sorted()
+    }
+
+    /// Only the diagnostics of one rule.
+    pub fn check_rule(text: &str, code: &str) -> Vec<String> {
+        check(text)
+            .into_iter()
+            .filter(|line| line.starts_with(code))
+            .collect()
+    }
+
+    /// An intent with the given `spec` body (indented by two spaces).
+    pub fn intent(spec: &str) -> String {
+        format!(
+            "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {{name: test}}\nspec:\n{spec}"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_of_names_read_as_english() {
+        assert_eq!(name_list(&["a"], 3), "`a`");
+        assert_eq!(name_list(&["a", "b"], 3), "`a` and `b`");
+        assert_eq!(name_list(&["a", "b", "c"], 3), "`a`, `b` and `c`");
+        assert_eq!(
+            name_list(&["a", "b", "c", "d", "e"], 3),
+            "`a`, `b`, `c` and 2 more"
+        );
+        assert_eq!(count(1, "node"), "1 node");
+        assert_eq!(count(2, "node"), "2 nodes");
+        assert_eq!(count(5000, "node"), "5,000 nodes");
+        assert_eq!(thousands(7), "7");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(7140), "7,140");
+        assert_eq!(thousands(12_497_500), "12,497,500");
+    }
+
+    #[test]
+    fn an_unmatched_selector_names_the_missing_label() {
+        let known: BTreeSet<&str> = ["rack", "kubernetes.io/os"].into_iter().collect();
+        let reason =
+            |text: &str| unmatched_selector_reason(&Selector::parse(text).unwrap(), &known);
+        assert_eq!(
+            reason("rak == 'a'"),
+            "no node has the label `rak`; did you mean `rack`?"
+        );
+        assert_eq!(reason("rack == 'c'"), "no node's labels satisfy it");
+        assert_eq!(reason("has(zone)"), "no node has the label `zone`");
+    }
+}

@@ -1,0 +1,183 @@
+//! `calplan import`: the intent that reproduces a current state, so an existing cluster can
+//! adopt calplan. Compiling the intent and planning it against the same state gives an empty
+//! plan (a property the tests check).
+//!
+//! Everything is written in its literal form: route reflectors by their nodes'
+//! `routeReflectorClusterID`, every BGPPeer as it is, including what Calico made of a YAML tag.
+
+use calplan_calico::resources::*;
+use serde_json::{Map, Value, json};
+
+/// The intent text, and notes on what the intent cannot express.
+pub fn intent_yaml(resources: &ResourceSet, cluster: &str) -> (String, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut spec = Map::new();
+    spec.insert("calicoVersion".into(), json!("3.30"));
+    let configuration = resources.bgp_configuration().map(|c| c.spec.clone()).unwrap_or_default();
+    let cidrs = |entries: &Option<Vec<CidrEntry>>| -> Vec<Value> { entries.iter().flatten().map(|entry| json!(entry.cidr)).collect() };
+    let cluster_ips = cidrs(&configuration.service_cluster_ips);
+    if !cluster_ips.is_empty() {
+        spec.insert("serviceClusterIPs".into(), Value::Array(cluster_ips.clone()));
+    }
+    let mut bgp = Map::new();
+    if let Some(number) = configuration.as_number {
+        bgp.insert("asNumber".into(), json!(number.0));
+    }
+    bgp.insert("nodeToNodeMesh".into(), json!(configuration.effective_mesh()));
+    if let Some(severity) = &configuration.log_severity_screen {
+        bgp.insert("logSeverity".into(), json!(severity));
+    }
+    if !cluster_ips.is_empty() {
+        bgp.insert("advertiseServiceClusterIPs".into(), json!(true));
+    }
+    for (field, entries) in [("serviceExternalIPs", &configuration.service_external_ips), ("serviceLoadBalancerIPs", &configuration.service_load_balancer_ips)] {
+        let list = cidrs(entries);
+        if !list.is_empty() {
+            bgp.insert(field.into(), Value::Array(list));
+        }
+    }
+    if let Some(port) = configuration.listen_port {
+        bgp.insert("listenPort".into(), json!(port));
+    }
+    if let Some(mode) = &configuration.bind_mode {
+        bgp.insert("bindMode".into(), json!(mode));
+    }
+    if let Some(interfaces) = &configuration.ignored_interfaces {
+        bgp.insert("ignoredInterfaces".into(), json!(interfaces));
+    }
+    if let Some(password) = &configuration.node_mesh_password {
+        bgp.insert("nodeMeshPassword".into(), secret(password));
+    }
+    if let Some(time) = &configuration.node_mesh_max_restart_time {
+        bgp.insert("nodeMeshMaxRestartTime".into(), json!(time));
+    }
+    for field in configuration.extra.keys() {
+        notes.push(format!("BGPConfiguration `default`: `{field}` has no place in the intent and is not imported"));
+    }
+    let peers: Vec<Value> = resources.peers().map(|peer| peer_value(peer, &mut notes)).collect();
+    if !peers.is_empty() {
+        bgp.insert("peers".into(), Value::Array(peers));
+    }
+    spec.insert("bgp".into(), Value::Object(bgp));
+    let pools: Vec<Value> = resources.pools().map(|pool| pool_value(pool, &mut notes)).collect();
+    spec.insert("pools".into(), Value::Array(pools));
+    let nodes: Vec<Value> = resources.nodes().map(node_value).collect();
+    spec.insert("nodes".into(), Value::Array(nodes));
+    let intent = json!({
+        "apiVersion": "calplan/v1",
+        "kind": "ClusterIntent",
+        "metadata": {"name": cluster},
+        "spec": Value::Object(spec),
+    });
+    let body = serde_saphyr::to_string(&intent).expect("intents serialize");
+    let mut text = String::from("# Imported by `calplan import` from the cluster as it stands.\n");
+    for note in &notes {
+        text.push_str(&format!("# note: {note}\n"));
+    }
+    text.push_str(&body);
+    (text, notes)
+}
+
+fn secret(holder: &SecretKeyRefHolder) -> Value {
+    json!({"secretKeyRef": {"name": holder.secret_key_ref.name, "key": holder.secret_key_ref.key}})
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|text| !text.is_empty())
+}
+
+fn peer_value(peer: &BgpPeer, notes: &mut Vec<String>) -> Value {
+    let spec = &peer.spec;
+    let mut value = Map::new();
+    value.insert("name".into(), json!(peer.metadata.name));
+    let mut text_field = |field: &str, text: &Option<String>| {
+        if let Some(text) = non_empty(text) {
+            value.insert(field.into(), json!(text));
+        }
+    };
+    text_field("peerIP", &spec.peer_ip);
+    text_field("peerSelector", &spec.peer_selector);
+    text_field("node", &spec.node);
+    text_field("nodeSelector", &spec.node_selector);
+    text_field("nextHopMode", &spec.next_hop_mode);
+    text_field("maxRestartTime", &spec.max_restart_time);
+    text_field("keepaliveTime", &spec.keepalive_time);
+    text_field("sourceAddress", &spec.source_address);
+    text_field("reversePeering", &spec.reverse_peering);
+    text_field("reachableBy", &spec.reachable_by);
+    if let Some(number) = spec.as_number {
+        value.insert("asNumber".into(), json!(number.0));
+    }
+    if let Some(number) = spec.local_as_number {
+        value.insert("localASNumber".into(), json!(number.0));
+    }
+    if let Some(keep) = spec.keep_original_next_hop {
+        value.insert("keepOriginalNextHop".into(), json!(keep));
+    }
+    if let Some(password) = &spec.password {
+        value.insert("password".into(), secret(password));
+    }
+    if let Some(ttl) = spec.ttl_security {
+        value.insert("ttlSecurity".into(), json!(ttl));
+    }
+    if let Some(count) = spec.num_allowed_local_as_numbers {
+        value.insert("numAllowedLocalASNumbers".into(), json!(count));
+    }
+    if let Some(filters) = &spec.filters {
+        value.insert("filters".into(), json!(filters));
+    }
+    for field in spec.extra.keys() {
+        notes.push(format!("BGPPeer `{}`: `{field}` has no place in the intent and is not imported", peer.metadata.name));
+    }
+    Value::Object(value)
+}
+
+fn pool_value(pool: &IpPool, notes: &mut Vec<String>) -> Value {
+    let spec = &pool.spec;
+    let mut value = Map::new();
+    value.insert("name".into(), json!(pool.metadata.name));
+    value.insert("cidr".into(), json!(spec.cidr));
+    value.insert("blockSize".into(), json!(spec.effective_block_size()));
+    value.insert("ipipMode".into(), json!(spec.ipip_mode.unwrap_or_default().as_str()));
+    value.insert("vxlanMode".into(), json!(spec.vxlan_mode.unwrap_or_default().as_str()));
+    value.insert("natOutgoing".into(), json!(spec.nat_outgoing.unwrap_or(false)));
+    if spec.disabled == Some(true) {
+        value.insert("disabled".into(), json!(true));
+    }
+    if spec.disable_bgp_export == Some(true) {
+        value.insert("disableBGPExport".into(), json!(true));
+    }
+    value.insert("nodeSelector".into(), json!(spec.effective_node_selector()));
+    if let Some(uses) = &spec.allowed_uses {
+        value.insert("allowedUses".into(), json!(uses));
+    }
+    if let Some(mode) = &spec.assignment_mode {
+        value.insert("assignmentMode".into(), json!(mode));
+    }
+    for field in spec.extra.keys() {
+        notes.push(format!("IPPool `{}`: `{field}` has no place in the intent and is not imported", pool.metadata.name));
+    }
+    Value::Object(value)
+}
+
+fn node_value(node: &CalicoNode) -> Value {
+    let mut value = Map::new();
+    value.insert("name".into(), json!(node.metadata.name));
+    let bgp = node.spec.bgp.clone().unwrap_or_default();
+    if let Some(address) = &bgp.ipv4_address {
+        value.insert("ipv4Address".into(), json!(address));
+    }
+    if let Some(address) = &bgp.ipv6_address {
+        value.insert("ipv6Address".into(), json!(address));
+    }
+    if let Some(number) = bgp.as_number {
+        value.insert("asNumber".into(), json!(number.0));
+    }
+    if let Some(id) = non_empty(&bgp.route_reflector_cluster_id) {
+        value.insert("routeReflectorClusterID".into(), json!(id));
+    }
+    if !node.metadata.labels.is_empty() {
+        value.insert("labels".into(), json!(node.metadata.labels));
+    }
+    Value::Object(value)
+}

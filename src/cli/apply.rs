@@ -1,0 +1,265 @@
+//! `calplan apply PLANFILE [--state DIR] [--calico calicoctl|kubectl|etcd://HOST:PORT]
+//! [--transport local|ssh|netns] [--only calico|nodes|routers] [--auto-approve]`
+
+use super::{CliError, CliResult};
+use crate::apply::calico::Backend;
+use crate::apply::state::StateDir;
+use crate::apply::transport::{Inventory, Transport, TransportKind};
+use crate::apply::{self, Ended, Executor, Only, Options, Progress, lock::Lock};
+use crate::current;
+use calplan_calico::resources::SecretKeyRef;
+use calplan_plan::plan::{Content, Plan, Stage, Target};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A plan saved with `calplan plan -o`
+    plan: PathBuf,
+    /// Where the lock, the record of what was applied and the applied files live
+    #[arg(long, default_value = ".calplan")]
+    state: PathBuf,
+    /// Where Calico resources go: `calicoctl`, `kubectl`, or `etcd://HOST:PORT`
+    #[arg(long)]
+    calico: Option<String>,
+    /// How node and router files reach their hosts
+    #[arg(long, value_enum, default_value_t = TransportKind::Local)]
+    transport: TransportKind,
+    /// Apply only Calico resources, node files or router files; the rest stays pending
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Do not ask for confirmation on a terminal
+    #[arg(long)]
+    auto_approve: bool,
+    /// How to reach each host (YAML: `defaults` and `hosts` with address, user, port, identity,
+    /// knownHosts, netns, root, birdSocket, firewall, frrPathspace)
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// BGP passwords, laid out as Kubernetes mounts a Secret: DIR/<secret>/<key>
+    #[arg(long)]
+    secrets: Option<PathBuf>,
+    /// How long each barrier may take, in seconds
+    #[arg(long, default_value_t = 300)]
+    barrier_timeout: u64,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let (name, text) = super::read_text(&args.plan)?;
+    let plan = super::show::read_plan(&args.plan)?;
+    let plan_digest = calplan_plan::current::text_digest(&text);
+    let _lock = Lock::acquire(&args.state, &apply::lock::describe_holder(&format!("`{name}`")))
+        .map_err(|error| CliError::Message(error.to_string()))?;
+    let state = StateDir::new(&args.state);
+    let record = state.read().map_err(CliError::Message)?;
+    check_fresh(&plan, record.plan == plan_digest)?;
+    if plan.is_empty() {
+        anstream::eprintln!("The plan has no changes: nothing to apply.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let backend = match args.calico.as_deref() {
+        None => None,
+        Some("calicoctl") => Some(Backend::Calicoctl(std::env::var("CALPLAN_CALICOCTL").unwrap_or_else(|_| "calicoctl".into()))),
+        Some("kubectl") => Some(Backend::Kubectl(std::env::var("CALPLAN_KUBECTL").unwrap_or_else(|_| "kubectl".into()))),
+        Some(address) => {
+            let endpoint = crate::etcd::Endpoint::parse(address).map_err(|error| CliError::Message(error.to_string()))?;
+            Some(Backend::Etcd(crate::etcd::Client::new(endpoint, crate::etcd::DEFAULT_TIMEOUT)))
+        }
+    };
+    let needs_calico = plan.changes().any(|change| change.target == Target::Calico);
+    if backend.is_none() && needs_calico && args.only.is_none_or(|only| only == Only::Calico) {
+        return Err(CliError::Message(
+            "the plan changes Calico resources: give `--calico etcd://HOST:PORT`, `--calico calicoctl` or `--calico kubectl`".into(),
+        ));
+    }
+    let inventory = match &args.inventory {
+        Some(path) => Inventory::read(path).map_err(CliError::Message)?,
+        None => Inventory::default(),
+    };
+    let secrets = read_secrets(&plan, args.secrets.as_deref())?;
+    if !args.auto_approve && std::io::stdin().is_terminal() && !approved(&plan)? {
+        anstream::eprintln!("Apply cancelled.");
+        return Err(CliError::Reported);
+    }
+    let options = Options {
+        backend,
+        transport: Transport { kind: args.transport },
+        inventory,
+        only: args.only,
+        secrets,
+        barrier_timeout: Duration::from_secs(args.barrier_timeout),
+        abort_after_step: std::env::var("CALPLAN_TEST_ABORT_AFTER_STEP").ok().and_then(|n| n.parse().ok()),
+    };
+    let mut executor = Executor::new(&plan, plan_digest, options, state);
+    let mut progress = Reporter::new();
+    match executor.run(&mut progress) {
+        Ok(Ended::Complete) => {
+            progress.finish();
+            anstream::eprintln!("Apply complete: {} stages. The state is in `{}`.", plan.stages.len(), args.state.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Ended::Partial(pending)) => {
+            progress.finish();
+            anstream::eprintln!(
+                "Apply complete for `--only {:?}`: {pending} changes stay pending in `{}`; a later plan shows them.",
+                args.only.map(|only| format!("{only:?}").to_lowercase()).unwrap_or_default(),
+                args.state.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            progress.finish();
+            Err(CliError::Message(format!("apply stopped: {error}")))
+        }
+    }
+}
+
+/// Refuses a plan whose current state no longer matches, saying what changed. Resources the
+/// plan itself changes may already be changed (an earlier, interrupted apply of this plan);
+/// the executor checks each of those against the plan when it writes it.
+fn check_fresh(plan: &Plan, resuming: bool) -> Result<(), CliError> {
+    let touched = apply::planned_digests(plan);
+    let mut changed = Vec::new();
+    if Path::new(&plan.intent.name).is_file() {
+        if let Ok(text) = std::fs::read_to_string(&plan.intent.name) {
+            if calplan_plan::current::text_digest(&text) != plan.intent.sha256 {
+                changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
+            }
+        }
+    }
+    for source in &plan.current {
+        let loaded = match current::load(std::slice::from_ref(&source.name)) {
+            Ok(loaded) => loaded,
+            Err(CliError::Message(message)) => return Err(CliError::Message(format!("stale plan: cannot read `{}` again: {message}", source.name))),
+            Err(CliError::Reported) => return Err(CliError::Reported),
+        };
+        let Some(now) = loaded.state.sources.first() else { continue };
+        if now.sha256 == source.sha256 {
+            continue;
+        }
+        if source.resources.is_empty() && now.resources.is_empty() {
+            changed.push(format!("`{}` changed since the plan was made", source.name));
+            continue;
+        }
+        let keys: BTreeSet<&String> = source.resources.keys().chain(now.resources.keys()).collect();
+        for key in keys {
+            let (then, current) = (source.resources.get(key), now.resources.get(key));
+            if then == current {
+                continue;
+            }
+            if let Some((_, after)) = touched.get(key) {
+                if resuming && current == after.as_ref() {
+                    continue;
+                }
+            }
+            changed.push(match (then, current) {
+                (None, Some(_)) => format!("{key} was created in `{}`", source.name),
+                (Some(_), None) => format!("{key} was deleted from `{}`", source.name),
+                _ => format!("{key} changed in `{}`", source.name),
+            });
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Message(format!(
+        "stale plan: the state it was made from has changed, so calplan will not apply it:\n  - {}\nplan again against the cluster as it stands",
+        changed.join("\n  - ")
+    )))
+}
+
+/// `bird-secrets.conf` per node, from `--secrets DIR`, for nodes whose BIRD needs passwords.
+fn read_secrets(plan: &Plan, directory: Option<&Path>) -> Result<BTreeMap<String, String>, CliError> {
+    let mut secrets = BTreeMap::new();
+    for change in plan.changes() {
+        let (Target::Node { node }, "bird.cfg", Some(Content::File { text })) = (&change.target, change.kind.as_str(), &change.after) else {
+            continue;
+        };
+        let references: BTreeSet<(String, String)> = text
+            .lines()
+            .filter_map(|line| line.split_once("# Secret ")?.1.split_once(", key ").map(|(name, key)| (name.trim().to_string(), key.trim().to_string())))
+            .collect();
+        if references.is_empty() {
+            continue;
+        }
+        let Some(directory) = directory else {
+            return Err(CliError::Message(format!(
+                "node `{node}`'s BIRD needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)"
+            )));
+        };
+        let mut values = BTreeMap::new();
+        for (name, key) in references {
+            let path = directory.join(&name).join(&key);
+            let value = std::fs::read_to_string(&path)
+                .map_err(|error| CliError::Message(format!("cannot read the password `{}`: {error}", path.display())))?;
+            values.insert(SecretKeyRef { name, key, optional: None }, value.trim_end_matches('\n').to_string());
+        }
+        let text = calplan_targets::bird::secrets_file(&values).map_err(|error| CliError::Message(error.to_string()))?;
+        secrets.insert(node.clone(), text);
+    }
+    Ok(secrets)
+}
+
+fn approved(plan: &Plan) -> Result<bool, CliError> {
+    anstream::eprintln!("{}", plan.summary.line());
+    anstream::eprint!("Apply these {} stages? Only 'yes' will be accepted: ", plan.stages.len());
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).map_err(|error| CliError::Message(format!("cannot read the answer: {error}")))?;
+    Ok(answer.trim() == "yes")
+}
+
+/// Progress: a spinner on a terminal, plain lines otherwise.
+struct Reporter {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Reporter {
+    fn new() -> Reporter {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Reporter { bar }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn stage(&mut self, stage: &Stage, total: usize) {
+        self.line(&format!("stage {}/{total}: {}", stage.number, stage.title));
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("stage {}/{total}: {}", stage.number, stage.title));
+        }
+    }
+
+    fn step(&mut self, text: &str) {
+        self.line(&format!("  {text}"));
+    }
+
+    fn waiting(&mut self, text: &str) {
+        self.line(&format!("  waiting: {text}"));
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("waiting: {text}"));
+        }
+    }
+
+    fn done(&mut self, text: &str) {
+        self.line(&format!("  {text}"));
+    }
+}

@@ -1,0 +1,483 @@
+//! Current state from every source SPEC §5 names: a real etcd with Calico's layout, the text
+//! tables calicoctl prints, route dumps, and the directory an earlier compile wrote.
+//!
+//! Tests named `…_real_etcd` start `etcd` (Debian's `etcd-server`, `/usr/bin/etcd`) on
+//! loopback ports of their own, with a data directory of their own, and stop it when done.
+
+use crate::cli::calplan;
+use crate::golden;
+use calplan::etcd::{Client, EtcdError};
+use calplan_plan::current::etcd_layout;
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A free loopback port: bound, read and released. Another process may take it before etcd
+/// does; `Etcd::start` then tries again with new ports.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An etcd server of the test's own; killed and its data removed when dropped.
+struct Etcd {
+    child: Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let data = tempfile::tempdir().unwrap();
+            let (port, peer_port) = (free_port(), free_port());
+            let client_url = format!("http://127.0.0.1:{port}");
+            let peer_url = format!("http://127.0.0.1:{peer_port}");
+            let log_path = data.path().join("etcd.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let child = Command::new("etcd")
+                .args(["--name", "calplan-test", "--data-dir"])
+                .arg(data.path().join("data"))
+                .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &format!("calplan-test={peer_url}"), "--logger", "zap", "--log-level", "warn"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("`etcd` runs (Debian's etcd-server package)");
+            let mut etcd = Etcd { child, port, _data: data };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if etcd.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if etcd.client().health().is_ok() {
+                    return etcd;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        }
+        panic!("etcd did not become healthy on loopback:\n{last_log}");
+    }
+
+    fn source(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.port)
+    }
+
+    fn client(&self) -> Client {
+        Client::new(calplan::etcd::Endpoint::parse(&self.source()).unwrap(), Duration::from_secs(5))
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Stores resources as calicoctl `create` does: no `resourceVersion` in the value (etcd's
+/// mod_revision is the version), a `uid` and `creationTimestamp`, a create-if-absent write.
+fn create_resources(client: &Client, path: &str) {
+    let mut paths: Vec<_> = std::fs::read_dir(golden::root().join(path)).unwrap().map(|entry| entry.unwrap().path()).collect();
+    paths.sort();
+    for (index, path) in paths.iter().filter(|path| path.extension().is_some_and(|ext| ext == "yaml")).enumerate() {
+        let text = std::fs::read_to_string(path).unwrap();
+        let read = calplan_plan::current::calico_yaml::read(calplan_diagnostics::FileId(0), &text);
+        for resource in read.value.expect("the export reads").iter() {
+            let mut value: Value = serde_json::from_slice(&etcd_layout::stored_value(resource)).unwrap();
+            let metadata = value["metadata"].as_object_mut().unwrap();
+            metadata.entry("uid").or_insert_with(|| Value::from(format!("2d3408b1-c17c-11e8-851d-5254{index:08x}")));
+            metadata.entry("creationTimestamp").or_insert_with(|| Value::from("2019-06-20T12:11:48Z"));
+            client.create(&etcd_layout::resource_key(resource.kind(), resource.name()), value.to_string().as_bytes()).unwrap();
+        }
+    }
+}
+
+/// The pods of `testdata/pool-migration`, as calico-node's IPAM records them: a confirmed
+/// affinity and a block per node, each address's attributes naming its pod.
+const PODS: &[(&str, &str, &str, &str, usize)] = &[
+    ("cs1-k8s-m1.zpepc.com.cn", "192.168.36.64-26", "cattle-system", "cattle-cluster-agent-6c858f878b-xx5fl", 21),
+    ("cs1-k8s-m2.zpepc.com.cn", "192.168.52.128-26", "kube-system", "coredns-6f4fd4bdf-8q7zp", 2),
+    ("cs1-k8s-m3.zpepc.com.cn", "192.168.218.0-26", "kube-system", "coredns-6f4fd4bdf-tk2mz", 2),
+    ("cs1-k8s-n1.zpepc.com.cn", "192.168.1.128-26", "default", "nginx-5c7588df-4g2b9", 33),
+    ("cs1-k8s-n2.zpepc.com.cn", "192.168.157.64-26", "default", "nginx-5c7588df-dj66l", 3),
+    ("cs1-k8s-n3.zpepc.com.cn", "192.168.11.192-26", "yxwyy", "eunomia-cas-67fc99f4cb-f77st", 44),
+];
+
+fn create_ipam(client: &Client) {
+    for (node, block, namespace, pod, ordinal) in PODS {
+        client.create(&format!("/calico/ipam/v2/host/{node}/ipv4/block/{block}"), br#"{"state":"confirmed","deleted":false}"#).unwrap();
+        let mut allocations = vec![Value::Null; 64];
+        allocations[*ordinal] = Value::from(0);
+        let unallocated: Vec<usize> = (0..64).filter(|index| index != ordinal).collect();
+        let value = json!({
+            "cidr": block.replace('-', "/"),
+            "affinity": format!("host:{node}"),
+            "allocations": allocations,
+            "unallocated": unallocated,
+            "attributes": [{
+                "handle_id": format!("k8s-pod-network.{pod}"),
+                "secondary": {"namespace": namespace, "node": node, "pod": pod, "timestamp": "2019-12-29 08:59:33.1 +0000 UTC"},
+            }],
+            "sequenceNumber": 3,
+            "sequenceNumberForAllocation": {ordinal.to_string(): 2},
+            "deleted": false,
+        });
+        client.create(&format!("/calico/ipam/v2/assignment/ipv4/block/{block}"), value.to_string().as_bytes()).unwrap();
+    }
+    client.create("/calico/ipam/v2/config", br#"{"strict_affinity":false,"auto_allocate_blocks":true}"#).unwrap();
+}
+
+/// `status --format json` as (node → sorted (address, type)) rows.
+fn status_rows(stdout: &[u8], node: &str) -> Vec<(String, String)> {
+    let status: Value = serde_json::from_slice(stdout).unwrap();
+    let mut rows: Vec<(String, String)> = status["nodes"][node]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rows for {node}: {status}"))
+        .iter()
+        .map(|row| (row["peerAddress"].as_str().unwrap().to_string(), row["peerType"].as_str().unwrap().to_string()))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn row(address: &str, kind: &str) -> (String, String) {
+    (address.to_string(), kind.to_string())
+}
+
+/// The seed's resources, stored in etcd as calicoctl stored them, give the seed's tables: the
+/// tag made `node-peer-to-rr` global, so the non-reflectors see both reflectors as `global`.
+#[test]
+fn status_reads_the_seed_from_real_etcd() {
+    let etcd = Etcd::start();
+    create_resources(&etcd.client(), "testdata/seed-rr/current");
+    let output = calplan(&["status", "--current", &etcd.source(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    for node in ["cs1-k8s-m1", "cs1-k8s-m3", "cs1-k8s-n3"] {
+        assert_eq!(
+            status_rows(&output.stdout, &format!("{node}.zpepc.com.cn")),
+            [row("21.49.22.7", "global"), row("21.49.22.8", "global")]
+        );
+    }
+    assert_eq!(
+        status_rows(&output.stdout, "cs1-k8s-n1.zpepc.com.cn"),
+        [
+            row("21.49.22.4", "node specific"),
+            row("21.49.22.5", "node specific"),
+            row("21.49.22.6", "node specific"),
+            row("21.49.22.8", "global"),
+            row("21.49.22.9", "node specific"),
+        ]
+    );
+}
+
+/// A plan from etcd fingerprints the datastore, and each Calico change carries the resource
+/// as read, `resourceVersion` being the key's mod_revision, for apply's compare-and-swap.
+#[test]
+fn plan_against_real_etcd_carries_revisions() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    create_resources(&client, "testdata/seed-rr/current");
+    let output = calplan(&["plan", "testdata/seed-rr/intent.yaml", "--current", &etcd.source(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let source = &plan["current"][0];
+    assert_eq!(source["name"], etcd.source().as_str());
+    assert_eq!(source["kind"], "etcd datastore");
+    assert_eq!(source["sha256"].as_str().unwrap().len(), 64);
+    assert!(source["resources"]["IPPool/default-ipv4-ippool"].is_string(), "{source}");
+    let updates: Vec<&Value> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|stage| stage["changes"].as_array().unwrap())
+        .filter(|change| change["target"]["type"] == "calico" && change["before"].is_object())
+        .collect();
+    assert!(!updates.is_empty(), "the seed's peerings need changes: {plan}");
+    for change in updates {
+        let before = &change["before"]["value"];
+        let kind = calplan_calico::resources::ResourceKind::from_kind(change["kind"].as_str().unwrap()).unwrap();
+        let key = etcd_layout::resource_key(kind, change["name"].as_str().unwrap());
+        let stored = client.get(&key).unwrap().unwrap();
+        assert_eq!(before["metadata"]["resourceVersion"], stored.mod_revision.to_string().as_str(), "{key}");
+    }
+}
+
+/// Calico's migration planned from etcd alone: the pods holding old addresses come from the
+/// blocks' attributes, by name, and the old pool must be empty before it goes.
+#[test]
+fn pool_migration_from_real_etcd_names_the_pods() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    create_resources(&client, "testdata/pool-migration/current");
+    create_ipam(&client);
+    let output = calplan(&["plan", "testdata/pool-migration/intent.yaml", "--current", &etcd.source(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let drain =
+        plan["stages"].as_array().unwrap().iter().find(|stage| stage["barrier"]["type"] == "poolEmpty").expect("a pool-empty barrier");
+    let manual = drain["manual"].to_string();
+    for (node, _, namespace, pod, _) in PODS {
+        assert!(manual.contains(&format!("`{namespace}/{pod}` on `{node}`")), "{pod} missing from {manual}");
+    }
+    assert!(manual.contains("holds 192.168.36.85"), "{manual}");
+}
+
+#[test]
+fn compare_and_swap_transactions_real_etcd() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    let key = "/calico/resources/v3/projectcalico.org/ippools/pool-a";
+    let created = client.create(key, b"{\"v\":1}").unwrap();
+    let stored = client.get(key).unwrap().unwrap();
+    assert_eq!((stored.mod_revision, stored.create_revision), (created, created));
+
+    // A second create finds the key and reports what is there.
+    match client.create(key, b"{\"v\":2}") {
+        Err(EtcdError::Conflict { key: conflicted, current: Some(current), endpoint }) => {
+            assert_eq!(conflicted, key);
+            assert_eq!(current.value, b"{\"v\":1}");
+            assert_eq!(current.mod_revision, created);
+            assert_eq!(endpoint, format!("127.0.0.1:{}", etcd.port));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    // An update at the revision read succeeds; one at a stale revision changes nothing.
+    let updated = client.update(key, b"{\"v\":3}", created).unwrap();
+    assert!(updated > created);
+    let error = client.update(key, b"{\"v\":4}", created).unwrap_err();
+    match &error {
+        EtcdError::Conflict { current: Some(current), .. } => assert_eq!(current.mod_revision, updated),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(error.to_string().contains(&format!("now at mod_revision {updated}")), "{error}");
+    assert_eq!(client.get(key).unwrap().unwrap().value, b"{\"v\":3}", "a stale update leaves the key unchanged");
+
+    // Deletes compare the same way; a key gone is a conflict without a current value.
+    assert!(matches!(client.delete(key, created), Err(EtcdError::Conflict { current: Some(_), .. })));
+    client.delete(key, updated).unwrap();
+    assert_eq!(client.get(key).unwrap(), None);
+    assert!(matches!(client.update(key, b"{}", updated), Err(EtcdError::Conflict { current: None, .. })));
+
+    // Ranges page through large prefixes and read every page at one revision.
+    for index in 0..1205 {
+        client.put(&format!("/calico/ipam/v2/handle/k8s-pod-network.{index:05}"), b"{}").unwrap();
+    }
+    let range = client.range_prefix("/calico/ipam/v2/handle/", None).unwrap();
+    assert_eq!(range.pairs.len(), 1205);
+    assert!(range.pairs.windows(2).all(|pair| pair[0].key < pair[1].key));
+    assert_eq!(client.delete_prefix("/calico/ipam/v2/handle/").unwrap(), 1205);
+}
+
+/// The fingerprint moves when a key calplan read moves, and not when etcd's revision does
+/// for a key it did not read (Felix writes its status every few seconds).
+#[test]
+fn the_fingerprint_follows_calicos_keys_real_etcd() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    create_resources(&client, "testdata/pool-migration/current");
+    let fingerprint = || {
+        let loaded = calplan::current::load(&[etcd.source()]).unwrap();
+        assert!(loaded.diagnostics.is_empty());
+        loaded.state.sources[0].clone()
+    };
+    let first = fingerprint();
+    client.put("/calico/felix/v2/no-region/host/cs1-k8s-m1.zpepc.com.cn/status", br#"{"time":"now"}"#).unwrap();
+    assert_eq!(fingerprint(), first);
+    let key = "/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool";
+    let pool = client.get(key).unwrap().unwrap();
+    let mut value: Value = serde_json::from_slice(&pool.value).unwrap();
+    value["spec"]["natOutgoing"] = Value::from(false);
+    client.update(key, value.to_string().as_bytes(), pool.mod_revision).unwrap();
+    let changed = fingerprint();
+    assert_ne!(changed.sha256, first.sha256);
+    assert_ne!(changed.resources["IPPool/default-ipv4-ippool"], first.resources["IPPool/default-ipv4-ippool"]);
+    assert_eq!(changed.resources["BGPPeer/peer-with-route-reflectors"], first.resources["BGPPeer/peer-with-route-reflectors"]);
+}
+
+#[test]
+fn a_bad_value_in_etcd_is_located_real_etcd() {
+    let etcd = Etcd::start();
+    etcd.client()
+        .create("/calico/resources/v3/projectcalico.org/ippools/broken", br#"{"metadata":{"name":"broken"},"spec":{"blockSize":"big"}}"#)
+        .unwrap();
+    let output = calplan(&["status", "--current", &etcd.source()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("E0701"), "{stderr}");
+    assert!(stderr.contains(&format!("{}:3:", etcd.source())), "the value's line in the listing: {stderr}");
+    assert!(stderr.contains("cannot read this `IPPool`"), "{stderr}");
+}
+
+#[test]
+fn etcd_addresses_and_unreachable_servers_are_named() {
+    // A port nothing listens on: bound, then released.
+    let port = free_port();
+    let output = calplan(&["status", "--current", &format!("etcd://127.0.0.1:{port}")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("cannot reach etcd at 127.0.0.1:{port}")), "{stderr}");
+    for (source, fragment) in [
+        ("etcd://127.0.0.1", "the port is missing"),
+        ("etcd://admin:hunter2@127.0.0.1:2379", "credentials"),
+        ("https://127.0.0.1:2379", "expected `etcd://HOST:PORT`"),
+    ] {
+        let output = calplan(&["status", "--current", source]);
+        assert_eq!(output.status.code(), Some(1), "{source}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(fragment), "{source}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
+
+/// The scenario's text exports: the plan names every pod of the old pool in the manual step,
+/// waits for the pool to be empty, and only then deletes it.
+#[test]
+fn pool_migration_from_text_tables_names_the_pods() {
+    let output =
+        calplan(&["plan", "testdata/pool-migration/intent.yaml", "--current", "testdata/pool-migration/current", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stages = plan["stages"].as_array().unwrap();
+    let position = |predicate: &dyn Fn(&Value) -> bool| stages.iter().position(predicate).unwrap();
+    let changes_pool = |stage: &Value, action: &str, name: &str| {
+        stage["changes"].as_array().unwrap().iter().any(|change| change["action"] == action && change["name"] == name)
+    };
+    let create = position(&|stage| changes_pool(stage, "create", "ipv4-ippool"));
+    let drain = position(&|stage| stage["barrier"]["type"] == "poolEmpty");
+    let delete = position(&|stage| changes_pool(stage, "delete", "default-ipv4-ippool"));
+    assert!(create < drain && drain < delete, "new pool, drain, delete: {create} {drain} {delete}");
+    assert_eq!(stages[drain]["barrier"]["cidr"], "192.168.0.0/16");
+    let manual: Vec<&str> = stages[drain]["manual"].as_array().unwrap().iter().map(|step| step.as_str().unwrap()).collect();
+    assert_eq!(manual.len(), 7, "{manual:?}");
+    assert!(manual.contains(&"recreate pod `yxwyy/eunomia-web-7d9b6c5f4-2xq8r` on `cs1-k8s-n3.zpepc.com.cn` (holds 192.168.11.237): kubectl delete pod -n yxwyy eunomia-web-7d9b6c5f4-2xq8r"), "{manual:?}");
+}
+
+fn write(path: &Path, contents: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, contents).unwrap();
+}
+
+#[test]
+fn unreadable_tables_point_at_the_line() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ipam.txt");
+    write(
+        &path,
+        "+----------+---------------+-----------+------------+----------+\n\
+         | GROUPING | CIDR          | IPS TOTAL | IPS IN USE | IPS FREE |\n\
+         +----------+---------------+-----------+------------+----------+\n\
+         | Block    | 10.65.79.0/99 |        64 | 5 (8%)     | 59 (92%) |\n",
+    );
+    let output = calplan(&["status", "--current", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("E0701"), "{stderr}");
+    assert!(stderr.contains("ipam.txt:4:14"), "{stderr}");
+    assert!(stderr.contains("`10.65.79.0/99` is not a CIDR"), "{stderr}");
+}
+
+#[test]
+fn route_dumps_are_named_for_their_node() {
+    let directory = tempfile::tempdir().unwrap();
+    write(
+        &directory.path().join("routes/cs1-k8s-m1.zpepc.com.cn"),
+        "blackhole 192.168.36.64/26 proto bird\n192.168.1.128/26 via 21.49.22.7 dev eth0 proto bird\n",
+    );
+    write(
+        &directory.path().join("cs1-k8s-n1.zpepc.com.cn.json"),
+        r#"[{"type":"blackhole","dst":"192.168.1.128/26","protocol":"bird","flags":[]},{"dst":"192.168.36.64/26","gateway":"21.49.22.4","dev":"eth0","protocol":"bird","flags":[]}]"#,
+    );
+    let loaded = calplan::current::load(&[directory.path().display().to_string()]).unwrap();
+    assert!(loaded.diagnostics.is_empty());
+    assert_eq!(
+        loaded.state.node_routes["cs1-k8s-m1.zpepc.com.cn"],
+        ["192.168.1.128/26 via 21.49.22.7 proto bird", "blackhole 192.168.36.64/26 proto bird"]
+    );
+    assert_eq!(
+        loaded.state.node_routes["cs1-k8s-n1.zpepc.com.cn"],
+        ["blackhole 192.168.1.128/26 proto bird", "192.168.36.64/26 via 21.49.22.4 proto bird"]
+    );
+    assert_eq!(loaded.state.sources.iter().filter(|source| source.kind == "node routes").count(), 2);
+
+    write(&directory.path().join("dump.txt"), "blackhole 192.168.36.64/26 proto bird\n");
+    let error = calplan::current::load(&[directory.path().join("dump.txt").display().to_string()]).err().unwrap();
+    assert!(error.to_string().contains("does not say which node's"), "{error}");
+}
+
+/// SPEC §9's law: what compile wrote, read back as current state, plans to nothing; a file
+/// edited afterwards is caught by its digest.
+#[test]
+fn a_compiled_directory_reads_back_as_current_state() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("out");
+    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let loaded = calplan::current::load(&[out.display().to_string()]).unwrap();
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let applied = loaded.state.applied.as_ref().unwrap();
+    assert!(applied.contains_key("nodes/cs1-k8s-n1.zpepc.com.cn/bird.cfg"));
+    assert_eq!(loaded.state.resources.as_ref().unwrap().pools().count(), 1);
+    assert_eq!(loaded.state.sources[0].kind, "applied state");
+    let by_manifest = calplan::current::load(&[out.join("manifest.json").display().to_string()]).unwrap();
+    assert_eq!(by_manifest.state.applied.as_ref(), Some(applied), "the manifest stands for its directory");
+
+    let output = calplan(&["plan", "testdata/seed-rr/intent.yaml", "--current", out.to_str().unwrap(), "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "an empty plan:\n{}{}", text(&output.stdout), text(&output.stderr));
+
+    let routes = out.join("nodes/cs1-k8s-m1.zpepc.com.cn/routes");
+    let edited = std::fs::read_to_string(&routes).unwrap() + "10.0.0.0/8 via 21.49.22.1\n";
+    std::fs::write(&routes, edited).unwrap();
+    let output = calplan(&["plan", "testdata/seed-rr/intent.yaml", "--current", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("`nodes/cs1-k8s-m1.zpepc.com.cn/routes` was edited by hand"), "{stderr}");
+    assert!(stderr.contains("manifest.json:"), "located in the manifest: {stderr}");
+}
+
+/// Calico's documented block-size change on the same CIDR: through a temporary pool, and the
+/// pool of the same name comes back as a replacement (delete, then create), never as an
+/// update, which Calico refuses ("IPPool BlockSize cannot be modified").
+#[test]
+fn a_block_size_change_in_place_replaces_the_pool() {
+    let directory = tempfile::tempdir().unwrap();
+    let intent = std::fs::read_to_string(golden::root().join("testdata/pool-migration/intent.yaml"))
+        .unwrap()
+        .replace("name: ipv4-ippool", "name: default-ipv4-ippool")
+        .replace("cidr: 10.244.0.0/16", "cidr: 192.168.0.0/16");
+    let path = directory.path().join("intent.yaml");
+    write(&path, &intent);
+    let output = calplan(&["plan", path.to_str().unwrap(), "--current", "testdata/pool-migration/current", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let pool_changes: Vec<(String, String)> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|stage| stage["changes"].as_array().unwrap())
+        .filter(|change| change["kind"] == "IPPool")
+        .map(|change| (change["action"].as_str().unwrap().to_string(), change["name"].as_str().unwrap().to_string()))
+        .collect();
+    let pool = |action: &str, name: &str| (action.to_string(), name.to_string());
+    assert_eq!(
+        pool_changes,
+        [
+            pool("create", "default-ipv4-ippool-temporary"),
+            pool("update", "default-ipv4-ippool"),
+            pool("replace", "default-ipv4-ippool"),
+            pool("update", "default-ipv4-ippool-temporary"),
+            pool("delete", "default-ipv4-ippool-temporary"),
+        ]
+    );
+    assert_eq!(plan["summary"]["replace"], 1);
+}
