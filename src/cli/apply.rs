@@ -53,8 +53,8 @@ pub fn run(args: Args) -> CliResult {
     let _lock = Lock::acquire(&args.state, &apply::lock::describe_holder(&format!("`{name}`")))
         .map_err(|error| CliError::Message(error.to_string()))?;
     let state = StateDir::new(&args.state);
-    let record = state.read().map_err(CliError::Message)?;
-    check_fresh(&plan, record.plan == plan_digest)?;
+    state.read().map_err(CliError::Message)?;
+    check_fresh(&plan)?;
     if plan.is_empty() {
         anstream::eprintln!("The plan has no changes: nothing to apply.");
         return Ok(ExitCode::SUCCESS);
@@ -116,10 +116,10 @@ pub fn run(args: Args) -> CliResult {
     }
 }
 
-/// Refuses a plan whose current state no longer matches, saying what changed. Resources the
-/// plan itself changes may already be changed (an earlier, interrupted apply of this plan);
-/// the executor checks each of those against the plan when it writes it.
-fn check_fresh(plan: &Plan, resuming: bool) -> Result<(), CliError> {
+/// Refuses a plan whose current state no longer matches, saying what changed. A resource the
+/// plan itself changes may already be as the plan wants it (an earlier, interrupted apply of
+/// this plan); the executor checks each of those against the plan again when it writes it.
+fn check_fresh(plan: &Plan) -> Result<(), CliError> {
     let touched = apply::planned_digests(plan);
     let mut changed = Vec::new();
     if Path::new(&plan.intent.name).is_file() {
@@ -150,7 +150,7 @@ fn check_fresh(plan: &Plan, resuming: bool) -> Result<(), CliError> {
                 continue;
             }
             if let Some((_, after)) = touched.get(key) {
-                if resuming && current == after.as_ref() {
+                if current == after.as_ref() {
                     continue;
                 }
             }

@@ -89,7 +89,9 @@ struct MeshHost {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 enum MeshEntry {
     Ourselves,
-    RouteReflector { cluster_id: String },
+    RouteReflector {
+        cluster_id: String,
+    },
     /// A host without IPv4: only its `# For peer` line.
     NoAddress,
     Session(MeshSession),
@@ -234,27 +236,33 @@ impl CalicoBird {
         let specific: Vec<(&String, &PeerData)> = topology_index
             .map(|index| peerings.node_specific_peers(index).iter().filter(|(_, data)| data.ip.is_ipv4()).collect())
             .unwrap_or_default();
-        let global_peers =
-            global.iter().map(|(key, data)| explicit(PeerType::Global, "/bgp/v1/global/peer_v4", key, data)).collect();
+        let global_peers = global.iter().map(|(key, data)| explicit(PeerType::Global, "/bgp/v1/global/peer_v4", key, data)).collect();
         let node_prefix = format!("/bgp/v1/host/{}/peer_v4", node.name.value);
         let node_peers = specific.iter().map(|(key, data)| explicit(PeerType::NodeSpecific, &node_prefix, key, data)).collect();
 
-        let mut hosts: Vec<usize> = (0..peerings.topology.nodes.len()).collect();
-        hosts.sort_by(|a, b| peerings.topology.nodes[*a].name.cmp(&peerings.topology.nodes[*b].name));
-        let mesh_hosts = hosts
-            .into_iter()
-            .map(|index| {
-                let host = &peerings.topology.nodes[index];
-                let ip = host.ipv4.map(|ip| ip.to_string()).unwrap_or_default();
-                let entry = if ip == node_ip {
-                    MeshEntry::Ourselves
-                } else if host.is_route_reflector() {
-                    MeshEntry::RouteReflector { cluster_id: host.rr_cluster_id.clone() }
-                } else {
-                    view.peerings
-                        .iter()
-                        .find(|peering| peering.peer_type == PeerType::Mesh && peering.remote_node == Some(index))
-                        .map_or(MeshEntry::NoAddress, |peering| {
+        // Only a mesh member lists the hosts; that list is every node, so it is built only then.
+        // `topology.nodes` is in name order already, as confd's `lsdir` lists hosts.
+        let mesh_enabled = *model.bgp.node_to_node_mesh;
+        let mesh_hosts = if mesh_enabled && own_cluster_id.is_none() {
+            let mesh_sessions: HashMap<usize, &Peering> = view
+                .peerings
+                .iter()
+                .filter(|peering| peering.peer_type == PeerType::Mesh)
+                .filter_map(|peering| Some((peering.remote_node?, peering)))
+                .collect();
+            peerings
+                .topology
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(index, host)| {
+                    let ip = host.ipv4.map(|ip| ip.to_string()).unwrap_or_default();
+                    let entry = if ip == node_ip {
+                        MeshEntry::Ourselves
+                    } else if host.is_route_reflector() {
+                        MeshEntry::RouteReflector { cluster_id: host.rr_cluster_id.clone() }
+                    } else {
+                        mesh_sessions.get(&index).map_or(MeshEntry::NoAddress, |peering| {
                             MeshEntry::Session(MeshSession {
                                 id: ip.replace('.', "_"),
                                 port: (peering.data.port != 0).then_some(peering.data.port),
@@ -264,10 +272,13 @@ impl CalicoBird {
                                 password: password(&peering.data.password),
                             })
                         })
-                };
-                MeshHost { name: host.name.clone(), ip, entry }
-            })
-            .collect();
+                    };
+                    MeshHost { name: host.name.clone(), ip, entry }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
 
         let services = view.service_ranges();
         let confd_order = |cidrs: &mut Vec<String>| cidrs.sort_by_key(|cidr| cidr.replace('/', "-"));
@@ -278,8 +289,7 @@ impl CalicoBird {
         };
         let static_routes = ipv4_strings(&services.advertised);
 
-        let mut blocks: Vec<_> =
-            view.blocks.iter().filter(|block| block.cidr.addr().is_ipv4() && block.is_advertised()).collect();
+        let mut blocks: Vec<_> = view.blocks.iter().filter(|block| block.cidr.addr().is_ipv4() && block.is_advertised()).collect();
         blocks.sort_by_key(|block| block.cidr.to_string().replace('/', "-"));
         let reachable = |entries: &[(&String, &PeerData)]| -> Vec<ReachableRoute> {
             entries
@@ -318,9 +328,8 @@ impl CalicoBird {
         let ipam = Ipam {
             pools,
             static_routes,
-            reflector_load_balancer_ips: (own_cluster_id.is_some() && !load_balancer_ips.is_empty()).then(|| {
-                load_balancer_ips.iter().filter(|cidr| cidr.addr().is_ipv4()).map(|cidr| cidr.to_string()).collect()
-            }),
+            reflector_load_balancer_ips: (own_cluster_id.is_some() && !load_balancer_ips.is_empty())
+                .then(|| load_balancer_ips.iter().filter(|cidr| cidr.addr().is_ipv4()).map(|cidr| cidr.to_string()).collect()),
             reject_cidrs: ipv4_strings(&services.rejected),
             network: node.ipv4_address.as_ref().map(|address| address.trunc().to_string()),
         };
@@ -339,14 +348,10 @@ impl CalicoBird {
             debug: crate::bird::debug_clause(model.bgp.log_severity),
             ignored_interfaces: model.bgp.ignored_interfaces.clone(),
             node_as: node_as.to_string(),
-            mesh: Mesh { own_cluster_id, enabled: *model.bgp.node_to_node_mesh, hosts: mesh_hosts },
+            mesh: Mesh { own_cluster_id, enabled: mesh_enabled, hosts: mesh_hosts },
             peer_sections: [
                 PeerSection { title: "Global peers", none_configured: "No global peers configured.", entries: global_peers },
-                PeerSection {
-                    title: "Node-specific peers",
-                    none_configured: "No node-specific peers configured.",
-                    entries: node_peers,
-                },
+                PeerSection { title: "Node-specific peers", none_configured: "No node-specific peers configured.", entries: node_peers },
             ],
             aggr,
             ipam,

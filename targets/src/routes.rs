@@ -42,9 +42,7 @@ impl Target for Routes {
 
     fn render(&self, context: &Context) -> Result<Vec<Artifact>, TemplateError> {
         let table = ClusterRoutes::new(context.analysis);
-        per_node(context, |view| {
-            Ok(vec![Artifact::new(format!("{}/routes", view.directory()), table.for_node(view), view.source())])
-        })
+        per_node(context, |view| Ok(vec![Artifact::new(format!("{}/routes", view.directory()), table.for_node(view), view.source())]))
     }
 }
 
@@ -91,12 +89,7 @@ impl ClusterRoutes {
                 vteps.entry((block.node, block.cidr.addr().is_ipv4())).or_insert(block.cidr.network());
             }
         }
-        let blocks: Vec<BlockRoute> = analysis
-            .placement
-            .blocks
-            .iter()
-            .map(|block| block_route(analysis, block, &vteps))
-            .collect();
+        let blocks: Vec<BlockRoute> = analysis.placement.blocks.iter().map(|block| block_route(analysis, block, &vteps)).collect();
         let capacity = blocks
             .iter()
             .map(|route| {
@@ -171,11 +164,8 @@ fn block_route(analysis: &Analysis, block: &Block, vteps: &HashMap<(NodeId, bool
     let protocol = if vxlan.is_enabled() { FELIX } else { "bird" };
     let own = (block.is_advertised() && !block.is_host_block()).then(|| format!("blackhole {cidr} proto {protocol}\n"));
     let owner_node = model.node(block.node);
-    let owner_address = if ipv4 {
-        owner_node.ipv4().map(IpAddr::V4)
-    } else {
-        owner_node.ipv6_address.as_ref().map(|address| IpAddr::V6(address.addr()))
-    };
+    let owner_address =
+        if ipv4 { owner_node.ipv4().map(IpAddr::V4) } else { owner_node.ipv6_address.as_ref().map(|address| IpAddr::V6(address.addr())) };
     let remote = match owner_address {
         _ if !block.is_advertised() => RemoteRoute::None,
         None => RemoteRoute::None,
@@ -213,11 +203,7 @@ fn block_route(analysis: &Analysis, block: &Block, vteps: &HashMap<(NodeId, bool
 /// node's address, when the intent lists interfaces; otherwise without a device (an `onlink`
 /// route needs one), which the kernel resolves the same way for a neighbour on the subnet.
 fn felix_direct_suffix(node: &Node, ipv4: bool) -> String {
-    let address = if ipv4 {
-        node.ipv4().map(IpAddr::V4)
-    } else {
-        node.ipv6_address.as_ref().map(|address| IpAddr::V6(address.addr()))
-    };
+    let address = if ipv4 { node.ipv4().map(IpAddr::V4) } else { node.ipv6_address.as_ref().map(|address| IpAddr::V6(address.addr())) };
     // Only a plain interface name may become an argument of `ip route replace`.
     let plain = |name: &str| {
         (1..=15).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))

@@ -333,7 +333,10 @@ impl KernelRoute {
             blackhole: text("type").as_deref() == Some("blackhole"),
             gateway: text("gateway"),
             device: text("dev"),
-            protocol: entry.get("protocol").map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_string)).unwrap_or_default(),
+            protocol: entry
+                .get("protocol")
+                .map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_string))
+                .unwrap_or_default(),
             onlink: entry.get("flags").and_then(|flags| flags.as_array()).is_some_and(|flags| flags.iter().any(|flag| flag == "onlink")),
         }
     }
@@ -498,13 +501,14 @@ impl Lab {
         let deadline = Instant::now() + within;
         loop {
             let mut pending = Vec::new();
-            for number in 0..self.nodes.len() {
+            for (number, expected) in sessions.iter().enumerate() {
                 if let Err(stopped) = self.daemons[number].check_running() {
                     panic!("{stopped}:\n{}", self.log(number));
                 }
                 let table = self.birdc(number, &["show", "protocols"]);
-                for session in &sessions[number] {
-                    let up = table.lines().any(|line| line.split_whitespace().next() == Some(session.as_str()) && line.contains("Established"));
+                for session in expected {
+                    let up =
+                        table.lines().any(|line| line.split_whitespace().next() == Some(session.as_str()) && line.contains("Established"));
                     if !up {
                         pending.push(format!("{} {session}", self.names[number]));
                     }
@@ -528,12 +532,22 @@ impl Lab {
             let mut gaps = Vec::new();
             for (number, name) in self.names.iter().enumerate() {
                 let routes = &output.get(&format!("nodes/{name}/routes")).unwrap().contents;
-                let wanted: Vec<KernelRoute> = routes.lines().map(KernelRoute::parse_line).filter(|route| route.protocol == "bird").collect();
+                let wanted: Vec<KernelRoute> =
+                    routes.lines().map(KernelRoute::parse_line).filter(|route| route.protocol == "bird").collect();
                 assert!(wanted.len() >= self.names.len(), "a route per node's block: {routes}");
                 let held: Vec<KernelRoute> =
                     kernel_routes(&self.nodes[number], "-4").into_iter().filter(|route| route.protocol == "bird").collect();
-                gaps.extend(wanted.iter().filter(|route| !held.iter().any(|kernel| route.matches(kernel))).map(|route| format!("{name}: missing {route:?}")));
-                gaps.extend(held.iter().filter(|kernel| !wanted.iter().any(|route| route.matches(kernel))).map(|kernel| format!("{name}: unexpected {kernel:?}")));
+                gaps.extend(
+                    wanted
+                        .iter()
+                        .filter(|route| !held.iter().any(|kernel| route.matches(kernel)))
+                        .map(|route| format!("{name}: missing {route:?}")),
+                );
+                gaps.extend(
+                    held.iter()
+                        .filter(|kernel| !wanted.iter().any(|route| route.matches(kernel)))
+                        .map(|kernel| format!("{name}: unexpected {kernel:?}")),
+                );
             }
             if gaps.is_empty() {
                 return;

@@ -20,19 +20,19 @@ fn text(bytes: &[u8]) -> String {
 
 /// A free loopback port: bound, read and released. Another process may take it before etcd
 /// does; `Etcd::start` then tries again with new ports.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// An etcd server of the test's own; killed and its data removed when dropped.
-struct Etcd {
+pub(crate) struct Etcd {
     child: Child,
     port: u16,
     _data: tempfile::TempDir,
 }
 
 impl Etcd {
-    fn start() -> Etcd {
+    pub(crate) fn start() -> Etcd {
         let mut last_log = String::new();
         for _ in 0..3 {
             let data = tempfile::tempdir().unwrap();
@@ -68,11 +68,11 @@ impl Etcd {
         panic!("etcd did not become healthy on loopback:\n{last_log}");
     }
 
-    fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         format!("etcd://127.0.0.1:{}", self.port)
     }
 
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(calplan::etcd::Endpoint::parse(&self.source()).unwrap(), Duration::from_secs(5))
     }
 }
@@ -86,7 +86,7 @@ impl Drop for Etcd {
 
 /// Stores resources as calicoctl `create` does: no `resourceVersion` in the value (etcd's
 /// mod_revision is the version), a `uid` and `creationTimestamp`, a create-if-absent write.
-fn create_resources(client: &Client, path: &str) {
+pub(crate) fn create_resources(client: &Client, path: &str) {
     let mut paths: Vec<_> = std::fs::read_dir(golden::root().join(path)).unwrap().map(|entry| entry.unwrap().path()).collect();
     paths.sort();
     for (index, path) in paths.iter().filter(|path| path.extension().is_some_and(|ext| ext == "yaml")).enumerate() {

@@ -464,7 +464,7 @@ impl Lowerer<'_> {
                 let Some(id) = self.node_reference(name) else { continue };
                 if let Some(earlier) = assigned.get(&id.value) {
                     self.report(
-                        Diagnostic::new(&crate::rules::UNKNOWN_NODE, name.span, format!("node `{}` is listed as a reflector twice", name.value))
+                        Diagnostic::new(&REFLECTOR_LISTED_TWICE, name.span, format!("node `{}` is listed as a reflector twice", name.value))
                             .label("listed again here")
                             .secondary(*earlier, "first listed here")
                             .help("a node reflects routes for one cluster ID; list it once"),

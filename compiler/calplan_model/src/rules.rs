@@ -164,6 +164,23 @@ declare_rule! {
     pub static UNSUPPORTED_CALICO_VERSION = ("E0111", "unsupported-calico-version", Error, "a Calico release calplan does not render for");
 }
 
+declare_rule! {
+    /// ## What it does
+    /// Reports a node listed as a reflector twice, in one route-reflector cluster or two.
+    ///
+    /// ## Why is this bad?
+    /// A node has one `routeReflectorClusterID`; listed in two clusters, which one it reflects
+    /// for would depend on the order of the list.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// routeReflectors:
+    ///   - {clusterID: 1.0.0.1, nodes: [n1, n2]}
+    ///   - {clusterID: 1.0.0.2, nodes: [n2, n3]}   # n2 twice
+    /// ```
+    pub static REFLECTOR_LISTED_TWICE = ("E0112", "reflector-listed-twice", Error, "a node listed as a route reflector more than once");
+}
+
 pub static ALL: &[&calplan_diagnostics::Rule] = &[
     &INVALID_CIDR,
     &INVALID_ADDRESS,
@@ -176,4 +193,5 @@ pub static ALL: &[&calplan_diagnostics::Rule] = &[
     &INVALID_DURATION,
     &INVALID_AUTODETECTION_METHOD,
     &UNSUPPORTED_CALICO_VERSION,
+    &REFLECTOR_LISTED_TWICE,
 ];

@@ -23,10 +23,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     if !model.bgp.advertise_service_cluster_ips || !model.service_cluster_ips.is_empty() {
         return;
     }
-    let span = model
-        .bgp
-        .advertise_service_cluster_ips_span
-        .unwrap_or(model.bgp.span);
+    let span = model.bgp.advertise_service_cluster_ips_span.unwrap_or(model.bgp.span);
     diagnostics.push(
         Diagnostic::new(&RULE, span, "`advertiseServiceClusterIPs` is on, but the intent has no `serviceClusterIPs`")
             .label("nothing to advertise")

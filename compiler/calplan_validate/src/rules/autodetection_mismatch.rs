@@ -45,13 +45,7 @@ struct Mismatch<'a> {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
-    let method = model
-        .autodetection
-        .ipv4
-        .as_ref()
-        .map_or(AutodetectionMethod::FirstFound, |method| {
-            method.value.clone()
-        });
+    let method = model.autodetection.ipv4.as_ref().map_or(AutodetectionMethod::FirstFound, |method| method.value.clone());
     // Grouped by the interface picked instead, or by why nothing is found.
     let mut mismatches: BTreeMap<String, Vec<Mismatch>> = BTreeMap::new();
     let mut failures: BTreeMap<String, Vec<Mismatch>> = BTreeMap::new();
@@ -63,21 +57,11 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         match autodetect::detect(&method, interfaces, Family::V4) {
             Detection::Found { address, .. } if address == IpNet::V4(expected) => {}
             Detection::Found { address, interface } => {
-                mismatches.entry(interface).or_default().push(Mismatch {
-                    node,
-                    interfaces,
-                    expected,
-                    detected: address,
-                });
+                mismatches.entry(interface).or_default().push(Mismatch { node, interfaces, expected, detected: address });
             }
             Detection::NotFound { reason } => {
                 let detected = IpNet::V4(expected);
-                failures.entry(reason).or_default().push(Mismatch {
-                    node,
-                    interfaces,
-                    expected,
-                    detected,
-                });
+                failures.entry(reason).or_default().push(Mismatch { node, interfaces, expected, detected });
             }
             Detection::CannotSimulate { .. } => {}
         }
@@ -95,8 +79,7 @@ fn method_phrase(model: &Model, method: &AutodetectionMethod) -> String {
     if model.autodetection.ipv4.is_some() {
         format!("`{method}`")
     } else {
-        "`first-found`, calico-node's default when `nodeAddressAutodetection.ipv4` is unset,"
-            .to_string()
+        "`first-found`, calico-node's default when `nodeAddressAutodetection.ipv4` is unset,".to_string()
     }
 }
 
@@ -107,18 +90,9 @@ fn and_more(group: &[Mismatch]) -> String {
     }
 }
 
-fn mismatch(
-    model: &Model,
-    method: &AutodetectionMethod,
-    interface: &str,
-    group: &[Mismatch],
-) -> Diagnostic {
+fn mismatch(model: &Model, method: &AutodetectionMethod, interface: &str, group: &[Mismatch]) -> Diagnostic {
     let first = &group[0];
-    let address_span = first
-        .node
-        .ipv4_address
-        .as_ref()
-        .map_or(first.node.name.span, |address| address.span);
+    let address_span = first.node.ipv4_address.as_ref().map_or(first.node.name.span, |address| address.span);
     let message = format!(
         "{} would detect {} on `{interface}` for node `{}`, not its `ipv4Address` {}{}",
         method_phrase(model, method),
@@ -127,10 +101,8 @@ fn mismatch(
         first.expected,
         and_more(group)
     );
-    let mut diagnostic = Diagnostic::new(&RULE, address_span, message).label(format!(
-        "calico-node would replace this with {}",
-        first.detected
-    ));
+    let mut diagnostic =
+        Diagnostic::new(&RULE, address_span, message).label(format!("calico-node would replace this with {}", first.detected));
     let picked = first
         .interfaces
         .iter()
@@ -158,27 +130,15 @@ fn mismatch(
     }
     for other in group.iter().skip(1).take(SHOW_AT_MOST - 1) {
         if let Some(address) = &other.node.ipv4_address {
-            diagnostic = diagnostic.secondary(
-                address.span,
-                format!("and node `{}` ({})", other.node.name.value, other.detected),
-            );
+            diagnostic = diagnostic.secondary(address.span, format!("and node `{}` ({})", other.node.name.value, other.detected));
         }
     }
     diagnostic.help(help(model, group))
 }
 
-fn failure(
-    model: &Model,
-    method: &AutodetectionMethod,
-    reason: &str,
-    group: &[Mismatch],
-) -> Diagnostic {
+fn failure(model: &Model, method: &AutodetectionMethod, reason: &str, group: &[Mismatch]) -> Diagnostic {
     let first = &group[0];
-    let address_span = first
-        .node
-        .ipv4_address
-        .as_ref()
-        .map_or(first.node.name.span, |address| address.span);
+    let address_span = first.node.ipv4_address.as_ref().map_or(first.node.name.span, |address| address.span);
     let message = format!(
         "{} finds no address on node `{}`{}: calico-node would exit with `failed to autodetect an IPv4 address`",
         method_phrase(model, method),
@@ -204,52 +164,25 @@ fn help(model: &Model, group: &[Mismatch]) -> String {
                 interface: holder(mismatch.interfaces, mismatch.expected).unwrap_or_default(),
             }
     };
-    let for_all: Vec<&AutodetectionMethod> = candidates
-        .iter()
-        .filter(|method| group.iter().all(|mismatch| picks_right(method, mismatch)))
-        .collect();
+    let for_all: Vec<&AutodetectionMethod> =
+        candidates.iter().filter(|method| group.iter().all(|mismatch| picks_right(method, mismatch))).collect();
     let (fitting, scope) = if for_all.is_empty() || group.len() == 1 {
-        let for_first: Vec<&AutodetectionMethod> = candidates
-            .iter()
-            .filter(|method| picks_right(method, first))
-            .collect();
-        let scope = if group.len() == 1 {
-            "here".to_string()
-        } else {
-            format!("on node `{}`", first.node.name.value)
-        };
-        (
-            if for_all.is_empty() {
-                for_first
-            } else {
-                for_all
-            },
-            scope,
-        )
+        let for_first: Vec<&AutodetectionMethod> = candidates.iter().filter(|method| picks_right(method, first)).collect();
+        let scope = if group.len() == 1 { "here".to_string() } else { format!("on node `{}`", first.node.name.value) };
+        (if for_all.is_empty() { for_first } else { for_all }, scope)
     } else {
         (for_all, format!("on these {} nodes", group.len()))
     };
-    let default_note = if model.autodetection.ipv4.is_none() {
-        "calico-node uses `first-found` when no method is set; "
-    } else {
-        ""
-    };
+    let default_note = if model.autodetection.ipv4.is_none() { "calico-node uses `first-found` when no method is set; " } else { "" };
     match fitting.as_slice() {
         [] if holder(first.interfaces, first.expected).is_none() => format!(
             "{} is on none of node `{}`'s interfaces: correct its `ipv4Address` or its interface inventory",
             first.expected, first.node.name.value
         ),
-        [] => format!(
-            "{default_note}choose a method that picks {} {scope}",
-            first.expected
-        ),
-        [only] => format!(
-            "{default_note}set `nodeAddressAutodetection.ipv4: {only}`, which picks the `ipv4Address` {scope}"
-        ),
+        [] => format!("{default_note}choose a method that picks {} {scope}", first.expected),
+        [only] => format!("{default_note}set `nodeAddressAutodetection.ipv4: {only}`, which picks the `ipv4Address` {scope}"),
         [one, other, ..] => {
-            format!(
-                "{default_note}set `nodeAddressAutodetection.ipv4: {one}` or `{other}`, which pick the `ipv4Address` {scope}"
-            )
+            format!("{default_note}set `nodeAddressAutodetection.ipv4: {one}` or `{other}`, which pick the `ipv4Address` {scope}")
         }
     }
 }
@@ -258,12 +191,7 @@ fn help(model: &Model, group: &[Mismatch]) -> String {
 fn holder(interfaces: &[Interface], expected: Ipv4Net) -> Option<String> {
     interfaces
         .iter()
-        .find(|interface| {
-            interface
-                .addresses
-                .iter()
-                .any(|address| address.value == IpNet::V4(expected))
-        })
+        .find(|interface| interface.addresses.iter().any(|address| address.value == IpNet::V4(expected)))
         .map(|interface| interface.name.value.clone())
 }
 
@@ -273,44 +201,22 @@ fn holder(interfaces: &[Interface], expected: Ipv4Net) -> Option<String> {
 fn suggestions(model: &Model, mismatch: &Mismatch) -> Vec<AutodetectionMethod> {
     let mut methods = Vec::new();
     let own = mismatch.expected.addr();
-    let target = mismatch
-        .expected
-        .trunc()
-        .hosts()
-        .take(2)
-        .find(|address| *address != own)
-        .or_else(|| {
-            model
-                .routers
-                .iter()
-                .map(|router| router.address.addr())
-                .find_map(|address| match address {
-                    IpAddr::V4(address)
-                        if address != own && mismatch.expected.contains(&address) =>
-                    {
-                        Some(address)
-                    }
-                    _ => None,
-                })
-        });
+    let target = mismatch.expected.trunc().hosts().take(2).find(|address| *address != own).or_else(|| {
+        model.routers.iter().map(|router| router.address.addr()).find_map(|address| match address {
+            IpAddr::V4(address) if address != own && mismatch.expected.contains(&address) => Some(address),
+            _ => None,
+        })
+    });
     if let Some(target) = target {
-        methods.push(AutodetectionMethod::CanReach(CanReachTarget::Address(
-            IpAddr::V4(target),
-        )));
+        methods.push(AutodetectionMethod::CanReach(CanReachTarget::Address(IpAddr::V4(target))));
     }
     if let Some(name) = holder(mismatch.interfaces, mismatch.expected) {
         let bare = AutodetectionMethod::Interface(vec![regex::escape(&name)]);
-        let right = Detection::Found {
-            address: IpNet::V4(mismatch.expected),
-            interface: name.clone(),
-        };
+        let right = Detection::Found { address: IpNet::V4(mismatch.expected), interface: name.clone() };
         if autodetect::detect(&bare, mismatch.interfaces, Family::V4) == right {
             methods.push(bare);
         } else {
-            methods.push(AutodetectionMethod::Interface(vec![format!(
-                "^{}$",
-                regex::escape(&name)
-            )]));
+            methods.push(AutodetectionMethod::Interface(vec![format!("^{}$", regex::escape(&name))]));
         }
     }
     methods
@@ -335,15 +241,8 @@ mod tests {
 
     #[test]
     fn a_method_that_picks_the_node_address_is_quiet() {
-        for method in [
-            "can-reach=21.49.22.1",
-            "interface=eth0",
-            "skip-interface=eth1",
-            "cidr=21.49.0.0/16",
-        ] {
-            let text = intent(&format!(
-                "  nodeAddressAutodetection: {{ipv4: '{method}'}}\n{NODE}"
-            ));
+        for method in ["can-reach=21.49.22.1", "interface=eth0", "skip-interface=eth1", "cidr=21.49.0.0/16"] {
+            let text = intent(&format!("  nodeAddressAutodetection: {{ipv4: '{method}'}}\n{NODE}"));
             assert_eq!(check_rule(&text, "E0501"), Vec::<String>::new(), "{method}");
         }
     }
@@ -355,14 +254,8 @@ mod tests {
         );
         let found = check_rule(&text, "E0501");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(
-            found[0].contains("would detect 10.9.0.1/24 on `veth0a1b2`"),
-            "{found:#?}"
-        );
-        assert!(
-            found[0].contains("ipv4: can-reach=21.49.22.1` or `interface=^eth0$`"),
-            "{found:#?}"
-        );
+        assert!(found[0].contains("would detect 10.9.0.1/24 on `veth0a1b2`"), "{found:#?}");
+        assert!(found[0].contains("ipv4: can-reach=21.49.22.1` or `interface=^eth0$`"), "{found:#?}");
     }
 
     #[test]
@@ -372,10 +265,10 @@ mod tests {
         );
         let found = check_rule(&text, "E0501");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].contains("finds no address on node `m1`: calico-node would exit with `failed to autodetect an IPv4 address`"), "{found:#?}");
         assert!(
-            found[0].contains("21.49.22.4/24 is on none of node `m1`'s interfaces"),
+            found[0].contains("finds no address on node `m1`: calico-node would exit with `failed to autodetect an IPv4 address`"),
             "{found:#?}"
         );
+        assert!(found[0].contains("21.49.22.4/24 is on none of node `m1`'s interfaces"), "{found:#?}");
     }
 }

@@ -33,24 +33,18 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         let (Some(interfaces), Some(_)) = (&node.interfaces, &node.ipv4_address) else {
             continue;
         };
-        if let Detection::CannotSimulate { reason } =
-            autodetect::detect(&method.value, interfaces, Family::V4)
-        {
+        if let Detection::CannotSimulate { reason } = autodetect::detect(&method.value, interfaces, Family::V4) {
             *reasons.entry(reason).or_default() += 1;
         }
     }
     for (reason, nodes) in reasons {
         let check_by_hand = match &method.value {
-            AutodetectionMethod::KubernetesInternalIp => {
-                "check that each Kubernetes Node's `InternalIP` is its `ipv4Address`".to_string()
-            }
+            AutodetectionMethod::KubernetesInternalIp => "check that each Kubernetes Node's `InternalIP` is its `ipv4Address`".to_string(),
             AutodetectionMethod::CanReach(CanReachTarget::Address(destination)) => {
                 format!("check by hand with `ip route get {destination}` on the nodes")
             }
             AutodetectionMethod::CanReach(CanReachTarget::Hostname(host)) => {
-                format!(
-                    "check by hand with `ip route get $(getent hosts {host} | cut -d' ' -f1)` on the nodes"
-                )
+                format!("check by hand with `ip route get $(getent hosts {host} | cut -d' ' -f1)` on the nodes")
             }
             _ => "check the nodes by hand".to_string(),
         };
@@ -79,13 +73,16 @@ mod tests {
     #[test]
     fn one_warning_for_all_nodes() {
         let nodes: String = (1..=3)
-            .map(|n| format!("    - {{name: n{n}, ipv4Address: 21.0.0.{n}/24, interfaces: [{{name: eth0, addresses: [21.0.0.{n}/24]}}]}}\n"))
+            .map(|n| {
+                format!("    - {{name: n{n}, ipv4Address: 21.0.0.{n}/24, interfaces: [{{name: eth0, addresses: [21.0.0.{n}/24]}}]}}\n")
+            })
             .collect();
-        let text = intent(&format!(
-            "  nodeAddressAutodetection: {{ipv4: can-reach=8.8.8.8}}\n  nodes:\n{nodes}"
-        ));
+        let text = intent(&format!("  nodeAddressAutodetection: {{ipv4: can-reach=8.8.8.8}}\n  nodes:\n{nodes}"));
         let found = check_rule(&text, "W0502");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].starts_with("W0502 calplan cannot simulate this autodetection method: 8.8.8.8 is outside every subnet"), "{found:#?}");
+        assert!(
+            found[0].starts_with("W0502 calplan cannot simulate this autodetection method: 8.8.8.8 is outside every subnet"),
+            "{found:#?}"
+        );
     }
 }

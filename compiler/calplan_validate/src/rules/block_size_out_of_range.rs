@@ -18,21 +18,13 @@ declare_rule! {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     for pool in &analysis.model.pools {
-        let (family, range) = if pool.is_ipv4() {
-            ("IPv4", 20..=32)
-        } else {
-            ("IPv6", 116..=128)
-        };
+        let (family, range) = if pool.is_ipv4() { ("IPv4", 20..=32) } else { ("IPv6", 116..=128) };
         if !range.contains(&pool.block_size.value) {
             diagnostics.push(
                 Diagnostic::new(
                     &RULE,
                     pool.block_size.span,
-                    format!(
-                        "{family} block size must be between {} and {}",
-                        range.start(),
-                        range.end()
-                    ),
+                    format!("{family} block size must be between {} and {}", range.start(), range.end()),
                 )
                 .label(format!("block size {}", pool.block_size.value))
                 .help(format!(

@@ -19,21 +19,13 @@ declare_rule! {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
-    let pools = model
-        .pools
-        .iter()
-        .map(|pool| (&pool.cidr, "IPPool CIDR is not strictly masked".to_string()));
+    let pools = model.pools.iter().map(|pool| (&pool.cidr, "IPPool CIDR is not strictly masked".to_string()));
     let services = model
         .service_cluster_ips
         .iter()
         .chain(&model.bgp.service_external_ips)
         .chain(&model.bgp.service_load_balancer_ips)
-        .map(|cidr| {
-            (
-                cidr,
-                format!("service range `{}` is not strictly masked", cidr.value),
-            )
-        });
+        .map(|cidr| (cidr, format!("service range `{}` is not strictly masked", cidr.value)));
     for (cidr, message) in pools.chain(services) {
         if cidr.trunc() != cidr.value {
             diagnostics.push(
@@ -49,13 +41,9 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
                 && cidr.trunc() != *cidr
             {
                 diagnostics.push(
-                    Diagnostic::new(
-                        &RULE,
-                        route.destination.span,
-                        format!("route destination `{cidr}` is not strictly masked"),
-                    )
-                    .label(format!("host bits set after /{}", cidr.prefix_len()))
-                    .help(format!("did you mean `{}`?", cidr.trunc())),
+                    Diagnostic::new(&RULE, route.destination.span, format!("route destination `{cidr}` is not strictly masked"))
+                        .label(format!("host bits set after /{}", cidr.prefix_len()))
+                        .help(format!("did you mean `{}`?", cidr.trunc())),
                 );
             }
         }

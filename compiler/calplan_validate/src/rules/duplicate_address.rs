@@ -34,32 +34,14 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let mut users: BTreeMap<IpAddr, Vec<User>> = BTreeMap::new();
     for node in &model.nodes {
         if let Some(address) = &node.ipv4_address {
-            users
-                .entry(IpAddr::V4(address.addr()))
-                .or_default()
-                .push(User {
-                    kind: "node",
-                    name: &node.name.value,
-                    span: address.span,
-                });
+            users.entry(IpAddr::V4(address.addr())).or_default().push(User { kind: "node", name: &node.name.value, span: address.span });
         }
         if let Some(address) = &node.ipv6_address {
-            users
-                .entry(IpAddr::V6(address.addr()))
-                .or_default()
-                .push(User {
-                    kind: "node",
-                    name: &node.name.value,
-                    span: address.span,
-                });
+            users.entry(IpAddr::V6(address.addr())).or_default().push(User { kind: "node", name: &node.name.value, span: address.span });
         }
     }
     for router in &model.routers {
-        let user = User {
-            kind: "router",
-            name: &router.name.value,
-            span: router.address.span,
-        };
+        let user = User { kind: "router", name: &router.name.value, span: router.address.span };
         users.entry(router.address.addr()).or_default().push(user);
     }
     for (address, mut users) in users {
@@ -67,30 +49,19 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
             continue;
         }
         users.sort_by_key(|user| user.span.start);
-        let described: Vec<String> = users
-            .iter()
-            .map(|user| format!("{} `{}`", user.kind, user.name))
-            .collect();
+        let described: Vec<String> = users.iter().map(|user| format!("{} `{}`", user.kind, user.name)).collect();
         let message = if users.len() == 2 {
-            format!(
-                "{address} is the address of both {} and {}",
-                described[0], described[1]
-            )
+            format!("{address} is the address of both {} and {}", described[0], described[1])
         } else {
             let names: Vec<&str> = users.iter().map(|user| user.name).collect();
-            format!(
-                "{address} is the address of {}: {}",
-                count(users.len(), "host"),
-                name_list(&names, SHOW_AT_MOST)
-            )
+            format!("{address} is the address of {}: {}", count(users.len(), "host"), name_list(&names, SHOW_AT_MOST))
         };
         let (first, rest) = (&users[0], &users[1..]);
         let mut diagnostic = Diagnostic::new(&RULE, rest[0].span, message)
             .label(format!("also {} `{}`'s address", first.kind, first.name))
             .secondary(first.span, format!("{} `{}`", first.kind, first.name));
         for user in rest.iter().skip(1).take(SHOW_AT_MOST - 1) {
-            diagnostic =
-                diagnostic.secondary(user.span, format!("and {} `{}`", user.kind, user.name));
+            diagnostic = diagnostic.secondary(user.span, format!("and {} `{}`", user.kind, user.name));
         }
         diagnostics.push(diagnostic.help(
             "give every node and router an address of its own: BGP sessions and next hops are keyed by address, so only one of them could be reached",
@@ -109,11 +80,6 @@ mod tests {
         );
         let found = check_rule(&text, "E0303");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(
-            found[0].starts_with(
-                "E0303 21.0.0.1 is the address of 4 hosts: `n1`, `n2`, `n3` and 1 more"
-            ),
-            "{found:#?}"
-        );
+        assert!(found[0].starts_with("E0303 21.0.0.1 is the address of 4 hosts: `n1`, `n2`, `n3` and 1 more"), "{found:#?}");
     }
 }

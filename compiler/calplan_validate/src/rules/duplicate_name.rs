@@ -31,51 +31,19 @@ struct Named<'a> {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
-    let nodes = model
-        .nodes
-        .iter()
-        .map(|node| Named {
-            name: &node.name.value,
-            span: node.name.span,
-            generated: false,
-        })
-        .collect();
+    let nodes = model.nodes.iter().map(|node| Named { name: &node.name.value, span: node.name.span, generated: false }).collect();
     report(diagnostics, "node", "Node", nodes);
-    let pools = model
-        .pools
-        .iter()
-        .map(|pool| Named {
-            name: &pool.name.value,
-            span: pool.name.span,
-            generated: false,
-        })
-        .collect();
+    let pools = model.pools.iter().map(|pool| Named { name: &pool.name.value, span: pool.name.span, generated: false }).collect();
     report(diagnostics, "pool", "IPPool", pools);
     let generated = calplan_model::calico::generated_peer_names(model);
     let peers = model
         .peers
         .iter()
-        .map(|peer| Named {
-            name: &peer.name.value,
-            span: peer.name.span,
-            generated: false,
-        })
-        .chain(generated.iter().map(|(name, span)| Named {
-            name,
-            span: *span,
-            generated: true,
-        }))
+        .map(|peer| Named { name: &peer.name.value, span: peer.name.span, generated: false })
+        .chain(generated.iter().map(|(name, span)| Named { name, span: *span, generated: true }))
         .collect();
     report(diagnostics, "BGP peer", "BGPPeer", peers);
-    let routers = model
-        .routers
-        .iter()
-        .map(|router| Named {
-            name: &router.name.value,
-            span: router.name.span,
-            generated: false,
-        })
-        .collect();
+    let routers = model.routers.iter().map(|router| Named { name: &router.name.value, span: router.name.span, generated: false }).collect();
     report(diagnostics, "router", "router", routers);
 }
 
@@ -93,7 +61,8 @@ fn report(diagnostics: &mut Diagnostics, what: &str, resource: &str, mut named: 
                 .label(format!("a second {what} named `{}`", item.name))
                 .secondary(earlier.span, "first declared here")
                 .help(if resource == "router" {
-                    "rename one: a router's name is the folder of its artifacts (`routers/<name>/`), so one would overwrite the other".to_string()
+                    "rename one: a router's name is the folder of its artifacts (`routers/<name>/`), so one would overwrite the other"
+                        .to_string()
                 } else {
                     format!("rename one: the second `{resource}` of a name replaces the first when applied")
                 }),
@@ -128,10 +97,10 @@ mod tests {
         );
         let found = check_rule(&text, "E0302");
         assert_eq!(found.len(), 2, "{found:#?}");
-        assert!(found[0].starts_with("E0302 BGP peer name `peer-with-route-reflectors` is taken by a BGPPeer calplan generates"), "{found:#?}");
         assert!(
-            found[1].starts_with("E0302 two nodes are named `n2`"),
+            found[0].starts_with("E0302 BGP peer name `peer-with-route-reflectors` is taken by a BGPPeer calplan generates"),
             "{found:#?}"
         );
+        assert!(found[1].starts_with("E0302 two nodes are named `n2`"), "{found:#?}");
     }
 }

@@ -31,11 +31,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         .nodes
         .iter()
         .filter(|node| node.ipv4().is_some())
-        .filter(|node| {
-            analysis
-                .topology_index(node.id)
-                .is_some_and(|index| analysis.peerings.in_mesh(index))
-        })
+        .filter(|node| analysis.topology_index(node.id).is_some_and(|index| analysis.peerings.in_mesh(index)))
         .count();
     if members <= LARGEST_MESH {
         return;
@@ -69,30 +65,13 @@ mod tests {
 
     #[test]
     fn counts_only_mesh_members() {
-        let nodes: String = (1..=101)
-            .map(|n| {
-                format!(
-                    "    - {{name: n{n}, ipv4Address: 21.0.{}.{}/16}}\n",
-                    n / 200,
-                    n % 200 + 1
-                )
-            })
-            .collect();
-        let text = intent(&format!(
-            "  pools: [{{name: p, cidr: 10.244.0.0/16}}]\n  nodes:\n{nodes}"
-        ));
+        let nodes: String =
+            (1..=101).map(|n| format!("    - {{name: n{n}, ipv4Address: 21.0.{}.{}/16}}\n", n / 200, n % 200 + 1)).collect();
+        let text = intent(&format!("  pools: [{{name: p, cidr: 10.244.0.0/16}}]\n  nodes:\n{nodes}"));
         let found = check_rule(&text, "W0405");
         assert_eq!(found.len(), 1);
-        assert!(
-            found[0].starts_with(
-                "W0405 the node-to-node mesh joins 101 nodes: 5,050 BGP sessions, 100 on every node"
-            ),
-            "{found:#?}"
-        );
-        let reflectors = text.replace(
-            "  pools:",
-            "  bgp:\n    routeReflectors: [{clusterID: 1.0.0.1, nodes: [n1]}]\n  pools:",
-        );
+        assert!(found[0].starts_with("W0405 the node-to-node mesh joins 101 nodes: 5,050 BGP sessions, 100 on every node"), "{found:#?}");
+        let reflectors = text.replace("  pools:", "  bgp:\n    routeReflectors: [{clusterID: 1.0.0.1, nodes: [n1]}]\n  pools:");
         assert_eq!(check_rule(&reflectors, "W0405"), Vec::<String>::new());
     }
 }

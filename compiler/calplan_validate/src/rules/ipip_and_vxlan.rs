@@ -19,17 +19,10 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     for pool in &analysis.model.pools {
         if pool.ipip_mode.is_enabled() && pool.vxlan_mode.is_enabled() {
             diagnostics.push(
-                Diagnostic::new(
-                    &RULE,
-                    pool.vxlan_mode.span,
-                    "Cannot enable both VXLAN and IPIP on the same IPPool",
-                )
-                .label(format!("vxlanMode {}", pool.vxlan_mode.as_str()))
-                .secondary(
-                    pool.ipip_mode.span,
-                    format!("ipipMode {}", pool.ipip_mode.as_str()),
-                )
-                .help("choose one encapsulation; set the other to `Never`"),
+                Diagnostic::new(&RULE, pool.vxlan_mode.span, "Cannot enable both VXLAN and IPIP on the same IPPool")
+                    .label(format!("vxlanMode {}", pool.vxlan_mode.as_str()))
+                    .secondary(pool.ipip_mode.span, format!("ipipMode {}", pool.ipip_mode.as_str()))
+                    .help("choose one encapsulation; set the other to `Never`"),
             );
         }
     }

@@ -19,17 +19,9 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     for pool in &analysis.model.pools {
         if !pool.is_ipv4() && pool.ipip_mode.is_enabled() {
             diagnostics.push(
-                Diagnostic::new(
-                    &RULE,
-                    pool.ipip_mode.span,
-                    "IPIP is not supported on an IPv6 IP pool",
-                )
-                .label(format!(
-                    "ipipMode {} on {}",
-                    pool.ipip_mode.as_str(),
-                    pool.cidr.value
-                ))
-                .help("set `ipipMode: Never`; for encapsulated IPv6 use `vxlanMode`"),
+                Diagnostic::new(&RULE, pool.ipip_mode.span, "IPIP is not supported on an IPv6 IP pool")
+                    .label(format!("ipipMode {} on {}", pool.ipip_mode.as_str(), pool.cidr.value))
+                    .help("set `ipipMode: Never`; for encapsulated IPv6 use `vxlanMode`"),
             );
         }
     }

@@ -21,11 +21,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let v4: IpNet = "169.254.0.0/16".parse().expect("valid");
     let v6: IpNet = "fe80::/10".parse().expect("valid");
     for pool in &analysis.model.pools {
-        let (range, family) = if pool.is_ipv4() {
-            (v4, "IPv4")
-        } else {
-            (v6, "IPv6")
-        };
+        let (range, family) = if pool.is_ipv4() { (v4, "IPv4") } else { (v6, "IPv6") };
         let cidr = pool.cidr.trunc();
         if range.contains(&cidr) || cidr.contains(&range) {
             diagnostics.push(

@@ -29,6 +29,7 @@ mod pool_fewer_blocks_than_nodes;
 mod pool_selects_no_node;
 mod pool_smaller_than_block;
 mod route_destination_empty;
+mod routes_not_propagated;
 mod route_reflector_without_address;
 mod router_peering_target_missing;
 mod selector_matches_nothing;
@@ -53,6 +54,7 @@ pub static CHECKS: &[Check] = &[
     peer_field_conflict::check,
     no_bgp_peering::check,
     session_not_established::check,
+    routes_not_propagated::check,
     full_mesh_too_large::check,
     route_reflector_without_address::check,
     selector_matches_nothing::check,
@@ -81,6 +83,7 @@ pub static ALL: &[&Rule] = &[
     &peer_field_conflict::RULE,
     &no_bgp_peering::RULE,
     &session_not_established::RULE,
+    &routes_not_propagated::RULE,
     &full_mesh_too_large::RULE,
     &route_reflector_without_address::RULE,
     &selector_matches_nothing::RULE,
@@ -101,11 +104,7 @@ const SHOW_AT_MOST: usize = 3;
 
 /// `1 node`, `3 nodes`, `5,000 nodes`.
 fn count(number: usize, noun: &str) -> String {
-    if number == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{} {noun}s", thousands(number))
-    }
+    if number == 1 { format!("1 {noun}") } else { format!("{} {noun}s", thousands(number)) }
 }
 
 /// `31125` as `31,125`.
@@ -123,11 +122,7 @@ fn thousands(number: impl ToString) -> String {
 
 /// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and 3 more ``.
 fn name_list<S: AsRef<str>>(names: &[S], show: usize) -> String {
-    let quoted: Vec<String> = names
-        .iter()
-        .take(show)
-        .map(|name| format!("`{}`", name.as_ref()))
-        .collect();
+    let quoted: Vec<String> = names.iter().take(show).map(|name| format!("`{}`", name.as_ref())).collect();
     let rest = names.len().saturating_sub(show);
     match (quoted.split_last(), rest) {
         (None, _) => String::new(),
@@ -163,10 +158,7 @@ fn nodes_with_unreadable_address(model: &Model, diagnostics: &Diagnostics) -> Ve
         .iter()
         .map(|node| {
             let start = node.name.span.start;
-            let end = starts
-                .get(starts.partition_point(|next| *next <= start))
-                .copied()
-                .unwrap_or(u32::MAX);
+            let end = starts.get(starts.partition_point(|next| *next <= start)).copied().unwrap_or(u32::MAX);
             let first = errors.partition_point(|error| *error < start);
             errors.get(first).is_some_and(|error| *error < end)
         })
@@ -175,21 +167,13 @@ fn nodes_with_unreadable_address(model: &Model, diagnostics: &Diagnostics) -> Ve
 
 /// Every label key some node carries.
 fn node_label_keys(model: &Model) -> BTreeSet<&str> {
-    model
-        .nodes
-        .iter()
-        .flat_map(|node| node.labels.keys().map(String::as_str))
-        .collect()
+    model.nodes.iter().flat_map(|node| node.labels.keys().map(String::as_str)).collect()
 }
 
 /// Why a selector matches no node, as precisely as can be said: a label key no node has
 /// (with the closest key some node does have), else that no node's labels satisfy it.
 fn unmatched_selector_reason(selector: &Selector, known_keys: &BTreeSet<&str>) -> String {
-    let missing: Vec<&str> = selector
-        .label_keys()
-        .into_iter()
-        .filter(|key| !known_keys.contains(key))
-        .collect();
+    let missing: Vec<&str> = selector.label_keys().into_iter().filter(|key| !known_keys.contains(key)).collect();
     let Some(first) = missing.first() else {
         return "no node's labels satisfy it".to_string();
     };
@@ -198,10 +182,7 @@ fn unmatched_selector_reason(selector: &Selector, known_keys: &BTreeSet<&str>) -
             format!("no node has the label `{first}`; did you mean `{suggestion}`?")
         }
         None if missing.len() == 1 => format!("no node has the label `{first}`"),
-        None => format!(
-            "no node has the labels {}",
-            name_list(&missing, SHOW_AT_MOST)
-        ),
+        None => format!("no node has the labels {}", name_list(&missing, SHOW_AT_MOST)),
     }
 }
 
@@ -212,25 +193,14 @@ pub(crate) mod testing {
 
     /// Every diagnostic for `text`, sorted, as `CODE message | help`.
     pub fn check(text: &str) -> Vec<String> {
-        diagnostics(text)
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} {} | {}",
-                    d.rule.code,
-                    d.message,
-                    d.help.clone().unwrap_or_default()
-                )
-            })
-            .collect()
+        diagnostics(text).iter().map(|d| format!("{} {} | {}", d.rule.code, d.message, d.help.clone().unwrap_or_default())).collect()
     }
 
     pub fn diagnostics(text: &str) -> Vec<Diagnostic> {
         let mut sources = SourceMap::new();
         let file = sources.add("intent.yaml", text);
         let mut diagnostics = Diagnostics::new();
-        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics)
-            .expect("the test intent parses");
+        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics).expect("the test intent parses");
         let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
         let analysis = calplan_model::Analysis::new(model, None);
         crate::validate(&analysis, &mut diagnostics);
@@ -239,17 +209,12 @@ pub(crate) mod testing {
 
     /// Only the diagnostics of one rule.
     pub fn check_rule(text: &str, code: &str) -> Vec<String> {
-        check(text)
-            .into_iter()
-            .filter(|line| line.starts_with(code))
-            .collect()
+        check(text).into_iter().filter(|line| line.starts_with(code)).collect()
     }
 
     /// An intent with the given `spec` body (indented by two spaces).
     pub fn intent(spec: &str) -> String {
-        format!(
-            "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {{name: test}}\nspec:\n{spec}"
-        )
+        format!("apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {{name: test}}\nspec:\n{spec}")
     }
 }
 
@@ -262,10 +227,7 @@ mod tests {
         assert_eq!(name_list(&["a"], 3), "`a`");
         assert_eq!(name_list(&["a", "b"], 3), "`a` and `b`");
         assert_eq!(name_list(&["a", "b", "c"], 3), "`a`, `b` and `c`");
-        assert_eq!(
-            name_list(&["a", "b", "c", "d", "e"], 3),
-            "`a`, `b`, `c` and 2 more"
-        );
+        assert_eq!(name_list(&["a", "b", "c", "d", "e"], 3), "`a`, `b`, `c` and 2 more");
         assert_eq!(count(1, "node"), "1 node");
         assert_eq!(count(2, "node"), "2 nodes");
         assert_eq!(count(5000, "node"), "5,000 nodes");
@@ -278,12 +240,8 @@ mod tests {
     #[test]
     fn an_unmatched_selector_names_the_missing_label() {
         let known: BTreeSet<&str> = ["rack", "kubernetes.io/os"].into_iter().collect();
-        let reason =
-            |text: &str| unmatched_selector_reason(&Selector::parse(text).unwrap(), &known);
-        assert_eq!(
-            reason("rak == 'a'"),
-            "no node has the label `rak`; did you mean `rack`?"
-        );
+        let reason = |text: &str| unmatched_selector_reason(&Selector::parse(text).unwrap(), &known);
+        assert_eq!(reason("rak == 'a'"), "no node has the label `rak`; did you mean `rack`?");
         assert_eq!(reason("rack == 'c'"), "no node's labels satisfy it");
         assert_eq!(reason("has(zone)"), "no node has the label `zone`");
     }

@@ -35,9 +35,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         let on_link: Vec<&str> = model
             .nodes
             .iter()
-            .filter(|node| {
-                node_address(node, subnet).is_some_and(|address| subnet.contains(&address))
-            })
+            .filter(|node| node_address(node, subnet).is_some_and(|address| subnet.contains(&address)))
             .map(|node| node.name.value.as_str())
             .take(2)
             .collect();
@@ -59,10 +57,7 @@ fn destination_text(destination: &Destination) -> String {
 fn node_address(node: &Node, subnet: IpNet) -> Option<IpAddr> {
     match subnet {
         IpNet::V4(_) => node.ipv4().map(IpAddr::V4),
-        IpNet::V6(_) => node
-            .ipv6_address
-            .as_ref()
-            .map(|address| IpAddr::V6(address.addr())),
+        IpNet::V6(_) => node.ipv6_address.as_ref().map(|address| IpAddr::V6(address.addr())),
     }
 }
 
@@ -79,9 +74,13 @@ fn check_route(
     let destination = destination_text(&route.destination.value);
     if route.via.is_empty() {
         diagnostics.push(
-            Diagnostic::new(&RULE, route.destination.span, format!("static route to {destination} on router `{}` has no next hop", router.name.value))
-                .label("`via` is empty")
-                .help("list under `via` the nodes (or addresses) the router sends this traffic to; several give an ECMP route"),
+            Diagnostic::new(
+                &RULE,
+                route.destination.span,
+                format!("static route to {destination} on router `{}` has no next hop", router.name.value),
+            )
+            .label("`via` is empty")
+            .help("list under `via` the nodes (or addresses) the router sends this traffic to; several give an ECMP route"),
         );
         return;
     }
@@ -90,10 +89,7 @@ fn check_route(
             NextHop::Address(address) => (Some(address), format!("next hop {address}")),
             NextHop::Node(id) => {
                 let node = model.node(id);
-                (
-                    node_address(node, subnet),
-                    format!("next hop `{}`", node.name.value),
-                )
+                (node_address(node, subnet), format!("next hop `{}`", node.name.value))
             }
         };
         let Some(address) = address else {
@@ -101,24 +97,15 @@ fn check_route(
                 // `invalid-address` has reported the node's address already.
                 continue;
             }
-            let family = if subnet.addr().is_ipv4() {
-                "IPv4"
-            } else {
-                "IPv6"
-            };
+            let family = if subnet.addr().is_ipv4() { "IPv4" } else { "IPv6" };
             diagnostics.push(
                 Diagnostic::new(
                     &RULE,
                     hop.span,
-                    format!(
-                        "{what} has no {family} address for router `{}` to route through",
-                        router.name.value
-                    ),
+                    format!("{what} has no {family} address for router `{}` to route through", router.name.value),
                 )
                 .label(format!("no {family} address"))
-                .help(format!(
-                    "route via a node with an {family} address on {subnet}, or give this node one"
-                )),
+                .help(format!("route via a node with an {family} address on {subnet}, or give this node one")),
             );
             continue;
         };
@@ -130,17 +117,10 @@ fn check_route(
             NextHop::Address(_) => what,
         };
         let instead = match on_link {
-            [] => format!(
-                "give router `{}` an address on the nodes' subnet, or route via a gateway on {subnet}",
-                router.name.value
-            ),
+            [] => format!("give router `{}` an address on the nodes' subnet, or route via a gateway on {subnet}", router.name.value),
             names => format!(
                 "route via a node on {subnet} (such as {}), or give router `{}` an address on the next hop's subnet",
-                names
-                    .iter()
-                    .map(|name| format!("`{name}`"))
-                    .collect::<Vec<_>>()
-                    .join(" or "),
+                names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(" or "),
                 router.name.value
             ),
         };
@@ -162,10 +142,7 @@ mod tests {
         let text = intent(
             "  pools: [{name: p, cidr: 10.244.0.0/16}]\n  nodes:\n    - {name: n1, ipv4Address: 21.49.22.7/24}\n    - {name: n2, ipv4Address: 21.49.23.8/24}\n  routers:\n    - name: harbor\n      platform: linux\n      address: 21.49.22.3/24\n      staticRoutes:\n        - {destination: pools, via: [n1, n2, 21.49.24.1]}\n        - {destination: 10.96.0.0/12, via: []}\n",
         );
-        let found: Vec<String> = check_rule(&text, "E0601")
-            .iter()
-            .map(|line| line.split(" | ").next().unwrap().to_string())
-            .collect();
+        let found: Vec<String> = check_rule(&text, "E0601").iter().map(|line| line.split(" | ").next().unwrap().to_string()).collect();
         assert_eq!(
             found,
             [

@@ -55,19 +55,11 @@ impl Reason {
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
     let peerings = &analysis.peerings;
-    let with_ipv4: Vec<&Node> = model
-        .nodes
-        .iter()
-        .filter(|node| node.ipv4().is_some())
-        .collect();
+    let with_ipv4: Vec<&Node> = model.nodes.iter().filter(|node| node.ipv4().is_some()).collect();
     if with_ipv4.len() < 2 {
         return;
     }
-    let in_mesh = |node: &Node| {
-        analysis
-            .topology_index(node.id)
-            .is_some_and(|index| peerings.in_mesh(index))
-    };
+    let in_mesh = |node: &Node| analysis.topology_index(node.id).is_some_and(|index| peerings.in_mesh(index));
     // Counted once: asking every node for its mesh sessions would be quadratic.
     let mesh_members = with_ipv4.iter().filter(|node| in_mesh(node)).count();
     let mesh_on = *model.bgp.node_to_node_mesh;
@@ -79,11 +71,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         let Some(index) = analysis.topology_index(node.id) else {
             continue;
         };
-        if peerings
-            .explicit_for_node(index)
-            .iter()
-            .any(|peering| peering.data.ip.is_ipv4())
-        {
+        if peerings.explicit_for_node(index).iter().any(|peering| peering.data.ip.is_ipv4()) {
             continue;
         }
         let reason = if !mesh_on {
@@ -139,32 +127,17 @@ fn one_node(analysis: &Analysis, node: &Node, reason: Reason) -> Diagnostic {
     let mut diagnostic = Diagnostic::new(
         &RULE,
         node.name.span,
-        format!(
-            "node `{}` has no BGP session: {} and no BGP peer selects it",
-            node.name.value,
-            reason.text()
-        ),
+        format!("node `{}` has no BGP session: {} and no BGP peer selects it", node.name.value, reason.text()),
     )
     .label("its pods cannot be reached from other nodes");
     // The reflectors' `clients` say best why a node is left out; failing that, the mesh switch.
-    let clients = model
-        .route_reflector_clusters
-        .iter()
-        .find_map(|cluster| cluster.clients.as_ref());
+    let clients = model.route_reflector_clusters.iter().find_map(|cluster| cluster.clients.as_ref());
     let context: Option<(Span, &str)> = match reason {
         Reason::MeshOff => match clients {
-            Some(clients) => Some((
-                clients.span,
-                "the reflectors serve only the nodes this selects",
-            )),
-            None => model
-                .bgp
-                .node_to_node_mesh_set
-                .then_some((model.bgp.node_to_node_mesh.span, "mesh turned off here")),
+            Some(clients) => Some((clients.span, "the reflectors serve only the nodes this selects")),
+            None => model.bgp.node_to_node_mesh_set.then_some((model.bgp.node_to_node_mesh.span, "mesh turned off here")),
         },
-        Reason::Reflector => {
-            reflector_membership(analysis, node).map(|span| (span, "made a route reflector here"))
-        }
+        Reason::Reflector => reflector_membership(analysis, node).map(|span| (span, "made a route reflector here")),
         _ => None,
     };
     if let Some((span, label)) = context {
@@ -196,7 +169,10 @@ mod tests {
         );
         let found = check_rule(&text, "E0403");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].starts_with("E0403 the node-to-node mesh is off and nothing replaces it: none of the 3 nodes has a BGP session"), "{found:#?}");
+        assert!(
+            found[0].starts_with("E0403 the node-to-node mesh is off and nothing replaces it: none of the 3 nodes has a BGP session"),
+            "{found:#?}"
+        );
     }
 
     #[test]
@@ -206,14 +182,15 @@ mod tests {
         );
         let found = check_rule(&text, "E0403");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].starts_with("E0403 node `n3` has no BGP session: the node-to-node mesh is off and no BGP peer selects it"), "{found:#?}");
+        assert!(
+            found[0].starts_with("E0403 node `n3` has no BGP session: the node-to-node mesh is off and no BGP peer selects it"),
+            "{found:#?}"
+        );
     }
 
     #[test]
     fn the_mesh_and_the_seed_design_are_quiet() {
-        let text = intent(
-            "  nodes:\n    - {name: n1, ipv4Address: 21.0.0.1/24}\n    - {name: n2, ipv4Address: 21.0.0.2/24}\n",
-        );
+        let text = intent("  nodes:\n    - {name: n1, ipv4Address: 21.0.0.1/24}\n    - {name: n2, ipv4Address: 21.0.0.2/24}\n");
         assert_eq!(check_rule(&text, "E0403"), Vec::<String>::new());
         let seed = include_str!("../../../../testdata/seed-rr/intent.yaml");
         assert_eq!(check_rule(seed, "E0403"), Vec::<String>::new());

@@ -34,32 +34,18 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     if without.len() <= ITEMIZE_UP_TO {
         for node in without {
             diagnostics.push(
-                Diagnostic::new(
-                    &RULE,
-                    node.name.span,
-                    format!(
-                        "node `{}` has no address: it takes part in no BGP",
-                        node.name.value
-                    ),
-                )
-                .label("neither `ipv4Address` nor `ipv6Address`")
-                .help(help),
+                Diagnostic::new(&RULE, node.name.span, format!("node `{}` has no address: it takes part in no BGP", node.name.value))
+                    .label("neither `ipv4Address` nor `ipv6Address`")
+                    .help(help),
             );
         }
         return;
     }
-    let names: Vec<&str> = without
-        .iter()
-        .map(|node| node.name.value.as_str())
-        .collect();
+    let names: Vec<&str> = without.iter().map(|node| node.name.value.as_str()).collect();
     let mut diagnostic = Diagnostic::new(
         &RULE,
         without[0].name.span,
-        format!(
-            "{} have no address and take part in no BGP: {}",
-            count(without.len(), "node"),
-            name_list(&names, SHOW_AT_MOST)
-        ),
+        format!("{} have no address and take part in no BGP: {}", count(without.len(), "node"), name_list(&names, SHOW_AT_MOST)),
     )
     .label("neither `ipv4Address` nor `ipv6Address`");
     for node in without.iter().skip(1).take(SHOW_AT_MOST - 1) {
@@ -74,19 +60,12 @@ mod tests {
 
     #[test]
     fn an_unreadable_address_is_not_a_missing_one() {
-        let text = intent(
-            "  nodes:\n    - {name: n1, ipv4Address: 21.0.0.1/24}\n    - {name: n2, ipv4Address: 21.0.0.2}\n    - {name: n3}\n",
-        );
-        let codes: Vec<String> = check(&text)
-            .iter()
-            .map(|line| line.split(" | ").next().unwrap().to_string())
-            .collect();
+        let text =
+            intent("  nodes:\n    - {name: n1, ipv4Address: 21.0.0.1/24}\n    - {name: n2, ipv4Address: 21.0.0.2}\n    - {name: n3}\n");
+        let codes: Vec<String> = check(&text).iter().map(|line| line.split(" | ").next().unwrap().to_string()).collect();
         assert_eq!(
             codes,
-            [
-                "E0102 `21.0.0.2` is not an IPv4 address with a prefix length",
-                "W0503 node `n3` has no address: it takes part in no BGP",
-            ]
+            ["E0102 `21.0.0.2` is not an IPv4 address with a prefix length", "W0503 node `n3` has no address: it takes part in no BGP",]
         );
     }
 }

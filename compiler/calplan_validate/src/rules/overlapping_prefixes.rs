@@ -74,26 +74,15 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
     let mut ranges: Vec<Range> = Vec::new();
     for pool in &model.pools {
-        ranges.push(Range {
-            cidr: pool.cidr.trunc(),
-            span: pool.cidr.span,
-            owner: Owner::Pool(pool),
-        });
+        ranges.push(Range { cidr: pool.cidr.trunc(), span: pool.cidr.span, owner: Owner::Pool(pool) });
     }
     for (field, list) in [
         (ServiceField::Cluster, &model.service_cluster_ips),
         (ServiceField::External, &model.bgp.service_external_ips),
-        (
-            ServiceField::LoadBalancer,
-            &model.bgp.service_load_balancer_ips,
-        ),
+        (ServiceField::LoadBalancer, &model.bgp.service_load_balancer_ips),
     ] {
         for cidr in list {
-            ranges.push(Range {
-                cidr: cidr.trunc(),
-                span: cidr.span,
-                owner: Owner::Service(field),
-            });
+            ranges.push(Range { cidr: cidr.trunc(), span: cidr.span, owner: Owner::Service(field) });
         }
     }
     // One range per host network, however many hosts share it: 5,000 nodes on a few subnets
@@ -103,48 +92,19 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         let addresses = node
             .ipv4_address
             .as_ref()
-            .map(|address| {
-                (
-                    IpNet::V4(address.trunc()),
-                    address.to_string(),
-                    address.span,
-                )
-            })
+            .map(|address| (IpNet::V4(address.trunc()), address.to_string(), address.span))
             .into_iter()
-            .chain(node.ipv6_address.as_ref().map(|address| {
-                (
-                    IpNet::V6(address.trunc()),
-                    address.to_string(),
-                    address.span,
-                )
-            }));
+            .chain(node.ipv6_address.as_ref().map(|address| (IpNet::V6(address.trunc()), address.to_string(), address.span)));
         for (network, address, span) in addresses {
-            host_networks.entry(network).or_default().push(Host {
-                kind: "node",
-                name: &node.name.value,
-                address,
-                span,
-            });
+            host_networks.entry(network).or_default().push(Host { kind: "node", name: &node.name.value, address, span });
         }
     }
     for router in &model.routers {
-        let host = Host {
-            kind: "router",
-            name: &router.name.value,
-            address: router.address.to_string(),
-            span: router.address.span,
-        };
-        host_networks
-            .entry(router.address.trunc())
-            .or_default()
-            .push(host);
+        let host = Host { kind: "router", name: &router.name.value, address: router.address.to_string(), span: router.address.span };
+        host_networks.entry(router.address.trunc()).or_default().push(host);
     }
     for (cidr, hosts) in host_networks {
-        ranges.push(Range {
-            cidr,
-            span: hosts[0].span,
-            owner: Owner::Hosts(hosts),
-        });
+        ranges.push(Range { cidr, span: hosts[0].span, owner: Owner::Hosts(hosts) });
     }
 
     let cidrs: Vec<IpNet> = ranges.iter().map(|range| range.cidr).collect();
@@ -157,14 +117,9 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
             (Owner::Hosts(_), _) => over_hosts.entry(inner).or_default().push(outer),
             (_, Owner::Hosts(_)) => over_hosts.entry(outer).or_default().push(inner),
             (Owner::Pool(_), Owner::Pool(_)) => diagnostics.push(pools_overlap(first, second)),
-            (Owner::Pool(pool), Owner::Service(field))
-            | (Owner::Service(field), Owner::Pool(pool)) => {
+            (Owner::Pool(pool), Owner::Service(field)) | (Owner::Service(field), Owner::Pool(pool)) => {
                 if !serves_load_balancers(pool, *field) {
-                    let (pool_range, service) = if matches!(first.owner, Owner::Pool(_)) {
-                        (first, second)
-                    } else {
-                        (second, first)
-                    };
+                    let (pool_range, service) = if matches!(first.owner, Owner::Pool(_)) { (first, second) } else { (second, first) };
                     diagnostics.push(pool_overlaps_service(pool, pool_range, service, *field));
                 }
             }
@@ -214,18 +169,12 @@ fn serves_load_balancers(pool: &Pool, field: ServiceField) -> bool {
 
 /// The later of two ranges in the file, then the earlier.
 fn later_first<'r, 'a>(a: &'r Range<'a>, b: &'r Range<'a>) -> (&'r Range<'a>, &'r Range<'a>) {
-    if a.span.start >= b.span.start {
-        (a, b)
-    } else {
-        (b, a)
-    }
+    if a.span.start >= b.span.start { (a, b) } else { (b, a) }
 }
 
 fn pools_overlap(a: &Range, b: &Range) -> Diagnostic {
     let (new, other) = later_first(a, b);
-    let (Owner::Pool(new_pool), Owner::Pool(other_pool)) = (&new.owner, &other.owner) else {
-        unreachable!("two pools")
-    };
+    let (Owner::Pool(new_pool), Owner::Pool(other_pool)) = (&new.owner, &other.owner) else { unreachable!("two pools") };
     Diagnostic::new(
         &RULE,
         new.span,
@@ -238,12 +187,7 @@ fn pools_overlap(a: &Range, b: &Range) -> Diagnostic {
     )
 }
 
-fn pool_overlaps_service(
-    pool: &Pool,
-    pool_range: &Range,
-    service: &Range,
-    field: ServiceField,
-) -> Diagnostic {
+fn pool_overlaps_service(pool: &Pool, pool_range: &Range, service: &Range, field: ServiceField) -> Diagnostic {
     Diagnostic::new(
         &RULE,
         pool_range.span,
@@ -257,28 +201,13 @@ fn pool_overlaps_service(
     ))
 }
 
-fn services_overlap(
-    a: &Range,
-    a_field: ServiceField,
-    b: &Range,
-    b_field: ServiceField,
-) -> Diagnostic {
+fn services_overlap(a: &Range, a_field: ServiceField, b: &Range, b_field: ServiceField) -> Diagnostic {
     let (later, earlier) = later_first(a, b);
-    let (later_field, earlier_field) = if std::ptr::eq(later, a) {
-        (a_field, b_field)
-    } else {
-        (b_field, a_field)
-    };
+    let (later_field, earlier_field) = if std::ptr::eq(later, a) { (a_field, b_field) } else { (b_field, a_field) };
     Diagnostic::new(
         &RULE,
         later.span,
-        format!(
-            "service range {} in `{}` overlaps {} in `{}`",
-            later.cidr,
-            later_field.as_str(),
-            earlier.cidr,
-            earlier_field.as_str()
-        ),
+        format!("service range {} in `{}` overlaps {} in `{}`", later.cidr, later_field.as_str(), earlier.cidr, earlier_field.as_str()),
     )
     .label(format!("overlaps `{}`", earlier_field.as_str()))
     .secondary(earlier.span, format!("in `{}`", earlier_field.as_str()))
@@ -287,14 +216,8 @@ fn services_overlap(
 
 fn overlaps_hosts(range: &Range, host_networks: &[&Range]) -> Diagnostic {
     let (subject, kind) = match &range.owner {
-        Owner::Pool(pool) => (
-            format!("pool `{}` ({})", pool.name.value, range.cidr),
-            "pod",
-        ),
-        Owner::Service(field) => (
-            format!("service range {} in `{}`", range.cidr, field.as_str()),
-            "service",
-        ),
+        Owner::Pool(pool) => (format!("pool `{}` ({})", pool.name.value, range.cidr), "pod"),
+        Owner::Service(field) => (format!("service range {} in `{}`", range.cidr, field.as_str()), "service"),
         Owner::Hosts(_) => unreachable!("host networks do not conflict with each other"),
     };
     let hosts: Vec<&Host> = host_networks
@@ -305,11 +228,7 @@ fn overlaps_hosts(range: &Range, host_networks: &[&Range]) -> Diagnostic {
         })
         .collect();
     let whose = if hosts.len() <= 2 {
-        hosts
-            .iter()
-            .map(|host| format!("{} `{}`", host.kind, host.name))
-            .collect::<Vec<_>>()
-            .join(" and ")
+        hosts.iter().map(|host| format!("{} `{}`", host.kind, host.name)).collect::<Vec<_>>().join(" and ")
     } else {
         let nodes = hosts.iter().filter(|host| host.kind == "node").count();
         let routers = hosts.len() - nodes;
@@ -323,26 +242,15 @@ fn overlaps_hosts(range: &Range, host_networks: &[&Range]) -> Diagnostic {
         [network] => format!("{subject} overlaps {}, the subnet of {whose}", network.cidr),
         _ => format!("{subject} overlaps the subnets of {whose}"),
     };
-    let subnets: Vec<String> = host_networks
-        .iter()
-        .map(|network| network.cidr.to_string())
-        .collect();
-    let mut diagnostic =
-        Diagnostic::new(&RULE, range.span, message).label("overlaps host addresses");
+    let subnets: Vec<String> = host_networks.iter().map(|network| network.cidr.to_string()).collect();
+    let mut diagnostic = Diagnostic::new(&RULE, range.span, message).label("overlaps host addresses");
     for host in hosts.iter().take(SHOW_AT_MOST) {
-        diagnostic = diagnostic.secondary(
-            host.span,
-            format!("{} `{}` is {}", host.kind, host.name, host.address),
-        );
+        diagnostic = diagnostic.secondary(host.span, format!("{} `{}` is {}", host.kind, host.name, host.address));
     }
     let outside = if subnets.len() <= SHOW_AT_MOST {
         subnets.join(", ")
     } else {
-        format!(
-            "{} and {} more",
-            subnets[..SHOW_AT_MOST].join(", "),
-            subnets.len() - SHOW_AT_MOST
-        )
+        format!("{} and {} more", subnets[..SHOW_AT_MOST].join(", "), subnets.len() - SHOW_AT_MOST)
     };
     diagnostic.help(format!(
         "{kind} addresses must not be host addresses: traffic for the hosts would be routed as {kind} traffic, or the reverse; choose a range outside {outside}"
@@ -360,31 +268,11 @@ mod tests {
 
     #[test]
     fn the_sweep_finds_every_containment_and_nothing_else() {
-        let cidrs = nets(&[
-            "10.0.0.0/8",
-            "10.1.0.0/16",
-            "10.1.2.0/24",
-            "11.0.0.0/8",
-            "10.2.0.0/16",
-            "10.1.0.0/16",
-            "fd00::/8",
-            "10.0.0.0/32",
-        ]);
+        let cidrs =
+            nets(&["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "11.0.0.0/8", "10.2.0.0/16", "10.1.0.0/16", "fd00::/8", "10.0.0.0/32"]);
         let mut pairs = containments(&cidrs);
         pairs.sort();
-        assert_eq!(
-            pairs,
-            [
-                (0, 1),
-                (0, 2),
-                (0, 4),
-                (0, 5),
-                (0, 7),
-                (1, 2),
-                (1, 5),
-                (5, 2)
-            ]
-        );
+        assert_eq!(pairs, [(0, 1), (0, 2), (0, 4), (0, 5), (0, 7), (1, 2), (1, 5), (5, 2)]);
     }
 
     #[test]
@@ -394,9 +282,7 @@ mod tests {
         for index in 0u32..300 {
             let prefix = 8 + (index * 7) % 25;
             let address = std::net::Ipv4Addr::from(index.wrapping_mul(2_654_435_761));
-            cidrs.push(IpNet::V4(
-                ipnet::Ipv4Net::new(address, prefix as u8).unwrap().trunc(),
-            ));
+            cidrs.push(IpNet::V4(ipnet::Ipv4Net::new(address, prefix as u8).unwrap().trunc()));
         }
         cidrs.push("fd00::/16".parse().unwrap());
         cidrs.push("fd00:1::/32".parse().unwrap());
@@ -406,8 +292,7 @@ mod tests {
         for outer in 0..cidrs.len() {
             for inner in 0..cidrs.len() {
                 let contains = cidrs[outer].contains(&cidrs[inner]);
-                let ordered =
-                    (cidrs[outer].prefix_len(), outer) < (cidrs[inner].prefix_len(), inner);
+                let ordered = (cidrs[outer].prefix_len(), outer) < (cidrs[inner].prefix_len(), inner);
                 if outer != inner && contains && (cidrs[outer] != cidrs[inner] || ordered) {
                     brute.push((outer, inner));
                 }
@@ -419,27 +304,14 @@ mod tests {
 
     #[test]
     fn shared_node_subnets_are_fine_and_a_pool_over_them_is_one_diagnostic() {
-        let nodes: String = (1..=50)
-            .map(|n| {
-                format!(
-                    "    - {{name: n{n}, ipv4Address: 21.49.{}.{n}/24}}\n",
-                    n % 2
-                )
-            })
-            .collect();
+        let nodes: String = (1..=50).map(|n| format!("    - {{name: n{n}, ipv4Address: 21.49.{}.{n}/24}}\n", n % 2)).collect();
         let text = intent(&format!(
             "  serviceClusterIPs: [10.96.0.0/12]\n  bgp:\n    serviceLoadBalancerIPs: [172.20.0.0/24]\n  pools:\n    - {{name: a, cidr: 10.244.0.0/16}}\n    - {{name: b, cidr: 10.244.128.0/20}}\n    - {{name: c, cidr: 21.49.0.0/16}}\n    - {{name: d, cidr: 10.100.0.0/16}}\n    - {{name: lb, cidr: 172.20.0.0/24, allowedUses: [LoadBalancer]}}\n  nodes:\n{nodes}"
         ));
         let found = check_rule(&text, "E0301");
         assert_eq!(found.len(), 3, "{found:#?}");
-        assert!(
-            found[0].contains("IPPool(b) CIDR overlaps with IPPool(a) CIDR 10.244.0.0/16"),
-            "{found:#?}"
-        );
-        assert!(
-            found[1].contains("pool `c` (21.49.0.0/16) overlaps the subnets of 50 nodes"),
-            "{found:#?}"
-        );
+        assert!(found[0].contains("IPPool(b) CIDR overlaps with IPPool(a) CIDR 10.244.0.0/16"), "{found:#?}");
+        assert!(found[1].contains("pool `c` (21.49.0.0/16) overlaps the subnets of 50 nodes"), "{found:#?}");
         assert!(found[2].contains("pool `d` (10.100.0.0/16) overlaps service range 10.96.0.0/12 in `serviceClusterIPs`"), "{found:#?}");
     }
 }

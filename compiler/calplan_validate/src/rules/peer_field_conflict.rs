@@ -36,14 +36,10 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
     let name = &peer.name.value;
     if let (Some(node), Some(selector)) = (&peer.node, &peer.node_selector) {
         diagnostics.push(
-            Diagnostic::new(
-                &RULE,
-                node.span,
-                "Node field must be empty when NodeSelector is specified",
-            )
-            .label("`node` here")
-            .secondary(selector.span, "and `nodeSelector` here")
-            .help("keep `node` for one node, or `nodeSelector` for several"),
+            Diagnostic::new(&RULE, node.span, "Node field must be empty when NodeSelector is specified")
+                .label("`node` here")
+                .secondary(selector.span, "and `nodeSelector` here")
+                .help("keep `node` for one node, or `nodeSelector` for several"),
         );
     }
     if let (Some(address), Some(selector)) = (&peer.peer_ip, &peer.peer_selector) {
@@ -56,16 +52,10 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
     }
     if let (Some(as_number), Some(selector)) = (&peer.as_number, &peer.peer_selector) {
         diagnostics.push(
-            Diagnostic::new(
-                &RULE,
-                as_number.span,
-                "ASNumber field must be empty when PeerSelector is specified",
-            )
-            .label("`asNumber` here")
-            .secondary(selector.span, "with `peerSelector`")
-            .help(
-                "remove `asNumber`: with `peerSelector`, Calico takes each selected node's own AS",
-            ),
+            Diagnostic::new(&RULE, as_number.span, "ASNumber field must be empty when PeerSelector is specified")
+                .label("`asNumber` here")
+                .secondary(selector.span, "with `peerSelector`")
+                .help("remove `asNumber`: with `peerSelector`, Calico takes each selected node's own AS"),
         );
     }
     if peer.peer_ip.is_none() && peer.peer_selector.is_none() {
@@ -120,10 +110,7 @@ mod tests {
         let text = intent(
             "  bgp:\n    peers:\n      - {name: a, node: n1, nodeSelector: all(), peerIP: 21.0.0.9, asNumber: 65000}\n      - {name: b, peerIP: 21.0.0.9, peerSelector: all(), asNumber: 65000}\n      - {name: c, nodeSelector: all()}\n      - {name: d, peerIP: 21.0.0.9, reachableBy: 'fd00::1'}\n      - {name: e, peerSelector: all(), reachableBy: 21.0.0.1, keepOriginalNextHop: true, nextHopMode: Keep}\n  nodes:\n    - {name: n1, ipv4Address: 21.0.0.1/24}\n",
         );
-        let codes: Vec<String> = check_rule(&text, "E0401")
-            .iter()
-            .map(|line| line.split(" | ").next().unwrap().to_string())
-            .collect();
+        let codes: Vec<String> = check_rule(&text, "E0401").iter().map(|line| line.split(" | ").next().unwrap().to_string()).collect();
         assert_eq!(
             codes,
             [

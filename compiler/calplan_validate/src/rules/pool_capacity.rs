@@ -27,14 +27,9 @@ declare_rule! {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
-    let labels: Vec<BTreeMap<String, String>> =
-        model.nodes.iter().map(|node| node.label_values()).collect();
+    let labels: Vec<BTreeMap<String, String>> = model.nodes.iter().map(|node| node.label_values()).collect();
     for ipv4 in [true, false] {
-        let pools: Vec<&Pool> = model
-            .pools
-            .iter()
-            .filter(|pool| pool.is_ipv4() == ipv4 && ipam::takes_new_blocks(pool))
-            .collect();
+        let pools: Vec<&Pool> = model.pools.iter().filter(|pool| pool.is_ipv4() == ipv4 && ipam::takes_new_blocks(pool)).collect();
         if pools.is_empty() {
             continue;
         }
@@ -42,42 +37,22 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
             .iter()
             .map(|pool| {
                 let selector = &pool.node_selector.selector;
-                (0..labels.len())
-                    .filter(|&node| selector.matches(&labels[node]))
-                    .collect()
+                (0..labels.len()).filter(|&node| selector.matches(&labels[node])).collect()
             })
             .collect();
         let capacity = Capacity::compute(&pools, &selected, model.nodes.len());
         let max_pods = u128::from(model.max_pods_per_node.value);
         for (index, pool) in pools.iter().enumerate() {
-            let short: Vec<usize> = selected[index]
-                .iter()
-                .copied()
-                .filter(|&node| capacity.available[node] < max_pods)
-                .collect();
+            let short: Vec<usize> = selected[index].iter().copied().filter(|&node| capacity.available[node] < max_pods).collect();
             if !short.is_empty() {
-                diagnostics.push(short_pool(
-                    model,
-                    pool,
-                    &selected[index],
-                    &short,
-                    &capacity,
-                    capacity.share[index],
-                ));
+                diagnostics.push(short_pool(model, pool, &selected[index], &short, &capacity, capacity.share[index]));
             }
         }
         let family_address = |node: &calplan_model::Node| {
-            if ipv4 {
-                node.ipv4_address.is_some()
-            } else {
-                node.ipv6_address.is_some()
-            }
+            if ipv4 { node.ipv4_address.is_some() } else { node.ipv6_address.is_some() }
         };
-        let unserved: Vec<&calplan_model::Node> = model
-            .nodes
-            .iter()
-            .filter(|node| !capacity.served[node.id.0 as usize] && family_address(node))
-            .collect();
+        let unserved: Vec<&calplan_model::Node> =
+            model.nodes.iter().filter(|node| !capacity.served[node.id.0 as usize] && family_address(node)).collect();
         if !unserved.is_empty() {
             diagnostics.push(unserved_nodes(model, &unserved, ipv4));
         }
@@ -114,11 +89,7 @@ impl Capacity {
                 share
             })
             .collect();
-        Capacity {
-            share,
-            available,
-            served,
-        }
+        Capacity { share, available, served }
     }
 }
 
@@ -132,30 +103,13 @@ fn pool_size(pool: &Pool) -> u128 {
 /// The prefix length a pool needs for each of `nodes` nodes to get `per_node` addresses.
 fn prefix_for(max_prefix_len: u8, per_node: u128, nodes: usize) -> Option<u8> {
     let needed = per_node.checked_mul(nodes as u128)?;
-    let bits = if needed <= 1 {
-        0
-    } else {
-        128 - (needed - 1).leading_zeros()
-    };
-    u8::try_from(bits)
-        .ok()
-        .and_then(|bits| max_prefix_len.checked_sub(bits))
+    let bits = if needed <= 1 { 0 } else { 128 - (needed - 1).leading_zeros() };
+    u8::try_from(bits).ok().and_then(|bits| max_prefix_len.checked_sub(bits))
 }
 
-fn short_pool(
-    model: &Model,
-    pool: &Pool,
-    selected: &[usize],
-    short: &[usize],
-    capacity: &Capacity,
-    share: u128,
-) -> Diagnostic {
+fn short_pool(model: &Model, pool: &Pool, selected: &[usize], short: &[usize], capacity: &Capacity, share: u128) -> Diagnostic {
     let max_pods = u128::from(model.max_pods_per_node.value);
-    let fewest = short
-        .iter()
-        .map(|&node| capacity.available[node])
-        .min()
-        .unwrap_or(0);
+    let fewest = short.iter().map(|&node| capacity.available[node]).min().unwrap_or(0);
     let all_equal = short.iter().all(|&node| capacity.available[node] == fewest);
     let quantity = if all_equal {
         format!("{} pod addresses each", thousands(fewest))
@@ -163,43 +117,24 @@ fn short_pool(
         format!("as few as {} pod addresses", thousands(fewest))
     };
     let who = if short.len() == 1 {
-        format!(
-            "node `{}` with {}",
-            model.nodes[short[0]].name.value,
-            quantity.replace(" each", "")
-        )
+        format!("node `{}` with {}", model.nodes[short[0]].name.value, quantity.replace(" each", ""))
     } else {
         format!("{} with {quantity}", count(short.len(), "node"))
     };
     let mut diagnostic = Diagnostic::new(
         &RULE,
         pool.cidr.span,
-        format!(
-            "pool `{}` leaves {who}, fewer than `maxPodsPerNode` ({max_pods})",
-            pool.name.value
-        ),
+        format!("pool `{}` leaves {who}, fewer than `maxPodsPerNode` ({max_pods})", pool.name.value),
     )
-    .label(format!(
-        "{} addresses shared by {}: {} each",
-        thousands(pool_size(pool)),
-        count(selected.len(), "node"),
-        thousands(share)
-    ));
+    .label(format!("{} addresses shared by {}: {} each", thousands(pool_size(pool)), count(selected.len(), "node"), thousands(share)));
     if model.max_pods_per_node.span != model.name.span {
-        diagnostic = diagnostic.secondary(
-            model.max_pods_per_node.span,
-            format!("{max_pods} pods expected per node"),
-        );
+        diagnostic = diagnostic.secondary(model.max_pods_per_node.span, format!("{max_pods} pods expected per node"));
     }
     // Widening this pool alone must make up the worst node's shortfall.
-    let wider = prefix_for(
-        pool.cidr.max_prefix_len(),
-        share + (max_pods - fewest),
-        selected.len(),
-    )
-    .filter(|prefix| *prefix < pool.cidr.prefix_len())
-    .map(|prefix| format!("widen the pool to /{prefix}, "))
-    .unwrap_or_default();
+    let wider = prefix_for(pool.cidr.max_prefix_len(), share + (max_pods - fewest), selected.len())
+        .filter(|prefix| *prefix < pool.cidr.prefix_len())
+        .map(|prefix| format!("widen the pool to /{prefix}, "))
+        .unwrap_or_default();
     diagnostic.help(format!(
         "{wider}add a pool for these nodes, or lower `maxPodsPerNode`; when a node's share runs out, its next pod cannot get an address"
     ))
@@ -208,33 +143,18 @@ fn short_pool(
 fn unserved_nodes(model: &Model, unserved: &[&calplan_model::Node], ipv4: bool) -> Diagnostic {
     let family = if ipv4 { "IPv4" } else { "IPv6" };
     let first = unserved[0];
-    let names: Vec<&str> = unserved
-        .iter()
-        .map(|node| node.name.value.as_str())
-        .collect();
+    let names: Vec<&str> = unserved.iter().map(|node| node.name.value.as_str()).collect();
     let who = if unserved.len() <= ITEMIZE_UP_TO {
-        format!(
-            "{} {}",
-            if unserved.len() == 1 { "node" } else { "nodes" },
-            name_list(&names, ITEMIZE_UP_TO)
-        )
+        format!("{} {}", if unserved.len() == 1 { "node" } else { "nodes" }, name_list(&names, ITEMIZE_UP_TO))
     } else {
-        format!(
-            "{} ({})",
-            count(unserved.len(), "node"),
-            name_list(&names, SHOW_AT_MOST)
-        )
+        format!("{} ({})", count(unserved.len(), "node"), name_list(&names, SHOW_AT_MOST))
     };
     let mut diagnostic = Diagnostic::new(
         &RULE,
         first.name.span,
         format!(
             "no enabled {family} pool selects {who}: {} no {family} pod address",
-            if unserved.len() == 1 {
-                "it gets"
-            } else {
-                "they get"
-            }
+            if unserved.len() == 1 { "it gets" } else { "they get" }
         ),
     )
     .label("selected by no pool's `nodeSelector`");
@@ -276,11 +196,11 @@ mod tests {
         // n1: 32 (half of a) + 64 (all of b) = 96; n2: 32.
         let found = check_rule(&text, "E0207");
         assert_eq!(found.len(), 2, "{found:#?}");
-        assert!(found[0].contains("pool `a` leaves 2 nodes with as few as 32 pod addresses, fewer than `maxPodsPerNode` (110)"), "{found:#?}");
         assert!(
-            found[1].contains("pool `b` leaves node `n1` with 96 pod addresses"),
+            found[0].contains("pool `a` leaves 2 nodes with as few as 32 pod addresses, fewer than `maxPodsPerNode` (110)"),
             "{found:#?}"
         );
+        assert!(found[1].contains("pool `b` leaves node `n1` with 96 pod addresses"), "{found:#?}");
     }
 
     #[test]
@@ -292,12 +212,7 @@ mod tests {
         let text = text.replace("maxPodsPerNode: 64", "maxPodsPerNode: 200");
         let found = check_rule(&text, "E0207");
         assert_eq!(found.len(), 2, "{found:#?}");
-        assert!(
-            found
-                .iter()
-                .any(|line| line.contains("pool `v6` leaves 2 nodes with 128 pod addresses each")),
-            "{found:#?}"
-        );
+        assert!(found.iter().any(|line| line.contains("pool `v6` leaves 2 nodes with 128 pod addresses each")), "{found:#?}");
     }
 
     #[test]
@@ -307,9 +222,6 @@ mod tests {
         );
         let found = check_rule(&text, "E0207");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(
-            found[0].contains("no enabled IPv4 pool selects nodes `n2` and `n3`"),
-            "{found:#?}"
-        );
+        assert!(found[0].contains("no enabled IPv4 pool selects nodes `n2` and `n3`"), "{found:#?}");
     }
 }

@@ -27,32 +27,16 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         if !ipam::takes_new_blocks(pool) {
             continue;
         }
-        let selected = labels
-            .iter()
-            .filter(|labels| pool.node_selector.selector.matches(labels))
-            .count();
+        let selected = labels.iter().filter(|labels| pool.node_selector.selector.matches(labels)).count();
         let blocks = pool.block_count();
         if blocks >= selected as u128 {
             continue;
         }
         let block_size = pool.block_size.value;
         let (span, label) = if pool.block_size_set {
-            (
-                pool.block_size.span,
-                format!(
-                    "{} of /{block_size} in {}",
-                    count(blocks as usize, "block"),
-                    pool.cidr.trunc()
-                ),
-            )
+            (pool.block_size.span, format!("{} of /{block_size} in {}", count(blocks as usize, "block"), pool.cidr.trunc()))
         } else {
-            (
-                pool.cidr.span,
-                format!(
-                    "{} of /{block_size} (Calico's default block size)",
-                    count(blocks as usize, "block")
-                ),
-            )
+            (pool.cidr.span, format!("{} of /{block_size} (Calico's default block size)", count(blocks as usize, "block")))
         };
         // The smallest block size that gives every selected node a block.
         let bits = usize::BITS - (selected - 1).leading_zeros();
@@ -60,12 +44,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
             .ok()
             .map(|bits| pool.cidr.prefix_len() + bits)
             .filter(|size| *size <= pool.cidr.max_prefix_len())
-            .map(|size| {
-                format!(
-                    "`blockSize: {size}` ({} blocks) or ",
-                    thousands(1u128 << (size - pool.cidr.prefix_len()))
-                )
-            })
+            .map(|size| format!("`blockSize: {size}` ({} blocks) or ", thousands(1u128 << (size - pool.cidr.prefix_len()))))
             .unwrap_or_default();
         let without = selected as u128 - blocks;
         diagnostics.push(
@@ -92,22 +71,13 @@ mod tests {
 
     #[test]
     fn suggests_the_block_size_that_fits() {
-        let nodes: String = (1..=6)
-            .map(|n| format!("    - {{name: n{n}, ipv4Address: 21.0.0.{n}/24}}\n"))
-            .collect();
-        let text = intent(&format!(
-            "  maxPodsPerNode: 100\n  pools:\n    - {{name: p, cidr: 10.0.0.0/22, blockSize: 24}}\n  nodes:\n{nodes}"
-        ));
+        let nodes: String = (1..=6).map(|n| format!("    - {{name: n{n}, ipv4Address: 21.0.0.{n}/24}}\n")).collect();
+        let text =
+            intent(&format!("  maxPodsPerNode: 100\n  pools:\n    - {{name: p, cidr: 10.0.0.0/22, blockSize: 24}}\n  nodes:\n{nodes}"));
         let found = check_rule(&text, "W0208");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(
-            found[0].starts_with("W0208 pool `p` has 4 blocks for the 6 nodes it selects"),
-            "{found:#?}"
-        );
-        assert!(
-            found[0].contains("`blockSize: 25` (8 blocks)"),
-            "{found:#?}"
-        );
+        assert!(found[0].starts_with("W0208 pool `p` has 4 blocks for the 6 nodes it selects"), "{found:#?}");
+        assert!(found[0].contains("`blockSize: 25` (8 blocks)"), "{found:#?}");
         assert!(found[0].contains("2 nodes get no block"), "{found:#?}");
     }
 }

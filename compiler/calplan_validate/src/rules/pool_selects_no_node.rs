@@ -30,12 +30,8 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let known_keys = node_label_keys(model);
     for pool in &model.pools {
         let selector = &pool.node_selector.selector;
-        let kept_for_manual_assignment = pool.assignment_manual
-            || matches!(selector, Selector::Not(inner) if **inner == Selector::All);
-        if *pool.disabled
-            || kept_for_manual_assignment
-            || labels.iter().any(|labels| selector.matches(labels))
-        {
+        let kept_for_manual_assignment = pool.assignment_manual || matches!(selector, Selector::Not(inner) if **inner == Selector::All);
+        if *pool.disabled || kept_for_manual_assignment || labels.iter().any(|labels| selector.matches(labels)) {
             continue;
         }
         diagnostics.push(

@@ -19,11 +19,7 @@ declare_rule! {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     for pool in &analysis.model.pools {
-        let in_range = if pool.is_ipv4() {
-            (20..=32).contains(&*pool.block_size)
-        } else {
-            (116..=128).contains(&*pool.block_size)
-        };
+        let in_range = if pool.is_ipv4() { (20..=32).contains(&*pool.block_size) } else { (116..=128).contains(&*pool.block_size) };
         if *pool.disabled || !in_range || pool.cidr.prefix_len() <= *pool.block_size {
             continue;
         }

@@ -30,7 +30,8 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
                 Destination::Services if model.service_cluster_ips.is_empty() => (
                     format!("router `{}` routes `services`, but the intent has no `serviceClusterIPs`", router.name.value),
                     "no service range to route",
-                    "add `serviceClusterIPs` (the kube-apiserver's `--service-cluster-ip-range`), or write the destination as a CIDR".to_string(),
+                    "add `serviceClusterIPs` (the kube-apiserver's `--service-cluster-ip-range`), or write the destination as a CIDR"
+                        .to_string(),
                 ),
                 Destination::Pools if !any_enabled_pool => (
                     format!(
@@ -47,11 +48,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
                 ),
                 _ => continue,
             };
-            diagnostics.push(
-                Diagnostic::new(&RULE, route.destination.span, message)
-                    .label(label)
-                    .help(help),
-            );
+            diagnostics.push(Diagnostic::new(&RULE, route.destination.span, message).label(label).help(help));
         }
     }
 }

@@ -36,21 +36,15 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         }
         for member in &cluster.nodes {
             let node = model.node(member.value);
-            let without_ipv4 =
-                node.ipv4().is_none() && (cluster_uses_ipv4 || node.ipv6_address.is_none());
+            let without_ipv4 = node.ipv4().is_none() && (cluster_uses_ipv4 || node.ipv6_address.is_none());
             // An address written but unreadable is `invalid-address`'s to report.
             if !without_ipv4 || unreadable[node.id.0 as usize] {
                 continue;
             }
-            let mut diagnostic = Diagnostic::new(
-                &RULE,
-                member.span,
-                format!("route reflector `{}` has no IPv4 address", node.name.value),
-            )
-            .label("a reflector its clients cannot reach");
+            let mut diagnostic = Diagnostic::new(&RULE, member.span, format!("route reflector `{}` has no IPv4 address", node.name.value))
+                .label("a reflector its clients cannot reach");
             if node.name.span != member.span {
-                diagnostic =
-                    diagnostic.secondary(node.name.span, "declared here without `ipv4Address`");
+                diagnostic = diagnostic.secondary(node.name.span, "declared here without `ipv4Address`");
             }
             diagnostics.push(diagnostic.help(
                 "give the node an `ipv4Address`: clients peer with a reflector by its address, and without one calico-node configures no IPv4 BGP on it",
@@ -68,16 +62,7 @@ mod tests {
         let text = intent(
             "  bgp:\n    nodeToNodeMesh: false\n    routeReflectors:\n      - {clusterID: 1.0.0.1, nodes: [n1, n2]}\n      - {clusterID: 1.0.0.2, nodes: []}\n  nodes:\n    - {name: n1, ipv4Address: 21.0.0.1/24}\n    - {name: n2}\n    - {name: n3, ipv4Address: 21.0.0.3/24}\n",
         );
-        let found: Vec<String> = check_rule(&text, "E0406")
-            .iter()
-            .map(|line| line.split(" | ").next().unwrap().to_string())
-            .collect();
-        assert_eq!(
-            found,
-            [
-                "E0406 route reflector `n2` has no IPv4 address",
-                "E0406 route-reflector cluster `1.0.0.2` has no reflector"
-            ]
-        );
+        let found: Vec<String> = check_rule(&text, "E0406").iter().map(|line| line.split(" | ").next().unwrap().to_string()).collect();
+        assert_eq!(found, ["E0406 route reflector `n2` has no IPv4 address", "E0406 route-reflector cluster `1.0.0.2` has no reflector"]);
     }
 }

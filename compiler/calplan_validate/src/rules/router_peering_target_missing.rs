@@ -30,9 +30,13 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
             continue;
         }
         diagnostics.push(
-            Diagnostic::new(&RULE, bgp.span, format!("router `{}` peers with route reflectors, but the cluster has none", router.name.value))
-                .label("no route reflector to peer with")
-                .help("declare route reflectors under `bgp.routeReflectors`, or set `peerWith: allNodes` to peer with every node"),
+            Diagnostic::new(
+                &RULE,
+                bgp.span,
+                format!("router `{}` peers with route reflectors, but the cluster has none", router.name.value),
+            )
+            .label("no route reflector to peer with")
+            .help("declare route reflectors under `bgp.routeReflectors`, or set `peerWith: allNodes` to peer with every node"),
         );
     }
 }

@@ -193,10 +193,14 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
             }
         }
     }
-    let receivers: Vec<usize> = (0..count).filter(|&index| peerings.topology.nodes[index].ipv4.is_some()).collect();
+    // A node with no session at all is E0403's to report; here only nodes that do speak BGP.
+    let receivers: Vec<usize> = (0..count)
+        .filter(|&index| peerings.topology.nodes[index].ipv4.is_some())
+        .filter(|&index| !sessions.links[index].is_empty() || sessions.in_mesh[index])
+        .collect();
     // Nodes with the same sessions behave the same: search once per class.
     let mut classes: HashMap<(bool, u32, Option<u32>, Vec<Link>), Vec<usize>> = HashMap::new();
-    for index in (0..count).filter(|&index| advertises[index]) {
+    for index in (0..count).filter(|&index| advertises[index] && (!sessions.links[index].is_empty() || sessions.in_mesh[index])) {
         let key = (sessions.in_mesh[index], sessions.as_numbers[index], sessions.cluster_ids[index], sessions.links[index].clone());
         classes.entry(key).or_default().push(index);
     }
@@ -215,7 +219,11 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         let name = |index: usize| format!("`{}`", peerings.topology.nodes[index].name);
         let shown: Vec<String> = missing.iter().take(3).map(|&index| name(index)).collect();
         let more = if missing.len() > 3 { format!(" and {} more", missing.len() - 3) } else { String::new() };
-        let alike = if class.len() > 1 { format!(" and {} nodes peered like it", class.len() - 1) } else { String::new() };
+        let alike = match class.len() {
+            1 => String::new(),
+            2 => " and the one node peered like it".to_string(),
+            count => format!(" and {} nodes peered like it", count - 1),
+        };
         let message = format!(
             "routes to the blocks of {}{alike} would not reach {}{more}",
             name(origin),

@@ -26,54 +26,29 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     }
     let labels: Vec<_> = model.nodes.iter().map(|node| node.label_values()).collect();
     let known_keys = node_label_keys(model);
-    let mut report =
-        |selector: &Spanned<SelectorText>, field: &str, owner: String, consequence: &str| {
-            if labels
-                .iter()
-                .any(|labels| selector.selector.matches(labels))
-            {
-                return;
-            }
-            diagnostics.push(
-                Diagnostic::new(
-                    &RULE,
-                    selector.span,
-                    format!("`{field}` of {owner} matches no node"),
-                )
+    let mut report = |selector: &Spanned<SelectorText>, field: &str, owner: String, consequence: &str| {
+        if labels.iter().any(|labels| selector.selector.matches(labels)) {
+            return;
+        }
+        diagnostics.push(
+            Diagnostic::new(&RULE, selector.span, format!("`{field}` of {owner} matches no node"))
                 .label(unmatched_selector_reason(&selector.selector, &known_keys))
-                .help(format!(
-                    "{consequence}; correct the selector or the nodes' labels"
-                )),
-            );
-        };
+                .help(format!("{consequence}; correct the selector or the nodes' labels")),
+        );
+    };
     for peer in &model.peers {
         let owner = format!("BGP peer `{}`", peer.name.value);
         if let Some(selector) = &peer.node_selector {
-            report(
-                selector,
-                "nodeSelector",
-                owner.clone(),
-                "no node configures this peering",
-            );
+            report(selector, "nodeSelector", owner.clone(), "no node configures this peering");
         }
         if let Some(selector) = &peer.peer_selector {
-            report(
-                selector,
-                "peerSelector",
-                owner,
-                "the nodes it selects get no session from this peer",
-            );
+            report(selector, "peerSelector", owner, "the nodes it selects get no session from this peer");
         }
     }
     for cluster in &model.route_reflector_clusters {
         if let Some(clients) = &cluster.clients {
             let owner = format!("route-reflector cluster `{}`", cluster.cluster_id.value);
-            report(
-                clients,
-                "clients",
-                owner,
-                "the reflectors serve no client, and no route is reflected",
-            );
+            report(clients, "clients", owner, "the reflectors serve no client, and no route is reflected");
         }
     }
 }
@@ -87,10 +62,7 @@ mod tests {
         let text = intent(
             "  bgp:\n    routeReflectors:\n      - {clusterID: 1.0.0.1, nodes: [n1], clients: zone == 'z1'}\n    peers:\n      - {name: tor, nodeSelector: rak == 'a', peerIP: 21.0.0.254, asNumber: 64999}\n      - {name: rr, nodeSelector: all(), peerSelector: rack == 'b'}\n  nodes:\n    - {name: n1, ipv4Address: 21.0.0.1/24, labels: {rack: a}}\n    - {name: n2, ipv4Address: 21.0.0.2/24, labels: {rack: a}}\n",
         );
-        let found: Vec<String> = check_rule(&text, "W0407")
-            .iter()
-            .map(|line| line.split(" | ").next().unwrap().to_string())
-            .collect();
+        let found: Vec<String> = check_rule(&text, "W0407").iter().map(|line| line.split(" | ").next().unwrap().to_string()).collect();
         assert_eq!(
             found,
             [

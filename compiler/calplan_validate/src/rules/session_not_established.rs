@@ -62,11 +62,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let graph = &analysis.graph;
     let as_of = |vertex: NodeIndex| match &graph.graph[vertex] {
         Vertex::Node(id) => Some(model.node_as_number(model.node(*id))),
-        Vertex::Router(id) => model
-            .router(*id)
-            .bgp
-            .as_ref()
-            .map(|bgp| bgp.as_number.value),
+        Vertex::Router(id) => model.router(*id).bgp.as_ref().map(|bgp| bgp.as_number.value),
         _ => None,
     };
     let ambiguous = ambiguous_nodes(model);
@@ -85,49 +81,21 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         }
         let (kind, broken) = match problem {
             SessionProblem::OneSided => {
-                let (local, remote) = if graph.end_of(edge, a).is_some() {
-                    (a, b)
-                } else {
-                    (b, a)
-                };
-                (
-                    Kind::OneSided,
-                    Broken {
-                        local,
-                        remote,
-                        expected: None,
-                        actual: None,
-                    },
-                )
+                let (local, remote) = if graph.end_of(edge, a).is_some() { (a, b) } else { (b, a) };
+                (Kind::OneSided, Broken { local, remote, expected: None, actual: None })
             }
             SessionProblem::AsMismatch { .. } => {
                 let wrong = [(a, b), (b, a)].into_iter().find_map(|(local, remote)| {
                     let expected = graph.end_of(edge, local)?.expected_as;
                     let actual = as_of(remote)?;
-                    (expected != actual).then_some(Broken {
-                        local,
-                        remote,
-                        expected: Some(expected),
-                        actual: Some(actual),
-                    })
+                    (expected != actual).then_some(Broken { local, remote, expected: Some(expected), actual: Some(actual) })
                 });
                 let Some(broken) = wrong else { continue };
                 (Kind::AsMismatch, broken)
             }
-            SessionProblem::BothPassive => (
-                Kind::BothPassive,
-                Broken {
-                    local: a,
-                    remote: b,
-                    expected: None,
-                    actual: None,
-                },
-            ),
+            SessionProblem::BothPassive => (Kind::BothPassive, Broken { local: a, remote: b, expected: None, actual: None }),
         };
-        groups
-            .entry((kind, origins.of(analysis, broken.local, broken.remote)))
-            .or_default()
-            .push(broken);
+        groups.entry((kind, origins.of(analysis, broken.local, broken.remote))).or_default().push(broken);
     }
     let generated = calplan_model::calico::generated_peer_names(model);
     for ((kind, origin), broken) in groups {
@@ -169,19 +137,12 @@ fn ambiguous_nodes(model: &Model) -> Vec<bool> {
     model
         .nodes
         .iter()
-        .map(|node| {
-            names[node.name.value.as_str()] > 1
-                || node_addresses(node).any(|address| addresses[&address] > 1)
-        })
+        .map(|node| names[node.name.value.as_str()] > 1 || node_addresses(node).any(|address| addresses[&address] > 1))
         .collect()
 }
 
 fn node_addresses(node: &Node) -> impl Iterator<Item = IpAddr> + '_ {
-    node.ipv4().map(IpAddr::V4).into_iter().chain(
-        node.ipv6_address
-            .as_ref()
-            .map(|address| IpAddr::V6(address.addr())),
-    )
+    node.ipv4().map(IpAddr::V4).into_iter().chain(node.ipv6_address.as_ref().map(|address| IpAddr::V6(address.addr())))
 }
 
 /// The BGP peer that gives `local` its session with `remote`.
@@ -195,12 +156,7 @@ struct Origins {
 
 impl Origins {
     /// The BGP peer that gives `local` its session with `remote`.
-    fn of(
-        &mut self,
-        analysis: &Analysis,
-        local: NodeIndex,
-        remote: NodeIndex,
-    ) -> Option<PeeringOrigin> {
+    fn of(&mut self, analysis: &Analysis, local: NodeIndex, remote: NodeIndex) -> Option<PeeringOrigin> {
         let model = &analysis.model;
         let Vertex::Node(id) = analysis.graph.graph[local] else {
             return None;
@@ -215,16 +171,12 @@ impl Origins {
             let mut origins = HashMap::new();
             if let Some(index) = analysis.topology_index(id) {
                 for peering in analysis.peerings.explicit_for_node(index) {
-                    origins
-                        .entry(peering.data.ip)
-                        .or_insert(peering.data.origin);
+                    origins.entry(peering.data.ip).or_insert(peering.data.origin);
                 }
             }
             origins
         });
-        addresses
-            .iter()
-            .find_map(|address| origins.get(address).cloned())
+        addresses.iter().find_map(|address| origins.get(address).cloned())
     }
 }
 
@@ -254,11 +206,7 @@ fn session_list(analysis: &Analysis, broken: &[Broken]) -> String {
         .iter()
         .take(SHOW_AT_MOST)
         .map(|session| {
-            format!(
-                "{} → {}",
-                short_name(&analysis.model, &graph[session.local]),
-                short_name(&analysis.model, &graph[session.remote])
-            )
+            format!("{} → {}", short_name(&analysis.model, &graph[session.local]), short_name(&analysis.model, &graph[session.remote]))
         })
         .collect();
     match broken.len().saturating_sub(SHOW_AT_MOST) {
@@ -269,14 +217,8 @@ fn session_list(analysis: &Analysis, broken: &[Broken]) -> String {
 
 fn cause_phrase(cause: &Cause) -> String {
     match cause {
-        Cause::Declared {
-            peer,
-            reverse: false,
-        } => format!("BGP peer `{}`", peer.name.value),
-        Cause::Declared {
-            peer,
-            reverse: true,
-        } => format!("the automatic reverse of BGP peer `{}`", peer.name.value),
+        Cause::Declared { peer, reverse: false } => format!("BGP peer `{}`", peer.name.value),
+        Cause::Declared { peer, reverse: true } => format!("the automatic reverse of BGP peer `{}`", peer.name.value),
         Cause::Generated { name, .. } => format!("generated BGPPeer `{name}`"),
         Cause::Unknown => "the BGP configuration".to_string(),
     }
@@ -310,18 +252,9 @@ fn one_sided(analysis: &Analysis, cause: &Cause, broken: &[Broken]) -> Diagnosti
     let (local, remote) = (&graph[first.local], &graph[first.remote]);
     // A peer whose `asNumber` is not the Calico node's AS gets no automatic reverse session.
     let wrong_as = match (cause, remote) {
-        (
-            Cause::Declared {
-                peer,
-                reverse: false,
-            },
-            Vertex::Node(id),
-        ) => {
+        (Cause::Declared { peer, reverse: false }, Vertex::Node(id)) => {
             let remote_as = model.node_as_number(model.node(*id));
-            peer.as_number
-                .as_ref()
-                .filter(|number| number.value != remote_as)
-                .map(|_| remote_as)
+            peer.as_number.as_ref().filter(|number| number.value != remote_as).map(|_| remote_as)
         }
         _ => None,
     };
@@ -342,16 +275,10 @@ fn one_sided(analysis: &Analysis, cause: &Cause, broken: &[Broken]) -> Diagnosti
     };
     let fix = match (cause, remote) {
         (_, Vertex::Router(id)) if model.router(*id).bgp.is_none() => {
-            format!(
-                "give router `{}` a `bgp` section, or remove the peering",
-                model.router(*id).name.value
-            )
+            format!("give router `{}` a `bgp` section, or remove the peering", model.router(*id).name.value)
         }
-        (Cause::Declared { peer, .. }, _)
-            if peer.reverse_peering == Some(ReversePeering::Manual) =>
-        {
-            "add the BGP peer for the reverse direction, or remove `reversePeering: Manual`"
-                .to_string()
+        (Cause::Declared { peer, .. }, _) if peer.reverse_peering == Some(ReversePeering::Manual) => {
+            "add the BGP peer for the reverse direction, or remove `reversePeering: Manual`".to_string()
         }
         _ => match (wrong_as, remote) {
             (Some(remote_as), Vertex::Node(id)) => format!(
@@ -370,10 +297,7 @@ fn as_mismatch(analysis: &Analysis, cause: &Cause, broken: &[Broken]) -> Diagnos
     let model = &analysis.model;
     let graph = &analysis.graph.graph;
     let first = &broken[0];
-    let (expected, actual) = (
-        first.expected.unwrap_or(AsNumber(0)),
-        first.actual.unwrap_or(AsNumber(0)),
-    );
+    let (expected, actual) = (first.expected.unwrap_or(AsNumber(0)), first.actual.unwrap_or(AsNumber(0)));
     let message = if broken.len() == 1 {
         format!(
             "{} expects AS {expected} from {}, which speaks AS {actual} ({})",
@@ -389,18 +313,12 @@ fn as_mismatch(analysis: &Analysis, cause: &Cause, broken: &[Broken]) -> Diagnos
             session_list(analysis, broken)
         )
     };
-    let mut diagnostic = Diagnostic::new(&RULE, cause_span(analysis, cause, broken, true), message)
-        .label(format!("expects AS {expected}"));
+    let mut diagnostic = Diagnostic::new(&RULE, cause_span(analysis, cause, broken, true), message).label(format!("expects AS {expected}"));
     if let Vertex::Node(id) = &graph[first.remote] {
         let node = model.node(*id);
-        let declared = node
-            .as_number
-            .as_ref()
-            .map(|number| number.span)
-            .or(model.bgp.as_number_set.then_some(model.bgp.as_number.span));
+        let declared = node.as_number.as_ref().map(|number| number.span).or(model.bgp.as_number_set.then_some(model.bgp.as_number.span));
         if let Some(span) = declared {
-            diagnostic =
-                diagnostic.secondary(span, format!("`{}` speaks AS {actual}", node.name.value));
+            diagnostic = diagnostic.secondary(span, format!("`{}` speaks AS {actual}", node.name.value));
         }
     }
     diagnostic.help(format!("BIRD closes the session with `Bad peer AS`; set `asNumber: {actual}`, or leave it out and use `peerSelector`, which takes each node's own AS"))
@@ -437,11 +355,11 @@ mod tests {
         ));
         let found = check_rule(&text, "E0404");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].starts_with("E0404 BGP peer `m1-to-n3` gives node `m1` a session with node `n3`, which does not configure it"), "{found:#?}");
         assert!(
-            found[0].contains("set `asNumber: 63400`, the AS of `n3`"),
+            found[0].starts_with("E0404 BGP peer `m1-to-n3` gives node `m1` a session with node `n3`, which does not configure it"),
             "{found:#?}"
         );
+        assert!(found[0].contains("set `asNumber: 63400`, the AS of `n3`"), "{found:#?}");
     }
 
     #[test]
@@ -451,7 +369,10 @@ mod tests {
         ));
         let found = check_rule(&text, "E0404");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].starts_with("E0404 node `m1` expects AS 64999 from node `n3`, which speaks AS 63400 (BGP peer `a-m1-to-n3`)"), "{found:#?}");
+        assert!(
+            found[0].starts_with("E0404 node `m1` expects AS 64999 from node `n3`, which speaks AS 63400 (BGP peer `a-m1-to-n3`)"),
+            "{found:#?}"
+        );
     }
 
     #[test]
@@ -462,9 +383,6 @@ mod tests {
         let found = check_rule(&text, "E0404");
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].starts_with("E0404 BGP peer `to-n3` gives 4 sessions that the other end does not configure: `a` → `rr`, `b` → `rr`, `c` → `rr` and 1 more"), "{found:#?}");
-        assert!(
-            found[0].contains("remove `reversePeering: Manual`"),
-            "{found:#?}"
-        );
+        assert!(found[0].contains("remove `reversePeering: Manual`"), "{found:#?}");
     }
 }

@@ -1,0 +1,215 @@
+//! `apply` against the real programs: a real etcd on loopback, the lock, stale plans, faults
+//! injected after every step, and the calicoctl/kubectl command lines (through stand-ins, as
+//! neither program can be installed here — the tests say so in their names).
+
+use crate::current::Etcd;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run(args: &[&str], environment: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_calplan"));
+    command.args(args).current_dir(crate::golden::root()).env("NO_COLOR", "1").env_remove("CALPLAN_TEST_ABORT_AFTER_STEP");
+    for (key, value) in environment {
+        command.env(key, value);
+    }
+    command.output().expect("calplan runs")
+}
+
+/// Plans the seed intent against `etcd` and saves the plan.
+fn plan_seed(etcd: &Etcd, plan: &Path) -> Output {
+    let plan = plan.to_str().unwrap();
+    run(&["plan", "testdata/seed-rr/intent.yaml", "--current", &etcd.source(), "-o", plan], &[])
+}
+
+fn apply(etcd: &Etcd, plan: &Path, state: &Path, environment: &[(&str, &str)]) -> Output {
+    run(
+        &["apply", plan.to_str().unwrap(), "--calico", &etcd.source(), "--only", "calico", "--state", state.to_str().unwrap(), "--auto-approve"],
+        environment,
+    )
+}
+
+/// Every Calico resource key and its stored JSON, without server-set fields.
+fn resources(etcd: &Etcd) -> Vec<(String, Value)> {
+    let range = etcd.client().range_prefix("/calico/resources/", None).unwrap();
+    range
+        .pairs
+        .into_iter()
+        .map(|pair| {
+            let mut value: Value = serde_json::from_slice(&pair.value).unwrap();
+            let metadata = value["metadata"].as_object_mut().unwrap();
+            metadata.remove("uid");
+            metadata.remove("creationTimestamp");
+            (pair.key, value)
+        })
+        .collect()
+}
+
+#[test]
+fn apply_the_seed_to_an_empty_etcd_then_the_plan_is_empty_real_etcd() {
+    let etcd = Etcd::start();
+    let directory = tempfile::tempdir().unwrap();
+    let plan = directory.path().join("seed.plan");
+    let output = plan_seed(&etcd, &plan);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = apply(&etcd, &plan, &directory.path().join("state"), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let keys: Vec<String> = resources(&etcd).into_iter().map(|(key, _)| key).collect();
+    for expected in [
+        "/calico/resources/v3/projectcalico.org/bgpconfigurations/default",
+        "/calico/resources/v3/projectcalico.org/bgppeers/peer-with-route-reflectors",
+        "/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool",
+        "/calico/resources/v3/projectcalico.org/nodes/cs1-k8s-n1.zpepc.com.cn",
+    ] {
+        assert!(keys.iter().any(|key| key == expected), "{expected} missing from {keys:?}");
+    }
+    let (_, pool) = resources(&etcd).into_iter().find(|(key, _)| key.ends_with("/ippools/default-ipv4-ippool")).unwrap();
+    assert_eq!(pool["spec"]["cidr"], "192.168.0.0/16");
+    assert!(pool["metadata"].get("resourceVersion").is_none(), "calicoctl never stores resourceVersion");
+    let stored = etcd.client().get("/calico/resources/v3/projectcalico.org/nodes/cs1-k8s-n1.zpepc.com.cn").unwrap().unwrap();
+    let node: Value = serde_json::from_slice(&stored.value).unwrap();
+    assert_eq!(node["spec"]["bgp"]["routeReflectorClusterID"], "1.0.0.1");
+    assert!(node["metadata"]["uid"].as_str().is_some_and(|uid| uid.len() == 36), "a new resource gets a uid: {node}");
+    // Idempotence: planned again against the same datastore, nothing is left to do.
+    let output = run(&["plan", "testdata/seed-rr/intent.yaml", "--current", &etcd.source(), "--detailed-exitcode"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(text(&output.stdout).contains("No changes."));
+    // And the state record says what was applied, stage by stage, with hashes.
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(directory.path().join("state/state.json")).unwrap()).unwrap();
+    let stages = record["stages"].as_array().unwrap();
+    assert!(!stages.is_empty());
+    assert!(stages.iter().all(|stage| stage["outcome"] == "complete"), "{record}");
+    assert!(stages[0]["applied"][0]["sha256"].as_str().unwrap().len() == 64);
+}
+
+#[test]
+fn a_stale_plan_is_refused_and_the_edit_survives_real_etcd() {
+    let etcd = Etcd::start();
+    crate::current::create_resources(&etcd.client(), "testdata/mesh-to-rr/current");
+    let directory = tempfile::tempdir().unwrap();
+    let plan = directory.path().join("seed.plan");
+    assert_eq!(plan_seed(&etcd, &plan).status.code(), Some(0));
+    // Someone changes the pool behind calplan's back.
+    let key = "/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool";
+    let current = etcd.client().get(key).unwrap().unwrap();
+    let mut pool: Value = serde_json::from_slice(&current.value).unwrap();
+    pool["spec"]["natOutgoing"] = Value::Bool(false);
+    let edited = pool.to_string();
+    etcd.client().update(key, edited.as_bytes(), current.mod_revision).unwrap();
+    let output = apply(&etcd, &plan, &directory.path().join("state"), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("stale plan") && stderr.contains("IPPool/default-ipv4-ippool changed"), "{stderr}");
+    assert_eq!(etcd.client().get(key).unwrap().unwrap().value, edited.as_bytes(), "the edit survives");
+}
+
+/// Abort the apply after each step in turn (a crash, by the test-only hook), run it again
+/// without the hook: it converges to the same datastore, with nothing lost or doubled.
+#[test]
+fn an_apply_interrupted_after_any_step_converges_when_run_again_real_etcd() {
+    let reference = {
+        let etcd = Etcd::start();
+        crate::current::create_resources(&etcd.client(), "testdata/mesh-to-rr/current");
+        let directory = tempfile::tempdir().unwrap();
+        let plan = directory.path().join("seed.plan");
+        assert_eq!(plan_seed(&etcd, &plan).status.code(), Some(0));
+        let output = apply(&etcd, &plan, &directory.path().join("state"), &[]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        resources(&etcd)
+    };
+    let mut step = 1;
+    loop {
+        let etcd = Etcd::start();
+        crate::current::create_resources(&etcd.client(), "testdata/mesh-to-rr/current");
+        let directory = tempfile::tempdir().unwrap();
+        let plan = directory.path().join("seed.plan");
+        assert_eq!(plan_seed(&etcd, &plan).status.code(), Some(0));
+        let state = directory.path().join("state");
+        let output = apply(&etcd, &plan, &state, &[("CALPLAN_TEST_ABORT_AFTER_STEP", &step.to_string())]);
+        let aborted = output.status.code() == Some(99);
+        if aborted {
+            let output = apply(&etcd, &plan, &state, &[]);
+            assert_eq!(output.status.code(), Some(0), "after an abort at step {step}: {}", text(&output.stderr));
+        } else {
+            assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        }
+        assert_eq!(resources(&etcd), reference, "after an abort at step {step}");
+        if !aborted {
+            assert!(step > 3, "the plan has more than three steps");
+            break;
+        }
+        step += 1;
+    }
+}
+
+#[test]
+fn a_second_apply_refuses_naming_the_holder() {
+    let directory = tempfile::tempdir().unwrap();
+    let state = directory.path().join("state");
+    let plan = directory.path().join("plan.json");
+    let output = run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    // The first apply waits on a barrier no BIRD will ever meet, holding the lock.
+    let mut first = Command::new(env!("CARGO_BIN_EXE_calplan"))
+        .args(["apply", plan.to_str().unwrap(), "--calico", "calicoctl", "--state", state.to_str().unwrap(), "--auto-approve", "--barrier-timeout", "60"])
+        .env("CALPLAN_CALICOCTL", stand_in(directory.path(), "calicoctl", "testdata/mesh-to-rr/current/cluster.yaml").to_str().unwrap())
+        .current_dir(crate::golden::root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(state.join("lock")).is_ok_and(|text| text.contains("pid")) {
+        assert!(Instant::now() < deadline, "the first apply never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = run(&["apply", plan.to_str().unwrap(), "--calico", "calicoctl", "--state", state.to_str().unwrap(), "--auto-approve"], &[]);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = text(&second.stderr);
+    assert!(stderr.contains("another apply holds the lock") && stderr.contains(&format!("pid {}", first.id())), "{stderr}");
+}
+
+/// A stand-in for `calicoctl` or `kubectl` (neither can be installed here): records each
+/// call and the file it was given, and answers `get` with a fixed export.
+fn stand_in(directory: &Path, name: &str, export: &str) -> std::path::PathBuf {
+    let path = directory.join(name);
+    let log = directory.join(format!("{name}.log"));
+    let export = crate::golden::root().join(export);
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{log}'\nfor last; do :; done\nif [ \"$1\" = get ]; then cat '{export}'; exit 0; fi\nif [ -f \"$last\" ]; then cat \"$last\" >> '{log}'; echo '---' >> '{log}'; fi\n",
+        log = log.display(),
+        export = export.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&path).unwrap().permissions(), 0o755);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn calicoctl_and_kubectl_command_lines_stand_in_programs() {
+    for tool in ["calicoctl", "kubectl"] {
+        let directory = tempfile::tempdir().unwrap();
+        let program = stand_in(directory.path(), tool, "testdata/mesh-to-rr/current/cluster.yaml");
+        let plan = directory.path().join("plan.json");
+        let output = run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
+        assert_eq!(output.status.code(), Some(0));
+        let variable = if tool == "calicoctl" { "CALPLAN_CALICOCTL" } else { "CALPLAN_KUBECTL" };
+        let output = run(
+            &["apply", plan.to_str().unwrap(), "--calico", tool, "--only", "calico", "--state", directory.path().join("state").to_str().unwrap(), "--auto-approve"],
+            &[(variable, program.to_str().unwrap())],
+        );
+        assert_eq!(output.status.code(), Some(0), "{tool}: {}", text(&output.stderr));
+        let log = std::fs::read_to_string(directory.path().join(format!("{tool}.log"))).unwrap();
+        assert!(log.lines().any(|line| line.starts_with("apply -f ") && line.ends_with("bgppeers-peer-with-route-reflectors.yaml")), "{tool}: {log}");
+        assert!(log.contains("peerSelector: route-reflector == 'true'"), "{tool}: the resource file was passed: {log}");
+        assert!(log.contains("kind: BGPConfiguration") && log.contains("nodeToNodeMeshEnabled: false"), "{tool}: {log}");
+    }
+}
