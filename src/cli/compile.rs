@@ -3,7 +3,7 @@
 use super::{CliError, CliResult, input};
 use calplan_targets::{Context, Output, Templates};
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,6 +14,10 @@ pub struct Args {
     /// The output directory (replaced as a whole when it holds an earlier compile)
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
+    /// Live IPAM data (etcd://HOST:PORT, an earlier output directory, ...) to place blocks
+    /// where the cluster really has them; repeatable
+    #[arg(long)]
+    current: Vec<String>,
     /// Only these targets: calico, bird, bird-calico, routes, nft, iptables, routers
     #[arg(long, value_delimiter = ',')]
     target: Vec<String>,
@@ -36,19 +40,23 @@ pub fn run(args: Args) -> CliResult {
         }
     }
     let templates = load_templates(args.templates.as_deref())?;
-    let checked = input::checked_intent(&args.intent)?;
-    let analysis = checked.valid().expect("checked");
+    let loaded = crate::current::load(&args.current)?;
+    crate::current::report(&loaded)?;
+    let (name, text) = input::read_text(&args.intent)?;
+    let checked = crate::pipeline::check(&name, text, loaded.state.affinities.as_deref());
+    input::report(&checked);
+    let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
     if let Some(node) = &args.node {
         if analysis.model.node_by_name(node).is_none() {
             return Err(CliError::Message(format!("no node named `{node}` in `{}`", args.intent.display())));
         }
     }
     let selected: Option<BTreeSet<String>> = (!args.target.is_empty()).then(|| args.target.iter().cloned().collect());
-    let context = Context { analysis, templates: &templates, node: args.node.as_deref() };
-    let output = calplan_targets::compile(&context, selected.as_ref())
-        .map_err(|error| CliError::Message(format!("cannot render: {error}")))?;
-    write_output(&args.output, &output)?;
-    anstream::eprintln!("wrote {} artifacts to `{}`", output.artifacts.len() + 1, args.output.display());
+    let count = write_output(&args.output, |sink| {
+        let context = Context { analysis, templates: &templates, node: args.node.as_deref(), sink: Some(sink) };
+        calplan_targets::compile(&context, selected.as_ref()).map_err(|error| format!("cannot render: {error}"))
+    })?;
+    anstream::eprintln!("wrote {count} artifacts to `{}`", args.output.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -71,9 +79,13 @@ fn load_templates(directory: Option<&Path>) -> Result<Templates, CliError> {
     Templates::new(overrides).map_err(|error| CliError::Message(format!("templates: {error}")))
 }
 
-/// Writes the output into a fresh directory beside `target`, then swaps it in, so a failed
-/// compile never leaves a half-written tree where a complete one was.
-pub fn write_output(target: &Path, output: &Output) -> Result<(), CliError> {
+/// Renders into a fresh directory beside `target`, each artifact written as soon as it is
+/// rendered, then swaps it in, so a failed compile never leaves a half-written tree where a
+/// complete one was. Returns how many files were written.
+pub fn write_output<F>(target: &Path, render: F) -> Result<usize, CliError>
+where
+    F: FnOnce(calplan_targets::Sink) -> Result<Output, String>,
+{
     let io = |what: &str, path: &Path, error: std::io::Error| CliError::Message(format!("cannot {what} `{}`: {error}", path.display()));
     if target.exists() {
         let is_empty = target.read_dir().map_err(|error| io("read", target, error))?.next().is_none();
@@ -90,28 +102,38 @@ pub fn write_output(target: &Path, output: &Output) -> Result<(), CliError> {
     let staging = parent.join(format!(".{base}.calplan-new-{}", std::process::id()));
     let retired = parent.join(format!(".{base}.calplan-old-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    let result = (|| {
-        std::fs::create_dir_all(&staging).map_err(|error| io("create", &staging, error))?;
-        for (_, artifact) in &output.artifacts {
-            let path = staging.join(&artifact.path);
-            if let Some(directory) = path.parent() {
-                std::fs::create_dir_all(directory).map_err(|error| io("create", directory, error))?;
-            }
-            std::fs::write(&path, &artifact.contents).map_err(|error| io("write", &path, error))?;
-            let mode = if artifact.secret { 0o600 } else { 0o644 };
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(|error| io("chmod", &path, error))?;
+    std::fs::create_dir_all(&staging).map_err(|error| io("create", &staging, error))?;
+    let sink = |artifact: &calplan_targets::Artifact| -> Result<(), String> {
+        let path = staging.join(&artifact.path);
+        if let Some(directory) = path.parent() {
+            std::fs::create_dir_all(directory).map_err(|error| format!("cannot create `{}`: {error}", directory.display()))?;
         }
+        let mode = if artifact.secret { 0o600 } else { 0o644 };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)
+            .map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
+        std::io::Write::write_all(&mut file, artifact.contents.as_bytes()).map_err(|error| format!("cannot write `{}`: {error}", path.display()))
+    };
+    let result = render(&sink).and_then(|output| {
         let manifest = staging.join("manifest.json");
-        std::fs::write(&manifest, output.manifest_json()).map_err(|error| io("write", &manifest, error))
-    })();
-    if let Err(error) = result {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(error);
-    }
+        std::fs::write(&manifest, output.manifest_json()).map_err(|error| format!("cannot write `{}`: {error}", manifest.display()))?;
+        Ok(output.artifacts.len() + 1)
+    });
+    let count = match result {
+        Ok(count) => count,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(CliError::Message(error));
+        }
+    };
     if target.exists() {
         std::fs::rename(target, &retired).map_err(|error| io("replace", target, error))?;
     }
     std::fs::rename(&staging, target).map_err(|error| io("create", target, error))?;
     let _ = std::fs::remove_dir_all(&retired);
-    Ok(())
+    Ok(count)
 }

@@ -13,15 +13,28 @@ pub struct Artifact {
     pub source: String,
     /// Holds a secret: written with mode 0600 and never printed.
     pub secret: bool,
+    /// The digest, kept once the contents have been written out and dropped.
+    digest: Option<String>,
 }
 
 impl Artifact {
     pub fn new(path: impl Into<String>, contents: String, source: impl Into<String>) -> Artifact {
-        Artifact { path: path.into(), contents, source: source.into(), secret: false }
+        Artifact { path: path.into(), contents, source: source.into(), secret: false, digest: None }
     }
 
     pub fn sha256(&self) -> String {
-        hex(&Sha256::digest(self.contents.as_bytes()))
+        self.digest.clone().unwrap_or_else(|| hex(&Sha256::digest(self.contents.as_bytes())))
+    }
+
+    /// The artifact once its contents have gone to a sink: its digest and metadata only.
+    pub fn handed_over(mut self) -> Artifact {
+        self.digest = Some(self.sha256());
+        self.contents = String::new();
+        self
+    }
+
+    pub fn is_handed_over(&self) -> bool {
+        self.digest.is_some()
     }
 
     /// Hex of a digest.

@@ -14,6 +14,7 @@ pub mod iptables;
 pub mod nft;
 pub mod routers;
 pub mod routes;
+pub mod rules_model;
 mod node_view;
 mod templates;
 
@@ -25,12 +26,19 @@ use calplan_model::Analysis;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 
+/// Where artifacts go as soon as they are rendered, when the caller writes them out rather
+/// than keeping them: a 5,000-node compile writes gigabytes of route tables, which are never
+/// all in memory at once this way.
+pub type Sink<'a> = &'a (dyn Fn(&Artifact) -> Result<(), String> + Sync);
+
 /// What a target needs besides the analysis.
 pub struct Context<'a> {
     pub analysis: &'a Analysis,
     pub templates: &'a Templates,
     /// Only this node's artifacts (`--node`).
     pub node: Option<&'a str>,
+    /// When set, each artifact is handed here as it is rendered and kept only as its digest.
+    pub sink: Option<Sink<'a>>,
 }
 
 impl Context<'_> {
@@ -75,9 +83,25 @@ pub fn target_names() -> Vec<&'static str> {
 pub fn compile(context: &Context, selected: Option<&BTreeSet<String>>) -> Result<Output, TemplateError> {
     let targets: Vec<&dyn Target> =
         REGISTRY.iter().copied().filter(|target| selected.is_none_or(|names| names.contains(target.name()))).collect();
-    let rendered: Result<Vec<(&'static str, Vec<Artifact>)>, TemplateError> =
-        targets.par_iter().map(|target| Ok((target.name(), target.render(context)?))).collect();
+    let rendered: Result<Vec<(&'static str, Vec<Artifact>)>, TemplateError> = targets
+        .par_iter()
+        .map(|target| {
+            let artifacts = target.render(context)?;
+            Ok((target.name(), artifacts.into_iter().map(|artifact| hand_over(context, artifact)).collect::<Result<_, _>>()?))
+        })
+        .collect();
     Ok(Output::new(rendered?))
+}
+
+/// Gives an artifact to the context's sink, if there is one, keeping only its digest.
+fn hand_over(context: &Context, artifact: Artifact) -> Result<Artifact, TemplateError> {
+    match context.sink {
+        Some(sink) if !artifact.is_handed_over() => {
+            sink(&artifact).map_err(TemplateError)?;
+            Ok(artifact.handed_over())
+        }
+        _ => Ok(artifact),
+    }
 }
 
 /// Renders a per-node artifact for every selected node, in parallel.
@@ -88,7 +112,10 @@ where
     let nodes = context.nodes();
     let rendered: Result<Vec<Vec<Artifact>>, TemplateError> = nodes
         .par_iter()
-        .map(|node| render(&NodeView::new(context.analysis, node)))
+        .map(|node| {
+            let artifacts = render(&NodeView::new(context.analysis, node))?;
+            artifacts.into_iter().map(|artifact| hand_over(context, artifact)).collect()
+        })
         .collect();
     Ok(rendered?.into_iter().flatten().collect())
 }

@@ -52,7 +52,7 @@ fn compile(checked: &Checked, targets: &[&str]) -> Output {
     let analysis = checked.valid().expect("a valid intent");
     let templates = Templates::builtin();
     let selected: BTreeSet<String> = targets.iter().map(|target| target.to_string()).collect();
-    calplan_targets::compile(&Context { analysis, templates: &templates, node: None }, Some(&selected)).expect("renders")
+    calplan_targets::compile(&Context { analysis, templates: &templates, node: None, sink: None }, Some(&selected)).expect("renders")
 }
 
 fn relative(dir: &Path) -> String {

@@ -707,7 +707,7 @@ impl Planner<'_> {
         let base = &self.input.desired.model;
         let (model, _) = calplan_model::from_resources::from_resources(&routed, base);
         let analysis = Analysis::new(model, self.input.current.affinities.as_deref());
-        let context = Context { analysis: &analysis, templates: self.input.templates, node: None };
+        let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
         let output = match calplan_targets::compile(&context, None) {
             Ok(output) => output,
             Err(_) => return BTreeMap::new(),

@@ -110,20 +110,28 @@ fn propagate(sessions: &Sessions, origin: usize) -> Reach {
     let count = sessions.links.len();
     let mut reached = vec![false; count];
     let mut loop_drops = HashSet::new();
-    let mut seen: HashSet<(usize, Via, Vec<u32>)> = HashSet::new();
+    // Per node and way of learning, the cluster lists seen so far. A route whose cluster list
+    // holds another's can reach no more than that one (only a reflector whose ID is in the
+    // list drops it), so it need not be followed: without this the search would try every
+    // order of passing a route between meshed reflectors, exponential in their number.
+    let mut seen: HashMap<(usize, Via), Vec<Vec<u32>>> = HashMap::new();
     let mut queue: VecDeque<(usize, Via, Vec<u32>)> = VecDeque::new();
     let mut mesh_broadcasts: HashMap<Vec<u32>, Vec<usize>> = HashMap::new();
     reached[origin] = true;
     queue.push_back((origin, Via::Originated, Vec::new()));
-    seen.insert((origin, Via::Originated, Vec::new()));
+    seen.insert((origin, Via::Originated), vec![Vec::new()]);
     let mut deliver = |node: usize, via: Via, list: Vec<u32>, queue: &mut VecDeque<_>, reached: &mut Vec<bool>| {
         if node == origin {
             return;
         }
-        if seen.insert((node, via, list.clone())) {
-            reached[node] = true;
-            queue.push_back((node, via, list));
+        let lists = seen.entry((node, via)).or_default();
+        if lists.iter().any(|known| is_subset(known, &list)) {
+            return;
         }
+        lists.retain(|known| !is_subset(&list, known));
+        lists.push(list.clone());
+        reached[node] = true;
+        queue.push_back((node, via, list));
     };
     while let Some((node, via, list)) = queue.pop_front() {
         let reflecting = matches!(via, Via::FromClient | Via::FromNonClient);
@@ -173,6 +181,12 @@ fn propagate(sessions: &Sessions, origin: usize) -> Reach {
         }
     }
     Reach { reached, loop_drops }
+}
+
+/// Whether sorted `small` is contained in sorted `large`.
+fn is_subset(small: &[u32], large: &[u32]) -> bool {
+    let mut large = large.iter();
+    small.iter().all(|item| large.any(|candidate| candidate == item))
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
