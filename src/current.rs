@@ -38,7 +38,7 @@ pub fn load(sources: &[String]) -> Result<Loaded, CliError> {
         if path.is_dir() {
             load_directory(&path, &mut loaded)?;
         } else {
-            load_file(&path, &mut loaded)?;
+            load_file(&path, &mut loaded, false)?;
         }
     }
     Ok(loaded)
@@ -92,13 +92,16 @@ fn load_directory(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError>
         if path.is_dir() {
             load_directory(&path, loaded)?;
         } else {
-            load_file(&path, loaded)?;
+            load_file(&path, loaded, true)?;
         }
     }
     Ok(())
 }
 
-fn load_file(path: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
+/// Reads one file. Inside a directory a file that is no current-state source (a README, the
+/// calico-node patch compile writes) is passed over with a note; named on its own, it is an
+/// error.
+fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(), CliError> {
     // `--current out/manifest.json` means the directory it describes.
     if path.file_name().is_some_and(|name| name == applied::MANIFEST) {
         let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -106,6 +109,10 @@ fn load_file(path: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
     }
     let (name, text) = crate::cli::read_text(path)?;
     let Some(kind) = current::sniff(&text) else {
+        if in_directory {
+            anstream::eprintln!("note: `{name}` is not a current-state source; passing over it");
+            return Ok(());
+        }
         return Err(CliError::Message(format!(
             "cannot tell what `{name}` holds: expected Calico resources (`calicoctl get … -o yaml`), \
              `calicoctl ipam show --show-blocks`, `calicoctl get workloadendpoints -A -o wide`, or `ip route` / `ip -j route` output"

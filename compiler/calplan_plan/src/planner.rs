@@ -43,7 +43,7 @@ pub struct Input<'a> {
 
 /// Artifacts applied to nodes and routers; the rest are references (`bird-calico.cfg`) or
 /// planned as resources (`calico/*.yaml`).
-fn is_applied_artifact(path: &str) -> bool {
+pub fn is_applied_artifact(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or(path);
     (path.starts_with("nodes/") && matches!(file, "bird.cfg" | "rules.nft" | "rules.iptables" | "routes"))
         || path.starts_with("routers/")
@@ -452,6 +452,7 @@ impl Planner<'_> {
                 _ => None,
             });
             match (from.resources.get(key), to.resources.get(key)) {
+                (Some(a), Some(b)) if a == b => false,
                 (Some(a), Some(b)) => diff::view(a, &label_keys) != diff::view(b, &label_keys),
                 (None, Some(_)) => true,
                 (Some(_), None) => kind != ResourceKind::Node,
@@ -658,13 +659,19 @@ impl Planner<'_> {
         if let (Some(before), Some(after)) = (&self.files, &files) {
             changes.extend(file_changes(before, after));
         }
-        let peerings = Peerings::compute(&next);
-        let status_before = calplan_calico::status::rows(&self.peerings);
-        let status_after = calplan_calico::status::rows(&peerings);
-        let sessions_changed = status_before != status_after;
         if changes.is_empty() && step.manual.is_empty() {
             return;
         }
+        // Sessions can only change with the BGP resources: skip the comparison otherwise.
+        let touches_bgp = changes.iter().any(|change| matches!(change.kind.as_str(), "BGPPeer" | "BGPConfiguration" | "Node"));
+        let (peerings, sessions_changed) = if touches_bgp {
+            let peerings = Peerings::compute(&next);
+            let changed = calplan_calico::status::rows(&self.peerings) != calplan_calico::status::rows(&peerings);
+            (peerings, changed)
+        } else {
+            (self.peerings.clone(), false)
+        };
+        let status_after = if sessions_changed { calplan_calico::status::rows(&peerings) } else { Default::default() };
         let mut barrier = step.barrier;
         let mut expected_status = BTreeMap::new();
         if sessions_changed {
@@ -880,6 +887,10 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
     let mut changes = Vec::new();
     for key in keys {
         let (old, new) = (before.resources.get(key), after.resources.get(key));
+        // Most resources are untouched by a stage: compare them whole before building views.
+        if old == new {
+            continue;
+        }
         let label_keys = managed_label_keys(match new.or(old) {
             Some(Resource::Node(node)) => Some(node),
             _ => None,
