@@ -3,10 +3,14 @@
 //! Tests that need root, a namespace or a server say so in their names; CI runs them as root.
 
 mod apply;
+mod apply_hosts;
 mod cli;
 mod current;
 mod golden;
+mod laws;
 mod never_panics;
 mod scenarios;
 mod schema;
 mod bird;
+mod rules;
+mod routers;
