@@ -12,10 +12,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// Labels calplan manages on every node, beyond those the intent declares.
-pub const MANAGED_LABELS: &[&str] = &[
-    calplan_model::lower::ROUTE_REFLECTOR_LABEL,
-    calplan_model::lower::ROUTE_REFLECTOR_CLUSTER_LABEL,
-];
+pub const MANAGED_LABELS: &[&str] = &[calplan_model::lower::ROUTE_REFLECTOR_LABEL, calplan_model::lower::ROUTE_REFLECTOR_CLUSTER_LABEL];
 
 /// The label keys calplan manages on a node, given the node it wants.
 pub fn managed_label_keys(desired: Option<&CalicoNode>) -> BTreeSet<String> {
@@ -173,7 +170,10 @@ pub fn redact(text: &str) -> String {
     text.lines()
         .map(|line| {
             let trimmed = line.trim_start();
-            if trimmed.starts_with("password ") || trimmed.starts_with("define calplan_secret") || trimmed.contains("neighbor") && trimmed.contains(" password ") {
+            if trimmed.starts_with("password ")
+                || trimmed.starts_with("define calplan_secret")
+                || trimmed.contains("neighbor") && trimmed.contains(" password ")
+            {
                 let indent = &line[..line.len() - trimmed.len()];
                 let keyword = trimmed.split_whitespace().next().unwrap_or("");
                 format!("{indent}{keyword} <redacted>")

@@ -30,7 +30,9 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str) -> (String, Vec<Strin
     if !cluster_ips.is_empty() {
         bgp.insert("advertiseServiceClusterIPs".into(), json!(true));
     }
-    for (field, entries) in [("serviceExternalIPs", &configuration.service_external_ips), ("serviceLoadBalancerIPs", &configuration.service_load_balancer_ips)] {
+    for (field, entries) in
+        [("serviceExternalIPs", &configuration.service_external_ips), ("serviceLoadBalancerIPs", &configuration.service_load_balancer_ips)]
+    {
         let list = cidrs(entries);
         if !list.is_empty() {
             bgp.insert(field.into(), Value::Array(list));

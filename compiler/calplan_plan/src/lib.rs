@@ -9,5 +9,5 @@ pub mod current;
 pub mod diff;
 pub mod import;
 pub mod plan;
-pub mod render;
 pub mod planner;
+pub mod render;

@@ -62,10 +62,7 @@ impl Summary {
 
     /// `Plan: 3 to add, 2 to change, 1 to destroy, 1 to replace.`
     pub fn line(&self) -> String {
-        format!(
-            "Plan: {} to add, {} to change, {} to destroy, {} to replace.",
-            self.add, self.change, self.destroy, self.replace
-        )
+        format!("Plan: {} to add, {} to change, {} to destroy, {} to replace.", self.add, self.change, self.destroy, self.replace)
     }
 }
 
@@ -182,17 +179,11 @@ pub enum Content {
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Barrier {
     /// Every listed node has these BIRD protocols Established.
-    SessionsEstablished {
-        description: String,
-        sessions: BTreeMap<String, Vec<String>>,
-    },
+    SessionsEstablished { description: String, sessions: BTreeMap<String, Vec<String>> },
     /// No address of the pool is allocated any more.
     PoolEmpty { description: String, pool: String, cidr: String },
     /// These routes are in the kernel of each listed node or router.
-    RoutesPresent {
-        description: String,
-        routes: BTreeMap<String, Vec<String>>,
-    },
+    RoutesPresent { description: String, routes: BTreeMap<String, Vec<String>> },
 }
 
 impl Barrier {

@@ -29,6 +29,74 @@ use calplan_targets::{Context, Templates};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The planner's steps. Which comes before which is a graph ([`phase_graph`]), so the order
+/// is stated once, with its reasons, and checked for cycles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Phase {
+    Pin,
+    RoutesToNewPools,
+    PoolsAndSettings,
+    NewPeerings,
+    MeshOn,
+    Nodes,
+    ClusterAs,
+    MeshOff,
+    OldPeerings,
+    DrainPools,
+    RemainingSettings,
+    RetireRoutes,
+    Unpin,
+}
+
+/// "Must happen before", with the reason, for every pair the order depends on.
+fn phase_graph() -> petgraph::graphmap::DiGraphMap<Phase, &'static str> {
+    use Phase::*;
+    let edges: &[(Phase, Phase, &str)] = &[
+        (Pin, RoutesToNewPools, "no session changes until every node's routes are pinned"),
+        (RoutesToNewPools, PoolsAndSettings, "routers and NAT learn a pool before any pod can hold its addresses"),
+        (PoolsAndSettings, NewPeerings, "settings that move no session go first, while nothing else changes"),
+        (NewPeerings, Nodes, "the peerings that replace a reflector's mesh sessions exist before it becomes a reflector"),
+        (MeshOn, Nodes, "the mesh is up before reflectors rejoin it as plain nodes"),
+        (NewPeerings, MeshOn, "new peerings and the mesh come up before anything goes"),
+        (Nodes, ClusterAs, "nodes carry their own AS before the cluster's changes"),
+        (ClusterAs, MeshOff, "the mesh goes only once every other session is settled"),
+        (Nodes, MeshOff, "every node has the sessions that replace the mesh before the mesh goes"),
+        (MeshOff, OldPeerings, "old peerings go after the topology that replaces them is up"),
+        (MeshOn, OldPeerings, "the mesh is up before the reflector peerings it replaces go"),
+        (OldPeerings, DrainPools, "pools are emptied once routing is settled"),
+        (DrainPools, RemainingSettings, "what no earlier step reached changes at the end"),
+        (RemainingSettings, RetireRoutes, "routers forget a pool only after no pod can hold its addresses"),
+        (RetireRoutes, Unpin, "pins go last, once BIRD's routes are back everywhere"),
+    ];
+    let mut graph = petgraph::graphmap::DiGraphMap::new();
+    for (before, after, reason) in edges {
+        graph.add_edge(*before, *after, *reason);
+    }
+    graph
+}
+
+/// The phases in an order the graph allows; ties go to the order the enum lists them.
+fn phase_order() -> Vec<Phase> {
+    let graph = phase_graph();
+    let mut order = Vec::new();
+    let mut ready: std::collections::BTreeSet<Phase> =
+        graph.nodes().filter(|phase| graph.neighbors_directed(*phase, petgraph::Direction::Incoming).next().is_none()).collect();
+    let mut remaining: BTreeMap<Phase, usize> =
+        graph.nodes().map(|phase| (phase, graph.neighbors_directed(phase, petgraph::Direction::Incoming).count())).collect();
+    while let Some(phase) = ready.pop_first() {
+        order.push(phase);
+        for next in graph.neighbors_directed(phase, petgraph::Direction::Outgoing) {
+            let count = remaining.get_mut(&next).expect("every phase is counted");
+            *count -= 1;
+            if *count == 0 {
+                ready.insert(next);
+            }
+        }
+    }
+    assert_eq!(order.len(), graph.node_count(), "the phase graph has a cycle");
+    order
+}
+
 /// What the planner works from.
 pub struct Input<'a> {
     pub intent: Fingerprint,
@@ -45,8 +113,7 @@ pub struct Input<'a> {
 /// planned as resources (`calico/*.yaml`).
 pub fn is_applied_artifact(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or(path);
-    (path.starts_with("nodes/") && matches!(file, "bird.cfg" | "rules.nft" | "rules.iptables" | "routes"))
-        || path.starts_with("routers/")
+    (path.starts_with("nodes/") && matches!(file, "bird.cfg" | "rules.nft" | "rules.iptables" | "routes")) || path.starts_with("routers/")
 }
 
 /// Where an artifact path lands.
@@ -175,9 +242,8 @@ impl Planner<'_> {
         let pools_current: BTreeMap<String, IpPool> = current.pools().map(|p| (p.metadata.name.clone(), p.clone())).collect();
         let pools_desired: BTreeMap<String, IpPool> = desired.pools().map(|p| (p.metadata.name.clone(), p.clone())).collect();
         let cidr_of = |pool: &IpPool| pool.spec.cidr.parse::<IpNet>().ok();
-        let immutable_changed = |old: &IpPool, new: &IpPool| {
-            cidr_of(old) != cidr_of(new) || old.spec.effective_block_size() != new.spec.effective_block_size()
-        };
+        let immutable_changed =
+            |old: &IpPool, new: &IpPool| cidr_of(old) != cidr_of(new) || old.spec.effective_block_size() != new.spec.effective_block_size();
         // Pools leaving: removed, or replaced because Calico cannot change their CIDR or block size.
         let leaving: Vec<IpPool> = pools_current
             .values()
@@ -200,7 +266,8 @@ impl Planner<'_> {
             .filter(|new| leaving.iter().any(|old| old.metadata.name == new.metadata.name || overlaps(old, new)))
             .cloned()
             .collect();
-        let free: Vec<IpPool> = arriving.iter().filter(|new| !blocked.iter().any(|b| b.metadata.name == new.metadata.name)).cloned().collect();
+        let free: Vec<IpPool> =
+            arriving.iter().filter(|new| !blocked.iter().any(|b| b.metadata.name == new.metadata.name)).cloned().collect();
         let temporaries: Vec<IpPool> = leaving
             .iter()
             .filter(|old| blocked.iter().any(|new| new.metadata.name == old.metadata.name || overlaps(old, new)))
@@ -222,224 +289,256 @@ impl Planner<'_> {
             || self.resource_changes_of(&current, &desired, ResourceKind::BgpPeer)
             || self.resource_changes_of(&current, &desired, ResourceKind::Node);
 
-        // 1. Pins.
-        if session_changes && self.files.is_some() {
-            self.pin_routes();
-        }
-
-        // 2. Routes and NAT for arriving pools, before any pod can hold their addresses.
-        for pool in free.iter().chain(&temporaries).chain(&blocked) {
-            self.routed_pools.insert(pool.metadata.name.clone(), pool.clone());
-        }
-        if self.files.is_some() && !self.routed_pools.is_empty() {
-            let names: Vec<String> = self.routed_pools.keys().map(|n| format!("`{n}`")).collect();
-            let mut step = Step::new(
-                "Routes to new pools",
-                &format!(
-                    "routers and NAT rules learn {} before any pod can hold an address from them",
-                    names.join(", ")
-                ),
-            );
-            step.session_barrier = false;
-            self.stage(step, |_| {});
-        }
-
-        // 3. New pools and changes that move no session.
-        {
-            let free = free.clone();
-            let temporaries = temporaries.clone();
-            let desired_pools = pools_desired.clone();
-            let leaving_names: BTreeSet<String> = leaving.iter().map(|p| p.metadata.name.clone()).collect();
-            let configuration = configuration_desired.clone();
-            let mut step = Step::new(
-                "Pools and settings",
-                "new pools are created once routers can reach them; pool and BGP settings that move no session change here",
-            );
-            step.session_barrier = false;
-            self.stage(step, move |state| {
-                for pool in free.iter().chain(&temporaries) {
-                    state.insert(Resource::IpPool(pool.clone()));
-                }
-                for (name, pool) in &desired_pools {
-                    if leaving_names.contains(name) || state.get(ResourceKind::IpPool, name).is_none() {
-                        continue;
-                    }
-                    state.insert(Resource::IpPool(pool.clone()));
-                }
-                if let Some(wanted) = &configuration {
-                    let live = state.bgp_configuration().cloned();
-                    let mut next = wanted.clone();
-                    next.spec.node_to_node_mesh_enabled = Some(mesh_now);
-                    // Fields that move sessions keep their live values until their own stage.
-                    if as_now != as_wanted {
-                        next.spec.as_number = live.as_ref().and_then(|c| c.spec.as_number);
-                    }
-                    if listen_now != listen_wanted {
-                        next.spec.listen_port = live.as_ref().and_then(|c| c.spec.listen_port);
-                    }
-                    state.insert(diff::merged(live.map(Resource::BgpConfiguration).as_ref(), &Resource::BgpConfiguration(next)));
-                }
-            });
-        }
-
-        // 4. New BGPPeers.
         let peers_desired: BTreeMap<String, BgpPeer> = desired.peers().map(|p| (p.metadata.name.clone(), p.clone())).collect();
         let peers_current: BTreeMap<String, BgpPeer> = current.peers().map(|p| (p.metadata.name.clone(), p.clone())).collect();
-        {
-            let new: Vec<BgpPeer> = peers_desired.values().filter(|p| !peers_current.contains_key(&p.metadata.name)).cloned().collect();
-            let names: Vec<String> = new.iter().map(|p| format!("`{}`", p.metadata.name)).collect();
-            self.stage(
-                Step::new(
-                    "New BGP peerings",
-                    &format!("{} come up beside the sessions that carry routes today; nothing is removed yet", names.join(", ")),
-                ),
-                move |state| {
-                    for peer in &new {
-                        state.insert(Resource::BgpPeer(peer.clone()));
+        for phase in phase_order() {
+            match phase {
+                Phase::Pin => {
+                    // 1. Pins.
+                    if session_changes && self.files.is_some() {
+                        self.pin_routes();
                     }
-                },
-            );
-        }
-
-        // 5. Mesh on.
-        if !mesh_now && mesh_wanted {
-            self.stage(
-                Step::new("Node-to-node mesh on", "the mesh comes up before reflectors or peers it replaces are removed")
-                    .disruption("every node opens a session to every other non-reflector node; existing sessions stay up"),
-                |state| set_configuration(state, |spec| spec.node_to_node_mesh_enabled = Some(true)),
-            );
-        }
-
-        // 6. Nodes.
-        {
-            let nodes: Vec<CalicoNode> = desired.nodes().cloned().collect();
-            let mut disruption = Vec::new();
-            for node in &nodes {
-                let live = current.get(ResourceKind::Node, &node.metadata.name);
-                let live_bgp = live.and_then(|r| match r {
-                    Resource::Node(n) => n.spec.bgp.clone(),
-                    _ => None,
-                });
-                let wanted_bgp = node.spec.bgp.clone().unwrap_or_default();
-                let id = |bgp: &Option<NodeBgpSpec>| bgp.as_ref().and_then(|b| b.route_reflector_cluster_id.clone()).filter(|id| !id.is_empty());
-                let live_id = id(&live_bgp);
-                let wanted_id = wanted_bgp.route_reflector_cluster_id.clone();
-                if live.is_some() && live_id != wanted_id {
-                    disruption.push(match (&live_id, &wanted_id) {
-                        (None, Some(id)) => format!("`{}` becomes a route reflector (cluster {id}) and leaves the mesh: its sessions are replaced", node.metadata.name),
-                        (Some(id), None) => format!("`{}` stops reflecting for cluster {id}: its reflector sessions are replaced", node.metadata.name),
-                        (Some(old), Some(new)) => format!("`{}` moves from cluster {old} to {new}: every session of its clients resets", node.metadata.name),
-                        (None, None) => String::new(),
-                    });
                 }
-                let live_as = live_bgp.as_ref().and_then(|b| b.as_number);
-                if live.is_some() && live_as != wanted_bgp.as_number {
-                    disruption.push(format!("`{}` changes AS number: all its sessions reset", node.metadata.name));
+                Phase::RoutesToNewPools => {
+                    // 2. Routes and NAT for arriving pools, before any pod can hold their addresses.
+                    for pool in free.iter().chain(&temporaries).chain(&blocked) {
+                        self.routed_pools.insert(pool.metadata.name.clone(), pool.clone());
+                    }
+                    if self.files.is_some() && !self.routed_pools.is_empty() {
+                        let names: Vec<String> = self.routed_pools.keys().map(|n| format!("`{n}`")).collect();
+                        let mut step = Step::new(
+                            "Routes to new pools",
+                            &format!("routers and NAT rules learn {} before any pod can hold an address from them", names.join(", ")),
+                        );
+                        step.session_barrier = false;
+                        self.stage(step, |_| {});
+                    }
                 }
-            }
-            let mut step = Step::new(
-                "Nodes",
-                "node labels, route-reflector cluster IDs, AS numbers and addresses change once the peerings that replace their sessions exist",
-            );
-            if !disruption.is_empty() {
-                step = step.disruption(disruption.join("; "));
-            }
-            self.stage(step, move |state| {
-                for node in &nodes {
-                    let live = state.get(ResourceKind::Node, &node.metadata.name).cloned();
-                    state.insert(diff::merged(live.as_ref(), &Resource::Node(node.clone())));
-                }
-            });
-        }
-
-        // 7. Cluster AS number.
-        if as_now != as_wanted {
-            self.stage(
-                Step::new("Cluster AS number", &format!("the cluster moves from AS {as_now} to AS {as_wanted}"))
-                    .disruption("every BGP session resets, and external peers must expect the new AS"),
-                move |state| set_configuration(state, |spec| spec.as_number = Some(as_wanted)),
-            );
-        }
-        if listen_now != listen_wanted {
-            self.stage(
-                Step::new("BGP listen port", "BIRD listens on the new port")
-                    .disruption("every BGP session resets to the new port"),
-                move |state| set_configuration(state, |spec| spec.listen_port = listen_wanted),
-            );
-        }
-
-        // 8. Mesh off.
-        if mesh_now && !mesh_wanted {
-            self.stage(
-                Step::new(
-                    "Node-to-node mesh off",
-                    "every node now has the sessions that replace the mesh, so the mesh can go",
-                )
-                .disruption("mesh sessions close; routes stay up through the sessions the previous stages established"),
-                |state| set_configuration(state, |spec| spec.node_to_node_mesh_enabled = Some(false)),
-            );
-        }
-
-        // 9. BGPPeers removed or changed.
-        {
-            let desired_peers = peers_desired.clone();
-            let changed: Vec<String> = peers_current
-                .keys()
-                .filter(|name| desired_peers.get(*name).is_none_or(|wanted| {
-                    let keys = BTreeSet::new();
-                    diff::view(&Resource::BgpPeer(wanted.clone()), &keys) != diff::view(&Resource::BgpPeer(peers_current[*name].clone()), &keys)
-                }))
-                .map(|name| format!("`{name}`"))
-                .collect();
-            self.stage(
-                Step::new("Old BGP peerings", &format!("{} change or go once nothing depends on them", changed.join(", ")))
-                    .disruption("sessions of the changed or removed BGPPeers close or reset"),
-                move |state| {
-                    let names: Vec<String> = state.peers().map(|p| p.metadata.name.clone()).collect();
-                    for name in names {
-                        match desired_peers.get(&name) {
-                            Some(wanted) => {
-                                state.insert(Resource::BgpPeer(wanted.clone()));
+                Phase::PoolsAndSettings => {
+                    // 3. New pools and changes that move no session.
+                    {
+                        let free = free.clone();
+                        let temporaries = temporaries.clone();
+                        let desired_pools = pools_desired.clone();
+                        let leaving_names: BTreeSet<String> = leaving.iter().map(|p| p.metadata.name.clone()).collect();
+                        let configuration = configuration_desired.clone();
+                        let mut step = Step::new(
+                            "Pools and settings",
+                            "new pools are created once routers can reach them; pool and BGP settings that move no session change here",
+                        );
+                        step.session_barrier = false;
+                        self.stage(step, move |state| {
+                            for pool in free.iter().chain(&temporaries) {
+                                state.insert(Resource::IpPool(pool.clone()));
                             }
-                            None => {
-                                state.resources.remove(&(ResourceKind::BgpPeer, name));
+                            for (name, pool) in &desired_pools {
+                                if leaving_names.contains(name) || state.get(ResourceKind::IpPool, name).is_none() {
+                                    continue;
+                                }
+                                state.insert(Resource::IpPool(pool.clone()));
+                            }
+                            if let Some(wanted) = &configuration {
+                                let live = state.bgp_configuration().cloned();
+                                let mut next = wanted.clone();
+                                next.spec.node_to_node_mesh_enabled = Some(mesh_now);
+                                // Fields that move sessions keep their live values until their own stage.
+                                if as_now != as_wanted {
+                                    next.spec.as_number = live.as_ref().and_then(|c| c.spec.as_number);
+                                }
+                                if listen_now != listen_wanted {
+                                    next.spec.listen_port = live.as_ref().and_then(|c| c.spec.listen_port);
+                                }
+                                state
+                                    .insert(diff::merged(live.map(Resource::BgpConfiguration).as_ref(), &Resource::BgpConfiguration(next)));
+                            }
+                        });
+                    }
+                }
+                Phase::NewPeerings => {
+                    // 4. New BGPPeers.
+                    {
+                        let new: Vec<BgpPeer> =
+                            peers_desired.values().filter(|p| !peers_current.contains_key(&p.metadata.name)).cloned().collect();
+                        let names: Vec<String> = new.iter().map(|p| format!("`{}`", p.metadata.name)).collect();
+                        self.stage(
+                            Step::new(
+                                "New BGP peerings",
+                                &format!(
+                                    "{} come up beside the sessions that carry routes today; nothing is removed yet",
+                                    names.join(", ")
+                                ),
+                            ),
+                            move |state| {
+                                for peer in &new {
+                                    state.insert(Resource::BgpPeer(peer.clone()));
+                                }
+                            },
+                        );
+                    }
+                }
+                Phase::MeshOn => {
+                    // 5. Mesh on.
+                    if !mesh_now && mesh_wanted {
+                        self.stage(
+                            Step::new("Node-to-node mesh on", "the mesh comes up before reflectors or peers it replaces are removed")
+                                .disruption("every node opens a session to every other non-reflector node; existing sessions stay up"),
+                            |state| set_configuration(state, |spec| spec.node_to_node_mesh_enabled = Some(true)),
+                        );
+                    }
+                }
+                Phase::Nodes => {
+                    // 6. Nodes.
+                    {
+                        let nodes: Vec<CalicoNode> = desired.nodes().cloned().collect();
+                        let mut disruption = Vec::new();
+                        for node in &nodes {
+                            let live = current.get(ResourceKind::Node, &node.metadata.name);
+                            let live_bgp = live.and_then(|r| match r {
+                                Resource::Node(n) => n.spec.bgp.clone(),
+                                _ => None,
+                            });
+                            let wanted_bgp = node.spec.bgp.clone().unwrap_or_default();
+                            let id = |bgp: &Option<NodeBgpSpec>| {
+                                bgp.as_ref().and_then(|b| b.route_reflector_cluster_id.clone()).filter(|id| !id.is_empty())
+                            };
+                            let live_id = id(&live_bgp);
+                            let wanted_id = wanted_bgp.route_reflector_cluster_id.clone();
+                            if live.is_some() && live_id != wanted_id {
+                                disruption.push(match (&live_id, &wanted_id) {
+                                    (None, Some(id)) => format!(
+                                        "`{}` becomes a route reflector (cluster {id}) and leaves the mesh: its sessions are replaced",
+                                        node.metadata.name
+                                    ),
+                                    (Some(id), None) => format!(
+                                        "`{}` stops reflecting for cluster {id}: its reflector sessions are replaced",
+                                        node.metadata.name
+                                    ),
+                                    (Some(old), Some(new)) => format!(
+                                        "`{}` moves from cluster {old} to {new}: every session of its clients resets",
+                                        node.metadata.name
+                                    ),
+                                    (None, None) => String::new(),
+                                });
+                            }
+                            let live_as = live_bgp.as_ref().and_then(|b| b.as_number);
+                            if live.is_some() && live_as != wanted_bgp.as_number {
+                                disruption.push(format!("`{}` changes AS number: all its sessions reset", node.metadata.name));
                             }
                         }
-                    }
-                },
-            );
-        }
-
-        // 10. Pools leaving, through temporary pools where needed.
-        if !leaving.is_empty() {
-            self.drain_pools(&leaving, &blocked, &temporaries);
-        }
-
-        // Anything the stages above did not reach (a BGPConfiguration field, say).
-        {
-            let desired = self.desired();
-            let mut step = Step::new("Remaining settings", "settings no earlier stage changed");
-            step.session_barrier = false;
-            self.stage(step, move |state| {
-                for resource in desired.iter() {
-                    if resource.kind() != ResourceKind::Node {
-                        state.insert(resource.clone());
+                        let mut step = Step::new(
+                            "Nodes",
+                            "node labels, route-reflector cluster IDs, AS numbers and addresses change once the peerings that replace their sessions exist",
+                        );
+                        if !disruption.is_empty() {
+                            step = step.disruption(disruption.join("; "));
+                        }
+                        self.stage(step, move |state| {
+                            for node in &nodes {
+                                let live = state.get(ResourceKind::Node, &node.metadata.name).cloned();
+                                state.insert(diff::merged(live.as_ref(), &Resource::Node(node.clone())));
+                            }
+                        });
                     }
                 }
-            });
-        }
-
-        // 11. Routers and NAT forget pools that are gone.
-        self.routed_pools.clear();
-        if self.files.is_some() {
-            let mut step = Step::new("Retire routes", "routers and NAT rules drop pools no pod can hold an address from any more");
-            step.session_barrier = false;
-            self.stage(step, |_| {});
-        }
-
-        // 12. Unpin.
-        if self.pinned {
-            self.unpin_routes();
+                Phase::ClusterAs => {
+                    // 7. Cluster AS number.
+                    if as_now != as_wanted {
+                        self.stage(
+                            Step::new("Cluster AS number", &format!("the cluster moves from AS {as_now} to AS {as_wanted}"))
+                                .disruption("every BGP session resets, and external peers must expect the new AS"),
+                            move |state| set_configuration(state, |spec| spec.as_number = Some(as_wanted)),
+                        );
+                    }
+                    if listen_now != listen_wanted {
+                        self.stage(
+                            Step::new("BGP listen port", "BIRD listens on the new port")
+                                .disruption("every BGP session resets to the new port"),
+                            move |state| set_configuration(state, |spec| spec.listen_port = listen_wanted),
+                        );
+                    }
+                }
+                Phase::MeshOff => {
+                    // 8. Mesh off.
+                    if mesh_now && !mesh_wanted {
+                        self.stage(
+                            Step::new("Node-to-node mesh off", "every node now has the sessions that replace the mesh, so the mesh can go")
+                                .disruption("mesh sessions close; routes stay up through the sessions the previous stages established"),
+                            |state| set_configuration(state, |spec| spec.node_to_node_mesh_enabled = Some(false)),
+                        );
+                    }
+                }
+                Phase::OldPeerings => {
+                    // 9. BGPPeers removed or changed.
+                    {
+                        let desired_peers = peers_desired.clone();
+                        let changed: Vec<String> = peers_current
+                            .keys()
+                            .filter(|name| {
+                                desired_peers.get(*name).is_none_or(|wanted| {
+                                    let keys = BTreeSet::new();
+                                    diff::view(&Resource::BgpPeer(wanted.clone()), &keys)
+                                        != diff::view(&Resource::BgpPeer(peers_current[*name].clone()), &keys)
+                                })
+                            })
+                            .map(|name| format!("`{name}`"))
+                            .collect();
+                        self.stage(
+                            Step::new("Old BGP peerings", &format!("{} change or go once nothing depends on them", changed.join(", ")))
+                                .disruption("sessions of the changed or removed BGPPeers close or reset"),
+                            move |state| {
+                                let names: Vec<String> = state.peers().map(|p| p.metadata.name.clone()).collect();
+                                for name in names {
+                                    match desired_peers.get(&name) {
+                                        Some(wanted) => {
+                                            state.insert(Resource::BgpPeer(wanted.clone()));
+                                        }
+                                        None => {
+                                            state.resources.remove(&(ResourceKind::BgpPeer, name));
+                                        }
+                                    }
+                                }
+                            },
+                        );
+                    }
+                }
+                Phase::DrainPools => {
+                    // 10. Pools leaving, through temporary pools where needed.
+                    if !leaving.is_empty() {
+                        self.drain_pools(&leaving, &blocked, &temporaries);
+                    }
+                }
+                Phase::RemainingSettings => {
+                    // Anything the stages above did not reach (a BGPConfiguration field, say).
+                    {
+                        let desired = self.desired();
+                        let mut step = Step::new("Remaining settings", "settings no earlier stage changed");
+                        step.session_barrier = false;
+                        self.stage(step, move |state| {
+                            for resource in desired.iter() {
+                                if resource.kind() != ResourceKind::Node {
+                                    state.insert(resource.clone());
+                                }
+                            }
+                        });
+                    }
+                }
+                Phase::RetireRoutes => {
+                    // 11. Routers and NAT forget pools that are gone.
+                    self.routed_pools.clear();
+                    if self.files.is_some() {
+                        let mut step =
+                            Step::new("Retire routes", "routers and NAT rules drop pools no pod can hold an address from any more");
+                        step.session_barrier = false;
+                        self.stage(step, |_| {});
+                    }
+                }
+                Phase::Unpin => {
+                    // 12. Unpin.
+                    if self.pinned {
+                        self.unpin_routes();
+                    }
+                }
+            }
         }
     }
 
@@ -465,8 +564,7 @@ impl Planner<'_> {
     /// settings, in the first range that overlaps nothing the cluster uses.
     fn temporary_pool(&mut self, old: &IpPool, current: &ResourceSet, desired: &ResourceSet) -> Option<IpPool> {
         let old_cidr = old.spec.cidr.parse::<IpNet>().ok()?;
-        let mut taken: Vec<IpNet> =
-            current.pools().chain(desired.pools()).filter_map(|pool| pool.spec.cidr.parse().ok()).collect();
+        let mut taken: Vec<IpNet> = current.pools().chain(desired.pools()).filter_map(|pool| pool.spec.cidr.parse().ok()).collect();
         let model = &self.input.desired.model;
         taken.extend(model.service_cluster_ips.iter().map(|cidr| cidr.value));
         taken.extend(model.nodes.iter().filter_map(|node| node.ipv4_address.as_ref().map(|a| IpNet::V4(a.trunc()))));
@@ -478,7 +576,11 @@ impl Planner<'_> {
             &["fd5a:ca11:0::/48"]
         };
         let cidr = candidates.iter().filter_map(|range| range.parse::<IpNet>().ok()).find_map(|range| {
-            range.subnets(prefix).ok()?.take(4096).find(|candidate| !taken.iter().any(|used| used.contains(candidate) || candidate.contains(used)))
+            range
+                .subnets(prefix)
+                .ok()?
+                .take(4096)
+                .find(|candidate| !taken.iter().any(|used| used.contains(candidate) || candidate.contains(used)))
         });
         let Some(cidr) = cidr else {
             self.notes.push(format!("no free range for a temporary pool to replace `{}`: free one and plan again", old.metadata.name));
@@ -532,7 +634,8 @@ impl Planner<'_> {
         let mut step = Step::new("Delete emptied pools", &format!("{} hold no address any more", names.join(", ")));
         step.session_barrier = false;
         let blocked_list = blocked.to_vec();
-        let replaced: BTreeSet<String> = blocked.iter().map(|pool| pool.metadata.name.clone()).filter(|name| leaving_names.contains(name)).collect();
+        let replaced: BTreeSet<String> =
+            blocked.iter().map(|pool| pool.metadata.name.clone()).filter(|name| leaving_names.contains(name)).collect();
         self.stage_with_replacements(step, &replaced, move |state| {
             for name in &leaving_names {
                 state.resources.remove(&(ResourceKind::IpPool, name.clone()));
@@ -550,7 +653,12 @@ impl Planner<'_> {
         step.session_barrier = false;
         step.manual = temporaries
             .iter()
-            .map(|pool| format!("recreate every workload with an address in {} (`{}`), for example by deleting its pod", pool.spec.cidr, pool.metadata.name))
+            .map(|pool| {
+                format!(
+                    "recreate every workload with an address in {} (`{}`), for example by deleting its pod",
+                    pool.spec.cidr, pool.metadata.name
+                )
+            })
             .collect();
         step.barrier = Some(Barrier::PoolEmpty {
             description: format!("no address of {} is allocated", names.join(", ")),
@@ -580,9 +688,12 @@ impl Planner<'_> {
     fn recreate_instructions(&self, pool: &IpPool) -> Vec<String> {
         let Ok(cidr) = pool.spec.cidr.parse::<IpNet>() else { return Vec::new() };
         let Some(workloads) = &self.input.current.workloads else {
-            let usage = self.input.current.block_usage.as_ref().map(|usage| {
-                usage.iter().filter(|(block, _)| cidr.contains(*block)).map(|(_, used)| used).sum::<u64>()
-            });
+            let usage = self
+                .input
+                .current
+                .block_usage
+                .as_ref()
+                .map(|usage| usage.iter().filter(|(block, _)| cidr.contains(*block)).map(|(_, used)| used).sum::<u64>());
             return vec![match usage {
                 Some(used) => format!(
                     "recreate every workload with an address in {cidr} (`{}`): IPAM counts {used} addresses in use; which workloads hold them \
@@ -600,7 +711,8 @@ impl Planner<'_> {
             .iter()
             .filter(|workload| workload.networks.iter().any(|network| cidr.contains(&network.addr())))
             .map(|workload| {
-                let address: Vec<String> = workload.networks.iter().filter(|n| cidr.contains(&n.addr())).map(|n| n.addr().to_string()).collect();
+                let address: Vec<String> =
+                    workload.networks.iter().filter(|n| cidr.contains(&n.addr())).map(|n| n.addr().to_string()).collect();
                 match &workload.namespace {
                     Some(namespace) => format!(
                         "recreate pod `{namespace}/{}` on `{}` (holds {}): kubectl delete pod -n {namespace} {}",
@@ -623,19 +735,23 @@ impl Planner<'_> {
     fn check_capacity(&mut self, leaving: &IpPool, temporaries: &[IpPool]) {
         let Ok(cidr) = leaving.spec.cidr.parse::<IpNet>() else { return };
         let in_use = match (&self.input.current.workloads, &self.input.current.block_usage) {
-            (Some(workloads), _) => {
-                workloads.iter().flat_map(|w| &w.networks).filter(|n| cidr.contains(&n.addr())).count() as u64
-            }
+            (Some(workloads), _) => workloads.iter().flat_map(|w| &w.networks).filter(|n| cidr.contains(&n.addr())).count() as u64,
             (None, Some(usage)) => usage.iter().filter(|(block, _)| cidr.contains(*block)).map(|(_, used)| used).sum(),
             (None, None) => return,
         };
         let capacity = |pool: &IpPool| {
-            pool.spec.cidr.parse::<IpNet>().map_or(0u128, |cidr| 1u128.checked_shl(u32::from(cidr.max_prefix_len() - cidr.prefix_len())).unwrap_or(u128::MAX))
+            pool.spec
+                .cidr
+                .parse::<IpNet>()
+                .map_or(0u128, |cidr| 1u128.checked_shl(u32::from(cidr.max_prefix_len() - cidr.prefix_len())).unwrap_or(u128::MAX))
         };
         let model = &self.input.desired.model;
-        let taking_over: u128 = model.pools.iter().filter(|p| !*p.disabled && !leaving_name_is(p, leaving)).map(|p| {
-            1u128.checked_shl(u32::from(p.cidr.max_prefix_len() - p.cidr.prefix_len())).unwrap_or(u128::MAX)
-        }).sum::<u128>()
+        let taking_over: u128 = model
+            .pools
+            .iter()
+            .filter(|p| !*p.disabled && !leaving_name_is(p, leaving))
+            .map(|p| 1u128.checked_shl(u32::from(p.cidr.max_prefix_len() - p.cidr.prefix_len())).unwrap_or(u128::MAX))
+            .sum::<u128>()
             + temporaries.iter().map(capacity).sum::<u128>();
         if u128::from(in_use) > taking_over {
             self.notes.push(format!(
@@ -796,7 +912,8 @@ impl Planner<'_> {
 
     fn unpin_routes(&mut self) {
         let Some(files) = &self.files else { return };
-        let next: BTreeMap<String, String> = files.iter().filter(|(path, _)| !path.ends_with("/route-pins")).map(|(p, t)| (p.clone(), t.clone())).collect();
+        let next: BTreeMap<String, String> =
+            files.iter().filter(|(path, _)| !path.ends_with("/route-pins")).map(|(p, t)| (p.clone(), t.clone())).collect();
         let changes = file_changes(files, &next);
         let routes: BTreeMap<String, Vec<String>> = next
             .iter()
@@ -868,17 +985,11 @@ fn status_table(rows: &BTreeMap<String, Vec<calplan_calico::status::StatusRow>>)
 fn sessions_barrier(peerings: &Peerings) -> Barrier {
     let sessions: BTreeMap<String, Vec<String>> = (0..peerings.topology.nodes.len())
         .map(|index| {
-            (
-                peerings.topology.nodes[index].name.clone(),
-                peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect(),
-            )
+            (peerings.topology.nodes[index].name.clone(), peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect())
         })
         .filter(|(_, sessions): &(String, Vec<String>)| !sessions.is_empty())
         .collect();
-    Barrier::SessionsEstablished {
-        description: "every node has the sessions listed in the expected status Established".into(),
-        sessions,
-    }
+    Barrier::SessionsEstablished { description: "every node has the sessions listed in the expected status Established".into(), sessions }
 }
 
 /// The resource changes from one state to the next.
@@ -924,8 +1035,9 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
             diff: diff::redact(&diff::unified(&name, &before_text, &after_text)),
             before: replaced_before,
             after: new.map(|resource| Content::Resource { value: resource.to_json() }),
-            reason: (action == Action::Replace)
-                .then(|| "Calico cannot change a pool's CIDR or block size in place; the old pool was emptied and deleted first".to_string()),
+            reason: (action == Action::Replace).then(|| {
+                "Calico cannot change a pool's CIDR or block size in place; the old pool was emptied and deleted first".to_string()
+            }),
         });
     }
     changes
@@ -963,4 +1075,23 @@ fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, Stri
         });
     }
     changes
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+
+    #[test]
+    fn the_phase_graph_is_acyclic_and_orders_make_before_break() {
+        let order = phase_order();
+        assert!(!petgraph::algo::is_cyclic_directed(&phase_graph()));
+        let position = |phase: Phase| order.iter().position(|p| *p == phase).unwrap();
+        assert!(position(Phase::NewPeerings) < position(Phase::Nodes));
+        assert!(position(Phase::Nodes) < position(Phase::MeshOff));
+        assert!(position(Phase::MeshOn) < position(Phase::OldPeerings));
+        assert!(position(Phase::RoutesToNewPools) < position(Phase::PoolsAndSettings));
+        assert!(position(Phase::DrainPools) < position(Phase::RetireRoutes));
+        assert_eq!(order.first(), Some(&Phase::Pin));
+        assert_eq!(order.last(), Some(&Phase::Unpin));
+    }
 }

@@ -47,9 +47,7 @@ fn items(document: &Node) -> Vec<&Node> {
     match &document.kind {
         NodeKind::Sequence(items) => items.iter().collect(),
         NodeKind::Mapping(_) => match document.get("items").and_then(Node::as_sequence) {
-            Some(items) if document.get("kind").and_then(Node::as_str).is_some_and(|kind| kind.ends_with("List")) => {
-                items.iter().collect()
-            }
+            Some(items) if document.get("kind").and_then(Node::as_str).is_some_and(|kind| kind.ends_with("List")) => items.iter().collect(),
             _ => vec![document],
         },
         NodeKind::Scalar { .. } => Vec::new(),
@@ -79,9 +77,13 @@ fn read_item(item: &Node, set: &mut ResourceSet, diagnostics: &mut Diagnostics) 
             set.insert(resource);
         }
         Err(error) => diagnostics.push(
-            Diagnostic::new(&UNREADABLE_STATE, error.span.unwrap_or(item.head_span()), format!("cannot read this {kind_text}: {}", error.message))
-                .label("here")
-                .help(format!("expected a Calico `{kind_text}` as `calicoctl get -o yaml` prints it")),
+            Diagnostic::new(
+                &UNREADABLE_STATE,
+                error.span.unwrap_or(item.head_span()),
+                format!("cannot read this {kind_text}: {}", error.message),
+            )
+            .label("here")
+            .help(format!("expected a Calico `{kind_text}` as `calicoctl get -o yaml` prints it")),
         ),
     }
 }
