@@ -309,12 +309,15 @@ impl Peerings {
 
     /// The nodes a mesh member peers with over the mesh: every other non-reflector with IPv4.
     pub fn mesh_peers(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
-        let own = self.topology.nodes[node].ipv4;
         let enabled = self.in_mesh(node);
-        self.topology.nodes.iter().enumerate().filter(move |(_, other)| {
-            enabled && other.ipv4.is_some() && other.ipv4 != own && !other.is_route_reflector()
-        })
-        .map(|(index, _)| index)
+        self.topology
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(move |(index, other)| {
+                enabled && *index != node && (other.ipv4.is_some() || other.ipv6.is_some()) && !other.is_route_reflector()
+            })
+            .map(|(index, _)| index)
     }
 
     /// The node's sessions in the order its `bird.cfg` lists them: mesh (by node name), global
@@ -330,15 +333,22 @@ impl Peerings {
     pub fn mesh_for_node(&self, node_index: usize) -> Vec<Peering> {
         let node = &self.topology.nodes[node_index];
         let node_as = self.topology.node_as(node);
-        let Some(own_ip) = node.ipv4 else { return Vec::new() };
         let mut mesh: Vec<usize> = self.mesh_peers(node_index).collect();
         mesh.sort_by(|a, b| self.topology.nodes[*a].name.cmp(&self.topology.nodes[*b].name));
-        mesh.into_iter()
-            .filter_map(|other_index| {
+        // bird.cfg's mesh over IPv4 addresses, then bird6.cfg's over IPv6 ones.
+        let families: [fn(&TopologyNode) -> Option<IpAddr>; 2] =
+            [|node| node.ipv4.map(IpAddr::V4), |node| node.ipv6.map(IpAddr::V6)];
+        let mut sessions = Vec::new();
+        for address_of in families {
+            let Some(own_ip) = address_of(node) else { continue };
+            for &other_index in &mesh {
                 let other = &self.topology.nodes[other_index];
-                let other_ip = other.ipv4?;
+                let Some(other_ip) = address_of(other) else { continue };
+                if other_ip == own_ip {
+                    continue;
+                }
                 let data = PeerData {
-                    ip: IpAddr::V4(other_ip),
+                    ip: other_ip,
                     as_number: self.topology.node_as(other),
                     port: self.topology.listen_port.unwrap_or(0),
                     rr_cluster_id: other.rr_cluster_id.clone(),
@@ -354,17 +364,19 @@ impl Peerings {
                     filters: Vec::new(),
                     origin: PeeringOrigin::Mesh,
                 };
-                Some(Peering {
+                sessions.push(Peering {
                     peer_type: PeerType::Mesh,
                     external: data.as_number != node_as,
+                    // confd compares the two addresses as strings, not as numbers.
                     passive: other_ip.to_string() > own_ip.to_string(),
                     rr_client: false,
                     remote_node: Some(other_index),
                     local_cluster_id: node.rr_cluster_id.clone(),
                     data,
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        sessions
     }
 
     /// The node's global and node-specific sessions, in `bird.cfg` order.
@@ -703,6 +715,23 @@ mod tests {
         let specific = |ip: &str| (ip.to_string(), "node specific");
         assert_eq!(table(&peerings, 0), [specific("21.49.22.7"), specific("21.49.22.8")]);
         assert_eq!(table(&peerings, 4).len(), 5);
+    }
+
+    #[test]
+    fn dual_stack_nodes_mesh_over_both_families() {
+        let mut set = ResourceSet::default();
+        for (name, v4, v6) in [("a", "10.0.0.1/24", "2001::101/64"), ("b", "10.0.0.2/24", "2001::102/64"), ("c", "10.0.0.3/24", "")] {
+            let mut bgp = json!({"ipv4Address": v4});
+            if !v6.is_empty() {
+                bgp["ipv6Address"] = json!(v6);
+            }
+            set.insert(Resource::from_json(ResourceKind::Node, json!({"metadata": {"name": name}, "spec": {"bgp": bgp}})).unwrap());
+        }
+        let peerings = Peerings::compute(&set);
+        let names: Vec<String> = peerings.for_node(0).iter().map(Peering::protocol_name).collect();
+        assert_eq!(names, ["Mesh_10_0_0_2", "Mesh_10_0_0_3", "Mesh_2001__102"]);
+        assert!(peerings.for_node(0)[2].passive, "\"2001::102\" > \"2001::101\"");
+        assert_eq!(peerings.for_node(2).len(), 2, "an IPv4-only node meshes over IPv4 only");
     }
 
     #[test]
