@@ -153,11 +153,10 @@ impl BgpGraph {
             [None, None] => Some(SessionProblem::OneSided),
             [Some(first), Some(second)] => {
                 for (end, remote) in [(first, high), (second, low)] {
-                    if let Some(actual) = as_of(remote) {
-                        if actual != end.expected_as {
+                    if let Some(actual) = as_of(remote)
+                        && actual != end.expected_as {
                             return Some(SessionProblem::AsMismatch { expected: end.expected_as, actual });
                         }
-                    }
                 }
                 (first.passive && second.passive).then_some(SessionProblem::BothPassive)
             }

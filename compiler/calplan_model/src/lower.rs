@@ -488,8 +488,8 @@ impl Lowerer<'_> {
         for cluster in &resolved {
             for member in &cluster.nodes {
                 let node = &mut nodes[member.value.0 as usize];
-                if let Some(literal) = &node.route_reflector_cluster_id {
-                    if literal.value != cluster.cluster_id.value {
+                if let Some(literal) = &node.route_reflector_cluster_id
+                    && literal.value != cluster.cluster_id.value {
                         let message = format!(
                             "node `{}` is a reflector in cluster `{}` and declares cluster ID `{}`",
                             node.name.value, cluster.cluster_id.value, literal.value
@@ -501,7 +501,6 @@ impl Lowerer<'_> {
                                 .help("give the cluster ID in one place"),
                         );
                     }
-                }
                 node.route_reflector_cluster_id = Some(cluster.cluster_id.clone());
                 node.labels.insert(ROUTE_REFLECTOR_LABEL.to_string(), Spanned::new("true".to_string(), member.span));
                 if per_cluster_labels {
@@ -786,11 +785,10 @@ fn label_key_problem(key: &str) -> Option<String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if !is_dns_subdomain(prefix) {
+    if let Some(prefix) = prefix
+        && !is_dns_subdomain(prefix) {
             return Some(format!("the prefix `{prefix}` is not a DNS subdomain"));
         }
-    }
     if !is_label_name(name) {
         return Some(format!("the name `{name}` is not 1–63 letters, digits, `-`, `_` or `.` beginning and ending with a letter or digit"));
     }

@@ -186,19 +186,6 @@ pub fn redact(text: &str) -> String {
         + if text.ends_with('\n') { "\n" } else { "" }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_diffs() {
-        let text = "protocol bgp x {\n  password \"hunter2\";\n  neighbor 1.2.3.4 password abc\n}\n";
-        let redacted = redact(text);
-        assert!(!redacted.contains("hunter2") && !redacted.contains("abc"), "{redacted}");
-        assert!(redacted.ends_with("}\n"));
-    }
-}
-
 /// A digest of what calplan compares of a resource, with every label of a Node counted, for
 /// telling whether a resource changed since a plan was made.
 pub fn digest(resource: &Resource) -> String {
@@ -210,4 +197,17 @@ pub fn digest(resource: &Resource) -> String {
     let text = view(resource, &keys).to_string();
     let hash = sha2::Sha256::digest(text.as_bytes());
     hash.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_diffs() {
+        let text = "protocol bgp x {\n  password \"hunter2\";\n  neighbor 1.2.3.4 password abc\n}\n";
+        let redacted = redact(text);
+        assert!(!redacted.contains("hunter2") && !redacted.contains("abc"), "{redacted}");
+        assert!(redacted.ends_with("}\n"));
+    }
 }

@@ -841,15 +841,14 @@ impl Planner<'_> {
             .filter(|(_, artifact)| is_applied_artifact(&artifact.path))
             .map(|(_, artifact)| (artifact.path, artifact.contents))
             .collect();
-        if self.pinned {
-            if let Some(current) = &self.files {
+        if self.pinned
+            && let Some(current) = &self.files {
                 for (path, text) in current {
                     if path.ends_with("/route-pins") {
                         files.insert(path.clone(), text.clone());
                     }
                 }
             }
-        }
         files
     }
 
@@ -934,11 +933,10 @@ impl Planner<'_> {
             expected_status: BTreeMap::new(),
         });
         // The barrier that precedes unpinning: BIRD's routes are back.
-        if let Some(previous) = self.stages.iter_mut().rev().nth(1) {
-            if previous.barrier.is_none() {
+        if let Some(previous) = self.stages.iter_mut().rev().nth(1)
+            && previous.barrier.is_none() {
                 previous.barrier = Some(Barrier::RoutesPresent { description, routes });
             }
-        }
         self.files = Some(next);
         self.pinned = false;
     }

@@ -202,7 +202,7 @@ fn remove_duplicate_keys(node: &mut Node, diagnostics: &mut Diagnostics) {
 /// Drops the nodes at the given pointers, deepest and last first so that list positions of
 /// the others stay valid.
 fn prune(root: &mut Node, mut pointers: Vec<String>) {
-    pointers.sort_by(|a, b| pointer_key(b).cmp(&pointer_key(a)));
+    pointers.sort_by_key(|pointer| std::cmp::Reverse(pointer_key(pointer)));
     pointers.dedup();
     for pointer in pointers {
         let Some((parent, last)) = pointer.rsplit_once('/') else { continue };
@@ -211,11 +211,10 @@ fn prune(root: &mut Node, mut pointers: Vec<String>) {
         match &mut parent.kind {
             NodeKind::Mapping(entries) => entries.retain(|entry| json::key_text(&entry.key) != last),
             NodeKind::Sequence(items) => {
-                if let Ok(position) = last.parse::<usize>() {
-                    if position < items.len() {
+                if let Ok(position) = last.parse::<usize>()
+                    && position < items.len() {
                         items.remove(position);
                     }
-                }
             }
             NodeKind::Scalar { .. } => {}
         }

@@ -194,11 +194,10 @@ fn step<'a>(root: &'a Value, schema: &'a Value, segment: &str) -> Option<&'a Val
     if let Some(child) = schema.get("properties").and_then(|properties| properties.get(segment)) {
         return Some(child);
     }
-    if let Some(items) = schema.get("items") {
-        if segment.parse::<usize>().is_ok() {
+    if let Some(items) = schema.get("items")
+        && segment.parse::<usize>().is_ok() {
             return Some(items);
         }
-    }
     if let Some(additional) = schema.get("additionalProperties").filter(|value| value.is_object()) {
         return Some(additional);
     }

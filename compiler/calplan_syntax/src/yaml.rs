@@ -134,26 +134,22 @@ fn resolve_plain(text: &str) -> Scalar<'_> {
         _ => {}
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()) {
-        if let Ok(int) = text.parse::<i128>() {
+    if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit())
+        && let Ok(int) = text.parse::<i128>() {
             return Scalar::Int(int);
         }
-    }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(int) = i128::from_str_radix(hex, 16) {
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(int) = i128::from_str_radix(hex, 16) {
             return Scalar::Int(int);
         }
-    }
-    if let Some(octal) = text.strip_prefix("0o") {
-        if let Ok(int) = i128::from_str_radix(octal, 8) {
+    if let Some(octal) = text.strip_prefix("0o")
+        && let Ok(int) = i128::from_str_radix(octal, 8) {
             return Scalar::Int(int);
         }
-    }
-    if looks_like_float(text) {
-        if let Ok(float) = text.parse::<f64>() {
+    if looks_like_float(text)
+        && let Ok(float) = text.parse::<f64>() {
             return Scalar::Float(float);
         }
-    }
     Scalar::String(text)
 }
 

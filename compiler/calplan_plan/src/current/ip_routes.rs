@@ -12,7 +12,7 @@
 //! - `DESTINATION` is a CIDR (`192.168.0.5` becomes `192.168.0.5/32`) or `default`.
 //! - `table` only when not `main`.
 //! - `dev` only where it carries meaning: on routes without a gateway, and on `onlink` ones
-//!   (`dev tunl0`, `dev vxlan.calico`). A plain gateway's device is whatever the kernel
+//!   (`dev tunl0`, `dev vxlan.calico`); never on blackholes (IPv6 prints them `dev lo`). A plain gateway's device is whatever the kernel
 //!   resolved it to, and calplan's artifact, which cannot know interface names, leaves it out.
 //! - `proto` by name for iproute2's built-in numbers (`12` is `bird`), Felix's `80` as a
 //!   number; `boot`, the default, is left out as `ip route` itself does.
@@ -107,7 +107,13 @@ impl Route {
             out.push_str(" table ");
             out.push_str(table);
         }
-        self.hop.write(&mut out);
+        // A route that forwards nowhere has no device to speak of: IPv6 shows its blackholes
+        // on `lo`, IPv4 on none.
+        if matches!(self.kind.as_deref(), Some("blackhole" | "unreachable" | "prohibit" | "throw")) {
+            Hop { device: None, ..self.hop.clone() }.write(&mut out);
+        } else {
+            self.hop.write(&mut out);
+        }
         if let Some(protocol) = self.protocol.as_deref().map(protocol_name).filter(|protocol| *protocol != "boot") {
             out.push_str(" proto ");
             out.push_str(protocol);
@@ -536,6 +542,7 @@ local 21.49.22.4 dev eth0 table local proto kernel scope host src 21.49.22.4
 fd00:10:244:1::/122 via fd00::5 dev eth0 proto bird metric 1024 pref medium
 10.0.0.0/8 via inet6 fe80::1 dev eth0 proto static 
 unreachable fd00:10:244:2::/122 dev lo proto bird metric 1024 error -113 pref medium
+blackhole fd00:10::/122 dev lo proto 80 metric 1024 pref medium
 ";
         assert_eq!(
             read_ok(text),
@@ -543,8 +550,9 @@ unreachable fd00:10:244:2::/122 dev lo proto bird metric 1024 error -113 pref me
                 "10.0.0.0/8 via inet6 fe80::1 proto static",
                 "local 21.49.22.4/32 table local dev eth0 proto kernel",
                 "192.168.1.0/26 via 21.49.22.5 proto bird",
+                "blackhole fd00:10::/122 proto 80",
                 "fd00:10:244:1::/122 via fd00::5 proto bird",
-                "unreachable fd00:10:244:2::/122 dev lo proto bird",
+                "unreachable fd00:10:244:2::/122 proto bird",
             ]
         );
     }

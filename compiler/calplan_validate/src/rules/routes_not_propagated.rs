@@ -99,6 +99,10 @@ fn sessions(peerings: &Peerings) -> Sessions {
     }
 }
 
+/// What makes two nodes interchangeable for propagation: mesh membership, AS, cluster ID and
+/// their sessions.
+type Signature = (bool, u32, Option<u32>, Vec<Link>);
+
 /// What a search from one origin found.
 struct Reach {
     reached: Vec<bool>,
@@ -144,19 +148,17 @@ fn propagate(sessions: &Sessions, origin: usize) -> Reach {
                 (Via::External, Vec::new())
             } else {
                 let mut next_list = list.clone();
-                if reflecting {
-                    if let Some(id) = sessions.cluster_ids[node] {
+                if reflecting
+                    && let Some(id) = sessions.cluster_ids[node] {
                         next_list.push(id);
                         next_list.sort_unstable();
                         next_list.dedup();
                     }
-                }
-                if let Some(id) = sessions.cluster_ids[link.to] {
-                    if next_list.contains(&id) {
+                if let Some(id) = sessions.cluster_ids[link.to]
+                    && next_list.contains(&id) {
                         loop_drops.insert(link.to);
                         continue;
                     }
-                }
                 (if link.from_is_client { Via::FromClient } else { Via::FromNonClient }, next_list)
             };
             deliver(link.to, next_via, next_list, &mut queue, &mut reached);
@@ -201,11 +203,10 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let mut advertises = vec![false; count];
     for block in &analysis.placement.blocks {
         let exported = block.pool.is_none_or(|pool| !*model.pools[pool].disable_bgp_export);
-        if block.is_advertised() && exported && block.cidr.addr().is_ipv4() {
-            if let Some(index) = analysis.topology_index(block.node) {
+        if block.is_advertised() && exported && block.cidr.addr().is_ipv4()
+            && let Some(index) = analysis.topology_index(block.node) {
                 advertises[index] = true;
             }
-        }
     }
     // A node with no session at all is E0403's to report; here only nodes that do speak BGP.
     let receivers: Vec<usize> = (0..count)
@@ -213,7 +214,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         .filter(|&index| !sessions.links[index].is_empty() || sessions.in_mesh[index])
         .collect();
     // Nodes with the same sessions behave the same: search once per class.
-    let mut classes: HashMap<(bool, u32, Option<u32>, Vec<Link>), Vec<usize>> = HashMap::new();
+    let mut classes: HashMap<Signature, Vec<usize>> = HashMap::new();
     for index in (0..count).filter(|&index| advertises[index] && (!sessions.links[index].is_empty() || sessions.in_mesh[index])) {
         let key = (sessions.in_mesh[index], sessions.as_numbers[index], sessions.cluster_ids[index], sessions.links[index].clone());
         classes.entry(key).or_default().push(index);
