@@ -150,6 +150,43 @@ fn run(mut command: Command) -> Result<String, NetnsError> {
     }
 }
 
+/// As [`run`], with `input` written to the command's standard input. The input is written
+/// from a thread of its own, so that a command that prints much before it has read all its
+/// input cannot deadlock against this process.
+fn run_fed(mut command: Command, input: &[u8]) -> Result<String, NetnsError> {
+    use std::io::Write;
+    let program = command.get_program().to_string_lossy().into_owned();
+    let described = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|part| part.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| NetnsError::Spawn { program: program.clone(), source })?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = input.to_vec();
+    // A command that exits without reading everything closes the pipe: its exit status says
+    // what went wrong, so a failed write is not an error of its own.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().map_err(|source| NetnsError::Spawn { program, source })?;
+    let _ = writer.join();
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(NetnsError::Failed {
+            command: described,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
 /// `ip ARGS...`.
 fn ip<I, S>(args: I) -> Result<String, NetnsError>
 where
@@ -208,6 +245,18 @@ impl Namespace {
         let mut command = self.command(program);
         command.args(args);
         run(command)
+    }
+
+    /// Runs a command inside the namespace to completion with `input` on its standard input
+    /// (`nft -f -`, `iptables-restore`); its standard output.
+    pub fn run_with_input<I, S>(&self, program: impl AsRef<OsStr>, args: I, input: &[u8]) -> Result<String, NetnsError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.command(program);
+        command.args(args);
+        run_fed(command, input)
     }
 
     /// Starts a long-running program inside the namespace, its output appended to `log`.

@@ -10,6 +10,7 @@ mod graph;
 mod import;
 mod input;
 mod plan;
+mod routes;
 mod schema;
 mod show;
 mod status;
@@ -47,6 +48,8 @@ enum Command {
     Import(import::Args),
     /// Print, per node, the table `calicoctl node status` is expected to show
     Status(status::Args),
+    /// Print what one external router needs, ready to paste: `ip route` commands or its configuration
+    Routes(routes::Args),
     /// Draw the BGP topology: nodes, route reflectors, peers and routers
     Graph(graph::Args),
     /// Print the intent's JSON Schema
@@ -83,6 +86,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Apply(args) => apply::run(args),
         Command::Import(args) => import::run(args),
         Command::Status(args) => status::run(args),
+        Command::Routes(args) => routes::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Schema => schema::run(),
     };

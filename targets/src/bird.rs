@@ -120,6 +120,8 @@ struct BgpSession {
     strict_bind: bool,
     /// bindMode NodeIP without a local address, which BIRD 2 cannot bind to.
     listens_everywhere: bool,
+    /// bindMode NodeIP, but another session of the family cannot bind to the node's address.
+    listens_with_others: bool,
     neighbor: String,
     neighbor_port: Option<u16>,
     neighbor_as: String,
@@ -166,9 +168,25 @@ impl BirdConfig {
             debug: debug_clause(model.bgp.log_severity),
             ignored_interfaces: model.bgp.ignored_interfaces.clone(),
             families,
-            sessions: view.peerings.iter().filter_map(|peering| BgpSession::new(view, peering)).collect(),
+            sessions: listening_agreed(view.peerings.iter().filter_map(|peering| BgpSession::new(view, peering)).collect()),
         }
     }
+}
+
+/// BIRD 2's listening sockets bound to an address and to every address collide (its manual:
+/// all sessions of one family and port set `strict bind`, or none does), so a session that
+/// cannot bind to the node's address (sourceAddress None) takes the others of its family
+/// and port with it: they listen on every address too, and say why.
+fn listening_agreed(mut sessions: Vec<BgpSession>) -> Vec<BgpSession> {
+    let everywhere: Vec<(&'static str, Option<u16>)> =
+        sessions.iter().filter(|session| session.listens_everywhere).map(|session| (session.channel, session.local_port)).collect();
+    for session in &mut sessions {
+        if session.strict_bind && everywhere.contains(&(session.channel, session.local_port)) {
+            session.strict_bind = false;
+            session.listens_with_others = true;
+        }
+    }
+    sessions
 }
 
 impl FamilyConfig {
@@ -258,6 +276,7 @@ impl BgpSession {
             channel: if data.ip.is_ipv4() { "ipv4" } else { "ipv6" },
             strict_bind: model.bgp.bind_mode_node_ip && local_address.is_some(),
             listens_everywhere: model.bgp.bind_mode_node_ip && local_address.is_none(),
+            listens_with_others: false,
             local_address,
             local_port: model.bgp.listen_port.as_ref().map(|port| port.value),
             local_as: model.node_as_number(view.node).to_string(),

@@ -1,6 +1,50 @@
-//! Placeholder: being written.
+//! `routers/<router>/{routes.sh, frr.conf, ios.cfg, junos.set}`: what a router outside the
+//! cluster needs to reach pods and services, for every router in each of the four dialects
+//! (its `platform` decides which one apply loads and `calplan routes` prints).
+//!
+//! One [`RouterPlan`] per router holds the decisions — which static routes with which next
+//! hops, which nodes it peers with over BGP and which prefixes it accepts from them — and the
+//! templates only spell them. The plan reads the analysis only:
+//! - `pools` is one route per pool, disabled pools included (they may still hold addresses
+//!   during a migration); with `aggregate: false`, one route per block to the node holding it
+//!   when that node is on the router's subnet (else through `via`). `services` is the
+//!   `serviceClusterIPs`; anything else is the CIDR written.
+//! - Next hops are the `via` entries in the router's address family (a node stands for its
+//!   address); several give an ECMP route. Two entries for the same destination are merged.
+//!   A router has one address, so destinations of the other family are left out, and the
+//!   file says so.
+//! - BGP neighbours are the nodes whose sessions (as Calico computes them from the generated
+//!   `BGPPeer`s) reach the router's address: the reflectors or every node.
+//!
+//! It never holds a secret: a BGP password is named (Secret and key) in a comment, for the
+//! operator or the loader to supply.
 
-use crate::{Artifact, Context, Target, TemplateError};
+use crate::{Artifact, Context, Target, TemplateError, Templates};
+use calplan_model::{Analysis, Destination, NextHop, Node, PeerWith, Platform, Router};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// The route protocol number `routes.sh` marks its routes with, the same as apply's, so that
+/// removing stale routes can never touch a route anyone else installed.
+pub const ROUTE_PROTOCOL: u8 = 252;
+/// How many equal-cost paths a BGP router installs for one prefix (service ranges are
+/// advertised by every node that peers with it).
+pub const MAXIMUM_PATHS: u32 = 16;
+
+/// Every platform; each router gets the file of each.
+pub const PLATFORMS: [Platform; 4] = [Platform::Linux, Platform::Frr, Platform::Ios, Platform::Junos];
+
+/// The file a platform loads, and the template that renders it.
+pub fn file_of(platform: Platform) -> (&'static str, &'static str) {
+    match platform {
+        Platform::Linux => ("routes.sh", "routes.sh.j2"),
+        Platform::Frr => ("frr.conf", "frr.conf.j2"),
+        Platform::Ios => ("ios.cfg", "ios.cfg.j2"),
+        Platform::Junos => ("junos.set", "junos.set.j2"),
+    }
+}
 
 pub struct Routers;
 
@@ -9,7 +53,314 @@ impl Target for Routers {
         "routers"
     }
 
-    fn render(&self, _context: &Context) -> Result<Vec<Artifact>, TemplateError> {
-        Ok(Vec::new())
+    fn render(&self, context: &Context) -> Result<Vec<Artifact>, TemplateError> {
+        let mut artifacts = Vec::new();
+        for router in &context.analysis.model.routers {
+            let plan = RouterPlan::new(context.analysis, router);
+            for platform in PLATFORMS {
+                let (file, template) = file_of(platform);
+                let text = context.templates.render(template, &plan)?;
+                artifacts.push(Artifact::new(
+                    format!("routers/{}/{file}", router.name.value),
+                    text,
+                    format!("spec.routers[{}]", router.name.value),
+                ));
+            }
+        }
+        Ok(artifacts)
+    }
+}
+
+/// One router's file for one platform.
+pub fn render_router(templates: &Templates, analysis: &Analysis, router: &Router, platform: Platform) -> Result<String, TemplateError> {
+    templates.render(file_of(platform).1, &RouterPlan::new(analysis, router))
+}
+
+/// What `calplan routes` prints for a router: on Linux the `ip route replace` commands of
+/// `routes.sh` (what a person pastes into a shell), elsewhere the whole configuration.
+pub fn paste_text(templates: &Templates, analysis: &Analysis, router: &Router, platform: Platform) -> Result<String, TemplateError> {
+    let text = render_router(templates, analysis, router, platform)?;
+    if platform != Platform::Linux {
+        return Ok(text);
+    }
+    // What was left out stays in view: a person pasting the commands should know.
+    let commands: String = text
+        .lines()
+        .filter(|line| line.starts_with("ip route replace ") || line.starts_with("# Left out: "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    if !commands.contains("ip route replace ") {
+        let why = if router.bgp.is_some() {
+            "it learns the cluster's routes over BGP: see `--platform frr`"
+        } else {
+            "the intent gives it no static route"
+        };
+        return Ok(format!("{commands}# router {} needs no static route: {why}\n", router.name.value));
+    }
+    Ok(commands)
+}
+
+/// Everything the router templates render, for one router.
+#[derive(Serialize)]
+pub struct RouterPlan {
+    router: String,
+    cluster: String,
+    platform: &'static str,
+    /// `ipv4` or `ipv6`: the family of the router's address, and of everything it routes.
+    family: &'static str,
+    /// The keyword FRR and IOS put before `route` and `prefix-list`: `ip` or `ipv6`.
+    ip: &'static str,
+    /// The longest prefix of the family, for `le` in prefix lists.
+    max_prefix_len: u8,
+    address: String,
+    routes: Vec<StaticRoute>,
+    /// Why a route the intent asks for is not here (another family, no next hop).
+    left_out: Vec<String>,
+    /// The destinations `routes.sh` keeps, in each form `ip route` may print them.
+    keep: Vec<String>,
+    protocol: u8,
+    bgp: Option<BgpPlan>,
+}
+
+#[derive(Serialize)]
+struct StaticRoute {
+    destination: String,
+    /// The address part and, for IPv4, the netmask (IOS's `ip route NETWORK MASK HOP`).
+    network: String,
+    netmask: Option<String>,
+    next_hops: Vec<String>,
+    /// What in the intent asked for it: `pool default-ipv4-ippool`, `services`, ...
+    origins: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct BgpPlan {
+    as_number: u32,
+    /// The router's address, when it is IPv4 (BGP router IDs are IPv4-shaped).
+    router_id: Option<String>,
+    neighbors: Vec<Neighbor>,
+    /// Prefixes the router accepts from the cluster: its pools and advertised service
+    /// ranges, and anything longer inside them (blocks, single services).
+    accepted: Vec<AcceptedPrefix>,
+    maximum_paths: u32,
+    any_internal: bool,
+    any_external: bool,
+    /// The port the nodes listen on, when it is not 179.
+    node_port: Option<u16>,
+    password: Option<PasswordReference>,
+    /// Which nodes, in words.
+    peer_with: &'static str,
+    /// Junos group names.
+    external_group: String,
+    internal_group: String,
+}
+
+#[derive(Serialize)]
+struct Neighbor {
+    address: String,
+    remote_as: u32,
+    node: String,
+    internal: bool,
+    /// Not on the router's subnet: the session needs more than one hop and a fixed source.
+    multihop: bool,
+}
+
+#[derive(Serialize)]
+struct AcceptedPrefix {
+    prefix: String,
+    /// Longer prefixes are possible (`le`, `orlonger`): not a single address already.
+    longer: bool,
+}
+
+#[derive(Serialize)]
+struct PasswordReference {
+    secret: String,
+    key: String,
+}
+
+/// One destination while routes are gathered: next hops and origins in the order written.
+#[derive(Default)]
+struct Gathered {
+    next_hops: Vec<IpAddr>,
+    origins: Vec<String>,
+}
+
+impl RouterPlan {
+    pub fn new(analysis: &Analysis, router: &Router) -> RouterPlan {
+        let model = &analysis.model;
+        let ipv4 = router.address.addr().is_ipv4();
+        let subnet = router.address.trunc();
+        let mut gathered: BTreeMap<IpNet, Gathered> = BTreeMap::new();
+        let mut left_out = Vec::new();
+        let same_family = |net: &IpNet| net.addr().is_ipv4() == ipv4;
+        let family_word = if ipv4 { "IPv4" } else { "IPv6" };
+        for route in &router.static_routes {
+            let hops: Vec<IpAddr> = route
+                .via
+                .iter()
+                .filter_map(|hop| match hop.value {
+                    NextHop::Address(address) => Some(address),
+                    NextHop::Node(id) => node_address(model.node(id), ipv4),
+                })
+                .filter(|address| address.is_ipv4() == ipv4)
+                .collect();
+            let mut wanted: Vec<(IpNet, Vec<IpAddr>, String)> = Vec::new();
+            match &route.destination.value {
+                Destination::Pools => {
+                    for (index, pool) in model.pools.iter().enumerate() {
+                        let origin = format!("pool {}", pool.name.value);
+                        // A pool of the other family is left out whole, not block by block.
+                        if route.aggregate || !same_family(&pool.cidr) {
+                            wanted.push((pool.cidr.trunc(), hops.clone(), origin));
+                            continue;
+                        }
+                        for block in analysis.placement.of_pool(index) {
+                            let holder = model.node(block.node);
+                            let origin = format!("block of {} in pool {}", holder.name.value, pool.name.value);
+                            match node_address(holder, ipv4).filter(|address| subnet.contains(address)) {
+                                Some(address) => wanted.push((block.cidr, vec![address], origin)),
+                                // The holder is not on the router's link: the route goes
+                                // through `via`, as the aggregate would.
+                                None => wanted.push((block.cidr, hops.clone(), format!("{origin}, through `via`"))),
+                            }
+                        }
+                    }
+                }
+                Destination::Services => {
+                    wanted.extend(model.service_cluster_ips.iter().map(|cidr| (cidr.trunc(), hops.clone(), "services".to_string())));
+                }
+                Destination::Cidr(cidr) => wanted.push((cidr.trunc(), hops.clone(), cidr.to_string())),
+            }
+            for (destination, next_hops, origin) in wanted {
+                if !same_family(&destination) {
+                    left_out.push(format!("{destination} ({origin}): router {} has an {family_word} address only", router.name.value));
+                    continue;
+                }
+                if next_hops.is_empty() {
+                    left_out.push(format!("{destination} ({origin}): no {family_word} next hop in `via`"));
+                    continue;
+                }
+                let entry = gathered.entry(destination).or_default();
+                for hop in next_hops {
+                    if !entry.next_hops.contains(&hop) {
+                        entry.next_hops.push(hop);
+                    }
+                }
+                if !entry.origins.contains(&origin) {
+                    entry.origins.push(origin);
+                }
+            }
+        }
+        let keep: BTreeSet<String> = gathered.keys().flat_map(|destination| printed_forms(*destination)).collect();
+        let routes = gathered
+            .into_iter()
+            .map(|(destination, entry)| StaticRoute {
+                destination: destination.to_string(),
+                network: destination.network().to_string(),
+                netmask: match destination {
+                    IpNet::V4(net) => Some(net.netmask().to_string()),
+                    IpNet::V6(_) => None,
+                },
+                next_hops: entry.next_hops.iter().map(ToString::to_string).collect(),
+                origins: entry.origins,
+            })
+            .collect();
+        RouterPlan {
+            router: router.name.value.clone(),
+            cluster: model.name.value.clone(),
+            platform: router.platform.as_str(),
+            family: if ipv4 { "ipv4" } else { "ipv6" },
+            ip: if ipv4 { "ip" } else { "ipv6" },
+            max_prefix_len: router.address.max_prefix_len(),
+            address: router.address.addr().to_string(),
+            routes,
+            left_out,
+            keep: keep.into_iter().collect(),
+            protocol: ROUTE_PROTOCOL,
+            bgp: BgpPlan::new(analysis, router),
+        }
+    }
+}
+
+impl BgpPlan {
+    fn new(analysis: &Analysis, router: &Router) -> Option<BgpPlan> {
+        let bgp = router.bgp.as_ref()?;
+        let model = &analysis.model;
+        let ipv4 = router.address.addr().is_ipv4();
+        let subnet = router.address.trunc();
+        let router_as = bgp.as_number.value.0;
+        // The nodes whose BIRD opens a session to this router's address, as confd derives
+        // them from the BGPPeers (generated from `peerWith`, or written by the operator).
+        let router_address = router.address.addr();
+        let mut neighbors: Vec<(IpAddr, Neighbor)> = model
+            .nodes
+            .iter()
+            .filter(|node| {
+                analysis
+                    .topology_index(node.id)
+                    .is_some_and(|index| analysis.peerings.explicit_for_node(index).iter().any(|peering| peering.data.ip == router_address))
+            })
+            .filter_map(|node| {
+                let address = node_address(node, ipv4)?;
+                let remote_as = model.node_as_number(node).0;
+                let neighbor = Neighbor {
+                    address: address.to_string(),
+                    remote_as,
+                    node: node.name.value.clone(),
+                    internal: remote_as == router_as,
+                    multihop: !subnet.contains(&address),
+                };
+                Some((address, neighbor))
+            })
+            .collect();
+        neighbors.sort_by_key(|(address, _)| *address);
+        let neighbors: Vec<Neighbor> = neighbors.into_iter().map(|(_, neighbor)| neighbor).collect();
+        let in_family = |net: &IpNet| net.addr().is_ipv4() == ipv4;
+        let mut accepted: BTreeSet<IpNet> = model.pools.iter().map(|pool| pool.cidr.trunc()).filter(in_family).collect();
+        accepted.extend(model.advertised_service_ranges().into_iter().map(|range| range.trunc()).filter(in_family));
+        let cluster = &model.name.value;
+        Some(BgpPlan {
+            as_number: router_as,
+            router_id: ipv4.then(|| router_address.to_string()),
+            any_internal: neighbors.iter().any(|neighbor| neighbor.internal),
+            any_external: neighbors.iter().any(|neighbor| !neighbor.internal),
+            neighbors,
+            accepted: accepted
+                .into_iter()
+                .map(|prefix| AcceptedPrefix { prefix: prefix.to_string(), longer: prefix.prefix_len() < prefix.max_prefix_len() })
+                .collect(),
+            maximum_paths: MAXIMUM_PATHS,
+            node_port: model.bgp.listen_port.as_ref().map(|port| port.value).filter(|port| *port != 179),
+            password: bgp.password.as_ref().map(|secret| PasswordReference { secret: secret.name.clone(), key: secret.key.clone() }),
+            peer_with: peer_with_text(bgp.peer_with),
+            external_group: format!("calplan-{cluster}"),
+            internal_group: format!("calplan-{cluster}-internal"),
+        })
+    }
+}
+
+/// A node's address in the family.
+fn node_address(node: &Node, ipv4: bool) -> Option<IpAddr> {
+    if ipv4 { node.ipv4().map(IpAddr::V4) } else { node.ipv6_address.as_ref().map(|address| IpAddr::V6(address.addr())) }
+}
+
+/// The ways `ip route show` may print a destination: as written, a single address without
+/// its prefix length, and the whole space as `default`.
+fn printed_forms(destination: IpNet) -> Vec<String> {
+    let mut forms = vec![destination.to_string()];
+    if destination.prefix_len() == destination.max_prefix_len() {
+        forms.push(destination.addr().to_string());
+    }
+    if destination.prefix_len() == 0 {
+        forms.push("default".to_string());
+    }
+    forms
+}
+
+/// `peerWith` in words, for the files' headers.
+fn peer_with_text(peer_with: PeerWith) -> &'static str {
+    match peer_with {
+        PeerWith::RouteReflectors => "the route reflectors",
+        PeerWith::AllNodes => "every node",
     }
 }
