@@ -132,6 +132,10 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         });
     }
 
+    // The intent's order where the intent has the pool: targets render pools in model order,
+    // and a stage's files should read as `compile` writes them.
+    pools.sort_by_key(|pool| (base.pools.iter().position(|known| known.name.value == pool.name.value).unwrap_or(usize::MAX), pool.name.value.clone()));
+
     let mut peers = Vec::new();
     for peer in resources.peers() {
         let name = &peer.metadata.name;

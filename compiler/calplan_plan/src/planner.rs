@@ -922,6 +922,22 @@ impl Planner<'_> {
             })
             .collect();
         let description = "BIRD has programmed every node's cluster routes, so the pins can go".to_string();
+        let barrier = Barrier::RoutesPresent { description, routes };
+        // The pins go only once BIRD's own routes are back: the stage before waits for that,
+        // or, when it already waits on something else, a stage of its own does.
+        match self.stages.last_mut() {
+            Some(previous) if previous.barrier.is_none() => previous.barrier = Some(barrier),
+            _ => self.stages.push(Stage {
+                number: self.stages.len() + 1,
+                title: "BIRD's routes back".into(),
+                reason: "every node's kernel must hold BIRD's routes again before the pins go".into(),
+                disruption: None,
+                changes: Vec::new(),
+                manual: Vec::new(),
+                barrier: Some(barrier),
+                expected_status: BTreeMap::new(),
+            }),
+        }
         self.stages.push(Stage {
             number: self.stages.len() + 1,
             title: "Unpin routes".into(),
@@ -932,11 +948,6 @@ impl Planner<'_> {
             barrier: None,
             expected_status: BTreeMap::new(),
         });
-        // The barrier that precedes unpinning: BIRD's routes are back.
-        if let Some(previous) = self.stages.iter_mut().rev().nth(1)
-            && previous.barrier.is_none() {
-                previous.barrier = Some(Barrier::RoutesPresent { description, routes });
-            }
         self.files = Some(next);
         self.pinned = false;
     }
