@@ -1,5 +1,6 @@
 //! Writing Calico resources: to etcd directly, in Calico's etcdv3 layout with calicoctl's
-//! compare-and-swap semantics, or by running `calicoctl` or `kubectl`.
+//! compare-and-swap semantics, by running `calicoctl` or `kubectl`, or (for the lab, which
+//! has no datastore) into files in a state directory.
 //!
 //! Every write is idempotent against the plan: a resource already as the plan wants it is left
 //! alone; one as the plan found it is changed; one that is neither was changed by someone else,
@@ -10,6 +11,7 @@ use calplan_calico::resources::{Resource, ResourceKind, ResourceSet};
 use calplan_plan::diff;
 use calplan_plan::plan::{Action, Change, Content};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where Calico resources are written.
@@ -19,6 +21,10 @@ pub enum Backend {
     Calicoctl(String),
     /// `kubectl apply/delete -f`; the program's path.
     Kubectl(String),
+    /// Files in a state directory: `STATE/applied/calico/*.yaml`, laid out as `compile -o`
+    /// writes them and listed in the manifest, so `--current STATE/applied` plans against
+    /// them. The lab's datastore; the same compare-and-swap rules as etcd, without a server.
+    Record(PathBuf),
 }
 
 pub fn key(kind: ResourceKind, name: &str) -> String {
@@ -27,9 +33,9 @@ pub fn key(kind: ResourceKind, name: &str) -> String {
 
 fn resource(content: &Option<Content>, kind: ResourceKind) -> Result<Option<Resource>, String> {
     match content {
-        Some(Content::Resource { value }) => {
-            Resource::from_json(kind, value.clone()).map(Some).map_err(|error| format!("the plan holds a {} calplan cannot read: {error}", kind.as_str()))
-        }
+        Some(Content::Resource { value }) => Resource::from_json(kind, value.clone())
+            .map(Some)
+            .map_err(|error| format!("the plan holds a {} calplan cannot read: {error}", kind.as_str())),
         Some(Content::File { .. }) => Err("the plan holds a file where a resource belongs".into()),
         None => Ok(None),
     }
@@ -78,6 +84,7 @@ impl Backend {
             Backend::Etcd(client) => format!("etcd at {}", client.endpoint()),
             Backend::Calicoctl(program) => format!("`{program}`"),
             Backend::Kubectl(program) => format!("`{program}`"),
+            Backend::Record(root) => format!("the record in `{}`", root.display()),
         }
     }
 
@@ -90,6 +97,7 @@ impl Backend {
         match self {
             Backend::Etcd(client) => etcd_apply(client, kind, &change.name, from.as_ref(), to.as_ref(), change.action),
             Backend::Calicoctl(program) | Backend::Kubectl(program) => tool_apply(program, to.as_ref(), from.as_ref()),
+            Backend::Record(root) => record_apply(root, kind, &change.name, from.as_ref(), to.as_ref()),
         }
     }
 
@@ -101,6 +109,7 @@ impl Backend {
 
     pub fn live_resources(&self) -> Result<ResourceSet, String> {
         match self {
+            Backend::Record(root) => record_resources(root),
             Backend::Etcd(client) => {
                 let mut set = ResourceSet::default();
                 for kind in [ResourceKind::IpPool, ResourceKind::BgpPeer, ResourceKind::BgpConfiguration, ResourceKind::Node] {
@@ -147,7 +156,8 @@ impl Backend {
                     let Ok(block) = serde_json::from_slice::<serde_json::Value>(&pair.value) else { continue };
                     let Some(cidr) = block["cidr"].as_str().and_then(|text| text.parse::<ipnet::IpNet>().ok()) else { continue };
                     if cidrs.iter().any(|pool| pool.contains(&cidr)) {
-                        used += block["allocations"].as_array().map_or(0, |allocations| allocations.iter().filter(|a| !a.is_null()).count()) as u64;
+                        used += block["allocations"].as_array().map_or(0, |allocations| allocations.iter().filter(|a| !a.is_null()).count())
+                            as u64;
                     }
                 }
                 Ok(used)
@@ -172,11 +182,87 @@ impl Backend {
             Backend::Kubectl(program) => Err(format!(
                 "`{program}` cannot tell how many addresses a pool holds; wait on this barrier with `--calico etcd://…` or calicoctl"
             )),
+            Backend::Record(root) => {
+                // The record's IPAM: one workload address per line in `STATE/workloads`.
+                let path = root.join(RECORD_WORKLOADS);
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(error) => return Err(format!("cannot read `{}`: {error}", path.display())),
+                };
+                let addresses = text.lines().filter_map(|line| line.split_whitespace().next()?.parse::<std::net::IpAddr>().ok());
+                Ok(addresses.filter(|address| cidrs.iter().any(|pool| pool.contains(address))).count() as u64)
+            }
         }
     }
 }
 
-fn etcd_apply(client: &Client, kind: ResourceKind, name: &str, from: Option<&Resource>, to: Option<&Resource>, action: Action) -> Result<Applied, String> {
+/// The record backend's IPAM, beside `applied/`: a workload address per line, then words
+/// that say whose it is.
+pub const RECORD_WORKLOADS: &str = "workloads";
+
+/// The file `compile -o` keeps each kind in.
+fn record_file(kind: ResourceKind) -> String {
+    format!("calico/{}.yaml", kind.plural())
+}
+
+const RECORD_KINDS: [ResourceKind; 4] = [ResourceKind::IpPool, ResourceKind::BgpConfiguration, ResourceKind::BgpPeer, ResourceKind::Node];
+
+/// The resources recorded in `root/applied/calico/`.
+fn record_resources(root: &Path) -> Result<ResourceSet, String> {
+    let mut set = ResourceSet::default();
+    for kind in RECORD_KINDS {
+        let path = root.join("applied").join(record_file(kind));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(format!("cannot read `{}`: {error}", path.display())),
+        };
+        let read = calplan_plan::current::calico_yaml::read(calplan_diagnostics::FileId(0), &text);
+        let resources = read.value.ok_or_else(|| format!("`{}` holds resources calplan cannot read", path.display()))?;
+        for resource in resources.resources.into_values() {
+            set.insert(resource);
+        }
+    }
+    Ok(set)
+}
+
+/// One change to the record, compared as etcd compares: already as wanted, or as the plan
+/// found it, or someone else's change that is left alone.
+fn record_apply(root: &Path, kind: ResourceKind, name: &str, from: Option<&Resource>, to: Option<&Resource>) -> Result<Applied, String> {
+    let mut set = record_resources(root)?;
+    let digest = |resource: Option<&Resource>| resource.map(diff::digest);
+    let live = set.get(kind, name).cloned();
+    if digest(live.as_ref()) == digest(to) {
+        return Ok(Applied::AlreadyDone);
+    }
+    if digest(live.as_ref()) != digest(from) {
+        let what = if live.is_none() { "was deleted" } else { "was changed by someone else" };
+        return Err(format!("{} `{name}` {what} since the plan was made; calplan leaves it as it is: plan again", kind.as_str()));
+    }
+    match to {
+        Some(wanted) => {
+            set.insert(diff::merged(live.as_ref(), wanted));
+        }
+        None => {
+            set.resources.remove(&(kind, name.to_string()));
+        }
+    }
+    let documents: Vec<String> = set.iter().filter(|resource| resource.kind() == kind).map(Resource::to_yaml).collect();
+    let state = crate::apply::state::StateDir::new(root);
+    let text = documents.join("---\n");
+    state.record_file(&record_file(kind), (!documents.is_empty()).then_some(text.as_str()))?;
+    Ok(Applied::Written)
+}
+
+fn etcd_apply(
+    client: &Client,
+    kind: ResourceKind,
+    name: &str,
+    from: Option<&Resource>,
+    to: Option<&Resource>,
+    action: Action,
+) -> Result<Applied, String> {
     let key = key(kind, name);
     let live = client.get(&key).map_err(|error| error.to_string())?;
     let live_resource = match &live {
@@ -199,10 +285,7 @@ fn etcd_apply(client: &Client, kind: ResourceKind, name: &str, from: Option<&Res
             (Some(_), Action::Create | Action::Replace) if from.is_none() => "was created by someone else".to_string(),
             (Some(_), _) => "was changed by someone else".to_string(),
         };
-        return Err(format!(
-            "{} `{name}` {what} since the plan was made; calplan leaves it as it is: plan again",
-            kind.as_str()
-        ));
+        return Err(format!("{} `{name}` {what} since the plan was made; calplan leaves it as it is: plan again", kind.as_str()));
     }
     let result = match (to, &live) {
         (Some(wanted), live_pair) => {
@@ -224,10 +307,9 @@ fn etcd_apply(client: &Client, kind: ResourceKind, name: &str, from: Option<&Res
     };
     match result {
         Ok(_) => Ok(Applied::Written),
-        Err(EtcdError::Conflict { .. }) => Err(format!(
-            "{} `{name}` changed on etcd while calplan was writing it; nothing was overwritten: plan again",
-            kind.as_str()
-        )),
+        Err(EtcdError::Conflict { .. }) => {
+            Err(format!("{} `{name}` changed on etcd while calplan was writing it; nothing was overwritten: plan again", kind.as_str()))
+        }
         Err(error) => Err(error.to_string()),
     }
 }
@@ -242,17 +324,10 @@ fn tool_apply(program: &str, to: Option<&Resource>, from: Option<&Resource>) -> 
     let directory = tempfile::tempdir().map_err(|error| format!("cannot make a temporary directory: {error}"))?;
     let path = directory.path().join(format!("{}-{}.yaml", resource.kind().plural(), resource.name()));
     std::fs::write(&path, resource.to_yaml()).map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
-    let output = Command::new(program)
-        .args([verb, "-f"])
-        .arg(&path)
-        .output()
-        .map_err(|error| format!("cannot run `{program}`: {error}"))?;
+    let output =
+        Command::new(program).args([verb, "-f"]).arg(&path).output().map_err(|error| format!("cannot run `{program}`: {error}"))?;
     if !output.status.success() {
-        return Err(format!(
-            "`{program} {verb} -f {}` failed: {}",
-            path.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        return Err(format!("`{program} {verb} -f {}` failed: {}", path.display(), String::from_utf8_lossy(&output.stderr).trim()));
     }
     Ok(Applied::Written)
 }

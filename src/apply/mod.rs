@@ -55,6 +55,8 @@ pub struct Executor<'a> {
     options: Options,
     state: StateDir,
     steps: usize,
+    /// The node and router files the plan's applied-directory source held.
+    baseline: Option<BTreeMap<String, String>>,
 }
 
 /// How an apply ended.
@@ -66,17 +68,72 @@ pub enum Ended {
 
 impl<'a> Executor<'a> {
     pub fn new(plan: &'a Plan, plan_digest: String, options: Options, state: StateDir) -> Executor<'a> {
-        Executor { plan, plan_digest, options, state, steps: 0 }
+        Executor { plan, plan_digest, options, state, steps: 0, baseline: None }
+    }
+
+    /// The files (by artifact path) the hosts held when the plan was made, from the applied
+    /// directory it was planned against: the state directory starts its record of a new plan
+    /// from them, so that it holds every file and not only those the plan changes.
+    pub fn with_applied_baseline(mut self, files: BTreeMap<String, String>) -> Executor<'a> {
+        self.baseline = Some(files);
+        self
+    }
+
+    /// How long BIRD keeps a configuration unconfirmed: past the barrier's timeout, with room
+    /// for the rest of the stage's steps, so that BIRD never goes back while calplan waits.
+    fn bird_confirm_window(&self) -> Duration {
+        (self.options.barrier_timeout + Duration::from_secs(300)).max(Duration::from_secs(u64::from(hosts::BIRD_CONFIRM_TIMEOUT)))
+    }
+
+    /// Before anything is changed: every host the remaining stages touch or wait on has a
+    /// name calplan will use, and answers through the transport (for SSH, with its host key
+    /// checked). One bad host stops the apply here, not halfway through a stage.
+    fn preflight(&self, done: &BTreeSet<usize>, progress: &mut dyn Progress) -> Result<(), String> {
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for stage in self.plan.stages.iter().filter(|stage| !done.contains(&stage.number)) {
+            for change in stage.changes.iter().filter(|change| self.wants(&change.target)) {
+                if let Target::Node { node: name } | Target::Router { router: name } = &change.target {
+                    names.insert(name);
+                }
+            }
+            if self.options.only != Some(Only::Calico) {
+                match &stage.barrier {
+                    Some(Barrier::SessionsEstablished { sessions, .. }) => names.extend(sessions.keys().map(String::as_str)),
+                    Some(Barrier::RoutesPresent { routes, .. }) => names.extend(routes.keys().map(String::as_str)),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(name) = names.iter().find(|name| !transport::is_safe_word(name) || name.starts_with('-')) {
+            return Err(format!(
+                "the plan names the host `{name}`, which holds characters calplan will not pass to a shell or use in a path"
+            ));
+        }
+        if self.options.transport.kind == transport::TransportKind::Local || names.is_empty() {
+            return Ok(());
+        }
+        progress.step(&format!("checking that {} hosts answer", names.len()));
+        let unreachable: Vec<String> = names
+            .iter()
+            .map(|name| self.options.inventory.host(name))
+            .filter(|host| !matches!(host.settings.platform.as_deref(), Some("ios" | "junos")))
+            .filter_map(|host| self.options.transport.check(&host, &["true"], None).err())
+            .collect();
+        if unreachable.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("nothing was changed: {} hosts do not answer: {}", unreachable.len(), unreachable.join("; ")))
+        }
     }
 
     fn wants(&self, target: &Target) -> bool {
-        match (self.options.only, target) {
-            (None, _) => true,
-            (Some(Only::Calico), Target::Calico) => true,
-            (Some(Only::Nodes), Target::Node { .. }) => true,
-            (Some(Only::Routers), Target::Router { .. }) => true,
-            _ => false,
-        }
+        matches!(
+            (self.options.only, target),
+            (None, _)
+                | (Some(Only::Calico), Target::Calico)
+                | (Some(Only::Nodes), Target::Node { .. })
+                | (Some(Only::Routers), Target::Router { .. })
+        )
     }
 
     /// One more step done; the test hook may end the process here.
@@ -89,8 +146,20 @@ impl<'a> Executor<'a> {
     }
 
     pub fn run(&mut self, progress: &mut dyn Progress) -> Result<Ended, String> {
+        if self.options.transport.kind != transport::TransportKind::Ssh {
+            return self.run_stages(progress);
+        }
+        // Kept beside the lock: the state directory is calplan's own and not shared.
+        transport::share_ssh_connections(&self.state.root.join("ssh"))?;
+        let ended = self.run_stages(progress);
+        transport::close_ssh_connections();
+        ended
+    }
+
+    fn run_stages(&mut self, progress: &mut dyn Progress) -> Result<Ended, String> {
         let mut record = self.state.read()?;
-        if record.plan != self.plan_digest {
+        let new_plan = record.plan != self.plan_digest;
+        if new_plan {
             record = StateRecord { plan: self.plan_digest.clone(), stages: Vec::new() };
         }
         let done: BTreeSet<usize> = record
@@ -99,6 +168,10 @@ impl<'a> Executor<'a> {
             .filter(|stage| stage.outcome == Outcome::Complete || (stage.outcome == Outcome::Partial && self.options.only.is_some()))
             .map(|stage| stage.number)
             .collect();
+        self.preflight(&done, progress)?;
+        if new_plan && let Some(baseline) = &self.baseline {
+            self.state.reset_applied(baseline)?;
+        }
         let mut pending = 0;
         for stage in &self.plan.stages {
             if done.contains(&stage.number) {
@@ -114,7 +187,8 @@ impl<'a> Executor<'a> {
                     record.stages.sort_by_key(|stage| stage.number);
                     self.state.write(&record)?;
                 }
-                Err((stage_record, error)) => {
+                Err(failure) => {
+                    let (stage_record, error) = *failure;
                     record.stages.push(stage_record);
                     record.stages.sort_by_key(|stage| stage.number);
                     self.state.write(&record)?;
@@ -126,7 +200,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Applies a stage, waits on its barrier, confirms; on failure rolls back what it did.
-    fn run_stage(&mut self, stage: &Stage, progress: &mut dyn Progress) -> Result<StageRecord, (StageRecord, String)> {
+    fn run_stage(&mut self, stage: &Stage, progress: &mut dyn Progress) -> Result<StageRecord, Box<(StageRecord, String)>> {
         let mut record = StageRecord {
             number: stage.number,
             title: stage.title.clone(),
@@ -171,16 +245,21 @@ impl<'a> Executor<'a> {
                 progress.step(&format!("not waiting (--only calico): {}", barrier.description()));
             }
             progress.waiting(barrier.description());
+            let waited = Instant::now();
             if let Err(error) = self.wait(barrier) {
                 let rollback = self.roll_back(&done, &awaiting_confirm, progress);
                 return Err(self.failed(record, format!("stage {} ({}): barrier not met: {error}{rollback}", stage.number, stage.title)));
             }
+            // How long real state took to match: the evidence that the barrier waited.
+            progress.done(&format!("barrier held after {:.1}s", waited.elapsed().as_secs_f64()));
             self.stepped();
         }
         for node in &awaiting_confirm {
             let host = self.options.inventory.host(node);
             if let Err(error) = hosts::confirm_bird(&self.options.transport, &host) {
-                return Err(self.failed(record, format!("stage {}: cannot confirm BIRD's configuration on `{node}`: {error}", stage.number)));
+                return Err(
+                    self.failed(record, format!("stage {}: cannot confirm BIRD's configuration on `{node}`: {error}", stage.number))
+                );
             }
         }
         if !record.pending.is_empty() {
@@ -202,10 +281,10 @@ impl<'a> Executor<'a> {
         Ok(record)
     }
 
-    fn failed(&self, mut record: StageRecord, error: String) -> (StageRecord, String) {
+    fn failed(&self, mut record: StageRecord, error: String) -> Box<(StageRecord, String)> {
         record.outcome = Outcome::RolledBack;
         record.error = Some(error.clone());
-        (record, error)
+        Box::new((record, error))
     }
 
     /// Undoes the stage's changes, newest first. Returns words for the error message.
@@ -215,14 +294,13 @@ impl<'a> Executor<'a> {
             progress.step(&format!("rolling back {}", describe(change)));
             let undone = match (&change.target, change.kind.as_str()) {
                 (Target::Node { node }, "bird.cfg") if awaiting_confirm.contains(node) => {
+                    // The file on disk goes back too, so a restart runs the old configuration.
                     let host = self.options.inventory.host(node);
-                    hosts::undo_bird(&self.options.transport, &host).and_then(|()| {
-                        // The file on disk goes back too, so a restart runs the old configuration.
-                        match &change.before {
-                            Some(Content::File { text }) => self.options.transport.write_file(&host, &host.path("bird.cfg"), text.as_bytes(), 0o644),
-                            _ => Ok(()),
-                        }
-                    })
+                    let previous = match &change.before {
+                        Some(Content::File { text }) => Some(text.as_str()),
+                        _ => None,
+                    };
+                    hosts::restore_bird(&self.options.transport, &host, previous)
                 }
                 _ => self.apply_change(change, true).map(|_| ()),
             };
@@ -255,7 +333,8 @@ impl<'a> Executor<'a> {
                     Some(Content::Resource { .. }) => return Err("the plan holds a resource where a file belongs".into()),
                     None => None,
                 };
-                match hosts::load(&self.options.transport, &host, &change.kind, text, self.options.secrets.get(node).map(String::as_str))? {
+                let secrets = self.options.secrets.get(node).map(String::as_str);
+                match hosts::load_within(&self.options.transport, &host, &change.kind, text, secrets, self.bird_confirm_window())? {
                     Loaded::AwaitsConfirm if !reverse => Ok(Outcome2::AwaitsConfirm(node.clone())),
                     Loaded::Manual(text) => Ok(Outcome2::Manual(text)),
                     _ => Ok(Outcome2::Done),
@@ -298,9 +377,11 @@ impl<'a> Executor<'a> {
                         Err(error) => return Err(error),
                     };
                     let rows = probe::parse_protocols(&output);
-                    let down: Vec<&String> = protocols.iter().filter(|name| !rows.get(*name).is_some_and(probe::ProtocolRow::is_established)).collect();
+                    let down: Vec<&String> =
+                        protocols.iter().filter(|name| !rows.get(*name).is_some_and(probe::ProtocolRow::is_established)).collect();
                     if !down.is_empty() {
-                        missing.push(format!("`{node}`: {} not Established", down.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")));
+                        missing
+                            .push(format!("`{node}`: {} not Established", down.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")));
                     }
                 }
                 Ok((!missing.is_empty()).then(|| missing.join("; ")))
@@ -317,8 +398,15 @@ impl<'a> Executor<'a> {
                 let mut missing = Vec::new();
                 for (name, expected) in routes {
                     let host = self.options.inventory.host(name);
+                    // An IOS or Junos router is configured by a person and not observed by
+                    // calplan; FRR's zebra installs routes under its own protocol number.
+                    let compare_protocol = match host.settings.platform.as_deref() {
+                        Some("ios" | "junos") => continue,
+                        Some("frr") => false,
+                        _ => true,
+                    };
                     let kernel = hosts::kernel_routes(&self.options.transport, &host)?;
-                    let absent = hosts::routes_present(&kernel, expected);
+                    let absent = hosts::routes_present_with(&kernel, expected, compare_protocol);
                     if !absent.is_empty() {
                         missing.push(format!("`{name}` lacks {} routes, such as `{}`", absent.len(), absent[0]));
                     }
@@ -380,7 +468,9 @@ pub fn planned_digests(plan: &Plan) -> BTreeMap<String, (usize, Option<String>)>
             }
             let Some(kind) = calplan_calico::resources::ResourceKind::from_kind(&change.kind) else { continue };
             let after = match &change.after {
-                Some(Content::Resource { value }) => calplan_calico::resources::Resource::from_json(kind, value.clone()).ok().map(|r| calplan_plan::diff::digest(&r)),
+                Some(Content::Resource { value }) => {
+                    calplan_calico::resources::Resource::from_json(kind, value.clone()).ok().map(|r| calplan_plan::diff::digest(&r))
+                }
                 _ => None,
             };
             digests.insert(format!("{}/{}", change.kind, change.name), (stage.number, after));

@@ -14,7 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -112,6 +113,34 @@ impl StateDir {
                 let _ = std::fs::remove_file(applied.join(path));
             }
         }
+        self.write_manifest(&files)
+    }
+
+    /// Starts the record of node and router files over from `baseline`: the files the plan's
+    /// applied-directory source held, which are what the hosts ran when the plan was made.
+    /// The plan carries only the files it changes, so without this the directory would hold
+    /// those alone, and a plan against it would take every other file for missing. Recorded
+    /// node and router files the baseline lacks are dropped; other entries are kept.
+    pub fn reset_applied(&self, baseline: &BTreeMap<String, String>) -> Result<(), String> {
+        let applied = self.root.join("applied");
+        let is_host_file = |path: &str| path.starts_with("nodes/") || path.starts_with("routers/");
+        let mut files = self.applied_files();
+        for path in files.keys().filter(|path| is_host_file(path) && !baseline.contains_key(*path)) {
+            let _ = std::fs::remove_file(applied.join(path));
+        }
+        files.retain(|path, _| !is_host_file(path));
+        for (path, text) in baseline.iter().filter(|(path, _)| is_host_file(path)) {
+            if !calplan_plan::current::applied::is_plain_relative_path(path) {
+                return Err(format!("refusing to record `{path}`: not a plain relative path"));
+            }
+            write_atomically(&applied.join(path), text.as_bytes(), 0o644)?;
+            files.insert(path.clone(), text.clone());
+        }
+        self.write_manifest(&files)
+    }
+
+    fn write_manifest(&self, files: &BTreeMap<String, String>) -> Result<(), String> {
+        let applied = self.root.join("applied");
         let artifacts: Vec<serde_json::Value> = files
             .iter()
             .map(|(path, text)| {
@@ -123,7 +152,8 @@ impl StateDir {
                 })
             })
             .collect();
-        let mut manifest = serde_json::to_string_pretty(&serde_json::json!({"generator": "calplan", "artifacts": artifacts})).expect("manifest");
+        let mut manifest =
+            serde_json::to_string_pretty(&serde_json::json!({"generator": "calplan", "artifacts": artifacts})).expect("manifest");
         manifest.push('\n');
         write_atomically(&applied.join("manifest.json"), manifest.as_bytes(), 0o644)
     }
@@ -136,7 +166,12 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), S
         std::fs::create_dir_all(parent).map_err(io)?;
     }
     let temporary = path.with_extension(format!("calplan-tmp-{}", std::process::id()));
-    std::fs::write(&temporary, contents).map_err(io)?;
+    // Created with its final mode (less the umask), so a secret is never readable by others
+    // on the way; a leftover from a crash is replaced, not reused with its old mode.
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&temporary).map_err(io)?;
+    file.write_all(contents).map_err(io)?;
+    file.sync_all().map_err(io)?;
     std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode)).map_err(io)?;
     std::fs::rename(&temporary, path).map_err(io)
 }

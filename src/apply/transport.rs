@@ -10,6 +10,50 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// Where SSH keeps its shared connections while an apply runs (see [`share_ssh_connections`]).
+static SSH_CONTROL_DIRECTORY: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Writes standard input to `$4` through `$3`, mode `$2`, making directory `$1` first
+/// (with the usual permissions: a daemon running as another user may need to read it).
+const REMOTE_WRITE: &str = r#"mkdir -p -- "$1" && rm -f -- "$3" && (umask 077 && cat > "$3") && chmod -- "$2" "$3" && mv -f -- "$3" "$4""#;
+
+/// Unix socket paths are limited to 108 bytes; ssh's `%C` adds a 40-character hash.
+const SOCKET_PATH_ROOM: usize = 108 - 42;
+
+/// From now on, ssh commands to the same destination share one connection (OpenSSH's
+/// `ControlMaster`), whose sockets live in `directory` (made mode 0700): an apply runs dozens
+/// of commands per host, and without sharing each pays a full handshake. The masters exit a
+/// minute after their last use even if calplan dies; [`close_ssh_connections`] ends them at
+/// once. A directory whose path is too long for a socket leaves sharing off.
+pub fn share_ssh_connections(directory: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |error: std::io::Error| format!("cannot make `{}` for ssh's shared connections: {error}", directory.display());
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(directory).map_err(io)?;
+    std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    let directory = std::fs::canonicalize(directory).map_err(io)?;
+    let usable = directory.to_str().is_some_and(|text| text.len() <= SOCKET_PATH_ROOM && check_path(text).is_ok());
+    *SSH_CONTROL_DIRECTORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = usable.then_some(directory);
+    Ok(())
+}
+
+/// Ends the shared connections [`share_ssh_connections`] opened, and stops sharing.
+pub fn close_ssh_connections() {
+    let Some(directory) = SSH_CONTROL_DIRECTORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() else { return };
+    for entry in std::fs::read_dir(&directory).into_iter().flatten().flatten() {
+        // `-O exit` talks to the master through its socket; the destination is a placeholder
+        // ssh requires and does not use.
+        let _ = Command::new("ssh")
+            .args(["-o", "BatchMode=yes", "-o"])
+            .arg(format!("ControlPath={}", entry.path().display()))
+            .args(["-O", "exit", "calplan-shared-connection"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
 
 /// How one host is reached and laid out.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -33,6 +77,9 @@ pub struct HostSettings {
     pub firewall: Option<String>,
     /// FRR's path space (`-N`), for routers running FRR in a namespace.
     pub frr_pathspace: Option<String>,
+    /// A router's platform (`linux`, `frr`, `ios`, `junos`): which of its files is loaded.
+    /// `calplan apply` takes it from the intent the plan was made from; set here, it wins.
+    pub platform: Option<String>,
 }
 
 impl HostSettings {
@@ -48,6 +95,7 @@ impl HostSettings {
             bird_socket: self.bird_socket.clone().or_else(|| defaults.bird_socket.clone()),
             firewall: self.firewall.clone().or_else(|| defaults.firewall.clone()),
             frr_pathspace: self.frr_pathspace.clone().or_else(|| defaults.frr_pathspace.clone()),
+            platform: self.platform.clone().or_else(|| defaults.platform.clone()),
         }
     }
 }
@@ -65,9 +113,16 @@ pub struct Inventory {
 impl Inventory {
     pub fn read(path: &Path) -> Result<Inventory, String> {
         let text = std::fs::read_to_string(path).map_err(|error| format!("cannot read inventory `{}`: {error}", path.display()))?;
-        let inventory: Inventory =
-            serde_saphyr::from_str(&text).map_err(|error| format!("inventory `{}`: {error}", path.display()))?;
+        let inventory: Inventory = serde_saphyr::from_str(&text).map_err(|error| format!("inventory `{}`: {error}", path.display()))?;
         for (name, settings) in std::iter::once((&"defaults".to_string(), &inventory.defaults)).chain(&inventory.hosts) {
+            // A host's name is an SSH destination when it has no address, and names it in
+            // messages: a plain word only.
+            if !is_safe_word(name) || name.starts_with('-') {
+                return Err(format!(
+                    "inventory `{}`: the host name `{name}` holds characters calplan will not pass to a shell",
+                    path.display()
+                ));
+            }
             check_settings(name, settings).map_err(|error| format!("inventory `{}`: {error}", path.display()))?;
         }
         Ok(inventory)
@@ -88,16 +143,32 @@ fn check_settings(name: &str, settings: &HostSettings) -> Result<(), String> {
     word(&settings.user, "user")?;
     word(&settings.netns, "netns")?;
     word(&settings.frr_pathspace, "frrPathspace")?;
-    for (value, what) in [(&settings.root, "root"), (&settings.bird_socket, "birdSocket"), (&settings.identity, "identity"), (&settings.known_hosts, "knownHosts")] {
-        if let Some(path) = value {
-            if !path.starts_with('/') || !path.split('/').all(|part| part.is_empty() || is_safe_word(part)) {
-                return Err(format!("{name}: `{what}` must be an absolute path of plain names, not `{path}`"));
-            }
+    for (value, what) in [
+        (&settings.root, "root"),
+        (&settings.bird_socket, "birdSocket"),
+        (&settings.identity, "identity"),
+        (&settings.known_hosts, "knownHosts"),
+    ] {
+        if let Some(path) = value
+            && (!path.starts_with('/') || !path.split('/').all(|part| part.is_empty() || is_safe_word(part)))
+        {
+            return Err(format!("{name}: `{what}` must be an absolute path of plain names, not `{path}`"));
         }
     }
-    if let Some(firewall) = &settings.firewall {
-        if firewall != "nft" && firewall != "iptables" {
-            return Err(format!("{name}: `firewall` is `nft` or `iptables`, not `{firewall}`"));
+    if let Some(firewall) = &settings.firewall
+        && firewall != "nft"
+        && firewall != "iptables"
+    {
+        return Err(format!("{name}: `firewall` is `nft` or `iptables`, not `{firewall}`"));
+    }
+    if let Some(platform) = &settings.platform
+        && !matches!(platform.as_str(), "linux" | "frr" | "ios" | "junos")
+    {
+        return Err(format!("{name}: `platform` is `linux`, `frr`, `ios` or `junos`, not `{platform}`"));
+    }
+    for (value, what) in [(&settings.address, "address"), (&settings.user, "user"), (&settings.netns, "netns")] {
+        if value.as_deref().is_some_and(|text| text.starts_with('-')) {
+            return Err(format!("{name}: `{what}` must not start with `-`"));
         }
     }
     Ok(())
@@ -162,6 +233,19 @@ impl Transport {
         }
     }
 
+    /// `[user@]address`, checked again here: it is the one word ssh itself interprets.
+    fn checked_destination(&self, host: &Host) -> Result<String, String> {
+        let address = host.settings.address.clone().unwrap_or_else(|| host.name.clone());
+        let words = [Some(&address), host.settings.user.as_ref()];
+        if words.into_iter().flatten().any(|word| !is_safe_word(word) || word.starts_with('-')) {
+            return Err(format!(
+                "refusing to reach `{}` over ssh: its address or user holds characters calplan will not pass on",
+                host.name
+            ));
+        }
+        Ok(self.destination(host))
+    }
+
     fn destination(&self, host: &Host) -> String {
         let address = host.settings.address.clone().unwrap_or_else(|| host.name.clone());
         match &host.settings.user {
@@ -182,7 +266,12 @@ impl Transport {
         if self.kind != TransportKind::Ssh {
             return Ok(inner);
         }
-        let mut command: Vec<String> = vec!["ssh".into(), "-o".into(), "BatchMode=yes".into(), "-o".into(), "StrictHostKeyChecking=yes".into()];
+        let mut command: Vec<String> =
+            vec!["ssh".into(), "-o".into(), "BatchMode=yes".into(), "-o".into(), "StrictHostKeyChecking=yes".into()];
+        if let Some(directory) = SSH_CONTROL_DIRECTORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref() {
+            command.extend(["-o".into(), "ControlMaster=auto".into(), "-o".into(), format!("ControlPath={}/%C", directory.display())]);
+            command.extend(["-o".into(), "ControlPersist=60".into()]);
+        }
         if let Some(known_hosts) = &host.settings.known_hosts {
             command.extend(["-o".into(), format!("UserKnownHostsFile={known_hosts}")]);
         }
@@ -193,7 +282,7 @@ impl Transport {
             command.extend(["-p".into(), port.to_string()]);
         }
         command.push("--".into());
-        command.push(self.destination(host));
+        command.push(self.checked_destination(host)?);
         command.push(inner.iter().map(|argument| shell_quote(argument)).collect::<Vec<_>>().join(" "));
         Ok(command)
     }
@@ -241,11 +330,12 @@ impl Transport {
         let directory = path.rsplit_once('/').map_or("/", |(directory, _)| directory);
         let temporary = format!("{path}.calplan-new");
         let mode = format!("{mode:o}");
-        // One remote shell line built from quoted, checked words only.
-        self.check(host, &["mkdir", "-p", directory], None)?;
-        self.check(host, &["tee", &temporary], Some(contents))?;
-        self.check(host, &["chmod", &mode, &temporary], None)?;
-        self.check(host, &["mv", "-f", &temporary, path], None)?;
+        // One round trip: a constant script, with the checked words as its positional
+        // arguments (quoted like every other word), so nothing is spliced into shell syntax.
+        // The file is created under umask 077 and only then given its mode, so a secret is
+        // never readable by others, not even for a moment; `cat` prints nothing an error
+        // message could carry.
+        self.check(host, &["sh", "-c", REMOTE_WRITE, "sh", directory, &mode, &temporary, path], Some(contents))?;
         Ok(())
     }
 
@@ -298,7 +388,12 @@ mod tests {
         let transport = Transport { kind: TransportKind::Ssh };
         let host = Host {
             name: "n1".into(),
-            settings: HostSettings { address: Some("127.0.0.1".into()), port: Some(2222), netns: Some("lab-0".into()), ..HostSettings::default() },
+            settings: HostSettings {
+                address: Some("127.0.0.1".into()),
+                port: Some(2222),
+                netns: Some("lab-0".into()),
+                ..HostSettings::default()
+            },
         };
         let command = transport.command(&host, &["birdc".into(), "show protocols; rm -rf /".into()]).unwrap();
         assert_eq!(command.last().unwrap(), "'ip' 'netns' 'exec' 'lab-0' 'birdc' 'show protocols; rm -rf /'");
@@ -309,6 +404,10 @@ mod tests {
     fn unsafe_inventory_values_are_refused() {
         let settings = HostSettings { address: Some("host; reboot".into()), ..HostSettings::default() };
         assert!(check_settings("n1", &settings).is_err());
+        let settings = HostSettings { user: Some("-oProxyCommand=reboot".into()), ..HostSettings::default() };
+        assert!(check_settings("n1", &settings).is_err());
+        let settings = HostSettings { platform: Some("cisco".into()), ..HostSettings::default() };
+        assert!(check_settings("r1", &settings).is_err());
         assert!(check_path("/etc/calplan/../shadow").is_err());
         assert!(check_path("/etc/calplan/bird.cfg").is_ok());
         assert_eq!(shell_quote("it's"), "'it'\\''s'");

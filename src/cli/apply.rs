@@ -74,10 +74,13 @@ pub fn run(args: Args) -> CliResult {
             "the plan changes Calico resources: give `--calico etcd://HOST:PORT`, `--calico calicoctl` or `--calico kubectl`".into(),
         ));
     }
-    let inventory = match &args.inventory {
+    let mut inventory = match &args.inventory {
         Some(path) => Inventory::read(path).map_err(CliError::Message)?,
         None => Inventory::default(),
     };
+    for (router, platform) in router_platforms(&plan) {
+        inventory.hosts.entry(router).or_default().platform.get_or_insert(platform);
+    }
     let secrets = read_secrets(&plan, args.secrets.as_deref())?;
     if !args.auto_approve && std::io::stdin().is_terminal() && !approved(&plan)? {
         anstream::eprintln!("Apply cancelled.");
@@ -93,6 +96,9 @@ pub fn run(args: Args) -> CliResult {
         abort_after_step: std::env::var("CALPLAN_TEST_ABORT_AFTER_STEP").ok().and_then(|n| n.parse().ok()),
     };
     let mut executor = Executor::new(&plan, plan_digest, options, state);
+    if let Some(baseline) = applied_baseline(&plan)? {
+        executor = executor.with_applied_baseline(baseline);
+    }
     let mut progress = Reporter::new();
     match executor.run(&mut progress) {
         Ok(Ended::Complete) => {
@@ -119,20 +125,21 @@ pub fn run(args: Args) -> CliResult {
 /// Refuses a plan whose current state no longer matches, saying what changed. A resource the
 /// plan itself changes may already be as the plan wants it (an earlier, interrupted apply of
 /// this plan); the executor checks each of those against the plan again when it writes it.
-fn check_fresh(plan: &Plan) -> Result<(), CliError> {
+pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
     let touched = apply::planned_digests(plan);
     let mut changed = Vec::new();
-    if Path::new(&plan.intent.name).is_file() {
-        if let Ok(text) = std::fs::read_to_string(&plan.intent.name) {
-            if calplan_plan::current::text_digest(&text) != plan.intent.sha256 {
-                changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
-            }
-        }
+    if Path::new(&plan.intent.name).is_file()
+        && let Ok(text) = std::fs::read_to_string(&plan.intent.name)
+        && calplan_plan::current::text_digest(&text) != plan.intent.sha256
+    {
+        changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
     }
     for source in &plan.current {
         let loaded = match current::load(std::slice::from_ref(&source.name)) {
             Ok(loaded) => loaded,
-            Err(CliError::Message(message)) => return Err(CliError::Message(format!("stale plan: cannot read `{}` again: {message}", source.name))),
+            Err(CliError::Message(message)) => {
+                return Err(CliError::Message(format!("stale plan: cannot read `{}` again: {message}", source.name)));
+            }
             Err(CliError::Reported) => return Err(CliError::Reported),
         };
         let Some(now) = loaded.state.sources.first() else { continue };
@@ -149,10 +156,10 @@ fn check_fresh(plan: &Plan) -> Result<(), CliError> {
             if then == current {
                 continue;
             }
-            if let Some((_, after)) = touched.get(key) {
-                if current == after.as_ref() {
-                    continue;
-                }
+            if let Some((_, after)) = touched.get(key)
+                && current == after.as_ref()
+            {
+                continue;
             }
             changed.push(match (then, current) {
                 (None, Some(_)) => format!("{key} was created in `{}`", source.name),
@@ -170,36 +177,81 @@ fn check_fresh(plan: &Plan) -> Result<(), CliError> {
     )))
 }
 
-/// `bird-secrets.conf` per node, from `--secrets DIR`, for nodes whose BIRD needs passwords.
+/// The node and router files of the applied directories the plan was made against (already
+/// checked unchanged by [`check_fresh`]), or `None` when it was made against none.
+fn applied_baseline(plan: &Plan) -> Result<Option<BTreeMap<String, String>>, CliError> {
+    let kind = calplan_plan::current::SourceKind::AppliedState.as_str();
+    let mut baseline: Option<BTreeMap<String, String>> = None;
+    for source in plan.current.iter().filter(|source| source.kind == kind) {
+        let loaded = current::load(std::slice::from_ref(&source.name))?;
+        let files = loaded.state.applied.unwrap_or_default();
+        baseline
+            .get_or_insert_with(BTreeMap::new)
+            .extend(files.into_iter().filter(|(path, _)| path.starts_with("nodes/") || path.starts_with("routers/")));
+    }
+    Ok(baseline)
+}
+
+/// Each router's platform, which decides which of its files apply loads, from the intent the
+/// plan was made from when it is still there unchanged; the inventory may say otherwise.
+fn router_platforms(plan: &Plan) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(&plan.intent.name) else { return BTreeMap::new() };
+    if calplan_plan::current::text_digest(&text) != plan.intent.sha256 {
+        return BTreeMap::new();
+    }
+    let checked = crate::pipeline::check(&plan.intent.name, text, None);
+    let Some(analysis) = checked.valid() else { return BTreeMap::new() };
+    analysis.model.routers.iter().map(|router| (router.name.value.clone(), router.platform.value.as_str().to_string())).collect()
+}
+
+/// `bird-secrets.conf` per node, from `--secrets DIR`, for nodes whose BIRD needs passwords:
+/// every Secret key any of the node's `bird.cfg` versions in the plan names (a node may get a
+/// new `bird.cfg` in several stages, and each must find its passwords defined).
 fn read_secrets(plan: &Plan, directory: Option<&Path>) -> Result<BTreeMap<String, String>, CliError> {
-    let mut secrets = BTreeMap::new();
+    let mut references: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     for change in plan.changes() {
-        let (Target::Node { node }, "bird.cfg", Some(Content::File { text })) = (&change.target, change.kind.as_str(), &change.after) else {
+        let (Target::Node { node }, "bird.cfg", Some(Content::File { text })) = (&change.target, change.kind.as_str(), &change.after)
+        else {
             continue;
         };
-        let references: BTreeSet<(String, String)> = text
-            .lines()
-            .filter_map(|line| line.split_once("# Secret ")?.1.split_once(", key ").map(|(name, key)| (name.trim().to_string(), key.trim().to_string())))
-            .collect();
-        if references.is_empty() {
-            continue;
-        }
+        let named = text.lines().filter_map(|line| {
+            line.split_once("# Secret ")?.1.split_once(", key ").map(|(name, key)| (name.trim().to_string(), key.trim().to_string()))
+        });
+        references.entry(node.clone()).or_default().extend(named);
+    }
+    let mut secrets = BTreeMap::new();
+    for (node, references) in references.into_iter().filter(|(_, references)| !references.is_empty()) {
         let Some(directory) = directory else {
-            return Err(CliError::Message(format!(
-                "node `{node}`'s BIRD needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)"
-            )));
+            return Err(CliError::Message(format!("node `{node}`'s BIRD needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)")));
         };
         let mut values = BTreeMap::new();
         for (name, key) in references {
+            // The names come from the plan, a file anyone could edit: they must be what
+            // Kubernetes allows for a Secret and its keys, so that they stay inside DIR.
+            if !is_secret_word(&name) || !is_secret_word(&key) {
+                return Err(CliError::Message(format!(
+                    "node `{node}`'s bird.cfg names the Secret `{name}`, key `{key}`, which is not a Secret's name and key"
+                )));
+            }
             let path = directory.join(&name).join(&key);
             let value = std::fs::read_to_string(&path)
                 .map_err(|error| CliError::Message(format!("cannot read the password `{}`: {error}", path.display())))?;
             values.insert(SecretKeyRef { name, key, optional: None }, value.trim_end_matches('\n').to_string());
         }
         let text = calplan_targets::bird::secrets_file(&values).map_err(|error| CliError::Message(error.to_string()))?;
-        secrets.insert(node.clone(), text);
+        secrets.insert(node, text);
     }
     Ok(secrets)
+}
+
+/// A Secret's name or key as Kubernetes allows them (letters, digits, `-`, `_`, `.`), and not
+/// `.` or `..`.
+fn is_secret_word(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text != "."
+        && text != ".."
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 fn approved(plan: &Plan) -> Result<bool, CliError> {

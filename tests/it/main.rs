@@ -5,6 +5,7 @@
 mod apply;
 mod apply_hosts;
 mod cli;
+mod compile;
 mod current;
 mod golden;
 mod laws;
