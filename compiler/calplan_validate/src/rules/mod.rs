@@ -34,6 +34,7 @@ mod route_reflector_without_address;
 mod router_peering_target_missing;
 mod selector_matches_nothing;
 mod session_not_established;
+mod unencapsulated_across_subnets;
 
 pub type Check = fn(&Analysis, &mut Diagnostics);
 
@@ -55,6 +56,7 @@ pub static CHECKS: &[Check] = &[
     no_bgp_peering::check,
     session_not_established::check,
     routes_not_propagated::check,
+    unencapsulated_across_subnets::check,
     full_mesh_too_large::check,
     route_reflector_without_address::check,
     selector_matches_nothing::check,
@@ -84,6 +86,7 @@ pub static ALL: &[&Rule] = &[
     &no_bgp_peering::RULE,
     &session_not_established::RULE,
     &routes_not_propagated::RULE,
+    &unencapsulated_across_subnets::RULE,
     &full_mesh_too_large::RULE,
     &route_reflector_without_address::RULE,
     &selector_matches_nothing::RULE,
