@@ -9,5 +9,6 @@ pub mod apply;
 pub mod cli;
 pub mod current;
 pub mod etcd;
+pub mod lab;
 pub mod netns;
 pub mod pipeline;

@@ -9,6 +9,7 @@ mod compile;
 mod graph;
 mod import;
 mod input;
+mod lab;
 mod plan;
 mod routes;
 mod schema;
@@ -52,6 +53,8 @@ enum Command {
     Routes(routes::Args),
     /// Draw the BGP topology: nodes, route reflectors, peers and routers
     Graph(graph::Args),
+    /// Build the intent's cluster in network namespaces, verify it, and prove plans hitless
+    Lab(lab::Args),
     /// Print the intent's JSON Schema
     Schema,
 }
@@ -88,6 +91,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Routes(args) => routes::run(args),
         Command::Graph(args) => graph::run(args),
+        Command::Lab(args) => lab::run(args),
         Command::Schema => schema::run(),
     };
     match result {

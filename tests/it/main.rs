@@ -8,6 +8,7 @@ mod cli;
 mod compile;
 mod current;
 mod golden;
+mod lab;
 mod laws;
 mod never_panics;
 mod scenarios;
