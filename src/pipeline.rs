@@ -39,7 +39,11 @@ pub fn check(name: &str, text: String, observed: Option<&[ObservedAffinity]>) ->
 
 /// Plans an intent (already checked with the current IPAM affinities) against the current
 /// state.
-pub fn plan(checked: &Checked, intent: calplan_plan::plan::Fingerprint, loaded: &crate::current::Loaded) -> Option<calplan_plan::plan::Plan> {
+pub fn plan(
+    checked: &Checked,
+    intent: calplan_plan::plan::Fingerprint,
+    loaded: &crate::current::Loaded,
+) -> Option<calplan_plan::plan::Plan> {
     let desired = checked.valid()?;
     let templates = calplan_targets::Templates::builtin();
     let observations = loaded

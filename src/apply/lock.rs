@@ -34,7 +34,8 @@ impl Lock {
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                let holder = if text.trim().is_empty() { "a process that has not said who it is".to_string() } else { text.trim().to_string() };
+                let holder =
+                    if text.trim().is_empty() { "a process that has not said who it is".to_string() } else { text.trim().to_string() };
                 return Err(LockError::Held { path: path.display().to_string(), holder });
             }
             Err(std::fs::TryLockError::Error(error)) => return Err(io(error)),

@@ -50,7 +50,11 @@ pub fn run(args: Args) -> CliResult {
                     )
                 });
                 let warnings = checked.diagnostics.warning_count();
-                let tail = if warnings > 0 { format!(" with {}", checked.diagnostics.summary().split(", ").nth(1).unwrap_or("")) } else { String::new() };
+                let tail = if warnings > 0 {
+                    format!(" with {}", checked.diagnostics.summary().split(", ").nth(1).unwrap_or(""))
+                } else {
+                    String::new()
+                };
                 anstream::eprintln!("ok: `{name}` is a valid intent{summary}{tail}");
             }
         }

@@ -46,10 +46,8 @@ pub fn run(args: Args) -> CliResult {
     let checked = crate::pipeline::check(&name, text, loaded.state.affinities.as_deref());
     input::report(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
-    if let Some(node) = &args.node {
-        if analysis.model.node_by_name(node).is_none() {
-            return Err(CliError::Message(format!("no node named `{node}` in `{}`", args.intent.display())));
-        }
+    if let Some(node) = args.node.as_ref().filter(|node| analysis.model.node_by_name(node).is_none()) {
+        return Err(CliError::Message(format!("no node named `{node}` in `{}`", args.intent.display())));
     }
     let selected: Option<BTreeSet<String>> = (!args.target.is_empty()).then(|| args.target.iter().cloned().collect());
     let count = write_output(&args.output, |sink| {
@@ -116,7 +114,8 @@ where
             .mode(mode)
             .open(&path)
             .map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
-        std::io::Write::write_all(&mut file, artifact.contents.as_bytes()).map_err(|error| format!("cannot write `{}`: {error}", path.display()))
+        std::io::Write::write_all(&mut file, artifact.contents.as_bytes())
+            .map_err(|error| format!("cannot write `{}`: {error}", path.display()))
     };
     let result = render(&sink).and_then(|output| {
         let manifest = staging.join("manifest.json");

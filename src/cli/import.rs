@@ -29,8 +29,9 @@ pub fn run(args: Args) -> CliResult {
         anstream::eprintln!("note: {note}");
     }
     match &args.out {
-        Some(path) => std::fs::write(path, &text)
-            .map_err(|error| CliError::Message(format!("cannot write `{}`: {error}", path.display())))?,
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|error| CliError::Message(format!("cannot write `{}`: {error}", path.display())))?
+        }
         None => super::print_stdout(&text)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -11,9 +11,7 @@ use std::path::Path;
 pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|error| CliError::Message(format!("cannot read standard input: {error}")))?;
+        std::io::stdin().read_to_end(&mut bytes).map_err(|error| CliError::Message(format!("cannot read standard input: {error}")))?;
         return decode(bytes, "<stdin>").map(|text| ("<stdin>".to_string(), text));
     }
     let name = path.display().to_string();
@@ -26,10 +24,7 @@ pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
 
 fn decode(bytes: Vec<u8>, name: &str) -> Result<String, CliError> {
     String::from_utf8(bytes).map_err(|error| {
-        CliError::Message(format!(
-            "`{name}` is not UTF-8 text (invalid byte at offset {})",
-            error.utf8_error().valid_up_to()
-        ))
+        CliError::Message(format!("`{name}` is not UTF-8 text (invalid byte at offset {})", error.utf8_error().valid_up_to()))
     })
 }
 

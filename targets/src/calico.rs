@@ -48,10 +48,7 @@ pub fn node_env(model: &Model) -> String {
         ),
     ];
     let method = |method: &AutodetectionMethod| method.to_string();
-    env.push((
-        "IP_AUTODETECTION_METHOD",
-        model.autodetection.ipv4.as_ref().map_or_else(|| "first-found".to_string(), |m| method(m)),
-    ));
+    env.push(("IP_AUTODETECTION_METHOD", model.autodetection.ipv4.as_ref().map_or_else(|| "first-found".to_string(), |m| method(m))));
     if let Some(ipv6) = &model.autodetection.ipv6 {
         env.push(("IP6", "autodetect".to_string()));
         env.push(("IP6_AUTODETECTION_METHOD", method(ipv6)));
@@ -71,8 +68,7 @@ pub fn node_env(model: &Model) -> String {
         env.push(("CALICO_IPV6POOL_NAT_OUTGOING", pool.nat_outgoing.to_string()));
     }
     env.sort_by(|a, b| a.0.cmp(b.0));
-    let entries: Vec<serde_json::Value> =
-        env.into_iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
+    let entries: Vec<serde_json::Value> = env.into_iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
     let patch = serde_json::json!({
         "spec": {"template": {"spec": {"containers": [{"name": "calico-node", "env": entries}]}}}
     });

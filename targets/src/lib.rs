@@ -12,10 +12,10 @@ pub mod bird_calico;
 pub mod calico;
 pub mod iptables;
 pub mod nft;
+mod node_view;
 pub mod routers;
 pub mod routes;
 pub mod rules_model;
-mod node_view;
 mod templates;
 
 pub use artifact::{Artifact, Manifest, Output};
@@ -44,13 +44,8 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// The nodes to render, in name order, filtered by `--node`.
     pub fn nodes(&self) -> Vec<&calplan_model::Node> {
-        let mut nodes: Vec<&calplan_model::Node> = self
-            .analysis
-            .model
-            .nodes
-            .iter()
-            .filter(|node| self.node.is_none_or(|only| node.name.value == only))
-            .collect();
+        let mut nodes: Vec<&calplan_model::Node> =
+            self.analysis.model.nodes.iter().filter(|node| self.node.is_none_or(|only| node.name.value == only)).collect();
         nodes.sort_by(|a, b| a.name.value.cmp(&b.name.value));
         nodes
     }
@@ -64,15 +59,8 @@ pub trait Target: Sync {
 }
 
 /// Every target, in the order their artifacts are listed.
-pub static REGISTRY: &[&dyn Target] = &[
-    &calico::Calico,
-    &bird::Bird,
-    &bird_calico::BirdCalico,
-    &routes::Routes,
-    &nft::Nft,
-    &iptables::Iptables,
-    &routers::Routers,
-];
+pub static REGISTRY: &[&dyn Target] =
+    &[&calico::Calico, &bird::Bird, &bird_calico::BirdCalico, &routes::Routes, &nft::Nft, &iptables::Iptables, &routers::Routers];
 
 /// The names `--target` accepts.
 pub fn target_names() -> Vec<&'static str> {

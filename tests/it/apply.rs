@@ -29,7 +29,17 @@ fn plan_seed(etcd: &Etcd, plan: &Path) -> Output {
 
 fn apply(etcd: &Etcd, plan: &Path, state: &Path, environment: &[(&str, &str)]) -> Output {
     run(
-        &["apply", plan.to_str().unwrap(), "--calico", &etcd.source(), "--only", "calico", "--state", state.to_str().unwrap(), "--auto-approve"],
+        &[
+            "apply",
+            plan.to_str().unwrap(),
+            "--calico",
+            &etcd.source(),
+            "--only",
+            "calico",
+            "--state",
+            state.to_str().unwrap(),
+            "--auto-approve",
+        ],
         environment,
     )
 }
@@ -152,11 +162,22 @@ fn a_second_apply_refuses_naming_the_holder() {
     let directory = tempfile::tempdir().unwrap();
     let state = directory.path().join("state");
     let plan = directory.path().join("plan.json");
-    let output = run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
+    let output =
+        run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     // The first apply waits on a barrier no BIRD will ever meet, holding the lock.
     let mut first = Command::new(env!("CARGO_BIN_EXE_calplan"))
-        .args(["apply", plan.to_str().unwrap(), "--calico", "calicoctl", "--state", state.to_str().unwrap(), "--auto-approve", "--barrier-timeout", "60"])
+        .args([
+            "apply",
+            plan.to_str().unwrap(),
+            "--calico",
+            "calicoctl",
+            "--state",
+            state.to_str().unwrap(),
+            "--auto-approve",
+            "--barrier-timeout",
+            "60",
+        ])
         .env("CALPLAN_CALICOCTL", stand_in(directory.path(), "calicoctl", "testdata/mesh-to-rr/current/cluster.yaml").to_str().unwrap())
         .current_dir(crate::golden::root())
         .stdout(Stdio::null())
@@ -168,7 +189,8 @@ fn a_second_apply_refuses_naming_the_holder() {
         assert!(Instant::now() < deadline, "the first apply never took the lock");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let second = run(&["apply", plan.to_str().unwrap(), "--calico", "calicoctl", "--state", state.to_str().unwrap(), "--auto-approve"], &[]);
+    let second =
+        run(&["apply", plan.to_str().unwrap(), "--calico", "calicoctl", "--state", state.to_str().unwrap(), "--auto-approve"], &[]);
     let _ = first.kill();
     let _ = first.wait();
     assert_eq!(second.status.code(), Some(1));
@@ -199,16 +221,30 @@ fn calicoctl_and_kubectl_command_lines_stand_in_programs() {
         let directory = tempfile::tempdir().unwrap();
         let program = stand_in(directory.path(), tool, "testdata/mesh-to-rr/current/cluster.yaml");
         let plan = directory.path().join("plan.json");
-        let output = run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
+        let output =
+            run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
         assert_eq!(output.status.code(), Some(0));
         let variable = if tool == "calicoctl" { "CALPLAN_CALICOCTL" } else { "CALPLAN_KUBECTL" };
         let output = run(
-            &["apply", plan.to_str().unwrap(), "--calico", tool, "--only", "calico", "--state", directory.path().join("state").to_str().unwrap(), "--auto-approve"],
+            &[
+                "apply",
+                plan.to_str().unwrap(),
+                "--calico",
+                tool,
+                "--only",
+                "calico",
+                "--state",
+                directory.path().join("state").to_str().unwrap(),
+                "--auto-approve",
+            ],
             &[(variable, program.to_str().unwrap())],
         );
         assert_eq!(output.status.code(), Some(0), "{tool}: {}", text(&output.stderr));
         let log = std::fs::read_to_string(directory.path().join(format!("{tool}.log"))).unwrap();
-        assert!(log.lines().any(|line| line.starts_with("apply -f ") && line.ends_with("bgppeers-peer-with-route-reflectors.yaml")), "{tool}: {log}");
+        assert!(
+            log.lines().any(|line| line.starts_with("apply -f ") && line.ends_with("bgppeers-peer-with-route-reflectors.yaml")),
+            "{tool}: {log}"
+        );
         assert!(log.contains("peerSelector: route-reflector == 'true'"), "{tool}: the resource file was passed: {log}");
         assert!(log.contains("kind: BGPConfiguration") && log.contains("nodeToNodeMeshEnabled: false"), "{tool}: {log}");
     }

@@ -4,12 +4,7 @@ use crate::golden;
 use std::process::{Command, Output, Stdio};
 
 pub fn calplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_calplan"))
-        .args(args)
-        .current_dir(golden::root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("calplan runs")
+    Command::new(env!("CARGO_BIN_EXE_calplan")).args(args).current_dir(golden::root()).env("NO_COLOR", "1").output().expect("calplan runs")
 }
 
 pub fn calplan_stdin(args: &[&str], input: &[u8]) -> Output {
@@ -60,10 +55,9 @@ fn check_reads_standard_input() {
 
 #[test]
 fn unreadable_inputs_are_clear_errors_not_panics() {
-    for (args, fragment) in [
-        (vec!["check", "no/such/file.yaml"], "cannot read `no/such/file.yaml`"),
-        (vec!["check", "testdata"], "is a directory"),
-    ] {
+    for (args, fragment) in
+        [(vec!["check", "no/such/file.yaml"], "cannot read `no/such/file.yaml`"), (vec!["check", "testdata"], "is a directory")]
+    {
         let output = calplan(&args);
         assert_eq!(output.status.code(), Some(1));
         let stderr = text(&output.stderr);

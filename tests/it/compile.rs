@@ -65,9 +65,10 @@ fn target_and_node_filters() {
     let directory = tempfile::tempdir().unwrap();
     let out = directory.path().join("out");
     let node = "cs1-k8s-m1.zpepc.com.cn";
-    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap(), "--target", "bird,routes", "--node", node]);
+    let output =
+        calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap(), "--target", "bird,routes", "--node", node]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(files(&out), [format!("manifest.json"), format!("nodes/{node}/bird.cfg"), format!("nodes/{node}/routes")]);
+    assert_eq!(files(&out), ["manifest.json".to_string(), format!("nodes/{node}/bird.cfg"), format!("nodes/{node}/routes")]);
     let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap(), "--target", "birdd"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("unknown target `birdd`"));
@@ -96,7 +97,8 @@ fn templates_are_overridden_by_file_name() {
     let bird = std::fs::read_to_string(out.join("nodes/cs1-k8s-m2.zpepc.com.cn/bird.cfg")).unwrap();
     assert_eq!(bird, "# site template for cs1-k8s-m2.zpepc.com.cn\n");
     std::fs::write(templates.join("bird.conf.j2"), "x").unwrap();
-    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap(), "--templates", templates.to_str().unwrap()]);
+    let output =
+        calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap(), "--templates", templates.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("`bird.conf.j2` overrides no template"), "{}", text(&output.stderr));
 }
@@ -112,7 +114,8 @@ fn a_failed_compile_leaves_the_old_output_and_foreign_directories_alone() {
     let templates = directory.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
     std::fs::write(templates.join("bird.cfg.j2"), "{{ no_such_variable }}\n").unwrap();
-    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap(), "--templates", templates.to_str().unwrap()]);
+    let output =
+        calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap(), "--templates", templates.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     assert_eq!(files(&out), before, "the old output is untouched");
     let leftovers: Vec<_> = std::fs::read_dir(directory.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -124,7 +127,8 @@ fn a_failed_compile_leaves_the_old_output_and_foreign_directories_alone() {
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("not a calplan output directory"));
     assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "mine");
-    let output = calplan(&["compile", "testdata/invalid/unknown-field/intent.yaml", "-o", directory.path().join("never").to_str().unwrap()]);
+    let output =
+        calplan(&["compile", "testdata/invalid/unknown-field/intent.yaml", "-o", directory.path().join("never").to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(!directory.path().join("never").exists(), "an invalid intent writes nothing");
 }

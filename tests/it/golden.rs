@@ -20,17 +20,12 @@ pub fn check(path: &Path, actual: &str) -> Result<(), String> {
         std::fs::write(path, actual).map_err(|error| format!("{}: {error}", path.display()))?;
         return Ok(());
     }
-    let expected = std::fs::read_to_string(path).map_err(|_| {
-        format!("{}: missing golden file; run `UPDATE_GOLDEN=1 cargo test` and review the result", path.display())
-    })?;
+    let expected = std::fs::read_to_string(path)
+        .map_err(|_| format!("{}: missing golden file; run `UPDATE_GOLDEN=1 cargo test` and review the result", path.display()))?;
     if expected == actual {
         return Ok(());
     }
-    let diff = similar::TextDiff::from_lines(&expected, actual)
-        .unified_diff()
-        .context_radius(3)
-        .header("expected", "actual")
-        .to_string();
+    let diff = similar::TextDiff::from_lines(&expected, actual).unified_diff().context_radius(3).header("expected", "actual").to_string();
     Err(format!("{} differs from the golden file:\n{diff}", path.display()))
 }
 

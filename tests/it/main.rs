@@ -4,6 +4,7 @@
 
 mod apply;
 mod apply_hosts;
+mod bird;
 mod cli;
 mod compile;
 mod current;
@@ -11,8 +12,7 @@ mod golden;
 mod lab;
 mod laws;
 mod never_panics;
+mod routers;
+mod rules;
 mod scenarios;
 mod schema;
-mod bird;
-mod rules;
-mod routers;

@@ -56,10 +56,8 @@ fn every_scenario_matches_its_golden_files() {
             let relative = dir.strip_prefix(golden::root()).unwrap().join("current");
             let loaded = calplan::current::load(&[relative.display().to_string()]).expect("current state loads");
             let text = std::fs::read_to_string(dir.join("intent.yaml")).unwrap();
-            let fingerprint = calplan_plan::plan::Fingerprint {
-                name: "intent.yaml".into(),
-                sha256: calplan_plan::current::text_digest(&text),
-            };
+            let fingerprint =
+                calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
             let checked = pipeline::check("intent.yaml", text, loaded.state.affinities.as_deref());
             if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) {
                 outputs.push(("plan.txt", calplan_plan::render::human(&plan, false)));

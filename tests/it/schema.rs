@@ -84,7 +84,10 @@ fn compiled_calico_resources_validate_against_calicos_schemas() {
             for document in documents {
                 let (value, _) = calplan_syntax::json::to_json(&document);
                 let kind = value["kind"].as_str().unwrap().to_string();
-                let errors: Vec<String> = calico_validator(&kind).iter_errors(&value).map(|error| format!("{} {}: {error}", dir.display(), artifact.path)).collect();
+                let errors: Vec<String> = calico_validator(&kind)
+                    .iter_errors(&value)
+                    .map(|error| format!("{} {}: {error}", dir.display(), artifact.path))
+                    .collect();
                 assert!(errors.is_empty(), "{errors:#?}");
                 checked_resources += 1;
             }
@@ -97,11 +100,26 @@ fn compiled_calico_resources_validate_against_calicos_schemas() {
 #[test]
 fn calicos_schemas_refuse_what_calico_refuses() {
     let bad = [
-        ("IPPool", serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": "p"}, "spec": {"cidr": "10.0.0.0/16", "ipipMode": "Sometimes"}})),
-        ("IPPool", serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": "p"}, "spec": {"cidr": "10.0.0.0/16", "bolockSize": 24}})),
-        ("BGPPeer", serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPPeer", "metadata": {"name": "Peer_A"}, "spec": {}})),
-        ("BGPConfiguration", serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPConfiguration", "metadata": {"name": "default"}, "spec": {"nodeToNodeMeshEnabled": "no"}})),
-        ("Node", serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "Node", "metadata": {"name": "n"}, "spec": {"bgp": {"routeReflectorClusterID": "rr-1"}}})),
+        (
+            "IPPool",
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": "p"}, "spec": {"cidr": "10.0.0.0/16", "ipipMode": "Sometimes"}}),
+        ),
+        (
+            "IPPool",
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": "p"}, "spec": {"cidr": "10.0.0.0/16", "bolockSize": 24}}),
+        ),
+        (
+            "BGPPeer",
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPPeer", "metadata": {"name": "Peer_A"}, "spec": {}}),
+        ),
+        (
+            "BGPConfiguration",
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPConfiguration", "metadata": {"name": "default"}, "spec": {"nodeToNodeMeshEnabled": "no"}}),
+        ),
+        (
+            "Node",
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "Node", "metadata": {"name": "n"}, "spec": {"bgp": {"routeReflectorClusterID": "rr-1"}}}),
+        ),
     ];
     for (kind, value) in bad {
         assert!(!calico_validator(kind).is_valid(&value), "{value}");

@@ -69,9 +69,9 @@ impl<'de> Deserialize<'de> for AsNumber {
             Text(String),
         }
         match Written::deserialize(deserializer)? {
-            Written::Number(number) => u32::try_from(number)
-                .map(AsNumber)
-                .map_err(|_| serde::de::Error::custom(AsNumberError(number.to_string()))),
+            Written::Number(number) => {
+                u32::try_from(number).map(AsNumber).map_err(|_| serde::de::Error::custom(AsNumberError(number.to_string())))
+            }
             Written::Text(text) => text.parse().map_err(serde::de::Error::custom),
         }
     }

@@ -52,9 +52,8 @@ impl Topology {
             .map(|node| {
                 let bgp = node.spec.bgp.as_ref();
                 let ipv4_net = bgp.and_then(|bgp| bgp.ipv4_address.as_deref()).and_then(parse_node_v4);
-                let ipv6 = bgp
-                    .and_then(|bgp| bgp.ipv6_address.as_deref())
-                    .and_then(|text| text.split('/').next().and_then(|ip| ip.parse().ok()));
+                let ipv6 =
+                    bgp.and_then(|bgp| bgp.ipv6_address.as_deref()).and_then(|text| text.split('/').next().and_then(|ip| ip.parse().ok()));
                 TopologyNode {
                     name: node.metadata.name.clone(),
                     ipv4: ipv4_net.map(|net| net.addr()),
@@ -71,12 +70,8 @@ impl Topology {
             global_as: configuration.map_or(AsNumber::CALICO_DEFAULT, |spec| spec.effective_as_number()),
             mesh_enabled: configuration.is_none_or(|spec| spec.effective_mesh()),
             listen_port: configuration.and_then(|spec| spec.listen_port).filter(|port| *port != 0),
-            mesh_password: configuration
-                .and_then(|spec| spec.node_mesh_password.as_ref())
-                .map(|holder| holder.secret_key_ref.clone()),
-            mesh_restart_time: configuration
-                .and_then(|spec| spec.node_mesh_max_restart_time.as_deref())
-                .and_then(duration_seconds),
+            mesh_password: configuration.and_then(|spec| spec.node_mesh_password.as_ref()).map(|holder| holder.secret_key_ref.clone()),
+            mesh_restart_time: configuration.and_then(|spec| spec.node_mesh_max_restart_time.as_deref()).and_then(duration_seconds),
         }
     }
 
@@ -336,8 +331,7 @@ impl Peerings {
         let mut mesh: Vec<usize> = self.mesh_peers(node_index).collect();
         mesh.sort_by(|a, b| self.topology.nodes[*a].name.cmp(&self.topology.nodes[*b].name));
         // bird.cfg's mesh over IPv4 addresses, then bird6.cfg's over IPv6 ones.
-        let families: [fn(&TopologyNode) -> Option<IpAddr>; 2] =
-            [|node| node.ipv4.map(IpAddr::V4), |node| node.ipv6.map(IpAddr::V6)];
+        let families: [fn(&TopologyNode) -> Option<IpAddr>; 2] = [|node| node.ipv4.map(IpAddr::V4), |node| node.ipv6.map(IpAddr::V6)];
         let mut sessions = Vec::new();
         for address_of in families {
             let Some(own_ip) = address_of(node) else { continue };
@@ -411,7 +405,6 @@ impl Peerings {
         }
         sessions
     }
-
 }
 
 struct Computer<'a> {
@@ -431,13 +424,7 @@ impl Computer<'_> {
         }
         let result = match Selector::parse(text) {
             Ok(selector) => Some(
-                self.topology
-                    .nodes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, node)| selector.matches(&node.labels))
-                    .map(|(index, _)| index)
-                    .collect(),
+                self.topology.nodes.iter().enumerate().filter(|(_, node)| selector.matches(&node.labels)).map(|(index, _)| index).collect(),
             ),
             Err(error) => {
                 self.problems.push(format!("BGPPeer `{peer}`: {what} `{text}` does not parse ({error}); confd matches no node"));
@@ -472,11 +459,8 @@ impl Computer<'_> {
     /// confd's `nodeAsBGPPeers`: a Calico node as the remote end of a peering.
     fn node_as_peers(&self, node_index: usize, v4: bool, v6: bool, peer: &BgpPeer, origin: PeeringOrigin) -> Vec<PeerData> {
         let node = &self.topology.nodes[node_index];
-        let addresses = v4
-            .then_some(node.ipv4.map(IpAddr::V4))
-            .flatten()
-            .into_iter()
-            .chain(v6.then_some(node.ipv6.map(IpAddr::V6)).flatten());
+        let addresses =
+            v4.then_some(node.ipv4.map(IpAddr::V4)).flatten().into_iter().chain(v6.then_some(node.ipv6.map(IpAddr::V6)).flatten());
         addresses
             .map(|ip| {
                 let mut data = self.configured(peer, origin.clone());
@@ -572,15 +556,14 @@ impl Computer<'_> {
         if local_nodes.is_empty() {
             return;
         }
-        let peer_nodes = match (peer.spec.node_selector.as_deref().filter(|s| !s.is_empty()), peer.spec.node.as_deref().filter(|s| !s.is_empty())) {
-            (Some(selector), _) => self.matching(selector, "nodeSelector", &name),
-            (None, Some(node)) => self.topology.node_index(node).into_iter().collect(),
-            (None, None) => (0..self.topology.nodes.len()).collect(),
-        };
-        let remotes: Vec<PeerData> = peer_nodes
-            .iter()
-            .flat_map(|&node| self.node_as_peers(node, v4, v6, peer, PeeringOrigin::Reverse(name.clone())))
-            .collect();
+        let peer_nodes =
+            match (peer.spec.node_selector.as_deref().filter(|s| !s.is_empty()), peer.spec.node.as_deref().filter(|s| !s.is_empty())) {
+                (Some(selector), _) => self.matching(selector, "nodeSelector", &name),
+                (None, Some(node)) => self.topology.node_index(node).into_iter().collect(),
+                (None, None) => (0..self.topology.nodes.len()).collect(),
+            };
+        let remotes: Vec<PeerData> =
+            peer_nodes.iter().flat_map(|&node| self.node_as_peers(node, v4, v6, peer, PeeringOrigin::Reverse(name.clone()))).collect();
         for data in remotes {
             for &node in &local_nodes {
                 self.emit_node(node, data.clone());
@@ -635,8 +618,7 @@ mod tests {
     }
 
     fn table(peerings: &Peerings, node: usize) -> Vec<(String, &'static str)> {
-        let mut rows: Vec<_> =
-            peerings.for_node(node).iter().map(|p| (p.status_address(), p.peer_type.as_str())).collect();
+        let mut rows: Vec<_> = peerings.for_node(node).iter().map(|p| (p.status_address(), p.peer_type.as_str())).collect();
         rows.sort();
         rows
     }

@@ -36,12 +36,7 @@ impl ObjectMeta {
 
     /// The same metadata without what the server manages.
     pub fn without_server_fields(&self) -> ObjectMeta {
-        ObjectMeta {
-            name: self.name.clone(),
-            labels: self.labels.clone(),
-            annotations: self.annotations.clone(),
-            ..ObjectMeta::default()
-        }
+        ObjectMeta { name: self.name.clone(), labels: self.labels.clone(), annotations: self.annotations.clone(), ..ObjectMeta::default() }
     }
 }
 

@@ -202,9 +202,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SelectorError> {
         at
     };
     // Whether `word` starts at `at` as a whole word (not the prefix of a label).
-    let word_at = |at: usize, word: &str| {
-        text[at..].starts_with(word) && bytes.get(at + word.len()).is_none_or(|&next| !is_label_byte(next))
-    };
+    let word_at =
+        |at: usize, word: &str| text[at..].starts_with(word) && bytes.get(at + word.len()).is_none_or(|&next| !is_label_byte(next));
     loop {
         position = skip_blank(position);
         let start = position;
@@ -233,7 +232,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SelectorError> {
                 let open = skip_blank(position + 3);
                 let close = skip_blank(open + 1);
                 if bytes.get(close) != Some(&b')') {
-                    return Err(SelectorError { start, end: close.min(text.len()), message: "`all` takes no argument: write `all()`".into() });
+                    return Err(SelectorError {
+                        start,
+                        end: close.min(text.len()),
+                        message: "`all` takes no argument: write `all()`".into(),
+                    });
                 }
                 (Kind::All, close + 1)
             }
@@ -241,7 +244,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SelectorError> {
                 let open = skip_blank(position + 6);
                 let close = skip_blank(open + 1);
                 if bytes.get(close) != Some(&b')') {
-                    return Err(SelectorError { start, end: close.min(text.len()), message: "`global` takes no argument: write `global()`".into() });
+                    return Err(SelectorError {
+                        start,
+                        end: close.min(text.len()),
+                        message: "`global` takes no argument: write `global()`".into(),
+                    });
                 }
                 (Kind::Global, close + 1)
             }
@@ -250,24 +257,28 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SelectorError> {
                 let key_end = label_end(key_start);
                 let close = skip_blank(key_end);
                 if key_end == key_start {
-                    return Err(SelectorError { start, end: key_start.max(start + 4).min(text.len()), message: "`has()` needs a label key: `has(key)`".into() });
+                    return Err(SelectorError {
+                        start,
+                        end: key_start.max(start + 4).min(text.len()),
+                        message: "`has()` needs a label key: `has(key)`".into(),
+                    });
                 }
                 if bytes.get(close) != Some(&b')') {
-                    return Err(SelectorError { start, end: close.min(text.len()), message: "`has(` is not closed: expected `)` after the label key".into() });
+                    return Err(SelectorError {
+                        start,
+                        end: close.min(text.len()),
+                        message: "`has(` is not closed: expected `)` after the label key".into(),
+                    });
                 }
                 (Kind::Has(text[key_start..key_end].to_string()), close + 1)
             }
-            _ if word_at(position, "not") && word_at(skip_blank(position + 3), "in") => {
-                (Kind::NotIn, skip_blank(position + 3) + 2)
-            }
+            _ if word_at(position, "not") && word_at(skip_blank(position + 3), "in") => (Kind::NotIn, skip_blank(position + 3) + 2),
             _ if word_at(position, "in") => (Kind::In, position + 2),
             _ if word_at(position, "contains") => (Kind::Contains, position + 8),
             _ if word_at(position, "starts") && word_at(skip_blank(position + 6), "with") => {
                 (Kind::StartsWith, skip_blank(position + 6) + 4)
             }
-            _ if word_at(position, "ends") && word_at(skip_blank(position + 4), "with") => {
-                (Kind::EndsWith, skip_blank(position + 4) + 4)
-            }
+            _ if word_at(position, "ends") && word_at(skip_blank(position + 4), "with") => (Kind::EndsWith, skip_blank(position + 4) + 4),
             _ if is_label_byte(byte) => {
                 let end = label_end(position);
                 (Kind::Label(text[position..end].to_string()), end)
@@ -363,10 +374,7 @@ impl Parser<'_> {
                 Ok(inner)
             }
             Kind::Label(key) => self.comparison(key.clone(), &token),
-            other => Err(self.error_at(
-                &token,
-                format!("expected a label, `has(...)`, `all()`, `!` or `(`, found {}", other.describe()),
-            )),
+            other => Err(self.error_at(&token, format!("expected a label, `has(...)`, `all()`, `!` or `(`, found {}", other.describe()))),
         }
     }
 
@@ -381,10 +389,8 @@ impl Parser<'_> {
             Kind::In => Ok(Selector::In(key, self.set()?)),
             Kind::NotIn => Ok(Selector::NotIn(key, self.set()?)),
             _ => {
-                let mut error = self.error_at(
-                    &operator,
-                    format!("expected an operator after label `{key}`, found {}", operator.kind.describe()),
-                );
+                let mut error =
+                    self.error_at(&operator, format!("expected an operator after label `{key}`, found {}", operator.kind.describe()));
                 if operator.kind == Kind::End {
                     error.start = key_token.start;
                     error.end = key_token.end;

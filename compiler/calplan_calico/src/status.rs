@@ -17,9 +17,7 @@ pub struct StatusRow {
 
 /// Every node's rows, by node name.
 pub fn rows(peerings: &Peerings) -> BTreeMap<String, Vec<StatusRow>> {
-    (0..peerings.topology.nodes.len())
-        .map(|index| (peerings.topology.nodes[index].name.clone(), node_rows(peerings, index)))
-        .collect()
+    (0..peerings.topology.nodes.len()).map(|index| (peerings.topology.nodes[index].name.clone(), node_rows(peerings, index))).collect()
 }
 
 /// One node's rows in the order its BIRD lists the protocols.

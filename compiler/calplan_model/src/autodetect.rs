@@ -14,9 +14,25 @@ use std::sync::OnceLock;
 
 /// calico-node's `DEFAULT_INTERFACES_TO_EXCLUDE`.
 pub const DEFAULT_EXCLUDED_INTERFACES: &[&str] = &[
-    "^docker.*", "^cbr.*", "^dummy.*", "^podman.*", "^virbr.*", "^lxcbr.*", "^veth.*", "^lo", "^br-.*", "^cali.*",
-    "^tunl.*", "^flannel.*", "^kube-ipvs.*", "^cni.*", r"^vxlan\.calico.*", r"^vxlan-v6\.calico.*",
-    r"^wireguard\.cali.*", r"^wg-v6\.cali.*", "^nodelocaldns.*",
+    "^docker.*",
+    "^cbr.*",
+    "^dummy.*",
+    "^podman.*",
+    "^virbr.*",
+    "^lxcbr.*",
+    "^veth.*",
+    "^lo",
+    "^br-.*",
+    "^cali.*",
+    "^tunl.*",
+    "^flannel.*",
+    "^kube-ipvs.*",
+    "^cni.*",
+    r"^vxlan\.calico.*",
+    r"^vxlan-v6\.calico.*",
+    r"^wireguard\.cali.*",
+    r"^wg-v6\.cali.*",
+    "^nodelocaldns.*",
 ];
 
 fn default_exclusions() -> &'static Regex {
@@ -61,8 +77,9 @@ pub fn detect(method: &AutodetectionMethod, interfaces: &[Interface], family: Fa
     };
     let not_found = |what: &str| Detection::NotFound { reason: format!("no {what} has a global unicast {} address", family_name(family)) };
     match method {
-        AutodetectionMethod::FirstFound => candidates(None, Some(default_exclusions()), None)
-            .unwrap_or_else(|| not_found("interface outside Calico's exclusion list")),
+        AutodetectionMethod::FirstFound => {
+            candidates(None, Some(default_exclusions()), None).unwrap_or_else(|| not_found("interface outside Calico's exclusion list"))
+        }
         AutodetectionMethod::Interface(patterns) => match Regex::new(&join(patterns.iter().map(String::as_str))) {
             Ok(include) => candidates(Some(&include), None, None).unwrap_or_else(|| not_found("matching interface")),
             Err(error) => Detection::NotFound { reason: error.to_string() },
@@ -77,9 +94,9 @@ pub fn detect(method: &AutodetectionMethod, interfaces: &[Interface], family: Fa
         AutodetectionMethod::Cidr(cidrs) => {
             candidates(None, None, Some(cidrs)).unwrap_or_else(|| not_found("address inside the given CIDRs on any interface"))
         }
-        AutodetectionMethod::CanReach(CanReachTarget::Hostname(host)) => Detection::CannotSimulate {
-            reason: format!("`can-reach={host}` resolves a hostname at start-up, which calplan does not do"),
-        },
+        AutodetectionMethod::CanReach(CanReachTarget::Hostname(host)) => {
+            Detection::CannotSimulate { reason: format!("`can-reach={host}` resolves a hostname at start-up, which calplan does not do") }
+        }
         AutodetectionMethod::CanReach(CanReachTarget::Address(destination)) => {
             // The kernel picks the source address of the most specific connected route.
             let best = interfaces

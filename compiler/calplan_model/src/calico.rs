@@ -81,9 +81,7 @@ pub fn ip_pool(pool: &Pool) -> IpPool {
             disabled: pool.disabled.value.then_some(true),
             disable_bgp_export: pool.disable_bgp_export.value.then_some(true),
             node_selector: Some(pool.node_selector.text.clone()),
-            allowed_uses: pool
-                .allowed_uses_set
-                .then(|| pool.allowed_uses.iter().map(|used| used.as_str().to_string()).collect()),
+            allowed_uses: pool.allowed_uses_set.then(|| pool.allowed_uses.iter().map(|used| used.as_str().to_string()).collect()),
             assignment_mode: pool.assignment_manual.then(|| "Manual".to_string()),
             extra: BTreeMap::new(),
         },
@@ -95,9 +93,7 @@ fn cidrs(ranges: &[calplan_diagnostics::Spanned<ipnet::IpNet>]) -> Option<Vec<Ci
 }
 
 fn secret(reference: &SecretRef) -> SecretKeyRefHolder {
-    SecretKeyRefHolder {
-        secret_key_ref: SecretKeyRef { name: reference.name.clone(), key: reference.key.clone(), optional: None },
-    }
+    SecretKeyRefHolder { secret_key_ref: SecretKeyRef { name: reference.name.clone(), key: reference.key.clone(), optional: None } }
 }
 
 pub fn bgp_configuration(model: &Model) -> BgpConfiguration {
@@ -237,10 +233,5 @@ pub fn calico_node(node: &Node) -> CalicoNode {
     };
     let mut metadata = resource_meta(&node.name);
     metadata.labels = node.label_values();
-    CalicoNode {
-        api_version: API_VERSION.into(),
-        kind: "Node".into(),
-        metadata,
-        spec: NodeSpec { bgp: Some(bgp), extra: BTreeMap::new() },
-    }
+    CalicoNode { api_version: API_VERSION.into(), kind: "Node".into(), metadata, spec: NodeSpec { bgp: Some(bgp), extra: BTreeMap::new() } }
 }

@@ -7,8 +7,8 @@
 
 use crate::lower::{is_dns_subdomain, parse_duration, parse_peer_address};
 use crate::model::*;
-use calplan_calico::resources::*;
 use calplan_calico::Selector;
+use calplan_calico::resources::*;
 use calplan_diagnostics::{Span, Spanned};
 use std::collections::BTreeMap;
 
@@ -134,7 +134,9 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
 
     // The intent's order where the intent has the pool: targets render pools in model order,
     // and a stage's files should read as `compile` writes them.
-    pools.sort_by_key(|pool| (base.pools.iter().position(|known| known.name.value == pool.name.value).unwrap_or(usize::MAX), pool.name.value.clone()));
+    pools.sort_by_key(|pool| {
+        (base.pools.iter().position(|known| known.name.value == pool.name.value).unwrap_or(usize::MAX), pool.name.value.clone())
+    });
 
     let mut peers = Vec::new();
     for peer in resources.peers() {
@@ -162,12 +164,14 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
             }),
             max_restart_time: duration(&spec.max_restart_time),
             keepalive_time: duration(&spec.keepalive_time),
-            source_address: spec.source_address.as_deref().map(|source| {
-                if source == "None" { SourceAddress::None } else { SourceAddress::UseNodeIp }
-            }),
-            reverse_peering: spec.reverse_peering.as_deref().map(|reverse| {
-                if reverse == "Manual" { ReversePeering::Manual } else { ReversePeering::Auto }
-            }),
+            source_address: spec
+                .source_address
+                .as_deref()
+                .map(|source| if source == "None" { SourceAddress::None } else { SourceAddress::UseNodeIp }),
+            reverse_peering: spec
+                .reverse_peering
+                .as_deref()
+                .map(|reverse| if reverse == "Manual" { ReversePeering::Manual } else { ReversePeering::Auto }),
             password: spec.password.as_ref().map(|holder| SecretRef {
                 name: holder.secret_key_ref.name.clone(),
                 key: holder.secret_key_ref.key.clone(),
@@ -218,9 +222,10 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
             key: holder.secret_key_ref.key.clone(),
             span: base.bgp.span,
         }),
-        node_mesh_max_restart_time: configuration.node_mesh_max_restart_time.as_deref().and_then(|text| {
-            parse_duration(text).map(|seconds| Spanned::new(Duration { seconds, text: text.to_string() }, base.bgp.span))
-        }),
+        node_mesh_max_restart_time: configuration
+            .node_mesh_max_restart_time
+            .as_deref()
+            .and_then(|text| parse_duration(text).map(|seconds| Spanned::new(Duration { seconds, text: text.to_string() }, base.bgp.span))),
         span: base.bgp.span,
     };
 

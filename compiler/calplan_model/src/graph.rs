@@ -20,7 +20,10 @@ pub enum Vertex {
     Mesh,
     RouteReflectorCluster(Ipv4Addr),
     /// A peer outside the cluster that calplan does not configure.
-    ExternalPeer { address: IpAddr, as_number: AsNumber },
+    ExternalPeer {
+        address: IpAddr,
+        as_number: AsNumber,
+    },
     Router(RouterId),
 }
 
@@ -39,7 +42,10 @@ pub struct SessionEnd {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Edge {
     /// A session between the two endpoints; `ends[0]` belongs to the lower vertex index.
-    Session { ends: [Option<SessionEnd>; 2], external: bool },
+    Session {
+        ends: [Option<SessionEnd>; 2],
+        external: bool,
+    },
     MeshMember,
     ClusterMember,
 }
@@ -103,9 +109,9 @@ impl BgpGraph {
                     graph.add_node(Vertex::ExternalPeer { address: peering.data.ip, as_number: peering.data.as_number })
                 });
                 let key = if here < there { (here, there) } else { (there, here) };
-                let edge = *sessions.entry(key).or_insert_with(|| {
-                    graph.add_edge(key.0, key.1, Edge::Session { ends: [None, None], external: false })
-                });
+                let edge = *sessions
+                    .entry(key)
+                    .or_insert_with(|| graph.add_edge(key.0, key.1, Edge::Session { ends: [None, None], external: false }));
                 if let Edge::Session { ends, external } = &mut graph[edge] {
                     let slot = usize::from(here != key.0);
                     *external |= peering.external;
@@ -154,9 +160,10 @@ impl BgpGraph {
             [Some(first), Some(second)] => {
                 for (end, remote) in [(first, high), (second, low)] {
                     if let Some(actual) = as_of(remote)
-                        && actual != end.expected_as {
-                            return Some(SessionProblem::AsMismatch { expected: end.expected_as, actual });
-                        }
+                        && actual != end.expected_as
+                    {
+                        return Some(SessionProblem::AsMismatch { expected: end.expected_as, actual });
+                    }
                 }
                 (first.passive && second.passive).then_some(SessionProblem::BothPassive)
             }

@@ -15,6 +15,6 @@ pub mod lower;
 pub mod model;
 pub mod rules;
 
+pub use analysis::Analysis;
 pub use lower::lower;
 pub use model::*;
-pub use analysis::Analysis;

@@ -51,10 +51,7 @@ impl Lowerer<'_> {
             ipv6: spec.node_address_autodetection.as_ref().and_then(|a| a.ipv6.as_ref()).and_then(|m| self.autodetection(m)),
         };
         let service_cluster_ips = self.cidrs(spec.service_cluster_ips.as_deref().unwrap_or_default(), "service range");
-        let max_pods_per_node = spec
-            .max_pods_per_node
-            .clone()
-            .unwrap_or_else(|| Spanned::new(110, intent.metadata.name.span));
+        let max_pods_per_node = spec.max_pods_per_node.clone().unwrap_or_else(|| Spanned::new(110, intent.metadata.name.span));
 
         // Nodes first: everything else refers to them.
         let mut nodes = Vec::new();
@@ -92,12 +89,8 @@ impl Lowerer<'_> {
         let route_reflector_clusters = self.route_reflectors(&bgp_syntax.route_reflectors, &mut nodes);
         let peers = bgp_syntax.peers.iter().filter_map(|peer| self.peer(peer)).collect();
         let pools = spec.pools.iter().filter_map(|pool| self.pool(pool)).collect();
-        let routers = spec
-            .routers
-            .iter()
-            .enumerate()
-            .filter_map(|(index, router)| self.router(router, RouterId(index as u32)))
-            .collect::<Vec<_>>();
+        let routers =
+            spec.routers.iter().enumerate().filter_map(|(index, router)| self.router(router, RouterId(index as u32))).collect::<Vec<_>>();
         let routers = routers.into_iter().enumerate().map(|(index, mut router)| {
             router.id = RouterId(index as u32);
             router
@@ -129,9 +122,13 @@ impl Lowerer<'_> {
             Some(version) if version.major == 3 && version.minor >= 20 => Spanned::new(version, written.span),
             _ => {
                 self.report(
-                    Diagnostic::new(&UNSUPPORTED_CALICO_VERSION, written.span, format!("calplan does not render for Calico `{}`", written.value))
-                        .label("not a supported release")
-                        .help("write a Calico 3.x release from 3.20 on, such as \"3.30\""),
+                    Diagnostic::new(
+                        &UNSUPPORTED_CALICO_VERSION,
+                        written.span,
+                        format!("calplan does not render for Calico `{}`", written.value),
+                    )
+                    .label("not a supported release")
+                    .help("write a Calico 3.x release from 3.20 on, such as \"3.30\""),
                 );
                 Spanned::new(CalicoVersion::DEFAULT, written.span)
             }
@@ -171,11 +168,7 @@ impl Lowerer<'_> {
                 .iter()
                 .map(|interface| Interface {
                     name: interface.name.clone(),
-                    addresses: interface
-                        .addresses
-                        .iter()
-                        .filter_map(|address| self.interface_address(address))
-                        .collect(),
+                    addresses: interface.addresses.iter().filter_map(|address| self.interface_address(address)).collect(),
                 })
                 .collect()
         });
@@ -266,9 +259,13 @@ impl Lowerer<'_> {
             Ok(id) => Some(Spanned::new(id, text.span)),
             Err(_) => {
                 self.report(
-                    Diagnostic::new(&INVALID_CLUSTER_ID, text.span, format!("route-reflector cluster ID `{}` is not in IPv4 form", text.value))
-                        .label("not an IPv4 address")
-                        .help("cluster IDs are 32-bit numbers written as IPv4 addresses; use an unused one such as `244.0.0.1`"),
+                    Diagnostic::new(
+                        &INVALID_CLUSTER_ID,
+                        text.span,
+                        format!("route-reflector cluster ID `{}` is not in IPv4 form", text.value),
+                    )
+                    .label("not an IPv4 address")
+                    .help("cluster IDs are 32-bit numbers written as IPv4 addresses; use an unused one such as `244.0.0.1`"),
                 );
                 None
             }
@@ -362,9 +359,13 @@ impl Lowerer<'_> {
                 Err(_) => {
                     let span = argument_span(self);
                     self.report(
-                        Diagnostic::new(&INVALID_AUTODETECTION_METHOD, span, format!("`{argument}` is neither an IP address nor a hostname"))
-                            .label("can-reach needs an address or hostname")
-                            .help("write `can-reach=DEST`, DEST being an address the nodes' correct interface routes to, such as a gateway"),
+                        Diagnostic::new(
+                            &INVALID_AUTODETECTION_METHOD,
+                            span,
+                            format!("`{argument}` is neither an IP address nor a hostname"),
+                        )
+                        .label("can-reach needs an address or hostname")
+                        .help("write `can-reach=DEST`, DEST being an address the nodes' correct interface routes to, such as a gateway"),
                     );
                     return None;
                 }
@@ -464,10 +465,14 @@ impl Lowerer<'_> {
                 let Some(id) = self.node_reference(name) else { continue };
                 if let Some(earlier) = assigned.get(&id.value) {
                     self.report(
-                        Diagnostic::new(&REFLECTOR_LISTED_TWICE, name.span, format!("node `{}` is listed as a reflector twice", name.value))
-                            .label("listed again here")
-                            .secondary(*earlier, "first listed here")
-                            .help("a node reflects routes for one cluster ID; list it once"),
+                        Diagnostic::new(
+                            &REFLECTOR_LISTED_TWICE,
+                            name.span,
+                            format!("node `{}` is listed as a reflector twice", name.value),
+                        )
+                        .label("listed again here")
+                        .secondary(*earlier, "first listed here")
+                        .help("a node reflects routes for one cluster ID; list it once"),
                     );
                     continue;
                 }
@@ -489,18 +494,19 @@ impl Lowerer<'_> {
             for member in &cluster.nodes {
                 let node = &mut nodes[member.value.0 as usize];
                 if let Some(literal) = &node.route_reflector_cluster_id
-                    && literal.value != cluster.cluster_id.value {
-                        let message = format!(
-                            "node `{}` is a reflector in cluster `{}` and declares cluster ID `{}`",
-                            node.name.value, cluster.cluster_id.value, literal.value
-                        );
-                        self.diagnostics.push(
-                            Diagnostic::new(&INVALID_CLUSTER_ID, literal.span, message)
-                                .label("conflicts with `bgp.routeReflectors`")
-                                .secondary(member.span, "listed as a reflector here")
-                                .help("give the cluster ID in one place"),
-                        );
-                    }
+                    && literal.value != cluster.cluster_id.value
+                {
+                    let message = format!(
+                        "node `{}` is a reflector in cluster `{}` and declares cluster ID `{}`",
+                        node.name.value, cluster.cluster_id.value, literal.value
+                    );
+                    self.diagnostics.push(
+                        Diagnostic::new(&INVALID_CLUSTER_ID, literal.span, message)
+                            .label("conflicts with `bgp.routeReflectors`")
+                            .secondary(member.span, "listed as a reflector here")
+                            .help("give the cluster ID in one place"),
+                    );
+                }
                 node.route_reflector_cluster_id = Some(cluster.cluster_id.clone());
                 node.labels.insert(ROUTE_REFLECTOR_LABEL.to_string(), Spanned::new("true".to_string(), member.span));
                 if per_cluster_labels {
@@ -669,9 +675,13 @@ impl Lowerer<'_> {
             Ok(address) => Some(Spanned::new(address, router.address.span)),
             Err(_) => {
                 self.report(
-                    Diagnostic::new(&INVALID_ADDRESS, router.address.span, format!("`{}` is not an address with a prefix length", router.address.value))
-                        .label("not an address/prefix")
-                        .help("write the router's address on the nodes' network with its prefix length, such as `21.49.22.3/24`"),
+                    Diagnostic::new(
+                        &INVALID_ADDRESS,
+                        router.address.span,
+                        format!("`{}` is not an address with a prefix length", router.address.value),
+                    )
+                    .label("not an address/prefix")
+                    .help("write the router's address on the nodes' network with its prefix length, such as `21.49.22.3/24`"),
                 );
                 None
             }
@@ -736,8 +746,8 @@ pub fn inner_span(source: &str, span: Span, value: &str, start: usize, end: usiz
     if written == value {
         return span.sub(start, end);
     }
-    let quoted = written.len() >= 2
-        && (written.starts_with('\'') && written.ends_with('\'') || written.starts_with('"') && written.ends_with('"'));
+    let quoted =
+        written.len() >= 2 && (written.starts_with('\'') && written.ends_with('\'') || written.starts_with('"') && written.ends_with('"'));
     if quoted && &written[1..written.len() - 1] == value {
         return span.sub(start + 1, end + 1);
     }
@@ -750,9 +760,7 @@ fn first_line(text: &str) -> String {
 
 fn dns_subdomain() -> &'static regex::Regex {
     static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
-    PATTERN.get_or_init(|| {
-        regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("valid regex")
-    })
+    PATTERN.get_or_init(|| regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("valid regex"))
 }
 
 pub fn is_dns_subdomain(name: &str) -> bool {
@@ -760,11 +768,8 @@ pub fn is_dns_subdomain(name: &str) -> bool {
 }
 
 fn suggest_dns_name(name: &str) -> Option<String> {
-    let lowered: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
-        .collect();
+    let lowered: String =
+        name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect();
     let trimmed = lowered.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
     is_dns_subdomain(&trimmed).then_some(trimmed)
 }
@@ -775,8 +780,7 @@ fn is_hostname(text: &str) -> bool {
 
 fn is_label_name(text: &str) -> bool {
     static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
-    let pattern = PATTERN
-        .get_or_init(|| regex::Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$").expect("valid regex"));
+    let pattern = PATTERN.get_or_init(|| regex::Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$").expect("valid regex"));
     text.len() <= 63 && pattern.is_match(text)
 }
 
@@ -786,9 +790,10 @@ fn label_key_problem(key: &str) -> Option<String> {
         None => (None, key),
     };
     if let Some(prefix) = prefix
-        && !is_dns_subdomain(prefix) {
-            return Some(format!("the prefix `{prefix}` is not a DNS subdomain"));
-        }
+        && !is_dns_subdomain(prefix)
+    {
+        return Some(format!("the prefix `{prefix}` is not a DNS subdomain"));
+    }
     if !is_label_name(name) {
         return Some(format!("the name `{name}` is not 1–63 letters, digits, `-`, `_` or `.` beginning and ending with a letter or digit"));
     }

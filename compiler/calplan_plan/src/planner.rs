@@ -842,13 +842,14 @@ impl Planner<'_> {
             .map(|(_, artifact)| (artifact.path, artifact.contents))
             .collect();
         if self.pinned
-            && let Some(current) = &self.files {
-                for (path, text) in current {
-                    if path.ends_with("/route-pins") {
-                        files.insert(path.clone(), text.clone());
-                    }
+            && let Some(current) = &self.files
+        {
+            for (path, text) in current {
+                if path.ends_with("/route-pins") {
+                    files.insert(path.clone(), text.clone());
                 }
             }
+        }
         files
     }
 

@@ -5,9 +5,9 @@
 //! and still deserialize the rest: one run reports every problem. It also fills
 //! [`Spanned`](crate::Spanned) values with the span of the node they came from.
 
-use calplan_diagnostics::spanned_protocol as spanned;
 use crate::yaml::{Entry, Node, NodeKind, Scalar};
 use calplan_diagnostics::Span;
+use calplan_diagnostics::spanned_protocol as spanned;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::forward_to_deserialize_any;
 use std::fmt;
@@ -186,12 +186,7 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
         self.deserialize_seq(visitor)
     }
 
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
+    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _name: &'static str, _len: usize, visitor: V) -> Result<V::Value, Error> {
         self.deserialize_seq(visitor)
     }
 
@@ -223,9 +218,7 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
     ) -> Result<V::Value, Error> {
         match &self.0.kind {
             NodeKind::Scalar { value, .. } => self.at(visitor.visit_enum(value.as_str().into_deserializer())),
-            NodeKind::Mapping(entries) if entries.len() == 1 => {
-                self.at(visitor.visit_enum(Variant { entry: &entries[0] }))
-            }
+            NodeKind::Mapping(entries) if entries.len() == 1 => self.at(visitor.visit_enum(Variant { entry: &entries[0] })),
             _ => Err(self.invalid("a name or a one-key mapping")),
         }
     }

@@ -12,5 +12,5 @@ pub mod rules;
 pub mod schema;
 pub mod yaml;
 
-pub use parse::{TagPolicy, parse_intent, read_yaml, repair_tags};
 pub use calplan_diagnostics::Spanned;
+pub use parse::{TagPolicy, parse_intent, read_yaml, repair_tags};

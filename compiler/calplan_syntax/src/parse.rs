@@ -43,10 +43,8 @@ pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> 
             // than fail silently.
             if !diagnostics.has_errors() {
                 let span = error.span.unwrap_or(root.head_span());
-                diagnostics.push(
-                    Diagnostic::new(&SCHEMA_VIOLATION, span, error.message)
-                        .help("see `calplan schema` for the intent's shape"),
-                );
+                diagnostics
+                    .push(Diagnostic::new(&SCHEMA_VIOLATION, span, error.message).help("see `calplan schema` for the intent's shape"));
             }
             None
         }
@@ -212,9 +210,10 @@ fn prune(root: &mut Node, mut pointers: Vec<String>) {
             NodeKind::Mapping(entries) => entries.retain(|entry| json::key_text(&entry.key) != last),
             NodeKind::Sequence(items) => {
                 if let Ok(position) = last.parse::<usize>()
-                    && position < items.len() {
-                        items.remove(position);
-                    }
+                    && position < items.len()
+                {
+                    items.remove(position);
+                }
             }
             NodeKind::Scalar { .. } => {}
         }
@@ -231,9 +230,7 @@ fn find_mut<'a>(root: &'a mut Node, pointer: &str) -> Option<&'a mut Node> {
     for segment in pointer.split('/').skip(1) {
         let segment = json::unescape(segment);
         node = match &mut node.kind {
-            NodeKind::Mapping(entries) => {
-                &mut entries.iter_mut().find(|entry| json::key_text(&entry.key) == segment)?.value
-            }
+            NodeKind::Mapping(entries) => &mut entries.iter_mut().find(|entry| json::key_text(&entry.key) == segment)?.value,
             NodeKind::Sequence(items) => items.get_mut(segment.parse::<usize>().ok()?)?,
             NodeKind::Scalar { .. } => return None,
         };

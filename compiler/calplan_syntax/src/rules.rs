@@ -108,12 +108,5 @@ declare_rule! {
 }
 
 /// Every rule of this crate, in code order.
-pub static ALL: &[&calplan_diagnostics::Rule] = &[
-    &YAML_SYNTAX,
-    &YAML_TAG,
-    &UNKNOWN_FIELD,
-    &SCHEMA_VIOLATION,
-    &WRONG_DOCUMENT_TYPE,
-    &EMPTY_OR_MULTIPLE_DOCUMENTS,
-    &DUPLICATE_KEY,
-];
+pub static ALL: &[&calplan_diagnostics::Rule] =
+    &[&YAML_SYNTAX, &YAML_TAG, &UNKNOWN_FIELD, &SCHEMA_VIOLATION, &WRONG_DOCUMENT_TYPE, &EMPTY_OR_MULTIPLE_DOCUMENTS, &DUPLICATE_KEY];

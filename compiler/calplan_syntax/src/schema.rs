@@ -53,8 +53,7 @@ pub fn validate(value: &Value, index: &PointerIndex, root: &Node, diagnostics: &
                     let child = format!("{pointer}/{}", crate::json::escape(name));
                     let span = index.get(&child).and_then(|place| place.key).unwrap_or(place.head);
                     let mut diagnostic =
-                        Diagnostic::new(&UNKNOWN_FIELD, span, format!("unknown field `{name}` in `{path}`"))
-                            .label("not a field here");
+                        Diagnostic::new(&UNKNOWN_FIELD, span, format!("unknown field `{name}` in `{path}`")).label("not a field here");
                     diagnostic = match did_you_mean(name, known.iter().map(String::as_str)) {
                         Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
                         None => diagnostic.help(format!("expected one of {}", list(&known))),
@@ -73,8 +72,7 @@ pub fn validate(value: &Value, index: &PointerIndex, root: &Node, diagnostics: &
             }
             ValidationErrorKind::Enum { options } => {
                 let written = node.and_then(Node::as_str).unwrap_or_default();
-                let options: Vec<String> =
-                    options.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+                let options: Vec<String> = options.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
                 let help = match did_you_mean(written, options.iter().map(String::as_str)) {
                     Some(suggestion) => format!("did you mean `{suggestion}`? expected one of {}", list(&options)),
                     None => format!("expected one of {}", list(&options)),
@@ -195,9 +193,10 @@ fn step<'a>(root: &'a Value, schema: &'a Value, segment: &str) -> Option<&'a Val
         return Some(child);
     }
     if let Some(items) = schema.get("items")
-        && segment.parse::<usize>().is_ok() {
-            return Some(items);
-        }
+        && segment.parse::<usize>().is_ok()
+    {
+        return Some(items);
+    }
     if let Some(additional) = schema.get("additionalProperties").filter(|value| value.is_object()) {
         return Some(additional);
     }

@@ -134,22 +134,27 @@ fn resolve_plain(text: &str) -> Scalar<'_> {
         _ => {}
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit())
-        && let Ok(int) = text.parse::<i128>() {
-            return Scalar::Int(int);
-        }
+    if !digits.is_empty()
+        && digits.bytes().all(|byte| byte.is_ascii_digit())
+        && let Ok(int) = text.parse::<i128>()
+    {
+        return Scalar::Int(int);
+    }
     if let Some(hex) = text.strip_prefix("0x")
-        && let Ok(int) = i128::from_str_radix(hex, 16) {
-            return Scalar::Int(int);
-        }
+        && let Ok(int) = i128::from_str_radix(hex, 16)
+    {
+        return Scalar::Int(int);
+    }
     if let Some(octal) = text.strip_prefix("0o")
-        && let Ok(int) = i128::from_str_radix(octal, 8) {
-            return Scalar::Int(int);
-        }
+        && let Ok(int) = i128::from_str_radix(octal, 8)
+    {
+        return Scalar::Int(int);
+    }
     if looks_like_float(text)
-        && let Ok(float) = text.parse::<f64>() {
-            return Scalar::Float(float);
-        }
+        && let Ok(float) = text.parse::<f64>()
+    {
+        return Scalar::Float(float);
+    }
     Scalar::String(text)
 }
 

@@ -18,12 +18,8 @@ pub fn validate(analysis: &Analysis, diagnostics: &mut Diagnostics) {
 
 /// Every rule calplan reports, from parsing to the BGP graph, in code order.
 pub fn all_rules() -> Vec<&'static Rule> {
-    let mut all: Vec<&'static Rule> = calplan_syntax::rules::ALL
-        .iter()
-        .chain(calplan_model::rules::ALL)
-        .chain(rules::ALL)
-        .copied()
-        .collect();
+    let mut all: Vec<&'static Rule> =
+        calplan_syntax::rules::ALL.iter().chain(calplan_model::rules::ALL).chain(rules::ALL).copied().collect();
     all.sort_by_key(|rule| rule.code);
     all
 }

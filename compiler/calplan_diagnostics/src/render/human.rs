@@ -1,8 +1,5 @@
 use crate::{Diagnostic, Severity, SourceFile, SourceMap};
-use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
-    SourceCode, SourceSpan, SpanContents,
-};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 use std::fmt::{self, Write};
 
 /// rustc-style text through miette: the message, the source line with the offending value
@@ -85,12 +82,9 @@ impl miette::Diagnostic for Report<'_> {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let file = self.diagnostic.span().file;
-        let to_source_span =
-            |span: crate::Span| SourceSpan::from((span.start as usize, span.len()));
-        let primary = LabeledSpan::new_primary_with_span(
-            self.diagnostic.primary.message.clone(),
-            to_source_span(self.diagnostic.primary.span),
-        );
+        let to_source_span = |span: crate::Span| SourceSpan::from((span.start as usize, span.len()));
+        let primary =
+            LabeledSpan::new_primary_with_span(self.diagnostic.primary.message.clone(), to_source_span(self.diagnostic.primary.span));
         let secondary = self
             .diagnostic
             .secondary

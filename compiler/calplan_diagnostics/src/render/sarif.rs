@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 ///
 /// Only the rules that produced a result are listed, in code order, so the output is stable.
 pub fn sarif(diagnostics: &[Diagnostic], sources: &SourceMap, tool_version: &str) -> String {
-    let rules: BTreeMap<&str, &Rule> =
-        diagnostics.iter().map(|diagnostic| (diagnostic.rule.code, diagnostic.rule)).collect();
-    let rule_index: BTreeMap<&str, usize> =
-        rules.keys().enumerate().map(|(index, code)| (*code, index)).collect();
+    let rules: BTreeMap<&str, &Rule> = diagnostics.iter().map(|diagnostic| (diagnostic.rule.code, diagnostic.rule)).collect();
+    let rule_index: BTreeMap<&str, usize> = rules.keys().enumerate().map(|(index, code)| (*code, index)).collect();
     let region = |span: crate::Span| {
         let file = sources.file(span.file);
         let start = file.line_col(span.start as usize);

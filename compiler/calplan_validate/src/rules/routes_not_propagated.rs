@@ -90,11 +90,7 @@ fn sessions(peerings: &Peerings) -> Sessions {
     Sessions {
         links,
         in_mesh: (0..count).map(|index| peerings.in_mesh(index) && topology.nodes[index].ipv4.is_some()).collect(),
-        cluster_ids: topology
-            .nodes
-            .iter()
-            .map(|node| node.rr_cluster_id.parse::<std::net::Ipv4Addr>().ok().map(u32::from))
-            .collect(),
+        cluster_ids: topology.nodes.iter().map(|node| node.rr_cluster_id.parse::<std::net::Ipv4Addr>().ok().map(u32::from)).collect(),
         as_numbers,
     }
 }
@@ -148,17 +144,17 @@ fn propagate(sessions: &Sessions, origin: usize) -> Reach {
                 (Via::External, Vec::new())
             } else {
                 let mut next_list = list.clone();
-                if reflecting
-                    && let Some(id) = sessions.cluster_ids[node] {
-                        next_list.push(id);
-                        next_list.sort_unstable();
-                        next_list.dedup();
-                    }
+                if reflecting && let Some(id) = sessions.cluster_ids[node] {
+                    next_list.push(id);
+                    next_list.sort_unstable();
+                    next_list.dedup();
+                }
                 if let Some(id) = sessions.cluster_ids[link.to]
-                    && next_list.contains(&id) {
-                        loop_drops.insert(link.to);
-                        continue;
-                    }
+                    && next_list.contains(&id)
+                {
+                    loop_drops.insert(link.to);
+                    continue;
+                }
                 (if link.from_is_client { Via::FromClient } else { Via::FromNonClient }, next_list)
             };
             deliver(link.to, next_via, next_list, &mut queue, &mut reached);
@@ -203,10 +199,13 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let mut advertises = vec![false; count];
     for block in &analysis.placement.blocks {
         let exported = block.pool.is_none_or(|pool| !*model.pools[pool].disable_bgp_export);
-        if block.is_advertised() && exported && block.cidr.addr().is_ipv4()
-            && let Some(index) = analysis.topology_index(block.node) {
-                advertises[index] = true;
-            }
+        if block.is_advertised()
+            && exported
+            && block.cidr.addr().is_ipv4()
+            && let Some(index) = analysis.topology_index(block.node)
+        {
+            advertises[index] = true;
+        }
     }
     // A node with no session at all is E0403's to report; here only nodes that do speak BGP.
     let receivers: Vec<usize> = (0..count)
@@ -239,11 +238,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
             2 => " and the one node peered like it".to_string(),
             count => format!(" and {} nodes peered like it", count - 1),
         };
-        let message = format!(
-            "routes to the blocks of {}{alike} would not reach {}{more}",
-            name(origin),
-            shown.join(", ")
-        );
+        let message = format!("routes to the blocks of {}{alike} would not reach {}{more}", name(origin), shown.join(", "));
         let mut droppers: Vec<usize> = reach.loop_drops.iter().copied().collect();
         droppers.sort_unstable();
         let help = if droppers.is_empty() {

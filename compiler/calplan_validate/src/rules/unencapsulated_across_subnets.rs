@@ -27,7 +27,9 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     // BGP with the outside (a ToR, a router that speaks BGP) can teach the fabric pod routes.
     let peers_outside = model.routers.iter().any(|router| router.bgp.is_some())
         || model.peers.iter().any(|peer| {
-            peer.peer_ip.as_ref().is_some_and(|address| !model.nodes.iter().any(|node| node.ipv4().map(std::net::IpAddr::V4) == Some(address.ip)))
+            peer.peer_ip
+                .as_ref()
+                .is_some_and(|address| !model.nodes.iter().any(|node| node.ipv4().map(std::net::IpAddr::V4) == Some(address.ip)))
         });
     if peers_outside {
         return;
