@@ -192,28 +192,8 @@ fn node_artifacts_match_their_golden_files() {
     for (dir, checked) in artifact_scenarios() {
         let targets: Vec<&str> = NODE_TARGETS.iter().map(|(target, _)| *target).collect();
         let output = compile(&checked, &targets);
-        let expected = dir.join("expected");
-        let mut produced = BTreeSet::new();
-        for (_, artifact) in &output.artifacts {
-            produced.insert(expected.join(&artifact.path));
-            if let Err(failure) = golden::check(&expected.join(&artifact.path), &artifact.contents) {
-                failures.push(failure);
-            }
-        }
-        // A golden file no artifact matches any more is stale.
-        let nodes = std::fs::read_dir(expected.join("nodes")).into_iter().flatten().flatten();
-        for node in nodes {
-            for (_, file) in NODE_TARGETS {
-                let path = node.path().join(file);
-                if path.is_file() && !produced.contains(&path) {
-                    if golden::updating() {
-                        std::fs::remove_file(&path).unwrap();
-                    } else {
-                        failures.push(format!("{}: stale golden file, no artifact matches it", path.display()));
-                    }
-                }
-            }
-        }
+        let files: Vec<&str> = NODE_TARGETS.iter().map(|(_, file)| *file).collect();
+        failures.extend(golden::check_artifacts(&dir.join("expected"), &output, "nodes", &files));
     }
     golden::assert_all(failures);
 }

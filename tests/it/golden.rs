@@ -33,3 +33,32 @@ pub fn check(path: &Path, actual: &str) -> Result<(), String> {
 pub fn assert_all(failures: Vec<String>) {
     assert!(failures.is_empty(), "{} golden mismatches:\n\n{}", failures.len(), failures.join("\n\n"));
 }
+
+/// Compares every artifact of a compile with `expected/<path>`, and reports golden files under
+/// `expected/<group>/*/` named in `files` that no artifact produced any more (stale); with
+/// `UPDATE_GOLDEN=1` writes the artifacts and removes the stale files.
+pub fn check_artifacts(expected: &Path, output: &calplan_targets::Output, group: &str, files: &[&str]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut produced = std::collections::BTreeSet::new();
+    for (_, artifact) in &output.artifacts {
+        let path = expected.join(&artifact.path);
+        if let Err(failure) = check(&path, &artifact.contents) {
+            failures.push(failure);
+        }
+        produced.insert(path);
+    }
+    for owner in std::fs::read_dir(expected.join(group)).into_iter().flatten().flatten() {
+        for file in files {
+            let path = owner.path().join(file);
+            if !path.is_file() || produced.contains(&path) {
+                continue;
+            }
+            if updating() {
+                std::fs::remove_file(&path).unwrap();
+            } else {
+                failures.push(format!("{}: stale golden file, no artifact matches it", path.display()));
+            }
+        }
+    }
+    failures
+}

@@ -246,26 +246,7 @@ fn router_files_match_their_golden_files() {
     let mut failures = Vec::new();
     for (dir, checked) in pinned_scenarios() {
         let output = compile(&checked, &["routers"]);
-        let expected = dir.join("expected");
-        let mut produced = BTreeSet::new();
-        for (_, artifact) in &output.artifacts {
-            produced.insert(expected.join(&artifact.path));
-            if let Err(failure) = golden::check(&expected.join(&artifact.path), &artifact.contents) {
-                failures.push(failure);
-            }
-        }
-        for router in std::fs::read_dir(expected.join("routers")).into_iter().flatten().flatten() {
-            for file in ROUTER_FILES {
-                let path = router.path().join(file);
-                if path.is_file() && !produced.contains(&path) {
-                    if golden::updating() {
-                        std::fs::remove_file(&path).unwrap();
-                    } else {
-                        failures.push(format!("{}: stale golden file, no artifact matches it", path.display()));
-                    }
-                }
-            }
-        }
+        failures.extend(golden::check_artifacts(&dir.join("expected"), &output, "routers", &ROUTER_FILES));
     }
     golden::assert_all(failures);
 }

@@ -130,26 +130,7 @@ fn rule_files_match_their_golden_files() {
     let mut failures = Vec::new();
     for (dir, checked) in pinned_scenarios() {
         let output = compile(&checked, &RULE_TARGETS.map(|(target, _)| target));
-        let expected = dir.join("expected");
-        let mut produced = BTreeSet::new();
-        for (_, artifact) in &output.artifacts {
-            produced.insert(expected.join(&artifact.path));
-            if let Err(failure) = golden::check(&expected.join(&artifact.path), &artifact.contents) {
-                failures.push(failure);
-            }
-        }
-        for node in std::fs::read_dir(expected.join("nodes")).into_iter().flatten().flatten() {
-            for (_, file) in RULE_TARGETS {
-                let path = node.path().join(file);
-                if path.is_file() && !produced.contains(&path) {
-                    if golden::updating() {
-                        std::fs::remove_file(&path).unwrap();
-                    } else {
-                        failures.push(format!("{}: stale golden file, no artifact matches it", path.display()));
-                    }
-                }
-            }
-        }
+        failures.extend(golden::check_artifacts(&dir.join("expected"), &output, "nodes", &RULE_TARGETS.map(|(_, file)| file)));
     }
     golden::assert_all(failures);
 }
