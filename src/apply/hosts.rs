@@ -160,7 +160,13 @@ pub fn load_within(
         ("frr.conf", Some(text)) => {
             let path = host.path("frr.conf");
             let staged = format!("{path}.calplan-check");
-            transport.write_file(host, &staged, text.as_bytes(), 0o640)?;
+            // BGP passwords go into the router's copy only, which is then kept 0600.
+            let (filled, mode) = match secrets {
+                Some(secrets) => (calplan_targets::routers::fill_frr_passwords(text, &frr_secret_values(secrets))?, 0o600),
+                None => (text.to_string(), 0o640),
+            };
+            let text = filled.as_str();
+            transport.write_file(host, &staged, text.as_bytes(), mode)?;
             transport.check(host, &["vtysh", "--dryrun", "-f", &staged], None)?;
             let mut reload = vec!["/usr/lib/frr/frr-reload.py", "--reload"];
             let pathspace;
@@ -170,7 +176,7 @@ pub fn load_within(
             }
             reload.push(staged.as_str());
             transport.check(host, &reload, None)?;
-            transport.write_file(host, &path, text.as_bytes(), 0o640)?;
+            transport.write_file(host, &path, text.as_bytes(), mode)?;
             transport.remove_file(host, &staged)?;
             Ok(Loaded::Loaded)
         }
@@ -269,6 +275,17 @@ fn texts(replies: &[BirdReply]) -> String {
 /// BIRD's answers that a reconfiguration was taken: done (0003), under way (0004), or queued
 /// behind one under way (0005).
 const RECONFIGURED: [u16; 3] = [3, 4, 5];
+
+/// A router's password values as apply hands them over: `SECRET\tKEY\tVALUE` lines.
+fn frr_secret_values(secrets: &str) -> std::collections::BTreeMap<(String, String), String> {
+    secrets
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            Some(((parts.next()?.to_string(), parts.next()?.to_string()), parts.next()?.to_string()))
+        })
+        .collect()
+}
 
 /// BIRD: check the new configuration, then load it on a timer that undoes it unless the
 /// stage's barrier confirms it.

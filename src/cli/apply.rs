@@ -220,6 +220,34 @@ fn read_secrets(plan: &Plan, directory: Option<&Path>) -> Result<BTreeMap<String
         references.entry(node.clone()).or_default().extend(named);
     }
     let mut secrets = BTreeMap::new();
+    // Routers running FRR name their passwords in placeholders of `frr.conf`.
+    let mut router_references: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for change in plan.changes() {
+        if let (Target::Router { router }, "frr.conf", Some(Content::File { text })) = (&change.target, change.kind.as_str(), &change.after)
+        {
+            router_references.entry(router.clone()).or_default().extend(calplan_targets::routers::frr_password_references(text));
+        }
+    }
+    for (router, references) in router_references.into_iter().filter(|(_, references)| !references.is_empty()) {
+        let Some(directory) = directory else {
+            return Err(CliError::Message(format!(
+                "router `{router}`'s frr.conf needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)"
+            )));
+        };
+        let mut lines = String::new();
+        for (name, key) in references {
+            if !is_secret_word(&name) || !is_secret_word(&key) {
+                return Err(CliError::Message(format!(
+                    "router `{router}`'s frr.conf names the Secret `{name}`, key `{key}`, which is not a Secret's name and key"
+                )));
+            }
+            let path = directory.join(&name).join(&key);
+            let value = std::fs::read_to_string(&path)
+                .map_err(|error| CliError::Message(format!("cannot read the password `{}`: {error}", path.display())))?;
+            lines.push_str(&format!("{name}\t{key}\t{}\n", value.trim_end_matches('\n')));
+        }
+        secrets.insert(router, lines);
+    }
     for (node, references) in references.into_iter().filter(|(_, references)| !references.is_empty()) {
         let Some(directory) = directory else {
             return Err(CliError::Message(format!("node `{node}`'s BIRD needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)")));

@@ -14,6 +14,24 @@ pub fn lab_password(secret: &SecretKeyRef) -> String {
     format!("lab-{}-{}", secret.name, secret.key)
 }
 
+/// A router's password values for apply (`SECRET\tKEY\tVALUE` lines), with the lab's
+/// values for every Secret its `frr.conf` names.
+pub fn frr_secrets(frr_conf: &str) -> Option<String> {
+    let references = calplan_targets::routers::frr_password_references(frr_conf);
+    if references.is_empty() {
+        return None;
+    }
+    Some(
+        references
+            .into_iter()
+            .map(|(name, key)| {
+                let value = lab_password(&SecretKeyRef { name: name.clone(), key: key.clone(), optional: None });
+                format!("{name}\t{key}\t{value}\n")
+            })
+            .collect(),
+    )
+}
+
 /// `bird-secrets.conf` for a node, with the lab's values for every secret its `bird.cfg`
 /// names (`# Secret NAME, key KEY`, as calplan writes them).
 pub fn bird_secrets(bird_cfg: &str) -> Option<String> {

@@ -210,6 +210,7 @@ pub fn apply(
 
     let secrets = up::secrets_for(plan.changes().filter_map(|change| match (&change.target, &change.after) {
         (Target::Node { node }, Some(Content::File { text })) if change.kind == "bird.cfg" => Some((node.as_str(), text.as_str())),
+        (Target::Router { router }, Some(Content::File { text })) if change.kind == "frr.conf" => Some((router.as_str(), text.as_str())),
         _ => None,
     }));
     let state = StateDir::new(&layout.state_dir());

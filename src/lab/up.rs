@@ -97,7 +97,7 @@ pub fn executor_options(layout: &Layout, secrets: BTreeMap<String, String>, barr
 
 /// The lab's password file for every node whose `bird.cfg` in `files` names secrets.
 pub fn secrets_for<'a>(files: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
-    files.filter_map(|(node, text)| Some((node.to_string(), frr::bird_secrets(text)?))).collect()
+    files.filter_map(|(host, text)| Some((host.to_string(), frr::bird_secrets(text).or_else(|| frr::frr_secrets(text))?))).collect()
 }
 
 /// Progress as plain lines.
@@ -220,6 +220,9 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
     let secrets = secrets_for(plan.changes().filter_map(|change| match (&change.target, &change.after) {
         (Target::Node { node }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "bird.cfg" => {
             Some((node.as_str(), text.as_str()))
+        }
+        (Target::Router { router }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "frr.conf" => {
+            Some((router.as_str(), text.as_str()))
         }
         _ => None,
     }));

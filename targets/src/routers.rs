@@ -364,3 +364,60 @@ fn peer_with_text(peer_with: PeerWith) -> &'static str {
         PeerWith::AllNodes => "every node",
     }
 }
+
+/// The Secrets (name, key) whose values an `frr.conf` needs, from its password placeholders.
+pub fn frr_password_references(frr_conf: &str) -> std::collections::BTreeSet<(String, String)> {
+    frr_conf.lines().filter_map(password_placeholder).map(|(_, secret, key)| (secret, key)).collect()
+}
+
+/// `! neighbor ADDRESS password <key `KEY` of Secret `SECRET`: …>` → (address, secret, key).
+fn password_placeholder(line: &str) -> Option<(String, String, String)> {
+    let rest = line.trim_start().strip_prefix("! neighbor ")?;
+    let (address, rest) = rest.split_once(" password <key `")?;
+    let (key, rest) = rest.split_once("` of Secret `")?;
+    let (secret, _) = rest.split_once('`')?;
+    Some((address.to_string(), secret.to_string(), key.to_string()))
+}
+
+/// The `frr.conf` a router loads: each password placeholder replaced by the password itself,
+/// from `values` (keyed by Secret name and key). For apply, which holds the values; compile
+/// never calls it. FRR reads a password as one word, so one with white space is refused.
+pub fn fill_frr_passwords(frr_conf: &str, values: &BTreeMap<(String, String), String>) -> Result<String, String> {
+    let mut out = String::with_capacity(frr_conf.len());
+    for line in frr_conf.lines() {
+        match password_placeholder(line) {
+            Some((address, secret, key)) => {
+                let value =
+                    values.get(&(secret.clone(), key.clone())).ok_or_else(|| format!("no value for key `{key}` of Secret `{secret}`"))?;
+                if value.is_empty() || value.chars().any(char::is_whitespace) {
+                    return Err(format!(
+                        "the password in key `{key}` of Secret `{secret}` is empty or holds white space, which FRR cannot read"
+                    ));
+                }
+                let indent = &line[..line.len() - line.trim_start().len()];
+                out.push_str(&format!("{indent}neighbor {address} password {value}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_passwords_and_only_there() {
+        let text = "router bgp 65010\n neighbor 10.0.1.11 remote-as 64512\n ! neighbor 10.0.1.11 password <key `password` of Secret `tor`: calplan never writes secrets>\n";
+        assert_eq!(frr_password_references(text).into_iter().collect::<Vec<_>>(), [("tor".to_string(), "password".to_string())]);
+        let values = BTreeMap::from([(("tor".to_string(), "password".to_string()), "s3cret".to_string())]);
+        let filled = fill_frr_passwords(text, &values).unwrap();
+        assert!(filled.contains(" neighbor 10.0.1.11 password s3cret\n") && !filled.contains('<'), "{filled}");
+        let spaced = BTreeMap::from([(("tor".to_string(), "password".to_string()), "two words".to_string())]);
+        assert!(fill_frr_passwords(text, &spaced).is_err());
+    }
+}
