@@ -2,24 +2,12 @@
 //! injected after every step, and the calicoctl/kubectl command lines (through stand-ins, as
 //! neither program can be installed here — the tests say so in their names).
 
+use crate::cli::{calplan_with as run, text};
 use crate::current::Etcd;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn run(args: &[&str], environment: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calplan"));
-    command.args(args).current_dir(crate::golden::root()).env("NO_COLOR", "1").env_remove("CALPLAN_TEST_ABORT_AFTER_STEP");
-    for (key, value) in environment {
-        command.env(key, value);
-    }
-    command.output().expect("calplan runs")
-}
 
 /// Plans the seed intent against `etcd` and saves the plan.
 fn plan_seed(etcd: &Etcd, plan: &Path) -> Output {

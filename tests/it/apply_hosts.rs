@@ -7,6 +7,7 @@
 //! go to a stand-in `calicoctl` that keeps them as files (calicoctl itself cannot be installed
 //! here), so that a plan made after the apply reads back what the apply wrote.
 
+use crate::cli::{both, calplan_with as calplan, text};
 use crate::golden;
 use calplan::apply::hosts::{self, Loaded};
 use calplan::apply::transport::{Host, HostSettings, Transport, TransportKind};
@@ -18,24 +19,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn both(output: &Output) -> String {
-    format!("{}{}", text(&output.stdout), text(&output.stderr))
-}
-
-/// `calplan ARGS`, from the repository root, with `environment` added.
-fn calplan(args: &[&str], environment: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calplan"));
-    command.args(args).current_dir(golden::root()).env("NO_COLOR", "1").env_remove("CALPLAN_TEST_ABORT_AFTER_STEP");
-    for (key, value) in environment {
-        command.env(key, value);
-    }
-    command.output().expect("calplan runs")
-}
 
 fn path(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")

@@ -9,12 +9,12 @@
 //! `target/bird16/usr/sbin/bird` (`apt-get download bird && dpkg -x bird_*.deb target/bird16`).
 
 use crate::golden;
-use crate::scenarios::scenario_dirs;
+use crate::scenarios::{compile, pinned_scenarios, relative, valid_scenarios};
 use calplan::netns::{self, Daemon, InterfaceName, Namespace};
 use calplan::pipeline::{self, Checked};
 use calplan_calico::resources::SecretKeyRef;
 use calplan_model::ipam::{AffinityState, ObservedAffinity};
-use calplan_targets::{Context, Output, Templates};
+use calplan_targets::Output;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,42 +22,6 @@ use std::time::{Duration, Instant};
 
 /// The node artifacts this module owns, by target name and file name.
 const NODE_TARGETS: [(&str, &str); 3] = [("bird", "bird.cfg"), ("bird-calico", "bird-calico.cfg"), ("routes", "routes")];
-
-/// Every valid scenario, checked.
-fn valid_scenarios() -> Vec<(PathBuf, Checked)> {
-    scenario_dirs()
-        .into_iter()
-        .filter_map(|dir| {
-            let text = std::fs::read_to_string(dir.join("intent.yaml")).ok()?;
-            let checked = pipeline::check("intent.yaml", text, None);
-            checked.valid().is_some().then_some((dir, checked))
-        })
-        .collect()
-}
-
-/// The scenarios whose node artifacts are pinned: those with an `expected/` folder. (Others,
-/// such as the large full-mesh warning case, are still parsed by BIRD.)
-fn artifact_scenarios() -> Vec<(PathBuf, Checked)> {
-    let scenarios: Vec<(PathBuf, Checked)> = valid_scenarios().into_iter().filter(|(dir, _)| dir.join("expected").is_dir()).collect();
-    for required in ["seed-rr", "mesh-ipip", "vxlan-multi-rr"] {
-        assert!(
-            scenarios.iter().any(|(dir, _)| dir.ends_with(required)),
-            "testdata/{required} has no expected/ folder; run `UPDATE_GOLDEN=1 cargo test --test it bird` after creating it"
-        );
-    }
-    scenarios
-}
-
-fn compile(checked: &Checked, targets: &[&str]) -> Output {
-    let analysis = checked.valid().expect("a valid intent");
-    let templates = Templates::builtin();
-    let selected: BTreeSet<String> = targets.iter().map(|target| target.to_string()).collect();
-    calplan_targets::compile(&Context { analysis, templates: &templates, node: None, sink: None }, Some(&selected)).expect("renders")
-}
-
-fn relative(dir: &Path) -> String {
-    dir.strip_prefix(golden::root()).unwrap_or(dir).display().to_string()
-}
 
 fn program(variable: &str, default: &Path) -> PathBuf {
     std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| default.to_path_buf())
@@ -189,7 +153,7 @@ fn every_bird_calico_cfg_parses_under_bird_1_6() {
 #[test]
 fn node_artifacts_match_their_golden_files() {
     let mut failures = Vec::new();
-    for (dir, checked) in artifact_scenarios() {
+    for (dir, checked) in pinned_scenarios() {
         let targets: Vec<&str> = NODE_TARGETS.iter().map(|(target, _)| *target).collect();
         let output = compile(&checked, &targets);
         let files: Vec<&str> = NODE_TARGETS.iter().map(|(_, file)| *file).collect();
@@ -348,7 +312,7 @@ fn routes_load_with_ip_route_replace_needs_root() {
     let prefix = netns::unique_prefix("cplr").unwrap();
     let mut failures = Vec::new();
     let mut loaded = 0;
-    for (scenario, (dir, checked)) in artifact_scenarios().into_iter().enumerate() {
+    for (scenario, (dir, checked)) in pinned_scenarios().into_iter().enumerate() {
         let analysis = checked.valid().unwrap();
         for (node_number, (_, artifact)) in compile(&checked, &["routes"]).artifacts.iter().enumerate() {
             let node = analysis.model.node_by_name(node_of(&artifact.path)).unwrap();

@@ -3,8 +3,24 @@
 use crate::golden;
 use std::process::{Command, Output, Stdio};
 
+/// `calplan ARGS` from the repository root, without colour.
 pub fn calplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_calplan")).args(args).current_dir(golden::root()).env("NO_COLOR", "1").output().expect("calplan runs")
+    calplan_with(args, &[])
+}
+
+/// `calplan ARGS` with `environment` added; the test-only hooks are cleared unless given.
+pub fn calplan_with(args: &[&str], environment: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_calplan"));
+    command
+        .args(args)
+        .current_dir(golden::root())
+        .env("NO_COLOR", "1")
+        .env_remove("CALPLAN_TEST_ABORT_AFTER_STEP")
+        .env_remove("CALPLAN_TEST_LAB_CRASH");
+    for (key, value) in environment {
+        command.env(key, value);
+    }
+    command.output().expect("calplan runs")
 }
 
 pub fn calplan_stdin(args: &[&str], input: &[u8]) -> Output {
@@ -22,8 +38,13 @@ pub fn calplan_stdin(args: &[&str], input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Standard output and standard error together, for messages.
+pub fn both(output: &Output) -> String {
+    format!("{}{}", text(&output.stdout), text(&output.stderr))
 }
 
 #[test]

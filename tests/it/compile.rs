@@ -2,11 +2,8 @@
 //! happens to an existing directory when a compile fails.
 
 use crate::cli::calplan;
+use crate::cli::text;
 use std::path::Path;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn files(root: &Path) -> Vec<String> {
     let mut found = Vec::new();

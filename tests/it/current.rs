@@ -5,6 +5,7 @@
 //! loopback ports of their own, with a data directory of their own, and stop it when done.
 
 use crate::cli::calplan;
+use crate::cli::text;
 use crate::golden;
 use calplan::etcd::{Client, EtcdError};
 use calplan_plan::current::etcd_layout;
@@ -13,10 +14,6 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// A free loopback port: bound, read and released. Another process may take it before etcd
 /// does; `Etcd::start` then tries again with new ports.

@@ -4,30 +4,13 @@
 //! Lab tests run one at a time (a lock below): they measure packet loss at 20 ms resolution,
 //! and two labs converging at once on two cores would only add noise.
 
-use crate::golden;
+use crate::cli::{both, calplan_with as calplan, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn both(output: &Output) -> String {
-    format!("{}{}", text(&output.stdout), text(&output.stderr))
-}
-
-fn calplan(args: &[&str], environment: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_calplan"));
-    command.args(args).current_dir(golden::root()).env("NO_COLOR", "1").env_remove("CALPLAN_TEST_LAB_CRASH");
-    for (key, value) in environment {
-        command.env(key, value);
-    }
-    command.output().expect("calplan runs")
-}
 
 fn namespaces_with(prefix: &str) -> Vec<String> {
     let listing = Command::new("ip").args(["netns", "list"]).output().expect("ip runs");

@@ -8,7 +8,8 @@
 
 use crate::cli::calplan;
 use crate::golden;
-use crate::rules::{checked_text, compile, interface, pinned_scenarios, relative, valid_scenarios};
+use crate::rules::{checked_text, interface};
+use crate::scenarios::{compile, pinned_scenarios, relative, valid_scenarios};
 use calplan::netns::{self, Namespace};
 use calplan::pipeline::Checked;
 use calplan_targets::Output;

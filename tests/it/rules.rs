@@ -5,43 +5,16 @@
 //! goldens of the scenarios with an `expected/` folder.
 
 use crate::golden;
-use crate::scenarios::scenario_dirs;
+use crate::scenarios::{compile, pinned_scenarios, relative, valid_scenarios};
 use calplan::netns::{self, InterfaceName, Namespace};
 use calplan::pipeline::{self, Checked};
-use calplan_targets::{Context, Output, Templates};
+use calplan_targets::Output;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 /// The rule files, by target and file name.
 const RULE_TARGETS: [(&str, &str); 2] = [("nft", "rules.nft"), ("iptables", "rules.iptables")];
-
-/// Every valid scenario, checked.
-pub fn valid_scenarios() -> Vec<(PathBuf, Checked)> {
-    scenario_dirs()
-        .into_iter()
-        .filter_map(|dir| {
-            let text = std::fs::read_to_string(dir.join("intent.yaml")).ok()?;
-            let checked = pipeline::check("intent.yaml", text, None);
-            checked.valid().is_some().then_some((dir, checked))
-        })
-        .collect()
-}
-
-/// The scenarios whose artifacts are pinned by golden files.
-pub fn pinned_scenarios() -> Vec<(PathBuf, Checked)> {
-    let scenarios: Vec<(PathBuf, Checked)> = valid_scenarios().into_iter().filter(|(dir, _)| dir.join("expected").is_dir()).collect();
-    assert!(scenarios.iter().any(|(dir, _)| dir.ends_with("seed-rr")), "testdata/seed-rr has no expected/ folder");
-    scenarios
-}
-
-pub fn compile(checked: &Checked, targets: &[&str]) -> Output {
-    let analysis = checked.valid().expect("a valid intent");
-    let templates = Templates::builtin();
-    let selected: BTreeSet<String> = targets.iter().map(|target| target.to_string()).collect();
-    calplan_targets::compile(&Context { analysis, templates: &templates, node: None, sink: None }, Some(&selected)).expect("renders")
-}
 
 pub fn checked_text(text: &str) -> Checked {
     let checked = pipeline::check("intent.yaml", text.to_string(), None);
@@ -51,10 +24,6 @@ pub fn checked_text(text: &str) -> Checked {
 
 pub fn seed_text() -> String {
     std::fs::read_to_string(golden::root().join("testdata/seed-rr/intent.yaml")).unwrap()
-}
-
-pub fn relative(dir: &Path) -> String {
-    dir.strip_prefix(golden::root()).unwrap_or(dir).display().to_string()
 }
 
 pub fn interface(name: &str) -> InterfaceName {

@@ -5,7 +5,10 @@
 
 use crate::golden;
 use calplan::pipeline;
+use calplan::pipeline::Checked;
 use calplan_diagnostics::render;
+use calplan_targets::{Context, Output, Templates};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub fn scenario_dirs() -> Vec<PathBuf> {
@@ -26,6 +29,44 @@ fn collect(dir: &Path, dirs: &mut Vec<PathBuf>) {
             collect(&path, dirs);
         }
     }
+}
+
+/// Every valid scenario, checked.
+pub fn valid_scenarios() -> Vec<(PathBuf, Checked)> {
+    scenario_dirs()
+        .into_iter()
+        .filter_map(|dir| {
+            let text = std::fs::read_to_string(dir.join("intent.yaml")).ok()?;
+            let checked = pipeline::check("intent.yaml", text, None);
+            checked.valid().is_some().then_some((dir, checked))
+        })
+        .collect()
+}
+
+/// The scenarios whose artifacts are pinned by golden files: those with an `expected/`
+/// folder. (Others, such as the large full-mesh warning case, are still checked by the tools.)
+pub fn pinned_scenarios() -> Vec<(PathBuf, Checked)> {
+    let scenarios: Vec<(PathBuf, Checked)> = valid_scenarios().into_iter().filter(|(dir, _)| dir.join("expected").is_dir()).collect();
+    for required in ["seed-rr", "mesh-ipip", "vxlan-multi-rr"] {
+        assert!(
+            scenarios.iter().any(|(dir, _)| dir.ends_with(required)),
+            "testdata/{required} has no expected/ folder; run `UPDATE_GOLDEN=1 cargo test --test it` after creating it"
+        );
+    }
+    scenarios
+}
+
+/// The artifacts of some targets for a valid intent, kept in memory.
+pub fn compile(checked: &Checked, targets: &[&str]) -> Output {
+    let analysis = checked.valid().expect("a valid intent");
+    let templates = Templates::builtin();
+    let selected: BTreeSet<String> = targets.iter().map(|target| target.to_string()).collect();
+    calplan_targets::compile(&Context { analysis, templates: &templates, node: None, sink: None }, Some(&selected)).expect("renders")
+}
+
+/// A scenario's directory relative to the repository, for messages.
+pub fn relative(dir: &Path) -> String {
+    dir.strip_prefix(golden::root()).unwrap_or(dir).display().to_string()
 }
 
 #[test]
