@@ -5,10 +5,12 @@
 //! is read into them, so `status` means the same thing for either. Pure: no I/O.
 
 mod as_number;
+mod duration;
 pub mod peering;
 pub mod resources;
 pub mod selector;
 pub mod status;
 
 pub use as_number::{AsNumber, AsNumberError};
+pub use duration::duration_seconds;
 pub use selector::{Selector, SelectorError};

@@ -6,7 +6,7 @@
 //! winner is arbitrary; here BGPPeers are taken in name order so the answer is deterministic.
 
 use crate::resources::{BgpPeer, ResourceSet, SecretKeyRef};
-use crate::{AsNumber, Selector};
+use crate::{AsNumber, Selector, duration_seconds};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -87,31 +87,6 @@ impl Topology {
 /// `ipv4Address` as Calico stores it: `a.b.c.d/len`, or a bare address read as `/32`.
 fn parse_node_v4(text: &str) -> Option<Ipv4Net> {
     text.parse::<Ipv4Net>().ok().or_else(|| text.parse::<Ipv4Addr>().ok().map(Ipv4Net::from))
-}
-
-/// Whole seconds of a Go duration, as confd rounds `maxRestartTime`.
-fn duration_seconds(text: &str) -> Option<u64> {
-    let mut total = 0.0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" if number == 0.0 => 0.0,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(total.round() as u64)
 }
 
 /// How `calicoctl node status` labels a session.

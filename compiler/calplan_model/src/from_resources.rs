@@ -5,10 +5,10 @@
 //! service range) comes from a base model. Every BGPPeer is taken literally, so compiling the
 //! result gives back the same resources.
 
-use crate::lower::{is_dns_subdomain, parse_duration, parse_peer_address};
+use crate::lower::{is_dns_subdomain, parse_peer_address};
 use crate::model::*;
-use calplan_calico::Selector;
 use calplan_calico::resources::*;
+use calplan_calico::{Selector, duration_seconds};
 use calplan_diagnostics::{Span, Spanned};
 use std::collections::BTreeMap;
 
@@ -145,7 +145,7 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         let spec = &peer.spec;
         let what = format!("BGPPeer `{name}`");
         let duration = |value: &Option<String>| {
-            text(value).and_then(|text| parse_duration(text).map(|seconds| spanned(Duration { seconds, text: text.to_string() }, at)))
+            text(value).and_then(|text| duration_seconds(text).map(|seconds| spanned(Duration { seconds, text: text.to_string() }, at)))
         };
         peers.push(Peer {
             name: spanned(name.clone(), at),
@@ -222,10 +222,9 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
             key: holder.secret_key_ref.key.clone(),
             span: base.bgp.span,
         }),
-        node_mesh_max_restart_time: configuration
-            .node_mesh_max_restart_time
-            .as_deref()
-            .and_then(|text| parse_duration(text).map(|seconds| Spanned::new(Duration { seconds, text: text.to_string() }, base.bgp.span))),
+        node_mesh_max_restart_time: configuration.node_mesh_max_restart_time.as_deref().and_then(|text| {
+            duration_seconds(text).map(|seconds| Spanned::new(Duration { seconds, text: text.to_string() }, base.bgp.span))
+        }),
         span: base.bgp.span,
     };
 

@@ -7,7 +7,7 @@
 use crate::model::*;
 use crate::rules::*;
 use calplan_calico::resources::EncapsulationMode;
-use calplan_calico::{AsNumber, Selector};
+use calplan_calico::{AsNumber, Selector, duration_seconds};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Span, Spanned};
 use calplan_syntax::intent;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -325,7 +325,7 @@ impl Lowerer<'_> {
     }
 
     fn duration(&mut self, text: &Spanned<String>) -> Option<Spanned<Duration>> {
-        match parse_duration(&text.value) {
+        match duration_seconds(&text.value) {
             Some(seconds) => Some(Spanned::new(Duration { seconds, text: text.value.clone() }, text.span)),
             None => {
                 self.report(
@@ -800,36 +800,6 @@ fn label_key_problem(key: &str) -> Option<String> {
     None
 }
 
-/// Go's `time.ParseDuration` syntax, in whole seconds.
-pub fn parse_duration(text: &str) -> Option<u64> {
-    if text == "0" {
-        return Some(0);
-    }
-    let mut rest = text;
-    let mut nanos: f64 = 0.0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        nanos += number * scale;
-        rest = &rest[unit_end..];
-    }
-    Some((nanos / 1e9) as u64)
-}
-
 pub fn parse_peer_address(text: &str) -> Option<PeerAddress> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Some(PeerAddress { ip, port: None });
@@ -845,17 +815,6 @@ pub fn parse_peer_address(text: &str) -> Option<PeerAddress> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_follow_go() {
-        assert_eq!(parse_duration("120s"), Some(120));
-        assert_eq!(parse_duration("1m30s"), Some(90));
-        assert_eq!(parse_duration("1.5h"), Some(5400));
-        assert_eq!(parse_duration("0"), Some(0));
-        assert_eq!(parse_duration("120"), None);
-        assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration(""), None);
-    }
 
     #[test]
     fn peer_addresses() {
