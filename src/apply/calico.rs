@@ -104,7 +104,7 @@ impl Backend {
     /// Digests of the live resources, by `Kind/name`, for the stale-plan check.
     pub fn live_digests(&self) -> Result<BTreeMap<String, String>, String> {
         let resources = self.live_resources()?;
-        Ok(resources.iter().map(|resource| (format!("{}/{}", resource.kind().as_str(), resource.name()), diff::digest(resource))).collect())
+        Ok(calplan_plan::current::resource_digests(&resources))
     }
 
     pub fn live_resources(&self) -> Result<ResourceSet, String> {

@@ -189,14 +189,11 @@ pub fn redact(text: &str) -> String {
 /// A digest of what calplan compares of a resource, with every label of a Node counted, for
 /// telling whether a resource changed since a plan was made.
 pub fn digest(resource: &Resource) -> String {
-    use sha2::Digest;
     let mut keys = managed_label_keys(None);
     if let Resource::Node(node) = resource {
         keys.extend(node.metadata.labels.keys().cloned());
     }
-    let text = view(resource, &keys).to_string();
-    let hash = sha2::Sha256::digest(text.as_bytes());
-    hash.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::current::text_digest(&view(resource, &keys).to_string())
 }
 
 #[cfg(test)]

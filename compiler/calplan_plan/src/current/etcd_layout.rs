@@ -21,7 +21,7 @@
 //! registers for the source. Pure: no network; the CLI's `etcd` module fetches the pairs.
 
 use crate::current::calico_yaml::UNREADABLE_STATE;
-use crate::current::{Read, Workload};
+use crate::current::{Holders, Read, Workload, workloads_of};
 use calplan_calico::resources::{Resource, ResourceKind, ResourceSet};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Severity, Span};
 use calplan_model::ipam::{AffinityState, ObservedAffinity};
@@ -156,10 +156,6 @@ struct BlockAttribute {
     secondary: Option<BTreeMap<String, String>>,
 }
 
-/// A workload's addresses, gathered from its endpoints and the blocks, keyed by namespace,
-/// pod name and node.
-type Holders = BTreeMap<(Option<String>, String, String), Vec<IpNet>>;
-
 /// Reads every pair; `file` is the source the CLI registered [`Snapshot::listing`] under.
 pub fn read(file: FileId, snapshot: &Snapshot) -> Read<EtcdState> {
     let mut diagnostics = Diagnostics::new();
@@ -176,14 +172,7 @@ pub fn read(file: FileId, snapshot: &Snapshot) -> Read<EtcdState> {
         }
     }
     state.affinities.sort();
-    state.workloads = holders
-        .into_iter()
-        .map(|((namespace, name, node), mut networks)| {
-            networks.sort();
-            networks.dedup();
-            Workload { namespace, name, node, networks }
-        })
-        .collect();
+    state.workloads = workloads_of(holders);
     let value = (!diagnostics.has_errors()).then_some(state);
     Read { value, diagnostics }
 }

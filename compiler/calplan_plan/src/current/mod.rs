@@ -28,6 +28,22 @@ pub struct Workload {
     pub networks: Vec<ipnet::IpNet>,
 }
 
+/// Addresses gathered per workload, keyed by namespace, pod name and node, from sources that
+/// may name one workload more than once.
+type Holders = BTreeMap<(Option<String>, String, String), Vec<ipnet::IpNet>>;
+
+/// One [`Workload`] per holder, its addresses sorted and without repeats.
+fn workloads_of(holders: Holders) -> Vec<Workload> {
+    holders
+        .into_iter()
+        .map(|((namespace, name, node), mut networks)| {
+            networks.sort();
+            networks.dedup();
+            Workload { namespace, name, node, networks }
+        })
+        .collect()
+}
+
 /// What kind of source a file or address is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SourceKind {
@@ -148,24 +164,7 @@ impl<T> Read<T> {
 /// Digests of what calplan compares of each resource, keyed `Kind/name`, so that a stale
 /// plan can say which resource changed.
 pub fn resource_digests(resources: &ResourceSet) -> BTreeMap<String, String> {
-    use sha2::Digest;
-    resources
-        .iter()
-        .map(|resource| {
-            let keys = crate::diff::managed_label_keys(None);
-            let keys = match resource {
-                calplan_calico::resources::Resource::Node(node) => {
-                    let mut all = keys;
-                    all.extend(node.metadata.labels.keys().cloned());
-                    all
-                }
-                _ => keys,
-            };
-            let view = crate::diff::view(resource, &keys).to_string();
-            let digest = sha2::Sha256::digest(view.as_bytes());
-            (format!("{}/{}", resource.kind().as_str(), resource.name()), calplan_targets::Artifact::hex_digest(&digest))
-        })
-        .collect()
+    resources.iter().map(|resource| (format!("{}/{}", resource.kind().as_str(), resource.name()), crate::diff::digest(resource))).collect()
 }
 
 /// The sha256 of a text, in hex.

@@ -13,10 +13,9 @@
 
 use crate::current::calico_yaml::UNREADABLE_STATE;
 use crate::current::table::{self, Cell};
-use crate::current::{Read, Workload};
+use crate::current::{Holders, Read, Workload, workloads_of};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId};
 use ipnet::IpNet;
-use std::collections::BTreeMap;
 
 const WHAT: &str = "`calicoctl get workloadendpoints -A -o wide`";
 
@@ -36,7 +35,7 @@ pub fn read(file: FileId, text: &str) -> Read<Vec<Workload>> {
     };
     let (namespace_column, name_column) = (table.column("NAMESPACE"), table.column("NAME"));
     // Keyed by namespace, workload and node, so a pod's endpoints merge.
-    let mut workloads: BTreeMap<(Option<String>, String, String), Vec<IpNet>> = BTreeMap::new();
+    let mut workloads = Holders::new();
     for row in &table.rows {
         let cell = |index: usize| &row.cells[index];
         let mut name = cell(workload_column).text.clone();
@@ -58,14 +57,7 @@ pub fn read(file: FileId, text: &str) -> Read<Vec<Workload>> {
         };
         workloads.entry((namespace, name, node)).or_default().extend(networks);
     }
-    let workloads: Vec<Workload> = workloads
-        .into_iter()
-        .map(|((namespace, name, node), mut networks)| {
-            networks.sort();
-            networks.dedup();
-            Workload { namespace, name, node, networks }
-        })
-        .collect();
+    let workloads = workloads_of(workloads);
     let value = (!diagnostics.has_errors()).then_some(workloads);
     Read { value, diagnostics }
 }
