@@ -6,7 +6,7 @@
 use calplan_calico::Selector;
 use calplan_diagnostics::{Diagnostics, Rule};
 use calplan_model::{Analysis, Model};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 mod advertised_range_missing;
 mod autodetection_mismatch;
@@ -168,24 +168,36 @@ fn nodes_with_unreadable_address(model: &Model, diagnostics: &Diagnostics) -> Ve
         .collect()
 }
 
-/// Every label key some node carries.
-fn node_label_keys(model: &Model) -> BTreeSet<&str> {
-    model.nodes.iter().flat_map(|node| node.labels.keys().map(String::as_str)).collect()
+/// The nodes' labels, for asking of a selector whether it matches none of them, and why.
+struct NodeLabels<'a> {
+    values: Vec<BTreeMap<String, String>>,
+    keys: BTreeSet<&'a str>,
 }
 
-/// Why a selector matches no node, as precisely as can be said: a label key no node has
-/// (with the closest key some node does have), else that no node's labels satisfy it.
-fn unmatched_selector_reason(selector: &Selector, known_keys: &BTreeSet<&str>) -> String {
-    let missing: Vec<&str> = selector.label_keys().into_iter().filter(|key| !known_keys.contains(key)).collect();
-    let Some(first) = missing.first() else {
-        return "no node's labels satisfy it".to_string();
-    };
-    match calplan_syntax::schema::did_you_mean(first, known_keys.iter().copied()) {
-        Some(suggestion) => {
-            format!("no node has the label `{first}`; did you mean `{suggestion}`?")
+impl<'a> NodeLabels<'a> {
+    fn of(model: &'a Model) -> Self {
+        NodeLabels {
+            values: model.nodes.iter().map(|node| node.label_values()).collect(),
+            keys: model.nodes.iter().flat_map(|node| node.labels.keys().map(String::as_str)).collect(),
         }
-        None if missing.len() == 1 => format!("no node has the label `{first}`"),
-        None => format!("no node has the labels {}", name_list(&missing, SHOW_AT_MOST)),
+    }
+
+    /// `None` when some node matches `selector`; else why none does, as precisely as can be
+    /// said: a label key no node has (with the closest key some node does have), else that no
+    /// node's labels satisfy it.
+    fn unmatched(&self, selector: &Selector) -> Option<String> {
+        if self.values.iter().any(|labels| selector.matches(labels)) {
+            return None;
+        }
+        let missing: Vec<&str> = selector.label_keys().into_iter().filter(|key| !self.keys.contains(key)).collect();
+        let Some(first) = missing.first() else {
+            return Some("no node's labels satisfy it".to_string());
+        };
+        Some(match calplan_syntax::schema::did_you_mean(first, self.keys.iter().copied()) {
+            Some(suggestion) => format!("no node has the label `{first}`; did you mean `{suggestion}`?"),
+            None if missing.len() == 1 => format!("no node has the label `{first}`"),
+            None => format!("no node has the labels {}", name_list(&missing, SHOW_AT_MOST)),
+        })
     }
 }
 
@@ -242,8 +254,9 @@ mod tests {
 
     #[test]
     fn an_unmatched_selector_names_the_missing_label() {
-        let known: BTreeSet<&str> = ["rack", "kubernetes.io/os"].into_iter().collect();
-        let reason = |text: &str| unmatched_selector_reason(&Selector::parse(text).unwrap(), &known);
+        let labels = BTreeMap::from([("rack".to_string(), "a".to_string()), ("kubernetes.io/os".to_string(), "linux".to_string())]);
+        let nodes = NodeLabels { keys: labels.keys().map(String::as_str).collect(), values: vec![labels.clone()] };
+        let reason = |text: &str| nodes.unmatched(&Selector::parse(text).unwrap()).unwrap();
         assert_eq!(reason("rak == 'a'"), "no node has the label `rak`; did you mean `rack`?");
         assert_eq!(reason("rack == 'c'"), "no node's labels satisfy it");
         assert_eq!(reason("has(zone)"), "no node has the label `zone`");

@@ -1,4 +1,4 @@
-use super::{node_label_keys, unmatched_selector_reason};
+use super::NodeLabels;
 use calplan_calico::Selector;
 use calplan_diagnostics::{Diagnostic, Diagnostics, declare_rule};
 use calplan_model::Analysis;
@@ -26,21 +26,21 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     if model.nodes.is_empty() {
         return;
     }
-    let labels: Vec<_> = model.nodes.iter().map(|node| node.label_values()).collect();
-    let known_keys = node_label_keys(model);
+    let nodes = NodeLabels::of(model);
     for pool in &model.pools {
         let selector = &pool.node_selector.selector;
         let kept_for_manual_assignment = pool.assignment_manual || matches!(selector, Selector::Not(inner) if **inner == Selector::All);
-        if *pool.disabled || kept_for_manual_assignment || labels.iter().any(|labels| selector.matches(labels)) {
+        if *pool.disabled || kept_for_manual_assignment {
             continue;
         }
+        let Some(reason) = nodes.unmatched(selector) else { continue };
         diagnostics.push(
             Diagnostic::new(
                 &RULE,
                 pool.node_selector.span,
                 format!("pool `{}` selects no node: no node matches `{}`", pool.name.value, pool.node_selector.text),
             )
-            .label(unmatched_selector_reason(selector, &known_keys))
+            .label(reason)
             .help(
                 "correct the selector or the nodes' labels; to keep the pool for manual assignment only, write `nodeSelector: \"!all()\"`",
             ),

@@ -1,4 +1,4 @@
-use super::{node_label_keys, unmatched_selector_reason};
+use super::NodeLabels;
 use calplan_diagnostics::{Diagnostic, Diagnostics, Spanned, declare_rule};
 use calplan_model::{Analysis, SelectorText};
 
@@ -24,15 +24,12 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     if model.nodes.is_empty() {
         return;
     }
-    let labels: Vec<_> = model.nodes.iter().map(|node| node.label_values()).collect();
-    let known_keys = node_label_keys(model);
+    let nodes = NodeLabels::of(model);
     let mut report = |selector: &Spanned<SelectorText>, field: &str, owner: String, consequence: &str| {
-        if labels.iter().any(|labels| selector.selector.matches(labels)) {
-            return;
-        }
+        let Some(reason) = nodes.unmatched(&selector.selector) else { return };
         diagnostics.push(
             Diagnostic::new(&RULE, selector.span, format!("`{field}` of {owner} matches no node"))
-                .label(unmatched_selector_reason(&selector.selector, &known_keys))
+                .label(reason)
                 .help(format!("{consequence}; correct the selector or the nodes' labels")),
         );
     };
