@@ -162,7 +162,9 @@ pub fn load_within(
             let staged = format!("{path}.calplan-check");
             // BGP passwords go into the router's copy only, which is then kept 0600.
             let (filled, mode) = match secrets {
-                Some(secrets) => (calplan_targets::routers::fill_frr_passwords(text, &frr_secret_values(secrets))?, 0o600),
+                Some(secrets) => {
+                    (calplan_targets::routers::fill_frr_passwords(text, &calplan_targets::routers::read_frr_secrets_file(secrets))?, 0o600)
+                }
                 None => (text.to_string(), 0o640),
             };
             let text = filled.as_str();
@@ -275,17 +277,6 @@ fn texts(replies: &[BirdReply]) -> String {
 /// BIRD's answers that a reconfiguration was taken: done (0003), under way (0004), or queued
 /// behind one under way (0005).
 const RECONFIGURED: [u16; 3] = [3, 4, 5];
-
-/// A router's password values as apply hands them over: `SECRET\tKEY\tVALUE` lines.
-fn frr_secret_values(secrets: &str) -> std::collections::BTreeMap<(String, String), String> {
-    secrets
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, '\t');
-            Some(((parts.next()?.to_string(), parts.next()?.to_string()), parts.next()?.to_string()))
-        })
-        .collect()
-}
 
 /// BIRD: check the new configuration, then load it on a timer that undoes it unless the
 /// stage's barrier confirms it.

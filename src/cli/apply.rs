@@ -208,68 +208,56 @@ fn router_platforms(plan: &Plan) -> BTreeMap<String, String> {
 /// every Secret key any of the node's `bird.cfg` versions in the plan names (a node may get a
 /// new `bird.cfg` in several stages, and each must find its passwords defined).
 fn read_secrets(plan: &Plan, directory: Option<&Path>) -> Result<BTreeMap<String, String>, CliError> {
-    let mut references: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    // Nodes name their passwords in comments of `bird.cfg`, routers running FRR in placeholders
+    // of `frr.conf`; a host's file may name different ones from one stage to the next.
+    let mut named: BTreeMap<(&str, &str), BTreeSet<(String, String)>> = BTreeMap::new();
     for change in plan.changes() {
-        let (Target::Node { node }, "bird.cfg", Some(Content::File { text })) = (&change.target, change.kind.as_str(), &change.after)
-        else {
-            continue;
+        let Some(Content::File { text }) = &change.after else { continue };
+        let (host, references) = match (&change.target, change.kind.as_str()) {
+            (Target::Node { node }, "bird.cfg") => (node, calplan_targets::bird::password_references(text)),
+            (Target::Router { router }, "frr.conf") => (router, calplan_targets::routers::frr_password_references(text)),
+            _ => continue,
         };
-        let named = text.lines().filter_map(|line| {
-            line.split_once("# Secret ")?.1.split_once(", key ").map(|(name, key)| (name.trim().to_string(), key.trim().to_string()))
-        });
-        references.entry(node.clone()).or_default().extend(named);
+        named.entry((change.kind.as_str(), host.as_str())).or_default().extend(references);
     }
     let mut secrets = BTreeMap::new();
-    // Routers running FRR name their passwords in placeholders of `frr.conf`.
-    let mut router_references: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-    for change in plan.changes() {
-        if let (Target::Router { router }, "frr.conf", Some(Content::File { text })) = (&change.target, change.kind.as_str(), &change.after)
-        {
-            router_references.entry(router.clone()).or_default().extend(calplan_targets::routers::frr_password_references(text));
-        }
-    }
-    for (router, references) in router_references.into_iter().filter(|(_, references)| !references.is_empty()) {
-        let Some(directory) = directory else {
-            return Err(CliError::Message(format!(
-                "router `{router}`'s frr.conf needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)"
-            )));
+    for ((file, host), references) in named.into_iter().filter(|(_, references)| !references.is_empty()) {
+        let passwords = read_passwords(directory, host, file, references)?;
+        let text = match file {
+            "bird.cfg" => calplan_targets::bird::secrets_file(&passwords).map_err(|error| CliError::Message(error.to_string()))?,
+            _ => calplan_targets::routers::frr_secrets_file(&passwords),
         };
-        let mut lines = String::new();
-        for (name, key) in references {
-            if !is_secret_word(&name) || !is_secret_word(&key) {
-                return Err(CliError::Message(format!(
-                    "router `{router}`'s frr.conf names the Secret `{name}`, key `{key}`, which is not a Secret's name and key"
-                )));
-            }
-            let path = directory.join(&name).join(&key);
-            let value = std::fs::read_to_string(&path)
-                .map_err(|error| CliError::Message(format!("cannot read the password `{}`: {error}", path.display())))?;
-            lines.push_str(&format!("{name}\t{key}\t{}\n", value.trim_end_matches('\n')));
-        }
-        secrets.insert(router, lines);
+        secrets.insert(host.to_string(), text);
     }
-    for (node, references) in references.into_iter().filter(|(_, references)| !references.is_empty()) {
-        let Some(directory) = directory else {
-            return Err(CliError::Message(format!("node `{node}`'s BIRD needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)")));
-        };
-        let mut values = BTreeMap::new();
-        for (name, key) in references {
+    Ok(secrets)
+}
+
+/// The values of the Secrets `host`'s `file` names, from `DIR/<secret>/<key>`.
+fn read_passwords(
+    directory: Option<&Path>,
+    host: &str,
+    file: &str,
+    references: BTreeSet<(String, String)>,
+) -> Result<BTreeMap<SecretKeyRef, String>, CliError> {
+    let Some(directory) = directory else {
+        return Err(CliError::Message(format!("`{host}`'s {file} needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)")));
+    };
+    references
+        .into_iter()
+        .map(|(name, key)| {
             // The names come from the plan, a file anyone could edit: they must be what
             // Kubernetes allows for a Secret and its keys, so that they stay inside DIR.
             if !is_secret_word(&name) || !is_secret_word(&key) {
                 return Err(CliError::Message(format!(
-                    "node `{node}`'s bird.cfg names the Secret `{name}`, key `{key}`, which is not a Secret's name and key"
+                    "`{host}`'s {file} names the Secret `{name}`, key `{key}`, which is not a Secret's name and key"
                 )));
             }
             let path = directory.join(&name).join(&key);
             let value = std::fs::read_to_string(&path)
                 .map_err(|error| CliError::Message(format!("cannot read the password `{}`: {error}", path.display())))?;
-            values.insert(SecretKeyRef { name, key, optional: None }, value.trim_end_matches('\n').to_string());
-        }
-        let text = calplan_targets::bird::secrets_file(&values).map_err(|error| CliError::Message(error.to_string()))?;
-        secrets.insert(node, text);
-    }
-    Ok(secrets)
+            Ok((SecretKeyRef { name, key, optional: None }, value.trim_end_matches('\n').to_string()))
+        })
+        .collect()
 }
 
 /// A Secret's name or key as Kubernetes allows them (letters, digits, `-`, `_`, `.`), and not

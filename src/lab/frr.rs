@@ -5,7 +5,7 @@
 
 use crate::lab::topology::{BgpInstance, Speaker};
 use calplan_calico::resources::SecretKeyRef;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// The value the lab gives a referenced secret: the same on both ends of a session, and never
@@ -14,40 +14,32 @@ pub fn lab_password(secret: &SecretKeyRef) -> String {
     format!("lab-{}-{}", secret.name, secret.key)
 }
 
-/// A router's password values for apply (`SECRET\tKEY\tVALUE` lines), with the lab's
-/// values for every Secret its `frr.conf` names.
+/// A router's password file for apply, with the lab's values for every Secret its `frr.conf`
+/// names.
 pub fn frr_secrets(frr_conf: &str) -> Option<String> {
     let references = calplan_targets::routers::frr_password_references(frr_conf);
+    (!references.is_empty()).then(|| calplan_targets::routers::frr_secrets_file(&lab_passwords(references)))
+}
+
+/// `bird-secrets.conf` for a node, with the lab's values for every Secret its `bird.cfg` names.
+pub fn bird_secrets(bird_cfg: &str) -> Option<String> {
+    let references = calplan_targets::bird::password_references(bird_cfg);
     if references.is_empty() {
         return None;
     }
-    Some(
-        references
-            .into_iter()
-            .map(|(name, key)| {
-                let value = lab_password(&SecretKeyRef { name: name.clone(), key: key.clone(), optional: None });
-                format!("{name}\t{key}\t{value}\n")
-            })
-            .collect(),
-    )
+    calplan_targets::bird::secrets_file(&lab_passwords(references)).ok()
 }
 
-/// `bird-secrets.conf` for a node, with the lab's values for every secret its `bird.cfg`
-/// names (`# Secret NAME, key KEY`, as calplan writes them).
-pub fn bird_secrets(bird_cfg: &str) -> Option<String> {
-    let secrets: BTreeMap<SecretKeyRef, String> = bird_cfg
-        .lines()
-        .filter_map(|line| line.split_once("# Secret ")?.1.split_once(", key "))
-        .map(|(name, key)| SecretKeyRef { name: name.trim().to_string(), key: key.trim().to_string(), optional: None })
-        .map(|secret| {
+/// The lab's value for each referenced Secret key.
+fn lab_passwords(references: BTreeSet<(String, String)>) -> BTreeMap<SecretKeyRef, String> {
+    references
+        .into_iter()
+        .map(|(name, key)| {
+            let secret = SecretKeyRef { name, key, optional: None };
             let value = lab_password(&secret);
             (secret, value)
         })
-        .collect();
-    if secrets.is_empty() {
-        return None;
-    }
-    calplan_targets::bird::secrets_file(&secrets).ok()
+        .collect()
 }
 
 /// The configuration of one `bgpd`.

@@ -363,6 +363,16 @@ impl std::fmt::Display for SecretValueError {
 
 impl std::error::Error for SecretValueError {}
 
+/// The Secrets (name, key) whose values a `bird.cfg` needs, from the `# Secret NAME, key KEY`
+/// comments its `password` lines carry.
+pub fn password_references(bird_cfg: &str) -> BTreeSet<(String, String)> {
+    bird_cfg
+        .lines()
+        .filter_map(|line| line.split_once("# Secret ")?.1.split_once(", key "))
+        .map(|(name, key)| (name.trim().to_string(), key.trim().to_string()))
+        .collect()
+}
+
 /// The text of `bird-secrets.conf` for the given passwords: one `define` per Secret key, which
 /// the `password` lines of `bird.cfg` use by name. For the code that holds real values (apply,
 /// tests); compile never calls it. BIRD 2.0's strings have no escapes, so a value with `"`,

@@ -20,6 +20,7 @@
 //! operator or the loader to supply.
 
 use crate::{Artifact, Context, Target, TemplateError, Templates};
+use calplan_calico::resources::SecretKeyRef;
 use calplan_model::{Analysis, Destination, NextHop, Node, PeerWith, Platform, Router};
 use ipnet::IpNet;
 use serde::Serialize;
@@ -366,7 +367,7 @@ fn peer_with_text(peer_with: PeerWith) -> &'static str {
 }
 
 /// The Secrets (name, key) whose values an `frr.conf` needs, from its password placeholders.
-pub fn frr_password_references(frr_conf: &str) -> std::collections::BTreeSet<(String, String)> {
+pub fn frr_password_references(frr_conf: &str) -> BTreeSet<(String, String)> {
     frr_conf.lines().filter_map(password_placeholder).map(|(_, secret, key)| (secret, key)).collect()
 }
 
@@ -377,6 +378,22 @@ fn password_placeholder(line: &str) -> Option<(String, String, String)> {
     let (key, rest) = rest.split_once("` of Secret `")?;
     let (secret, _) = rest.split_once('`')?;
     Some((address.to_string(), secret.to_string(), key.to_string()))
+}
+
+/// A router's passwords as apply carries them to the router: `SECRET\tKEY\tVALUE` lines,
+/// read back by [`read_frr_secrets_file`].
+pub fn frr_secrets_file(passwords: &BTreeMap<SecretKeyRef, String>) -> String {
+    passwords.iter().map(|(secret, value)| format!("{}\t{}\t{value}\n", secret.name, secret.key)).collect()
+}
+
+/// The values of an [`frr_secrets_file`], keyed by Secret name and key, for [`fill_frr_passwords`].
+pub fn read_frr_secrets_file(text: &str) -> BTreeMap<(String, String), String> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            Some(((parts.next()?.to_string(), parts.next()?.to_string()), parts.next()?.to_string()))
+        })
+        .collect()
 }
 
 /// The `frr.conf` a router loads: each password placeholder replaced by the password itself,
