@@ -128,66 +128,11 @@ pub fn start_frr(speaker: &Speaker, configs: &[Option<String>]) -> Result<(), St
         // zebra drops to FRR's user, which must be a member of its vty group: it needs a
         // directory it may write (the path space's, in FRR's run directory).
         run("chown", &["-R", "frr:frr", &dir], None)?;
-        let empty = instance.dir.join("zebra.conf");
-        std::fs::write(&empty, "! zebra: interfaces and routes come from the kernel\n")
-            .map_err(|error| format!("cannot write `{}`: {error}", empty.display()))?;
-        let (empty, zebra_pid, zebra_log) = (empty.display().to_string(), format!("{dir}/zebra.pid"), format!("file:{dir}/zebra.log"));
-        in_namespace(
-            &speaker.namespace,
-            ZEBRA,
-            &[
-                "-d",
-                "-u",
-                "frr",
-                "-g",
-                "frr",
-                "-f",
-                &empty,
-                "-i",
-                &zebra_pid,
-                "-z",
-                &zserv,
-                "--vty_socket",
-                &dir,
-                "-P",
-                "0",
-                "--log",
-                &zebra_log,
-            ],
-            None,
-        )?;
+        start_zserv_daemon(speaker, instance, ZEBRA, "zebra", "! zebra: interfaces and routes come from the kernel\n", &zserv)?;
         wait_until(Duration::from_secs(10), &format!("zebra for `{}` has not opened its socket", speaker.name), || {
             instance.dir.join("zserv.api").exists()
         })?;
-        let static_config = instance.dir.join("staticd.conf");
-        std::fs::write(&static_config, "! staticd: static routes from frr.conf\n")
-            .map_err(|error| format!("cannot write `{}`: {error}", static_config.display()))?;
-        let (static_config, static_pid, static_log) =
-            (static_config.display().to_string(), format!("{dir}/staticd.pid"), format!("file:{dir}/staticd.log"));
-        in_namespace(
-            &speaker.namespace,
-            STATICD,
-            &[
-                "-d",
-                "-u",
-                "frr",
-                "-g",
-                "frr",
-                "-f",
-                &static_config,
-                "-i",
-                &static_pid,
-                "-z",
-                &zserv,
-                "--vty_socket",
-                &dir,
-                "-P",
-                "0",
-                "--log",
-                &static_log,
-            ],
-            None,
-        )?;
+        start_zserv_daemon(speaker, instance, STATICD, "staticd", "! staticd: static routes from frr.conf\n", &zserv)?;
         start_bgpd(speaker, instance, &["-z", &zserv])?;
     } else {
         for instance in &speaker.instances {
@@ -207,6 +152,25 @@ fn prepare_instance(instance: &BgpInstance, config: Option<&str>) -> Result<(), 
     let path = instance.dir.join("bgpd.conf");
     std::fs::write(&path, config.unwrap_or("! bgpd: apply loads frr.conf\n"))
         .map_err(|error| format!("cannot write `{}`: {error}", path.display()))
+}
+
+/// A daemon of the zserv socket (zebra itself, or staticd) in the instance's directory, as
+/// FRR's user: `name.conf` holds `config` (the real configuration arrives through `frr.conf`
+/// and vtysh), with `name.pid` and `name.log` beside it.
+fn start_zserv_daemon(
+    speaker: &Speaker,
+    instance: &BgpInstance,
+    program: &str,
+    name: &str,
+    config: &str,
+    zserv: &str,
+) -> Result<(), String> {
+    let dir = instance.dir.display().to_string();
+    let path = instance.dir.join(format!("{name}.conf"));
+    std::fs::write(&path, config).map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
+    let (config, pid, log) = (path.display().to_string(), format!("{dir}/{name}.pid"), format!("file:{dir}/{name}.log"));
+    let args = ["-d", "-u", "frr", "-g", "frr", "-f", &config, "-i", &pid, "-z", zserv, "--vty_socket", &dir, "-P", "0", "--log", &log];
+    in_namespace(&speaker.namespace, program, &args, None).map(drop)
 }
 
 fn start_bgpd(speaker: &Speaker, instance: &BgpInstance, extra: &[&str]) -> Result<(), String> {
