@@ -201,14 +201,11 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         as_number_set: configuration.as_number.is_some(),
         node_to_node_mesh: Spanned::new(configuration.effective_mesh(), base.bgp.span),
         node_to_node_mesh_set: configuration.node_to_node_mesh_enabled.is_some(),
-        log_severity: match configuration.log_severity_screen.as_deref() {
-            Some("Debug") => LogSeverity::Debug,
-            Some("Warning") => LogSeverity::Warning,
-            Some("Error") => LogSeverity::Error,
-            Some("Fatal") => LogSeverity::Fatal,
-            Some("None") => LogSeverity::None,
-            _ => LogSeverity::Info,
-        },
+        log_severity: configuration
+            .log_severity_screen
+            .as_deref()
+            .and_then(|text| LogSeverity::ALL.into_iter().find(|severity| severity.as_str() == text))
+            .unwrap_or(LogSeverity::Info),
         log_severity_set: configuration.log_severity_screen.is_some(),
         advertise_service_cluster_ips: !advertised_cluster_ips.is_empty(),
         advertise_service_cluster_ips_span: None,

@@ -42,10 +42,7 @@ impl Lowerer<'_> {
         let spec = &intent.spec;
         self.name(&intent.metadata.name, "cluster");
         let calico_version = self.calico_version(spec.calico_version.as_ref(), intent.metadata.name.span);
-        let datastore = match spec.datastore.as_ref().map(|datastore| datastore.value) {
-            Some(intent::Datastore::Etcdv3) => Datastore::Etcdv3,
-            Some(intent::Datastore::Kubernetes) | None => Datastore::Kubernetes,
-        };
+        let datastore = spec.datastore.as_ref().map_or(Datastore::Kubernetes, |datastore| datastore.value);
         let autodetection = Autodetection {
             ipv4: spec.node_address_autodetection.as_ref().and_then(|a| a.ipv4.as_ref()).and_then(|m| self.autodetection(m)),
             ipv6: spec.node_address_autodetection.as_ref().and_then(|a| a.ipv6.as_ref()).and_then(|m| self.autodetection(m)),
@@ -431,14 +428,7 @@ impl Lowerer<'_> {
             node_to_node_mesh_set: bgp.node_to_node_mesh.is_some(),
             node_to_node_mesh: bgp.node_to_node_mesh.clone().unwrap_or_else(|| Spanned::new(true, span)),
             log_severity_set: bgp.log_severity.is_some(),
-            log_severity: match bgp.log_severity.as_ref().map(|severity| severity.value) {
-                Some(intent::LogSeverity::Debug) => LogSeverity::Debug,
-                Some(intent::LogSeverity::Info) | None => LogSeverity::Info,
-                Some(intent::LogSeverity::Warning) => LogSeverity::Warning,
-                Some(intent::LogSeverity::Error) => LogSeverity::Error,
-                Some(intent::LogSeverity::Fatal) => LogSeverity::Fatal,
-                Some(intent::LogSeverity::None) => LogSeverity::None,
-            },
+            log_severity: bgp.log_severity.as_ref().map_or(LogSeverity::Info, |severity| severity.value),
             advertise_service_cluster_ips: bgp.advertise_service_cluster_ips.as_ref().is_some_and(|flag| flag.value),
             advertise_service_cluster_ips_span: bgp.advertise_service_cluster_ips.as_ref().map(|flag| flag.span),
             service_external_ips: self.cidrs(bgp.service_external_ips.as_deref().unwrap_or_default(), "service external IP"),
@@ -571,21 +561,11 @@ impl Lowerer<'_> {
             node_selector,
             local_as_number,
             keep_original_next_hop: peer.keep_original_next_hop.as_ref().map(|flag| flag.value),
-            next_hop_mode: peer.next_hop_mode.as_ref().map(|mode| match mode.value {
-                intent::NextHopMode::Auto => NextHopMode::Auto,
-                intent::NextHopMode::SelfAddress => NextHopMode::SelfAddress,
-                intent::NextHopMode::Keep => NextHopMode::Keep,
-            }),
+            next_hop_mode: peer.next_hop_mode.as_ref().map(|mode| mode.value),
             max_restart_time,
             keepalive_time,
-            source_address: peer.source_address.as_ref().map(|source| match source.value {
-                intent::SourceAddress::UseNodeIp => SourceAddress::UseNodeIp,
-                intent::SourceAddress::None => SourceAddress::None,
-            }),
-            reverse_peering: peer.reverse_peering.as_ref().map(|reverse| match reverse.value {
-                intent::ReversePeering::Auto => ReversePeering::Auto,
-                intent::ReversePeering::Manual => ReversePeering::Manual,
-            }),
+            source_address: peer.source_address.as_ref().map(|source| source.value),
+            reverse_peering: peer.reverse_peering.as_ref().map(|reverse| reverse.value),
             password,
             ttl_security: peer.ttl_security.as_ref().map(|ttl| ttl.value),
             num_allowed_local_as_numbers: peer.num_allowed_local_as_numbers.as_ref().map(|number| number.value),
@@ -638,14 +618,7 @@ impl Lowerer<'_> {
         let allowed_uses = match &pool.allowed_uses {
             Some(uses) => {
                 let span = uses.first().map_or(head, |first| first.span);
-                let mut values: Vec<AllowedUse> = uses
-                    .iter()
-                    .map(|used| match used.value {
-                        intent::AllowedUse::Workload => AllowedUse::Workload,
-                        intent::AllowedUse::Tunnel => AllowedUse::Tunnel,
-                        intent::AllowedUse::LoadBalancer => AllowedUse::LoadBalancer,
-                    })
-                    .collect();
+                let mut values: Vec<AllowedUse> = uses.iter().map(|used| used.value).collect();
                 values.dedup();
                 Spanned::new(values, span)
             }
@@ -714,10 +687,7 @@ impl Lowerer<'_> {
             let as_number = self.as_number(&bgp.as_number)?;
             Some(RouterBgp {
                 as_number,
-                peer_with: match bgp.peer_with.value {
-                    intent::PeerWith::RouteReflectors => PeerWith::RouteReflectors,
-                    intent::PeerWith::AllNodes => PeerWith::AllNodes,
-                },
+                peer_with: bgp.peer_with.value,
                 password: bgp.password.as_ref().map(|password| self.secret(password)),
                 span: bgp.peer_with.span,
             })
@@ -726,12 +696,7 @@ impl Lowerer<'_> {
         name_ok.then(|| Router {
             id,
             name: router.name.clone(),
-            platform: router.platform.clone().map(|platform| match platform {
-                intent::Platform::Linux => Platform::Linux,
-                intent::Platform::Frr => Platform::Frr,
-                intent::Platform::Ios => Platform::Ios,
-                intent::Platform::Junos => Platform::Junos,
-            }),
+            platform: router.platform.clone(),
             address,
             static_routes,
             bgp,

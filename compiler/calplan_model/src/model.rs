@@ -7,6 +7,7 @@
 use calplan_calico::resources::EncapsulationMode;
 use calplan_calico::{AsNumber, Selector};
 use calplan_diagnostics::{FileId, Span, Spanned};
+pub use calplan_syntax::intent::{AllowedUse, Datastore, LogSeverity, NextHopMode, PeerWith, Platform, ReversePeering, SourceAddress};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -57,12 +58,6 @@ impl std::fmt::Display for CalicoVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.major, self.minor)
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Datastore {
-    Etcdv3,
-    Kubernetes,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -132,29 +127,6 @@ pub struct BgpSettings {
     pub node_mesh_max_restart_time: Option<Spanned<Duration>>,
     /// Where the `bgp` section is, for diagnostics about the topology as a whole.
     pub span: Span,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogSeverity {
-    Debug,
-    Info,
-    Warning,
-    Error,
-    Fatal,
-    None,
-}
-
-impl LogSeverity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogSeverity::Debug => "Debug",
-            LogSeverity::Info => "Info",
-            LogSeverity::Warning => "Warning",
-            LogSeverity::Error => "Error",
-            LogSeverity::Fatal => "Fatal",
-            LogSeverity::None => "None",
-        }
-    }
 }
 
 /// A duration as Calico writes it (`120s`, `1m30s`), in whole seconds.
@@ -229,52 +201,6 @@ impl std::fmt::Display for PeerAddress {
             (ip, None) => write!(f, "{ip}"),
             (IpAddr::V4(ip), Some(port)) => write!(f, "{ip}:{port}"),
             (IpAddr::V6(ip), Some(port)) => write!(f, "[{ip}]:{port}"),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NextHopMode {
-    Auto,
-    SelfAddress,
-    Keep,
-}
-
-impl NextHopMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NextHopMode::Auto => "Auto",
-            NextHopMode::SelfAddress => "Self",
-            NextHopMode::Keep => "Keep",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SourceAddress {
-    UseNodeIp,
-    None,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReversePeering {
-    Auto,
-    Manual,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AllowedUse {
-    Workload,
-    Tunnel,
-    LoadBalancer,
-}
-
-impl AllowedUse {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AllowedUse::Workload => "Workload",
-            AllowedUse::Tunnel => "Tunnel",
-            AllowedUse::LoadBalancer => "LoadBalancer",
         }
     }
 }
@@ -358,25 +284,6 @@ pub struct Interface {
     pub addresses: Vec<Spanned<IpNet>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Platform {
-    Linux,
-    Frr,
-    Ios,
-    Junos,
-}
-
-impl Platform {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Linux => "linux",
-            Platform::Frr => "frr",
-            Platform::Ios => "ios",
-            Platform::Junos => "junos",
-        }
-    }
-}
-
 /// A host or router outside the cluster.
 #[derive(Clone, Debug)]
 pub struct Router {
@@ -417,12 +324,6 @@ pub struct RouterBgp {
     pub peer_with: PeerWith,
     pub password: Option<SecretRef>,
     pub span: Span,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerWith {
-    RouteReflectors,
-    AllNodes,
 }
 
 impl Model {

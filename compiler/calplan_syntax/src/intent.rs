@@ -123,6 +123,23 @@ pub enum LogSeverity {
     None,
 }
 
+impl LogSeverity {
+    pub const ALL: [LogSeverity; 6] =
+        [LogSeverity::Debug, LogSeverity::Info, LogSeverity::Warning, LogSeverity::Error, LogSeverity::Fatal, LogSeverity::None];
+
+    /// The name, as the intent and Calico's `logSeverityScreen` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSeverity::Debug => "Debug",
+            LogSeverity::Info => "Info",
+            LogSeverity::Warning => "Warning",
+            LogSeverity::Error => "Error",
+            LogSeverity::Fatal => "Fatal",
+            LogSeverity::None => "None",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 pub enum BindMode {
     None,
@@ -222,6 +239,16 @@ pub enum NextHopMode {
     Keep,
 }
 
+impl NextHopMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NextHopMode::Auto => "Auto",
+            NextHopMode::SelfAddress => "Self",
+            NextHopMode::Keep => "Keep",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 pub enum SourceAddress {
     #[serde(rename = "UseNodeIP")]
@@ -283,11 +310,21 @@ pub enum EncapsulationMode {
     CrossSubnet,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AllowedUse {
     Workload,
     Tunnel,
     LoadBalancer,
+}
+
+impl AllowedUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllowedUse::Workload => "Workload",
+            AllowedUse::Tunnel => "Tunnel",
+            AllowedUse::LoadBalancer => "LoadBalancer",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -343,13 +380,24 @@ pub struct Router {
     pub bgp: Option<RouterBgp>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     Linux,
     Frr,
     Ios,
     Junos,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Linux => "linux",
+            Platform::Frr => "frr",
+            Platform::Ios => "ios",
+            Platform::Junos => "junos",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
