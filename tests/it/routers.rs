@@ -9,7 +9,7 @@
 use crate::cli::calplan;
 use crate::golden;
 use crate::rules::{checked_text, interface};
-use crate::scenarios::{compile, pinned_scenarios, relative, valid_scenarios};
+use crate::scenarios::{artifacts_named, compile, pinned_scenarios, relative, valid_scenarios};
 use calplan::netns::{self, Namespace};
 use calplan::pipeline::Checked;
 use calplan_targets::Output;
@@ -85,16 +85,6 @@ fn all_router_outputs() -> Vec<(String, Checked, Output)> {
     let output = compile(&matrix, &["routers"]);
     outputs.push(("the matrix intent".to_string(), matrix, output));
     outputs
-}
-
-fn files<'a>(output: &'a Output, file: &str) -> Vec<(&'a str, &'a str)> {
-    output
-        .artifacts
-        .iter()
-        .map(|(_, artifact)| artifact)
-        .filter(|artifact| artifact.path.ends_with(&format!("/{file}")))
-        .map(|artifact| (artifact.path.as_str(), artifact.contents.as_str()))
-        .collect()
 }
 
 fn router_of(path: &str) -> &str {
@@ -307,7 +297,7 @@ fn router_routes_and_sessions_follow_the_intent() {
 fn router_passwords_are_referenced_not_written() {
     let (_, checked) = valid_scenarios().into_iter().find(|(dir, _)| dir.ends_with("mesh-ipip")).unwrap();
     let output = compile(&checked, &["routers"]);
-    for (path, text) in ROUTER_FILES.iter().flat_map(|file| files(&output, file)) {
+    for (path, text) in ROUTER_FILES.iter().flat_map(|file| artifacts_named(&output, file)) {
         if path.ends_with("routes.sh") {
             continue;
         }
@@ -326,7 +316,7 @@ fn router_passwords_are_referenced_not_written() {
 #[test]
 fn ios_and_junos_say_what_the_checked_files_say_no_real_checker() {
     for (name, _, output) in all_router_outputs() {
-        for (path, linux) in files(&output, "routes.sh") {
+        for (path, linux) in artifacts_named(&output, "routes.sh") {
             let router = router_of(path);
             let get = |file: &str| output.get(&format!("routers/{router}/{file}")).unwrap().contents.clone();
             let (frr, ios, junos) = (get("frr.conf"), get("ios.cfg"), get("junos.set"));
@@ -449,7 +439,7 @@ fn every_frr_conf_passes_vtysh_dryrun() {
     let mut failures = Vec::new();
     let mut checked_files = 0;
     for (name, _, output) in all_router_outputs() {
-        for (path, text) in files(&output, "frr.conf") {
+        for (path, text) in artifacts_named(&output, "frr.conf") {
             let file = scratch.path().join(path.replace('/', "_"));
             std::fs::write(&file, text).unwrap();
             let result = Command::new("vtysh").arg("--dryrun").arg("-f").arg(&file).output().expect("vtysh runs (Debian's `frr`)");
@@ -472,7 +462,7 @@ fn every_frr_conf_passes_vtysh_dryrun() {
 fn every_routes_sh_passes_sh_n() {
     let scratch = tempfile::tempdir().unwrap();
     for (name, _, output) in all_router_outputs() {
-        for (path, text) in files(&output, "routes.sh") {
+        for (path, text) in artifacts_named(&output, "routes.sh") {
             assert!(text.starts_with("#!/bin/sh\n") && text.contains("\nset -eu\n"), "{name}: {path}");
             let file = scratch.path().join(path.replace('/', "_"));
             std::fs::write(&file, text).unwrap();
@@ -545,7 +535,7 @@ fn routes_sh_installs_its_routes_and_removes_only_stale_ones_needs_root() {
     let mut ran = 0;
     for (number, (name, checked, output)) in all_router_outputs().into_iter().enumerate() {
         let analysis = checked.valid().unwrap();
-        for (index, (path, text)) in files(&output, "routes.sh").into_iter().enumerate() {
+        for (index, (path, text)) in artifacts_named(&output, "routes.sh").into_iter().enumerate() {
             let router = analysis.model.routers.iter().find(|router| router.name.value == router_of(path)).unwrap();
             let address = router.address.value;
             let ipv4 = address.addr().is_ipv4();

@@ -5,10 +5,9 @@
 //! goldens of the scenarios with an `expected/` folder.
 
 use crate::golden;
-use crate::scenarios::{compile, pinned_scenarios, relative, valid_scenarios};
+use crate::scenarios::{artifacts_named, compile, pinned_scenarios, relative, valid_scenarios};
 use calplan::netns::{self, InterfaceName, Namespace};
 use calplan::pipeline::{self, Checked};
-use calplan_targets::Output;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Stdio;
@@ -79,16 +78,6 @@ fn unhook(namespace: &Namespace) {
     }
 }
 
-fn rules_of<'a>(output: &'a Output, file: &str) -> Vec<(&'a str, &'a str)> {
-    output
-        .artifacts
-        .iter()
-        .map(|(_, artifact)| artifact)
-        .filter(|artifact| artifact.path.ends_with(&format!("/{file}")))
-        .map(|artifact| (artifact.path.as_str(), artifact.contents.as_str()))
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------
 // Without root
 
@@ -110,7 +99,7 @@ fn rule_files_match_their_golden_files() {
 fn nft_and_iptables_render_the_same_rules() {
     for (dir, checked) in valid_scenarios() {
         let output = compile(&checked, &["nft", "iptables"]);
-        for (path, nft) in rules_of(&output, "rules.nft") {
+        for (path, nft) in artifacts_named(&output, "rules.nft") {
             let iptables = &output.get(&path.replace("rules.nft", "rules.iptables")).unwrap().contents;
             let ipv4_table = nft.split("table ip calplan {").nth(1).unwrap_or("");
             let ipv4_table = ipv4_table.split("\ntable ip6 calplan {").next().unwrap();
@@ -184,13 +173,13 @@ fn every_ruleset_passes_its_checker_needs_root() {
     for (number, (dir, checked)) in valid_scenarios().into_iter().enumerate() {
         let output = compile(&checked, &["nft", "iptables"]);
         let namespace = Namespace::create(prefix.join(&number.to_string()).unwrap()).unwrap();
-        for (path, text) in rules_of(&output, "rules.nft") {
+        for (path, text) in artifacts_named(&output, "rules.nft") {
             checked_files += 1;
             if let Err(error) = nft(&namespace, &["-c", "-f", "-"], text) {
                 failures.push(format!("{}/{path}: {error}", relative(&dir)));
             }
         }
-        for (path, text) in rules_of(&output, "rules.iptables") {
+        for (path, text) in artifacts_named(&output, "rules.iptables") {
             checked_files += 1;
             if let Err(error) = run_with_input(&namespace, "iptables-restore", &["--test"], text) {
                 failures.push(format!("{}/{path}: {error}", relative(&dir)));
@@ -211,7 +200,7 @@ fn nft_rules_reload_without_duplicates_needs_root() {
     nft_load(&namespace, foreign);
     for (dir, checked) in pinned_scenarios() {
         let output = compile(&checked, &["nft"]);
-        let files = rules_of(&output, "rules.nft");
+        let files = artifacts_named(&output, "rules.nft");
         let (_, first) = files[0];
         nft_load(&namespace, first);
         let once = nft_ruleset(&namespace);
@@ -228,7 +217,7 @@ fn nft_rules_reload_without_duplicates_needs_root() {
     // A cluster without NAT or IPv6 any more: the rules and tables it no longer needs go.
     let seed = seed_text().replace("natOutgoing: true", "natOutgoing: false");
     let output = compile(&checked_text(&seed), &["nft"]);
-    nft_load(&namespace, rules_of(&output, "rules.nft")[0].1);
+    nft_load(&namespace, artifacts_named(&output, "rules.nft")[0].1);
     let after = nft_ruleset(&namespace);
     assert!(!after.contains("masquerade") && !after.contains("table ip6 calplan"), "{after}");
     assert!(after.contains("table ip calplan") && after.contains("tcp dport 22 accept"), "{after}");
@@ -246,7 +235,7 @@ fn iptables_rules_reload_without_duplicates_needs_root() {
     namespace.run("iptables", ["-t", "nat", "-A", "POSTROUTING", "-s", "172.17.0.0/16", "-j", "MASQUERADE"]).unwrap();
     for (dir, checked) in pinned_scenarios() {
         let output = compile(&checked, &["iptables"]);
-        let files = rules_of(&output, "rules.iptables");
+        let files = artifacts_named(&output, "rules.iptables");
         let (_, first) = files[0];
         unhook(&namespace);
         iptables_restore(&namespace, first);
@@ -287,7 +276,7 @@ fn iptables_rules_reload_without_duplicates_needs_root() {
     let seed = seed_text().replace("natOutgoing: true", "natOutgoing: false");
     let output = compile(&checked_text(&seed), &["iptables"]);
     unhook(&namespace);
-    iptables_restore(&namespace, rules_of(&output, "rules.iptables")[0].1);
+    iptables_restore(&namespace, artifacts_named(&output, "rules.iptables")[0].1);
     let after = iptables_state(&namespace);
     assert!(!after.contains("MASQUERADE --random-fully"), "{after}");
     assert!(after.contains("-A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE"), "{after}");

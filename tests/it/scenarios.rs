@@ -64,6 +64,17 @@ pub fn compile(checked: &Checked, targets: &[&str]) -> Output {
     calplan_targets::compile(&Context { analysis, templates: &templates, node: None, sink: None }, Some(&selected)).expect("renders")
 }
 
+/// Every artifact of `output` named `file`, as (path, contents).
+pub fn artifacts_named<'a>(output: &'a Output, file: &str) -> Vec<(&'a str, &'a str)> {
+    output
+        .artifacts
+        .iter()
+        .map(|(_, artifact)| artifact)
+        .filter(|artifact| artifact.path.ends_with(&format!("/{file}")))
+        .map(|artifact| (artifact.path.as_str(), artifact.contents.as_str()))
+        .collect()
+}
+
 /// A scenario's directory relative to the repository, for messages.
 pub fn relative(dir: &Path) -> String {
     dir.strip_prefix(golden::root()).unwrap_or(dir).display().to_string()
