@@ -4,7 +4,7 @@
 
 use calplan_diagnostics::{Diagnostics, FileId, SourceMap};
 use calplan_model::Analysis;
-use calplan_model::ipam::ObservedAffinity;
+use calplan_model::ipam::ObservedIpam;
 
 /// An intent, read and checked.
 pub struct Checked {
@@ -23,7 +23,7 @@ impl Checked {
 }
 
 /// Runs every check on an intent's text.
-pub fn check(name: &str, text: String, observed: Option<&[ObservedAffinity]>) -> Checked {
+pub fn check(name: &str, text: String, observed: Option<&ObservedIpam>) -> Checked {
     let mut sources = SourceMap::new();
     let file = sources.add(name, text);
     let mut diagnostics = Diagnostics::new();

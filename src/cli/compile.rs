@@ -43,7 +43,7 @@ pub fn run(args: Args) -> CliResult {
     let loaded = crate::current::load(&args.current)?;
     crate::current::report(&loaded)?;
     let (name, text) = input::read_text(&args.intent)?;
-    let checked = crate::pipeline::check(&name, text, loaded.state.affinities.as_deref());
+    let checked = crate::pipeline::check(&name, text, loaded.state.observed_ipam().as_ref());
     input::report(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
     if let Some(node) = args.node.as_ref().filter(|node| analysis.model.node_by_name(node).is_none()) {

@@ -38,7 +38,7 @@ pub fn run(args: Args) -> CliResult {
     current::report(&loaded)?;
     let (name, text) = input::read_text(&args.intent)?;
     let fingerprint = Fingerprint { name: name.clone(), sha256: calplan_plan::current::text_digest(&text) };
-    let checked = pipeline::check(&name, text, loaded.state.affinities.as_deref());
+    let checked = pipeline::check(&name, text, loaded.state.observed_ipam().as_ref());
     input::report(&checked);
     let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) else { return Err(CliError::Reported) };
     if let Some(path) = &args.out {

@@ -13,7 +13,7 @@ use crate::scenarios::{compile, pinned_scenarios, relative, valid_scenarios};
 use calplan::netns::{self, Daemon, InterfaceName, Namespace};
 use calplan::pipeline::{self, Checked};
 use calplan_calico::resources::SecretKeyRef;
-use calplan_model::ipam::{AffinityState, ObservedAffinity};
+use calplan_model::ipam::{AffinityState, ObservedAffinity, ObservedIpam};
 use calplan_targets::Output;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -201,6 +201,7 @@ fn pending_blocks_are_not_advertised_and_host_blocks_not_blackholed() {
         affinity("192.168.200.0/26", AffinityState::Pending),
         affinity("192.168.201.7/32", AffinityState::Confirmed),
     ];
+    let observed = ObservedIpam { affinities: observed.to_vec(), pools: Vec::new() };
     let checked = pipeline::check("intent.yaml", text, Some(&observed));
     let output = compile(&checked, &["bird", "bird-calico", "routes"]);
     let file = |node: &str, name: &str| output.get(&format!("nodes/{node}.zpepc.com.cn/{name}")).unwrap().contents.clone();

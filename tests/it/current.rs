@@ -229,6 +229,57 @@ fn pool_migration_from_real_etcd_names_the_pods() {
     assert!(manual.contains("holds 192.168.36.85"), "{manual}");
 }
 
+/// With the cluster's IPAM read from etcd, its affinities are the whole truth for the pools
+/// it has, as confd renders exactly the affinities that exist: a node without a block in the
+/// live pool gets none (no blackhole, nothing exported, no route to it elsewhere). A pool only
+/// the intent has is the one place blocks are still simulated.
+#[test]
+fn live_ipam_is_authoritative_for_the_clusters_pools_real_etcd() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    create_resources(&client, "testdata/seed-rr/current");
+    let m1 = "cs1-k8s-m1.zpepc.com.cn";
+    client.create(&format!("/calico/ipam/v2/host/{m1}/ipv4/block/192.168.36.64-26"), br#"{"state":"confirmed","deleted":false}"#).unwrap();
+    let intent = std::fs::read_to_string(golden::root().join("testdata/seed-rr/intent.yaml"))
+        .unwrap()
+        .replace("  nodes:\n", "    - {name: new-pool, cidr: 10.10.0.0/16, blockSize: 26}\n  nodes:\n");
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("intent.yaml");
+    write(&path, &intent);
+    let out = directory.path().join("out");
+    let output = calplan(&[
+        "compile",
+        path.to_str().unwrap(),
+        "--current",
+        &etcd.source(),
+        "--target",
+        "bird,bird-calico,routes",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let file = |node: &str, name: &str| std::fs::read_to_string(out.join(format!("nodes/{node}.zpepc.com.cn/{name}"))).unwrap();
+
+    let calico = file("cs1-k8s-m1", "bird-calico.cfg");
+    assert!(calico.contains("route 192.168.36.64/26 blackhole;"), "{calico}");
+    assert!(calico.contains("# Block 192.168.36.64/26 is confirmed"), "{calico}");
+    for node in ["cs1-k8s-m2", "cs1-k8s-n3"] {
+        let calico = file(node, "bird-calico.cfg");
+        let bird = file(node, "bird.cfg");
+        let routes = file(node, "routes");
+        for text in [&calico, &bird, &routes] {
+            assert!(
+                !text.contains("192.168.0.0/26") && !text.contains("192.168.0.64/26"),
+                "`{node}` has no block of the live pool:\n{text}"
+            );
+        }
+        assert!(!calico.contains("# Block 192.168."), "{calico}");
+        assert!(routes.contains("192.168.36.64/26 via 21.49.22.4 proto bird"), "m1's real block is routed to:\n{routes}");
+        // The pool the cluster does not have yet is forecast: one block per node.
+        assert!(calico.contains("# Block 10.10."), "the new pool's simulated block:\n{calico}");
+    }
+}
+
 #[test]
 fn compare_and_swap_transactions_real_etcd() {
     let etcd = Etcd::start();

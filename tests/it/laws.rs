@@ -66,7 +66,7 @@ fn export() -> impl Strategy<Value = String> {
 
 fn plan_against(intent_text: &str, loaded: &calplan::current::Loaded) -> Option<String> {
     let fingerprint = Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(intent_text) };
-    let checked = pipeline::check("intent.yaml", intent_text.to_string(), loaded.state.affinities.as_deref());
+    let checked = pipeline::check("intent.yaml", intent_text.to_string(), loaded.state.observed_ipam().as_ref());
     pipeline::plan(&checked, fingerprint, loaded).map(|plan| plan.to_json())
 }
 

@@ -16,7 +16,7 @@ pub mod workloads;
 
 use calplan_calico::resources::ResourceSet;
 use calplan_diagnostics::Diagnostics;
-use calplan_model::ipam::ObservedAffinity;
+use calplan_model::ipam::{ObservedAffinity, ObservedIpam};
 use std::collections::BTreeMap;
 
 /// A workload (pod endpoint) and the addresses it holds.
@@ -93,6 +93,14 @@ impl CurrentState {
         for resource in resources.resources.into_values() {
             combined.insert(resource);
         }
+    }
+
+    /// The live IPAM, when a source gave the cluster's affinities (etcd, Kubernetes'
+    /// `BlockAffinity` objects): those affinities, and the pools they are the whole truth for.
+    pub fn observed_ipam(&self) -> Option<ObservedIpam> {
+        let affinities = self.affinities.clone()?;
+        let pools = self.resources.iter().flat_map(ResourceSet::pools).filter_map(|pool| pool.spec.cidr.parse().ok()).collect();
+        Some(ObservedIpam { affinities, pools })
     }
 
     pub fn add_affinities(&mut self, affinities: Vec<ObservedAffinity>) {
