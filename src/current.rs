@@ -49,7 +49,13 @@ fn message(error: impl ToString) -> CliError {
 }
 
 fn fingerprint(name: &str, kind: SourceKind, sha256: String) -> SourceFingerprint {
-    SourceFingerprint { name: name.to_string(), kind: kind.as_str().to_string(), sha256, resources: Default::default() }
+    SourceFingerprint {
+        name: name.to_string(),
+        kind: kind.as_str().to_string(),
+        sha256,
+        resources: Default::default(),
+        files: Default::default(),
+    }
 }
 
 /// Reads Calico's keys from etcd. The listing of what was read is registered as the source's
@@ -216,7 +222,9 @@ fn load_applied(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
         .collect();
     let manifest_text = loaded.sources.file(manifest_file).text();
     let read = applied::read(manifest_file, manifest_text, &files, &unlisted);
-    let mut fingerprint = fingerprint(&name, SourceKind::AppliedState, current::text_digest(manifest_text));
+    let (digest, file_digests) = applied::fingerprint(manifest_text, &files);
+    let mut fingerprint = fingerprint(&name, SourceKind::AppliedState, digest);
+    fingerprint.files = file_digests;
     loaded.diagnostics.extend(read.diagnostics);
     if let Some(applied) = read.value {
         fingerprint.resources = current::resource_digests(&applied.resources);
