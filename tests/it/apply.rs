@@ -118,8 +118,6 @@ fn a_plan_goes_stale_when_a_file_of_its_applied_directory_is_edited() {
     let plan = directory.path().join("rr.plan");
     let planned = run(&["plan", "testdata/mesh-to-rr/intent.yaml", "--current", out.to_str().unwrap(), "-o", plan.to_str().unwrap()], &[]);
     assert_eq!(planned.status.code(), Some(0), "{}", text(&planned.stderr));
-    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-    assert!(saved["current"][0]["files"]["nodes/cs1-k8s-m1.zpepc.com.cn/bird.cfg"].is_string(), "{}", saved["current"][0]);
     let apply = |plan: &Path| {
         let state = directory.path().join("state");
         run(
@@ -164,6 +162,8 @@ fn a_plan_goes_stale_when_a_file_of_its_applied_directory_is_edited() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("stale plan") && stderr.contains(&format!("`{bird}` changed in")), "{stderr}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert!(saved["current"][0]["files"][bird].is_string(), "each file's digest is recorded: {}", saved["current"][0]);
 }
 
 /// Abort the apply after each step in turn (a crash, by the test-only hook), run it again
