@@ -6,13 +6,24 @@
 //! `routeReflectorClusterID`, every BGPPeer as it is, including what Calico made of a YAML tag.
 
 use calplan_calico::resources::*;
+use calplan_model::Datastore;
 use serde_json::{Map, Value, json};
 
-/// The intent text, and notes on what the intent cannot express.
-pub fn intent_yaml(resources: &ResourceSet, cluster: &str) -> (String, Vec<String>) {
+/// The intent text, and notes on what the intent cannot express. `datastore` is where the
+/// resources were read from, when a datastore was read.
+pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Datastore>) -> (String, Vec<String>) {
     let mut notes = Vec::new();
     let mut spec = Map::new();
     spec.insert("calicoVersion".into(), json!("3.30"));
+    if let Some(datastore) = datastore {
+        spec.insert(
+            "datastore".into(),
+            json!(match datastore {
+                Datastore::Etcdv3 => "etcdv3",
+                Datastore::Kubernetes => "kubernetes",
+            }),
+        );
+    }
     let configuration = resources.bgp_configuration().map(|c| c.spec.clone()).unwrap_or_default();
     let cidrs = |entries: &Option<Vec<CidrEntry>>| -> Vec<Value> { entries.iter().flatten().map(|entry| json!(entry.cidr)).collect() };
     let cluster_ips = cidrs(&configuration.service_cluster_ips);
