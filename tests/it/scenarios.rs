@@ -91,7 +91,7 @@ fn every_scenario_matches_its_golden_files() {
         let diagnostics = checked.diagnostics.clone().into_sorted();
         let mut outputs = vec![
             ("check.stderr", render::human(&diagnostics, &checked.sources, false)),
-            ("check.json", render::json(&diagnostics, &checked.sources)),
+            ("check.json", render::json(&diagnostics, &checked.allowed, &checked.sources)),
         ];
         // Invalid scenarios pin diagnostics only; their tables would be noise.
         let invalid = dir.components().any(|part| part.as_os_str() == "invalid");

@@ -91,6 +91,47 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Dat
     (text, notes)
 }
 
+/// The findings of one rule in the cluster as imported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub code: &'static str,
+    pub name: &'static str,
+    /// Each finding's message, in the order reported.
+    pub messages: Vec<String>,
+}
+
+/// How many of a rule's findings the comment above its `allow` entry lists.
+const LIST_AT_MOST: usize = 5;
+
+/// The `allow:` list that lets an imported intent compile although the cluster has these
+/// findings: appended to [`intent_yaml`]'s text (whose `spec` ends it), one entry per rule,
+/// each under a comment that says what the cluster has and that it should be fixed.
+pub fn allow_section(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("  allow:\n");
+    for finding in findings {
+        let count = finding.messages.len();
+        let (these, them) = if count == 1 { ("this finding", "it") } else { ("these findings", "them") };
+        text.push_str(&format!("  # The cluster had {these} when it was imported: allowed so that the intent compiles as the\n"));
+        text.push_str(&format!("  # cluster runs. Fix {them}, then remove this entry.\n"));
+        for message in finding.messages.iter().take(LIST_AT_MOST) {
+            let line: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            text.push_str(&format!("  #   {} {line}\n", finding.code));
+        }
+        if count > LIST_AT_MOST {
+            text.push_str(&format!("  #   ... and {} more\n", count - LIST_AT_MOST));
+        }
+        let reason = format!(
+            "present in the cluster when it was imported ({count} finding{}); fix, then remove this entry",
+            if count == 1 { "" } else { "s" }
+        );
+        text.push_str(&format!("  - rule: {}\n    reason: {}\n", finding.name, serde_json::to_string(&reason).expect("strings serialize")));
+    }
+    text
+}
+
 fn secret(holder: &SecretKeyRefHolder) -> Value {
     json!({"secretKeyRef": {"name": holder.secret_key_ref.name, "key": holder.secret_key_ref.key}})
 }
