@@ -1,6 +1,9 @@
 //! `calplan import`: the intent that reproduces a current state, so an existing cluster can
 //! adopt calplan. Compiling the intent and planning it against the same state gives an empty
-//! plan (a property the tests check).
+//! plan (a property the tests check). The findings the cluster has (a peering configured at
+//! one end only, say) are the cluster's truth, not the import's mistakes: [`allow_section`]
+//! lists their rules under `spec.allow`, each with a comment naming them, so the intent
+//! compiles as the cluster runs until someone fixes them.
 //!
 //! Everything is written in its literal form: route reflectors by their nodes'
 //! `routeReflectorClusterID`, every BGPPeer as it is, including what Calico made of a YAML tag.
