@@ -139,11 +139,26 @@ def go_string(value):
     return str(value)
 
 
+class GoYamlLoader(yaml.SafeLoader):
+    """YAML as Calico's Go YAML reads it: no YAML 1.1 base-60 integers (`5663:12` is text)."""
+
+
+GoYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+GoYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+
+
 def load_documents(path):
     with open(path) as handle:
         text = handle.read()
     documents = []
-    for document in yaml.safe_load_all(text):
+    for document in yaml.load_all(text, Loader=GoYamlLoader):
         if not isinstance(document, dict):
             continue
         if document.get("kind", "").endswith("List") and isinstance(document.get("items"), list):

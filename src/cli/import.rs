@@ -24,7 +24,7 @@ pub fn run(args: Args) -> CliResult {
     let Some(resources) = &loaded.state.resources else {
         return Err(CliError::Message("the current state holds no Calico resources to import".into()));
     };
-    let (text, notes) = calplan_plan::import::intent_yaml(resources, &args.name);
+    let (text, notes) = calplan_plan::import::intent_yaml(resources, &args.name, loaded.state.calico_version.as_deref());
     for note in &notes {
         anstream::eprintln!("note: {note}");
     }

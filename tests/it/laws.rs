@@ -82,7 +82,7 @@ proptest! {
         std::fs::write(&path, &export).unwrap();
         let loaded = calplan::current::load(&[path.display().to_string()]).unwrap();
         let resources = loaded.state.resources.clone().expect("the export reads");
-        let (intent, _) = calplan_plan::import::intent_yaml(&resources, "generated");
+        let (intent, _) = calplan_plan::import::intent_yaml(&resources, "generated", Some("v3.30.0"));
         let checked = pipeline::check("intent.yaml", intent.clone(), None);
         // A generated cluster calplan refuses (a mesh off with no peering, say) is no test of
         // import; every other one must come back unchanged.
