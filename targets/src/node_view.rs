@@ -62,7 +62,11 @@ impl<'a> NodeView<'a> {
     /// The log severity the node's BIRD runs with: its own BGPConfiguration's, else the
     /// cluster's.
     pub fn log_severity(&self) -> LogSeverity {
-        self.node.bgp_configuration.as_ref().and_then(|configuration| configuration.log_severity).unwrap_or(self.analysis.model.bgp.log_severity)
+        self.node
+            .bgp_configuration
+            .as_ref()
+            .and_then(|configuration| configuration.log_severity)
+            .unwrap_or(self.analysis.model.bgp.log_severity)
     }
 
     /// The service ranges as confd derives them (`updateGlobalRoutes`): cluster IP ranges when

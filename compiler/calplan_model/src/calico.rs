@@ -136,7 +136,10 @@ pub fn bgp_configuration(model: &Model) -> BgpConfiguration {
 
 fn communities(definitions: &[CommunityDefinition]) -> Option<Vec<Community>> {
     (!definitions.is_empty()).then(|| {
-        definitions.iter().map(|definition| Community { name: definition.name.value.clone(), value: definition.value.value.clone() }).collect()
+        definitions
+            .iter()
+            .map(|definition| Community { name: definition.name.value.clone(), value: definition.value.value.clone() })
+            .collect()
     })
 }
 

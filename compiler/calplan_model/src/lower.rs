@@ -445,7 +445,8 @@ impl Lowerer<'_> {
     fn bgp(&mut self, bgp: &intent::Bgp, span: Span) -> BgpSettings {
         let as_number = bgp.as_number.as_ref().and_then(|number| self.as_number(number));
         let communities = self.communities(bgp.communities.as_deref());
-        let prefix_advertisements = self.prefix_advertisements(bgp.prefix_advertisements.as_deref(), &communities, bgp.communities.as_deref());
+        let prefix_advertisements =
+            self.prefix_advertisements(bgp.prefix_advertisements.as_deref(), &communities, bgp.communities.as_deref());
         for (field, written) in [
             ("localWorkloadPeeringIPV4", bgp.local_workload_peering_ipv4.as_ref().map(|text| text.span)),
             ("localWorkloadPeeringIPV6", bgp.local_workload_peering_ipv6.as_ref().map(|text| text.span)),
@@ -785,9 +786,13 @@ impl Lowerer<'_> {
         for community in communities.unwrap_or_default() {
             if let Err(problem) = calplan_calico::Community::parse(&community.value.value) {
                 self.report(
-                    Diagnostic::new(&INVALID_COMMUNITY, community.value.span, format!("`{}` is not a BGP community", community.value.value))
-                        .label(problem)
-                        .help("write two numbers below 65536 (`65001:100`), or three below 4294967296 for a large community (`65001:100:1`)"),
+                    Diagnostic::new(
+                        &INVALID_COMMUNITY,
+                        community.value.span,
+                        format!("`{}` is not a BGP community", community.value.value),
+                    )
+                    .label(problem)
+                    .help("write two numbers below 65536 (`65001:100`), or three below 4294967296 for a large community (`65001:100:1`)"),
                 );
                 continue;
             }
@@ -830,9 +835,13 @@ impl Lowerer<'_> {
                         None => "write a value (`65001:100`) or the name of one of `communities`".to_string(),
                     };
                     self.report(
-                        Diagnostic::new(&INVALID_COMMUNITY, community.span, format!("community `{}` is neither a value nor a defined name", community.value))
-                            .label("community used is invalid or not defined")
-                            .help(help),
+                        Diagnostic::new(
+                            &INVALID_COMMUNITY,
+                            community.span,
+                            format!("community `{}` is neither a value nor a defined name", community.value),
+                        )
+                        .label("community used is invalid or not defined")
+                        .help(help),
                     );
                 }
             }
@@ -871,7 +880,10 @@ impl Lowerer<'_> {
                 self.report(
                     Diagnostic::new(&INVALID_BGP_FILTER, text.span, format!("`{}` is not an {family} CIDR", text.value))
                         .label(format!("`{field}` rules match {family} routes"))
-                        .help(format!("move the rule to the `{}` list of its family", if v6 { field.replace('6', "4") } else { field.replace('4', "6") })),
+                        .help(format!(
+                            "move the rule to the `{}` list of its family",
+                            if v6 { field.replace('6', "4") } else { field.replace('4', "6") }
+                        )),
                 );
                 return None;
             }

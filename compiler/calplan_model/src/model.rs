@@ -4,13 +4,13 @@
 //! each keeps the span it was written at so that validation can point at it. Defaults are
 //! applied here, once, and documented on the field.
 
-use calplan_calico::resources::EncapsulationMode;
 pub use calplan_calico::Release;
+use calplan_calico::resources::EncapsulationMode;
 use calplan_calico::{AsNumber, Selector};
 use calplan_diagnostics::{FileId, Span, Spanned};
 pub use calplan_syntax::intent::{
-    Aggregation, AllowedUse, Datastore, FilterAction, FilterSource, LogSeverity, MatchOperator, NextHopMode, PeerWith, Platform, ReversePeering,
-    SourceAddress,
+    Aggregation, AllowedUse, Datastore, FilterAction, FilterSource, LogSeverity, MatchOperator, NextHopMode, PeerWith, Platform,
+    ReversePeering, SourceAddress,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;

@@ -102,11 +102,11 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
         _ => None,
     }) {
         let name = &configuration.metadata.name;
-        let known = name
-            .strip_prefix(NODE_CONFIGURATION_PREFIX)
-            .is_some_and(|node| resources.get(ResourceKind::Node, node).is_some());
+        let known = name.strip_prefix(NODE_CONFIGURATION_PREFIX).is_some_and(|node| resources.get(ResourceKind::Node, node).is_some());
         if !known {
-            notes.push(format!("BGPConfiguration `{name}` names no node of the cluster (confd reads `default` and `node.<node>`) and is not imported"));
+            notes.push(format!(
+                "BGPConfiguration `{name}` names no node of the cluster (confd reads `default` and `node.<node>`) and is not imported"
+            ));
         }
     }
     spec.insert("nodes".into(), Value::Array(nodes));
@@ -229,13 +229,18 @@ fn filter_value(filter: &BgpFilter, notes: &mut Vec<String>) -> Value {
     let mut value = Map::new();
     value.insert("name".into(), json!(filter.metadata.name));
     let spec = &filter.spec;
-    for (field, rules) in [("exportV4", &spec.export_v4), ("importV4", &spec.import_v4), ("exportV6", &spec.export_v6), ("importV6", &spec.import_v6)] {
+    for (field, rules) in
+        [("exportV4", &spec.export_v4), ("importV4", &spec.import_v4), ("exportV6", &spec.export_v6), ("importV6", &spec.import_v6)]
+    {
         if let Some(rules) = rules {
             let rules: Vec<Value> = rules
                 .iter()
                 .map(|rule| {
                     for extra in rule.extra.keys() {
-                        notes.push(format!("BGPFilter `{}`: `{field}[].{extra}` has no place in the intent and is not imported", filter.metadata.name));
+                        notes.push(format!(
+                            "BGPFilter `{}`: `{field}[].{extra}` has no place in the intent and is not imported",
+                            filter.metadata.name
+                        ));
                     }
                     let mut rule_value = serde_json::to_value(rule).expect("rules serialize");
                     if let Some(object) = rule_value.as_object_mut() {

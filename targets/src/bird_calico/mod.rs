@@ -24,9 +24,9 @@ mod filters;
 
 use crate::node_view::NodeView;
 use crate::{Artifact, Context, Target, TemplateError, per_node};
+use calplan_calico::Community;
 use calplan_calico::peering::{PeerData, PeerType, Peering};
 use calplan_calico::resources::{EncapsulationMode, SecretKeyRef};
-use calplan_calico::Community;
 use calplan_model::ipam::AffinityState;
 use calplan_model::{BgpFilter, Model, Node, PrefixAdvertisement, RouterIdSource};
 use ipnet::IpNet;
@@ -112,7 +112,9 @@ struct MeshHost {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 enum MeshEntry {
     Ourselves,
-    RouteReflector { cluster_id: String },
+    RouteReflector {
+        cluster_id: String,
+    },
     /// A host without an address of this family: bird.cfg prints only its `# For peer` line.
     NoAddress,
     Session(MeshSession),
@@ -455,7 +457,13 @@ impl CalicoBird {
             mesh: Mesh { own_cluster_id, enabled: mesh_enabled, hosts: mesh_hosts },
             peer_sections: [
                 PeerSection::new("Global peers", "No global peers configured.", "Global local bgp peers", true, global_peers),
-                PeerSection::new("Node-specific peers", "No node-specific peers configured.", "Node-specific local BGP peers", false, node_peers),
+                PeerSection::new(
+                    "Node-specific peers",
+                    "No node-specific peers configured.",
+                    "Node-specific local BGP peers",
+                    false,
+                    node_peers,
+                ),
             ],
             aggr,
             ipam,
@@ -478,11 +486,11 @@ fn confd_router_id(model: &Model, node: &Node) -> (String, bool) {
 /// has them, else the cluster's; each community a value, or a name resolved in the same
 /// configuration's `communities`; values without repeats, sorted as strings.
 fn community_blocks(model: &Model, node: &Node, v6: bool) -> Vec<CommunityBlock> {
-    let (advertisements, definitions) = match node.bgp_configuration.as_ref().filter(|configuration| configuration.prefix_advertisements.is_some())
-    {
-        Some(configuration) => (configuration.prefix_advertisements.as_deref(), &configuration.communities),
-        None => (model.bgp.prefix_advertisements.as_deref(), &model.bgp.communities),
-    };
+    let (advertisements, definitions) =
+        match node.bgp_configuration.as_ref().filter(|configuration| configuration.prefix_advertisements.is_some()) {
+            Some(configuration) => (configuration.prefix_advertisements.as_deref(), &configuration.communities),
+            None => (model.bgp.prefix_advertisements.as_deref(), &model.bgp.communities),
+        };
     advertisements
         .unwrap_or_default()
         .iter()
@@ -495,7 +503,10 @@ fn community_blocks(model: &Model, node: &Node, v6: bool) -> Vec<CommunityBlock>
                     if Community::looks_like_value(&community.value) {
                         Some(community.value.clone())
                     } else {
-                        definitions.iter().find(|definition| definition.name.value == community.value).map(|definition| definition.value.value.clone())
+                        definitions
+                            .iter()
+                            .find(|definition| definition.name.value == community.value)
+                            .map(|definition| definition.value.value.clone())
                     }
                 })
                 .collect();

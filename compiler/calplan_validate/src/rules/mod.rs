@@ -30,6 +30,7 @@ mod pool_selects_no_node;
 mod pool_smaller_than_block;
 mod route_destination_empty;
 mod route_reflector_without_address;
+mod router_id_missing;
 mod router_peering_target_missing;
 mod routes_not_propagated;
 mod selector_matches_nothing;
@@ -66,6 +67,7 @@ pub static CHECKS: &[Check] = &[
     next_hop_not_on_link::check,
     route_destination_empty::check,
     router_peering_target_missing::check,
+    router_id_missing::check,
     advertised_range_missing::check,
 ];
 
@@ -96,6 +98,7 @@ pub static ALL: &[&Rule] = &[
     &next_hop_not_on_link::RULE,
     &route_destination_empty::RULE,
     &router_peering_target_missing::RULE,
+    &router_id_missing::RULE,
     &advertised_range_missing::RULE,
 ];
 
