@@ -9,8 +9,8 @@ use calplan_calico::resources::EncapsulationMode;
 use calplan_calico::{AsNumber, Selector};
 use calplan_diagnostics::{FileId, Span, Spanned};
 pub use calplan_syntax::intent::{
-    Aggregation, AllowedUse, Datastore, FilterAction, FilterSource, LogSeverity, MatchOperator, NextHopMode, PeerWith, Platform,
-    ReversePeering, SourceAddress,
+    Aggregation, AllowedUse, Datastore, FilterAction, FilterSource, Installation, LogSeverity, MatchOperator, NextHopMode, NodeAgent,
+    PeerWith, Platform, ReversePeering, SourceAddress,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
@@ -32,6 +32,10 @@ pub struct Model {
     pub calico_version: Spanned<Release>,
     /// Default `kubernetes`, as Calico's own manifests.
     pub datastore: Datastore,
+    /// Default `calico-node`. What it implies is answered in `crate::ownership` only.
+    pub node_agent: NodeAgent,
+    /// Default `manifest`.
+    pub installation: Installation,
     pub autodetection: Autodetection,
     pub service_cluster_ips: Vec<Spanned<IpNet>>,
     /// Default 110, the kubelet's.
