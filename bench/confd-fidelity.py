@@ -30,7 +30,15 @@ Usage:
     bench/confd-fidelity.py --calico CHECKOUT                      # a checkout of projectcalico/calico
     bench/confd-fidelity.py --calico MIRROR.git --tag v3.31.7 ...  # a (bare) clone, one run per tag
 Options: --calplan PATH (default target/debug/calplan), --only SUBSTRING, --out DIR (diffs and
-a summary.json), --etcd PATH. Exit status 0 when every fixture matches at least semantically.
+a summary.json), --etcd PATH, --export DIR (see below). Exit status 0 when every fixture
+matches at least semantically.
+
+--export DIR writes calplan's own test cases for the fixtures that match byte for byte:
+DIR/<release>/<fixture, `/` as `.`>/intent.yaml (the intent `calplan import` wrote for the
+fixture's datastore) and expected/nodes/<node>/bird{,6}-calico.cfg (calplan's render, which
+equals Calico's), plus DIR/ipam.yaml, the block affinities every fixture shares. A fixture
+whose expected render is the same in several releases is exported once, for the first tag
+given: pass the newest first. `tests/it/confd.rs` replays these cases through a real etcd.
 """
 
 import argparse
@@ -542,7 +550,44 @@ def patch_intent(path, snapshot):
         yaml.safe_dump(intent, handle, sort_keys=False)
 
 
-def run_release(label, tests_dir, release, calplan, etcd_binary, work, only, out):
+def export_case(export, exported, label, fixture, fixture_dir, case, node, tests_dir):
+    """One matching fixture as a calplan test case (see --export)."""
+    texts = []
+    for name in ("bird.cfg", "bird6.cfg"):
+        path = os.path.join(fixture_dir, name)
+        texts.append(expected_text(fixture_dir, name) if os.path.exists(path) else "")
+    key = (fixture, tuple(texts))
+    if key in exported:
+        return
+    exported.add(key)
+    minor = ".".join(label.lstrip("v").split(".")[:2])
+    target = os.path.join(export, minor, fixture.replace("/", "."))
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(os.path.join(target, "expected", "nodes", node))
+    with open(os.path.join(case, "intent.yaml")) as handle:
+        intent = handle.read()
+    with open(os.path.join(target, "intent.yaml"), "w") as handle:
+        handle.write(f"# The datastore of Calico {label}'s confd test fixture `{fixture}` (node `{node}`), as `calplan import`\n")
+        handle.write("# wrote it; expected/ is calplan's render, equal to the fixture's expected render but for blank lines.\n")
+        handle.write(intent)
+    for name in ("bird-calico.cfg", "bird6-calico.cfg"):
+        shutil.copy(os.path.join(case, "out", "nodes", node, name), os.path.join(target, "expected", "nodes", node, name))
+    affinities = []
+    with open(os.path.join(tests_dir, "mock_data", "etcd", "block")) as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            key, _, value = line.strip().partition(" ")
+            parts = key.split("/")
+            state = json.loads(value).get("state", "") if value.strip() else ""
+            affinities.append({"node": parts[5], "cidr": parts[8].replace("-", "/"), "state": state})
+    with open(os.path.join(export, "ipam.yaml"), "w") as handle:
+        handle.write("# Block affinities of confd's test suite, stored under /calico/ipam/v2/host/<node>/ipv<4|6>/block/.\n")
+        handle.write("# An empty state is how Calico before 3.15 stored a confirmed affinity (\"implicitly confirmed\").\n")
+        yaml.safe_dump(affinities, handle, sort_keys=False)
+
+
+def run_release(label, tests_dir, release, calplan, etcd_binary, work, only, out, export=None, exported=None):
     snapshots = suite_snapshots(tests_dir, work)
     compiled = os.path.join(tests_dir, "compiled_templates")
     fixtures = sorted(
@@ -597,6 +642,8 @@ def run_release(label, tests_dir, release, calplan, etcd_binary, work, only, out
                     os.makedirs(target, exist_ok=True)
                     with open(os.path.join(target, calico_name + ".diff"), "w") as handle:
                         handle.write(diff + "\n")
+            if export and all(verdict_of(result, name) in ("exact", "absent") for name in ("bird.cfg", "bird6.cfg")):
+                export_case(export, exported, label, fixture, fixture_dir, case, snapshot["node"], tests_dir)
     finally:
         etcd.stop()
     return results
@@ -643,10 +690,12 @@ def main():
     parser.add_argument("--etcd", default=shutil.which("etcd") or "etcd")
     parser.add_argument("--only", help="only fixtures whose path contains this")
     parser.add_argument("--out", help="write diffs and summary.json here")
+    parser.add_argument("--export", help="write the byte-exact fixtures as calplan test cases here")
     args = parser.parse_args()
     calplan = os.path.abspath(args.calplan)
     all_ok = True
     summary = {}
+    exported = set()
     with tempfile.TemporaryDirectory(prefix="calplan-fidelity-") as work:
         runs = []
         if args.tag:
@@ -660,7 +709,7 @@ def main():
             log(f"{label}: replaying the suite")
             release_work = os.path.join(work, label, "run")
             os.makedirs(release_work, exist_ok=True)
-            results = run_release(label, tests(), release, calplan, args.etcd, release_work, args.only, args.out)
+            results = run_release(label, tests(), release, calplan, args.etcd, release_work, args.only, args.out, args.export, exported)
             summary[label] = results
             text = summarise(label, results)
             print(text, flush=True)

@@ -39,7 +39,7 @@ fn bird2() -> PathBuf {
 }
 
 /// BIRD 1.6's binary, unpacked from Debian's `bird` package.
-fn bird16() -> PathBuf {
+pub(crate) fn bird16() -> PathBuf {
     let bird = program("CALPLAN_BIRD16", &golden::root().join("target/bird16/usr/sbin/bird"));
     assert!(
         bird.is_file(),
@@ -50,14 +50,14 @@ fn bird16() -> PathBuf {
 }
 
 /// BIRD 1.6's IPv6 daemon, `bird6`, beside `bird`.
-fn bird16_v6() -> PathBuf {
+pub(crate) fn bird16_v6() -> PathBuf {
     let bird6 = bird16().with_file_name("bird6");
     assert!(bird6.is_file(), "BIRD 1.6's `bird6` is not beside `bird` at `{}`", bird6.display());
     bird6
 }
 
 /// `bird -p -c FILE`: `Err` with BIRD's message when the file does not parse.
-fn parses(bird: &Path, file: &Path) -> Result<(), String> {
+pub(crate) fn parses(bird: &Path, file: &Path) -> Result<(), String> {
     let output = Command::new(bird).arg("-p").arg("-c").arg(file).output().map_err(|error| format!("{}: {error}", bird.display()))?;
     if output.status.success() {
         Ok(())
@@ -68,7 +68,7 @@ fn parses(bird: &Path, file: &Path) -> Result<(), String> {
 
 /// The one substitution SPEC §8 permits for stock BIRD 1.6: Calico's fork's
 /// `krt_tunnel = "…";` becomes the no-op `print "krt_tunnel";`.
-fn without_krt_tunnel(text: &str) -> String {
+pub(crate) fn without_krt_tunnel(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("krt_tunnel = \"") {
