@@ -112,7 +112,7 @@ impl Backend {
             Backend::Record(root) => record_resources(root),
             Backend::Etcd(client) => {
                 let mut set = ResourceSet::default();
-                for kind in [ResourceKind::IpPool, ResourceKind::BgpPeer, ResourceKind::BgpConfiguration, ResourceKind::Node] {
+                for kind in ResourceKind::ALL {
                     let prefix = format!("/calico/resources/v3/projectcalico.org/{}/", kind.plural());
                     let range = client.range_prefix(&prefix, None).map_err(|error| error.to_string())?;
                     for pair in range.pairs {
@@ -128,9 +128,9 @@ impl Backend {
             }
             Backend::Calicoctl(program) | Backend::Kubectl(program) => {
                 let kinds = if program.ends_with("kubectl") {
-                    "ippools.projectcalico.org,bgppeers.projectcalico.org,bgpconfigurations.projectcalico.org,nodes.projectcalico.org"
+                    "ippools.projectcalico.org,bgppeers.projectcalico.org,bgpconfigurations.projectcalico.org,bgpfilters.projectcalico.org,nodes.projectcalico.org"
                 } else {
-                    "ippools,bgppeers,bgpconfigurations,nodes"
+                    "ippools,bgppeers,bgpconfigurations,bgpfilters,nodes"
                 };
                 let output = Command::new(program)
                     .args(["get", kinds, "-o", "yaml"])
@@ -206,7 +206,7 @@ fn record_file(kind: ResourceKind) -> String {
     format!("calico/{}.yaml", kind.plural())
 }
 
-const RECORD_KINDS: [ResourceKind; 4] = [ResourceKind::IpPool, ResourceKind::BgpConfiguration, ResourceKind::BgpPeer, ResourceKind::Node];
+const RECORD_KINDS: [ResourceKind; 5] = ResourceKind::ALL;
 
 /// The resources recorded in `root/applied/calico/`.
 fn record_resources(root: &Path) -> Result<ResourceSet, String> {

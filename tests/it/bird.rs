@@ -39,7 +39,7 @@ fn bird2() -> PathBuf {
 }
 
 /// BIRD 1.6's binary, unpacked from Debian's `bird` package.
-fn bird16() -> PathBuf {
+pub(crate) fn bird16() -> PathBuf {
     let bird = program("CALPLAN_BIRD16", &golden::root().join("target/bird16/usr/sbin/bird"));
     assert!(
         bird.is_file(),
@@ -49,8 +49,15 @@ fn bird16() -> PathBuf {
     bird
 }
 
+/// BIRD 1.6's IPv6 daemon, `bird6`, beside `bird`.
+pub(crate) fn bird16_v6() -> PathBuf {
+    let bird6 = bird16().with_file_name("bird6");
+    assert!(bird6.is_file(), "BIRD 1.6's `bird6` is not beside `bird` at `{}`", bird6.display());
+    bird6
+}
+
 /// `bird -p -c FILE`: `Err` with BIRD's message when the file does not parse.
-fn parses(bird: &Path, file: &Path) -> Result<(), String> {
+pub(crate) fn parses(bird: &Path, file: &Path) -> Result<(), String> {
     let output = Command::new(bird).arg("-p").arg("-c").arg(file).output().map_err(|error| format!("{}: {error}", bird.display()))?;
     if output.status.success() {
         Ok(())
@@ -61,7 +68,7 @@ fn parses(bird: &Path, file: &Path) -> Result<(), String> {
 
 /// The one substitution SPEC §8 permits for stock BIRD 1.6: Calico's fork's
 /// `krt_tunnel = "…";` becomes the no-op `print "krt_tunnel";`.
-fn without_krt_tunnel(text: &str) -> String {
+pub(crate) fn without_krt_tunnel(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("krt_tunnel = \"") {
@@ -131,20 +138,26 @@ fn every_bird_cfg_parses_under_bird_2() {
     assert!(failures.is_empty(), "BIRD 2 rejects:\n{}", failures.join("\n"));
 }
 
+/// Every `bird-calico.cfg` through BIRD 1.6's `bird -p`, every `bird6-calico.cfg` through its
+/// `bird6 -p`, as calico-node's confd checks its renders.
 #[test]
 fn every_bird_calico_cfg_parses_under_bird_1_6() {
-    let bird = bird16();
+    let (bird, bird6) = (bird16(), bird16_v6());
     let mut failures = Vec::new();
+    let mut parsed = [0, 0];
     let scratch = tempfile::tempdir().unwrap();
     for (dir, checked) in valid_scenarios() {
         for (_, artifact) in &compile(&checked, &["bird-calico"]).artifacts {
             let file = scratch.path().join(artifact.path.replace('/', "_"));
             std::fs::write(&file, without_krt_tunnel(&artifact.contents)).unwrap();
-            if let Err(message) = parses(&bird, &file) {
+            let v6 = artifact.path.ends_with("/bird6-calico.cfg");
+            parsed[usize::from(v6)] += 1;
+            if let Err(message) = parses(if v6 { &bird6 } else { &bird }, &file) {
                 failures.push(format!("{}/{}: {message}", relative(&dir), artifact.path));
             }
         }
     }
+    assert!(parsed[0] > 6 && parsed[0] == parsed[1], "too few renders: {parsed:?}");
     assert!(failures.is_empty(), "BIRD 1.6 rejects:\n{}", failures.join("\n"));
 }
 

@@ -82,7 +82,7 @@ proptest! {
         std::fs::write(&path, &export).unwrap();
         let loaded = calplan::current::load(&[path.display().to_string()]).unwrap();
         let resources = loaded.state.resources.clone().expect("the export reads");
-        let imported = pipeline::import(&resources, "generated", None, None);
+        let imported = pipeline::import(&resources, "generated", None, Some("v3.30.0"), None);
         let (intent, checked) = (imported.text, imported.checked);
         prop_assert!(checked.valid().is_some(), "import gave\n{intent}\nwith {:?}", checked.diagnostics);
         let fingerprint = Fingerprint { name: "intent.yaml".into(), sha256: String::new() };

@@ -5,12 +5,16 @@
 //! is read into them, so `status` means the same thing for either. Pure: no I/O.
 
 mod as_number;
+pub mod community;
 mod duration;
 pub mod peering;
+pub mod release;
 pub mod resources;
 pub mod selector;
 pub mod status;
 
 pub use as_number::{AsNumber, AsNumberError};
+pub use community::Community;
 pub use duration::duration_seconds;
+pub use release::Release;
 pub use selector::{Selector, SelectorError};

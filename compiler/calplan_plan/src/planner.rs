@@ -175,7 +175,7 @@ pub fn plan(input: &Input) -> Plan {
     });
     let mut planner = Planner {
         input,
-        peerings: Peerings::compute(&current),
+        peerings: Peerings::compute(&current, input.desired.model.calico_version.value),
         state: current,
         files,
         routed_pools: BTreeMap::new(),
@@ -784,7 +784,7 @@ impl Planner<'_> {
         // Sessions can only change with the BGP resources: skip the comparison otherwise.
         let touches_bgp = changes.iter().any(|change| matches!(change.kind.as_str(), "BGPPeer" | "BGPConfiguration" | "Node"));
         let (peerings, sessions_changed) = if touches_bgp {
-            let peerings = Peerings::compute(&next);
+            let peerings = Peerings::compute(&next, self.input.desired.model.calico_version.value);
             let changed = calplan_calico::status::rows(&self.peerings) != calplan_calico::status::rows(&peerings);
             (peerings, changed)
         } else {

@@ -31,6 +31,7 @@ mod pool_selects_no_node;
 mod pool_smaller_than_block;
 mod route_destination_empty;
 mod route_reflector_without_address;
+mod router_id_missing;
 mod router_peering_target_missing;
 mod routes_not_propagated;
 pub(crate) mod rule_not_allowable;
@@ -70,6 +71,7 @@ pub static CHECKS: &[Check] = &[
     next_hop_not_on_link::check,
     route_destination_empty::check,
     router_peering_target_missing::check,
+    router_id_missing::check,
     advertised_range_missing::check,
 ];
 
@@ -100,6 +102,7 @@ pub static ALL: &[&Rule] = &[
     &next_hop_not_on_link::RULE,
     &route_destination_empty::RULE,
     &router_peering_target_missing::RULE,
+    &router_id_missing::RULE,
     &advertised_range_missing::RULE,
     // Reported while applying severity overrides (`crate::levels`), not by a check.
     &unknown_rule::RULE,
