@@ -123,11 +123,11 @@ fn calicos_schemas_refuse_what_calico_refuses() {
         ),
         (
             "BGPFilter",
-            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPFilter", "metadata": {"name": "f"}, "spec": {"exportV4": [{"action": "Maybe"}]}}),
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPFilter", "metadata": {"name": "f"}, "spec": {"exportV4": [{"cidr": "10.0.0.0/8", "matchOperator": "In"}]}}),
         ),
         (
             "BGPFilter",
-            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPFilter", "metadata": {"name": "f"}, "spec": {"importV6": [{"cidr": "fd00::/64"}]}}),
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPFilter", "metadata": {"name": "f"}, "spec": {"importV6": [{"action": "Accept", "communities": ["65000:1"]}]}}),
         ),
     ];
     for (kind, value) in bad {

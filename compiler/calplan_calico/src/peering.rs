@@ -787,4 +787,41 @@ mod tests {
         assert!(sessions[0].external);
         assert!(!sessions[0].passive);
     }
+
+    #[test]
+    fn releases_differ_where_their_confd_did() {
+        let mut set = ResourceSet::default();
+        set.insert(node("a", "10.0.0.1/24", None, json!({"rr": "true"})));
+        set.insert(node("b", "10.0.0.2/24", None, json!({})));
+        set.insert(peer(
+            "to-rr",
+            json!({"nodeSelector": "all()", "peerSelector": "has(rr)", "keepOriginalNextHop": true, "reversePeering": "Manual"}),
+        ));
+        set.insert(peer("tor", json!({"peerIP": "10.0.0.254", "asNumber": 64512, "localASNumber": 65001, "nextHopMode": "Self"})));
+        let b_to_a = |release| {
+            let peerings = Peerings::compute(&set, release);
+            peerings.explicit_for_node(1).into_iter().find(|p| p.data.ip.to_string() == "10.0.0.1").unwrap()
+        };
+        assert!(!b_to_a(Release::V3_29).data.keep_next_hop, "3.29's nodeAsBGPPeers keeps no next hop");
+        assert!(b_to_a(Release::V3_30).data.keep_next_hop);
+        let tor = |release| {
+            Peerings::compute(&set, release).explicit_for_node(0).into_iter().find(|p| p.data.ip.to_string() == "10.0.0.254").unwrap()
+        };
+        assert_eq!(tor(Release::V3_29).data.next_hop_mode, None, "nextHopMode came with 3.30");
+        assert_eq!(tor(Release::V3_30).data.next_hop_mode.as_deref(), Some("Self"));
+        assert!(!tor(Release::V3_30).external, "before 3.31 the node's own AS (64512) decides");
+        assert!(tor(Release::V3_31).external, "from 3.31 the peering's localASNumber (65001) does");
+        assert_eq!(tor(Release::V3_31).data.local_as_number, Some(AsNumber(65001)));
+        assert_eq!(tor(Release::V3_30).data.local_as_number, None);
+
+        // Reverse peering: `b` peers with `a` by selector; `a` gets the reverse automatically,
+        // unless 3.30's `reversePeering: Manual` says otherwise.
+        let mut set = ResourceSet::default();
+        set.insert(node("a", "10.0.0.1/24", None, json!({"rr": "true"})));
+        set.insert(node("b", "10.0.0.2/24", None, json!({})));
+        set.insert(peer("to-rr", json!({"nodeSelector": "!has(rr)", "peerSelector": "has(rr)", "reversePeering": "Manual"})));
+        let a_sessions = |release| Peerings::compute(&set, release).explicit_for_node(0).len();
+        assert_eq!(a_sessions(Release::V3_29), 1, "before 3.30 every peering is mirrored");
+        assert_eq!(a_sessions(Release::V3_30), 0);
+    }
 }

@@ -147,7 +147,7 @@ pub enum Target {
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub action: Action,
-    /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `Node`, or the artifact kind (`bird.cfg`,
+    /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `BGPFilter`, `Node`, or the artifact kind (`bird.cfg`,
     /// `routes`, `rules.nft`, `routes.sh`, `frr.conf`, `route-pins`, …).
     pub kind: String,
     pub name: String,

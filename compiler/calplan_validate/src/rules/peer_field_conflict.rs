@@ -6,9 +6,11 @@ declare_rule! {
     /// Checks a BGP peer's fields against the rules of Calico's `BGPPeer`, quoting Calico's
     /// messages where it has them: `node` and `nodeSelector` together, `peerIP` and
     /// `peerSelector` together, `asNumber` with `peerSelector`, `reachableBy` without `peerIP`
-    /// or of another address family, and `keepOriginalNextHop` with `nextHopMode`. Also a peer
-    /// with neither `peerIP` nor `peerSelector`, which Calico accepts and confd skips, and
-    /// `peerIP` without `asNumber`, which leaves the session expecting AS 0.
+    /// or of another address family, `keepOriginalNextHop` with `nextHopMode`, and
+    /// `localWorkloadSelector` with `peerIP` or `peerSelector`, or without `asNumber`. Also a
+    /// peer with none of `peerIP`, `peerSelector` and `localWorkloadSelector`, which Calico
+    /// accepts and confd skips, and `peerIP` without `asNumber`, which leaves the session
+    /// expecting AS 0.
     ///
     /// ## Why is this bad?
     /// Calico refuses the BGPPeer (`Node field must be empty when NodeSelector is specified`),
@@ -58,7 +60,28 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
                 .help("remove `asNumber`: with `peerSelector`, Calico takes each selected node's own AS"),
         );
     }
-    if peer.peer_ip.is_none() && peer.peer_selector.is_none() {
+    if let Some(workloads) = &peer.local_workload_selector {
+        for (span, field) in
+            [(peer.peer_ip.as_ref().map(|a| a.span), "peerIP"), (peer.peer_selector.as_ref().map(|s| s.span), "peerSelector")]
+        {
+            if let Some(span) = span {
+                diagnostics.push(
+                    Diagnostic::new(&RULE, span, format!("{field} must be empty when localWorkloadSelector is set"))
+                        .label(format!("`{field}` here"))
+                        .secondary(workloads.span, "with `localWorkloadSelector`")
+                        .help("a peer is either the node's own workloads (`localWorkloadSelector`) or another BGP speaker; make two peers"),
+                );
+            }
+        }
+        if peer.as_number.is_none() {
+            diagnostics.push(
+                Diagnostic::new(&RULE, workloads.span, "asNumber is required when localWorkloadSelector is set")
+                    .label("no AS to expect from the workloads")
+                    .help("add `asNumber` with the AS the workloads' BGP speakers use"),
+            );
+        }
+    }
+    if peer.peer_ip.is_none() && peer.peer_selector.is_none() && peer.local_workload_selector.is_none() {
         diagnostics.push(
             Diagnostic::new(&RULE, peer.name.span, format!("BGP peer `{name}` has neither `peerIP` nor `peerSelector`"))
                 .label("peers with nobody")
@@ -104,6 +127,22 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use crate::rules::testing::{check_rule, intent};
+
+    #[test]
+    fn local_workload_peers_stand_alone_and_name_their_as() {
+        let text = intent(
+            "  calicoVersion: \"3.30\"\n  bgp:\n    peers:\n      - {name: pods, localWorkloadSelector: app == 'bgp', peerIP: 10.0.0.1}\n      - {name: fine, localWorkloadSelector: app == 'bgp', asNumber: 65001}\n  nodes:\n    - {name: n1, ipv4Address: 10.0.0.2/24}\n",
+        );
+        let found: Vec<String> = check_rule(&text, "E0401").iter().map(|line| line.split(" | ").next().unwrap().to_string()).collect();
+        assert_eq!(
+            found,
+            [
+                "E0401 asNumber is required when localWorkloadSelector is set",
+                "E0401 BGP peer `pods` has `peerIP` but no `asNumber`",
+                "E0401 peerIP must be empty when localWorkloadSelector is set",
+            ]
+        );
+    }
 
     #[test]
     fn every_conflict_is_reported() {

@@ -4,8 +4,8 @@ use calplan_model::Analysis;
 
 declare_rule! {
     /// ## What it does
-    /// Reports a node without an IPv4 address when `bgp.routerID` (calico-node's
-    /// `CALICO_ROUTER_ID`) is not set.
+    /// Reports a node without an IPv4 address (IPv6-only, or with no address at all) when
+    /// `bgp.routerID` (calico-node's `CALICO_ROUTER_ID`) is not set.
     ///
     /// ## Why is this bad?
     /// BIRD needs a router ID, and confd takes it from the node's IPv4 address: without one it
