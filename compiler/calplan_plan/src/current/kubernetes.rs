@@ -164,6 +164,7 @@ fn read_custom_resource(item: &Node, resources: &mut ResourceSet, diagnostics: &
             Resource::BgpPeer(ref mut inner) => inner.api_version = API_VERSION.into(),
             Resource::BgpConfiguration(ref mut inner) => inner.api_version = API_VERSION.into(),
             Resource::Node(ref mut inner) => inner.api_version = API_VERSION.into(),
+            Resource::BgpFilter(ref mut inner) => inner.api_version = API_VERSION.into(),
         }
         let metadata = resource.metadata_mut();
         if let Some(stored) = stored {
