@@ -501,6 +501,8 @@ fn community_blocks(model: &Model, node: &Node, v6: bool) -> Vec<CommunityBlock>
                 .iter()
                 .filter_map(|community| {
                     if Community::looks_like_value(&community.value) {
+                        // A value out of range is refused by Calico and by validation.
+                        Community::parse(&community.value).ok()?;
                         Some(community.value.clone())
                     } else {
                         definitions
