@@ -142,6 +142,8 @@ struct Planner<'a> {
     stages: Vec<Stage>,
     notes: Vec<String>,
     pinned: bool,
+    /// The live IPAM every state is compiled with, when it is known.
+    observed_ipam: Option<calplan_model::ipam::ObservedIpam>,
 }
 
 /// A stage before it is compared with the state it follows.
@@ -180,6 +182,7 @@ pub fn plan(input: &Input) -> Plan {
         stages: Vec::new(),
         notes: Vec::new(),
         pinned: false,
+        observed_ipam: input.current.observed_ipam(),
     };
     planner.notes.extend(input.observations.iter().cloned());
     planner.run();
@@ -322,12 +325,18 @@ impl Planner<'_> {
                         let desired_pools = pools_desired.clone();
                         let leaving_names: BTreeSet<String> = leaving.iter().map(|p| p.metadata.name.clone()).collect();
                         let configuration = configuration_desired.clone();
+                        // BGPFilters before the peers that name them: confd leaves a filter
+                        // that does not exist out, so a peer would run unfiltered meanwhile.
+                        let filters: Vec<Resource> = desired.iter().filter(|r| r.kind() == ResourceKind::BgpFilter).cloned().collect();
                         let mut step = Step::new(
                             "Pools and settings",
                             "new pools are created once routers can reach them; pool and BGP settings that move no session change here",
                         );
                         step.session_barrier = false;
                         self.stage(step, move |state| {
+                            for filter in &filters {
+                                state.insert(filter.clone());
+                            }
                             for pool in free.iter().chain(&temporaries) {
                                 state.insert(Resource::IpPool(pool.clone()));
                             }
@@ -519,6 +528,13 @@ impl Planner<'_> {
                                     state.insert(resource.clone());
                                 }
                             }
+                            // BGPFilters no peer names any more, and nodes' own BGPConfigurations
+                            // the intent no longer has, go last.
+                            state.resources.retain(|(kind, name), _| match kind {
+                                ResourceKind::BgpFilter => desired.get(*kind, name).is_some(),
+                                ResourceKind::BgpConfiguration => name == "default" || desired.get(*kind, name).is_some(),
+                                _ => true,
+                            });
                         });
                     }
                 }
@@ -829,7 +845,7 @@ impl Planner<'_> {
         }
         let base = &self.input.desired.model;
         let (model, _) = calplan_model::from_resources::from_resources(&routed, base);
-        let analysis = Analysis::new(model, self.input.current.affinities.as_deref());
+        let analysis = Analysis::new(model, self.observed_ipam.as_ref());
         let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
         let output = match calplan_targets::compile(&context, None) {
             Ok(output) => output,
