@@ -4,7 +4,9 @@
 //! and registers the text, then combines what the readers return.
 //!
 //! How a source is told apart:
-//! - `etcd://HOST:PORT`: Calico's etcdv3 datastore, read only, every key at one revision.
+//! - `etcd://HOST:PORT`, `etcds://HOST:PORT[,HOST:PORT…]` or `etcd` (the etcd calicoctl's
+//!   configuration names): Calico's etcdv3 datastore, read only, every key at one revision;
+//!   certificates and credentials come from calicoctl's configuration.
 //! - a directory holding `manifest.json`: the artifacts of an earlier `compile -o` or `apply`,
 //!   only the files its manifest lists (their paths validated before any is opened).
 //! - any other directory: walked, every file read by itself; hidden files are skipped.
@@ -12,6 +14,7 @@
 //!   node by its file name: `<node>.routes`, `<node>.json`, or a file named exactly as the
 //!   node directly inside a `routes/` directory.
 
+use crate::apply::calicoctl_config::{self, CONFIGURED_ETCD};
 use crate::cli::CliError;
 use crate::etcd;
 use calplan_diagnostics::{Diagnostics, SourceMap};
@@ -27,11 +30,17 @@ pub struct Loaded {
     pub diagnostics: Diagnostics,
 }
 
+/// Reads the sources, with calicoctl's default configuration for any etcd among them.
 pub fn load(sources: &[String]) -> Result<Loaded, CliError> {
+    load_with(sources, None)
+}
+
+/// Reads the sources; `calico_config` is `--calico-config`, read only if an etcd source needs it.
+pub fn load_with(sources: &[String], calico_config: Option<&Path>) -> Result<Loaded, CliError> {
     let mut loaded = Loaded { state: CurrentState::default(), sources: SourceMap::new(), diagnostics: Diagnostics::new() };
     for source in sources {
-        if source.contains("://") {
-            load_etcd(source, &mut loaded)?;
+        if is_etcd(source)? {
+            load_etcd(source, calico_config, &mut loaded)?;
             continue;
         }
         let path = PathBuf::from(source);
@@ -52,12 +61,33 @@ fn fingerprint(name: &str, kind: SourceKind, sha256: String) -> SourceFingerprin
     SourceFingerprint { name: name.to_string(), kind: kind.as_str().to_string(), sha256, resources: Default::default() }
 }
 
+/// Whether a source names etcd: an address, or the word for the etcd calicoctl's
+/// configuration names (refused when a file of that name is here too).
+pub fn is_etcd(source: &str) -> Result<bool, CliError> {
+    if source == CONFIGURED_ETCD {
+        if Path::new(source).exists() {
+            return Err(CliError::Message(format!(
+                "`{source}` is both a path here and the word for the etcd calicoctl's configuration names: write `./{source}` for the path"
+            )));
+        }
+        return Ok(true);
+    }
+    Ok(source.contains("://"))
+}
+
+/// A client for an etcd source, with calicoctl's configuration (`--calico-config`, its default
+/// file, or the environment) supplying certificates and credentials.
+pub fn etcd_client(source: &str, calico_config: Option<&Path>) -> Result<etcd::Client, CliError> {
+    let config = calicoctl_config::load(calico_config).map_err(CliError::Message)?;
+    config.client(source, etcd::DEFAULT_TIMEOUT).map_err(CliError::Message)
+}
+
 /// Reads Calico's keys from etcd. The listing of what was read is registered as the source's
-/// text, so diagnostics point at the offending key and value.
-fn load_etcd(source: &str, loaded: &mut Loaded) -> Result<(), CliError> {
-    let endpoint = etcd::Endpoint::parse(source).map_err(message)?;
-    let name = format!("etcd://{endpoint}");
-    let client = etcd::Client::new(endpoint, etcd::DEFAULT_TIMEOUT);
+/// text, so diagnostics point at the offending key and value. The source is named by its
+/// canonical address (no credentials), which `apply` reads again to tell a stale plan.
+fn load_etcd(source: &str, calico_config: Option<&Path>, loaded: &mut Loaded) -> Result<(), CliError> {
+    let client = etcd_client(source, calico_config)?;
+    let name = client.address().to_string();
     let snapshot = client.calico_snapshot().map_err(message)?;
     let file = loaded.sources.add(name.clone(), snapshot.listing());
     let read = etcd_layout::read(file, &snapshot);

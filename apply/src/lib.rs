@@ -7,6 +7,7 @@
 //! every write compares what it finds with the plan first, so nothing is lost or doubled.
 
 pub mod calico;
+pub mod calicoctl_config;
 pub mod etcd;
 pub mod hosts;
 pub mod lock;

@@ -8,6 +8,7 @@ mod bird;
 mod cli;
 mod compile;
 mod current;
+mod etcd_tls;
 mod golden;
 mod lab;
 mod laws;
