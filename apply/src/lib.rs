@@ -10,6 +10,7 @@ pub mod calico;
 pub mod calicoctl_config;
 pub mod etcd;
 pub mod hosts;
+pub mod kubectl;
 pub mod lock;
 pub mod netns;
 pub mod probe;
@@ -216,6 +217,19 @@ impl<'a> Executor<'a> {
         let mut awaiting_confirm: Vec<String> = Vec::new();
         for step in &stage.manual {
             progress.step(&format!("manual: {step}"));
+        }
+        let calico: Vec<&Change> = stage.changes.iter().filter(|change| change.target == Target::Calico && self.wants(&change.target)).collect();
+        if let (false, Some(backend)) = (calico.is_empty(), &self.options.backend) {
+            match backend.preflight(&calico) {
+                Ok(0) => {}
+                Ok(checked) => progress.step(&format!("the API server accepted the stage's {checked} writes in a dry run")),
+                Err(error) => {
+                    return Err(self.failed(
+                        record,
+                        format!("stage {} ({}): refused before anything was written: {error}", stage.number, stage.title),
+                    ));
+                }
+            }
         }
         // Hosts before the datastore when adding (routers learn a pool before pods can use it);
         // the datastore first when removing. Within a stage the plan already ordered them.
