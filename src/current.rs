@@ -169,9 +169,15 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
         SourceKind::CalicoResources => {
             let read = current::calico_yaml::read(file, text);
             loaded.diagnostics.extend(read.diagnostics);
-            if let Some(resources) = read.value {
+            let installation = current::calico_yaml::installation(file, text);
+            // A file holding only the Installation says nothing about Calico's resources.
+            if let Some(resources) = read.value.filter(|resources| !(resources.resources.is_empty() && installation.is_some())) {
                 fingerprint.resources = current::resource_digests(&resources);
                 loaded.state.add_resources(resources);
+            }
+            if let Some(installation) = installation {
+                fingerprint.resources.insert(current::INSTALLATION_KEY.into(), current::installation_digest(&installation));
+                loaded.state.installation = Some(installation);
             }
         }
         SourceKind::IpamBlocks => {
@@ -250,6 +256,9 @@ fn load_applied(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
     loaded.diagnostics.extend(read.diagnostics);
     if let Some(applied) = read.value {
         fingerprint.resources = current::resource_digests(&applied.resources);
+        if let Some(installation) = &applied.installation {
+            fingerprint.resources.insert(current::INSTALLATION_KEY.into(), current::installation_digest(installation));
+        }
         loaded.state.add_applied(applied);
     }
     loaded.state.sources.push(fingerprint);

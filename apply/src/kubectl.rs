@@ -95,7 +95,9 @@ pub fn live(program: &str, kind: KubeKind, name: &str) -> Result<Option<Value>, 
     if text.trim().is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(&text).map(Some).map_err(|error| format!("`{program} get {} {name}` printed no JSON object: {error}", kind.resource_type()))
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|error| format!("`{program} get {} {name}` printed no JSON object: {error}", kind.resource_type()))
 }
 
 /// Every live IPPool, BGPPeer, BGPConfiguration and Node, with their `resourceVersion`s.

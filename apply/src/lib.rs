@@ -218,7 +218,8 @@ impl<'a> Executor<'a> {
         for step in &stage.manual {
             progress.step(&format!("manual: {step}"));
         }
-        let calico: Vec<&Change> = stage.changes.iter().filter(|change| change.target == Target::Calico && self.wants(&change.target)).collect();
+        let calico: Vec<&Change> =
+            stage.changes.iter().filter(|change| change.target == Target::Calico && self.wants(&change.target)).collect();
         if let (false, Some(backend)) = (calico.is_empty(), &self.options.backend) {
             match backend.preflight(&calico) {
                 Ok(0) => {}
@@ -481,6 +482,14 @@ pub fn planned_digests(plan: &Plan) -> BTreeMap<String, (usize, Option<String>)>
     for stage in &plan.stages {
         for change in &stage.changes {
             if change.target != Target::Calico {
+                continue;
+            }
+            if change.kind == calplan_calico::installation::KIND {
+                let after = match &change.after {
+                    Some(Content::Resource { value }) => Some(calplan_plan::current::installation_digest(value)),
+                    _ => None,
+                };
+                digests.insert(calplan_plan::current::INSTALLATION_KEY.to_string(), (stage.number, after));
                 continue;
             }
             let Some(kind) = calplan_calico::resources::ResourceKind::from_kind(&change.kind) else { continue };

@@ -13,6 +13,7 @@ mod golden;
 mod lab;
 mod laws;
 mod never_panics;
+mod operator;
 mod routers;
 mod rules;
 mod scenarios;
