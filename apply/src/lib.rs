@@ -16,6 +16,7 @@ pub mod netns;
 pub mod probe;
 pub mod state;
 pub mod transport;
+pub mod verify;
 
 use calico::{Applied, Backend};
 use calplan_plan::plan::{Barrier, Change, Content, Plan, Stage, Target};

@@ -18,3 +18,4 @@ mod routers;
 mod rules;
 mod scenarios;
 mod schema;
+mod verify;
