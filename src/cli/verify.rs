@@ -31,6 +31,8 @@ pub struct Args {
     /// How many nodes are read at once
     #[arg(long, default_value_t = verify::DEFAULT_PARALLELISM)]
     parallelism: usize,
+    #[command(flatten)]
+    levels: input::Levels,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -52,9 +54,9 @@ pub fn run(args: Args) -> CliResult {
     }
     let loaded = crate::current::load_with(&args.current, args.calico_config.path.as_deref())?;
     crate::current::report(&loaded)?;
-    let (name, text) = input::read_text(&args.intent)?;
-    let checked = crate::pipeline::check(&name, text, loaded.state.affinities.as_deref());
+    let (name, checked) = input::read_and_check(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref())?;
     input::report(&checked);
+    input::report_allowed(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
     if analysis.model.node_agent == calplan_model::NodeAgent::Bird {
         return Err(CliError::Message(
