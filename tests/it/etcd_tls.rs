@@ -240,3 +240,24 @@ fn user_and_password_reach_etcd_as_a_token_and_never_a_message_real_etcd() {
             .unwrap();
     assert!(client.get("/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool").unwrap().is_some());
 }
+
+/// etcd's tokens expire (`--auth-token-ttl`, five minutes by default); the client asks for a
+/// new one when etcd says its token is no longer valid, so a long apply keeps working.
+#[test]
+fn an_expired_auth_token_is_renewed_real_etcd() {
+    let etcd = Etcd::start_with(None, &["--auth-token-ttl", "1"]);
+    let endpoints = format!("127.0.0.1:{}", etcd.port());
+    for args in [&["user", "add", "root", "--new-user-password", "s3cret-Pw"][..], &["auth", "enable"][..]] {
+        let output = Command::new("etcdctl").arg("--endpoints").arg(&endpoints).args(args).env("ETCDCTL_API", "3").output().unwrap();
+        assert!(output.status.success(), "etcdctl {args:?}: {}", text(&output.stderr));
+    }
+    let security = Security { credentials: Some(Credentials::new("root".into(), "s3cret-Pw".into())), ..Security::default() };
+    let address = calplan::etcd::Address::parse(&etcd.source()).unwrap();
+    let client = calplan::etcd::Client::connect(address, &security, std::time::Duration::from_secs(5)).unwrap();
+    client.put("/calplan-test/renewal", b"first").unwrap();
+    // etcd extends a simple token's life on each use: let it lapse (it is checked every
+    // second), then the next request must still succeed.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    client.put("/calplan-test/renewal", b"second").unwrap_or_else(|error| panic!("after the token lapsed: {error}"));
+    assert_eq!(client.get("/calplan-test/renewal").unwrap().unwrap().value, b"second");
+}
