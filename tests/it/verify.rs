@@ -69,6 +69,8 @@ fn confd_files(render: &str) -> BTreeMap<&'static str, String> {
 /// The nodes of `intent`, each running BIRD 1.6 on `live`'s render of it, with confd's files.
 struct CalicoNodes {
     lab: Lab,
+    /// Each node's inventory entry (its namespace, confd folder and BIRD socket).
+    hosts: serde_json::Map<String, Value>,
     inventory: PathBuf,
     intent: PathBuf,
 }
@@ -79,7 +81,7 @@ impl CalicoNodes {
         let live_output = render(&checked(live));
         let bird = bird16();
         let mut lab = Lab::network(&wanted, &[], bird.with_file_name("birdc"));
-        let mut inventory = String::from("hosts:\n");
+        let mut hosts = serde_json::Map::new();
         for (number, name) in lab.names.clone().iter().enumerate() {
             let folder = lab.scratch.path().join(format!("n{number}"));
             let text = &live_output.get(&format!("nodes/{name}/bird-calico.cfg")).unwrap().contents;
@@ -91,18 +93,21 @@ impl CalicoNodes {
             let config = folder.join("run.cfg");
             std::fs::write(&config, without_krt_tunnel(text)).unwrap();
             lab.spawn_bird(number, &bird, &config);
-            inventory.push_str(&format!(
-                "  {name}: {{netns: {}, confdConfig: {}, birdSocket: {}}}\n",
-                lab.nodes[number].name().as_str(),
-                confd.display(),
-                folder.join("bird.ctl").display()
-            ));
+            hosts.insert(
+                name.clone(),
+                serde_json::json!({
+                    "netns": lab.nodes[number].name().as_str(),
+                    "confdConfig": confd.display().to_string(),
+                    "birdSocket": folder.join("bird.ctl").display().to_string(),
+                }),
+            );
         }
         let path = lab.scratch.path().join("inventory.yaml");
-        std::fs::write(&path, inventory).unwrap();
+        // JSON is YAML: the inventory reader takes it as it is.
+        std::fs::write(&path, serde_json::json!({ "hosts": hosts }).to_string()).unwrap();
         let intent_path = lab.scratch.path().join("intent.yaml");
         std::fs::write(&intent_path, intent).unwrap();
-        CalicoNodes { lab, inventory: path, intent: intent_path }
+        CalicoNodes { lab, hosts, inventory: path, intent: intent_path }
     }
 
     fn confd(&self, node: &str) -> PathBuf {
@@ -110,7 +115,25 @@ impl CalicoNodes {
         self.lab.scratch.path().join(format!("n{number}/confd"))
     }
 
+    /// The inventory reaching each node over ssh (to this machine's sshd, then into the node's
+    /// namespace), as `--transport ssh` uses it.
+    fn ssh_inventory(&self, server: &crate::apply_hosts::SshServer) -> PathBuf {
+        let mut hosts = self.hosts.clone();
+        for host in hosts.values_mut() {
+            for (key, value) in server.settings("known_hosts") {
+                host[key] = value;
+            }
+        }
+        let path = self.lab.scratch.path().join("inventory-ssh.yaml");
+        std::fs::write(&path, serde_json::json!({ "hosts": hosts }).to_string()).unwrap();
+        path
+    }
+
     fn verify(&self, format: &str) -> Output {
+        self.verify_with(format, "netns", &self.inventory)
+    }
+
+    fn verify_with(&self, format: &str, transport: &str, inventory: &std::path::Path) -> Output {
         let path =
             format!("{}:{}", crate::golden::root().join("target/bird16/usr/sbin").display(), std::env::var("PATH").unwrap_or_default());
         run(
@@ -118,9 +141,9 @@ impl CalicoNodes {
                 "verify",
                 self.intent.to_str().unwrap(),
                 "--transport",
-                "netns",
+                transport,
                 "--inventory",
-                self.inventory.to_str().unwrap(),
+                inventory.to_str().unwrap(),
                 "--format",
                 format,
             ],
@@ -172,13 +195,18 @@ fn converged(nodes: &CalicoNodes) -> Value {
 }
 
 #[test]
-fn verify_passes_a_clean_cluster_and_reports_each_drift_located_needs_root() {
+fn verify_passes_a_clean_cluster_over_netns_and_a_real_sshd_and_reports_each_drift_located_needs_root() {
     let mut nodes = CalicoNodes::start(INTENT, INTENT);
     nodes.lab.wait_established(&sessions(INTENT), Duration::from_secs(60));
     let report = converged(&nodes);
     assert_eq!(report["differences"], 0);
     let human = text(&nodes.verify("human").stdout);
     assert!(human.contains("Result: the cluster is as intended (3 nodes)."), "{human}");
+    // The same through OpenSSH (a real sshd on loopback, host keys checked).
+    let server = crate::apply_hosts::SshServer::start();
+    let over_ssh = nodes.verify_with("human", "ssh", &nodes.ssh_inventory(&server));
+    assert_eq!(over_ssh.status.code(), Some(0), "{}{}", text(&over_ssh.stdout), text(&over_ssh.stderr));
+    assert!(text(&over_ssh.stdout).contains("Result: the cluster is as intended (3 nodes)."));
 
     // A hand edit: a static route added to w1's render.
     let aggr = nodes.confd("w1").join("bird_aggr.cfg");
