@@ -61,16 +61,15 @@ pub struct Imported {
 
 /// The intent that reproduces a cluster (`calplan import`): written, checked against the same
 /// IPAM, and given an `allow` list for the findings the cluster has, so that it compiles as
-/// the cluster runs. Findings that cannot be allowed stay errors in `checked`. `reported` is
-/// the Calico version the cluster reports, if any.
+/// the cluster runs. Findings that cannot be allowed stay errors in `checked`.
 pub fn import(
     resources: &calplan_calico::resources::ResourceSet,
     cluster: &str,
+    reported_version: Option<&str>,
     datastore: Option<calplan_model::Datastore>,
-    reported: Option<&str>,
     observed: Option<&ObservedIpam>,
 ) -> Imported {
-    let (mut text, notes) = calplan_plan::import::intent_yaml(resources, cluster, datastore, reported);
+    let (mut text, notes) = calplan_plan::import::intent_yaml(resources, cluster, reported_version, datastore);
     let first = check("imported intent", text.clone(), observed);
     let mut by_rule: std::collections::BTreeMap<&'static str, calplan_plan::import::Finding> = std::collections::BTreeMap::new();
     for diagnostic in first.diagnostics.clone().into_sorted() {

@@ -36,8 +36,10 @@ fn cases() -> Vec<PathBuf> {
 fn load(etcd: &Etcd, intent: &str) {
     let client = etcd.client();
     client.delete_prefix("/calico/").unwrap();
+    // Without the cluster's IPAM, placement is simulated and the findings may differ from the
+    // ones the case's `allow` list names; the resources are the same either way.
     let checked = calplan::pipeline::check("intent.yaml", intent.to_string(), None);
-    let analysis = checked.valid().unwrap_or_else(|| panic!("the case's intent is valid:\n{:?}", checked.diagnostics));
+    let analysis = checked.analysis.as_ref().unwrap_or_else(|| panic!("the case reads as an intent:\n{:?}", checked.diagnostics));
     for resource in analysis.resources.iter() {
         let mut value: serde_json::Value = serde_json::from_slice(&etcd_layout::stored_value(resource)).unwrap();
         value["metadata"]["uid"] = "7c1d2e3f-0000-4000-8000-000000000000".into();
@@ -78,7 +80,7 @@ fn node_of(case: &Path) -> String {
 #[test]
 fn calicos_confd_fixtures_render_as_calico_renders_them_real_etcd() {
     let cases = cases();
-    assert!(cases.len() >= 40, "only {} confd cases under testdata/confd", cases.len());
+    assert!(cases.len() >= 60, "only {} confd cases under testdata/confd", cases.len());
     let etcd = Etcd::start();
     let (bird, bird6) = (bird16(), bird16_v6());
     let scratch = tempfile::tempdir().unwrap();

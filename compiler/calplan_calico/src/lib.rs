@@ -7,6 +7,7 @@
 mod as_number;
 pub mod community;
 mod duration;
+pub mod installation;
 pub mod peering;
 pub mod release;
 pub mod resources;

@@ -86,13 +86,6 @@ impl Release {
         format!("{} and {last}", rest.join(", "))
     }
 
-    /// 3.29: empty entries of `serviceClusterIPs`, `serviceExternalIPs` and
-    /// `serviceLoadBalancerIPs` (`- {}`) are skipped; 3.28 keeps them as empty CIDRs, which
-    /// confd's route generator then refuses, so that release advertises no service range.
-    pub fn skips_empty_service_cidrs(self) -> bool {
-        self >= Release::V3_29
-    }
-
     /// 3.30: BGPPeers with a `localWorkloadSelector` (the `Local_Workload_` sections of the
     /// templates, `# Skipping local bgp peer`) and `passive_mode`.
     pub fn local_workload_peers(self) -> bool {
@@ -155,13 +148,6 @@ pub fn introduced(kind: &str, field: &str) -> Option<Version> {
     INTRODUCED.iter().find(|(k, f, _)| *k == kind && *f == field).map(|(_, _, version)| *version)
 }
 
-impl Release {
-    /// Whether this release has the field (every field not in [`INTRODUCED`] is in all).
-    pub fn has_field(self, kind: &str, field: &str) -> bool {
-        introduced(kind, field).is_none_or(|version| version <= self.version())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,12 +166,10 @@ mod tests {
 
     #[test]
     fn fields_belong_to_the_releases_that_introduced_them() {
-        assert!(!Release::V3_30.has_field("BGPPeer", "localASNumber"));
-        assert!(Release::V3_31.has_field("BGPPeer", "localASNumber"));
-        assert!(!Release::V3_28.has_field("BGPFilter", "prefixLength"));
-        assert!(Release::V3_29.has_field("BGPFilter", "prefixLength"));
-        assert!(Release::V3_28.has_field("BGPPeer", "peerIP"));
-        assert!(!Release::V3_31.has_field("BGPPeer", "keepaliveTime"));
+        assert_eq!(introduced("BGPPeer", "localASNumber"), Some(Release::V3_31.version()));
+        assert_eq!(introduced("BGPFilter", "prefixLength"), Some(Release::V3_29.version()));
+        assert_eq!(introduced("BGPPeer", "peerIP"), None, "in every release calplan renders for");
+        assert!(introduced("BGPPeer", "keepaliveTime").is_some_and(|version| Release::of(version).is_none()));
         assert!(Release::V3_31 > Release::V3_28 && Release::V3_31.local_as() && !Release::V3_30.local_as());
     }
 }

@@ -263,6 +263,11 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
     let mut filters = Vec::new();
     for filter in resources.filters() {
         let name = &filter.metadata.name;
+        // The name becomes part of a BIRD symbol: only what Calico allows in names.
+        if !is_dns_subdomain(name) {
+            problems.push(format!("BGPFilter `{name}`: the name is not a DNS-1123 subdomain; the filter is left out"));
+            continue;
+        }
         let at = base.filters.iter().find(|known| known.name.value == *name).map(|known| known.span);
         let rules = |rules: &Option<Vec<BgpFilterRule>>, problems: &mut Vec<String>| -> Option<Vec<FilterRule>> {
             rules.as_ref().map(|rules| rules.iter().filter_map(|rule| filter_rule(rule, at, name, problems)).collect())
@@ -331,9 +336,11 @@ fn log_severity(text: &str) -> Option<LogSeverity> {
     LogSeverity::ALL.into_iter().find(|severity| severity.as_str() == text)
 }
 
+/// The named communities whose values Calico accepts; the others never reach BIRD.
 fn communities(list: &Option<Vec<Community>>, at: Option<Span>) -> Vec<CommunityDefinition> {
     list.iter()
         .flatten()
+        .filter(|community| calplan_calico::Community::parse(&community.value).is_ok())
         .map(|community| CommunityDefinition { name: spanned(community.name.clone(), at), value: spanned(community.value.clone(), at) })
         .collect()
 }

@@ -739,16 +739,18 @@ impl Lowerer<'_> {
         } else {
             format!("calplan renders for Calico {}; remove the field", Release::supported_list())
         };
-        let (field_name, what) = match field.split_once(": ") {
-            Some((field_name, value)) => (field_name, format!("`{value}` in `{field_name}`")),
-            None => (field, format!("`{field}`")),
+        let what = match field.split_once(": ") {
+            Some((field_name, value)) => format!("`{value}` in `{field_name}`"),
+            None => format!("`{field}`"),
         };
-        let _ = field_name;
         self.report(
             Diagnostic::new(
                 &FIELD_NOT_IN_RELEASE,
                 span,
-                format!("{what} is a {kind} field from Calico {introduced} on; this intent follows Calico {release}"),
+                format!(
+                    "{what} is {} {kind} field from Calico {introduced} on; this intent follows Calico {release}",
+                    if kind.starts_with('I') { "an" } else { "a" }
+                ),
             )
             .label(format!("not in Calico {release}"))
             .help(help),

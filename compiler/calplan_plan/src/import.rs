@@ -13,10 +13,10 @@ use calplan_calico::resources::*;
 use calplan_model::Datastore;
 use serde_json::{Map, Value, json};
 
-/// The intent text, and notes on what the intent cannot express. `datastore` is where the
-/// resources were read from, when a datastore was read; `reported` is the version the cluster
-/// reports (`ClusterInformation`'s `calicoVersion`, such as `v3.30.7`), if any.
-pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Datastore>, reported: Option<&str>) -> (String, Vec<String>) {
+/// The intent text, and notes on what the intent cannot express. `reported` is the version
+/// the cluster reports (`ClusterInformation`'s `calicoVersion`, such as `v3.30.7`), if any;
+/// `datastore` is where the resources were read from, when a datastore was read.
+pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str>, datastore: Option<Datastore>) -> (String, Vec<String>) {
     let mut notes = Vec::new();
     let mut spec = Map::new();
     let release = match reported {

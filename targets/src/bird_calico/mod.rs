@@ -25,7 +25,7 @@ mod filters;
 use crate::node_view::NodeView;
 use crate::{Artifact, Context, Target, TemplateError, per_node};
 use calplan_calico::Community;
-use calplan_calico::peering::{PeerData, PeerType, Peering};
+use calplan_calico::peering::{Family, PeerData, PeerType, Peering, mesh_by_remote_node};
 use calplan_calico::resources::{EncapsulationMode, SecretKeyRef};
 use calplan_model::ipam::AffinityState;
 use calplan_model::{BgpFilter, Model, Node, PrefixAdvertisement, RouterIdSource};
@@ -319,12 +319,9 @@ impl CalicoBird {
         // `topology.nodes` is in name order already, as confd's `lsdir` lists hosts.
         let mesh_enabled = *model.bgp.node_to_node_mesh;
         let mesh_hosts = if mesh_enabled && own_cluster_id.is_none() {
-            let mesh_sessions: HashMap<usize, &Peering> = view
-                .peerings
-                .iter()
-                .filter(|peering| peering.peer_type == PeerType::Mesh && family_of(&peering.data.ip) == v6)
-                .filter_map(|peering| Some((peering.remote_node?, peering)))
-                .collect();
+            // Each host's session of this family only: a dual-stack host has one per family,
+            // and confd decides each one's `passive` from that family's addresses.
+            let mesh_sessions = mesh_by_remote_node(&view.peerings, if v6 { Family::V6 } else { Family::V4 });
             peerings
                 .topology
                 .nodes
@@ -501,6 +498,8 @@ fn community_blocks(model: &Model, node: &Node, v6: bool) -> Vec<CommunityBlock>
                 .iter()
                 .filter_map(|community| {
                     if Community::looks_like_value(&community.value) {
+                        // A value out of range is refused by Calico and by validation.
+                        Community::parse(&community.value).ok()?;
                         Some(community.value.clone())
                     } else {
                         definitions

@@ -24,6 +24,7 @@ mod next_hop_not_on_link;
 mod no_bgp_peering;
 mod node_without_address;
 mod overlapping_prefixes;
+mod peer_configures_no_session;
 mod peer_field_conflict;
 mod pool_capacity;
 mod pool_fewer_blocks_than_nodes;
@@ -58,6 +59,7 @@ pub static CHECKS: &[Check] = &[
     duplicate_name::check,
     duplicate_address::check,
     peer_field_conflict::check,
+    peer_configures_no_session::check,
     no_bgp_peering::check,
     session_not_established::check,
     routes_not_propagated::check,
@@ -89,6 +91,7 @@ pub static ALL: &[&Rule] = &[
     &duplicate_name::RULE,
     &duplicate_address::RULE,
     &peer_field_conflict::RULE,
+    &peer_configures_no_session::RULE,
     &no_bgp_peering::RULE,
     &session_not_established::RULE,
     &routes_not_propagated::RULE,

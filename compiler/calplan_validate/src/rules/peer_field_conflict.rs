@@ -7,14 +7,11 @@ declare_rule! {
     /// messages where it has them: `node` and `nodeSelector` together, `peerIP` and
     /// `peerSelector` together, `asNumber` with `peerSelector`, `reachableBy` without `peerIP`
     /// or of another address family, `keepOriginalNextHop` with `nextHopMode`, and
-    /// `localWorkloadSelector` with `peerIP` or `peerSelector`, or without `asNumber`. Also a
-    /// peer with none of `peerIP`, `peerSelector` and `localWorkloadSelector`, which Calico
-    /// accepts and confd skips, and `peerIP` without `asNumber`, which leaves the session
-    /// expecting AS 0.
+    /// `localWorkloadSelector` with `peerIP` or `peerSelector`, or without `asNumber`. A peer
+    /// Calico accepts but that configures no working session is `peer-configures-no-session`'s.
     ///
     /// ## Why is this bad?
-    /// Calico refuses the BGPPeer (`Node field must be empty when NodeSelector is specified`),
-    /// or accepts one that configures no session.
+    /// Calico refuses the BGPPeer (`Node field must be empty when NodeSelector is specified`).
     ///
     /// ## Example
     /// ```yaml
@@ -81,20 +78,6 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
             );
         }
     }
-    if peer.peer_ip.is_none() && peer.peer_selector.is_none() && peer.local_workload_selector.is_none() {
-        diagnostics.push(
-            Diagnostic::new(&RULE, peer.name.span, format!("BGP peer `{name}` has neither `peerIP` nor `peerSelector`"))
-                .label("peers with nobody")
-                .help("set `peerIP` (with `asNumber`) for a peer outside the cluster, or `peerSelector` for Calico nodes; confd skips this peer"),
-        );
-    }
-    if let (Some(address), None) = (&peer.peer_ip, &peer.as_number) {
-        diagnostics.push(
-            Diagnostic::new(&RULE, address.span, format!("BGP peer `{name}` has `peerIP` but no `asNumber`"))
-                .label(format!("no AS to expect from {}", address.value))
-                .help("add `asNumber` with the peer's AS: without it the session expects AS 0 and never comes up; to peer with Calico nodes, use `peerSelector`, which takes their own AS"),
-        );
-    }
     if let Some(gateway) = &peer.reachable_by {
         match &peer.peer_ip {
             None => diagnostics.push(
@@ -138,7 +121,6 @@ mod tests {
             found,
             [
                 "E0401 asNumber is required when localWorkloadSelector is set",
-                "E0401 BGP peer `pods` has `peerIP` but no `asNumber`",
                 "E0401 peerIP must be empty when localWorkloadSelector is set",
             ]
         );
@@ -156,8 +138,6 @@ mod tests {
                 "E0401 Node field must be empty when NodeSelector is specified",
                 "E0401 PeerIP field must be empty when PeerSelector is specified",
                 "E0401 ASNumber field must be empty when PeerSelector is specified",
-                "E0401 BGP peer `c` has neither `peerIP` nor `peerSelector`",
-                "E0401 BGP peer `d` has `peerIP` but no `asNumber`",
                 "E0401 ReachableBy and PeerIP address family mismatched",
                 "E0401 keepOriginalNextHop and nextHopMode cannot both be set; keepOriginalNextHop is deprecated, use nextHopMode instead",
                 "E0401 ReachablyBy field must be empty when PeerIP is empty",
