@@ -18,6 +18,7 @@ mod never_panics;
 mod operator;
 mod routers;
 mod rules;
+mod scale;
 mod scenarios;
 mod schema;
 mod verify;
