@@ -28,12 +28,15 @@ pub fn check(name: &str, text: String, observed: Option<&[ObservedAffinity]>) ->
     let file = sources.add(name, text);
     let mut diagnostics = Diagnostics::new();
     let text = sources.file(file).text();
-    let analysis = calplan_syntax::parse_intent(file, text, &mut diagnostics).map(|intent| {
+    let parsed = calplan_syntax::parse_intent(file, text, &mut diagnostics);
+    let analysis = parsed.intent.map(|intent| {
         let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
         let analysis = Analysis::new(model, observed);
         calplan_validate::validate(&analysis, &mut diagnostics);
         analysis
     });
+    // A password written inline is never shown, not even in the snippet of its own error.
+    sources.redact(&parsed.secrets);
     Checked { sources, file, analysis, diagnostics }
 }
 

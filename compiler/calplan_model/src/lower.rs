@@ -149,7 +149,9 @@ impl Lowerer<'_> {
     }
 
     fn node(&mut self, node: &intent::Node, id: NodeId) -> Option<Node> {
-        let name_ok = self.name(&node.name, "node");
+        // A bad name is reported and the node kept: references to it then resolve, rather than
+        // each reporting a missing node that is only misnamed.
+        self.name(&node.name, "node");
         let ipv4_address = node.ipv4_address.as_ref().and_then(|text| self.host_address::<Ipv4Net>(text, "IPv4"));
         let ipv6_address = node.ipv6_address.as_ref().and_then(|text| self.host_address::<Ipv6Net>(text, "IPv6"));
         let as_number = node.as_number.as_ref().and_then(|text| self.as_number(text));
@@ -169,7 +171,7 @@ impl Lowerer<'_> {
                 })
                 .collect()
         });
-        name_ok.then(|| Node {
+        Some(Node {
             id,
             name: node.name.clone(),
             ipv4_address,
@@ -531,7 +533,8 @@ impl Lowerer<'_> {
     }
 
     fn peer(&mut self, peer: &intent::Peer) -> Option<Peer> {
-        let name_ok = self.name(&peer.name, "BGP peer");
+        self.name(&peer.name, "BGP peer");
+        let errors_before = self.diagnostics.error_count();
         let peer_ip = peer.peer_ip.as_ref().and_then(|text| self.peer_address(text));
         let peer_selector = peer.peer_selector.as_ref().and_then(|text| self.selector(text));
         let node = peer.node.as_ref().and_then(|name| self.node_reference(name));
@@ -552,7 +555,8 @@ impl Lowerer<'_> {
             }
         });
         let password = peer.password.as_ref().map(|password| self.secret(password));
-        name_ok.then(|| Peer {
+        let unresolved = self.diagnostics.error_count() > errors_before;
+        Some(Peer {
             name: peer.name.clone(),
             peer_ip,
             peer_selector,
@@ -571,6 +575,7 @@ impl Lowerer<'_> {
             num_allowed_local_as_numbers: peer.num_allowed_local_as_numbers.as_ref().map(|number| number.value),
             reachable_by,
             filters: peer.filters.iter().flatten().map(|filter| filter.value.clone()).collect(),
+            unresolved,
             span: peer.name.span,
         })
     }
@@ -590,7 +595,7 @@ impl Lowerer<'_> {
     }
 
     fn pool(&mut self, pool: &intent::Pool) -> Option<Pool> {
-        let name_ok = self.name(&pool.name, "pool");
+        self.name(&pool.name, "pool");
         let cidr = self.cidr(&pool.cidr, "pool");
         let node_selector = match &pool.node_selector {
             Some(text) => self.selector(text),
@@ -598,9 +603,6 @@ impl Lowerer<'_> {
         };
         let cidr = cidr?;
         let node_selector = node_selector?;
-        if !name_ok {
-            return None;
-        }
         let head = pool.name.span;
         let mode = |mode: &Option<Spanned<intent::EncapsulationMode>>| match mode {
             Some(mode) => Spanned::new(
@@ -643,7 +645,7 @@ impl Lowerer<'_> {
     }
 
     fn router(&mut self, router: &intent::Router, id: RouterId) -> Option<Router> {
-        let name_ok = self.name(&router.name, "router");
+        self.name(&router.name, "router");
         let address = match router.address.parse::<IpNet>() {
             Ok(address) => Some(Spanned::new(address, router.address.span)),
             Err(_) => {
@@ -693,7 +695,7 @@ impl Lowerer<'_> {
             })
         });
         let address = address?;
-        name_ok.then(|| Router {
+        Some(Router {
             id,
             name: router.name.clone(),
             platform: router.platform.clone(),

@@ -95,7 +95,8 @@ pub struct Bgp {
     /// Service LoadBalancer IP ranges to advertise.
     #[serde(rename = "serviceLoadBalancerIPs")]
     pub service_load_balancer_ips: Option<Vec<Spanned<String>>>,
-    /// The port BIRD listens on; default 179.
+    /// The port BIRD listens on, 1–65535; default 179.
+    #[schemars(range(min = 1))]
     pub listen_port: Option<Spanned<u16>>,
     /// `NodeIP` makes BIRD listen on the node's address only.
     pub bind_mode: Option<Spanned<BindMode>>,
@@ -166,9 +167,9 @@ impl JsonSchema for AsNumberText {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "An AS number: an integer, or a quoted plain or dotted (`\"1.10\"`) one.",
+            "description": "An AS number from 1 to 4294967295 (0 is reserved): an integer, or a quoted plain or dotted (`\"1.10\"`) one.",
             "anyOf": [
-                { "type": "integer", "minimum": 0, "maximum": 4294967295u64 },
+                { "type": "integer", "minimum": 1, "maximum": 4294967295u64 },
                 { "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$" }
             ]
         })

@@ -107,6 +107,31 @@ declare_rule! {
     pub static DUPLICATE_KEY = ("E0007", "duplicate-key", Error, "a key given twice in one mapping");
 }
 
+declare_rule! {
+    /// ## What it does
+    /// Reports a password written inline — the secret itself where a reference to a Kubernetes
+    /// Secret belongs — without repeating it: the value is masked in every snippet calplan
+    /// prints, and no message names it.
+    ///
+    /// ## Why is this bad?
+    /// calplan takes BGP passwords by reference only, so that no intent, plan or log holds one.
+    /// A secret in the intent is in its version history already: rotate it.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// password: s3cret        # write {secretKeyRef: {name: bgp-secrets, key: rr-password}}
+    /// ```
+    pub static INLINE_PASSWORD = ("E0008", "inline-password", Error, "a password written inline instead of by reference");
+}
+
 /// Every rule of this crate, in code order.
-pub static ALL: &[&calplan_diagnostics::Rule] =
-    &[&YAML_SYNTAX, &YAML_TAG, &UNKNOWN_FIELD, &SCHEMA_VIOLATION, &WRONG_DOCUMENT_TYPE, &EMPTY_OR_MULTIPLE_DOCUMENTS, &DUPLICATE_KEY];
+pub static ALL: &[&calplan_diagnostics::Rule] = &[
+    &YAML_SYNTAX,
+    &YAML_TAG,
+    &UNKNOWN_FIELD,
+    &SCHEMA_VIOLATION,
+    &WRONG_DOCUMENT_TYPE,
+    &EMPTY_OR_MULTIPLE_DOCUMENTS,
+    &DUPLICATE_KEY,
+    &INLINE_PASSWORD,
+];
