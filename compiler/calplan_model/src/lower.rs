@@ -4,10 +4,11 @@
 //! model), so later rules only see values that mean something and do not pile follow-on
 //! errors onto the first.
 
+use crate::grammar::*;
 use crate::model::*;
 use crate::rules::*;
 use calplan_calico::resources::EncapsulationMode;
-use calplan_calico::{AsNumber, Selector, duration_seconds};
+use calplan_calico::{AsNumber, GoDurationError, Selector, parse_go_duration, seconds_as_confd_rounds};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Span, Spanned};
 use calplan_syntax::intent;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -112,9 +113,11 @@ impl Lowerer<'_> {
 
     fn calico_version(&mut self, written: Option<&Spanned<String>>, fallback: Span) -> Spanned<CalicoVersion> {
         let Some(written) = written else { return Spanned::new(CalicoVersion::DEFAULT, fallback) };
-        let parsed = written
-            .split_once('.')
-            .and_then(|(major, minor)| Some(CalicoVersion { major: major.parse().ok()?, minor: minor.split('.').next()?.parse().ok()? }));
+        // `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`, digits only: nothing else may follow.
+        let parts: Vec<&str> = written.split('.').collect();
+        let numeric =
+            (2..=3).contains(&parts.len()) && parts.iter().all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+        let parsed = numeric.then(|| Some(CalicoVersion { major: parts[0].parse().ok()?, minor: parts[1].parse().ok()? })).flatten();
         match parsed {
             Some(version) if version.major == 3 && version.minor >= 20 => Spanned::new(version, written.span),
             _ => {
@@ -165,9 +168,12 @@ impl Lowerer<'_> {
         let interfaces = node.interfaces.as_ref().map(|interfaces| {
             interfaces
                 .iter()
-                .map(|interface| Interface {
-                    name: interface.name.clone(),
-                    addresses: interface.addresses.iter().filter_map(|address| self.interface_address(address)).collect(),
+                .map(|interface| {
+                    self.interface_name(&interface.name);
+                    Interface {
+                        name: interface.name.clone(),
+                        addresses: interface.addresses.iter().filter_map(|address| self.interface_address(address)).collect(),
+                    }
                 })
                 .collect()
         });
@@ -199,6 +205,31 @@ impl Lowerer<'_> {
                 .help(help),
         );
         None
+    }
+
+    fn interface_name(&mut self, name: &Spanned<String>) -> bool {
+        let Some(problem) = interface_name_problem(&name.value) else { return true };
+        self.report(
+            Diagnostic::new(&INVALID_INTERFACE, name.span, format!("interface name `{}` {problem}", name.value))
+                .label("not an interface name")
+                .help("write the name as `ip -j addr` shows it (`ifname`), such as `eth0` or `ens3`"),
+        );
+        false
+    }
+
+    fn ignored_interfaces(&mut self, patterns: &[Spanned<String>]) -> Vec<String> {
+        let mut valid = Vec::new();
+        for pattern in patterns {
+            match ignored_interface_problem(&pattern.value) {
+                None => valid.push(pattern.value.clone()),
+                Some(problem) => self.report(
+                    Diagnostic::new(&INVALID_INTERFACE, pattern.span, format!("ignored interface `{}` {problem}", pattern.value))
+                        .label("not an interface pattern Calico accepts")
+                        .help("write one interface name per entry, with `*` for any characters, such as `docker*`"),
+                ),
+            }
+        }
+        valid
     }
 
     fn interface_address(&mut self, text: &Spanned<String>) -> Option<Spanned<IpNet>> {
@@ -241,12 +272,20 @@ impl Lowerer<'_> {
 
     fn as_number(&mut self, text: &Spanned<intent::AsNumberText>) -> Option<Spanned<AsNumber>> {
         match text.0.parse::<AsNumber>() {
+            Ok(AsNumber(0)) => {
+                self.report(
+                    Diagnostic::new(&INVALID_AS_NUMBER, text.span, "AS number 0 is reserved")
+                        .label("AS 0 cannot be used")
+                        .help("AS 0 marks a route that must not be used (RFC 7607): BIRD refuses it and Calico reads it as unset; write the AS number from 1 to 4294967295"),
+                );
+                None
+            }
             Ok(number) => Some(Spanned::new(number, text.span)),
             Err(error) => {
                 self.report(
                     Diagnostic::new(&INVALID_AS_NUMBER, text.span, error.to_string())
                         .label("not an AS number")
-                        .help("write a number from 0 to 4294967295, or dotted as \"HIGH.LOW\" with both parts below 65536"),
+                        .help("write a number from 1 to 4294967295, or dotted as \"HIGH.LOW\" with both parts below 65536"),
                 );
                 None
             }
@@ -272,6 +311,16 @@ impl Lowerer<'_> {
     }
 
     fn selector(&mut self, text: &Spanned<String>) -> Option<Spanned<SelectorText>> {
+        if let Some(c) = first_control_character(&text.value) {
+            // Calico's parser would take it inside a quoted value, which no label value can
+            // equal: the selector could never match what it says.
+            self.report(
+                Diagnostic::new(&INVALID_SELECTOR, text.span, format!("selector holds {}", describe_character(c)))
+                    .label("not one line of printable text")
+                    .help("write the selector on one line; label values hold no control characters"),
+            );
+            return None;
+        }
         match Selector::parse(&text.value) {
             Ok(selector) => Some(Spanned::new(SelectorText { text: text.value.clone(), selector }, text.span)),
             Err(error) => {
@@ -324,9 +373,27 @@ impl Lowerer<'_> {
     }
 
     fn duration(&mut self, text: &Spanned<String>) -> Option<Spanned<Duration>> {
-        match duration_seconds(&text.value) {
-            Some(seconds) => Some(Spanned::new(Duration { seconds, text: text.value.clone() }, text.span)),
-            None => {
+        match parse_go_duration(&text.value) {
+            Ok(nanoseconds) => {
+                Some(Spanned::new(Duration { seconds: seconds_as_confd_rounds(nanoseconds), text: text.value.clone() }, text.span))
+            }
+            Err(GoDurationError::OutOfRange) => {
+                self.report(
+                    Diagnostic::new(&INVALID_DURATION, text.span, format!("`{}` is longer than a Go duration can be", text.value))
+                        .label("beyond 2562047h47m16.854775807s")
+                        .help("Calico reads durations with Go's `time.ParseDuration`, which refuses more than about 292 years; write a realistic time such as `120s`"),
+                );
+                None
+            }
+            Err(GoDurationError::Negative) => {
+                self.report(
+                    Diagnostic::new(&INVALID_DURATION, text.span, format!("`{}` is negative", text.value))
+                        .label("a negative duration")
+                        .help("write a time of zero or more, such as `120s`"),
+                );
+                None
+            }
+            Err(GoDurationError::Invalid) => {
                 self.report(
                     Diagnostic::new(&INVALID_DURATION, text.span, format!("`{}` is not a duration", text.value))
                         .label("not a Go duration")
@@ -339,10 +406,40 @@ impl Lowerer<'_> {
 
     fn secret(&mut self, password: &intent::Password) -> SecretRef {
         let reference = &password.secret_key_ref;
+        if let Some(problem) = secret_name_problem(&reference.name.value) {
+            self.report(
+                Diagnostic::new(
+                    &INVALID_SECRET_REFERENCE,
+                    reference.name.span,
+                    format!("Secret name `{}` {problem}", reference.name.value),
+                )
+                .label("not a Kubernetes Secret name")
+                .help("name the Secret as Kubernetes does: lowercase letters, digits, `-` and `.`, such as `bgp-secrets`"),
+            );
+        }
+        if let Some(problem) = secret_key_problem(&reference.key.value) {
+            self.report(
+                Diagnostic::new(&INVALID_SECRET_REFERENCE, reference.key.span, format!("Secret key `{}` {problem}", reference.key.value))
+                    .label("not a key a Secret can hold")
+                    .help("name the key within the Secret's data: letters, digits, `-`, `_` and `.`, such as `rr-password`"),
+            );
+        }
         SecretRef { name: reference.name.value.clone(), key: reference.key.value.clone(), span: reference.name.span }
     }
 
     fn autodetection(&mut self, method: &Spanned<String>) -> Option<Spanned<AutodetectionMethod>> {
+        if let Some(c) = first_control_character(&method.value) {
+            self.report(
+                Diagnostic::new(
+                    &INVALID_AUTODETECTION_METHOD,
+                    method.span,
+                    format!("the autodetection method holds {}", describe_character(c)),
+                )
+                .label("not one line of printable text")
+                .help("write the method on one line, such as `interface=eth.*`; interface names hold no control characters"),
+            );
+            return None;
+        }
         let text = method.value.trim();
         let (kind, argument) = text.split_once('=').unwrap_or((text, ""));
         let argument_span = |lowerer: &Self| {
@@ -437,7 +534,7 @@ impl Lowerer<'_> {
             service_load_balancer_ips: self.cidrs(bgp.service_load_balancer_ips.as_deref().unwrap_or_default(), "service LoadBalancer IP"),
             listen_port: bgp.listen_port.clone(),
             bind_mode_node_ip: bgp.bind_mode.as_ref().is_some_and(|mode| mode.value == intent::BindMode::NodeIp),
-            ignored_interfaces: bgp.ignored_interfaces.iter().flatten().map(|name| name.value.clone()).collect(),
+            ignored_interfaces: self.ignored_interfaces(bgp.ignored_interfaces.as_deref().unwrap_or_default()),
             node_mesh_password: bgp.node_mesh_password.as_ref().map(|password| self.secret(password)),
             node_mesh_max_restart_time: bgp.node_mesh_max_restart_time.as_ref().and_then(|text| self.duration(text)),
             span,
@@ -574,7 +671,13 @@ impl Lowerer<'_> {
             ttl_security: peer.ttl_security.as_ref().map(|ttl| ttl.value),
             num_allowed_local_as_numbers: peer.num_allowed_local_as_numbers.as_ref().map(|number| number.value),
             reachable_by,
-            filters: peer.filters.iter().flatten().map(|filter| filter.value.clone()).collect(),
+            filters: peer
+                .filters
+                .iter()
+                .flatten()
+                .filter(|filter| self.name(filter, "BGPFilter"))
+                .map(|filter| filter.value.clone())
+                .collect(),
             unresolved,
             span: peer.name.span,
         })
@@ -582,6 +685,14 @@ impl Lowerer<'_> {
 
     fn peer_address(&mut self, text: &Spanned<String>) -> Option<Spanned<PeerAddress>> {
         match parse_peer_address(&text.value) {
+            Some(PeerAddress { port: Some(0), .. }) => {
+                self.report(
+                    Diagnostic::new(&INVALID_ADDRESS, text.span, format!("`{}` has port 0", text.value))
+                        .label("port 0 is no port")
+                        .help("write a port from 1 to 65535, or leave the port out for BGP's 179"),
+                );
+                None
+            }
             Some(address) => Some(Spanned::new(address, text.span)),
             None => {
                 self.report(

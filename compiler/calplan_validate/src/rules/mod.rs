@@ -215,7 +215,7 @@ pub(crate) mod testing {
         let mut sources = SourceMap::new();
         let file = sources.add("intent.yaml", text);
         let mut diagnostics = Diagnostics::new();
-        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics).expect("the test intent parses");
+        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics).intent.expect("the test intent parses");
         let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
         let analysis = calplan_model::Analysis::new(model, None);
         crate::validate(&analysis, &mut diagnostics);
