@@ -16,7 +16,13 @@ pub const MAX_INTERFACE_NAME_LENGTH: usize = 15;
 /// control character (newline, carriage return, tab, escape ...), DEL, or a Unicode line or
 /// paragraph separator.
 pub fn first_control_character(text: &str) -> Option<char> {
-    text.chars().find(|&c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    text.chars().find(|&c| is_control_character(c))
+}
+
+/// Whether a character cannot stand on one line of a configuration file (see
+/// [`first_control_character`]).
+pub fn is_control_character(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// `U+000A` for a newline, as messages name characters that do not print.
@@ -25,7 +31,7 @@ pub fn describe_character(c: char) -> String {
         '\n' => "a line break".to_string(),
         '\r' => "a carriage return".to_string(),
         '\t' => "a tab".to_string(),
-        _ if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => format!("the control character U+{:04X}", c as u32),
+        _ if is_control_character(c) => format!("the control character U+{:04X}", c as u32),
         _ => format!("`{c}`"),
     }
 }
@@ -89,7 +95,7 @@ pub fn interface_name_problem(name: &str) -> Option<String> {
         return Some(format!("may not be `{name}`"));
     }
     name.chars()
-        .find(|&c| matches!(c, '/' | ':') || c.is_whitespace() || first_control_character(&c.to_string()).is_some())
+        .find(|&c| matches!(c, '/' | ':') || c.is_whitespace() || is_control_character(c))
         .map(|c| format!("holds {}, which no interface name can", describe_character(c)))
 }
 
