@@ -32,7 +32,11 @@ pub fn check(name: &str, text: String, observed: Option<&[ObservedAffinity]>) ->
     let analysis = parsed.intent.map(|intent| {
         let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
         let analysis = Analysis::new(model, observed);
+        let before = diagnostics.len();
         calplan_validate::validate(&analysis, &mut diagnostics);
+        // A list item the schema pass had to cut a value from is judged again once it is
+        // whole: what the rules find missing in it now is that value.
+        diagnostics.retain_since(before, |diagnostic| !parsed.damaged.iter().any(|item| item.contains(diagnostic.span())));
         analysis
     });
     // A password written inline is never shown, not even in the snippet of its own error.

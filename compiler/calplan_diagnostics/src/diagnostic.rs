@@ -132,6 +132,16 @@ impl Diagnostics {
         self.items.iter()
     }
 
+    /// Keeps, of the diagnostics pushed since there were `from` of them, only those `keep`
+    /// accepts: for dropping the consequences of an error reported earlier.
+    pub fn retain_since(&mut self, from: usize, mut keep: impl FnMut(&Diagnostic) -> bool) {
+        let mut index = 0;
+        self.items.retain(|diagnostic| {
+            index += 1;
+            index <= from || keep(diagnostic)
+        });
+    }
+
     /// Turns every warning into an error (`--deny-warnings`).
     pub fn deny_warnings(&mut self) {
         for diagnostic in &mut self.items {

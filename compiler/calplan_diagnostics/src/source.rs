@@ -34,6 +34,11 @@ impl Span {
         Span::new(self.file, base + start, (base + end).min(self.end as usize).max(base + start))
     }
 
+    /// Whether `other` lies within this span (same file).
+    pub fn contains(self, other: Span) -> bool {
+        self.file == other.file && self.start <= other.start && other.end <= self.end
+    }
+
     pub fn len(self) -> usize {
         (self.end - self.start) as usize
     }

@@ -22,16 +22,26 @@ pub struct ParsedIntent {
     /// Values that may be secrets (a password written inline): whoever prints the source masks
     /// them ([`calplan_diagnostics::SourceMap::redact`]).
     pub secrets: Vec<Span>,
+    /// List items (a pool, a peer, a route) from which the schema pass cut a value it reported:
+    /// what later rules find missing there is a consequence of that error, not news.
+    pub damaged: Vec<Span>,
 }
 
 /// Parses and checks the structure of an intent.
 pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> ParsedIntent {
     let mut secrets = Vec::new();
-    let intent = parse_documents(file, text, &mut secrets, diagnostics);
-    ParsedIntent { intent, secrets }
+    let mut damaged = Vec::new();
+    let intent = parse_documents(file, text, &mut secrets, &mut damaged, diagnostics);
+    ParsedIntent { intent, secrets, damaged }
 }
 
-fn parse_documents(file: FileId, text: &str, secrets: &mut Vec<Span>, diagnostics: &mut Diagnostics) -> Option<IntentFile> {
+fn parse_documents(
+    file: FileId,
+    text: &str,
+    secrets: &mut Vec<Span>,
+    damaged: &mut Vec<Span>,
+    diagnostics: &mut Diagnostics,
+) -> Option<IntentFile> {
     let Some(mut documents) = read_yaml(file, text, diagnostics) else {
         // Without a tree, mask the rest of every line that gives a password a value.
         secrets.extend(password_lines(file, text));
@@ -60,6 +70,7 @@ fn parse_documents(file: FileId, text: &str, secrets: &mut Vec<Span>, diagnostic
     let (value, index) = json::to_json(&root);
     check_document_type(&value, &index, diagnostics);
     let prunes = schema::validate(&value, &index, &root, diagnostics);
+    damaged.extend(prunes.iter().filter_map(|pointer| enclosing_item(pointer)).filter_map(|item| index.get(item)).map(|place| place.value));
     prune(&mut root, prunes);
     match de::from_node::<IntentFile>(&root) {
         Ok(intent) => Some(intent),
@@ -346,6 +357,20 @@ fn remove_duplicate_keys(node: &mut Node, diagnostics: &mut Diagnostics) {
     }
 }
 
+/// The innermost list item strictly enclosing `pointer`: `/spec/bgp/peers/0` for
+/// `/spec/bgp/peers/0/asNumber`.
+fn enclosing_item(pointer: &str) -> Option<&str> {
+    let mut end = pointer.rfind('/')?;
+    loop {
+        let parent = &pointer[..end];
+        let last = &parent[parent.rfind('/')? + 1..];
+        if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(parent);
+        }
+        end = parent.rfind('/')?;
+    }
+}
+
 /// Drops the nodes at the given pointers, deepest and last first so that list positions of
 /// the others stay valid.
 fn prune(root: &mut Node, mut pointers: Vec<String>) {
@@ -427,6 +452,14 @@ mod tests {
         let intent = intent.expect("repaired intent");
         let peer = &intent.spec.bgp.unwrap().peers[0];
         assert_eq!(peer.node_selector.as_ref().unwrap().value, "!has(route-reflector)");
+    }
+
+    #[test]
+    fn enclosing_items_are_list_items() {
+        assert_eq!(enclosing_item("/spec/bgp/peers/0/asNumber"), Some("/spec/bgp/peers/0"));
+        assert_eq!(enclosing_item("/spec/routers/1/staticRoutes/0/via/2"), Some("/spec/routers/1/staticRoutes/0"));
+        assert_eq!(enclosing_item("/spec/bgp/listenPort"), None);
+        assert_eq!(enclosing_item("/spec/pools/0"), None);
     }
 
     #[test]

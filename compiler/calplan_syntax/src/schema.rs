@@ -220,9 +220,12 @@ pub fn is_secret_path(pointer: &str) -> bool {
 }
 
 /// Whether a key holds, or was probably meant to hold, a password: one of [`SECRET_FIELDS`],
-/// a near miss of one (`pasword`), or anything that says `passw…`.
+/// a typo of one (two edits at most: `pasword`, `paswrod`), or anything that says `passw…`.
 pub fn is_secret_key(key: &str) -> bool {
-    SECRET_FIELDS.contains(&key) || key.to_lowercase().contains("passw") || did_you_mean(key, SECRET_FIELDS.iter().copied()).is_some()
+    let lowered = key.to_lowercase();
+    SECRET_FIELDS.contains(&key)
+        || lowered.contains("passw")
+        || SECRET_FIELDS.iter().any(|field| strsim::levenshtein(&lowered, &field.to_lowercase()) <= 2)
 }
 
 /// The fields that hold a password (by reference, when written correctly).
@@ -391,7 +394,7 @@ fn collect_properties(root: &Value, schema: &Value, names: &mut Vec<String>) {
 fn describe_schema(root: &Value, pointer: &str) -> String {
     let Some(schema) = subschema(root, pointer) else { return "a different value".to_string() };
     let schema = resolve(root, schema);
-    if schema.get("anyOf").is_some() && schema.to_string().contains("AS number") {
+    if is_as_number(root, schema) {
         return "an AS number".to_string();
     }
     let mut kinds = Vec::new();
@@ -411,6 +414,18 @@ fn describe_schema(root: &Value, pointer: &str) -> String {
         })
         .collect();
     if words.is_empty() { "a different value".to_string() } else { words.join(" or ") }
+}
+
+/// Whether the schema is (or is an optional) [`crate::intent::AsNumberText`].
+fn is_as_number(root: &Value, schema: &Value) -> bool {
+    let schema = resolve(root, schema);
+    schema.get("description").and_then(Value::as_str).is_some_and(|text| text.starts_with("An AS number"))
+        || schema
+            .get("anyOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|alternative| alternative.get("$ref").is_some() && is_as_number(root, alternative))
 }
 
 fn collect_types(root: &Value, schema: &Value, kinds: &mut Vec<String>) {
@@ -454,5 +469,17 @@ mod tests {
         assert_eq!(did_you_mean("bolockSize", ["blockSize", "cidr", "name"]), Some("blockSize"));
         assert_eq!(did_you_mean("zzz", ["blockSize", "cidr"]), None);
         assert_eq!(did_you_mean("crosssubnet", ["Never", "Always", "CrossSubnet"]), Some("CrossSubnet"));
+    }
+
+    #[test]
+    fn secret_keys_and_their_typos_but_no_other_field() {
+        for key in ["password", "nodeMeshPassword", "pasword", "Passwort", "nodeMeshPasword", "rootPassword"] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        let schema = intent_schema().to_string();
+        for field in ["nodes", "name", "node", "nodeSelector", "peers", "key", "secretKeyRef", "nodeToNodeMesh", "asNumber"] {
+            assert!(schema.contains(&format!("\"{field}\"")), "{field} is a field");
+            assert!(!is_secret_key(field), "{field}");
+        }
     }
 }

@@ -21,6 +21,16 @@ pub fn human(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) -> St
     out
 }
 
+/// Text as one line: a value quoted in a message may hold a line break or a terminal escape,
+/// which would forge output lines (or colours); such characters are shown escaped, as `\n`.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let control = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.chars().map(|c| if control(c) { c.escape_default().to_string() } else { c.to_string() }).collect())
+}
+
 /// Adapts one [`Diagnostic`] to miette's trait.
 struct Report<'a> {
     diagnostic: &'a Diagnostic,
@@ -37,7 +47,7 @@ impl fmt::Debug for Report<'_> {
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rule = self.diagnostic.rule;
-        write!(f, "{}[{}]: {}", self.diagnostic.severity, rule.code, self.diagnostic.message)
+        write!(f, "{}[{}]: {}", self.diagnostic.severity, rule.code, one_line(&self.diagnostic.message))
     }
 }
 
@@ -65,7 +75,7 @@ impl miette::Diagnostic for Report<'_> {
                 format!("{message} ({}:{position})", file.name())
             })
             .collect();
-        let mut text = self.diagnostic.help.clone().unwrap_or_default();
+        let mut text = one_line(self.diagnostic.help.as_deref().unwrap_or_default()).into_owned();
         for line in elsewhere {
             if !text.is_empty() {
                 text.push('\n');
@@ -83,14 +93,15 @@ impl miette::Diagnostic for Report<'_> {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let file = self.diagnostic.span().file;
         let to_source_span = |span: crate::Span| SourceSpan::from((span.start as usize, span.len()));
+        let label = |message: &Option<String>| message.as_deref().map(|message| one_line(message).into_owned());
         let primary =
-            LabeledSpan::new_primary_with_span(self.diagnostic.primary.message.clone(), to_source_span(self.diagnostic.primary.span));
+            LabeledSpan::new_primary_with_span(label(&self.diagnostic.primary.message), to_source_span(self.diagnostic.primary.span));
         let secondary = self
             .diagnostic
             .secondary
             .iter()
             .filter(move |label| label.span.file == file)
-            .map(move |label| LabeledSpan::new_with_span(label.message.clone(), to_source_span(label.span)));
+            .map(move |secondary| LabeledSpan::new_with_span(label(&secondary.message), to_source_span(secondary.span)));
         Some(Box::new(std::iter::once(primary).chain(secondary)))
     }
 }
