@@ -28,7 +28,7 @@ fn program(variable: &str, default: &Path) -> PathBuf {
 }
 
 /// BIRD 2's binary, checked to be BIRD 2.
-fn bird2() -> PathBuf {
+pub(crate) fn bird2() -> PathBuf {
     let bird = program("CALPLAN_BIRD", Path::new("/usr/sbin/bird"));
     let version = Command::new(&bird).arg("--version").output().unwrap_or_else(|error| {
         panic!("cannot run BIRD 2 at `{}` ({error}); install Debian's `bird2` or set CALPLAN_BIRD", bird.display())
@@ -39,7 +39,7 @@ fn bird2() -> PathBuf {
 }
 
 /// BIRD 1.6's binary, unpacked from Debian's `bird` package.
-fn bird16() -> PathBuf {
+pub(crate) fn bird16() -> PathBuf {
     let bird = program("CALPLAN_BIRD16", &golden::root().join("target/bird16/usr/sbin/bird"));
     assert!(
         bird.is_file(),
@@ -50,7 +50,7 @@ fn bird16() -> PathBuf {
 }
 
 /// `bird -p -c FILE`: `Err` with BIRD's message when the file does not parse.
-fn parses(bird: &Path, file: &Path) -> Result<(), String> {
+pub(crate) fn parses(bird: &Path, file: &Path) -> Result<(), String> {
     let output = Command::new(bird).arg("-p").arg("-c").arg(file).output().map_err(|error| format!("{}: {error}", bird.display()))?;
     if output.status.success() {
         Ok(())
@@ -61,7 +61,7 @@ fn parses(bird: &Path, file: &Path) -> Result<(), String> {
 
 /// The one substitution SPEC §8 permits for stock BIRD 1.6: Calico's fork's
 /// `krt_tunnel = "…";` becomes the no-op `print "krt_tunnel";`.
-fn without_krt_tunnel(text: &str) -> String {
+pub(crate) fn without_krt_tunnel(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("krt_tunnel = \"") {

@@ -9,6 +9,7 @@ mod cli;
 mod compile;
 mod current;
 mod golden;
+mod hostile;
 mod lab;
 mod laws;
 mod never_panics;
