@@ -100,7 +100,8 @@ pub struct Bgp {
     pub listen_port: Option<Spanned<u16>>,
     /// `NodeIP` makes BIRD listen on the node's address only.
     pub bind_mode: Option<Spanned<BindMode>>,
-    /// Interfaces whose routes BIRD ignores, on top of Calico's own (`cali*`, `kube-ipvs*`).
+    /// Interfaces whose routes BIRD ignores, on top of Calico's own (`cali*`, `kube-ipvs*`):
+    /// names of letters, digits, `_`, `.` and `-`, with `*` for any characters, at most 15.
     pub ignored_interfaces: Option<Vec<Spanned<String>>>,
     /// Password for the node-to-node mesh sessions, by reference.
     pub node_mesh_password: Option<Password>,
@@ -273,7 +274,9 @@ pub struct Password {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretKeyRef {
+    /// The Secret's name (a DNS-1123 subdomain).
     pub name: Spanned<String>,
+    /// The key within the Secret's data: letters, digits, `-`, `_` and `.`.
     pub key: Spanned<String>,
 }
 
@@ -360,6 +363,7 @@ pub struct Node {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Interface {
+    /// The interface's name, as the kernel has it (`eth0`).
     pub name: Spanned<String>,
     /// The interface's addresses in kernel order, with prefix lengths.
     #[serde(default)]
