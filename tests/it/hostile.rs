@@ -822,3 +822,37 @@ fn structure_sees_an_injected_statement() {
     );
     assert_ne!(structure("calico/x.yaml", "a: b\n"), structure("calico/x.yaml", "a: b\nc: d\n"));
 }
+
+/// A password written where a reference belongs — inline, under a misspelt key, as a stray
+/// field of the reference, behind a tag, or in a file that is not even YAML — is reported and
+/// never printed: not in a message, a label, a help line or a source snippet, in any format.
+#[test]
+fn an_inline_password_is_never_printed_in_any_format() {
+    use calplan_diagnostics::render;
+    let secrets = ["hunter2-inline", "s3cret-misspelt", "t0ps3cret-stray", "tagged-s3cret", "listed-s3cret"];
+    let intents = [
+        format!(
+            "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {{name: c}}\nspec:\n  bgp:\n    nodeMeshPassword: {}\n    peers:\n      - {{name: tor, peerIP: 21.0.0.1, asNumber: 65001, password: {{secretKeyRef: {{name: s, key: k, value: {}}}}}}}\n      - {{name: tor2, peerIP: 21.0.0.2, asNumber: 65001, password: !secret {}}}\n      - {{name: tor3, peerIP: 21.0.0.3, asNumber: 65001, password: [{}]}}\n  pools: [{{name: p, cidr: 10.244.0.0/16}}]\n  nodes: [{{name: n1, ipv4Address: 21.0.0.11/24}}]\n  routers:\n    - {{name: r, platform: frr, address: 21.0.0.4/24, bgp: {{asNumber: 65010, peerWith: allNodes, pasword: {}}}}}\n",
+            secrets[0], secrets[2], secrets[3], secrets[4], secrets[1]
+        ),
+        format!("apiVersion: calplan/v1\nspec:\n  bgp: {{nodeMeshPassword: {}\n  pools: [\n", secrets[0]),
+    ];
+    for text in intents {
+        let checked = checked(&text);
+        assert!(checked.diagnostics.has_errors());
+        let diagnostics = checked.diagnostics.clone().into_sorted();
+        let outputs = [
+            render::human(&diagnostics, &checked.sources, false),
+            render::human(&diagnostics, &checked.sources, true),
+            render::json(&diagnostics, &checked.sources),
+            render::sarif(&diagnostics, &checked.sources, "test"),
+            render::github(&diagnostics, &checked.sources),
+        ];
+        for output in &outputs {
+            for secret in secrets {
+                assert!(!output.contains(secret), "`{secret}` printed:\n{output}");
+            }
+        }
+        assert!(outputs[0].to_lowercase().contains("password"), "the diagnostics still say what is wrong:\n{}", outputs[0]);
+    }
+}
