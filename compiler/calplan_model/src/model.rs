@@ -7,7 +7,9 @@
 use calplan_calico::resources::EncapsulationMode;
 use calplan_calico::{AsNumber, Selector};
 use calplan_diagnostics::{FileId, Span, Spanned};
-pub use calplan_syntax::intent::{AllowedUse, Datastore, LogSeverity, NextHopMode, PeerWith, Platform, ReversePeering, SourceAddress};
+pub use calplan_syntax::intent::{
+    AllowedUse, Datastore, Installation, LogSeverity, NextHopMode, NodeAgent, PeerWith, Platform, ReversePeering, SourceAddress,
+};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,6 +30,10 @@ pub struct Model {
     pub calico_version: Spanned<CalicoVersion>,
     /// Default `kubernetes`, as Calico's own manifests.
     pub datastore: Datastore,
+    /// Default `calico-node`. What it implies is answered in `crate::ownership` only.
+    pub node_agent: NodeAgent,
+    /// Default `manifest`.
+    pub installation: Installation,
     pub autodetection: Autodetection,
     pub service_cluster_ips: Vec<Spanned<IpNet>>,
     /// Default 110, the kubelet's.
@@ -42,6 +48,17 @@ pub struct Model {
     /// routers. False for a model read back from Calico resources, whose BGPPeers are all
     /// literal already.
     pub generates_peers: bool,
+    /// `spec.allow`: rules whose findings the intent accepts, as written (resolving the names
+    /// and applying them is `calplan_validate::levels`').
+    pub allow: Vec<AllowEntry>,
+}
+
+/// One entry of `spec.allow`.
+#[derive(Clone, Debug)]
+pub struct AllowEntry {
+    /// The rule's code or name, as written.
+    pub rule: Spanned<String>,
+    pub reason: Spanned<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -16,7 +16,7 @@ declare_rule! {
     /// ```yaml
     /// - {name: lb, cidr: 172.20.0.0/24, allowedUses: [LoadBalancer, Workload]}
     /// ```
-    pub static RULE = ("E0211", "load-balancer-pool-conflict", Error, "a LoadBalancer pool with settings Calico refuses for one");
+    pub static RULE = ("E0211", "load-balancer-pool-conflict", Error, "a LoadBalancer pool with settings Calico refuses for one", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

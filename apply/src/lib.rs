@@ -1,0 +1,522 @@
+//! calplan_apply: carries out a saved plan, stage by stage, and stops safely at the first failure.
+//!
+//! The executor makes no choice of its own: it takes the plan's stages in order, writes each
+//! change through the Calico backend or a host transport, waits on the stage's barrier against
+//! real state, confirms or rolls back, and records the outcome in the state directory before
+//! the next stage. Run again after an interruption, it skips what is done and redoes the rest:
+//! every write compares what it finds with the plan first, so nothing is lost or doubled.
+
+pub mod calico;
+pub mod calicoctl_config;
+pub mod etcd;
+pub mod hosts;
+pub mod kubectl;
+pub mod lock;
+pub mod netns;
+pub mod probe;
+pub mod state;
+pub mod transport;
+pub mod verify;
+
+use calico::{Applied, Backend};
+use calplan_plan::plan::{Barrier, Change, Content, Plan, Stage, Target};
+use hosts::Loaded;
+use state::{AppliedChange, Outcome, StageRecord, StateDir, StateRecord};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use transport::{Inventory, Transport};
+
+/// What `--only` keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    Calico,
+    Nodes,
+    Routers,
+}
+
+pub struct Options {
+    pub backend: Option<Backend>,
+    pub transport: Transport,
+    pub inventory: Inventory,
+    pub only: Option<Only>,
+    /// `bird-secrets.conf` for nodes whose BIRD needs passwords.
+    pub secrets: BTreeMap<String, String>,
+    pub barrier_timeout: Duration,
+    /// Test hook: stop dead after this many steps, as a crash would.
+    pub abort_after_step: Option<usize>,
+}
+
+/// Reports progress; the CLI draws bars on a terminal and plain lines otherwise.
+pub trait Progress {
+    fn stage(&mut self, stage: &Stage, total: usize);
+    fn step(&mut self, text: &str);
+    fn waiting(&mut self, text: &str);
+    fn done(&mut self, text: &str);
+}
+
+pub struct Executor<'a> {
+    plan: &'a Plan,
+    plan_digest: String,
+    options: Options,
+    state: StateDir,
+    steps: usize,
+    /// The node and router files the plan's applied-directory source held.
+    baseline: Option<BTreeMap<String, String>>,
+}
+
+/// How an apply ended.
+pub enum Ended {
+    Complete,
+    /// `--only` left changes for a later apply.
+    Partial(usize),
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(plan: &'a Plan, plan_digest: String, options: Options, state: StateDir) -> Executor<'a> {
+        Executor { plan, plan_digest, options, state, steps: 0, baseline: None }
+    }
+
+    /// The files (by artifact path) the hosts held when the plan was made, from the applied
+    /// directory it was planned against: the state directory starts its record of a new plan
+    /// from them, so that it holds every file and not only those the plan changes.
+    pub fn with_applied_baseline(mut self, files: BTreeMap<String, String>) -> Executor<'a> {
+        self.baseline = Some(files);
+        self
+    }
+
+    /// How long BIRD keeps a configuration unconfirmed: past the barrier's timeout, with room
+    /// for the rest of the stage's steps, so that BIRD never goes back while calplan waits.
+    fn bird_confirm_window(&self) -> Duration {
+        (self.options.barrier_timeout + Duration::from_secs(300)).max(Duration::from_secs(u64::from(hosts::BIRD_CONFIRM_TIMEOUT)))
+    }
+
+    /// Before anything is changed: every host the remaining stages touch or wait on has a
+    /// name calplan will use, and answers through the transport (for SSH, with its host key
+    /// checked). One bad host stops the apply here, not halfway through a stage.
+    fn preflight(&self, done: &BTreeSet<usize>, progress: &mut dyn Progress) -> Result<(), String> {
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for stage in self.plan.stages.iter().filter(|stage| !done.contains(&stage.number)) {
+            for change in stage.changes.iter().filter(|change| self.wants(&change.target)) {
+                if let Target::Node { node: name } | Target::Router { router: name } = &change.target {
+                    names.insert(name);
+                }
+            }
+            if self.options.only != Some(Only::Calico) {
+                match &stage.barrier {
+                    Some(Barrier::SessionsEstablished { sessions, .. }) => names.extend(sessions.keys().map(String::as_str)),
+                    Some(Barrier::RoutesPresent { routes, .. }) => names.extend(routes.keys().map(String::as_str)),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(name) = names.iter().find(|name| !transport::is_safe_word(name) || name.starts_with('-')) {
+            return Err(format!(
+                "the plan names the host `{name}`, which holds characters calplan will not pass to a shell or use in a path"
+            ));
+        }
+        if self.options.transport.kind == transport::TransportKind::Local || names.is_empty() {
+            return Ok(());
+        }
+        progress.step(&format!("checking that {} hosts answer", names.len()));
+        let unreachable: Vec<String> = names
+            .iter()
+            .map(|name| self.options.inventory.host(name))
+            .filter(|host| !matches!(host.settings.platform.as_deref(), Some("ios" | "junos")))
+            .filter_map(|host| self.options.transport.check(&host, &["true"], None).err())
+            .collect();
+        if unreachable.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("nothing was changed: {} hosts do not answer: {}", unreachable.len(), unreachable.join("; ")))
+        }
+    }
+
+    fn wants(&self, target: &Target) -> bool {
+        matches!(
+            (self.options.only, target),
+            (None, _)
+                | (Some(Only::Calico), Target::Calico)
+                | (Some(Only::Nodes), Target::Node { .. })
+                | (Some(Only::Routers), Target::Router { .. })
+        )
+    }
+
+    /// One more step done; the test hook may end the process here.
+    fn stepped(&mut self) {
+        self.steps += 1;
+        if self.options.abort_after_step == Some(self.steps) {
+            eprintln!("calplan: test hook: stopping after step {}", self.steps);
+            std::process::exit(99);
+        }
+    }
+
+    pub fn run(&mut self, progress: &mut dyn Progress) -> Result<Ended, String> {
+        if self.options.transport.kind != transport::TransportKind::Ssh {
+            return self.run_stages(progress);
+        }
+        // Kept beside the lock: the state directory is calplan's own and not shared.
+        transport::share_ssh_connections(&self.state.root.join("ssh"))?;
+        let ended = self.run_stages(progress);
+        transport::close_ssh_connections();
+        ended
+    }
+
+    fn run_stages(&mut self, progress: &mut dyn Progress) -> Result<Ended, String> {
+        let mut record = self.state.read()?;
+        let new_plan = record.plan != self.plan_digest;
+        if new_plan {
+            record = StateRecord { plan: self.plan_digest.clone(), stages: Vec::new() };
+        }
+        let done: BTreeSet<usize> = record
+            .stages
+            .iter()
+            .filter(|stage| stage.outcome == Outcome::Complete || (stage.outcome == Outcome::Partial && self.options.only.is_some()))
+            .map(|stage| stage.number)
+            .collect();
+        self.preflight(&done, progress)?;
+        if new_plan && let Some(baseline) = &self.baseline {
+            self.state.reset_applied(baseline)?;
+        }
+        let mut pending = 0;
+        for stage in &self.plan.stages {
+            if done.contains(&stage.number) {
+                progress.done(&format!("stage {} already applied", stage.number));
+                continue;
+            }
+            progress.stage(stage, self.plan.stages.len());
+            record.stages.retain(|previous| previous.number != stage.number);
+            match self.run_stage(stage, progress) {
+                Ok(stage_record) => {
+                    pending += stage_record.pending.len();
+                    record.stages.push(stage_record);
+                    record.stages.sort_by_key(|stage| stage.number);
+                    self.state.write(&record)?;
+                }
+                Err(failure) => {
+                    let (stage_record, error) = *failure;
+                    record.stages.push(stage_record);
+                    record.stages.sort_by_key(|stage| stage.number);
+                    self.state.write(&record)?;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(if pending > 0 { Ended::Partial(pending) } else { Ended::Complete })
+    }
+
+    /// Applies a stage, waits on its barrier, confirms; on failure rolls back what it did.
+    fn run_stage(&mut self, stage: &Stage, progress: &mut dyn Progress) -> Result<StageRecord, Box<(StageRecord, String)>> {
+        let mut record = StageRecord {
+            number: stage.number,
+            title: stage.title.clone(),
+            outcome: Outcome::Complete,
+            applied: Vec::new(),
+            pending: Vec::new(),
+            error: None,
+        };
+        let mut done: Vec<&Change> = Vec::new();
+        let mut awaiting_confirm: Vec<String> = Vec::new();
+        for step in &stage.manual {
+            progress.step(&format!("manual: {step}"));
+        }
+        let calico: Vec<&Change> =
+            stage.changes.iter().filter(|change| change.target == Target::Calico && self.wants(&change.target)).collect();
+        if let (false, Some(backend)) = (calico.is_empty(), &self.options.backend) {
+            match backend.preflight(&calico) {
+                Ok(0) => {}
+                Ok(checked) => progress.step(&format!("the API server accepted the stage's {checked} writes in a dry run")),
+                Err(error) => {
+                    return Err(self.failed(
+                        record,
+                        format!("stage {} ({}): refused before anything was written: {error}", stage.number, stage.title),
+                    ));
+                }
+            }
+        }
+        // Hosts before the datastore when adding (routers learn a pool before pods can use it);
+        // the datastore first when removing. Within a stage the plan already ordered them.
+        for change in &stage.changes {
+            if !self.wants(&change.target) {
+                record.pending.push(format!("{} {}", change.kind, change.name));
+                continue;
+            }
+            progress.step(&format!("{} {}", change.action.symbol(), describe(change)));
+            match self.apply_change(change, false) {
+                Ok(outcome) => {
+                    if let Outcome2::AwaitsConfirm(host) = &outcome {
+                        awaiting_confirm.push(host.clone());
+                    }
+                    if let Outcome2::Manual(text) = &outcome {
+                        record.pending.push(text.clone());
+                    }
+                    record.applied.push(applied_record(change));
+                    done.push(change);
+                    self.stepped();
+                }
+                Err(error) => {
+                    let rollback = self.roll_back(&done, &awaiting_confirm, progress);
+                    return Err(self.failed(record, format!("stage {} ({}): {error}{rollback}", stage.number, stage.title)));
+                }
+            }
+        }
+        if let Some(barrier) = &stage.barrier {
+            if self.options.only == Some(Only::Calico) && !matches!(barrier, Barrier::PoolEmpty { .. }) {
+                progress.step(&format!("not waiting (--only calico): {}", barrier.description()));
+            }
+            progress.waiting(barrier.description());
+            let waited = Instant::now();
+            if let Err(error) = self.wait(barrier) {
+                let rollback = self.roll_back(&done, &awaiting_confirm, progress);
+                return Err(self.failed(record, format!("stage {} ({}): barrier not met: {error}{rollback}", stage.number, stage.title)));
+            }
+            // How long real state took to match: the evidence that the barrier waited.
+            progress.done(&format!("barrier held after {:.1}s", waited.elapsed().as_secs_f64()));
+            self.stepped();
+        }
+        for node in &awaiting_confirm {
+            let host = self.options.inventory.host(node);
+            if let Err(error) = hosts::confirm_bird(&self.options.transport, &host) {
+                return Err(
+                    self.failed(record, format!("stage {}: cannot confirm BIRD's configuration on `{node}`: {error}", stage.number))
+                );
+            }
+        }
+        if !record.pending.is_empty() {
+            record.outcome = Outcome::Partial;
+        }
+        for change in &done {
+            if let Target::Node { node } | Target::Router { router: node } = &change.target {
+                let path = artifact_path(change, node);
+                let contents = match &change.after {
+                    Some(Content::File { text }) => Some(text.as_str()),
+                    _ => None,
+                };
+                if let Err(error) = self.state.record_file(&path, contents) {
+                    return Err(self.failed(record, error));
+                }
+            }
+        }
+        progress.done(&format!("stage {} done", stage.number));
+        Ok(record)
+    }
+
+    fn failed(&self, mut record: StageRecord, error: String) -> Box<(StageRecord, String)> {
+        record.outcome = Outcome::RolledBack;
+        record.error = Some(error.clone());
+        Box::new((record, error))
+    }
+
+    /// Undoes the stage's changes, newest first. Returns words for the error message.
+    fn roll_back(&mut self, done: &[&Change], awaiting_confirm: &[String], progress: &mut dyn Progress) -> String {
+        let mut problems = Vec::new();
+        for change in done.iter().rev() {
+            progress.step(&format!("rolling back {}", describe(change)));
+            let undone = match (&change.target, change.kind.as_str()) {
+                (Target::Node { node }, "bird.cfg") if awaiting_confirm.contains(node) => {
+                    // The file on disk goes back too, so a restart runs the old configuration.
+                    let host = self.options.inventory.host(node);
+                    let previous = match &change.before {
+                        Some(Content::File { text }) => Some(text.as_str()),
+                        _ => None,
+                    };
+                    hosts::restore_bird(&self.options.transport, &host, previous)
+                }
+                _ => self.apply_change(change, true).map(|_| ()),
+            };
+            if let Err(error) = undone {
+                problems.push(error);
+            }
+        }
+        if problems.is_empty() {
+            "; the stage's changes were rolled back".to_string()
+        } else {
+            format!("; rolling back failed too: {}", problems.join("; "))
+        }
+    }
+
+    fn apply_change(&self, change: &Change, reverse: bool) -> Result<Outcome2, String> {
+        match &change.target {
+            Target::Calico => {
+                let Some(backend) = &self.options.backend else {
+                    return Err("no Calico backend: give `--calico etcd://HOST:PORT`, `calicoctl` or `kubectl`".into());
+                };
+                backend.apply(change, reverse).map(|applied| match applied {
+                    Applied::Written | Applied::AlreadyDone => Outcome2::Done,
+                })
+            }
+            Target::Node { node } | Target::Router { router: node } => {
+                let host = self.options.inventory.host(node);
+                let content = if reverse { &change.before } else { &change.after };
+                let text = match content {
+                    Some(Content::File { text }) => Some(text.as_str()),
+                    Some(Content::Resource { .. }) => return Err("the plan holds a resource where a file belongs".into()),
+                    None => None,
+                };
+                let secrets = self.options.secrets.get(node).map(String::as_str);
+                match hosts::load_within(&self.options.transport, &host, &change.kind, text, secrets, self.bird_confirm_window())? {
+                    Loaded::AwaitsConfirm if !reverse => Ok(Outcome2::AwaitsConfirm(node.clone())),
+                    Loaded::Manual(text) => Ok(Outcome2::Manual(text)),
+                    _ => Ok(Outcome2::Done),
+                }
+            }
+        }
+    }
+
+    /// Polls real state until the barrier holds or the timeout passes.
+    fn wait(&self, barrier: &Barrier) -> Result<(), String> {
+        let deadline = Instant::now() + self.options.barrier_timeout;
+        loop {
+            let last = match self.check_barrier(barrier)? {
+                None => return Ok(()),
+                Some(missing) => missing,
+            };
+            if Instant::now() >= deadline {
+                return Err(format!("after {}s: {last}", self.options.barrier_timeout.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// `None` when the barrier holds; otherwise what is still missing.
+    fn check_barrier(&self, barrier: &Barrier) -> Result<Option<String>, String> {
+        match barrier {
+            // With `--only calico` the nodes are not calplan's to reach: their barriers are left
+            // to the operator, and the apply says so.
+            Barrier::SessionsEstablished { .. } | Barrier::RoutesPresent { .. } if self.options.only == Some(Only::Calico) => Ok(None),
+            Barrier::SessionsEstablished { sessions, .. } => {
+                let mut missing = Vec::new();
+                for (node, protocols) in sessions {
+                    let host = self.options.inventory.host(node);
+                    let output = match self.options.transport.run(&host, &["birdc", "-s", &host.bird_socket(), "show", "protocols"], None) {
+                        Ok(output) if output.success => output.stdout,
+                        Ok(output) => {
+                            missing.push(format!("`{node}`: birdc: {}", output.stderr.trim()));
+                            continue;
+                        }
+                        Err(error) => return Err(error),
+                    };
+                    let rows = probe::parse_protocols(&output);
+                    let down: Vec<&String> =
+                        protocols.iter().filter(|name| !rows.get(*name).is_some_and(probe::ProtocolRow::is_established)).collect();
+                    if !down.is_empty() {
+                        missing
+                            .push(format!("`{node}`: {} not Established", down.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")));
+                    }
+                }
+                Ok((!missing.is_empty()).then(|| missing.join("; ")))
+            }
+            Barrier::PoolEmpty { pool, cidr, .. } => {
+                let Some(backend) = &self.options.backend else {
+                    return Err(format!("the barrier on `{pool}` being empty needs a Calico backend"));
+                };
+                let cidrs: Vec<ipnet::IpNet> = cidr.split(',').filter_map(|part| part.trim().parse().ok()).collect();
+                let used = backend.addresses_in_use(&cidrs)?;
+                Ok((used > 0).then(|| format!("{used} addresses of {cidr} are still in use")))
+            }
+            Barrier::RoutesPresent { routes, .. } => {
+                let mut missing = Vec::new();
+                for (name, expected) in routes {
+                    let host = self.options.inventory.host(name);
+                    // An IOS or Junos router is configured by a person and not observed by
+                    // calplan; FRR's zebra installs routes under its own protocol number.
+                    let compare_protocol = match host.settings.platform.as_deref() {
+                        Some("ios" | "junos") => continue,
+                        Some("frr") => false,
+                        _ => true,
+                    };
+                    let kernel = hosts::kernel_routes(&self.options.transport, &host)?;
+                    let absent = hosts::routes_present_with(&kernel, expected, compare_protocol);
+                    if !absent.is_empty() {
+                        missing.push(format!("`{name}` lacks {} routes, such as `{}`", absent.len(), absent[0]));
+                    }
+                }
+                Ok((!missing.is_empty()).then(|| missing.join("; ")))
+            }
+        }
+    }
+}
+
+enum Outcome2 {
+    Done,
+    AwaitsConfirm(String),
+    Manual(String),
+}
+
+fn describe(change: &Change) -> String {
+    match &change.target {
+        Target::Calico => format!("{} {}", change.kind, change.name),
+        Target::Node { node } => format!("{} on node {node}", change.kind),
+        Target::Router { router } => format!("{} on router {router}", change.kind),
+    }
+}
+
+/// The node and router files a plan writes, by artifact path (`nodes/<node>/<file>`), with the
+/// digest each has once written (`None`: removed).
+pub fn planned_file_digests(plan: &Plan) -> BTreeMap<String, Option<String>> {
+    let mut digests = BTreeMap::new();
+    for change in plan.changes() {
+        let (Target::Node { node: owner } | Target::Router { router: owner }) = &change.target else { continue };
+        let after = match &change.after {
+            Some(Content::File { text }) => Some(calplan_plan::current::text_digest(text)),
+            _ => None,
+        };
+        digests.insert(artifact_path(change, owner), after);
+    }
+    digests
+}
+
+fn artifact_path(change: &Change, owner: &str) -> String {
+    match &change.target {
+        Target::Router { .. } => format!("routers/{owner}/{}", change.kind),
+        _ => format!("nodes/{owner}/{}", change.kind),
+    }
+}
+
+fn applied_record(change: &Change) -> AppliedChange {
+    let written = match &change.after {
+        Some(Content::File { text }) => calplan_plan::current::text_digest(text),
+        Some(Content::Resource { value }) => calplan_plan::current::text_digest(&value.to_string()),
+        None => String::new(),
+    };
+    AppliedChange {
+        action: change.action.verb().to_string(),
+        kind: change.kind.clone(),
+        name: change.name.clone(),
+        target: match &change.target {
+            Target::Calico => "calico".to_string(),
+            Target::Node { node } => format!("node/{node}"),
+            Target::Router { router } => format!("router/{router}"),
+        },
+        sha256: written,
+    }
+}
+
+/// The resources a plan touches, by `Kind/name`, with the digest each should have once the
+/// change is made (`None`: deleted).
+pub fn planned_digests(plan: &Plan) -> BTreeMap<String, (usize, Option<String>)> {
+    let mut digests = BTreeMap::new();
+    for stage in &plan.stages {
+        for change in &stage.changes {
+            if change.target != Target::Calico {
+                continue;
+            }
+            if change.kind == calplan_calico::installation::KIND {
+                let after = match &change.after {
+                    Some(Content::Resource { value }) => Some(calplan_plan::current::installation_digest(value)),
+                    _ => None,
+                };
+                digests.insert(calplan_plan::current::INSTALLATION_KEY.to_string(), (stage.number, after));
+                continue;
+            }
+            let Some(kind) = calplan_calico::resources::ResourceKind::from_kind(&change.kind) else { continue };
+            let after = match &change.after {
+                Some(Content::Resource { value }) => {
+                    calplan_calico::resources::Resource::from_json(kind, value.clone()).ok().map(|r| calplan_plan::diff::digest(&r))
+                }
+                _ => None,
+            };
+            digests.insert(format!("{}/{}", change.kind, change.name), (stage.number, after));
+        }
+    }
+    digests
+}

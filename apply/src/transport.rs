@@ -1,0 +1,420 @@
+//! Reaching nodes and routers: running a command and writing a file on a host, locally, in a
+//! network namespace, or over OpenSSH with host keys checked.
+//!
+//! Commands are argument vectors, never strings. Over SSH the remote side needs one command
+//! line, so every argument is single-quoted after it has been checked to be a validated name,
+//! an address, a path calplan built, or a fixed word; nothing is concatenated unquoted.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// Where SSH keeps its shared connections while an apply runs (see [`share_ssh_connections`]).
+static SSH_CONTROL_DIRECTORY: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Writes standard input to `$4` through `$3`, mode `$2`, making directory `$1` first
+/// (with the usual permissions: a daemon running as another user may need to read it).
+const REMOTE_WRITE: &str = r#"mkdir -p -- "$1" && rm -f -- "$3" && (umask 077 && cat > "$3") && chmod -- "$2" "$3" && mv -f -- "$3" "$4""#;
+
+/// Unix socket paths are limited to 108 bytes; ssh's `%C` adds a 40-character hash.
+const SOCKET_PATH_ROOM: usize = 108 - 42;
+
+/// From now on, ssh commands to the same destination share one connection (OpenSSH's
+/// `ControlMaster`), whose sockets live in `directory` (made mode 0700): an apply runs dozens
+/// of commands per host, and without sharing each pays a full handshake. The masters exit a
+/// minute after their last use even if calplan dies; [`close_ssh_connections`] ends them at
+/// once. A directory whose path is too long for a socket leaves sharing off.
+pub fn share_ssh_connections(directory: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |error: std::io::Error| format!("cannot make `{}` for ssh's shared connections: {error}", directory.display());
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(directory).map_err(io)?;
+    std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    let directory = std::fs::canonicalize(directory).map_err(io)?;
+    let usable = directory.to_str().is_some_and(|text| text.len() <= SOCKET_PATH_ROOM && check_path(text).is_ok());
+    *SSH_CONTROL_DIRECTORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = usable.then_some(directory);
+    Ok(())
+}
+
+/// Ends the shared connections [`share_ssh_connections`] opened, and stops sharing.
+pub fn close_ssh_connections() {
+    let Some(directory) = SSH_CONTROL_DIRECTORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() else { return };
+    for entry in std::fs::read_dir(&directory).into_iter().flatten().flatten() {
+        // `-O exit` talks to the master through its socket; the destination is a placeholder
+        // ssh requires and does not use.
+        let _ = Command::new("ssh")
+            .args(["-o", "BatchMode=yes", "-o"])
+            .arg(format!("ControlPath={}", entry.path().display()))
+            .args(["-O", "exit", "calplan-shared-connection"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// How one host is reached and laid out.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostSettings {
+    /// SSH destination address; default the host's name.
+    pub address: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    /// SSH private key.
+    pub identity: Option<String>,
+    /// SSH `known_hosts` file holding the host's key.
+    pub known_hosts: Option<String>,
+    /// A network namespace on the host to run in.
+    pub netns: Option<String>,
+    /// Where calplan keeps the host's files; default `/etc/calplan`.
+    pub root: Option<String>,
+    /// BIRD's control socket; default `/run/bird/bird.ctl`.
+    pub bird_socket: Option<String>,
+    /// Where calico-node's confd writes its render, for `verify`; default
+    /// `/etc/calico/confd/config`.
+    pub confd_config: Option<String>,
+    /// `nft` (default) or `iptables`: which ruleset to load.
+    pub firewall: Option<String>,
+    /// FRR's path space (`-N`), for routers running FRR in a namespace.
+    pub frr_pathspace: Option<String>,
+    /// A router's platform (`linux`, `frr`, `ios`, `junos`): which of its files is loaded.
+    /// `calplan apply` takes it from the intent the plan was made from; set here, it wins.
+    pub platform: Option<String>,
+}
+
+impl HostSettings {
+    fn over(&self, defaults: &HostSettings) -> HostSettings {
+        HostSettings {
+            address: self.address.clone().or_else(|| defaults.address.clone()),
+            user: self.user.clone().or_else(|| defaults.user.clone()),
+            port: self.port.or(defaults.port),
+            identity: self.identity.clone().or_else(|| defaults.identity.clone()),
+            known_hosts: self.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
+            netns: self.netns.clone().or_else(|| defaults.netns.clone()),
+            root: self.root.clone().or_else(|| defaults.root.clone()),
+            bird_socket: self.bird_socket.clone().or_else(|| defaults.bird_socket.clone()),
+            confd_config: self.confd_config.clone().or_else(|| defaults.confd_config.clone()),
+            firewall: self.firewall.clone().or_else(|| defaults.firewall.clone()),
+            frr_pathspace: self.frr_pathspace.clone().or_else(|| defaults.frr_pathspace.clone()),
+            platform: self.platform.clone().or_else(|| defaults.platform.clone()),
+        }
+    }
+}
+
+/// `--inventory FILE`: how to reach each host, with defaults.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Inventory {
+    #[serde(default)]
+    pub defaults: HostSettings,
+    #[serde(default)]
+    pub hosts: BTreeMap<String, HostSettings>,
+}
+
+impl Inventory {
+    pub fn read(path: &Path) -> Result<Inventory, String> {
+        let text = std::fs::read_to_string(path).map_err(|error| format!("cannot read inventory `{}`: {error}", path.display()))?;
+        let inventory: Inventory = serde_saphyr::from_str(&text).map_err(|error| format!("inventory `{}`: {error}", path.display()))?;
+        for (name, settings) in std::iter::once((&"defaults".to_string(), &inventory.defaults)).chain(&inventory.hosts) {
+            // A host's name is an SSH destination when it has no address, and names it in
+            // messages: a plain word only.
+            if !is_safe_word(name) || name.starts_with('-') {
+                return Err(format!(
+                    "inventory `{}`: the host name `{name}` holds characters calplan will not pass to a shell",
+                    path.display()
+                ));
+            }
+            check_settings(name, settings).map_err(|error| format!("inventory `{}`: {error}", path.display()))?;
+        }
+        Ok(inventory)
+    }
+
+    pub fn host(&self, name: &str) -> Host {
+        let settings = self.hosts.get(name).cloned().unwrap_or_default().over(&self.defaults);
+        Host { name: name.to_string(), settings }
+    }
+}
+
+fn check_settings(name: &str, settings: &HostSettings) -> Result<(), String> {
+    let word = |value: &Option<String>, what: &str| match value {
+        Some(text) if !is_safe_word(text) => Err(format!("{name}: `{what}` `{text}` holds characters calplan will not pass to a shell")),
+        _ => Ok(()),
+    };
+    word(&settings.address, "address")?;
+    word(&settings.user, "user")?;
+    word(&settings.netns, "netns")?;
+    word(&settings.frr_pathspace, "frrPathspace")?;
+    for (value, what) in [
+        (&settings.root, "root"),
+        (&settings.bird_socket, "birdSocket"),
+        (&settings.confd_config, "confdConfig"),
+        (&settings.identity, "identity"),
+        (&settings.known_hosts, "knownHosts"),
+    ] {
+        if let Some(path) = value
+            && (!path.starts_with('/') || !path.split('/').all(|part| part.is_empty() || is_safe_word(part)))
+        {
+            return Err(format!("{name}: `{what}` must be an absolute path of plain names, not `{path}`"));
+        }
+    }
+    if let Some(firewall) = &settings.firewall
+        && firewall != "nft"
+        && firewall != "iptables"
+    {
+        return Err(format!("{name}: `firewall` is `nft` or `iptables`, not `{firewall}`"));
+    }
+    if let Some(platform) = &settings.platform
+        && !matches!(platform.as_str(), "linux" | "frr" | "ios" | "junos")
+    {
+        return Err(format!("{name}: `platform` is `linux`, `frr`, `ios` or `junos`, not `{platform}`"));
+    }
+    for (value, what) in [(&settings.address, "address"), (&settings.user, "user"), (&settings.netns, "netns")] {
+        if value.as_deref().is_some_and(|text| text.starts_with('-')) {
+            return Err(format!("{name}: `{what}` must not start with `-`"));
+        }
+    }
+    Ok(())
+}
+
+/// Letters, digits and `.-_:@` only: DNS names, addresses, user and namespace names.
+pub fn is_safe_word(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:@".contains(&b))
+}
+
+/// A host, resolved against the inventory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    pub settings: HostSettings,
+}
+
+impl Host {
+    pub fn root(&self) -> String {
+        self.settings.root.clone().unwrap_or_else(|| "/etc/calplan".into())
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        format!("{}/{file}", self.root())
+    }
+
+    pub fn bird_socket(&self) -> String {
+        self.settings.bird_socket.clone().unwrap_or_else(|| "/run/bird/bird.ctl".into())
+    }
+
+    pub fn firewall(&self) -> &str {
+        self.settings.firewall.as_deref().unwrap_or("nft")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportKind {
+    Local,
+    Ssh,
+    Netns,
+}
+
+/// What a command printed and how it ended.
+#[derive(Clone, Debug)]
+pub struct CommandOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub struct Transport {
+    pub kind: TransportKind,
+}
+
+impl Transport {
+    /// How a host is reached, for messages.
+    pub fn describe(&self, host: &Host) -> String {
+        match self.kind {
+            TransportKind::Local => format!("`{}` (this machine)", host.name),
+            TransportKind::Netns => format!("`{}` (namespace {})", host.name, host.settings.netns.as_deref().unwrap_or("?")),
+            TransportKind::Ssh => format!("`{}` (ssh {})", host.name, self.destination(host)),
+        }
+    }
+
+    /// `[user@]address`, checked again here: it is the one word ssh itself interprets.
+    fn checked_destination(&self, host: &Host) -> Result<String, String> {
+        let address = host.settings.address.clone().unwrap_or_else(|| host.name.clone());
+        let words = [Some(&address), host.settings.user.as_ref()];
+        if words.into_iter().flatten().any(|word| !is_safe_word(word) || word.starts_with('-')) {
+            return Err(format!(
+                "refusing to reach `{}` over ssh: its address or user holds characters calplan will not pass on",
+                host.name
+            ));
+        }
+        Ok(self.destination(host))
+    }
+
+    fn destination(&self, host: &Host) -> String {
+        let address = host.settings.address.clone().unwrap_or_else(|| host.name.clone());
+        match &host.settings.user {
+            Some(user) => format!("{user}@{address}"),
+            None => address,
+        }
+    }
+
+    /// The argument vector that runs `argv` on the host.
+    fn command(&self, host: &Host, argv: &[String]) -> Result<Vec<String>, String> {
+        let mut inner: Vec<String> = Vec::new();
+        if let Some(namespace) = &host.settings.netns {
+            inner.extend(["ip".into(), "netns".into(), "exec".into(), namespace.clone()]);
+        } else if self.kind == TransportKind::Netns {
+            return Err(format!("`{}` has no namespace: give it `netns` in the inventory", host.name));
+        }
+        inner.extend(argv.iter().cloned());
+        if self.kind != TransportKind::Ssh {
+            return Ok(inner);
+        }
+        let mut command: Vec<String> =
+            vec!["ssh".into(), "-o".into(), "BatchMode=yes".into(), "-o".into(), "StrictHostKeyChecking=yes".into()];
+        if let Some(directory) = SSH_CONTROL_DIRECTORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref() {
+            command.extend(["-o".into(), "ControlMaster=auto".into(), "-o".into(), format!("ControlPath={}/%C", directory.display())]);
+            command.extend(["-o".into(), "ControlPersist=60".into()]);
+        }
+        if let Some(known_hosts) = &host.settings.known_hosts {
+            command.extend(["-o".into(), format!("UserKnownHostsFile={known_hosts}")]);
+        }
+        if let Some(identity) = &host.settings.identity {
+            command.extend(["-i".into(), identity.clone(), "-o".into(), "IdentitiesOnly=yes".into()]);
+        }
+        if let Some(port) = host.settings.port {
+            command.extend(["-p".into(), port.to_string()]);
+        }
+        command.push("--".into());
+        command.push(self.checked_destination(host)?);
+        command.push(inner.iter().map(|argument| shell_quote(argument)).collect::<Vec<_>>().join(" "));
+        Ok(command)
+    }
+
+    /// Runs a command on the host, feeding `stdin`.
+    pub fn run(&self, host: &Host, argv: &[&str], stdin: Option<&[u8]>) -> Result<CommandOutput, String> {
+        let argv: Vec<String> = argv.iter().map(|argument| argument.to_string()).collect();
+        let command = self.command(host, &argv)?;
+        let mut child = Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| format!("cannot run `{}` for {}: {error}", command[0], self.describe(host)))?;
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            pipe.write_all(input).map_err(|error| format!("cannot feed `{}` on {}: {error}", argv[0], self.describe(host)))?;
+        }
+        let output = child.wait_with_output().map_err(|error| format!("`{}` on {} failed: {error}", argv[0], self.describe(host)))?;
+        Ok(CommandOutput {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// Runs a command and fails with its error output when it fails.
+    pub fn check(&self, host: &Host, argv: &[&str], stdin: Option<&[u8]>) -> Result<String, String> {
+        let output = self.run(host, argv, stdin)?;
+        if output.success {
+            Ok(output.stdout)
+        } else {
+            let detail = if output.stderr.trim().is_empty() { output.stdout.trim() } else { output.stderr.trim() };
+            Err(format!("`{}` failed on {}: {detail}", argv.join(" "), self.describe(host)))
+        }
+    }
+
+    /// Writes a file on the host through a temporary name and a rename.
+    pub fn write_file(&self, host: &Host, path: &str, contents: &[u8], mode: u32) -> Result<(), String> {
+        check_path(path)?;
+        if self.kind != TransportKind::Ssh {
+            return crate::state::write_atomically(&PathBuf::from(path), contents, mode);
+        }
+        let directory = path.rsplit_once('/').map_or("/", |(directory, _)| directory);
+        let temporary = format!("{path}.calplan-new");
+        let mode = format!("{mode:o}");
+        // One round trip: a constant script, with the checked words as its positional
+        // arguments (quoted like every other word), so nothing is spliced into shell syntax.
+        // The file is created under umask 077 and only then given its mode, so a secret is
+        // never readable by others, not even for a moment; `cat` prints nothing an error
+        // message could carry.
+        self.check(host, &["sh", "-c", REMOTE_WRITE, "sh", directory, &mode, &temporary, path], Some(contents))?;
+        Ok(())
+    }
+
+    /// A file's contents, or `None` when it does not exist.
+    pub fn read_file(&self, host: &Host, path: &str) -> Result<Option<String>, String> {
+        check_path(path)?;
+        if self.kind != TransportKind::Ssh {
+            return match std::fs::read_to_string(path) {
+                Ok(text) => Ok(Some(text)),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(format!("cannot read `{path}`: {error}")),
+            };
+        }
+        let output = self.run(host, &["cat", path], None)?;
+        Ok(output.success.then_some(output.stdout))
+    }
+
+    pub fn remove_file(&self, host: &Host, path: &str) -> Result<(), String> {
+        check_path(path)?;
+        if self.kind != TransportKind::Ssh {
+            return match std::fs::remove_file(path) {
+                Ok(()) => Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(error) => Err(format!("cannot remove `{path}`: {error}")),
+            };
+        }
+        self.check(host, &["rm", "-f", path], None).map(|_| ())
+    }
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') && !path.contains("..") && path.split('/').all(|part| part.is_empty() || is_safe_word(part)) {
+        Ok(())
+    } else {
+        Err(format!("refusing the path `{path}`: calplan only writes absolute paths of plain names"))
+    }
+}
+
+/// POSIX shell single-quoting.
+pub fn shell_quote(argument: &str) -> String {
+    format!("'{}'", argument.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_commands_are_quoted_word_by_word() {
+        let transport = Transport { kind: TransportKind::Ssh };
+        let host = Host {
+            name: "n1".into(),
+            settings: HostSettings {
+                address: Some("127.0.0.1".into()),
+                port: Some(2222),
+                netns: Some("lab-0".into()),
+                ..HostSettings::default()
+            },
+        };
+        let command = transport.command(&host, &["birdc".into(), "show protocols; rm -rf /".into()]).unwrap();
+        assert_eq!(command.last().unwrap(), "'ip' 'netns' 'exec' 'lab-0' 'birdc' 'show protocols; rm -rf /'");
+        assert!(command.contains(&"StrictHostKeyChecking=yes".to_string()));
+    }
+
+    #[test]
+    fn unsafe_inventory_values_are_refused() {
+        let settings = HostSettings { address: Some("host; reboot".into()), ..HostSettings::default() };
+        assert!(check_settings("n1", &settings).is_err());
+        let settings = HostSettings { user: Some("-oProxyCommand=reboot".into()), ..HostSettings::default() };
+        assert!(check_settings("n1", &settings).is_err());
+        let settings = HostSettings { platform: Some("cisco".into()), ..HostSettings::default() };
+        assert!(check_settings("r1", &settings).is_err());
+        assert!(check_path("/etc/calplan/../shadow").is_err());
+        assert!(check_path("/etc/calplan/bird.cfg").is_ok());
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}
