@@ -11,6 +11,7 @@ mod current;
 mod golden;
 mod lab;
 mod laws;
+mod limits;
 mod never_panics;
 mod routers;
 mod rules;
