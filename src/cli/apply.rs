@@ -47,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let (name, text) = super::read_text(&args.plan)?;
+    let (name, text) = super::input::read_plan_text(&args.plan)?;
     let plan = super::show::read_plan(&args.plan)?;
     let plan_digest = calplan_plan::current::text_digest(&text);
     let _lock = Lock::acquire(&args.state, &apply::lock::describe_holder(&format!("`{name}`")))
@@ -129,13 +129,13 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
     let touched = apply::planned_digests(plan);
     let mut changed = Vec::new();
     if Path::new(&plan.intent.name).is_file()
-        && let Ok(text) = std::fs::read_to_string(&plan.intent.name)
+        && let Ok((_, text)) = super::read_file_as(Path::new(&plan.intent.name), super::FileKinds::Regular)
         && calplan_plan::current::text_digest(&text) != plan.intent.sha256
     {
         changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
     }
     for source in &plan.current {
-        let loaded = match current::load(std::slice::from_ref(&source.name)) {
+        let loaded = match current::load_again(std::slice::from_ref(&source.name)) {
             Ok(loaded) => loaded,
             Err(CliError::Message(message)) => {
                 return Err(CliError::Message(format!("stale plan: cannot read `{}` again: {message}", source.name)));
@@ -183,7 +183,7 @@ fn applied_baseline(plan: &Plan) -> Result<Option<BTreeMap<String, String>>, Cli
     let kind = calplan_plan::current::SourceKind::AppliedState.as_str();
     let mut baseline: Option<BTreeMap<String, String>> = None;
     for source in plan.current.iter().filter(|source| source.kind == kind) {
-        let loaded = current::load(std::slice::from_ref(&source.name))?;
+        let loaded = current::load_again(std::slice::from_ref(&source.name))?;
         let files = loaded.state.applied.unwrap_or_default();
         baseline
             .get_or_insert_with(BTreeMap::new)
@@ -195,7 +195,7 @@ fn applied_baseline(plan: &Plan) -> Result<Option<BTreeMap<String, String>>, Cli
 /// Each router's platform, which decides which of its files apply loads, from the intent the
 /// plan was made from when it is still there unchanged; the inventory may say otherwise.
 fn router_platforms(plan: &Plan) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(&plan.intent.name) else { return BTreeMap::new() };
+    let Ok((_, text)) = super::read_file_as(Path::new(&plan.intent.name), super::FileKinds::Regular) else { return BTreeMap::new() };
     if calplan_plan::current::text_digest(&text) != plan.intent.sha256 {
         return BTreeMap::new();
     }

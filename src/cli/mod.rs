@@ -104,7 +104,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-pub use input::read_text;
+pub use input::{FileKinds, describe_type, read_file_as, read_text};
 
 /// Whether to colour output written to standard error.
 pub fn stderr_color() -> bool {

@@ -23,6 +23,30 @@ pub fn calplan_with(args: &[&str], environment: &[(&str, &str)]) -> Output {
     command.output().expect("calplan runs")
 }
 
+/// `calplan ARGS`, killed and failed if it has not finished within `limit`: for inputs that
+/// used to make calplan wait for ever.
+pub fn calplan_within(args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calplan"))
+        .args(args)
+        .current_dir(golden::root())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("calplan runs");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("`calplan {}` still ran after {limit:?}:\n{}", args.join(" "), text(&output.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 pub fn calplan_stdin(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_calplan"))

@@ -478,3 +478,99 @@ fn a_block_size_change_in_place_replaces_the_pool() {
     );
     assert_eq!(plan["summary"]["replace"], 1);
 }
+
+fn mkfifo(path: &Path) {
+    let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
+}
+
+const POOL: &str =
+    "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: default-ipv4-ippool\nspec:\n  cidr: 192.168.0.0/16\n";
+
+/// A FIFO in a `--current` directory used to block the read for ever; links out of the
+/// directory were followed (a link to `/` walked the whole file system). Both are passed over,
+/// and said so; a link to a file inside the directory is read.
+#[test]
+fn a_directory_is_read_without_fifos_or_links_out_of_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let current = directory.path().join("current");
+    write(&current.join("ippools.yaml"), POOL);
+    mkfifo(&current.join("bgppeers.yaml"));
+    std::os::unix::fs::symlink("/", current.join("root")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", current.join("hostname.yaml")).unwrap();
+    std::os::unix::fs::symlink(&current, current.join("loop")).unwrap();
+    std::os::unix::fs::symlink("ippools.yaml", current.join("pools-again.yaml")).unwrap();
+    std::os::unix::fs::symlink("nothing-here", current.join("dangling.yaml")).unwrap();
+    let output = crate::cli::calplan_within(&["import", "--current", current.to_str().unwrap()], Duration::from_secs(20));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(text(&output.stdout).contains("cidr: 192.168.0.0/16"), "{}", text(&output.stdout));
+    for (name, why) in [
+        ("bgppeers.yaml", "is a FIFO, not a regular file; passed over"),
+        ("root", "is a link leading out of"),
+        ("hostname.yaml", "is a link leading out of"),
+        ("loop", "is a link to a directory; passed over"),
+        ("dangling.yaml", "is a link to nothing; passed over"),
+    ] {
+        assert!(stderr.contains(&format!("note: `{}` {why}", current.join(name).display())), "{name}: {stderr}");
+    }
+    assert!(!stderr.contains("pools-again.yaml"), "a link inside the directory is read: {stderr}");
+}
+
+/// An earlier output directory: an unlisted link to `/` is one unlisted entry, not a walk of
+/// the file system, and a listed artifact that became a FIFO is an error, not a wait.
+#[test]
+fn an_output_directory_is_read_without_following_unlisted_links_or_waiting_on_fifos() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("out");
+    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    std::os::unix::fs::symlink("/", out.join("nodes/escape")).unwrap();
+    let output = crate::cli::calplan_within(&["status", "--current", out.to_str().unwrap()], Duration::from_secs(20));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("`nodes/escape` is not listed in the manifest and is ignored"), "{stderr}");
+
+    let routes = out.join("nodes/cs1-k8s-m1.zpepc.com.cn/routes");
+    std::fs::remove_file(&routes).unwrap();
+    mkfifo(&routes);
+    let output = crate::cli::calplan_within(&["status", "--current", out.to_str().unwrap()], Duration::from_secs(20));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("routes`: it is a FIFO, not a regular file"), "{stderr}");
+}
+
+/// A plan's source that became a FIFO: apply's freshness check refuses it at once (it used to
+/// wait for a writer, holding the apply lock).
+#[test]
+fn apply_refuses_a_plan_source_that_became_a_fifo() {
+    let directory = tempfile::tempdir().unwrap();
+    let source = directory.path().join("ippools.yaml");
+    write(&source, POOL);
+    let plan = directory.path().join("plan.json");
+    let output = calplan(&["plan", "testdata/seed-rr/intent.yaml", "--current", source.to_str().unwrap(), "-o", plan.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    std::fs::remove_file(&source).unwrap();
+    mkfifo(&source);
+    let state = directory.path().join("state");
+    let args = ["apply", plan.to_str().unwrap(), "--state", state.to_str().unwrap(), "--only", "nodes", "--auto-approve"];
+    let output = crate::cli::calplan_within(&args, Duration::from_secs(20));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stale plan: cannot read") && stderr.contains("it is a FIFO, not a regular file"), "{stderr}");
+}
+
+/// Files past the size calplan reads are refused before they are read.
+#[test]
+fn a_current_state_file_too_large_to_read_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("huge.yaml");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(65 << 20).unwrap();
+    for args in [vec!["status", "--current", path.to_str().unwrap()], vec!["check", path.to_str().unwrap()]] {
+        let output = crate::cli::calplan_within(&args, Duration::from_secs(20));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("is too large to read: 68157440 bytes, more than the 64 MiB calplan reads"), "{stderr}");
+    }
+}

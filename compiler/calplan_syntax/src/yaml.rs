@@ -239,7 +239,9 @@ pub fn parse_with(file: FileId, text: &str, base: usize, limits: Limits) -> Resu
             let offset = base + byte_offset(text, error.marker().byte_offset(), error.marker().index());
             let span = Span::new(file, offset, offset);
             match error.kind() {
-                ErrorKind::RecursionLimitExceeded => limit_error(span, format!("the YAML nests deeper than {} levels here", limits.max_depth)),
+                ErrorKind::RecursionLimitExceeded => {
+                    limit_error(span, format!("the YAML nests deeper than {} levels here", limits.max_depth))
+                }
                 _ => SyntaxError { span, message: error.info().to_string(), limit: false },
             }
         })?;
@@ -510,7 +512,8 @@ mod tests {
         text.push_str(&format!("x1: {}*x0{}\n", "[".repeat(30), "]".repeat(30)));
         let error = parse(FileId(0), &text).unwrap_err();
         assert!(error.limit && error.message.contains("once this alias is expanded"), "{error:?}");
-        let many: String = std::iter::once("a: &a x\n".to_string()).chain((0..=LIMITS.max_aliases).map(|n| format!("b{n}: *a\n"))).collect();
+        let many: String =
+            std::iter::once("a: &a x\n".to_string()).chain((0..=LIMITS.max_aliases).map(|n| format!("b{n}: *a\n"))).collect();
         let Err(error) = parse(FileId(0), &many) else { panic!("too many aliases") };
         assert!(error.message.contains("more than 10000 aliases"), "{error:?}");
     }
