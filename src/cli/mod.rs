@@ -10,6 +10,7 @@ mod graph;
 mod import;
 mod input;
 mod lab;
+mod output_dir;
 mod plan;
 mod routes;
 mod schema;
