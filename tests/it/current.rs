@@ -574,3 +574,184 @@ fn a_current_state_file_too_large_to_read_is_refused() {
         assert!(stderr.contains("is too large to read: 68157440 bytes, more than the 64 MiB calplan reads"), "{stderr}");
     }
 }
+
+/// Current state that Calico itself would refuse used to be dropped without a word, and
+/// `import` then wrote an intent that failed `check`. Each value is an error at its own line
+/// and column, and nothing is imported.
+#[test]
+fn current_state_calico_would_refuse_is_located_and_not_imported() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("exports.yaml");
+    write(
+        &path,
+        "apiVersion: projectcalico.org/v3\n\
+         kind: Node\n\
+         metadata: {name: n1}\n\
+         spec:\n  bgp: {ipv4Address: 999.1.1.1/24}\n\
+         ---\n\
+         apiVersion: projectcalico.org/v3\n\
+         kind: BGPPeer\n\
+         metadata: {name: p1}\n\
+         spec: {peerSelector: has(a) &&&, asNumber: 64512}\n\
+         ---\n\
+         apiVersion: projectcalico.org/v3\n\
+         kind: IPPol\n\
+         metadata: {name: pool}\n\
+         ---\n\
+         apiVersion: projectcalico.org/v3\n\
+         kind: NodeList\n\
+         items: 5\n\
+         ---\n\
+         apiVersion: projectcalico.org/v3\n\
+         kind: IPPool\n\
+         metadata: {name: pool}\n\
+         spec: {cidr: 10.0.0.0/16, blockSize: 8}\n",
+    );
+    let output = calplan(&["import", "--current", path.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "no intent is written");
+    for (at, message) in [
+        ("exports.yaml:5:22", "`ipv4Address` is not an IPv4 address or CIDR: `999.1.1.1/24`"),
+        ("exports.yaml:10:22", "`peerSelector` does not parse as a selector"),
+        ("exports.yaml:13:7", "`IPPol` is not a kind of `projectcalico.org/v3`"),
+        ("exports.yaml:18:8", "`items` must be a list of resources, found an integer"),
+        ("exports.yaml:23:38", "IPv4 block size must be between 20 and 32"),
+    ] {
+        assert!(stderr.contains(message), "{message}: {stderr}");
+        assert!(stderr.contains(at), "{at} ({message}): {stderr}");
+    }
+    assert!(stderr.contains("did you mean `IPPool`?"), "{stderr}");
+    assert_eq!(stderr.matches("error[E0702]").count(), 5, "{stderr}");
+}
+
+/// What Calico reads without complaint reads here too: `spec: null` is the zero value, and an
+/// empty entry `{}` among the service ranges is skipped as confd skips it (Calico's own confd
+/// fixture `mesh/static-routes` has them). A misspelt field, which Calico ignored, is a warning
+/// at the field with the field it was meant to be, and the imported intent keeps Calico's
+/// default, as the cluster does.
+#[test]
+fn current_state_is_read_as_calico_reads_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("exports.yaml");
+    write(
+        &path,
+        "kind: BGPConfiguration\n\
+         apiVersion: projectcalico.org/v3\n\
+         metadata: {name: default}\n\
+         spec:\n  serviceClusterIPs:\n  - cidr: 10.101.0.0/16\n  - {}\n  serviceLoadBalancerIPs:\n  - cidr: 80.15.0.0/24\n  - {}\n\
+         ---\n\
+         kind: Node\n\
+         apiVersion: projectcalico.org/v3\n\
+         metadata: {name: kube-master}\n\
+         spec: null\n\
+         ---\n\
+         kind: IPPool\n\
+         apiVersion: projectcalico.org/v3\n\
+         metadata: {name: default-ipv4-ippool}\n\
+         spec:\n  cidr: 192.168.0.0/16\n  bolockSize: 24\n",
+    );
+    let output = calplan(&["import", "--current", path.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning[W0703]: `bolockSize` is not a field of an IPPool's `spec`: Calico ignores it"), "{stderr}");
+    assert!(stderr.contains("exports.yaml:22:3"), "{stderr}");
+    assert!(stderr.contains("did you mean `blockSize`? Calico ignored `bolockSize`, so `blockSize` has its default"), "{stderr}");
+    assert!(!stderr.contains("no place in the intent"), "a field Calico ignored is not an import note: {stderr}");
+    let intent = text(&output.stdout);
+    assert!(intent.contains("blockSize: 26"), "the block size the cluster has: {intent}");
+    assert!(intent.contains("- 10.101.0.0/16\n") && intent.contains("- 80.15.0.0/24\n"), "{intent}");
+    assert!(intent.contains("name: kube-master"), "{intent}");
+    let imported = directory.path().join("imported.yaml");
+    write(&imported, &intent);
+    let output = calplan(&["check", imported.to_str().unwrap(), "--format", "json"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let errors: Vec<&Value> = report["diagnostics"].as_array().unwrap().iter().filter(|d| d["severity"] == "error").collect();
+    assert!(
+        errors.iter().all(|d| d["code"] != "E0101" && d["code"] != "E0004" && d["code"] != "E0003"),
+        "the ranges and fields read back: {report}"
+    );
+}
+
+/// Through `--current`, the inputs that aborted or exhausted calplan through the intent: a
+/// BGPPeer's selector nested 30,000 deep, aliases of aliases, YAML and JSON nested 100,000 deep.
+#[test]
+fn hostile_current_state_files_are_errors_not_aborts() {
+    let directory = tempfile::tempdir().unwrap();
+    let peer = directory.path().join("peer.yaml");
+    write(
+        &peer,
+        &format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p}}\nspec: {{peerSelector: '{}all()', asNumber: 64512}}\n",
+            "!".repeat(30_000)
+        ),
+    );
+    let mut laughs = String::from(
+        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec:\n  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for level in 1..9 {
+        laughs.push_str(&format!("  a{level}: &a{level} [{}]\n", vec![format!("*a{}", level - 1); 10].join(", ")));
+    }
+    let aliases = directory.path().join("aliases.yaml");
+    write(&aliases, &laughs);
+    let nested = directory.path().join("nested.yaml");
+    write(
+        &nested,
+        &format!(
+            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: n}}\nspec: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
+    );
+    let routes = directory.path().join("n1.json");
+    write(&routes, &format!("[{{\"dst\": {}1{}}}]", "[".repeat(100_000), "]".repeat(100_000)));
+    for (path, expected) in [
+        (&peer, "the selector nests deeper than 64"),
+        (&aliases, "error[E0008]: the YAML's aliases expand to more than"),
+        (&nested, "error[E0008]: the YAML nests deeper than 64 levels"),
+        (&routes, "recursion limit exceeded"),
+    ] {
+        let output = crate::cli::calplan_within(&["status", "--current", path.to_str().unwrap()], Duration::from_secs(30));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{}: {stderr}", path.display());
+        assert!(stderr.contains(expected), "{}: {stderr}", path.display());
+        assert!(stderr.len() < 16 << 10, "{}: {} bytes of errors", path.display(), stderr.len());
+    }
+}
+
+/// etcd values are read as the exports are: `"spec": null` is the zero value, a field Calico
+/// does not know is a warning at its place in the listing, and a value Calico refuses is an
+/// error there; JSON nested past serde_json's limit is an error, not an abort.
+#[test]
+fn etcd_values_are_read_as_calico_reads_them_real_etcd() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    let resource = |plural: &str, name: &str, value: &str| {
+        client.create(&format!("/calico/resources/v3/projectcalico.org/{plural}/{name}"), value.as_bytes()).unwrap();
+    };
+    resource("nodes", "n1", r#"{"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":"n1"},"spec":null}"#);
+    resource(
+        "ippools",
+        "p1",
+        r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"p1"},"spec":{"cidr":"10.0.0.0/16","bolockSize":24}}"#,
+    );
+    let output = calplan(&["import", "--current", &etcd.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning[W0703]: `bolockSize` is not a field of an IPPool's `spec`"), "{stderr}");
+    assert!(stderr.contains(&format!("{}:3:108", etcd.source())), "at the field in the listing: {stderr}");
+    assert!(text(&output.stdout).contains("name: n1"), "{}", text(&output.stdout));
+
+    resource(
+        "bgppeers",
+        "rr",
+        r#"{"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{"name":"rr"},"spec":{"peerSelector":"has(a) &&&"}}"#,
+    );
+    resource("bgppeers", "deep", &format!(r#"{{"metadata":{{"name":"deep"}},"spec":{}1{}}}"#, "[".repeat(100_000), "]".repeat(100_000)));
+    let output = crate::cli::calplan_within(&["status", "--current", &etcd.source()], Duration::from_secs(30));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error[E0702]: `peerSelector` does not parse as a selector"), "{stderr}");
+    assert!(stderr.contains("recursion limit exceeded"), "{stderr}");
+    assert!(stderr.len() < 16 << 10, "{} bytes of errors", stderr.len());
+}

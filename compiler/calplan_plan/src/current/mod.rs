@@ -12,6 +12,7 @@ pub mod etcd_layout;
 pub mod ip_routes;
 pub mod ipam_blocks;
 mod table;
+pub mod validate;
 pub mod workloads;
 
 use calplan_calico::resources::ResourceSet;
