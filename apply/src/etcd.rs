@@ -8,7 +8,12 @@
 //!
 //! This is the edge: the only network code in calplan. It talks plain HTTP (no TLS) to one
 //! endpoint, with a timeout on every request, names `HOST:PORT` in every error, and never
-//! puts credentials in an address: `etcd://user:pass@…` is refused. What the keys mean is
+//! puts credentials in an address: `etcd://user:pass@…` is refused. It trusts the endpoint no
+//! further than it must: a redirect is refused, not followed (the next hop could be anything);
+//! an answer without etcd's response header (`header.cluster_id`, `header.revision`) is not
+//! etcd, and is refused rather than read as an empty datastore, whose plan would recreate
+//! everything; and an error repeats at most etcd's own reason, shortened and without control
+//! characters, never the body another server sent. What the keys mean is
 //! `calplan_plan::current::etcd_layout`'s business, not this module's.
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
@@ -157,6 +162,8 @@ impl Client {
             .http_status_as_error(false)
             // Loopback etcd must never be reached through an `HTTP_PROXY` from the environment.
             .proxy(None)
+            // A redirect comes back as the answer, and is refused.
+            .max_redirects(0)
             .build()
             .new_agent();
         Client { endpoint, agent }
@@ -176,12 +183,32 @@ impl Client {
             .send(body.to_string())
             .map_err(unreachable)?;
         let status = response.status().as_u16();
-        let text = response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_string().map_err(unreachable)?;
         let malformed = |message: String| EtcdError::Malformed { endpoint: endpoint.clone(), path: path.to_string(), message };
-        let value: Value = serde_json::from_str(&text).map_err(|error| malformed(format!("{error}: {}", excerpt(&text))))?;
+        if (300..400).contains(&status) {
+            return Err(malformed(format!(
+                "HTTP {status}, a redirect: calplan does not follow redirects from an etcd endpoint; give etcd's own address"
+            )));
+        }
+        let text = response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_string().map_err(unreachable)?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|_| malformed(format!("HTTP {status} with {} bytes that are not JSON: not etcd's JSON gateway", text.len())))?;
         if !(200..300).contains(&status) {
-            let message = value.get("message").or_else(|| value.get("error")).and_then(Value::as_str).unwrap_or("no reason given");
-            return Err(EtcdError::Refused { endpoint, path: path.to_string(), status, message: message.to_string() });
+            let message =
+                value.get("message").or_else(|| value.get("error")).and_then(Value::as_str).map_or("no reason given".into(), reason);
+            return Err(EtcdError::Refused { endpoint, path: path.to_string(), status, message });
+        }
+        let header = &value["header"];
+        // The gateway writes 64-bit fields as decimal strings (a cluster ID is a u64).
+        let cluster_id = match &header["cluster_id"] {
+            Value::String(text) => text.parse::<u64>().unwrap_or(0),
+            Value::Number(number) => number.as_u64().unwrap_or(0),
+            _ => 0,
+        };
+        if cluster_id == 0 || int(&header["revision"]) == 0 {
+            return Err(malformed(
+                "the answer has no etcd response header (`header.cluster_id` and `header.revision`): this is not etcd's v3 API, and calplan will not read it as an empty datastore"
+                    .into(),
+            ));
         }
         Ok(value)
     }
@@ -195,7 +222,8 @@ impl Client {
         let healthy = serde_json::from_str::<Value>(&text).ok().and_then(|value| value.get("health").cloned());
         match healthy {
             Some(Value::String(health)) if health == "true" => Ok(()),
-            _ => Err(EtcdError::Unreachable { endpoint, message: format!("not healthy: {}", excerpt(&text)) }),
+            Some(_) => Err(EtcdError::Unreachable { endpoint, message: "not healthy: `/health` does not say `true`".into() }),
+            None => Err(EtcdError::Unreachable { endpoint, message: "`/health` did not answer as etcd does".into() }),
         }
     }
 
@@ -379,12 +407,14 @@ fn describe(error: &ureq::Error) -> String {
     }
 }
 
-fn excerpt(text: &str) -> String {
-    let mut excerpt: String = text.chars().take(200).collect();
-    if excerpt.len() < text.len() {
-        excerpt.push('…');
+/// etcd's reason for refusing a request, as calplan repeats it: without control characters (a
+/// terminal would act on them) and at most 200 characters.
+fn reason(message: &str) -> String {
+    let kept: String = message.chars().filter(|c| !c.is_control()).collect();
+    match kept.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &kept[..end]),
+        None => kept,
     }
-    excerpt
 }
 
 #[cfg(test)]

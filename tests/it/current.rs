@@ -755,3 +755,112 @@ fn etcd_values_are_read_as_calico_reads_them_real_etcd() {
     assert!(stderr.contains("recursion limit exceeded"), "{stderr}");
     assert!(stderr.len() < 16 << 10, "{} bytes of errors", stderr.len());
 }
+
+/// An HTTP server on loopback that answers every request with one fixed response, counting
+/// the requests: the endpoint that is not etcd, which the etcd client must refuse.
+struct NotEtcd {
+    port: u16,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NotEtcd {
+    fn answering(response: String) -> NotEtcd {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counted, stopped) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let _ = reader.into_inner().write_all(response.as_bytes());
+            }
+        });
+        NotEtcd { port, requests, stop, thread: Some(thread) }
+    }
+
+    fn source(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for NotEtcd {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn http(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    )
+}
+
+/// An endpoint that answers `{}` is not etcd, and used to read as an empty datastore, so the
+/// plan recreated everything: without etcd's response header the answer is refused. A
+/// redirect is refused, not followed; and a body is never repeated in the error.
+#[test]
+fn an_endpoint_that_is_not_etcd_is_refused() {
+    let empty = NotEtcd::answering(http("200 OK", "", "{}"));
+    let output = calplan(&["plan", "testdata/seed-rr/intent.yaml", "--current", &empty.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no etcd response header") && stderr.contains("will not read it as an empty datastore"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no plan: {}", text(&output.stdout));
+
+    // Even to a server that answers as etcd would, a redirect is not followed.
+    let elsewhere =
+        NotEtcd::answering(http("200 OK", "", r#"{"header":{"cluster_id":"1","member_id":"2","revision":"9","raft_term":"2"}}"#));
+    let location = format!("location: http://127.0.0.1:{}/v3/kv/range\r\n", elsewhere.port);
+    let redirecting = NotEtcd::answering(http("307 Temporary Redirect", &location, ""));
+    let output = calplan(&["status", "--current", &redirecting.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 307, a redirect: calplan does not follow redirects"), "{stderr}");
+    assert_eq!(elsewhere.requests(), 0, "the redirect was followed");
+    assert_eq!(redirecting.requests(), 1);
+
+    let page = format!("<html><title>sign in</title>{}</html>", "token=hunter2 ".repeat(1000));
+    let portal = NotEtcd::answering(http("200 OK", "", &page));
+    let output = calplan(&["status", "--current", &portal.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("that are not JSON: not etcd's JSON gateway"), "{stderr}");
+    assert!(!stderr.contains("hunter2") && !stderr.contains("<html>"), "the body is not repeated: {stderr}");
+
+    let refusing = NotEtcd::answering(http("500 Internal Server Error", "", &format!(r#"{{"message":"\u001b[2J{}"}}"#, "x".repeat(5000))));
+    let output = calplan(&["status", "--current", &refusing.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 500") && !stderr.contains('\u{1b}') && stderr.len() < 1000, "{stderr}");
+}
