@@ -864,3 +864,23 @@ fn an_endpoint_that_is_not_etcd_is_refused() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("HTTP 500") && !stderr.contains('\u{1b}') && stderr.len() < 1000, "{stderr}");
 }
+
+/// A file with thousands of problems reports each in time proportional to its snippet: the
+/// human renderer used to scan the file from its start for every report, so 10,000 reports on
+/// a 60 KB file took a minute.
+#[test]
+fn thousands_of_problems_in_one_file_are_reported_in_linear_time() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("workloads.txt");
+    let mut table = String::from("NAMESPACE   NAME   WORKLOAD   NODE   NETWORKS   INTERFACE   PROFILES   NATS\n");
+    for row in 0..20_000 {
+        table.push_str(&format!("default   w{row}   pod-{row}   n1   10.0.{row}.300/32   cali0   kns.default\n"));
+    }
+    write(&path, &table);
+    let started = Instant::now();
+    let output = crate::cli::calplan_within(&["status", "--current", path.to_str().unwrap()], Duration::from_secs(120));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", &stderr[..stderr.len().min(2000)]);
+    assert_eq!(stderr.matches("error[E0701]").count(), 20_000, "{}", &stderr[..stderr.len().min(2000)]);
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+}

@@ -183,14 +183,25 @@ impl SourceCode for Report<'_> {
                 1,
             )));
         }
-        let contents = self.file.text().read_span(span, context_lines_before, context_lines_after)?;
+        // miette finds lines by scanning from the start of the text it is given: given only
+        // the lines around the span (a line more each side than it shows), a report costs the
+        // size of its snippet, not of the file, however many reports a file has.
+        let text = self.file.text();
+        let start = span.offset().min(text.len());
+        let end = (span.offset() + span.len()).min(text.len());
+        let first_line = self.file.line_col(start).line.saturating_sub(context_lines_before + 1).max(1);
+        let last_line = self.file.line_col(end).line + context_lines_after + 1;
+        let (from, to) = (self.file.line_start(first_line), self.file.line_start(last_line + 1));
+        let lines_before = first_line - 1;
+        let shifted = SourceSpan::from((start - from, end - start));
+        let contents = text[from..to].read_span(&shifted, context_lines_before, context_lines_after)?;
         Ok(Box::new(MietteSpanContents::new_named(
             self.file.name().to_string(),
             contents.data(),
-            *contents.span(),
-            contents.line(),
+            SourceSpan::from((contents.span().offset() + from, contents.span().len())),
+            contents.line() + lines_before,
             contents.column(),
-            contents.line_count(),
+            contents.line_count() + lines_before,
         )))
     }
 }
