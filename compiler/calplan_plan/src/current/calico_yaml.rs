@@ -47,7 +47,7 @@ pub fn read(file: FileId, text: &str) -> Read<ResourceSet> {
 }
 
 /// The resources in a document: a list's items, a sequence's elements, or the document.
-fn items<'a>(document: &'a Node, diagnostics: &mut Diagnostics) -> Vec<&'a Node> {
+pub(crate) fn items<'a>(document: &'a Node, diagnostics: &mut Diagnostics) -> Vec<&'a Node> {
     match &document.kind {
         NodeKind::Sequence(items) => items.iter().collect(),
         NodeKind::Mapping(_) if document.get("kind").and_then(Node::as_str).is_some_and(|kind| kind.ends_with("List")) => {
@@ -86,7 +86,7 @@ fn items<'a>(document: &'a Node, diagnostics: &mut Diagnostics) -> Vec<&'a Node>
     }
 }
 
-fn read_item(item: &Node, set: &mut ResourceSet, diagnostics: &mut Diagnostics) {
+pub(crate) fn read_item(item: &Node, set: &mut ResourceSet, diagnostics: &mut Diagnostics) {
     let Some(kind_text) = item.get("kind").and_then(Node::as_str) else {
         if item.as_mapping().is_some_and(|entries| !entries.is_empty()) {
             diagnostics.push(
