@@ -17,7 +17,7 @@
 //! reproducible from its seed; `calplan-fuzz one TARGET FILE` runs a kept input again.
 
 use calplan_diagnostics::SourceMap;
-use calplan_plan::current::{applied, calico_yaml, etcd_layout, ip_routes, ipam_blocks, workloads};
+use calplan_plan::current::{applied, calico_yaml, etcd_layout, ip_routes, ipam_blocks, kubernetes, workloads};
 
 /// What an input is fed to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +25,9 @@ pub enum Target {
     /// `calplan check`: parse, lower, validate, render every diagnostic format, and compile
     /// every artifact of a valid intent.
     Check,
-    /// Every `--current` reader, as text and as an etcd value, and what `status` and `import`
-    /// make of the resources read.
+    /// Every `--current` reader (Calico exports, kubectl exports of the Kubernetes datastore,
+    /// tables, route dumps, manifests), as text and as etcd values, and what `status` and
+    /// `import` make of the resources read.
     Current,
 }
 
@@ -60,9 +61,9 @@ fn check(text: String) {
     let diagnostics: Vec<_> = checked.diagnostics.clone().into_sorted().into_iter().take(RENDERED).collect();
     let rendered = calplan_diagnostics::render::human(&diagnostics, &checked.sources, false);
     assert_bounded(&rendered, &diagnostics);
-    let _ = calplan_diagnostics::render::json(&diagnostics, &checked.sources);
-    let _ = calplan_diagnostics::render::sarif(&diagnostics, &checked.sources, "fuzz");
-    let _ = calplan_diagnostics::render::github(&diagnostics, &checked.sources);
+    let _ = calplan_diagnostics::render::json(&diagnostics, &checked.allowed, &checked.sources);
+    let _ = calplan_diagnostics::render::sarif(&diagnostics, &checked.allowed, &checked.sources, "fuzz");
+    let _ = calplan_diagnostics::render::github(&diagnostics, &checked.allowed, &checked.sources);
     if let Some(analysis) = checked.valid() {
         let templates = calplan_targets::Templates::builtin();
         let context = calplan_targets::Context { analysis, templates: &templates, node: None, sink: None };
@@ -78,9 +79,10 @@ fn current(text: &str) {
     render(&sources, &read.diagnostics);
     if let Some(resources) = read.value {
         let _ = calplan_calico::status::rows(&calplan_calico::peering::Peerings::compute(&resources));
-        let (intent, _) = calplan_plan::import::intent_yaml(&resources, "fuzz");
+        let (intent, _) = calplan_plan::import::intent_yaml(&resources, "fuzz", None);
         let _ = calplan::pipeline::check("imported.yaml", intent, None);
     }
+    render(&sources, &kubernetes::read(file, text).diagnostics);
     render(&sources, &ipam_blocks::read(file, text).diagnostics);
     render(&sources, &workloads::read(file, text).diagnostics);
     render(&sources, &ip_routes::read(file, text).diagnostics);
