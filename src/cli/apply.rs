@@ -291,8 +291,12 @@ fn read_passwords(
                 )));
             }
             let path = directory.join(&name).join(&key);
-            let value = std::fs::read_to_string(&path)
-                .map_err(|error| CliError::Message(format!("cannot read the password `{}`: {error}", path.display())))?;
+            // A regular file only (Kubernetes mounts a Secret's keys as links to regular files):
+            // apply holds its lock here, and must not wait on a FIFO.
+            let (_, value) = super::read_file_as(&path, super::FileKinds::Regular).map_err(|error| match error {
+                CliError::Message(message) => CliError::Message(format!("the password: {message}")),
+                other => other,
+            })?;
             Ok((SecretKeyRef { name, key, optional: None }, value.trim_end_matches('\n').to_string()))
         })
         .collect()
