@@ -9,7 +9,17 @@ use calplan_model::ipam::ObservedIpam;
 use calplan_validate::levels::CommandLine;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `--calico-config FILE`: calicoctl's own configuration, for the etcd behind `etcd`,
+/// `etcd://…` and `etcds://…` (endpoints, certificates, credentials).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct CalicoConfig {
+    /// calicoctl's configuration (a `CalicoAPIConfig`) for etcd's endpoints, certificates and credentials;
+    /// without it, calicoctl's own: /etc/calico/calicoctl.cfg if it exists, else the ETCD_* variables
+    #[arg(long = "calico-config", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
 
 /// The largest intent or current-state file calplan reads (`docs/limits.md`): well above what a
 /// 5,000-node cluster's intent or exports hold, and below what would take gigabytes of memory

@@ -7,6 +7,7 @@
 mod as_number;
 mod duration;
 pub mod fields;
+pub mod installation;
 pub mod peering;
 pub mod resources;
 pub mod selector;

@@ -46,6 +46,19 @@ pub fn read(file: FileId, text: &str) -> Read<ResourceSet> {
     Read { value: (!failed).then_some(set), diagnostics }
 }
 
+/// The Tigera operator's `Installation` among the documents (`kubectl get installation default
+/// -o yaml`, an `InstallationList`, or beside Calico's resources), if any. What cannot be read
+/// as YAML is reported by [`read`]; here it is no Installation.
+pub fn installation(file: FileId, text: &str) -> Option<serde_json::Value> {
+    let mut ignored = Diagnostics::new();
+    let documents = read_yaml(file, text, &mut ignored)?;
+    let items: Vec<&Node> = documents.iter().flat_map(|document| items(document, &mut ignored)).collect();
+    items.into_iter().find_map(|item| {
+        let value: serde_json::Value = de::from_node(item).ok()?;
+        calplan_calico::installation::is_installation(&value).then_some(value)
+    })
+}
+
 /// The resources in a document: a list's items, a sequence's elements, or the document.
 pub(crate) fn items<'a>(document: &'a Node, diagnostics: &mut Diagnostics) -> Vec<&'a Node> {
     match &document.kind {
