@@ -14,6 +14,7 @@ mod golden;
 mod hostile;
 mod lab;
 mod laws;
+mod limits;
 mod never_panics;
 mod operator;
 mod routers;
