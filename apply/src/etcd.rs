@@ -519,8 +519,16 @@ impl Client {
                     )
                 })
             }
+            // Plain HTTP to a TLS port: etcd answers with a TLS alert, a 400, or (under load) a
+            // reset connection.
             ureq::Error::Io(error)
-                if error.kind() == std::io::ErrorKind::InvalidData || error.kind() == std::io::ErrorKind::UnexpectedEof =>
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::InvalidData
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
             {
                 EtcdError::Unreachable {
                     endpoint: endpoint.to_string(),
