@@ -85,9 +85,11 @@ fn lab_dir(dir: Option<&Path>, name: &str) -> Result<PathBuf, CliError> {
 fn intent_name(path: &Path) -> Result<String, CliError> {
     let (name, text) = input::read_text(path)?;
     let checked = crate::pipeline::check(&name, text, None);
+    // The name becomes a directory under `.calplan-lab/`: only a valid one (no `/`, no `..`).
     checked
         .analysis
         .map(|analysis| analysis.model.name.value.clone())
+        .filter(|cluster| calplan_model::lower::is_dns_subdomain(cluster))
         .ok_or_else(|| CliError::Message(format!("`{name}` is not an intent calplan can read; give `--dir`")))
 }
 
@@ -148,7 +150,7 @@ fn plan_lab(plan: &calplan_plan::plan::Plan, dir: Option<&Path>) -> Result<PathB
 }
 
 fn apply(plan_path: &Path, dir: Option<&Path>, all_at_once: bool, allow_loss: bool, barrier_timeout: Duration) -> CliResult {
-    let (name, text) = input::read_text(plan_path)?;
+    let (name, text) = input::read_plan_text(plan_path)?;
     let saved = super::show::read_plan(plan_path)?;
     let dir = plan_lab(&saved, dir)?;
     let layout = lab::read_layout(&dir).map_err(message)?;

@@ -10,6 +10,7 @@ mod graph;
 mod import;
 mod input;
 mod lab;
+mod output_dir;
 mod plan;
 mod routes;
 mod schema;
@@ -108,7 +109,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-pub use input::read_text;
+pub use input::{FileKinds, describe_type, read_file_as, read_text};
 
 /// Whether to colour output written to standard error.
 pub fn stderr_color() -> bool {

@@ -21,7 +21,7 @@ pub fn run(args: Args) -> CliResult {
 
 /// Reads a saved plan, naming the file in any error.
 pub fn read_plan(path: &Path) -> Result<Plan, CliError> {
-    let (name, text) = super::input::read_text(path)?;
+    let (name, text) = super::input::read_plan_text(path)?;
     let version = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|value| value.get("formatVersion").and_then(serde_json::Value::as_u64));

@@ -28,7 +28,7 @@ fn program(variable: &str, default: &Path) -> PathBuf {
 }
 
 /// BIRD 2's binary, checked to be BIRD 2.
-fn bird2() -> PathBuf {
+pub(crate) fn bird2() -> PathBuf {
     let bird = program("CALPLAN_BIRD", Path::new("/usr/sbin/bird"));
     let version = Command::new(&bird).arg("--version").output().unwrap_or_else(|error| {
         panic!("cannot run BIRD 2 at `{}` ({error}); install Debian's `bird2` or set CALPLAN_BIRD", bird.display())

@@ -7,6 +7,7 @@
 mod as_number;
 pub mod community;
 mod duration;
+pub mod fields;
 pub mod installation;
 pub mod peering;
 pub mod release;
@@ -16,6 +17,6 @@ pub mod status;
 
 pub use as_number::{AsNumber, AsNumberError};
 pub use community::Community;
-pub use duration::duration_seconds;
+pub use duration::{GoDurationError, MAX_GO_DURATION_NANOSECONDS, duration_seconds, parse_go_duration, seconds_as_confd_rounds};
 pub use release::Release;
 pub use selector::{Selector, SelectorError};

@@ -198,6 +198,7 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
             local_workload_selector: text(&spec.local_workload_selector)
                 .and_then(|s| selector(s, &mut problems, &what))
                 .map(|s| spanned(s, at)),
+            unresolved: false,
             span: span(at),
         });
     }
@@ -405,7 +406,7 @@ fn filter_rule(rule: &BgpFilterRule, at: Option<Span>, filter: &str, problems: &
     };
     let interface = match rule.interface.as_deref().filter(|text| !text.is_empty()) {
         None => None,
-        Some(text) if crate::lower::is_filter_interface(text) => Some(spanned(text.to_string(), at)),
+        Some(text) if crate::grammar::filter_interface_problem(text).is_none() => Some(spanned(text.to_string(), at)),
         Some(text) => {
             note(format!("`{text}` is not an interface pattern Calico accepts"));
             return None;

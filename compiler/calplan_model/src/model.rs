@@ -290,6 +290,9 @@ pub struct Peer {
     pub filters: Vec<Spanned<String>>,
     /// Calico 3.30: peer with the node's own workloads this selector matches.
     pub local_workload_selector: Option<Spanned<SelectorText>>,
+    /// A field was written but did not resolve (and is reported): rules that judge what the
+    /// peer lacks pass it over rather than report a consequence of that error.
+    pub unresolved: bool,
     pub span: Span,
 }
 

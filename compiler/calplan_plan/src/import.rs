@@ -47,7 +47,10 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
         );
     }
     let configuration = resources.bgp_configuration().map(|c| c.spec.clone()).unwrap_or_default();
-    let cidrs = |entries: &Option<Vec<CidrEntry>>| -> Vec<Value> { entries.iter().flatten().map(|entry| json!(entry.cidr)).collect() };
+    // Entries without a CIDR are skipped, as confd skips them.
+    let cidrs = |entries: &Option<Vec<CidrEntry>>| -> Vec<Value> {
+        entries.iter().flatten().filter(|entry| !entry.cidr.is_empty()).map(|entry| json!(entry.cidr)).collect()
+    };
     let cluster_ips = cidrs(&configuration.service_cluster_ips);
     if !cluster_ips.is_empty() {
         spec.insert("serviceClusterIPs".into(), Value::Array(cluster_ips.clone()));
@@ -96,7 +99,8 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
     if let Some(aggregation) = non_empty(&configuration.service_load_balancer_aggregation) {
         bgp.insert("serviceLoadBalancerAggregation".into(), json!(aggregation));
     }
-    for field in configuration.extra.keys() {
+    // Fields Calico does not know were warned about when read, and Calico ignored them.
+    for field in configuration.extra.keys().filter(|field| calplan_calico::fields::BGP_CONFIGURATION_SPEC.contains(&field.as_str())) {
         notes.push(format!("BGPConfiguration `default`: `{field}` has no place in the intent and is not imported"));
     }
     let filters: Vec<Value> = resources.filters().map(|filter| filter_value(filter, &mut notes)).collect();
@@ -229,7 +233,8 @@ fn peer_value(peer: &BgpPeer, notes: &mut Vec<String>) -> Value {
         value.insert("filters".into(), json!(filters));
     }
     text_field_value(&mut value, "localWorkloadSelector", &spec.local_workload_selector);
-    for field in spec.extra.keys() {
+    // Fields Calico does not know were warned about when read, and Calico ignored them.
+    for field in spec.extra.keys().filter(|field| calplan_calico::fields::BGP_PEER_SPEC.contains(&field.as_str())) {
         notes.push(format!("BGPPeer `{}`: `{field}` has no place in the intent and is not imported", peer.metadata.name));
     }
     Value::Object(value)
@@ -258,7 +263,8 @@ fn pool_value(pool: &IpPool, notes: &mut Vec<String>) -> Value {
         value.insert("assignmentMode".into(), json!(mode));
     }
     text_field_value(&mut value, "namespaceSelector", &spec.namespace_selector);
-    for field in spec.extra.keys() {
+    // Fields Calico does not know were warned about when read, and Calico ignored them.
+    for field in spec.extra.keys().filter(|field| calplan_calico::fields::IP_POOL_SPEC.contains(&field.as_str())) {
         notes.push(format!("IPPool `{}`: `{field}` has no place in the intent and is not imported", pool.metadata.name));
     }
     Value::Object(value)

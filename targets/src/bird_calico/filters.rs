@@ -8,7 +8,33 @@
 //! in BIRD's text is digits, hex, `.`, `:`, `/`, `*`, `-` and `_` inside quotes.
 
 use calplan_model::{BgpFilter, FilterAction, FilterRule, FilterSource, MatchOperator};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+/// One line of the filter functions. A rule that matches an interface carries its pattern
+/// apart, so that the template, not the value, writes the quotes around it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FilterLine {
+    pub before: String,
+    /// The interface pattern, which goes between quotes after `before`.
+    pub pattern: Option<String>,
+    pub after: String,
+}
+
+impl FilterLine {
+    fn text(text: String) -> FilterLine {
+        FilterLine { before: text, pattern: None, after: String::new() }
+    }
+
+    /// The line as BIRD reads it.
+    #[cfg(test)]
+    fn joined(&self) -> String {
+        match &self.pattern {
+            Some(pattern) => format!("{}\"{pattern}\"{}", self.before, self.after),
+            None => format!("{}{}", self.before, self.after),
+        }
+    }
+}
 
 /// BIRD's longest symbol.
 const MAX_SYMBOL: usize = 64;
@@ -35,7 +61,7 @@ fn truncate_and_hash(name: &str, max: usize) -> String {
 
 /// The lines `bgpFilterBIRDFuncs` returns for one family: every filter with rules for it, in
 /// name order, or `# No v<family> BGPFilters configured`.
-pub fn function_lines(filters: &[&BgpFilter], v6: bool) -> Vec<String> {
+pub fn function_lines(filters: &[&BgpFilter], v6: bool) -> Vec<FilterLine> {
     let version = if v6 { "6" } else { "4" };
     let mut lines = Vec::new();
     for filter in filters {
@@ -44,24 +70,25 @@ pub fn function_lines(filters: &[&BgpFilter], v6: bool) -> Vec<String> {
         if imports.is_empty() && exports.is_empty() {
             continue;
         }
-        lines.push(format!("# v{version} BGPFilter {}", filter.name.value));
+        lines.push(FilterLine::text(format!("# v{version} BGPFilter {}", filter.name.value)));
         for (export, rules) in [(false, imports), (true, exports)] {
             if rules.is_empty() {
                 continue;
             }
-            lines.push(format!("function {}() {{", function_name(&filter.name.value, export, v6)));
-            lines.extend(rules.iter().map(|rule| format!("  {}", statement(rule, v6))));
-            lines.push("}".to_string());
+            lines.push(FilterLine::text(format!("function {}() {{", function_name(&filter.name.value, export, v6))));
+            lines.extend(rules.iter().map(|rule| statement(rule, v6)));
+            lines.push(FilterLine::text("}".to_string()));
         }
     }
     if lines.is_empty() {
-        lines.push(format!("# No v{version} BGPFilters configured"));
+        lines.push(FilterLine::text(format!("# No v{version} BGPFilters configured")));
     }
     lines
 }
 
-/// One rule: `if (<conditions joined by &&>) then { <action>; }`, or the bare action.
-fn statement(rule: &FilterRule, v6: bool) -> String {
+/// One rule: `if (<conditions joined by &&>) then { <action>; }`, or the bare action, indented
+/// by two spaces. The interface condition is the last, so its pattern splits the line in two.
+fn statement(rule: &FilterRule, v6: bool) -> FilterLine {
     let action = match rule.action {
         FilterAction::Accept => "accept;",
         FilterAction::Reject => "reject;",
@@ -89,15 +116,46 @@ fn statement(rule: &FilterRule, v6: bool) -> String {
     if let Some(FilterSource::RemotePeers) = rule.source {
         conditions.push("((defined(source))&&(source ~ [ RTS_BGP ]))".to_string());
     }
-    if let Some(interface) = &rule.interface {
-        conditions.push(format!("((defined(ifname))&&(ifname ~ \"{}\"))", interface.value));
+    let pattern = rule.interface.as_ref().map(|interface| interface.value.clone());
+    if pattern.is_some() {
+        conditions.push("((defined(ifname))&&(ifname ~ ".to_string());
     }
-    if conditions.is_empty() { action.to_string() } else { format!("if ({}) then {{ {action} }}", conditions.join("&&")) }
+    if conditions.is_empty() {
+        return FilterLine::text(format!("  {action}"));
+    }
+    let before = format!("  if ({}", conditions.join("&&"));
+    let after = if pattern.is_some() { format!("))) then {{ {action} }}") } else { format!(") then {{ {action} }}") };
+    FilterLine { before, pattern, after }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calplan_diagnostics::Spanned;
+    use calplan_model::CidrText;
+
+    #[test]
+    fn rules_read_as_confd_writes_them() {
+        let at = calplan_diagnostics::Span::default();
+        let rule = FilterRule {
+            action: FilterAction::Reject,
+            cidr: Some(Spanned::new(CidrText { net: "9000:1::/64".parse().unwrap(), text: "9000:1::0/64".into() }, at)),
+            match_operator: Some(MatchOperator::In),
+            prefix_length: None,
+            source: Some(FilterSource::RemotePeers),
+            interface: Some(Spanned::new("*.calico".to_string(), at)),
+            span: at,
+        };
+        // Calico's own fixture (`bgpfilter/v6_only`).
+        assert_eq!(
+            statement(&rule, true).joined(),
+            "  if ((net ~ 9000:1::0/64)&&((defined(source))&&(source ~ [ RTS_BGP ]))&&((defined(ifname))&&(ifname ~ \"*.calico\"))) then { reject; }"
+        );
+        let bare = FilterRule { cidr: None, match_operator: None, source: None, interface: None, ..rule.clone() };
+        assert_eq!(statement(&bare, true).joined(), "  reject;");
+        let lengths = FilterRule { prefix_length: Some((Some(24), None)), source: None, interface: None, ..rule };
+        assert_eq!(statement(&lengths, true).joined(), "  if ((net ~ [ 9000:1::0/64{64,128} ])) then { reject; }");
+    }
 
     #[test]
     fn names_fit_birds_symbols_as_confd_shortens_them() {

@@ -77,7 +77,7 @@ struct CalicoBird {
     ignored_interfaces: Vec<String>,
     node_as: String,
     /// `bgpFilterBIRDFuncs`' lines.
-    filter_lines: Vec<String>,
+    filter_lines: Vec<filters::FilterLine>,
     mesh: Mesh,
     /// Global, then node-specific peers.
     peer_sections: [PeerSection; 2],

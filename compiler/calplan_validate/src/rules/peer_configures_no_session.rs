@@ -20,7 +20,8 @@ declare_rule! {
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
-    for peer in &analysis.model.peers {
+    // What is missing may only be what did not resolve, which is reported already.
+    for peer in analysis.model.peers.iter().filter(|peer| !peer.unresolved) {
         let name = &peer.name.value;
         if peer.peer_ip.is_none() && peer.peer_selector.is_none() && peer.local_workload_selector.is_none() {
             diagnostics.push(

@@ -80,6 +80,7 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
     }
     if let Some(gateway) = &peer.reachable_by {
         match &peer.peer_ip {
+            None if peer.unresolved => {}
             None => diagnostics.push(
                 Diagnostic::new(&RULE, gateway.span, "ReachablyBy field must be empty when PeerIP is empty")
                     .label("`reachableBy` without `peerIP`")

@@ -516,7 +516,7 @@ mod tests {
         let mut sources = SourceMap::new();
         let file = sources.add("intent.yaml", text);
         let mut diagnostics = Diagnostics::new();
-        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics).expect("the generated intent parses");
+        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics).intent.expect("the generated intent parses");
         let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
         Analysis::new(model, None)
     }
