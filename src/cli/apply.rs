@@ -270,9 +270,11 @@ fn is_secret_word(text: &str) -> bool {
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Asks on the terminal, after showing the plan as `show` does: computed from the content this
+/// apply writes, never from text stored in the file.
 fn approved(plan: &Plan) -> Result<bool, CliError> {
-    anstream::eprintln!("{}", plan.summary.line());
-    anstream::eprint!("Apply these {} stages? Only 'yes' will be accepted: ", plan.stages.len());
+    anstream::eprint!("{}", calplan_plan::render::human(plan, super::stderr_color()));
+    anstream::eprint!("Apply these {}? Only 'yes' will be accepted: ", calplan_plan::render::stages_phrase(plan.stages.len()));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|error| CliError::Message(format!("cannot read the answer: {error}")))?;

@@ -7,6 +7,8 @@
 
 pub mod current;
 pub mod diff;
+pub mod file;
+pub mod group;
 pub mod import;
 pub mod plan;
 pub mod planner;
