@@ -55,7 +55,7 @@ pub fn run(args: Args) -> CliResult {
                 } else {
                     String::new()
                 };
-                anstream::eprintln!("ok: `{name}` is a valid intent{summary}{tail}");
+                super::info(&format!("ok: `{name}` is a valid intent{summary}{tail}"));
             }
         }
         Format::Json => super::print_stdout(&render::json(&diagnostics, &checked.sources))?,

@@ -50,11 +50,13 @@ pub fn run(args: Args) -> CliResult {
         return Err(CliError::Message(format!("no node named `{node}` in `{}`", args.intent.display())));
     }
     let selected: Option<BTreeSet<String>> = (!args.target.is_empty()).then(|| args.target.iter().cloned().collect());
-    let count = write_output(&args.output, |sink| {
+    let progress = super::Progress::counter("writing artifacts:");
+    let count = write_output(&args.output, &progress, |sink| {
         let context = Context { analysis, templates: &templates, node: args.node.as_deref(), sink: Some(sink) };
         calplan_targets::compile(&context, selected.as_ref()).map_err(|error| format!("cannot render: {error}"))
     })?;
-    anstream::eprintln!("wrote {count} artifacts to `{}`", args.output.display());
+    progress.finish();
+    super::info(&format!("wrote {count} artifacts to `{}`", args.output.display()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -80,7 +82,7 @@ fn load_templates(directory: Option<&Path>) -> Result<Templates, CliError> {
 /// Renders into a fresh directory beside `target`, each artifact written as soon as it is
 /// rendered, then swaps it in, so a failed compile never leaves a half-written tree where a
 /// complete one was. Returns how many files were written.
-pub fn write_output<F>(target: &Path, render: F) -> Result<usize, CliError>
+pub fn write_output<F>(target: &Path, progress: &super::Progress, render: F) -> Result<usize, CliError>
 where
     F: FnOnce(calplan_targets::Sink) -> Result<Output, String>,
 {
@@ -115,7 +117,9 @@ where
             .open(&path)
             .map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
         std::io::Write::write_all(&mut file, artifact.contents.as_bytes())
-            .map_err(|error| format!("cannot write `{}`: {error}", path.display()))
+            .map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
+        progress.tick();
+        Ok(())
     };
     let result = render(&sink).and_then(|output| {
         let manifest = staging.join("manifest.json");

@@ -26,7 +26,7 @@ pub fn run(args: Args) -> CliResult {
     };
     let (text, notes) = calplan_plan::import::intent_yaml(resources, &args.name);
     for note in &notes {
-        anstream::eprintln!("note: {note}");
+        super::info(&format!("note: {note}"));
     }
     match &args.out {
         Some(path) => {

@@ -1,4 +1,4 @@
-//! `calplan show PLANFILE [--format human|json]`
+//! `calplan show PLANFILE [--format human|json|markdown]`
 
 use super::{CliError, CliResult};
 use calplan_plan::plan::Plan;
@@ -9,13 +9,14 @@ use std::process::ExitCode;
 pub struct Args {
     /// A plan saved with `calplan plan -o`
     plan: PathBuf,
+    /// `human`, `json` (the plan file, verified) or `markdown` (a pull-request comment)
     #[arg(long, value_enum, default_value_t = super::plan::Format::Human)]
     format: super::plan::Format,
 }
 
 pub fn run(args: Args) -> CliResult {
     let plan = read_plan(&args.plan)?;
-    super::plan::print(&plan, args.format)?;
+    super::plan::print(&plan, args.format, Some(&args.plan))?;
     Ok(ExitCode::SUCCESS)
 }
 

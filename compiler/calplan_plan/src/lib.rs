@@ -10,6 +10,7 @@ pub mod diff;
 pub mod file;
 pub mod group;
 pub mod import;
+pub mod markdown;
 pub mod plan;
 pub mod planner;
 pub mod render;

@@ -8,6 +8,7 @@
 
 pub mod applied;
 pub mod calico_yaml;
+pub mod compiled;
 pub mod etcd_layout;
 pub mod ip_routes;
 pub mod ipam_blocks;
@@ -53,6 +54,8 @@ pub enum SourceKind {
     NodeRoutes,
     AppliedState,
     Etcd,
+    /// An intent, as if it had been applied (`--current base.yaml`).
+    Intent,
 }
 
 impl SourceKind {
@@ -64,6 +67,7 @@ impl SourceKind {
             SourceKind::NodeRoutes => "node routes",
             SourceKind::AppliedState => "applied state",
             SourceKind::Etcd => "etcd datastore",
+            SourceKind::Intent => "intent",
         }
     }
 }
@@ -183,6 +187,9 @@ pub fn sniff_directory<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<S
 pub fn sniff(text: &str) -> Option<SourceKind> {
     let trimmed = text.trim_start();
     let head: String = text.lines().filter(|line| !line.trim_start().starts_with('#')).take(12).collect::<Vec<_>>().join("\n");
+    if head.contains("calplan/v1") && head.contains("ClusterIntent") {
+        return Some(SourceKind::Intent);
+    }
     if text.contains("projectcalico.org/v3") {
         return Some(SourceKind::CalicoResources);
     }
@@ -239,6 +246,7 @@ mod tests {
         assert_eq!(sniff(ROUTES), Some(SourceKind::NodeRoutes));
         assert_eq!(sniff(ROUTES_JSON), Some(SourceKind::NodeRoutes));
         assert_eq!(sniff("{\"generator\": \"calplan\"}"), None);
+        assert_eq!(sniff("apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: x}\n"), Some(SourceKind::Intent));
         assert_eq!(sniff_directory(["calico", "manifest.json", "nodes"]), Some(SourceKind::AppliedState));
         assert_eq!(sniff_directory(["ippools.yaml"]), None);
     }
