@@ -12,6 +12,7 @@ mod golden;
 mod lab;
 mod laws;
 mod never_panics;
+mod review;
 mod routers;
 mod rules;
 mod scenarios;

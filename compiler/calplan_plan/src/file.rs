@@ -261,7 +261,7 @@ pub fn read(text: &str) -> Result<Plan, PlanFileError> {
     let plan = Plan {
         intent: document.intent,
         current: document.current,
-        stages: document.stages.into_iter().map(|stage| stage_of(stage)).collect::<Result<_, _>>()?,
+        stages: document.stages.into_iter().map(stage_of).collect::<Result<_, _>>()?,
         notes: document.notes,
     };
     if plan.summary() != document.summary {
@@ -365,11 +365,13 @@ fn checked_changes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Cha
     deserializer.deserialize_seq(Checked(
         |index, change: &ChangeFile| {
             let at = || format!("change {} (`{}/{}`)", index + 1, change.kind, change.name);
-            let fits = |content: &Option<Content>| match (content, &change.target) {
-                (None, _) => true,
-                (Some(Content::Resource { .. }), Target::Calico) => true,
-                (Some(Content::File { .. }), Target::Node { .. } | Target::Router { .. }) => true,
-                _ => false,
+            let fits = |content: &Option<Content>| {
+                matches!(
+                    (content, &change.target),
+                    (None, _)
+                        | (Some(Content::Resource { .. }), Target::Calico)
+                        | (Some(Content::File { .. }), Target::Node { .. } | Target::Router { .. })
+                )
             };
             if !fits(&change.before) || !fits(&change.after) {
                 return Err(format!("{}: a Calico resource holds a resource, a node's or router's change a file", at()));

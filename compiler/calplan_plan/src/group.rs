@@ -259,7 +259,8 @@ pub fn group(changes: &[Change], diffs: &[String]) -> Vec<Group> {
     let mut calico = Vec::new();
     let mut files = Vec::new();
     type Key<'a> = (&'static str, Action, &'a str, String);
-    let mut buckets: HashMap<Key, Vec<(usize, Vec<(Slot, String)>)>> = HashMap::new();
+    type Members = Vec<(usize, Vec<(Slot, String)>)>;
+    let mut buckets: HashMap<Key, Members> = HashMap::new();
     let mut order: Vec<Key> = Vec::new();
     for (index, (change, diff)) in changes.iter().zip(diffs).enumerate() {
         if change.target == Target::Calico {
@@ -395,7 +396,7 @@ pub fn by_text<'a>(items: impl IntoIterator<Item = (&'a str, String)>) -> Vec<(S
             }
         }
     }
-    texts.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    texts.sort_by_key(|text| std::cmp::Reverse(text.1.len()));
     texts.into_iter().map(|(text, hosts)| (compress(&hosts), hosts.len(), text)).collect()
 }
 
@@ -482,7 +483,10 @@ fn natural_key(name: &str) -> Vec<(String, u64)> {
 /// The tuples as a union of products of per-field value sets, fewest terms first found by
 /// factoring field by field: the values of a field whose remaining tuples are alike share a
 /// term.
-fn product_terms(tuples: &[Vec<u64>], field: usize, fields: usize) -> Vec<Vec<BTreeSet<u64>>> {
+/// A product: one set of values per number of a name.
+type Term = Vec<BTreeSet<u64>>;
+
+fn product_terms(tuples: &[Vec<u64>], field: usize, fields: usize) -> Vec<Term> {
     if field == fields {
         return vec![Vec::new()];
     }
@@ -490,7 +494,7 @@ fn product_terms(tuples: &[Vec<u64>], field: usize, fields: usize) -> Vec<Vec<BT
     for tuple in tuples {
         by_value.entry(tuple[field]).or_default().push(tuple.clone());
     }
-    let mut by_rest: Vec<(Vec<Vec<BTreeSet<u64>>>, BTreeSet<u64>)> = Vec::new();
+    let mut by_rest: Vec<(Vec<Term>, BTreeSet<u64>)> = Vec::new();
     for (value, rest) in by_value {
         let terms = product_terms(&rest, field + 1, fields);
         match by_rest.iter_mut().find(|(known, _)| *known == terms) {
