@@ -257,6 +257,8 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         name: base.name.clone(),
         calico_version: base.calico_version.clone(),
         datastore: base.datastore,
+        node_agent: base.node_agent,
+        installation: base.installation,
         autodetection: base.autodetection.clone(),
         service_cluster_ips,
         max_pods_per_node: base.max_pods_per_node.clone(),

@@ -13,6 +13,7 @@ pub mod graph_render;
 pub mod ipam;
 pub mod lower;
 pub mod model;
+pub mod ownership;
 pub mod rules;
 
 pub use analysis::Analysis;

@@ -43,6 +43,8 @@ impl Lowerer<'_> {
         self.name(&intent.metadata.name, "cluster");
         let calico_version = self.calico_version(spec.calico_version.as_ref(), intent.metadata.name.span);
         let datastore = spec.datastore.as_ref().map_or(Datastore::Kubernetes, |datastore| datastore.value);
+        let node_agent = spec.node_agent.as_ref().map_or(NodeAgent::CalicoNode, |agent| agent.value);
+        let installation = spec.installation.as_ref().map_or(Installation::Manifest, |installation| installation.value);
         let autodetection = Autodetection {
             ipv4: spec.node_address_autodetection.as_ref().and_then(|a| a.ipv4.as_ref()).and_then(|m| self.autodetection(m)),
             ipv6: spec.node_address_autodetection.as_ref().and_then(|a| a.ipv6.as_ref()).and_then(|m| self.autodetection(m)),
@@ -97,6 +99,8 @@ impl Lowerer<'_> {
             name: intent.metadata.name.clone(),
             calico_version,
             datastore,
+            node_agent,
+            installation,
             autodetection,
             service_cluster_ips,
             max_pods_per_node,

@@ -7,7 +7,9 @@
 use calplan_calico::resources::EncapsulationMode;
 use calplan_calico::{AsNumber, Selector};
 use calplan_diagnostics::{FileId, Span, Spanned};
-pub use calplan_syntax::intent::{AllowedUse, Datastore, LogSeverity, NextHopMode, PeerWith, Platform, ReversePeering, SourceAddress};
+pub use calplan_syntax::intent::{
+    AllowedUse, Datastore, Installation, LogSeverity, NextHopMode, NodeAgent, PeerWith, Platform, ReversePeering, SourceAddress,
+};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,6 +30,10 @@ pub struct Model {
     pub calico_version: Spanned<CalicoVersion>,
     /// Default `kubernetes`, as Calico's own manifests.
     pub datastore: Datastore,
+    /// Default `calico-node`. What it implies is answered in `crate::ownership` only.
+    pub node_agent: NodeAgent,
+    /// Default `manifest`.
+    pub installation: Installation,
     pub autodetection: Autodetection,
     pub service_cluster_ips: Vec<Spanned<IpNet>>,
     /// Default 110, the kubelet's.

@@ -40,6 +40,13 @@ pub struct Spec {
     pub calico_version: Option<Spanned<String>>,
     /// Where Calico keeps its resources.
     pub datastore: Option<Spanned<Datastore>>,
+    /// Who runs BGP, routes and NAT on the nodes: `calico-node` (default; calplan changes the
+    /// datastore only and observes) or `bird` (plain hosts where calplan loads BIRD 2 and the
+    /// rulesets itself).
+    pub node_agent: Option<Spanned<NodeAgent>>,
+    /// How Calico is installed: `manifest` (default) or `operator` (the Tigera operator owns the
+    /// pools its `Installation` lists).
+    pub installation: Option<Spanned<Installation>>,
     /// calico-node's node address autodetection (`IP_AUTODETECTION_METHOD` syntax).
     pub node_address_autodetection: Option<Autodetection>,
     /// The cluster's Service CIDRs (kube-apiserver `--service-cluster-ip-range`).
@@ -65,6 +72,50 @@ pub enum Datastore {
     Etcdv3,
     #[serde(rename = "kubernetes")]
     Kubernetes,
+}
+
+/// Who owns a node's BGP daemon, routes and NAT.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum NodeAgent {
+    /// calico-node: confd renders BIRD's configuration from the datastore, Felix programs
+    /// routes, tunnels and NAT.
+    #[serde(rename = "calico-node")]
+    CalicoNode,
+    /// calplan: BIRD 2 on calplan's `bird.cfg`, and calplan's rulesets.
+    #[serde(rename = "bird")]
+    Bird,
+}
+
+/// How Calico was installed, which decides where IP pools are changed.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum Installation {
+    /// Calico's manifests: resources are changed directly.
+    #[serde(rename = "manifest")]
+    Manifest,
+    /// The Tigera operator: pools listed in `Installation.spec.calicoNetwork.ipPools` are
+    /// changed there.
+    #[serde(rename = "operator")]
+    Operator,
+}
+
+impl NodeAgent {
+    /// The name the intent and the command line use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeAgent::CalicoNode => "calico-node",
+            NodeAgent::Bird => "bird",
+        }
+    }
+}
+
+impl Installation {
+    /// The name the intent uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Installation::Manifest => "manifest",
+            Installation::Operator => "operator",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -15,7 +15,7 @@
 //! file of a router's platform is loaded on it. BIRD is driven through `birdc -v`, whose
 //! numbered replies tell success from failure without reading prose.
 
-use crate::apply::transport::{Host, Transport};
+use crate::transport::{Host, Transport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 

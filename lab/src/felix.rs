@@ -6,8 +6,8 @@
 //! removes only routes of Felix's protocol (80) and replaces only its own nft table, so it
 //! never undoes what BIRD, apply or the kernel put there.
 
-use crate::lab::topology::{Layout, NodeHost};
-use crate::lab::{in_namespace, ip_batch, run};
+use crate::topology::{Layout, NodeHost};
+use crate::{in_namespace, ip_batch, run};
 use std::collections::BTreeSet;
 
 /// Felix's route protocol number.
@@ -21,10 +21,10 @@ pub fn vxlan_devices(node: &NodeHost) -> Vec<String> {
         lines.push(format!(
             "link add name {} type vxlan id {} local {} dev {} dstport {} nolearning",
             vtep.device,
-            crate::lab::topology::VXLAN_VNI,
+            crate::topology::VXLAN_VNI,
             vtep.underlay,
             node.link.interface,
-            crate::lab::topology::VXLAN_PORT
+            crate::topology::VXLAN_PORT
         ));
         lines.push(format!("link set dev {} address {} mtu {mtu}", vtep.device, vtep.mac));
         let nodad = if vtep.address.is_ipv6() { " nodad" } else { "" };

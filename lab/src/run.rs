@@ -7,11 +7,11 @@
 //! It changes the lab only through the executor, and through Felix's part after each stage
 //! (VXLAN routes follow the routes file the stage applied, as Felix follows the datastore).
 
-use crate::apply::state::StateDir;
-use crate::apply::{Ended, Executor, Progress};
-use crate::lab::probe::{self, Probe, Series};
-use crate::lab::topology::Layout;
-use crate::lab::{felix, up, verify};
+use crate::probe::{self, Probe, Series};
+use crate::topology::Layout;
+use crate::{felix, up, verify};
+use calplan_apply::state::StateDir;
+use calplan_apply::{Ended, Executor, Progress};
 use calplan_plan::plan::{Content, Plan, Stage, Target};
 use serde::Serialize;
 use std::fmt::Write;
@@ -190,14 +190,14 @@ pub fn apply(
     }
     // Every path must carry traffic before the plan starts, or loss would mean nothing.
     let ready =
-        crate::lab::daemons::wait_until(Duration::from_secs(10), "some probes never got an answer", || probes.iter().all(Probe::answered));
+        crate::daemons::wait_until(Duration::from_secs(10), "some probes never got an answer", || probes.iter().all(Probe::answered));
     if let Err(error) = ready {
         let silent: Vec<&str> = probes.iter().filter(|probe| !probe.answered()).map(|probe| probe.label.as_str()).collect();
         return Err(format!("{error}: {} (run `calplan lab verify`)", silent.join(", ")));
     }
     let began = probe::now();
     // A clean second on every path before the first stage, so that any loss is the plan's.
-    let clean = crate::lab::daemons::wait_until(Duration::from_secs(10), "some probes lose packets before the plan", || {
+    let clean = crate::daemons::wait_until(Duration::from_secs(10), "some probes lose packets before the plan", || {
         let now = probe::now();
         probes.iter().all(|probe| probe.series().healthy_until(now, 1.0))
     });
@@ -214,9 +214,9 @@ pub fn apply(
         _ => None,
     }));
     let state = StateDir::new(&layout.state_dir());
-    let lock = crate::apply::lock::Lock::acquire(
+    let lock = calplan_apply::lock::Lock::acquire(
         &layout.state_dir(),
-        &crate::apply::lock::describe_holder(&format!("`{plan_name}` (calplan lab apply)")),
+        &calplan_apply::lock::describe_holder(&format!("`{plan_name}` (calplan lab apply)")),
     )
     .map_err(|error| error.to_string())?;
     let mut executor = Executor::new(plan, plan_digest, up::executor_options(layout, secrets, options.barrier_timeout), state);
@@ -228,7 +228,7 @@ pub fn apply(
 
     // Settle: at least three seconds measured after the last stage (BIRD scans the kernel
     // every two), and until every probe has answered everything for a second, within the limit.
-    let _ = crate::lab::daemons::wait_until(options.settle, "settling", || {
+    let _ = crate::daemons::wait_until(options.settle, "settling", || {
         let now = probe::now();
         now - ended >= 4.0 && probes.iter().all(|probe| probe.series().healthy_until(now, 1.0))
     });
@@ -276,6 +276,6 @@ pub fn apply(
         ApplyReport { plan: plan_name.to_string(), probes: labels, hitless: lost == 0 && error.is_none(), intervals, error, pending };
     let mut json = serde_json::to_string_pretty(&report).expect("reports serialize");
     json.push('\n');
-    crate::apply::state::write_atomically(&layout.dir.join("apply-report.json"), json.as_bytes(), 0o644)?;
+    calplan_apply::state::write_atomically(&layout.dir.join("apply-report.json"), json.as_bytes(), 0o644)?;
     Ok(report)
 }

@@ -3,8 +3,8 @@
 //! started detached, in a process group of their own, with a pid file each under the lab's
 //! directory; `down` ends them. Only programs named here, with argument vectors.
 
-use crate::lab::topology::{BgpInstance, Layout, NodeHost, Speaker};
-use crate::lab::{in_namespace, run};
+use crate::topology::{BgpInstance, Layout, NodeHost, Speaker};
+use crate::{in_namespace, run};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,7 +37,7 @@ pub fn spawn_detached(namespace: &str, program: &str, args: &[&str], log: &Path,
         std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|error| format!("cannot open `{}`: {error}", log.display()))
     };
     let child = Command::new("nsenter")
-        .arg(crate::lab::enter(namespace))
+        .arg(crate::enter(namespace))
         .arg(program)
         .args(args)
         .stdin(Stdio::null())
@@ -48,7 +48,7 @@ pub fn spawn_detached(namespace: &str, program: &str, args: &[&str], log: &Path,
         .map_err(|error| format!("cannot start `{program}` in {namespace}: {error}"))?;
     // `nsenter` execs the program, so this is the program's own id.
     let pid = child.id();
-    crate::apply::state::write_atomically(pid_file, format!("{pid}\n").as_bytes(), 0o644)?;
+    calplan_apply::state::write_atomically(pid_file, format!("{pid}\n").as_bytes(), 0o644)?;
     Ok(pid)
 }
 

@@ -28,7 +28,7 @@ impl Probe {
         let file = std::fs::File::create(log).map_err(|error| format!("cannot create `{}`: {error}", log.display()))?;
         let errors = file.try_clone().map_err(|error| format!("cannot open `{}`: {error}", log.display()))?;
         let child = Command::new("nsenter")
-            .arg(crate::lab::enter(namespace))
+            .arg(crate::enter(namespace))
             .args(["ping", "-D", "-O", "-n", "-i", "0.02", "-W", "1"])
             .arg(target.to_string())
             .stdin(Stdio::null())

@@ -249,7 +249,7 @@ fn record_apply(root: &Path, kind: ResourceKind, name: &str, from: Option<&Resou
         }
     }
     let documents: Vec<String> = set.iter().filter(|resource| resource.kind() == kind).map(Resource::to_yaml).collect();
-    let state = crate::apply::state::StateDir::new(root);
+    let state = crate::state::StateDir::new(root);
     let text = documents.join("---\n");
     state.record_file(&record_file(kind), (!documents.is_empty()).then_some(text.as_str()))?;
     Ok(Applied::Written)

@@ -6,12 +6,12 @@
 //! finds whatever a crashed `up` left. It must not create anything outside the lab's
 //! namespaces (links are made with `ip -n`), and it must not start a process it does not record.
 
-use crate::apply::calico::{Backend, RECORD_WORKLOADS};
-use crate::apply::state::StateDir;
-use crate::apply::transport::{HostSettings, Inventory, Transport, TransportKind};
-use crate::apply::{Executor, Options, Progress};
-use crate::lab::topology::{self, Layout, NodeHost, Speaker};
-use crate::lab::{daemons, felix, frr, in_namespace, ip_batch, parallel, plans, run};
+use crate::topology::{self, Layout, NodeHost, Speaker};
+use crate::{daemons, felix, frr, in_namespace, ip_batch, parallel, plans, run};
+use calplan_apply::calico::{Backend, RECORD_WORKLOADS};
+use calplan_apply::state::StateDir;
+use calplan_apply::transport::{HostSettings, Inventory, Transport, TransportKind};
+use calplan_apply::{Executor, Options, Progress};
 use calplan_model::Analysis;
 use calplan_plan::plan::{Fingerprint, Stage, Target};
 use std::collections::BTreeMap;
@@ -120,9 +120,9 @@ impl Progress for Lines<'_> {
 
 pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -> Result<Layout, String> {
     let started = Instant::now();
-    let output = crate::lab::compile(analysis)?;
+    let output = crate::compile(analysis)?;
     let mut layout = topology::plan(analysis, options.intent, options.dir)?;
-    if options.dir.join(crate::lab::LAYOUT_FILE).exists() {
+    if options.dir.join(crate::LAYOUT_FILE).exists() {
         return Err(format!("a lab is already up in `{}`: `calplan lab down` it first", options.dir.display()));
     }
     let mut leftovers = existing_namespaces(&layout.prefix)?;
@@ -153,11 +153,11 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
             layout.notes.push(format!("router `{}` ({}, {why}): Linux routes carry its static routes{bgp}", router.name, router.platform));
         }
     }
-    crate::lab::write_layout(&layout)?;
+    crate::write_layout(&layout)?;
     say(&format!("lab `{}` in `{}` (namespaces `{}-*`)", layout.name, layout.dir.display(), layout.prefix));
 
     build_network(&mut layout)?;
-    crate::lab::write_layout(&layout)?;
+    crate::write_layout(&layout)?;
     crash_point("after-network");
     say(&format!(
         "network: {} nodes, {} routers, {} BGP peers, {} pods on {} segments ({:.1}s)",
@@ -216,7 +216,7 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
     // The artifacts, through apply.
     let plan = plans::bring_up(analysis, &output, options.fingerprint.clone());
     let plan_text = plan.to_json();
-    crate::apply::state::write_atomically(&layout.dir.join("bring-up.plan"), plan_text.as_bytes(), 0o644)?;
+    calplan_apply::state::write_atomically(&layout.dir.join("bring-up.plan"), plan_text.as_bytes(), 0o644)?;
     let secrets = secrets_for(plan.changes().filter_map(|change| match (&change.target, &change.after) {
         (Target::Node { node }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "bird.cfg" => {
             Some((node.as_str(), text.as_str()))
@@ -227,7 +227,7 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
         _ => None,
     }));
     let state = StateDir::new(&layout.state_dir());
-    let _lock = crate::apply::lock::Lock::acquire(&layout.state_dir(), &crate::apply::lock::describe_holder("`calplan lab up`"))
+    let _lock = calplan_apply::lock::Lock::acquire(&layout.state_dir(), &calplan_apply::lock::describe_holder("`calplan lab up`"))
         .map_err(|error| error.to_string())?;
     let digest = calplan_plan::current::text_digest(&plan_text);
     let mut executor = Executor::new(&plan, digest, executor_options(&layout, secrets, options.barrier_timeout), state);
@@ -262,8 +262,8 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
     }
     // The record's IPAM: the pods' addresses.
     let workloads: String = layout.pods.iter().map(|pod| format!("{} {} {}\n", pod.address, pod.name, pod.node)).collect();
-    crate::apply::state::write_atomically(&layout.state_dir().join(RECORD_WORKLOADS), workloads.as_bytes(), 0o644)?;
-    crate::lab::write_layout(&layout)?;
+    calplan_apply::state::write_atomically(&layout.state_dir().join(RECORD_WORKLOADS), workloads.as_bytes(), 0o644)?;
+    crate::write_layout(&layout)?;
     say(&format!("lab `{}` is up ({:.1}s); `calplan lab verify` checks it", layout.name, started.elapsed().as_secs_f64()));
     Ok(layout)
 }

@@ -8,7 +8,7 @@
 //! someone else's process by now). The directory is removed only when it holds the lab's
 //! `lab.json`, or is empty.
 
-use crate::lab::{LAYOUT_FILE, daemons, ip_batch, run, topology, up};
+use crate::{LAYOUT_FILE, daemons, ip_batch, run, topology, up};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;

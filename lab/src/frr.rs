@@ -3,7 +3,7 @@
 //! one `router bgp` per `bgpd`, a neighbour per node session, with the lab's password values,
 //! TTL security and multihop as BIRD's side has them. Pure text; `up` writes and runs it.
 
-use crate::lab::topology::{BgpInstance, Speaker};
+use crate::topology::{BgpInstance, Speaker};
 use calplan_calico::resources::SecretKeyRef;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -98,7 +98,7 @@ pub fn bgpd_config(speaker: &Speaker, instance: &BgpInstance) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::topology::Neighbor;
+    use crate::topology::Neighbor;
     use std::path::PathBuf;
 
     #[test]

@@ -325,7 +325,7 @@ impl Transport {
     pub fn write_file(&self, host: &Host, path: &str, contents: &[u8], mode: u32) -> Result<(), String> {
         check_path(path)?;
         if self.kind != TransportKind::Ssh {
-            return crate::apply::state::write_atomically(&PathBuf::from(path), contents, mode);
+            return crate::state::write_atomically(&PathBuf::from(path), contents, mode);
         }
         let directory = path.rsplit_once('/').map_or("/", |(directory, _)| directory);
         let temporary = format!("{path}.calplan-new");

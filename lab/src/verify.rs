@@ -15,9 +15,9 @@
 //! lab that is still converging is given the time it needs and no more. Read-only: it changes
 //! nothing in the lab.
 
-use crate::apply::probe::parse_protocols;
-use crate::lab::topology::{Layout, NodeHost, OUTSIDE_PORT, POD_PORT, Pod, Speaker};
-use crate::lab::{daemons, in_namespace, parallel, run};
+use crate::topology::{Layout, NodeHost, OUTSIDE_PORT, POD_PORT, Pod, Speaker};
+use crate::{daemons, in_namespace, parallel, run};
+use calplan_apply::probe::parse_protocols;
 use calplan_model::Analysis;
 use calplan_targets::Output;
 use ipnet::IpNet;

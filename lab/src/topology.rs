@@ -24,7 +24,7 @@
 //! Interface names stay inside the lab's own namespaces, so they are short fixed names; every
 //! namespace name starts with the lab prefix.
 
-use crate::netns::{InterfaceName, NamespaceName};
+use calplan_apply::netns::{InterfaceName, NamespaceName};
 use calplan_calico::resources::SecretKeyRef;
 use calplan_model::{Analysis, Destination, NextHop, Platform};
 use ipnet::IpNet;
@@ -697,10 +697,15 @@ mod tests {
     use super::*;
 
     fn analysis(name: &str) -> Analysis {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name).join("intent.yaml");
-        let checked = crate::pipeline::check("intent.yaml", std::fs::read_to_string(path).unwrap(), None);
-        assert!(checked.valid().is_some(), "{name} is valid");
-        checked.analysis.unwrap()
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(name).join("intent.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut sources = calplan_diagnostics::SourceMap::new();
+        let file = sources.add("intent.yaml", text.clone());
+        let mut diagnostics = calplan_diagnostics::Diagnostics::new();
+        let intent = calplan_syntax::parse_intent(file, &text, &mut diagnostics).expect("the scenario parses");
+        let analysis = Analysis::new(calplan_model::lower(file, &text, &intent, &mut diagnostics), None);
+        assert!(!diagnostics.has_errors(), "{name} is valid");
+        analysis
     }
 
     #[test]

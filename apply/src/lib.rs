@@ -1,4 +1,4 @@
-//! `apply`: carries out a saved plan, stage by stage, and stops safely at the first failure.
+//! calplan_apply: carries out a saved plan, stage by stage, and stops safely at the first failure.
 //!
 //! The executor makes no choice of its own: it takes the plan's stages in order, writes each
 //! change through the Calico backend or a host transport, waits on the stage's barrier against
@@ -7,8 +7,10 @@
 //! every write compares what it finds with the plan first, so nothing is lost or doubled.
 
 pub mod calico;
+pub mod etcd;
 pub mod hosts;
 pub mod lock;
+pub mod netns;
 pub mod probe;
 pub mod state;
 pub mod transport;

@@ -69,7 +69,7 @@ pub fn absolute_dir(dir: &Path) -> Result<PathBuf, String> {
     // A directory that exists is named by its real path (no symbolic links in between).
     let clean = std::fs::canonicalize(&clean).unwrap_or(clean);
     let text = clean.display().to_string();
-    if !text.split('/').all(|part| part.is_empty() || crate::apply::transport::is_safe_word(part)) {
+    if !text.split('/').all(|part| part.is_empty() || calplan_apply::transport::is_safe_word(part)) {
         return Err(format!("the lab directory `{text}` must be a path of plain names (letters, digits, `.`, `_`, `-`)"));
     }
     Ok(clean)
@@ -87,7 +87,7 @@ pub fn read_layout(dir: &Path) -> Result<Layout, String> {
 pub fn write_layout(layout: &Layout) -> Result<(), String> {
     let mut text = serde_json::to_string_pretty(layout).expect("layouts serialize");
     text.push('\n');
-    crate::apply::state::write_atomically(&layout.dir.join(LAYOUT_FILE), text.as_bytes(), 0o644)
+    calplan_apply::state::write_atomically(&layout.dir.join(LAYOUT_FILE), text.as_bytes(), 0o644)
 }
 
 /// Compiles every target for an analysis, as `compile` would.
