@@ -180,7 +180,7 @@ fn chromium(profile: &Path, args: &[&str]) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("chromium runs (.ci/setup installs it)");
-    finish(child, Duration::from_secs(120))
+    finish(child, Duration::from_secs(300))
 }
 
 /// The Markdown as GitHub renders it: GitHub-flavoured (tables, raw `<details>`), code fences
@@ -514,6 +514,15 @@ fn colour_follows_the_flag_and_no_color_and_quiet_keeps_standard_error_quiet() {
     assert_eq!((quiet.status.code(), text(&quiet.stderr)), (Some(0), String::new()));
     let check = calplan(&["check", "testdata/seed-rr/intent.yaml", "--quiet"]);
     assert_eq!(text(&check.stderr), "");
+    // On a terminal (util-linux's `script` gives the command one), the spinner shows; not under -q.
+    let on_terminal = |arguments: &str| {
+        let command = format!("{} {arguments}", env!("CARGO_BIN_EXE_calplan"));
+        let output = Command::new("script").args(["-qec", &command, "/dev/null"]).current_dir(golden::root()).output().unwrap();
+        text(&output.stdout)
+    };
+    let compile = format!("compile testdata/seed-rr/intent.yaml -o {}", out.display());
+    assert!(on_terminal(&compile).contains("writing artifacts:"), "no progress on a terminal");
+    assert!(!on_terminal(&format!("-q {compile}")).contains("writing artifacts:"));
     let saved = directory.path().join("p.json");
     let quiet_plan = calplan(&[&plan[..], &["-q", "-o", saved.to_str().unwrap()]].concat());
     assert_eq!(text(&quiet_plan.stderr), "");

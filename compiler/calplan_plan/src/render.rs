@@ -60,35 +60,40 @@ pub fn group_heading(group: &Group) -> String {
     }
 }
 
-/// What each placeholder of a group stands for, one line each.
+/// What each placeholder of a group stands for, one line each; hunk positions (`<line>`,
+/// `<line 2>`, …) share one line.
 pub fn placeholder_lines(group: &Group) -> Vec<String> {
-    group
-        .placeholders
-        .iter()
-        .map(|placeholder| {
-            let noun = group.noun();
-            if placeholder.distinct == group.len() {
-                format!("{}: each {}'s own, e.g. {}", placeholder.name, &noun[..noun.len() - 1], placeholder.example)
-            } else if !placeholder.values.is_empty() {
-                let values: Vec<String> = placeholder
-                    .values
-                    .iter()
-                    .map(|value| {
-                        format!(
-                            "{} on {} ({} {})",
-                            value.value,
-                            value.members,
-                            thousands(value.count),
-                            crate::group::noun(&group.target, value.count)
-                        )
-                    })
-                    .collect();
-                format!("{}: {}", placeholder.name, values.join("; "))
-            } else {
-                format!("{}: {} different values, e.g. {}", placeholder.name, thousands(placeholder.distinct), placeholder.example)
-            }
-        })
-        .collect()
+    let noun = group.noun();
+    let one = &noun[..noun.len() - 1];
+    let mut lines = Vec::new();
+    let (positions, values): (Vec<_>, Vec<_>) = group.placeholders.iter().partition(|placeholder| placeholder.name.starts_with("<line"));
+    for placeholder in values {
+        lines.push(if placeholder.distinct == group.len() {
+            format!("{}: each {one}'s own, e.g. {}", placeholder.name, placeholder.example)
+        } else if !placeholder.values.is_empty() {
+            let values: Vec<String> = placeholder
+                .values
+                .iter()
+                .map(|value| {
+                    format!(
+                        "{} on {} ({} {})",
+                        value.value,
+                        value.members,
+                        thousands(value.count),
+                        crate::group::noun(&group.target, value.count)
+                    )
+                })
+                .collect();
+            format!("{}: {}", placeholder.name, values.join("; "))
+        } else {
+            format!("{}: {} different values, e.g. {}", placeholder.name, thousands(placeholder.distinct), placeholder.example)
+        });
+    }
+    if let Some(first) = positions.first() {
+        let names: Vec<&str> = positions.iter().map(|placeholder| placeholder.name.as_str()).collect();
+        lines.push(format!("{}: the hunks start on other lines from {one} to {one}, e.g. line {}", names.join(", "), first.example));
+    }
+    lines
 }
 
 /// A stage's per-host lines (barrier sessions, expected status), hosts with the same line
