@@ -22,9 +22,12 @@ pub struct Args {
     /// Where the lock, the record of what was applied and the applied files live
     #[arg(long, default_value = ".calplan")]
     state: PathBuf,
-    /// Where Calico resources go: `calicoctl`, `kubectl`, or `etcd://HOST:PORT`
+    /// Where Calico resources go: `calicoctl`, `kubectl`, or etcd (`etcd` for the one calicoctl's
+    /// configuration names, `etcd://HOST:PORT`, `etcds://HOST:PORT[,HOST:PORT…]`)
     #[arg(long)]
     calico: Option<String>,
+    #[command(flatten)]
+    calico_config: super::input::CalicoConfig,
     /// How node and router files reach their hosts
     #[arg(long, value_enum, default_value_t = TransportKind::Local)]
     transport: TransportKind,
@@ -54,7 +57,7 @@ pub fn run(args: Args) -> CliResult {
         .map_err(|error| CliError::Message(error.to_string()))?;
     let state = StateDir::new(&args.state);
     state.read().map_err(CliError::Message)?;
-    check_fresh(&plan)?;
+    check_fresh(&plan, args.calico_config.path.as_deref())?;
     if plan.is_empty() {
         super::info("The plan has no changes: nothing to apply.");
         return Ok(ExitCode::SUCCESS);
@@ -63,9 +66,13 @@ pub fn run(args: Args) -> CliResult {
         None => None,
         Some("calicoctl") => Some(Backend::Calicoctl(std::env::var("CALPLAN_CALICOCTL").unwrap_or_else(|_| "calicoctl".into()))),
         Some("kubectl") => Some(Backend::Kubectl(std::env::var("CALPLAN_KUBECTL").unwrap_or_else(|_| "kubectl".into()))),
-        Some(address) => {
-            let endpoint = crate::etcd::Endpoint::parse(address).map_err(|error| CliError::Message(error.to_string()))?;
-            Some(Backend::Etcd(crate::etcd::Client::new(endpoint, crate::etcd::DEFAULT_TIMEOUT)))
+        Some(address) if current::is_etcd(address)? => {
+            Some(Backend::Etcd(current::etcd_client(address, args.calico_config.path.as_deref())?))
+        }
+        Some(other) => {
+            return Err(CliError::Message(format!(
+                "`--calico {other}`: expected `calicoctl`, `kubectl`, `etcd`, `etcd://HOST:PORT` or `etcds://HOST:PORT[,HOST:PORT…]`"
+            )));
         }
     };
     let needs_calico = plan.changes().any(|change| change.target == Target::Calico);
@@ -96,7 +103,7 @@ pub fn run(args: Args) -> CliResult {
         abort_after_step: std::env::var("CALPLAN_TEST_ABORT_AFTER_STEP").ok().and_then(|n| n.parse().ok()),
     };
     let mut executor = Executor::new(&plan, plan_digest, options, state);
-    if let Some(baseline) = applied_baseline(&plan)? {
+    if let Some(baseline) = applied_baseline(&plan, args.calico_config.path.as_deref())? {
         executor = executor.with_applied_baseline(baseline);
     }
     let mut progress = Reporter::new();
@@ -126,11 +133,15 @@ pub fn run(args: Args) -> CliResult {
     }
 }
 
-/// Refuses a plan whose current state no longer matches, saying what changed. A resource the
-/// plan itself changes may already be as the plan wants it (an earlier, interrupted apply of
-/// this plan); the executor checks each of those against the plan again when it writes it.
-pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
+/// Refuses a plan whose current state no longer matches, saying what changed. A source is
+/// unchanged when its fingerprint is (every file's content, for a directory); otherwise each
+/// difference is named: a resource or a file. A resource or file the plan itself writes may
+/// already be as the plan wants it (an earlier, interrupted apply of this plan, recorded in the
+/// state directory the plan was made against); the executor checks each of those against the
+/// plan again when it writes it. `calico_config` is `--calico-config`, for etcd sources.
+pub(crate) fn check_fresh(plan: &Plan, calico_config: Option<&Path>) -> Result<(), CliError> {
     let touched = apply::planned_digests(plan);
+    let touched_files = apply::planned_file_digests(plan);
     let mut changed = Vec::new();
     if Path::new(&plan.intent.name).is_file()
         && let Ok(text) = std::fs::read_to_string(&plan.intent.name)
@@ -139,7 +150,7 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
         changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
     }
     for source in &plan.current {
-        let loaded = match current::load(std::slice::from_ref(&source.name)) {
+        let loaded = match current::load_with(std::slice::from_ref(&source.name), calico_config) {
             Ok(loaded) => loaded,
             Err(CliError::Message(message)) => {
                 return Err(CliError::Message(format!("stale plan: cannot read `{}` again: {message}", source.name)));
@@ -150,10 +161,20 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
         if now.sha256 == source.sha256 {
             continue;
         }
-        if source.resources.is_empty() && now.resources.is_empty() {
-            changed.push(format!("`{}` changed since the plan was made", source.name));
+        // A source that no longer reads (a file edited in an output directory, so that it no
+        // longer matches its manifest) is what `plan` would refuse too.
+        if loaded.diagnostics.has_errors() {
+            let problems: Vec<&str> = loaded
+                .diagnostics
+                .iter()
+                .filter(|diagnostic| diagnostic.is_error())
+                .map(|diagnostic| diagnostic.message.as_str())
+                .collect();
+            changed.push(format!("`{}` changed and no longer reads: {}", source.name, problems.join("; ")));
             continue;
         }
+        let before = changed.len();
+        let mut explained = false;
         let keys: BTreeSet<&String> = source.resources.keys().chain(now.resources.keys()).collect();
         for key in keys {
             let (then, current) = (source.resources.get(key), now.resources.get(key));
@@ -163,6 +184,7 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
             if let Some((_, after)) = touched.get(key)
                 && current == after.as_ref()
             {
+                explained = true;
                 continue;
             }
             changed.push(match (then, current) {
@@ -170,6 +192,29 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
                 (Some(_), None) => format!("{key} was deleted from `{}`", source.name),
                 _ => format!("{key} changed in `{}`", source.name),
             });
+        }
+        // Files are compared only where the plan recorded them; `calico/` files are judged by
+        // the resources in them, above.
+        if !source.files.is_empty() {
+            let paths: BTreeSet<&String> = source.files.keys().chain(now.files.keys()).collect();
+            for path in paths.into_iter().filter(|path| !path.starts_with("calico/")) {
+                let (then, current) = (source.files.get(path), now.files.get(path));
+                if then == current {
+                    continue;
+                }
+                if touched_files.get(path.as_str()).is_some_and(|after| after.as_ref() == current) {
+                    explained = true;
+                    continue;
+                }
+                changed.push(match (then, current) {
+                    (None, Some(_)) => format!("`{path}` was added to `{}`", source.name),
+                    (Some(_), None) => format!("`{path}` was removed from `{}`", source.name),
+                    _ => format!("`{path}` changed in `{}`", source.name),
+                });
+            }
+        }
+        if changed.len() == before && !explained {
+            changed.push(format!("`{}` changed since the plan was made", source.name));
         }
     }
     if changed.is_empty() {
@@ -183,11 +228,11 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
 
 /// The node and router files of the applied directories the plan was made against (already
 /// checked unchanged by [`check_fresh`]), or `None` when it was made against none.
-fn applied_baseline(plan: &Plan) -> Result<Option<BTreeMap<String, String>>, CliError> {
+fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<BTreeMap<String, String>>, CliError> {
     let kind = calplan_plan::current::SourceKind::AppliedState.as_str();
     let mut baseline: Option<BTreeMap<String, String>> = None;
     for source in plan.current.iter().filter(|source| source.kind == kind) {
-        let loaded = current::load(std::slice::from_ref(&source.name))?;
+        let loaded = current::load_with(std::slice::from_ref(&source.name), calico_config)?;
         let files = loaded.state.applied.unwrap_or_default();
         baseline
             .get_or_insert_with(BTreeMap::new)

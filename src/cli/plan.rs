@@ -1,4 +1,4 @@
-//! `calplan plan INTENT [--current SOURCE]... [-o PLANFILE] [--format human|json|markdown] [--detailed-exitcode]`
+//! `calplan plan INTENT [--current SOURCE]... [-o PLANFILE] [--format human|json|markdown] [--detailed-exitcode] [--allow|--warn|--deny RULE]...`
 
 use super::{CliError, CliResult, input};
 use crate::current;
@@ -13,10 +13,13 @@ pub struct Args {
     /// The intent file; `-` reads standard input
     intent: PathBuf,
     /// The cluster as it stands: Calico exports, IPAM and workload tables, route dumps, the
-    /// directory of an earlier compile or apply, etcd://HOST:PORT, or an intent (the base
-    /// branch's: the plan is then what this intent changes); repeatable
+    /// directory of an earlier compile or apply, etcd (`etcd`, `etcd://HOST:PORT`,
+    /// `etcds://HOST:PORT[,HOST:PORT…]`), or an intent (the base branch's: the plan is then
+    /// what this intent changes); repeatable
     #[arg(long)]
     current: Vec<String>,
+    #[command(flatten)]
+    calico_config: input::CalicoConfig,
     /// Save the plan for `calplan apply`
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
@@ -27,6 +30,8 @@ pub struct Args {
     /// Exit 2 when the plan has changes, 0 when it has none (Terraform's convention)
     #[arg(long)]
     detailed_exitcode: bool,
+    #[command(flatten)]
+    levels: input::Levels,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -37,12 +42,14 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let loaded = current::load(&args.current)?;
+    let loaded = current::load_with(&args.current, args.calico_config.path.as_deref())?;
     current::report(&loaded)?;
+    let levels = args.levels.resolve()?;
     let (name, text) = input::read_text(&args.intent)?;
     let fingerprint = Fingerprint { name: name.clone(), sha256: calplan_plan::current::text_digest(&text) };
-    let checked = pipeline::check(&name, text, loaded.state.affinities.as_deref());
+    let checked = pipeline::check_with_levels(&name, text, loaded.state.observed_ipam().as_ref(), &levels);
     input::report(&checked);
+    input::report_allowed(&checked);
     let progress = super::Progress::new();
     progress.status("planning");
     let plan = pipeline::plan(&checked, fingerprint, &loaded);

@@ -1076,14 +1076,14 @@ fn rulesets_reload_without_duplicates_and_leave_cleanly_needs_root() {
 
 /// A real OpenSSH server on a loopback port of its own: its host key, a user key allowed in,
 /// and a `known_hosts` holding the host key, all in a temporary directory; killed when dropped.
-struct SshServer {
+pub(crate) struct SshServer {
     child: Child,
     port: u16,
     directory: tempfile::TempDir,
 }
 
 impl SshServer {
-    fn start() -> SshServer {
+    pub(crate) fn start() -> SshServer {
         // Debian's service creates sshd's privilege separation directory when it starts; a
         // test server started by hand needs it too.
         std::fs::create_dir_all("/run/sshd").unwrap();
@@ -1154,7 +1154,7 @@ impl SshServer {
 
     /// Inventory settings that reach this server as root with the generated key, checking its
     /// host key against `known_hosts` (`known_hosts`, or `wrong_known_hosts` holding another).
-    fn settings(&self, known_hosts: &str) -> Vec<(&'static str, Value)> {
+    pub(crate) fn settings(&self, known_hosts: &str) -> Vec<(&'static str, Value)> {
         vec![
             ("address", Value::from("127.0.0.1")),
             ("port", Value::from(self.port)),

@@ -13,7 +13,7 @@ use crate::scenarios::{compile, pinned_scenarios, relative, valid_scenarios};
 use calplan::netns::{self, Daemon, InterfaceName, Namespace};
 use calplan::pipeline::{self, Checked};
 use calplan_calico::resources::SecretKeyRef;
-use calplan_model::ipam::{AffinityState, ObservedAffinity};
+use calplan_model::ipam::{AffinityState, ObservedAffinity, ObservedIpam};
 use calplan_targets::Output;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ fn bird2() -> PathBuf {
 }
 
 /// BIRD 1.6's binary, unpacked from Debian's `bird` package.
-fn bird16() -> PathBuf {
+pub(crate) fn bird16() -> PathBuf {
     let bird = program("CALPLAN_BIRD16", &golden::root().join("target/bird16/usr/sbin/bird"));
     assert!(
         bird.is_file(),
@@ -61,7 +61,7 @@ fn parses(bird: &Path, file: &Path) -> Result<(), String> {
 
 /// The one substitution SPEC §8 permits for stock BIRD 1.6: Calico's fork's
 /// `krt_tunnel = "…";` becomes the no-op `print "krt_tunnel";`.
-fn without_krt_tunnel(text: &str) -> String {
+pub(crate) fn without_krt_tunnel(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("krt_tunnel = \"") {
@@ -201,6 +201,7 @@ fn pending_blocks_are_not_advertised_and_host_blocks_not_blackholed() {
         affinity("192.168.200.0/26", AffinityState::Pending),
         affinity("192.168.201.7/32", AffinityState::Confirmed),
     ];
+    let observed = ObservedIpam { affinities: observed.to_vec(), pools: Vec::new() };
     let checked = pipeline::check("intent.yaml", text, Some(&observed));
     let output = compile(&checked, &["bird", "bird-calico", "routes"]);
     let file = |node: &str, name: &str| output.get(&format!("nodes/{node}.zpepc.com.cn/{name}")).unwrap().contents.clone();
@@ -223,6 +224,44 @@ fn pending_blocks_are_not_advertised_and_host_blocks_not_blackholed() {
     assert!(other.contains("192.168.0.0/26 via 21.49.22.4 proto bird\n"));
     assert!(other.contains("192.168.201.7/32 via 21.49.22.4 proto bird\n"));
     assert!(!other.contains("192.168.200.0"), "{other}");
+}
+
+/// The text of one `protocol bgp NAME …` block of a BIRD configuration.
+fn protocol_block<'a>(config: &'a str, name: &str) -> &'a str {
+    let start = config.find(&format!("protocol bgp {name} ")).unwrap_or_else(|| panic!("no protocol `{name}` in:\n{config}"));
+    let end = config[start..].find("\n}").map_or(config.len(), |end| start + end + 2);
+    &config[start..end]
+}
+
+/// A dual-stack node has two mesh sessions with each dual-stack peer, and confd decides each
+/// one's `passive` from that family's addresses. Here the IPv4 and IPv6 string orders differ,
+/// so the two sessions to one peer have opposite ends passive; each file must take its own
+/// family's (`bird-calico.cfg` took the IPv6 session's `passive` for the IPv4 one).
+#[test]
+fn dual_stack_mesh_sessions_take_their_own_familys_passive() {
+    let text = "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: dual}\nspec:\n  \
+                pools:\n    - {name: v4, cidr: 10.244.0.0/16}\n    - {name: v6, cidr: 'fd00:244::/64', blockSize: 122}\n  \
+                nodes:\n    \
+                - {name: a, ipv4Address: 10.0.0.1/24, ipv6Address: '2001:db8::2/64'}\n    \
+                - {name: b, ipv4Address: 10.0.0.2/24, ipv6Address: '2001:db8::1/64'}\n";
+    let checked = pipeline::check("intent.yaml", text.to_string(), None);
+    assert!(!checked.diagnostics.has_errors(), "{:?}", checked.diagnostics);
+    let output = compile(&checked, &["bird", "bird-calico"]);
+    let file = |node: &str, name: &str| output.get(&format!("nodes/{node}/{name}")).unwrap().contents.clone();
+    // IPv4: "10.0.0.2" > "10.0.0.1", so `a` waits for `b`. IPv6: "2001:db8::2" > "2001:db8::1",
+    // so `b` waits for `a`.
+    for (node, peer_v4, v4_passive, peer_v6, v6_passive) in
+        [("a", "Mesh_10_0_0_2", true, "Mesh_2001_db8__1", false), ("b", "Mesh_10_0_0_1", false, "Mesh_2001_db8__2", true)]
+    {
+        let calico = file(node, "bird-calico.cfg");
+        let block = protocol_block(&calico, peer_v4);
+        assert_eq!(block.contains("passive on;"), v4_passive, "`{node}` bird-calico.cfg:\n{block}");
+        let bird = file(node, "bird.cfg");
+        let block = protocol_block(&bird, peer_v4);
+        assert_eq!(block.contains("passive on;"), v4_passive, "`{node}` bird.cfg:\n{block}");
+        let block = protocol_block(&bird, peer_v6);
+        assert_eq!(block.contains("passive on;"), v6_passive, "`{node}` bird.cfg:\n{block}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -361,13 +400,13 @@ fn routes_load_with_ip_route_replace_needs_root() {
 
 /// A cluster of BIRD 2 nodes on one L2 segment: what a lab run is made of, kept in teardown
 /// order (daemons before the namespaces they run in, the scratch directory last).
-struct Lab {
-    daemons: Vec<Daemon>,
-    nodes: Vec<Namespace>,
+pub(crate) struct Lab {
+    pub(crate) daemons: Vec<Daemon>,
+    pub(crate) nodes: Vec<Namespace>,
     switch: Namespace,
-    scratch: tempfile::TempDir,
-    birdc: PathBuf,
-    names: Vec<String>,
+    pub(crate) scratch: tempfile::TempDir,
+    pub(crate) birdc: PathBuf,
+    pub(crate) names: Vec<String>,
 }
 
 impl Lab {
@@ -378,20 +417,30 @@ impl Lab {
     /// `stand_ins` are devices the kernel may lack (`tunl0`), created as veth pairs.
     fn start(checked: &Checked, output: &Output, stand_ins: &[&str]) -> Lab {
         let bird = bird2();
+        let mut lab = Lab::network(checked, stand_ins, bird.with_file_name("birdc"));
+        for (number, name) in lab.names.clone().iter().enumerate() {
+            let folder = lab.scratch.path().join(format!("n{number}"));
+            let config = folder.join("bird.cfg");
+            let text = &output.get(&format!("nodes/{name}/bird.cfg")).unwrap().contents;
+            std::fs::write(&config, text).unwrap();
+            if text.contains(&format!("include \"{}\";", calplan_targets::bird::SECRETS_FILE)) {
+                std::fs::write(folder.join(calplan_targets::bird::SECRETS_FILE), test_secrets(checked, name)).unwrap();
+            }
+            lab.spawn_bird(number, &bird, &config);
+        }
+        lab
+    }
+
+    /// The namespaces, addresses and bridge, a scratch folder `n<number>` per node, no daemons.
+    pub(crate) fn network(checked: &Checked, stand_ins: &[&str], birdc: PathBuf) -> Lab {
         let analysis = checked.valid().unwrap();
         let prefix = netns::unique_prefix("cpl").unwrap();
         let switch = Namespace::create(prefix.join("sw").unwrap()).unwrap();
         let bridge = interface("br0");
         switch.add_bridge(&bridge).unwrap();
         switch.set_up(&bridge).unwrap();
-        let mut lab = Lab {
-            daemons: Vec::new(),
-            nodes: Vec::new(),
-            switch,
-            scratch: tempfile::tempdir().unwrap(),
-            birdc: bird.with_file_name("birdc"),
-            names: Vec::new(),
-        };
+        let mut lab =
+            Lab { daemons: Vec::new(), nodes: Vec::new(), switch, scratch: tempfile::tempdir().unwrap(), birdc, names: Vec::new() };
         let networks: BTreeSet<String> =
             analysis.model.nodes.iter().filter_map(|node| node.ipv4_address.as_ref().map(|net| net.trunc().to_string())).collect();
         for (number, node) in analysis.model.nodes.iter().enumerate() {
@@ -412,22 +461,19 @@ impl Lab {
                 namespace.set_up(&name).unwrap();
                 namespace.set_up(&peer).unwrap();
             }
-
-            let folder = lab.scratch.path().join(format!("n{number}"));
-            std::fs::create_dir_all(&folder).unwrap();
-            let config = folder.join("bird.cfg");
-            let text = &output.get(&format!("nodes/{}/bird.cfg", node.name.value)).unwrap().contents;
-            std::fs::write(&config, text).unwrap();
-            if text.contains(&format!("include \"{}\";", calplan_targets::bird::SECRETS_FILE)) {
-                std::fs::write(folder.join(calplan_targets::bird::SECRETS_FILE), test_secrets(checked, &node.name.value)).unwrap();
-            }
-            let (socket, pid, log) = (folder.join("bird.ctl"), folder.join("bird.pid"), folder.join("bird.log"));
-            let arguments = [Path::new("-f"), Path::new("-c"), &config, Path::new("-s"), &socket, Path::new("-P"), &pid];
-            lab.daemons.push(namespace.spawn(&bird, arguments, &log).unwrap());
+            std::fs::create_dir_all(lab.scratch.path().join(format!("n{number}"))).unwrap();
             lab.nodes.push(namespace);
             lab.names.push(node.name.value.clone());
         }
         lab
+    }
+
+    /// Starts `bird` on `config` in node `number`'s namespace, its socket `n<number>/bird.ctl`.
+    pub(crate) fn spawn_bird(&mut self, number: usize, bird: &Path, config: &Path) {
+        let folder = self.scratch.path().join(format!("n{number}"));
+        let (socket, pid, log) = (folder.join("bird.ctl"), folder.join("bird.pid"), folder.join("bird.log"));
+        let arguments = [Path::new("-f"), Path::new("-c"), config, Path::new("-s"), &socket, Path::new("-P"), &pid];
+        self.daemons.push(self.nodes[number].spawn(bird, arguments, &log).unwrap());
     }
 
     fn birdc(&self, number: usize, args: &[&str]) -> String {
@@ -441,7 +487,7 @@ impl Lab {
     }
 
     /// Polls `birdc show protocols` until every node has `sessions[node]` Established.
-    fn wait_established(&mut self, sessions: &[Vec<String>], within: Duration) {
+    pub(crate) fn wait_established(&mut self, sessions: &[Vec<String>], within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let mut pending = Vec::new();
@@ -504,7 +550,7 @@ impl Lab {
 
 /// The sessions each node should have up: those with other cluster nodes (routers and
 /// external peers are not part of a node lab).
-fn node_sessions(checked: &Checked) -> Vec<Vec<String>> {
+pub(crate) fn node_sessions(checked: &Checked) -> Vec<Vec<String>> {
     let analysis = checked.valid().unwrap();
     analysis
         .model
@@ -518,7 +564,7 @@ fn node_sessions(checked: &Checked) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn checked_scenario(name: &str) -> Checked {
+pub(crate) fn checked_scenario(name: &str) -> Checked {
     let text = std::fs::read_to_string(golden::root().join("testdata").join(name).join("intent.yaml")).unwrap();
     pipeline::check("intent.yaml", text, None)
 }

@@ -2,18 +2,22 @@
 //!
 //! Tests that need root, a namespace or a server say so in their names; CI runs them as root.
 
+mod allow;
 mod apply;
 mod apply_hosts;
 mod bird;
 mod cli;
 mod compile;
 mod current;
+mod etcd_tls;
 mod golden;
 mod lab;
 mod laws;
 mod never_panics;
+mod operator;
 mod review;
 mod routers;
 mod rules;
 mod scenarios;
 mod schema;
+mod verify;

@@ -156,6 +156,9 @@ pub fn display(resource: &Resource, label_keys: &BTreeSet<String>) -> Value {
 /// with the label keys of the Node it leaves (or removes). A side that is not a `kind`
 /// resource shows as its JSON, so nothing in a plan is ever hidden from its diff.
 pub fn resource_texts(kind: &str, before: Option<&Content>, after: Option<&Content>) -> (String, String) {
+    if kind == calplan_calico::installation::KIND {
+        return (installation_text(before), installation_text(after));
+    }
     let parse = |content: Option<&Content>| match content {
         Some(Content::Resource { value }) => ResourceKind::from_kind(kind).and_then(|kind| Resource::from_json(kind, value.clone()).ok()),
         _ => None,
@@ -172,6 +175,17 @@ pub fn resource_texts(kind: &str, before: Option<&Content>, after: Option<&Conte
         (Some(Content::File { text }), None) => text.clone(),
     };
     (text(before, old.as_ref()), text(after, new.as_ref()))
+}
+
+/// What a reviewer sees of the operator's Installation: the part calplan manages, its pools.
+fn installation_text(content: Option<&Content>) -> String {
+    match content {
+        Some(Content::Resource { value }) => view_yaml(&json!({
+            "spec": { "calicoNetwork": { "ipPools": calplan_calico::installation::managed_part(value) } }
+        })),
+        Some(Content::File { text }) => text.clone(),
+        None => String::new(),
+    }
 }
 
 /// A unified diff between two texts, headed with what changes.

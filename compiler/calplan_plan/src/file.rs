@@ -376,7 +376,8 @@ fn checked_changes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Cha
             if !fits(&change.before) || !fits(&change.after) {
                 return Err(format!("{}: a Calico resource holds a resource, a node's or router's change a file", at()));
             }
-            if change.target == Target::Calico {
+            // The operator's Installation is any object: calplan changes only its pool list.
+            if change.target == Target::Calico && change.kind != calplan_calico::installation::KIND {
                 let Some(kind) = calplan_calico::resources::ResourceKind::from_kind(&change.kind) else {
                     return Err(format!("{}: `{}` is not a Calico resource kind calplan plans", at(), change.kind));
                 };
@@ -391,7 +392,8 @@ fn checked_changes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Cha
             let (before, after) = (change.before.is_some(), change.after.is_some());
             let consistent = match change.action {
                 Action::Create => !before && after,
-                Action::Update => before && after,
+                // An update may not know what stands (the operator's Installation, unread).
+                Action::Update => after,
                 Action::Delete => before && !after,
                 Action::Replace => after,
             };
