@@ -50,7 +50,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let (name, text) = super::read_text(&args.plan)?;
+    let (name, text) = super::input::read_plan_text(&args.plan)?;
     let plan = super::show::read_plan(&args.plan)?;
     let plan_digest = calplan_plan::current::text_digest(&text);
     let _lock = Lock::acquire(&args.state, &apply::lock::describe_holder(&format!("`{name}`")))
@@ -144,13 +144,13 @@ pub(crate) fn check_fresh(plan: &Plan, calico_config: Option<&Path>) -> Result<(
     let touched_files = apply::planned_file_digests(plan);
     let mut changed = Vec::new();
     if Path::new(&plan.intent.name).is_file()
-        && let Ok(text) = std::fs::read_to_string(&plan.intent.name)
+        && let Ok((_, text)) = super::read_file_as(Path::new(&plan.intent.name), super::FileKinds::Regular)
         && calplan_plan::current::text_digest(&text) != plan.intent.sha256
     {
         changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
     }
     for source in &plan.current {
-        let loaded = match current::load_with(std::slice::from_ref(&source.name), calico_config) {
+        let loaded = match current::load_again(std::slice::from_ref(&source.name), calico_config) {
             Ok(loaded) => loaded,
             Err(CliError::Message(message)) => {
                 return Err(CliError::Message(format!("stale plan: cannot read `{}` again: {message}", source.name)));
@@ -232,7 +232,7 @@ fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<
     let kind = calplan_plan::current::SourceKind::AppliedState.as_str();
     let mut baseline: Option<BTreeMap<String, String>> = None;
     for source in plan.current.iter().filter(|source| source.kind == kind) {
-        let loaded = current::load_with(std::slice::from_ref(&source.name), calico_config)?;
+        let loaded = current::load_again(std::slice::from_ref(&source.name), calico_config)?;
         let files = loaded.state.applied.unwrap_or_default();
         baseline
             .get_or_insert_with(BTreeMap::new)
@@ -244,7 +244,7 @@ fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<
 /// Each router's platform, which decides which of its files apply loads, from the intent the
 /// plan was made from when it is still there unchanged; the inventory may say otherwise.
 fn router_platforms(plan: &Plan) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(&plan.intent.name) else { return BTreeMap::new() };
+    let Ok((_, text)) = super::read_file_as(Path::new(&plan.intent.name), super::FileKinds::Regular) else { return BTreeMap::new() };
     if calplan_plan::current::text_digest(&text) != plan.intent.sha256 {
         return BTreeMap::new();
     }
@@ -302,8 +302,12 @@ fn read_passwords(
                 )));
             }
             let path = directory.join(&name).join(&key);
-            let value = std::fs::read_to_string(&path)
-                .map_err(|error| CliError::Message(format!("cannot read the password `{}`: {error}", path.display())))?;
+            // A regular file only (Kubernetes mounts a Secret's keys as links to regular files):
+            // apply holds its lock here, and must not wait on a FIFO.
+            let (_, value) = super::read_file_as(&path, super::FileKinds::Regular).map_err(|error| match error {
+                CliError::Message(message) => CliError::Message(format!("the password: {message}")),
+                other => other,
+            })?;
             Ok((SecretKeyRef { name, key, optional: None }, value.trim_end_matches('\n').to_string()))
         })
         .collect()

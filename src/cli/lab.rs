@@ -145,7 +145,7 @@ fn plan_lab(plan: &calplan_plan::plan::Plan, dir: Option<&Path>) -> Result<PathB
 }
 
 fn apply(plan_path: &Path, dir: Option<&Path>, all_at_once: bool, allow_loss: bool, barrier_timeout: Duration) -> CliResult {
-    let (name, text) = input::read_text(plan_path)?;
+    let (name, text) = input::read_plan_text(plan_path)?;
     let saved = super::show::read_plan(plan_path)?;
     let dir = plan_lab(&saved, dir)?;
     let layout = lab::read_layout(&dir).map_err(message)?;

@@ -11,6 +11,7 @@ mod graph;
 mod import;
 mod input;
 mod lab;
+mod output_dir;
 mod plan;
 mod progress;
 mod routes;
@@ -154,7 +155,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-pub use input::{read_text, report as report_intent};
+pub use input::{FileKinds, describe_type, read_file_as, read_text, report as report_intent};
 
 /// Whether to colour output written to standard error: `--color`, else a terminal without
 /// NO_COLOR (anstream's reading of NO_COLOR, CLICOLOR and CLICOLOR_FORCE).

@@ -23,7 +23,7 @@ pub fn run(args: Args) -> CliResult {
 /// Reads a saved plan, naming the file, and the line and column where a malformed or edited
 /// plan breaks, in any error.
 pub fn read_plan(path: &Path) -> Result<Plan, CliError> {
-    let (name, text) = super::input::read_text(path)?;
+    let (name, text) = super::input::read_plan_text(path)?;
     Plan::from_json(&text).map_err(|error| {
         let place = if error.line == 0 { name.clone() } else { format!("{name}:{}:{}", error.line, error.column) };
         CliError::Message(format!("{place}: {}", error.message))

@@ -13,6 +13,7 @@ mod etcd_tls;
 mod golden;
 mod lab;
 mod laws;
+mod limits;
 mod never_panics;
 mod operator;
 mod review;

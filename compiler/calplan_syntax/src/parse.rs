@@ -5,7 +5,7 @@
 //! reports every problem in the file.
 
 use crate::intent::{API_VERSION, IntentFile, KIND};
-use crate::rules::{DUPLICATE_KEY, EMPTY_OR_MULTIPLE_DOCUMENTS, SCHEMA_VIOLATION, WRONG_DOCUMENT_TYPE, YAML_SYNTAX, YAML_TAG};
+use crate::rules::{DUPLICATE_KEY, EMPTY_OR_MULTIPLE_DOCUMENTS, SCHEMA_VIOLATION, WRONG_DOCUMENT_TYPE, YAML_LIMIT, YAML_SYNTAX, YAML_TAG};
 use crate::yaml::{self, Node, NodeKind};
 use crate::{de, json, schema};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Severity, Span};
@@ -51,10 +51,24 @@ pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> 
     }
 }
 
-/// Parses every YAML document in a file, reporting a syntax error as a diagnostic.
+/// Parses every YAML document in a file, reporting a syntax error, or YAML past
+/// [`yaml::LIMITS`], as a diagnostic.
 pub fn read_yaml(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Option<Vec<Node>> {
-    match yaml::parse(file, text) {
+    yaml_diagnostic(yaml::parse(file, text), diagnostics)
+}
+
+/// The documents, or the diagnostic for why there are none.
+pub fn yaml_diagnostic(parsed: Result<Vec<Node>, yaml::SyntaxError>, diagnostics: &mut Diagnostics) -> Option<Vec<Node>> {
+    match parsed {
         Ok(documents) => Some(documents),
+        Err(error) if error.limit => {
+            diagnostics.push(
+                Diagnostic::new(&YAML_LIMIT, error.span, error.message)
+                    .label("here")
+                    .help("calplan reads YAML up to 64 levels deep, with at most 10,000 aliases expanding to 250,000 nodes and 16 MiB of text (docs/limits.md)"),
+            );
+            None
+        }
         Err(error) => {
             diagnostics.push(
                 Diagnostic::new(&YAML_SYNTAX, error.span, format!("invalid YAML: {}", error.message))

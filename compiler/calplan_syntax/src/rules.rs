@@ -107,6 +107,35 @@ declare_rule! {
     pub static DUPLICATE_KEY = ("E0007", "duplicate-key", Error, "a key given twice in one mapping");
 }
 
+declare_rule! {
+    /// ## What it does
+    /// Stops reading YAML that nests more than 64 levels deep, or whose aliases (`*name`)
+    /// expand past 10,000 aliases, 250,000 copied nodes or 16 MiB of copied text. The limits
+    /// apply to the intent and to every current-state file; `docs/limits.md` says why.
+    ///
+    /// ## Why is this bad?
+    /// An alias copies what its anchor holds, so aliases of aliases multiply: a few kilobytes
+    /// expand to gigabytes ("billion laughs"). Nesting that deep serves no configuration and
+    /// overflows the stack of the passes that walk it. Intents and Calico resources need fewer
+    /// than ten levels and a handful of aliases.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// a: &a [x, x, x, x, x, x, x, x, x, x]
+    /// b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+    /// c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]   # and so on: 10^n copies
+    /// ```
+    pub static YAML_LIMIT = ("E0008", "yaml-limit", Error, "YAML that nests too deep or whose aliases expand too far");
+}
+
 /// Every rule of this crate, in code order.
-pub static ALL: &[&calplan_diagnostics::Rule] =
-    &[&YAML_SYNTAX, &YAML_TAG, &UNKNOWN_FIELD, &SCHEMA_VIOLATION, &WRONG_DOCUMENT_TYPE, &EMPTY_OR_MULTIPLE_DOCUMENTS, &DUPLICATE_KEY];
+pub static ALL: &[&calplan_diagnostics::Rule] = &[
+    &YAML_SYNTAX,
+    &YAML_TAG,
+    &UNKNOWN_FIELD,
+    &SCHEMA_VIOLATION,
+    &WRONG_DOCUMENT_TYPE,
+    &EMPTY_OR_MULTIPLE_DOCUMENTS,
+    &DUPLICATE_KEY,
+    &YAML_LIMIT,
+];

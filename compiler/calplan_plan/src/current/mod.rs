@@ -14,6 +14,7 @@ pub mod ip_routes;
 pub mod ipam_blocks;
 pub mod kubernetes;
 mod table;
+pub mod validate;
 pub mod workloads;
 
 use calplan_calico::resources::ResourceSet;
