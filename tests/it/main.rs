@@ -17,6 +17,7 @@ mod laws;
 mod limits;
 mod never_panics;
 mod operator;
+mod review;
 mod routers;
 mod rules;
 mod scenarios;
