@@ -112,7 +112,7 @@ fn every_scenario_matches_its_golden_files() {
             let fingerprint =
                 calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
             let checked = pipeline::check("intent.yaml", text, loaded.state.observed_ipam().as_ref());
-            if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) {
+            if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded).expect("every state on the way compiles") {
                 outputs.push(("plan.txt", calplan_plan::render::human(&plan, false)));
                 outputs.push(("plan.md", calplan_plan::markdown::markdown(&plan, "`plan.json`")));
                 outputs.push(("plan.json", plan.to_json()));
