@@ -54,6 +54,12 @@ if [ "${1:-}" = compare ]; then
         rm -rf "$work/out-$n" && "$calplan" compile "$intent" -o "$work/out-$n" 2>/dev/null
         echo "== $n nodes: output $(du -sh "$work/out-$n" | cut -f1), $(find "$work/out-$n" -type f | wc -l) files"
         echo "compile peak KB: $(peak "$calplan" compile "$intent" -o "$work/peak-$n")"
+        # What a reviewer reads of the one-line change planned against the base intent (node files
+        # included): the human plan's lines, the Markdown comment's size, and the plan's cost.
+        sed "s/ipipMode: CrossSubnet, natOutgoing: true/ipipMode: CrossSubnet, natOutgoing: false/" "$intent" > "$work/racks-changed-$n.yaml"
+        echo "reviewed plan: $("$calplan" plan "$work/racks-changed-$n.yaml" --current "$intent" 2>/dev/null | wc -l) lines (human)," \
+             "$("$calplan" plan "$work/racks-changed-$n.yaml" --current "$intent" --format markdown 2>/dev/null | wc -c) bytes (markdown)"
+        echo "plan with node files (seconds, peak KB): $(measure "$calplan" plan "$work/racks-changed-$n.yaml" --current "$intent")"
         hyperfine --style basic --runs 3 \
             --prepare "rm -rf $work/compile-$n" -n "compile $n" "$calplan compile $intent -o $work/compile-$n" \
             --prepare "rm -rf $work/copy-$n" -n "cp -r of the output, $n" "cp -r $work/out-$n $work/copy-$n" \
