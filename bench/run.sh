@@ -81,8 +81,9 @@ for n in "${sizes[@]}"; do
     bench/gen_intent.py "$n" --export > "$export"
     # The one-line change: zone b's pool stops masquerading.
     sed "s/ipipMode: CrossSubnet, natOutgoing: true/ipipMode: CrossSubnet, natOutgoing: false/" "$intent" > "$work/changed-$n.yaml"
-    # Sessions as `calplan status` lists them: one row per end, two per session.
-    ends=$("$calplan" status "$intent" | grep -c ' Established ' || true)
+    # Sessions as `calplan status` lists them: a row per node's end, two per session between
+    # nodes (one for a session with a router).
+    ends=$("$calplan" status "$intent" | grep -c '^| [0-9a-f]' || true)
     sessions=$((ends / 2))
     runs=3
     [ "$n" -lt 50000 ] || runs=1
