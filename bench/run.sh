@@ -28,6 +28,10 @@ for n in "${sizes[@]}"; do
     echo "check peak KB: $(peak "$calplan" check "$intent")"
     echo "compile peak KB: $(peak "$calplan" compile "$intent" -o "$work/peak-$n")"
     echo "plan peak KB: $(peak "$calplan" plan "$work/changed-$n.yaml" --current "$work/out-$n/calico")"
+    # What a reviewer reads of the one-line change planned against the base intent (node files
+    # included): the human plan's lines, the Markdown comment's size.
+    echo "reviewed plan: $("$calplan" plan "$work/changed-$n.yaml" --current "$intent" 2>/dev/null | wc -l) lines (human)," \
+         "$("$calplan" plan "$work/changed-$n.yaml" --current "$intent" --format markdown 2>/dev/null | wc -c) bytes (markdown)"
     hyperfine --style basic --warmup 1 --runs 5 \
         -n "check $n" "$calplan check $intent" \
         -n "plan one-line change, $n" "$calplan plan $work/changed-$n.yaml --current $work/out-$n/calico" 2>&1 | grep -E 'Time|±|Benchmark'

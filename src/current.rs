@@ -14,7 +14,8 @@
 //!   (`kubectl get … -o yaml` of Calico's custom resources or of Nodes) are Calico's
 //!   Kubernetes datastore. A route dump names its
 //!   node by its file name: `<node>.routes`, `<node>.json`, or a file named exactly as the
-//!   node directly inside a `routes/` directory.
+//!   node directly inside a `routes/` directory. An intent named on its own is checked and
+//!   compiled, and stands for the cluster as if it had been applied (`--current base.yaml`).
 //!
 //! Inside a directory only regular files are read, opened without waiting (a FIFO would block
 //! the read, and an apply holding its lock, for ever), and a symbolic link is followed only to
@@ -183,7 +184,15 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
     }
     let kinds = if in_directory { FileKinds::Regular } else { loaded.named };
     let (name, text) = crate::cli::read_file_as(path, kinds)?;
-    let Some(kind) = current::sniff(&text) else {
+    let kind = current::sniff(&text);
+    if kind == Some(SourceKind::Intent) {
+        if in_directory {
+            loaded.notes.push(format!("`{name}` is an intent; name it on its own (`--current {name}`) to plan against it"));
+            return Ok(());
+        }
+        return load_intent(name, text, loaded);
+    }
+    let Some(kind) = kind else {
         if in_directory {
             loaded.notes.push(format!("`{name}` is not a current-state source; passed over"));
             return Ok(());
@@ -262,9 +271,46 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
                 })?;
             }
         }
-        SourceKind::AppliedState | SourceKind::Etcd => {
-            unreachable!("not told from a file's content")
+        SourceKind::AppliedState | SourceKind::Etcd | SourceKind::Intent => {
+            unreachable!("not told from a file's content, or read before")
         }
+    }
+    loaded.state.sources.push(fingerprint);
+    Ok(())
+}
+
+/// An intent as current state: checked (its diagnostics printed; errors stop the plan), then
+/// compiled with the built-in templates and read back as an earlier compile's directory would
+/// be.
+fn load_intent(name: String, text: String, loaded: &mut Loaded) -> Result<(), CliError> {
+    let digest = current::text_digest(&text);
+    let checked = crate::pipeline::check(&name, text, None);
+    crate::cli::report_intent(&checked);
+    let Some(analysis) = checked.valid() else {
+        return Err(CliError::Message(format!("`{name}`, given as current state, is not a valid intent")));
+    };
+    // What a plan compares: every target but `bird-calico` (a prediction, never applied).
+    let templates = calplan_targets::Templates::builtin();
+    let context = calplan_targets::Context { analysis, templates: &templates, node: None, sink: None };
+    let targets = calplan_targets::target_names().into_iter().filter(|target| *target != "bird-calico").map(String::from).collect();
+    let output = calplan_targets::compile(&context, Some(&targets))
+        .map_err(|error| CliError::Message(format!("cannot compile `{name}`: {error}")))?;
+    let mut artifacts = std::collections::BTreeMap::new();
+    let mut resource_files = Vec::new();
+    for (_, artifact) in output.artifacts {
+        if current::compiled::holds_resources(&artifact.path) {
+            resource_files.push(loaded.sources.add(format!("{name} (compiled {})", artifact.path), artifact.contents.clone()));
+        }
+        artifacts.insert(artifact.path, artifact.contents);
+    }
+    let resource_texts: Vec<(calplan_diagnostics::FileId, &str)> =
+        resource_files.iter().map(|file| (*file, loaded.sources.file(*file).text())).collect();
+    let read = current::compiled::read(&resource_texts, artifacts);
+    loaded.diagnostics.extend(read.diagnostics);
+    let mut fingerprint = fingerprint(&name, SourceKind::Intent, digest);
+    if let Some(applied) = read.value {
+        fingerprint.resources = current::resource_digests(&applied.resources);
+        loaded.state.add_applied(applied);
     }
     loaded.state.sources.push(fingerprint);
     Ok(())

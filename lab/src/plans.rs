@@ -5,7 +5,7 @@
 //! show what the staging prevents. Pure: plans in, plans out.
 
 use calplan_model::Analysis;
-use calplan_plan::plan::{Action, Barrier, Change, Content, FORMAT_VERSION, Fingerprint, Plan, Stage, Summary, Target};
+use calplan_plan::plan::{Action, Barrier, Change, Content, Fingerprint, Plan, Stage, Target};
 use calplan_targets::Output;
 use std::collections::BTreeMap;
 
@@ -20,7 +20,6 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             kind: resource.kind().as_str().to_string(),
             name: resource.name().to_string(),
             target: Target::Calico,
-            diff: String::new(),
             before: None,
             after: Some(Content::Resource { value: resource.to_json() }),
             reason: None,
@@ -39,7 +38,6 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             kind: file.to_string(),
             name: owner.to_string(),
             target,
-            diff: String::new(),
             before: None,
             after: Some(Content::File { text: artifact.contents.clone() }),
             reason: None,
@@ -62,9 +60,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
         description: "every node has its sessions with the other nodes Established".into(),
         sessions,
     });
-    let summary = Summary { add: changes.len(), ..Summary::default() };
     Plan {
-        format_version: FORMAT_VERSION,
         intent,
         current: Vec::new(),
         stages: vec![Stage {
@@ -77,7 +73,6 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             barrier,
             expected_status: BTreeMap::new(),
         }],
-        summary,
         notes: vec!["made by `calplan lab up`".into()],
     }
 }
@@ -121,19 +116,9 @@ pub fn all_at_once(plan: &Plan) -> Plan {
         Some(barrier @ Barrier::SessionsEstablished { .. }) => Some(barrier.clone()),
         _ => None,
     });
-    let mut summary = Summary::default();
-    for change in &changes {
-        match change.action {
-            Action::Create => summary.add += 1,
-            Action::Update => summary.change += 1,
-            Action::Delete => summary.destroy += 1,
-            Action::Replace => summary.replace += 1,
-        }
-    }
     let mut notes = plan.notes.clone();
     notes.push("collapsed into one stage without route pins by `calplan lab apply --all-at-once`: a deliberately unsafe order".into());
     Plan {
-        format_version: plan.format_version,
         intent: plan.intent.clone(),
         current: plan.current.clone(),
         stages: vec![Stage {
@@ -146,7 +131,6 @@ pub fn all_at_once(plan: &Plan) -> Plan {
             barrier,
             expected_status: plan.stages.last().map(|stage| stage.expected_status.clone()).unwrap_or_default(),
         }],
-        summary,
         notes,
     }
 }
@@ -161,7 +145,6 @@ mod tests {
             kind: kind.into(),
             name: "n1".into(),
             target: Target::Node { node: "n1".into() },
-            diff: String::new(),
             before: before.map(|text| Content::File { text: text.into() }),
             after: after.map(|text| Content::File { text: text.into() }),
             reason: None,
@@ -181,7 +164,6 @@ mod tests {
             expected_status: BTreeMap::new(),
         };
         let plan = Plan {
-            format_version: FORMAT_VERSION,
             intent: Fingerprint { name: "i".into(), sha256: String::new() },
             current: Vec::new(),
             stages: vec![
@@ -190,7 +172,6 @@ mod tests {
                 stage(3, vec![file_change("bird.cfg", Some("mesh+rr"), Some("rr"))]),
                 stage(4, vec![file_change("route-pins", Some("p"), None)]),
             ],
-            summary: Summary::default(),
             notes: Vec::new(),
         };
         let collapsed = all_at_once(&plan);
@@ -199,6 +180,6 @@ mod tests {
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].before, Some(Content::File { text: "mesh".into() }));
         assert_eq!(changes[0].after, Some(Content::File { text: "rr".into() }));
-        assert_eq!(collapsed.summary.change, 1);
+        assert_eq!(collapsed.summary().change, 1);
     }
 }

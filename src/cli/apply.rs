@@ -59,7 +59,7 @@ pub fn run(args: Args) -> CliResult {
     state.read().map_err(CliError::Message)?;
     check_fresh(&plan, args.calico_config.path.as_deref())?;
     if plan.is_empty() {
-        anstream::eprintln!("The plan has no changes: nothing to apply.");
+        super::info("The plan has no changes: nothing to apply.");
         return Ok(ExitCode::SUCCESS);
     }
     let backend = match args.calico.as_deref() {
@@ -110,16 +110,20 @@ pub fn run(args: Args) -> CliResult {
     match executor.run(&mut progress) {
         Ok(Ended::Complete) => {
             progress.finish();
-            anstream::eprintln!("Apply complete: {} stages. The state is in `{}`.", plan.stages.len(), args.state.display());
+            super::info(&format!(
+                "Apply complete: {}. The state is in `{}`.",
+                calplan_plan::render::stages_phrase(plan.stages.len()),
+                args.state.display()
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Ok(Ended::Partial(pending)) => {
             progress.finish();
-            anstream::eprintln!(
-                "Apply complete for `--only {:?}`: {pending} changes stay pending in `{}`; a later plan shows them.",
+            super::info(&format!(
+                "Apply complete for `--only {}`: {pending} changes stay pending in `{}`; a later plan shows them.",
                 args.only.map(|only| format!("{only:?}").to_lowercase()).unwrap_or_default(),
                 args.state.display()
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
@@ -319,64 +323,46 @@ fn is_secret_word(text: &str) -> bool {
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Asks on the terminal, after showing the plan as `show` does: computed from the content this
+/// apply writes, never from text stored in the file.
 fn approved(plan: &Plan) -> Result<bool, CliError> {
-    anstream::eprintln!("{}", plan.summary.line());
-    anstream::eprint!("Apply these {} stages? Only 'yes' will be accepted: ", plan.stages.len());
+    anstream::eprint!("{}", calplan_plan::render::human(plan, super::stderr_color()));
+    anstream::eprint!("Apply these {}? Only 'yes' will be accepted: ", calplan_plan::render::stages_phrase(plan.stages.len()));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|error| CliError::Message(format!("cannot read the answer: {error}")))?;
     Ok(answer.trim() == "yes")
 }
 
-/// Progress: a spinner on a terminal, plain lines otherwise.
-struct Reporter {
-    bar: Option<indicatif::ProgressBar>,
-}
+/// Apply's progress: a line per stage and step, the spinner saying what it waits for.
+struct Reporter(super::Progress);
 
 impl Reporter {
     fn new() -> Reporter {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Reporter { bar }
-    }
-
-    fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
-        }
+        Reporter(super::Progress::new())
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.0.finish();
     }
 }
 
 impl Progress for Reporter {
     fn stage(&mut self, stage: &Stage, total: usize) {
-        self.line(&format!("stage {}/{total}: {}", stage.number, stage.title));
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("stage {}/{total}: {}", stage.number, stage.title));
-        }
+        self.0.line(&format!("stage {}/{total}: {}", stage.number, stage.title));
+        self.0.status(&format!("stage {}/{total}: {}", stage.number, stage.title));
     }
 
     fn step(&mut self, text: &str) {
-        self.line(&format!("  {text}"));
+        self.0.line(&format!("  {text}"));
     }
 
     fn waiting(&mut self, text: &str) {
-        self.line(&format!("  waiting: {text}"));
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("waiting: {text}"));
-        }
+        self.0.line(&format!("  waiting: {text}"));
+        self.0.status(&format!("waiting: {text}"));
     }
 
     fn done(&mut self, text: &str) {
-        self.line(&format!("  {text}"));
+        self.0.line(&format!("  {text}"));
     }
 }

@@ -53,11 +53,18 @@ pub fn run(args: Args) -> CliResult {
         return Err(CliError::Message(format!("no node named `{node}` in `{}`", args.intent.display())));
     }
     let selected: Option<BTreeSet<String>> = (!args.target.is_empty()).then(|| args.target.iter().cloned().collect());
+    let progress = super::Progress::counter("writing artifacts:");
     let count = super::output_dir::write_output(&args.output, |sink| {
-        let context = Context { analysis, templates: &templates, node: args.node.as_deref(), sink: Some(sink) };
+        let counting = |artifact: &calplan_targets::Artifact| {
+            let written = sink(artifact);
+            progress.tick();
+            written
+        };
+        let context = Context { analysis, templates: &templates, node: args.node.as_deref(), sink: Some(&counting) };
         calplan_targets::compile(&context, selected.as_ref()).map_err(|error| format!("cannot render: {error}"))
     })?;
-    anstream::eprintln!("wrote {count} artifacts to `{}`", args.output.display());
+    progress.finish();
+    super::info(&format!("wrote {count} artifacts to `{}`", args.output.display()));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -71,10 +71,6 @@ fn message(error: String) -> CliError {
     CliError::Message(error)
 }
 
-fn say(line: &str) {
-    anstream::eprintln!("{line}");
-}
-
 /// The lab's directory: `--dir`, or the default for the intent's name.
 fn lab_dir(dir: Option<&Path>, name: &str) -> Result<PathBuf, CliError> {
     let dir = dir.map_or_else(|| lab::default_dir(name), Path::to_path_buf);
@@ -112,7 +108,8 @@ fn up(intent: &Path, dir: Option<&Path>, barrier_timeout: Duration) -> CliResult
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
     let dir = lab_dir(dir, &analysis.model.name.value)?;
     let options = lab::up::UpOptions { intent: &name, fingerprint, dir: &dir, barrier_timeout };
-    lab::up::up(analysis, &options, &mut |line| say(line)).map_err(|error| {
+    let progress = super::Progress::new();
+    lab::up::up(analysis, &options, &mut |line| progress.line(line)).map_err(|error| {
         CliError::Message(format!("lab up failed: {error}\n(what was built stays for inspection: `calplan lab down {name}` removes it)"))
     })?;
     Ok(ExitCode::SUCCESS)
@@ -128,7 +125,7 @@ fn verify(intent: &Path, dir: Option<&Path>, timeout: Duration) -> CliResult {
     let report =
         lab::verify::verify(&layout, analysis, &output, &lab::verify::VerifyOptions { timeout, intent: intent.display().to_string() });
     super::print_stdout(&report.render())?;
-    anstream::eprintln!("verified in {:.1}s", started.elapsed().as_secs_f64());
+    super::info(&format!("verified in {:.1}s", started.elapsed().as_secs_f64()));
     Ok(if report.gaps() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -156,7 +153,7 @@ fn apply(plan_path: &Path, dir: Option<&Path>, all_at_once: bool, allow_loss: bo
     let layout = lab::read_layout(&dir).map_err(message)?;
     super::apply::check_fresh(&saved, None)?;
     if saved.is_empty() {
-        anstream::eprintln!("The plan has no changes: nothing to apply.");
+        super::info("The plan has no changes: nothing to apply.");
         return Ok(ExitCode::SUCCESS);
     }
     let (plan, digest) = if all_at_once {
@@ -167,7 +164,9 @@ fn apply(plan_path: &Path, dir: Option<&Path>, all_at_once: bool, allow_loss: bo
         (saved, calplan_plan::current::text_digest(&text))
     };
     let options = lab::run::ApplyOptions { barrier_timeout, settle: Duration::from_secs(15) };
-    let report = lab::run::apply(&layout, &plan, &name, digest, &options, &mut |line| say(line)).map_err(message)?;
+    let progress = super::Progress::new();
+    let report = lab::run::apply(&layout, &plan, &name, digest, &options, &mut |line| progress.line(line)).map_err(message)?;
+    progress.finish();
     super::print_stdout(&report.render())?;
     if report.error.is_some() || (!report.hitless && !allow_loss) {
         return Ok(ExitCode::from(1));
@@ -186,11 +185,11 @@ fn down(intent: &Path, dir: Option<&Path>) -> CliResult {
         Err(_) => lab::topology::prefix(&intent_name(intent)?, &dir).to_string(),
     };
     let removed = lab::down::down(&prefix, &dir).map_err(message)?;
-    anstream::eprintln!(
+    super::info(&format!(
         "lab `{prefix}` down: {} processes ended, {} namespaces deleted{}",
         removed.processes,
         removed.namespaces,
         if removed.directory { format!(", `{}` removed", dir.display()) } else { String::new() }
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,7 @@ mod laws;
 mod limits;
 mod never_panics;
 mod operator;
+mod review;
 mod routers;
 mod rules;
 mod scenarios;

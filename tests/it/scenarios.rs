@@ -1,7 +1,8 @@
 //! Every `testdata/**/intent.yaml` is a scenario; its expected outputs sit beside it.
 //!
 //! - `check.stderr` and `check.json`: the diagnostics, human (no colour) and JSON;
-//! - for valid intents, `status.txt`, `status.json` and `graph.dot`.
+//! - for valid intents, `status.txt`, `status.json` and `graph.dot`;
+//! - with `current/`, the plan: `plan.txt` (human), `plan.md` (Markdown) and `plan.json`.
 
 use crate::golden;
 use calplan::pipeline;
@@ -115,8 +116,9 @@ fn every_scenario_matches_its_golden_files() {
             let fingerprint =
                 calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
             let checked = pipeline::check("intent.yaml", text, loaded.state.observed_ipam().as_ref());
-            if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) {
+            if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded).expect("every state on the way compiles") {
                 outputs.push(("plan.txt", calplan_plan::render::human(&plan, false)));
+                outputs.push(("plan.md", calplan_plan::markdown::markdown(&plan, "`plan.json`")));
                 outputs.push(("plan.json", plan.to_json()));
             }
         }

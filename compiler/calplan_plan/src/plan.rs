@@ -1,32 +1,30 @@
 //! The plan: what `plan -o` saves, `show` prints and `apply` carries out.
 //!
 //! One type serves the planner, the renderers and the executor (as in Oxide's reconfigurator):
-//! the executor makes no choice the plan does not record. The JSON form is versioned and its
-//! schema is `schemas/plan.schema.json`.
+//! the executor makes no choice the plan does not record. What people read of a plan — each
+//! change's diff, the groups, the summary — is not part of it: it is computed, every time, from
+//! the `before` and `after` that apply compares and writes ([`Change::diff`], [`Plan::summary`]),
+//! so what `show` prints and what `apply` confirms cannot differ from what apply does. The file
+//! form (`file.rs`) is versioned, carries a digest of its content, and its schema is
+//! `schemas/plan.schema.json`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The plan file format's version; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
-    pub format_version: u32,
     /// The intent the plan was made from.
     pub intent: Fingerprint,
     /// Every current-state source, fingerprinted, so `apply` can tell a stale plan.
     pub current: Vec<SourceFingerprint>,
     pub stages: Vec<Stage>,
-    pub summary: Summary,
     /// What the planner could not know or had to assume, in words.
     pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fingerprint {
     pub name: String,
     pub sha256: String,
@@ -35,7 +33,7 @@ pub struct Fingerprint {
 /// A current-state source as it was read: its digest, and a digest of each resource in it so
 /// that a stale plan can say which resource changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceFingerprint {
     pub name: String,
     pub kind: String,
@@ -51,7 +49,7 @@ pub struct SourceFingerprint {
 
 /// Terraform's counts, plus replacements on their own (they are the disruptive ones).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Summary {
     pub add: usize,
     pub change: usize,
@@ -60,6 +58,20 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The counts of these changes.
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Summary {
+        let mut summary = Summary::default();
+        for change in changes {
+            match change.action {
+                Action::Create => summary.add += 1,
+                Action::Update => summary.change += 1,
+                Action::Delete => summary.destroy += 1,
+                Action::Replace => summary.replace += 1,
+            }
+        }
+        summary
+    }
+
     pub fn is_empty(&self) -> bool {
         self.add + self.change + self.destroy + self.replace == 0
     }
@@ -71,30 +83,25 @@ impl Summary {
 }
 
 /// One step of the plan: its changes, then a barrier that must hold before the next stage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
-    /// 1-based.
+    /// 1-based: the stages of a plan are numbered 1, 2, 3… in order.
     pub number: usize,
     pub title: String,
     /// Why this stage comes here.
     pub reason: String,
     /// What the stage disrupts, if anything: sessions reset, routes withdrawn, pods recreated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruption: Option<String>,
     pub changes: Vec<Change>,
     /// Steps calplan cannot take itself, such as recreating pods.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manual: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barrier: Option<Barrier>,
     /// `calicoctl node status` per node once the stage is done, when the stage changes BGP.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub expected_status: BTreeMap<String, Vec<StatusRow>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusRow {
     pub peer_address: String,
     pub peer_type: String,
@@ -133,7 +140,7 @@ impl Action {
 
 /// Where a change lands.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Target {
     /// A Calico resource in the datastore.
     Calico,
@@ -143,31 +150,58 @@ pub enum Target {
     Router { router: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Change {
     pub action: Action,
     /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `BGPFilter`, `Node`, or the artifact kind (`bird.cfg`,
     /// `routes`, `rules.nft`, `routes.sh`, `frr.conf`, `route-pins`, …).
     pub kind: String,
+    /// The resource's name, or the node or router the file is on.
     pub name: String,
     pub target: Target,
-    /// A unified diff of what changes, secrets redacted.
-    pub diff: String,
     /// The resource (JSON) or file as it stands, for compare-and-swap and rollback.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Content>,
     /// The resource (JSON) or file to write; absent for a delete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Content>,
-    /// Why the change is made this way (`replace_because_cannot_update`, …), in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the change is made this way, in words.
     pub reason: Option<String>,
+}
+
+impl Change {
+    /// What the diff is headed with: `IPPool/name` for a resource, the artifact's path
+    /// (`nodes/<node>/rules.nft`) for a file.
+    pub fn path(&self) -> String {
+        match &self.target {
+            Target::Calico => format!("{}/{}", self.kind, self.name),
+            Target::Node { node } => format!("nodes/{node}/{}", self.kind),
+            Target::Router { router } => format!("routers/{router}/{}", self.kind),
+        }
+    }
+
+    /// The unified diff a reviewer reads, secrets redacted, computed from `before` and `after`
+    /// — the content apply compares and writes — and never stored: a resource as its
+    /// reviewable view (`diff::display`), a file as its text.
+    pub fn diff(&self) -> String {
+        let (before, after) = match &self.target {
+            Target::Calico => crate::diff::resource_texts(&self.kind, self.before.as_ref(), self.after.as_ref()),
+            _ => (file_text(self.before.as_ref()), file_text(self.after.as_ref())),
+        };
+        crate::diff::redact(&crate::diff::unified(&self.path(), &before, &after))
+    }
+}
+
+/// A file's text as a diff shows it; a resource where a file belongs shows as its JSON.
+fn file_text(content: Option<&Content>) -> String {
+    match content {
+        None => String::new(),
+        Some(Content::File { text }) => text.clone(),
+        Some(Content::Resource { value }) => serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
+    }
 }
 
 /// A resource or a file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Content {
     Resource {
         #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
@@ -180,7 +214,7 @@ pub enum Content {
 
 /// What must hold before the next stage starts, checked against real state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Barrier {
     /// Every listed node has these BIRD protocols Established.
     SessionsEstablished { description: String, sessions: BTreeMap<String, Vec<String>> },
@@ -205,27 +239,29 @@ impl Plan {
         self.stages.iter().flat_map(|stage| &stage.changes)
     }
 
+    /// Terraform's counts, from the changes.
+    pub fn summary(&self) -> Summary {
+        Summary::of(self.changes())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.stages.iter().all(|stage| stage.changes.is_empty() && stage.manual.is_empty())
     }
 
-    /// The plan as stable JSON.
+    /// The plan file: stable JSON with its digest, the diffs, groups and summary included for
+    /// tools (`plan --format json` prints the same).
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("plans serialize");
-        text.push('\n');
-        text
+        crate::file::write(self)
     }
 
-    pub fn from_json(text: &str) -> Result<Plan, serde_json::Error> {
-        serde_json::from_str(text)
+    /// Reads a plan file, refusing one that is malformed, edited or of another format, with
+    /// the line and column where it breaks.
+    pub fn from_json(text: &str) -> Result<Plan, crate::file::PlanFileError> {
+        crate::file::read(text)
     }
 }
 
 /// The plan's JSON Schema, as `schemas/plan.schema.json` holds it.
 pub fn schema_text() -> String {
-    let mut schema = serde_json::to_value(schemars::schema_for!(Plan)).expect("schema serializes");
-    schema["$id"] = serde_json::Value::from("https://calplan.dev/schemas/plan.schema.json");
-    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-    text.push('\n');
-    text
+    crate::file::schema_text()
 }

@@ -131,10 +131,6 @@ fn artifact_target(path: &str) -> (Target, String) {
     (target, file.to_string())
 }
 
-fn key_name((kind, name): &ResourceKey) -> String {
-    format!("{}/{name}", kind.as_str())
-}
-
 /// Everything the planner carries from stage to stage.
 struct Planner<'a> {
     input: &'a Input<'a>,
@@ -149,6 +145,9 @@ struct Planner<'a> {
     stages: Vec<Stage>,
     notes: Vec<String>,
     pinned: bool,
+    /// The first intermediate state whose files could not be compiled: the plan is refused,
+    /// since the stage's file changes would otherwise be guessed.
+    failure: Option<PlanError>,
     /// The live IPAM every state is compiled with, when it is known.
     observed_ipam: Option<calplan_model::ipam::ObservedIpam>,
     /// `installation: operator`: the Installation as the last stage left it, and the pools it
@@ -196,7 +195,24 @@ impl Step {
     }
 }
 
-pub fn plan(input: &Input) -> Plan {
+/// A plan that cannot be made: a state on the way could not be compiled (the current state
+/// holds a value the templates refuse, say), so its file changes are unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    /// The stage whose state failed to compile.
+    pub stage: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot plan the stage \"{}\": its node and router files do not compile: {}", self.stage, self.message)
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+pub fn plan(input: &Input) -> Result<Plan, PlanError> {
     let current = input.current.resources.clone().unwrap_or_default();
     let files = input.current.applied.as_ref().map(|applied| {
         applied.iter().filter(|(path, _)| is_applied_artifact(path)).map(|(path, text)| (path.clone(), text.clone())).collect()
@@ -210,29 +226,17 @@ pub fn plan(input: &Input) -> Plan {
         stages: Vec::new(),
         notes: Vec::new(),
         pinned: false,
+        failure: None,
         observed_ipam: input.current.observed_ipam(),
         operator: None,
     };
     planner.notes.extend(input.observations.iter().cloned());
     planner.operator = planner.operator_pools();
     planner.run();
-    let mut summary = Summary::default();
-    for change in planner.stages.iter().flat_map(|stage| &stage.changes) {
-        match change.action {
-            Action::Create => summary.add += 1,
-            Action::Update => summary.change += 1,
-            Action::Delete => summary.destroy += 1,
-            Action::Replace => summary.replace += 1,
-        }
+    if let Some(failure) = planner.failure {
+        return Err(failure);
     }
-    Plan {
-        format_version: FORMAT_VERSION,
-        intent: input.intent.clone(),
-        current: input.sources.clone(),
-        stages: planner.stages,
-        summary,
-        notes: planner.notes,
-    }
+    Ok(Plan { intent: input.intent.clone(), current: input.sources.clone(), stages: planner.stages, notes: planner.notes })
 }
 
 impl Planner<'_> {
@@ -713,12 +717,6 @@ impl Planner<'_> {
         if calplan_calico::installation::managed_part(&before) == calplan_calico::installation::managed_part(&after) {
             return;
         }
-        let view = |installation: &serde_json::Value| {
-            let part =
-                serde_json::json!({ "spec": { "calicoNetwork": { "ipPools": calplan_calico::installation::managed_part(installation) } } });
-            diff::view_yaml(&part)
-        };
-        let name = format!("{}/{}", calplan_calico::installation::KIND, calplan_calico::installation::NAME);
         changes.insert(
             position,
             Change {
@@ -726,7 +724,6 @@ impl Planner<'_> {
                 kind: calplan_calico::installation::KIND.to_string(),
                 name: calplan_calico::installation::NAME.to_string(),
                 target: Target::Calico,
-                diff: diff::redact(&diff::unified(&name, &view(&before), &view(&after))),
                 before: operator.known.then(|| Content::Resource { value: before.clone() }),
                 after: Some(Content::Resource { value: after.clone() }),
                 reason: Some(format!(
@@ -970,7 +967,13 @@ impl Planner<'_> {
         mutate(&mut next);
         let mut changes = resource_changes(&self.state, &next, replaced);
         self.through_installation(&mut changes, &next);
-        let files = self.files.as_ref().map(|_| self.compile_files(&next));
+        let files = match self.files.as_ref().map(|_| self.compile_files(&next)).transpose() {
+            Ok(files) => files,
+            Err(message) => {
+                self.failure.get_or_insert(PlanError { stage: step.title.clone(), message });
+                None
+            }
+        };
         if let (Some(before), Some(after)) = (&self.files, &files) {
             changes.extend(file_changes(before, after));
         }
@@ -1019,7 +1022,7 @@ impl Planner<'_> {
     }
 
     /// Files of the state as the given resources (plus the pools still routed) compile them.
-    fn compile_files(&self, state: &ResourceSet) -> BTreeMap<String, String> {
+    fn compile_files(&self, state: &ResourceSet) -> Result<BTreeMap<String, String>, String> {
         let mut routed = state.clone();
         for pool in self.routed_pools.values() {
             if routed.get(ResourceKind::IpPool, &pool.metadata.name).is_none() {
@@ -1030,10 +1033,7 @@ impl Planner<'_> {
         let (model, _) = calplan_model::from_resources::from_resources(&routed, base);
         let analysis = Analysis::new(model, self.observed_ipam.as_ref());
         let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
-        let output = match calplan_targets::compile(&context, None) {
-            Ok(output) => output,
-            Err(_) => return BTreeMap::new(),
-        };
+        let output = calplan_targets::compile(&context, None).map_err(|error| error.to_string())?;
         let mut files: BTreeMap<String, String> = output
             .artifacts
             .into_iter()
@@ -1049,7 +1049,7 @@ impl Planner<'_> {
                 }
             }
         }
-        files
+        Ok(files)
     }
 
     fn routes_barrier(&self, changes: &[Change], files: Option<&BTreeMap<String, String>>) -> Option<Barrier> {
@@ -1220,7 +1220,6 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
         if old_view == new_view {
             continue;
         }
-        let name = key_name(key);
         let action = match (old, new) {
             (None, Some(_)) if key.0 == ResourceKind::IpPool && replaced.contains(&key.1) => Action::Replace,
             (None, Some(_)) => Action::Create,
@@ -1232,8 +1231,6 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
             (Some(_), Some(_)) => Action::Update,
             (None, None) => continue,
         };
-        let before_text = old.map(|resource| diff::view_yaml(&diff::display(resource, &label_keys))).unwrap_or_default();
-        let after_text = new.map(|resource| diff::view_yaml(&diff::display(resource, &label_keys))).unwrap_or_default();
         // A replaced pool's `before` is the pool being deleted, for the delete's compare.
         let replaced_before = old.map(|resource| Content::Resource { value: resource.to_json() });
         changes.push(Change {
@@ -1241,7 +1238,6 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
             kind: key.0.as_str().to_string(),
             name: key.1.clone(),
             target: Target::Calico,
-            diff: diff::redact(&diff::unified(&name, &before_text, &after_text)),
             before: replaced_before,
             after: new.map(|resource| Content::Resource { value: resource.to_json() }),
             reason: (action == Action::Replace).then(|| {
@@ -1277,7 +1273,6 @@ fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, Stri
             kind: file,
             name,
             target,
-            diff: diff::redact(&diff::unified(path, old.map_or("", String::as_str), new.map_or("", String::as_str))),
             before: old.map(|text| Content::File { text: text.clone() }),
             after: new.map(|text| Content::File { text: text.clone() }),
             reason: None,

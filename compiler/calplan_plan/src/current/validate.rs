@@ -20,6 +20,7 @@ use calplan_calico::fields;
 use calplan_calico::resources::ResourceKind;
 use calplan_calico::{Selector, duration_seconds};
 use calplan_diagnostics::{Diagnostic, Diagnostics, Span, declare_rule};
+use calplan_model::grammar;
 use calplan_syntax::schema::did_you_mean;
 use calplan_syntax::yaml::{Node, NodeKind, Scalar};
 use ipnet::IpNet;
@@ -91,8 +92,17 @@ pub fn check_resource(kind: ResourceKind, item: &Node, diagnostics: &mut Diagnos
     match item.get("metadata") {
         Some(metadata) if metadata.as_mapping().is_some() => {
             unknown_fields(metadata, fields::OBJECT_META, "`metadata`", diagnostics);
-            if text(metadata, "name").is_none_or(|(name, _)| name.is_empty()) {
-                diagnostics.push(invalid(metadata.head_span(), format!("a {what} without `metadata.name`"), "no name"));
+            match text(metadata, "name") {
+                None | Some(("", _)) => {
+                    diagnostics.push(invalid(metadata.head_span(), format!("a {what} without `metadata.name`"), "no name"))
+                }
+                // Calico's validator (`validateObjectMeta`) takes the same names as Kubernetes.
+                Some((name, span)) if !calplan_model::lower::is_dns_subdomain(name) => diagnostics.push(invalid(
+                    span,
+                    format!("`metadata.name` is not a DNS-1123 subdomain: {}", quoted(name)),
+                    "not a resource name",
+                )),
+                Some(_) => {}
             }
         }
         _ => diagnostics.push(invalid(item.head_span(), format!("a {what} without `metadata.name`"), "no name")),
@@ -205,7 +215,30 @@ fn password(node: &Node, key: &str, diagnostics: &mut Diagnostics) {
     unknown_fields(password, fields::PASSWORD, &format!("`{key}`"), diagnostics);
     if let Some(reference) = password.get("secretKeyRef") {
         unknown_fields(reference, fields::SECRET_KEY_REF, "`secretKeyRef`", diagnostics);
+        // The reference is written into the artifacts (a comment naming the Secret): it must
+        // be what Kubernetes accepts, which also keeps it on one line.
+        type Problem = fn(&str) -> Option<String>;
+        let checks: [(&str, Problem); 2] = [("name", grammar::secret_name_problem), ("key", grammar::secret_key_problem)];
+        for (field, problem) in checks {
+            if let Some((value, span)) = text(reference, field)
+                && let Some(problem) = problem(value)
+            {
+                diagnostics.push(invalid(
+                    span,
+                    format!("`secretKeyRef.{field}` {problem}: {}", quoted(value)),
+                    "not what Kubernetes accepts",
+                ));
+            }
+        }
     }
+}
+
+/// A value as a message shows it: quoted and escaped, so that a line break or control
+/// character is visible rather than acted on.
+fn quoted(value: &str) -> String {
+    let shown: String = value.chars().take(80).collect();
+    let more = if shown.len() < value.len() { "…" } else { "" };
+    format!("{shown:?}{more}")
 }
 
 fn ip_pool(item: &Node, spec: Option<&Node>, diagnostics: &mut Diagnostics) {
@@ -319,14 +352,18 @@ fn bgp_filter(spec: &Node, diagnostics: &mut Diagnostics) {
             {
                 diagnostics.push(invalid(
                     span,
-                    format!("`{cidr}` in `{key}` is not an {family} network"),
+                    format!("`cidr` in `{key}` is not an {family} network: {}", quoted(cidr)),
                     "not a masked network of the list's family",
                 ));
             }
             if let Some((interface, span)) = text(rule, "interface").filter(|(interface, _)| !interface.is_empty())
-                && let Some(problem) = calplan_model::grammar::filter_interface_problem(interface)
+                && let Some(problem) = grammar::filter_interface_problem(interface)
             {
-                diagnostics.push(invalid(span, format!("`interface` is not an interface name or pattern: `{interface}`"), &problem));
+                diagnostics.push(invalid(
+                    span,
+                    format!("`interface` in `{key}` {problem}: {}", quoted(interface)),
+                    "not an interface pattern",
+                ));
             }
         }
     }
@@ -338,6 +375,32 @@ fn bgp_configuration(spec: &Node, diagnostics: &mut Diagnostics) {
     one_of(spec, "bindMode", &["None", "NodeIP"], diagnostics);
     duration(spec, "nodeMeshMaxRestartTime", diagnostics);
     password(spec, "nodeMeshPassword", diagnostics);
+    // Calico's `Community`: a resource name, and a value its CRD's pattern and validator take.
+    for community in spec.get("communities").and_then(Node::as_sequence).into_iter().flatten() {
+        if let Some((name, span)) = text(community, "name")
+            && !calplan_model::lower::is_dns_subdomain(name)
+        {
+            diagnostics.push(invalid(span, format!("a community's `name` is not a DNS-1123 subdomain: {}", quoted(name)), "not a name"));
+        }
+        if let Some((value, span)) = text(community, "value")
+            && let Err(problem) = calplan_calico::Community::parse(value)
+        {
+            diagnostics.push(invalid(span, format!("a community's `value` is not a BGP community: {}", quoted(value)), &problem));
+        }
+    }
+    if let Some(patterns) = spec.get("ignoredInterfaces").and_then(Node::as_sequence) {
+        for pattern in patterns {
+            if let Some(Scalar::String(value)) = pattern.scalar()
+                && let Some(problem) = grammar::ignored_interface_problem(value)
+            {
+                diagnostics.push(invalid(
+                    pattern.span,
+                    format!("an entry of `ignoredInterfaces` {problem}: {}", quoted(value)),
+                    "not an interface pattern",
+                ));
+            }
+        }
+    }
     for key in ["serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs"] {
         let Some(list) = spec.get(key) else { continue };
         let Some(entries) = list.as_sequence() else {
@@ -439,13 +502,13 @@ mod tests {
             codes,
             [
                 "E0702 5:16 `action` must be one of `Accept`, `Reject`, not `Allow`",
-                "E0702 5:29 `fd00::/64` in `exportV4` is not an IPv4 network",
+                "E0702 5:29 `cidr` in `exportV4` is not an IPv4 network: \"fd00::/64\"",
                 "E0702 5:57 `matchOperator` must be one of `Equal`, `NotEqual`, `In`, `NotIn`, not `Within`",
-                "E0702 6:30 `10.0.0.1/8` in `exportV4` is not an IPv4 network",
-                "E0702 6:53 `interface` is not an interface name or pattern: `eth0\"`",
+                "E0702 6:30 `cidr` in `exportV4` is not an IPv4 network: \"10.0.0.1/8\"",
+                "E0702 6:53 `interface` in `exportV4` holds `\"`; an interface pattern is letters, digits, `_`, `.`, `-` and `*`: \"eth0\\\"\"",
                 "E0702 6:82 `prefixLength.min` in `exportV4` is 33; IPv4 prefix lengths are 0 to 32",
                 "W0703 6:87 `sourc` is not a field of a rule of `exportV4`: Calico ignores it",
-                "E0702 8:30 `10.0.0.0/8` in `importV6` is not an IPv6 network",
+                "E0702 8:30 `cidr` in `importV6` is not an IPv6 network: \"10.0.0.0/8\"",
             ],
             "{found:#?}"
         );
@@ -454,6 +517,32 @@ mod tests {
             "kind: BGPFilter\nmetadata: {name: f}\nspec:\n  exportV4: [{action: Accept, cidr: 10.0.0.0/8, matchOperator: In, interface: '*.calico', source: RemotePeers, prefixLength: {min: 8, max: 32}}]\n",
         );
         assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn strings_that_reach_artifacts_are_checked_against_their_grammar() {
+        let found = check(
+            ResourceKind::BgpPeer,
+            "kind: BGPPeer\nmetadata: {name: Peer_1}\nspec:\n  peerIP: 10.0.0.1\n  asNumber: 65001\n  password:\n    secretKeyRef: {name: \"bgp\\nprotocol static x {}\", key: 'a b'}\n",
+        );
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("E0702 2:18 `metadata.name` is not a DNS-1123 subdomain: \"Peer_1\""), "{found:#?}");
+        assert!(found[1].starts_with("E0702 7:26 `secretKeyRef.name` is not a DNS-1123 subdomain"), "{found:#?}");
+        assert!(found[1].contains(r#""bgp\nprotocol static x {}""#), "the line break is shown escaped: {found:#?}");
+        assert!(found[2].starts_with("E0702 7:60 `secretKeyRef.key` holds ` `"), "{found:#?}");
+        let found = check(
+            ResourceKind::BgpConfiguration,
+            "kind: BGPConfiguration\nmetadata: {name: default}\nspec: {ignoredInterfaces: [eth*, \"x\\\"\"]}\n",
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("E0702 3:34 an entry of `ignoredInterfaces` holds `\"`"), "{found:#?}");
+        let found = check(
+            ResourceKind::BgpConfiguration,
+            "kind: BGPConfiguration\nmetadata: {name: default}\nspec: {communities: [{name: \"a\\nb\", value: '65536:1'}, {name: ok, value: '1:2:3'}]}\n",
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].starts_with("E0702 3:29 a community's `name` is not a DNS-1123 subdomain: \"a\\nb\""), "{found:#?}");
+        assert!(found[1].starts_with("E0702 3:44 a community's `value` is not a BGP community: \"65536:1\""), "{found:#?}");
     }
 
     #[test]
