@@ -352,14 +352,18 @@ fn bgp_filter(spec: &Node, diagnostics: &mut Diagnostics) {
             {
                 diagnostics.push(invalid(
                     span,
-                    format!("`{cidr}` in `{key}` is not an {family} network"),
+                    format!("`cidr` in `{key}` is not an {family} network: {}", quoted(cidr)),
                     "not a masked network of the list's family",
                 ));
             }
             if let Some((interface, span)) = text(rule, "interface").filter(|(interface, _)| !interface.is_empty())
-                && let Some(problem) = calplan_model::grammar::filter_interface_problem(interface)
+                && let Some(problem) = grammar::filter_interface_problem(interface)
             {
-                diagnostics.push(invalid(span, format!("`interface` is not an interface name or pattern: `{interface}`"), &problem));
+                diagnostics.push(invalid(
+                    span,
+                    format!("`interface` in `{key}` {problem}: {}", quoted(interface)),
+                    "not an interface pattern",
+                ));
             }
         }
     }
@@ -371,6 +375,19 @@ fn bgp_configuration(spec: &Node, diagnostics: &mut Diagnostics) {
     one_of(spec, "bindMode", &["None", "NodeIP"], diagnostics);
     duration(spec, "nodeMeshMaxRestartTime", diagnostics);
     password(spec, "nodeMeshPassword", diagnostics);
+    // Calico's `Community`: a resource name, and a value its CRD's pattern and validator take.
+    for community in spec.get("communities").and_then(Node::as_sequence).into_iter().flatten() {
+        if let Some((name, span)) = text(community, "name")
+            && !calplan_model::lower::is_dns_subdomain(name)
+        {
+            diagnostics.push(invalid(span, format!("a community's `name` is not a DNS-1123 subdomain: {}", quoted(name)), "not a name"));
+        }
+        if let Some((value, span)) = text(community, "value")
+            && let Err(problem) = calplan_calico::Community::parse(value)
+        {
+            diagnostics.push(invalid(span, format!("a community's `value` is not a BGP community: {}", quoted(value)), &problem));
+        }
+    }
     if let Some(patterns) = spec.get("ignoredInterfaces").and_then(Node::as_sequence) {
         for pattern in patterns {
             if let Some(Scalar::String(value)) = pattern.scalar()
@@ -485,13 +502,13 @@ mod tests {
             codes,
             [
                 "E0702 5:16 `action` must be one of `Accept`, `Reject`, not `Allow`",
-                "E0702 5:29 `fd00::/64` in `exportV4` is not an IPv4 network",
+                "E0702 5:29 `cidr` in `exportV4` is not an IPv4 network: \"fd00::/64\"",
                 "E0702 5:57 `matchOperator` must be one of `Equal`, `NotEqual`, `In`, `NotIn`, not `Within`",
-                "E0702 6:30 `10.0.0.1/8` in `exportV4` is not an IPv4 network",
-                "E0702 6:53 `interface` is not an interface name or pattern: `eth0\"`",
+                "E0702 6:30 `cidr` in `exportV4` is not an IPv4 network: \"10.0.0.1/8\"",
+                "E0702 6:53 `interface` in `exportV4` holds `\"`; an interface pattern is letters, digits, `_`, `.`, `-` and `*`: \"eth0\\\"\"",
                 "E0702 6:82 `prefixLength.min` in `exportV4` is 33; IPv4 prefix lengths are 0 to 32",
                 "W0703 6:87 `sourc` is not a field of a rule of `exportV4`: Calico ignores it",
-                "E0702 8:30 `10.0.0.0/8` in `importV6` is not an IPv6 network",
+                "E0702 8:30 `cidr` in `importV6` is not an IPv6 network: \"10.0.0.0/8\"",
             ],
             "{found:#?}"
         );
@@ -519,6 +536,13 @@ mod tests {
         );
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].starts_with("E0702 3:34 an entry of `ignoredInterfaces` holds `\"`"), "{found:#?}");
+        let found = check(
+            ResourceKind::BgpConfiguration,
+            "kind: BGPConfiguration\nmetadata: {name: default}\nspec: {communities: [{name: \"a\\nb\", value: '65536:1'}, {name: ok, value: '1:2:3'}]}\n",
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].starts_with("E0702 3:29 a community's `name` is not a DNS-1123 subdomain: \"a\\nb\""), "{found:#?}");
+        assert!(found[1].starts_with("E0702 3:44 a community's `value` is not a BGP community: \"65536:1\""), "{found:#?}");
     }
 
     #[test]
