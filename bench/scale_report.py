@@ -93,6 +93,7 @@ def plot(by_size, sessions) -> str:
 
         svg.append(f'<text x="{left + panel / 2}" y="18" text-anchor="middle" font-weight="bold">{title} ({unit}) against nodes + sessions</text>')
         svg.append(f'<rect x="{left}" y="{top}" width="{panel}" height="{bottom - top}" fill="none" stroke="#444"/>')
+        svg.append(f'<clipPath id="panel{index}"><rect x="{left}" y="{top}" width="{panel}" height="{bottom - top}"/></clipPath>')
         for decade in decades(x_low, x_high):
             svg.append(f'<line x1="{px(decade)}" y1="{top}" x2="{px(decade)}" y2="{bottom}" stroke="#ddd"/>')
             svg.append(f'<text x="{px(decade)}" y="{bottom + 16}" text-anchor="middle">{label(decade)}</text>')
@@ -103,7 +104,7 @@ def plot(by_size, sessions) -> str:
         if "check" in by_size[sizes[0]]:
             x0, y0 = xs[0], by_size[sizes[0]]["check"][pick]
             x1 = xs[-1]
-            svg.append(f'<line x1="{px(x0)}" y1="{py(y0)}" x2="{px(x1)}" y2="{py(y0 * x1 / x0)}" stroke="#999" stroke-dasharray="4 4"/>')
+            svg.append(f'<line x1="{px(x0)}" y1="{py(y0)}" x2="{px(x1)}" y2="{py(y0 * x1 / x0)}" stroke="#999" stroke-dasharray="4 4" clip-path="url(#panel{index})"/>')
         for command in COMMANDS:
             points = [(x, by_size[n][command][pick]) for n, x in zip(sizes, xs) if command in by_size[n]]
             if not points:
