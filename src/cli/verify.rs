@@ -32,6 +32,8 @@ pub struct Args {
     #[arg(long, default_value_t = verify::DEFAULT_PARALLELISM)]
     parallelism: usize,
     #[command(flatten)]
+    nodes: input::Nodes,
+    #[command(flatten)]
     levels: input::Levels,
 }
 
@@ -54,7 +56,8 @@ pub fn run(args: Args) -> CliResult {
     }
     let loaded = crate::current::load_with(&args.current, args.calico_config.path.as_deref())?;
     crate::current::report(&loaded)?;
-    let (name, checked) = input::read_and_check(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref())?;
+    let cluster = args.nodes.read(Some(&loaded.state))?;
+    let (name, checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
     input::report(&checked);
     input::report_allowed(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };

@@ -62,7 +62,7 @@ spec:
     nodeMeshPassword: {secretKeyRef: {name: mesh-secrets, key: mesh-password}}
     nodeMeshMaxRestartTime: 120s
     routeReflectors:
-      - {clusterID: 244.0.0.1, nodes: [n1], clients: rack == 'r1'}
+      - {clusterID: 244.0.0.1, nodes: [n1], clients: rack == 'r1', reflectors: {nodeSelector: has(spare-reflector), perLabel: rack, count: 1}}
     peers:
       - name: tor
         peerIP: 21.0.0.254
@@ -89,15 +89,23 @@ spec:
       nodeSelector: "!has(no-pods)"
       allowedUses: [Workload, Tunnel]
       assignmentMode: Automatic
+  nodeRules:
+    - name: rack-r2
+      nodeSelector: rack == 'r2'
+      asNumber: "64512"
+      labels: {zone: z2}
+      routeReflectorClusterID: 244.0.0.2
+      nodeAddressAutodetection: {ipv4: can-reach=21.0.0.1, ipv6: skip-interface=docker.*}
   nodes:
     - name: n1
       ipv4Address: 21.0.0.11/24
       ipv6Address: fd00::11/64
-      labels: {rack: r1}
+      asNumber: "64512"
+      labels: {rack: r1, zone: z1}
       interfaces:
         - {name: eth0, addresses: [21.0.0.11/24, fd00::11/64]}
-    - {name: n2, ipv4Address: 21.0.0.12/24, asNumber: "64512", labels: {rack: r1}}
-    - {name: n3, ipv4Address: 21.0.0.13/24, routeReflectorClusterID: 244.0.0.2, labels: {rack: r2}}
+    - {name: n2, ipv4Address: 21.0.0.12/24, asNumber: "64512", labels: {rack: r1, zone: z1}}
+    - {name: n3, ipv4Address: 21.0.0.13/24, asNumber: "64512", routeReflectorClusterID: 244.0.0.2, labels: {rack: r2, zone: z2}}
   routers:
     - name: harbor
       platform: linux

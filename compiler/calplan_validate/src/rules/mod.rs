@@ -24,6 +24,8 @@ mod load_balancer_pool_conflict;
 mod network_or_broadcast_address;
 mod next_hop_not_on_link;
 mod no_bgp_peering;
+mod node_rule_conflict;
+mod node_rule_selects_no_node;
 mod node_without_address;
 mod overlapping_prefixes;
 mod peer_field_conflict;
@@ -74,6 +76,8 @@ pub static CHECKS: &[Check] = &[
     autodetection_mismatch::check,
     autodetection_not_simulated::check,
     node_without_address::check,
+    node_rule_conflict::check,
+    node_rule_selects_no_node::check,
     next_hop_not_on_link::check,
     route_destination_empty::check,
     route_of_other_family::check,
@@ -108,6 +112,8 @@ pub static ALL: &[&Rule] = &[
     &autodetection_mismatch::RULE,
     &autodetection_not_simulated::RULE,
     &node_without_address::RULE,
+    &node_rule_conflict::RULE,
+    &node_rule_selects_no_node::RULE,
     &next_hop_not_on_link::RULE,
     &route_destination_empty::RULE,
     &route_of_other_family::RULE,
