@@ -37,6 +37,13 @@ pub fn check_with_levels(name: &str, text: String, observed: Option<&ObservedIpa
     check_with_cluster(name, text, observed, levels, &ClusterNodes::default())
 }
 
+/// The nodes of the cluster as the current state has them (its Calico `Node`s), with those of
+/// an inventory (`--nodes`), for [`check_with_cluster`].
+pub fn cluster_nodes(state: &calplan_plan::current::CurrentState, inventory: Vec<calplan_calico::resources::CalicoNode>) -> ClusterNodes {
+    let current = state.resources.as_ref().map(|resources| resources.nodes().cloned().collect()).unwrap_or_default();
+    ClusterNodes { current, inventory }
+}
+
 /// Runs every check on an intent's text with the nodes read from the cluster (which join the
 /// intent's and which its `nodeRules` apply to), then applies the severity overrides.
 pub fn check_with_cluster(

@@ -186,8 +186,6 @@ impl Nodes {
     /// The nodes the intent's rules apply to: the Calico `Node`s of the current state, and
     /// those of `--nodes`. Problems in the inventory are printed; errors stop the command.
     pub fn read(&self, current: Option<&calplan_plan::current::CurrentState>) -> Result<ClusterNodes, CliError> {
-        let current_nodes =
-            current.and_then(|state| state.resources.as_ref()).map(|resources| resources.nodes().cloned().collect()).unwrap_or_default();
         let inventory = match &self.path {
             None => Vec::new(),
             Some(path) => {
@@ -208,7 +206,10 @@ impl Nodes {
                 }
             }
         };
-        Ok(ClusterNodes { current: current_nodes, inventory })
+        Ok(match current {
+            Some(state) => pipeline::cluster_nodes(state, inventory),
+            None => ClusterNodes { current: Vec::new(), inventory },
+        })
     }
 }
 

@@ -354,3 +354,106 @@ impl Lowerer<'_> {
         chosen.into_iter().map(|id| Spanned::new(id, selection.node_selector.span)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Model;
+    use crate::node_rules::ClusterNodes;
+    use calplan_calico::resources::{API_VERSION, CalicoNode, NodeBgpSpec, NodeSpec, ObjectMeta};
+    use calplan_diagnostics::{Diagnostics, SourceMap};
+    use std::collections::BTreeMap;
+
+    const INTENT: &str = "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: racks}\nspec:\n  bgp:\n    nodeToNodeMesh: false\n    routeReflectors:\n      - clusterID: 244.0.0.1\n        reflectors: {nodeSelector: role == 'infra', perLabel: rack, count: 2}\n  nodeRules:\n    - {name: rack-1, nodeSelector: rack == 'r1', asNumber: 65001, labels: {group: r1}}\n";
+
+    fn node(name: &str, labels: &[(&str, &str)], cluster_id: Option<&str>) -> CalicoNode {
+        let mut metadata = ObjectMeta::named(name);
+        metadata.labels = labels.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        let bgp = NodeBgpSpec {
+            ipv4_address: Some(format!("10.0.0.{}/24", name.len() + metadata.labels.len())),
+            route_reflector_cluster_id: cluster_id.map(str::to_string),
+            ..NodeBgpSpec::default()
+        };
+        CalicoNode {
+            api_version: API_VERSION.into(),
+            kind: "Node".into(),
+            metadata,
+            spec: NodeSpec { bgp: Some(bgp), extra: BTreeMap::new() },
+        }
+    }
+
+    fn lowered(intent: &str, cluster: &ClusterNodes) -> (Model, Diagnostics) {
+        let mut sources = SourceMap::new();
+        let file = sources.add("intent.yaml", intent);
+        let mut diagnostics = Diagnostics::new();
+        let parsed = calplan_syntax::parse_intent(file, intent, &mut diagnostics).intent.expect("parses");
+        (super::super::lower_with_cluster(file, intent, &parsed, cluster, &mut diagnostics), diagnostics)
+    }
+
+    fn reflectors(model: &Model) -> Vec<&str> {
+        model.nodes.iter().filter(|node| node.is_route_reflector()).map(|node| node.name.value.as_str()).collect()
+    }
+
+    #[test]
+    fn reflectors_are_chosen_per_group_by_name_without_current_state() {
+        let inventory = vec![
+            node("b", &[("rack", "r1"), ("role", "infra")], None),
+            node("a", &[("rack", "r1"), ("role", "infra")], None),
+            node("c", &[("rack", "r1"), ("role", "infra")], None),
+            node("d", &[("rack", "r2"), ("role", "infra")], None),
+            node("e", &[("rack", "r2")], None),
+        ];
+        let (model, diagnostics) = lowered(INTENT, &ClusterNodes { current: Vec::new(), inventory });
+        assert!(!diagnostics.has_errors());
+        assert_eq!(reflectors(&model), ["a", "b", "d"]);
+        // The rule gave rack r1 its AS and label; the reflectors their markers.
+        let a = model.node_by_name("a").unwrap();
+        assert_eq!(a.as_number.as_ref().unwrap().value.0, 65001);
+        assert_eq!(a.labels["group"].value, "r1");
+        assert_eq!(a.labels["route-reflector"].value, "true");
+        assert!(model.node_by_name("d").unwrap().as_number.is_none());
+    }
+
+    #[test]
+    fn a_joining_node_never_moves_an_existing_reflector() {
+        // `c` and `b` reflect today; `a` joins and sorts first, but the reflectors stay.
+        let current = vec![
+            node("b", &[("rack", "r1"), ("role", "infra"), ("route-reflector", "true")], Some("244.0.0.1")),
+            node("c", &[("rack", "r1"), ("role", "infra"), ("route-reflector", "true")], Some("244.0.0.1")),
+            node("a", &[("rack", "r1"), ("role", "infra")], None),
+        ];
+        let (model, _) = lowered(INTENT, &ClusterNodes { current: current.clone(), inventory: Vec::new() });
+        assert_eq!(reflectors(&model), ["b", "c"]);
+        // A reflector that stops matching is replaced, by the next node by name.
+        let mut changed = current;
+        changed[1].metadata.labels.remove("role");
+        let (model, _) = lowered(INTENT, &ClusterNodes { current: changed, inventory: Vec::new() });
+        assert_eq!(reflectors(&model), ["a", "b"]);
+        // `c` lost its role: it stops reflecting and loses the marker label.
+        assert!(!model.node_by_name("c").unwrap().labels.contains_key("route-reflector"));
+    }
+
+    #[test]
+    fn the_intent_pins_what_it_writes_and_the_cluster_fills_in_the_rest() {
+        let intent = format!("{INTENT}  nodes:\n    - {{name: a, asNumber: 65100, labels: {{group: pinned}}}}\n");
+        let inventory = vec![node("a", &[("rack", "r1")], None)];
+        let (model, diagnostics) = lowered(&intent, &ClusterNodes { current: Vec::new(), inventory });
+        assert!(!diagnostics.has_errors());
+        let a = model.node_by_name("a").unwrap();
+        assert_eq!(a.as_number.as_ref().unwrap().value.0, 65100);
+        assert_eq!(a.labels["group"].value, "pinned");
+        assert_eq!(a.labels["rack"].value, "r1");
+        assert!(a.ipv4_address.is_some(), "the address comes from the cluster");
+        assert!(!model.node_rules.from_cluster.contains(&a.id));
+    }
+
+    #[test]
+    fn current_nodes_join_only_an_intent_with_rules_or_without_nodes() {
+        let listed = "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: x}\nspec:\n  nodes:\n    - {name: a, ipv4Address: 10.0.0.1/24}\n";
+        let cluster = ClusterNodes { current: vec![node("z", &[], None)], inventory: Vec::new() };
+        let (model, _) = lowered(listed, &cluster);
+        assert_eq!(model.nodes.len(), 1);
+        let (model, _) = lowered(INTENT, &cluster);
+        assert_eq!(model.nodes.len(), 1);
+        assert_eq!(model.nodes[0].name.value, "z");
+    }
+}
