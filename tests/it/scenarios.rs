@@ -128,7 +128,7 @@ fn every_scenario_matches_its_golden_files() {
             let cluster = pipeline::cluster_nodes(&loaded.state, Vec::new());
             let checked =
                 pipeline::check_with_cluster("intent.yaml", text, loaded.state.observed_ipam().as_ref(), &Default::default(), &cluster);
-            if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) {
+            if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded).expect("every state on the way compiles") {
                 outputs.push(("plan.txt", calplan_plan::render::human(&plan, false)));
                 outputs.push(("plan.md", calplan_plan::markdown::markdown(&plan, "`plan.json`")));
                 outputs.push(("plan.json", plan.to_json()));
