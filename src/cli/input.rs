@@ -125,8 +125,13 @@ fn decode(bytes: Vec<u8>, name: &str) -> Result<String, CliError> {
 /// Reads and checks an intent, printing its diagnostics to standard error in human form.
 /// Fails when the intent has errors, so callers only ever see a valid analysis.
 pub fn checked_intent(path: &Path) -> Result<Checked, CliError> {
+    checked_intent_with(path, &ClusterNodes::default())
+}
+
+/// As [`checked_intent`], with the nodes read from the cluster (`--nodes`).
+pub fn checked_intent_with(path: &Path, cluster: &ClusterNodes) -> Result<Checked, CliError> {
     let (name, text) = read_text(path)?;
-    let checked = pipeline::check(&name, text, None);
+    let checked = pipeline::check_with_cluster(&name, text, None, &CommandLine::default(), cluster);
     report(&checked);
     if checked.valid().is_none() {
         return Err(CliError::Reported);

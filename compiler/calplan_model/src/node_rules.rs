@@ -61,6 +61,18 @@ pub struct RuleConflict {
     pub nodes: Vec<NodeId>,
 }
 
+/// A group of nodes where a reflector selection found fewer eligible nodes than it asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReflectorShortfall {
+    pub cluster_id: Ipv4Addr,
+    /// The label and value that make the group (`rack=r3`), or `None` for the whole cluster.
+    pub group: Option<(String, String)>,
+    pub wanted: u32,
+    pub found: usize,
+    /// The selection's selector.
+    pub span: Span,
+}
+
 /// What the rules did.
 #[derive(Clone, Debug, Default)]
 pub struct NodeRules {
@@ -82,6 +94,8 @@ pub struct NodeRules {
     /// The labels the intent's `spec.nodes` declare, which rules leave alone.
     pub pinned_labels: BTreeSet<(NodeId, String)>,
     pub conflicts: Vec<RuleConflict>,
+    /// Groups with fewer eligible reflectors than their selection's count.
+    pub shortfalls: Vec<ReflectorShortfall>,
 }
 
 /// Why a label Kubernetes would refuse is refused, for readers of node inventories.

@@ -313,7 +313,7 @@ impl Lowerer<'_> {
         selection: &syntax::ReflectorSelection,
         cluster_id: Ipv4Addr,
         nodes: &[Node],
-        record: &NodeRules,
+        record: &mut NodeRules,
     ) -> Vec<Spanned<NodeId>> {
         let Some(selector) = self.selector(&selection.node_selector) else { return Vec::new() };
         let per_label = selection.per_label.as_ref().and_then(|key| match label_key_problem(&key.value) {
@@ -332,6 +332,19 @@ impl Lowerer<'_> {
         }
         let count = selection.count.as_ref().map_or(DEFAULT_REFLECTOR_COUNT, |count| count.value) as usize;
         let mut groups: BTreeMap<Option<&str>, Vec<&Node>> = BTreeMap::new();
+        // Every value of the grouping label is a group, even one without an eligible node.
+        match &per_label {
+            Some(key) => {
+                for node in nodes {
+                    if let Some(value) = node.labels.get(key) {
+                        groups.entry(Some(value.value.as_str())).or_default();
+                    }
+                }
+            }
+            None => {
+                groups.entry(None).or_default();
+            }
+        }
         for node in nodes {
             let labels = node.label_values();
             if !selector.selector.matches(&labels) {
@@ -347,6 +360,17 @@ impl Lowerer<'_> {
             groups.entry(group).or_default().push(node);
         }
         let mut chosen = BTreeSet::new();
+        for (group, members) in &groups {
+            if members.len() < count && record.nodes_known {
+                record.shortfalls.push(ReflectorShortfall {
+                    cluster_id,
+                    group: group.map(|value| (per_label.clone().unwrap_or_default(), value.to_string())),
+                    wanted: count as u32,
+                    found: members.len(),
+                    span: selection.node_selector.span,
+                });
+            }
+        }
         for members in groups.values_mut() {
             members.sort_by_key(|node| (record.current_cluster_ids.get(&node.id) != Some(&cluster_id), node.name.value.as_str()));
             chosen.extend(members.iter().take(count).map(|node| node.id));

@@ -42,6 +42,7 @@ mod routes_not_propagated;
 pub(crate) mod rule_not_allowable;
 mod selector_matches_nothing;
 mod session_not_established;
+mod too_few_reflectors;
 mod unencapsulated_across_subnets;
 pub(crate) mod unknown_rule;
 pub(crate) mod unused_allow;
@@ -73,6 +74,7 @@ pub static CHECKS: &[Check] = &[
     full_mesh_too_large::check,
     route_reflector_without_address::check,
     selector_matches_nothing::check,
+    too_few_reflectors::check,
     autodetection_mismatch::check,
     autodetection_not_simulated::check,
     node_without_address::check,
@@ -109,6 +111,7 @@ pub static ALL: &[&Rule] = &[
     &full_mesh_too_large::RULE,
     &route_reflector_without_address::RULE,
     &selector_matches_nothing::RULE,
+    &too_few_reflectors::RULE,
     &autodetection_mismatch::RULE,
     &autodetection_not_simulated::RULE,
     &node_without_address::RULE,
