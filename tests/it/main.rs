@@ -8,6 +8,7 @@ mod apply_hosts;
 mod bird;
 mod cli;
 mod compile;
+mod confd;
 mod current;
 mod etcd_tls;
 mod golden;

@@ -111,6 +111,7 @@ impl Lowerer<'_> {
                         route_reflector_cluster_id: None,
                         labels: BTreeMap::new(),
                         interfaces: None,
+                        bgp_configuration: None,
                         span: anchor,
                     });
                     self.node_ids.insert(name.to_string(), id);
@@ -191,6 +192,7 @@ impl Lowerer<'_> {
             route_reflector_cluster_id,
             labels,
             interfaces: None,
+            bgp_configuration: None,
             span: anchor,
         }
     }
