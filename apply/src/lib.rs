@@ -16,6 +16,7 @@ pub mod state;
 pub mod transport;
 
 use calico::{Applied, Backend};
+use calplan_model::ownership::{self, NodeFile};
 use calplan_plan::plan::{Barrier, Change, Content, Plan, Stage, Target};
 use hosts::Loaded;
 use state::{AppliedChange, Outcome, StageRecord, StateDir, StateRecord};
@@ -92,8 +93,20 @@ impl<'a> Executor<'a> {
     /// checked). One bad host stops the apply here, not halfway through a stage.
     fn preflight(&self, done: &BTreeSet<usize>, progress: &mut dyn Progress) -> Result<(), String> {
         let mut names: BTreeSet<&str> = BTreeSet::new();
+        let agent = self.plan.node_agent;
         for stage in self.plan.stages.iter().filter(|stage| !done.contains(&stage.number)) {
-            for change in stage.changes.iter().filter(|change| self.wants(&change.target)) {
+            for change in stage.changes.iter().filter(|change| self.wants(&change.target) && !change.informational) {
+                if let Target::Node { node } = &change.target
+                    && let Some(file) = NodeFile::from_file_name(&change.kind)
+                    && !ownership::calplan_loads(agent, file)
+                {
+                    return Err(format!(
+                        "nothing was changed: the plan loads `{}` onto `{node}`, but its nodes are run by {}, which owns that file; \
+                         plan again from an intent that says who runs the nodes (`spec.nodeAgent`)",
+                        change.kind,
+                        agent.as_str()
+                    ));
+                }
                 if let Target::Node { node: name } | Target::Router { router: name } = &change.target {
                     names.insert(name);
                 }
@@ -219,6 +232,11 @@ impl<'a> Executor<'a> {
         // Hosts before the datastore when adding (routers learn a pool before pods can use it);
         // the datastore first when removing. Within a stage the plan already ordered them.
         for change in &stage.changes {
+            if change.informational {
+                // Another agent makes it (calico-node re-renders from the datastore): recorded
+                // below once the stage is done, never written.
+                continue;
+            }
             if !self.wants(&change.target) {
                 record.pending.push(format!("{} {}", change.kind, change.name));
                 continue;
@@ -267,7 +285,10 @@ impl<'a> Executor<'a> {
         if !record.pending.is_empty() {
             record.outcome = Outcome::Partial;
         }
-        for change in &done {
+        // What calico-node makes of the stage follows the datastore: recorded when the stage
+        // wrote the datastore (not with `--only nodes` or `--only routers`).
+        let observed = stage.changes.iter().filter(|change| change.informational && self.wants(&Target::Calico));
+        for change in done.iter().copied().chain(observed) {
             if let Target::Node { node } | Target::Router { router: node } = &change.target {
                 let path = artifact_path(change, node);
                 let contents = match &change.after {
