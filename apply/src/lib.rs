@@ -11,7 +11,7 @@ pub mod etcd;
 pub mod hosts;
 pub mod lock;
 pub mod netns;
-pub mod probe;
+pub mod observe;
 pub mod state;
 pub mod transport;
 
@@ -391,20 +391,12 @@ impl<'a> Executor<'a> {
                 let mut missing = Vec::new();
                 for (node, protocols) in sessions {
                     let host = self.options.inventory.host(node);
-                    let output = match self.options.transport.run(&host, &["birdc", "-s", &host.bird_socket(), "show", "protocols"], None) {
-                        Ok(output) if output.success => output.stdout,
-                        Ok(output) => {
-                            missing.push(format!("`{node}`: birdc: {}", output.stderr.trim()));
-                            continue;
-                        }
-                        Err(error) => return Err(error),
-                    };
-                    let rows = probe::parse_protocols(&output);
-                    let down: Vec<&String> =
-                        protocols.iter().filter(|name| !rows.get(*name).is_some_and(probe::ProtocolRow::is_established)).collect();
+                    let observed = observe::sessions(&self.options.transport, &host, self.plan.node_agent)?;
+                    let down = observed.not_established(protocols);
                     if !down.is_empty() {
-                        missing
-                            .push(format!("`{node}`: {} not Established", down.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")));
+                        let unreadable =
+                            if observed.unreadable.is_empty() { String::new() } else { format!(" ({})", observed.unreadable.join("; ")) };
+                        missing.push(format!("`{node}`: {} not Established{unreadable}", down.join(", ")));
                     }
                 }
                 Ok((!missing.is_empty()).then(|| missing.join("; ")))
@@ -428,7 +420,7 @@ impl<'a> Executor<'a> {
                         Some("frr") => false,
                         _ => true,
                     };
-                    let kernel = hosts::kernel_routes(&self.options.transport, &host)?;
+                    let kernel = observe::kernel_routes(&self.options.transport, &host)?;
                     let absent = hosts::routes_present_with(&kernel, expected, compare_protocol);
                     if !absent.is_empty() {
                         missing.push(format!("`{name}` lacks {} routes, such as `{}`", absent.len(), absent[0]));

@@ -5,6 +5,7 @@
 mod apply;
 mod apply_hosts;
 mod bird;
+mod calico_node;
 mod cli;
 mod compile;
 mod current;
