@@ -124,7 +124,10 @@ impl<'a> Executor<'a> {
                 "the plan names the host `{name}`, which holds characters calplan will not pass to a shell or use in a path"
             ));
         }
-        if self.options.transport.kind == transport::TransportKind::Local || names.is_empty() {
+        if self.options.transport.kind == transport::TransportKind::Local {
+            return self.check_this_machine(&names);
+        }
+        if names.is_empty() {
             return Ok(());
         }
         progress.step(&format!("checking that {} hosts answer", names.len()));
@@ -139,6 +142,34 @@ impl<'a> Executor<'a> {
         } else {
             Err(format!("nothing was changed: {} hosts do not answer: {}", unreachable.len(), unreachable.join("; ")))
         }
+    }
+
+    /// `--transport local` runs every node-side command on this machine: it may act only on
+    /// hosts the inventory says are this machine (`thisMachine: true`), never by default — a
+    /// plan for a cluster applied from a laptop would otherwise load each node's files, and
+    /// read each node's sessions, on the laptop.
+    fn check_this_machine(&self, names: &BTreeSet<&str>) -> Result<(), String> {
+        let elsewhere: Vec<String> = names
+            .iter()
+            .map(|name| self.options.inventory.host(name))
+            .filter(|host| !matches!(host.settings.platform.as_deref(), Some("ios" | "junos")))
+            .filter(|host| host.settings.this_machine != Some(true))
+            .map(|host| format!("`{}`", host.name))
+            .collect();
+        if elsewhere.is_empty() {
+            return Ok(());
+        }
+        let shown = if elsewhere.len() > 8 {
+            format!("{} and {} more", elsewhere[..8].join(", "), elsewhere.len() - 8)
+        } else {
+            elsewhere.join(", ")
+        };
+        Err(format!(
+            "nothing was changed: `--transport local` would run the commands of {shown} on this machine, and the inventory does \
+             not say they are this machine. Name a transport: `--transport ssh` with an `--inventory` saying how to reach \
+             the hosts, `--transport kubectl` to run in the nodes' calico-node pods, or `--transport netns` for a lab; or \
+             mark a host `thisMachine: true` in the inventory if calplan runs on it"
+        ))
     }
 
     fn wants(&self, target: &Target) -> bool {

@@ -563,6 +563,19 @@ mod tests {
     }
 
     #[test]
+    fn this_machine_is_said_of_one_host_never_of_all() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("inventory.yaml");
+        std::fs::write(&file, "defaults: {thisMachine: true}\n").unwrap();
+        let error = Inventory::read(&file).unwrap_err();
+        assert!(error.contains("cannot be a default for all"), "{error}");
+        std::fs::write(&file, "defaults: {user: root}\nhosts:\n  n1: {thisMachine: true}\n").unwrap();
+        let inventory = Inventory::read(&file).unwrap();
+        assert_eq!(inventory.host("n1").settings.this_machine, Some(true));
+        assert_eq!(inventory.host("n2").settings.this_machine, None);
+    }
+
+    #[test]
     fn unsafe_inventory_values_are_refused() {
         let settings = HostSettings { address: Some("host; reboot".into()), ..HostSettings::default() };
         assert!(check_settings("n1", &settings).is_err());
