@@ -11,11 +11,12 @@ pub mod etcd;
 pub mod hosts;
 pub mod lock;
 pub mod netns;
-pub mod probe;
+pub mod observe;
 pub mod state;
 pub mod transport;
 
 use calico::{Applied, Backend};
+use calplan_model::ownership::{self, NodeFile};
 use calplan_plan::plan::{Barrier, Change, Content, Plan, Stage, Target};
 use hosts::Loaded;
 use state::{AppliedChange, Outcome, StageRecord, StateDir, StateRecord};
@@ -92,8 +93,20 @@ impl<'a> Executor<'a> {
     /// checked). One bad host stops the apply here, not halfway through a stage.
     fn preflight(&self, done: &BTreeSet<usize>, progress: &mut dyn Progress) -> Result<(), String> {
         let mut names: BTreeSet<&str> = BTreeSet::new();
+        let agent = self.plan.node_agent;
         for stage in self.plan.stages.iter().filter(|stage| !done.contains(&stage.number)) {
-            for change in stage.changes.iter().filter(|change| self.wants(&change.target)) {
+            for change in stage.changes.iter().filter(|change| self.wants(&change.target) && !change.informational) {
+                if let Target::Node { node } = &change.target
+                    && let Some(file) = NodeFile::from_file_name(&change.kind)
+                    && !ownership::calplan_loads(agent, file)
+                {
+                    return Err(format!(
+                        "nothing was changed: the plan loads `{}` onto `{node}`, but its nodes are run by {}, which owns that file; \
+                         plan again from an intent that says who runs the nodes (`spec.nodeAgent`)",
+                        change.kind,
+                        agent.as_str()
+                    ));
+                }
                 if let Target::Node { node: name } | Target::Router { router: name } = &change.target {
                     names.insert(name);
                 }
@@ -111,7 +124,10 @@ impl<'a> Executor<'a> {
                 "the plan names the host `{name}`, which holds characters calplan will not pass to a shell or use in a path"
             ));
         }
-        if self.options.transport.kind == transport::TransportKind::Local || names.is_empty() {
+        if self.options.transport.kind == transport::TransportKind::Local {
+            return self.check_this_machine(&names);
+        }
+        if names.is_empty() {
             return Ok(());
         }
         progress.step(&format!("checking that {} hosts answer", names.len()));
@@ -126,6 +142,34 @@ impl<'a> Executor<'a> {
         } else {
             Err(format!("nothing was changed: {} hosts do not answer: {}", unreachable.len(), unreachable.join("; ")))
         }
+    }
+
+    /// `--transport local` runs every node-side command on this machine: it may act only on
+    /// hosts the inventory says are this machine (`thisMachine: true`), never by default — a
+    /// plan for a cluster applied from a laptop would otherwise load each node's files, and
+    /// read each node's sessions, on the laptop.
+    fn check_this_machine(&self, names: &BTreeSet<&str>) -> Result<(), String> {
+        let elsewhere: Vec<String> = names
+            .iter()
+            .map(|name| self.options.inventory.host(name))
+            .filter(|host| !matches!(host.settings.platform.as_deref(), Some("ios" | "junos")))
+            .filter(|host| host.settings.this_machine != Some(true))
+            .map(|host| format!("`{}`", host.name))
+            .collect();
+        if elsewhere.is_empty() {
+            return Ok(());
+        }
+        let shown = if elsewhere.len() > 8 {
+            format!("{} and {} more", elsewhere[..8].join(", "), elsewhere.len() - 8)
+        } else {
+            elsewhere.join(", ")
+        };
+        Err(format!(
+            "nothing was changed: `--transport local` would run the commands of {shown} on this machine, and the inventory does \
+             not say they are this machine. Name a transport: `--transport ssh` with an `--inventory` saying how to reach \
+             the hosts, `--transport kubectl` to run in the nodes' calico-node pods, or `--transport netns` for a lab; or \
+             mark a host `thisMachine: true` in the inventory if calplan runs on it"
+        ))
     }
 
     fn wants(&self, target: &Target) -> bool {
@@ -219,6 +263,11 @@ impl<'a> Executor<'a> {
         // Hosts before the datastore when adding (routers learn a pool before pods can use it);
         // the datastore first when removing. Within a stage the plan already ordered them.
         for change in &stage.changes {
+            if change.informational {
+                // Another agent makes it (calico-node re-renders from the datastore): recorded
+                // below once the stage is done, never written.
+                continue;
+            }
             if !self.wants(&change.target) {
                 record.pending.push(format!("{} {}", change.kind, change.name));
                 continue;
@@ -267,7 +316,10 @@ impl<'a> Executor<'a> {
         if !record.pending.is_empty() {
             record.outcome = Outcome::Partial;
         }
-        for change in &done {
+        // What calico-node makes of the stage follows the datastore: recorded when the stage
+        // wrote the datastore (not with `--only nodes` or `--only routers`).
+        let observed = stage.changes.iter().filter(|change| change.informational && self.wants(&Target::Calico));
+        for change in done.iter().copied().chain(observed) {
             if let Target::Node { node } | Target::Router { router: node } = &change.target {
                 let path = artifact_path(change, node);
                 let contents = match &change.after {
@@ -370,20 +422,12 @@ impl<'a> Executor<'a> {
                 let mut missing = Vec::new();
                 for (node, protocols) in sessions {
                     let host = self.options.inventory.host(node);
-                    let output = match self.options.transport.run(&host, &["birdc", "-s", &host.bird_socket(), "show", "protocols"], None) {
-                        Ok(output) if output.success => output.stdout,
-                        Ok(output) => {
-                            missing.push(format!("`{node}`: birdc: {}", output.stderr.trim()));
-                            continue;
-                        }
-                        Err(error) => return Err(error),
-                    };
-                    let rows = probe::parse_protocols(&output);
-                    let down: Vec<&String> =
-                        protocols.iter().filter(|name| !rows.get(*name).is_some_and(probe::ProtocolRow::is_established)).collect();
+                    let observed = observe::sessions(&self.options.transport, &host, self.plan.node_agent)?;
+                    let down = observed.not_established(protocols);
                     if !down.is_empty() {
-                        missing
-                            .push(format!("`{node}`: {} not Established", down.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")));
+                        let unreadable =
+                            if observed.unreadable.is_empty() { String::new() } else { format!(" ({})", observed.unreadable.join("; ")) };
+                        missing.push(format!("`{node}`: {} not Established{unreadable}", down.join(", ")));
                     }
                 }
                 Ok((!missing.is_empty()).then(|| missing.join("; ")))
@@ -407,7 +451,7 @@ impl<'a> Executor<'a> {
                         Some("frr") => false,
                         _ => true,
                     };
-                    let kernel = hosts::kernel_routes(&self.options.transport, &host)?;
+                    let kernel = observe::kernel_routes(&self.options.transport, &host)?;
                     let absent = hosts::routes_present_with(&kernel, expected, compare_protocol);
                     if !absent.is_empty() {
                         missing.push(format!("`{name}` lacks {} routes, such as `{}`", absent.len(), absent[0]));

@@ -4,7 +4,8 @@
 //! into one stage, pins dropped — which is the unsafe order `lab apply --all-at-once` runs to
 //! show what the staging prevents. Pure: plans in, plans out.
 
-use calplan_model::Analysis;
+use calplan_model::ownership::Handling;
+use calplan_model::{Analysis, NodeAgent};
 use calplan_plan::plan::{Action, Barrier, Change, Content, FORMAT_VERSION, Fingerprint, Plan, Stage, Summary, Target};
 use calplan_targets::Output;
 use std::collections::BTreeMap;
@@ -24,10 +25,12 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             before: None,
             after: Some(Content::Resource { value: resource.to_json() }),
             reason: None,
+            informational: false,
         });
     }
     for (_, artifact) in &output.artifacts {
-        if !calplan_plan::planner::is_applied_artifact(&artifact.path) {
+        // The lab's nodes run BIRD 2 on calplan's files, as `bird` nodes.
+        if calplan_plan::planner::planned_artifact(&artifact.path, NodeAgent::Bird) != Some(Handling::Loaded) {
             continue;
         }
         let mut parts = artifact.path.splitn(3, '/');
@@ -43,6 +46,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             before: None,
             after: Some(Content::File { text: artifact.contents.clone() }),
             reason: None,
+            informational: false,
         });
     }
     let peerings = &analysis.peerings;
@@ -58,15 +62,24 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
         })
         .filter(|(_, names): &(String, Vec<String>)| !names.is_empty())
         .collect();
+    let route_reflectors = peerings
+        .topology
+        .nodes
+        .iter()
+        .filter(|node| !node.rr_cluster_id.is_empty() && sessions.contains_key(&node.name))
+        .map(|node| node.name.clone())
+        .collect();
     let barrier = (!sessions.is_empty()).then(|| Barrier::SessionsEstablished {
         description: "every node has its sessions with the other nodes Established".into(),
         sessions,
+        route_reflectors,
     });
     let summary = Summary { add: changes.len(), ..Summary::default() };
     Plan {
         format_version: FORMAT_VERSION,
         intent,
         current: Vec::new(),
+        node_agent: NodeAgent::Bird,
         stages: vec![Stage {
             number: 1,
             title: "Lab bring-up".into(),
@@ -121,21 +134,14 @@ pub fn all_at_once(plan: &Plan) -> Plan {
         Some(barrier @ Barrier::SessionsEstablished { .. }) => Some(barrier.clone()),
         _ => None,
     });
-    let mut summary = Summary::default();
-    for change in &changes {
-        match change.action {
-            Action::Create => summary.add += 1,
-            Action::Update => summary.change += 1,
-            Action::Delete => summary.destroy += 1,
-            Action::Replace => summary.replace += 1,
-        }
-    }
+    let summary = Summary::of(&changes);
     let mut notes = plan.notes.clone();
     notes.push("collapsed into one stage without route pins by `calplan lab apply --all-at-once`: a deliberately unsafe order".into());
     Plan {
         format_version: plan.format_version,
         intent: plan.intent.clone(),
         current: plan.current.clone(),
+        node_agent: plan.node_agent,
         stages: vec![Stage {
             number: 1,
             title: "Everything at once".into(),
@@ -165,6 +171,7 @@ mod tests {
             before: before.map(|text| Content::File { text: text.into() }),
             after: after.map(|text| Content::File { text: text.into() }),
             reason: None,
+            informational: false,
         }
     }
 
@@ -184,6 +191,7 @@ mod tests {
             format_version: FORMAT_VERSION,
             intent: Fingerprint { name: "i".into(), sha256: String::new() },
             current: Vec::new(),
+            node_agent: NodeAgent::Bird,
             stages: vec![
                 stage(1, vec![file_change("route-pins", None, Some("p"))]),
                 stage(2, vec![file_change("bird.cfg", Some("mesh"), Some("mesh+rr"))]),

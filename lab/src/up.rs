@@ -86,7 +86,7 @@ pub fn inventory(layout: &Layout) -> Inventory {
 pub fn executor_options(layout: &Layout, secrets: BTreeMap<String, String>, barrier_timeout: Duration) -> Options {
     Options {
         backend: Some(Backend::Record(layout.state_dir())),
-        transport: Transport { kind: TransportKind::Netns },
+        transport: Transport::new(TransportKind::Netns),
         inventory: inventory(layout),
         only: None,
         secrets,

@@ -17,7 +17,7 @@
 
 use crate::topology::{Layout, NodeHost, OUTSIDE_PORT, POD_PORT, Pod, Speaker};
 use crate::{daemons, in_namespace, parallel, run};
-use calplan_apply::probe::parse_protocols;
+use calplan_apply::observe::parse_protocols;
 use calplan_model::Analysis;
 use calplan_targets::Output;
 use ipnet::IpNet;

@@ -1,5 +1,5 @@
 //! `calplan apply PLANFILE [--state DIR] [--calico calicoctl|kubectl|etcd://HOST:PORT]
-//! [--transport local|ssh|netns] [--only calico|nodes|routers] [--auto-approve]`
+//! [--transport local|ssh|netns|kubectl] [--only calico|nodes|routers] [--auto-approve]`
 
 use super::{CliError, CliResult};
 use crate::apply::calico::Backend;
@@ -25,7 +25,8 @@ pub struct Args {
     /// Where Calico resources go: `calicoctl`, `kubectl`, or `etcd://HOST:PORT`
     #[arg(long)]
     calico: Option<String>,
-    /// How node and router files reach their hosts
+    /// How node-side commands reach their hosts: on this machine, in a network namespace, over
+    /// ssh, or with `kubectl exec` in the node's calico-node pod
     #[arg(long, value_enum, default_value_t = TransportKind::Local)]
     transport: TransportKind,
     /// Apply only Calico resources, node files or router files; the rest stays pending
@@ -35,7 +36,8 @@ pub struct Args {
     #[arg(long)]
     auto_approve: bool,
     /// How to reach each host (YAML: `defaults` and `hosts` with address, user, port, identity,
-    /// knownHosts, netns, root, birdSocket, firewall, frrPathspace)
+    /// knownHosts, netns, root, birdSocket, bird6Socket, birdClient, firewall, frrPathspace,
+    /// platform, calicoNamespace; and per host thisMachine)
     #[arg(long)]
     inventory: Option<PathBuf>,
     /// BGP passwords, laid out as Kubernetes mounts a Secret: DIR/<secret>/<key>
@@ -88,7 +90,7 @@ pub fn run(args: Args) -> CliResult {
     }
     let options = Options {
         backend,
-        transport: Transport { kind: args.transport },
+        transport: Transport::new(args.transport),
         inventory,
         only: args.only,
         secrets,

@@ -39,7 +39,7 @@ fn bird2() -> PathBuf {
 }
 
 /// BIRD 1.6's binary, unpacked from Debian's `bird` package.
-fn bird16() -> PathBuf {
+pub(crate) fn bird16() -> PathBuf {
     let bird = program("CALPLAN_BIRD16", &golden::root().join("target/bird16/usr/sbin/bird"));
     assert!(
         bird.is_file(),
@@ -61,7 +61,7 @@ fn parses(bird: &Path, file: &Path) -> Result<(), String> {
 
 /// The one substitution SPEC §8 permits for stock BIRD 1.6: Calico's fork's
 /// `krt_tunnel = "…";` becomes the no-op `print "krt_tunnel";`.
-fn without_krt_tunnel(text: &str) -> String {
+pub(crate) fn without_krt_tunnel(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("krt_tunnel = \"") {

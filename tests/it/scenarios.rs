@@ -1,7 +1,9 @@
 //! Every `testdata/**/intent.yaml` is a scenario; its expected outputs sit beside it.
 //!
 //! - `check.stderr` and `check.json`: the diagnostics, human (no colour) and JSON;
-//! - for valid intents, `status.txt`, `status.json` and `graph.dot`.
+//! - for valid intents, `status.txt`, `status.json` and `graph.dot`;
+//! - with `current/` (exports, tables, dumps) or `before.yaml` (the intent the cluster ran
+//!   before, compiled as the applied directory), `plan.txt` and `plan.json`.
 
 use crate::golden;
 use calplan::pipeline;
@@ -104,16 +106,31 @@ fn every_scenario_matches_its_golden_files() {
             outputs.push(("status.txt", status));
             outputs.push(("graph.dot", calplan_model::graph_render::dot(&analysis.model, &analysis.graph)));
         }
+        // The state to plan against: `current/`, and the compiled `before.yaml` (the intent the
+        // cluster ran before: its artifacts are the applied directory, so node and router files
+        // are planned too).
+        let mut sources = Vec::new();
         if dir.join("current").is_dir() {
-            let relative = dir.strip_prefix(golden::root()).unwrap().join("current");
-            let loaded = calplan::current::load(&[relative.display().to_string()]).expect("current state loads");
+            sources.push(dir.strip_prefix(golden::root()).unwrap().join("current").display().to_string());
+        }
+        let before = tempfile::tempdir().unwrap();
+        let compiled = before.path().join("compiled");
+        if dir.join("before.yaml").is_file() {
+            let intent = dir.join("before.yaml");
+            let output = crate::cli::calplan(&["compile", intent.to_str().unwrap(), "-o", compiled.to_str().unwrap()]);
+            assert!(output.status.success(), "{}: {}", intent.display(), crate::cli::both(&output));
+            sources.push(compiled.display().to_string());
+        }
+        if !sources.is_empty() {
+            let loaded = calplan::current::load(&sources).expect("current state loads");
             let text = std::fs::read_to_string(dir.join("intent.yaml")).unwrap();
             let fingerprint =
                 calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
             let checked = pipeline::check("intent.yaml", text, loaded.state.observed_ipam().as_ref());
             if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) {
                 outputs.push(("plan.txt", calplan_plan::render::human(&plan, false)));
-                outputs.push(("plan.json", plan.to_json()));
+                // The compiled directory's place differs from run to run.
+                outputs.push(("plan.json", plan.to_json().replace(compiled.to_str().unwrap(), "<compiled before.yaml>")));
             }
         }
         for (name, actual) in outputs {

@@ -49,12 +49,16 @@ impl Paint {
 }
 
 fn target_text(change: &Change) -> String {
-    match &change.target {
+    let target = match &change.target {
         Target::Calico => format!("{} {}", change.kind, change.name),
         Target::Node { node } => format!("node {node}: {}", change.kind),
         Target::Router { router } => format!("router {router}: {}", change.kind),
-    }
+    };
+    if change.informational { format!("{target} {INFORMATIONAL}") } else { target }
 }
+
+/// The marker of a change calplan shows but does not make.
+const INFORMATIONAL: &str = "(informational: calico-node makes this change; apply only records it)";
 
 /// The plan in words.
 pub fn human(plan: &Plan, color: bool) -> String {
@@ -62,6 +66,11 @@ pub fn human(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     if plan.is_empty() {
         let _ = writeln!(out, "No changes. The cluster matches `{}`.", plan.intent.name);
+        // What calico-node renders differently from the last record, although calplan has
+        // nothing to do (another calicoVersion's templates, a record made elsewhere).
+        for change in plan.changes().filter(|change| change.informational) {
+            let _ = writeln!(out, "  {} {}", change.action.symbol(), target_text(change));
+        }
         for note in &plan.notes {
             let _ = writeln!(out, "note: {note}");
         }
@@ -132,5 +141,12 @@ pub fn human(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "{}", paint.bold(&plan.summary.line()));
+    if plan.summary.informational > 0 {
+        let _ = writeln!(
+            out,
+            "calico-node follows with {} informational changes (its render and routes), which apply records but does not make.",
+            plan.summary.informational
+        );
+    }
     out
 }
