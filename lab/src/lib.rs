@@ -23,16 +23,21 @@
 //! DIR/probes/             `lab apply`'s ping logs
 //! ```
 
+pub mod calico_node;
 pub mod daemons;
+pub mod datastore;
 pub mod down;
 pub mod felix;
 pub mod frr;
 pub mod plans;
+pub mod pods;
+pub mod preflight;
 pub mod probe;
 pub mod run;
 pub mod topology;
 pub mod up;
 pub mod verify;
+pub mod watch;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -11,9 +11,12 @@ use calplan_targets::Output;
 use std::collections::BTreeMap;
 
 /// The plan that loads an intent into a fresh lab: one stage creating every Calico resource
-/// (into the record) and every file calplan plans for nodes and routers, with a barrier on
-/// the sessions between nodes (sessions with emulated peers are `verify`'s to check).
-pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Plan {
+/// (into the record, or in calico-node mode into the lab's etcd) and every file calplan plans
+/// for nodes and routers, as `agent` has them planned — on calico-node nodes confd's render
+/// and the routes are informational changes, which calico-node makes and apply records — with
+/// a barrier on the sessions between nodes (sessions with emulated peers are `verify`'s to
+/// check).
+pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent: NodeAgent) -> Plan {
     let mut changes = Vec::new();
     for resource in analysis.resources.iter() {
         changes.push(Change {
@@ -29,10 +32,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
         });
     }
     for (_, artifact) in &output.artifacts {
-        // The lab's nodes run BIRD 2 on calplan's files, as `bird` nodes.
-        if calplan_plan::planner::planned_artifact(&artifact.path, NodeAgent::Bird) != Some(Handling::Loaded) {
-            continue;
-        }
+        let Some(handling) = calplan_plan::planner::planned_artifact(&artifact.path, agent) else { continue };
         let mut parts = artifact.path.splitn(3, '/');
         let (kind, owner, file) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
         let target =
@@ -46,7 +46,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             before: None,
             after: Some(Content::File { text: artifact.contents.clone() }),
             reason: None,
-            informational: false,
+            informational: handling == Handling::Observed,
         });
     }
     let peerings = &analysis.peerings;
@@ -74,12 +74,12 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
         sessions,
         route_reflectors,
     });
-    let summary = Summary { add: changes.len(), ..Summary::default() };
+    let summary = Summary::of(&changes);
     Plan {
         format_version: FORMAT_VERSION,
         intent,
         current: Vec::new(),
-        node_agent: NodeAgent::Bird,
+        node_agent: agent,
         stages: vec![Stage {
             number: 1,
             title: "Lab bring-up".into(),

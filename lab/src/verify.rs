@@ -18,7 +18,7 @@
 use crate::topology::{Layout, NodeHost, OUTSIDE_PORT, POD_PORT, Pod, Speaker};
 use crate::{daemons, in_namespace, parallel, run};
 use calplan_apply::observe::parse_protocols;
-use calplan_model::Analysis;
+use calplan_model::{Analysis, NodeAgent};
 use calplan_targets::Output;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
@@ -199,7 +199,7 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
         let Some(node) = layout.node(name) else {
             return Row { ok: Some(false), text: format!("{name}: not in the lab (it was brought up from `{}`)", layout.intent) };
         };
-        let table = match daemons::birdc(node, &["show", "protocols"]) {
+        let table = match daemons::birdc(layout, node, &["show", "protocols"]) {
             Ok(table) => table,
             Err(error) => return Row { ok: Some(false), text: format!("{name}: {error}") },
         };
@@ -225,19 +225,58 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
     });
     sections.push(Section { title: "BGP sessions (birdc show protocols, against `calplan status`)".into(), rows, seconds: lap(&mut mark) });
 
+    // confd's render, in calico-node mode.
+    if layout.node_agent == NodeAgent::CalicoNode {
+        let names: Vec<String> = analysis.model.nodes.iter().map(|node| node.name.value.clone()).collect();
+        let rows = converge(&names, deadline, |name| render_check(layout, output, name));
+        sections.push(Section {
+            title: "confd's render (etc/calico/confd/config/bird.cfg, against bird-calico.cfg)".into(),
+            rows,
+            seconds: lap(&mut mark),
+        });
+    }
+
     // Kernel routes.
     let names: Vec<String> = analysis.model.nodes.iter().map(|node| node.name.value.clone()).collect();
     let rows = converge(&names, deadline, |name| {
         let Some(node) = layout.node(name) else { return Row { ok: Some(false), text: format!("{name}: not in the lab") } };
-        let wanted = normalise(&routes_of(name));
-        let held = match kernel_cluster_routes(node, &pools) {
+        let mut wanted = normalise(&routes_of(name));
+        let mut held = match kernel_cluster_routes(node, &pools) {
             Ok(held) => held,
             Err(error) => return Row { ok: Some(false), text: format!("{name}: {error}") },
         };
-        let missing: Vec<&String> = wanted.difference(&held).collect();
+        // Stock BIRD 1.6 cannot program what Calico's fork programs through `tunl0`
+        // (`krt_tunnel` is neutralised): those routes are checked in BIRD's own table.
+        let mut in_bird = Vec::new();
+        if layout.node_agent == NodeAgent::CalicoNode {
+            let tunnelled: Vec<String> = wanted.iter().filter(|line| line.contains(" dev tunl0")).cloned().collect();
+            for line in &tunnelled {
+                wanted.remove(line);
+                let destination = line.split_whitespace().next().unwrap_or_default().to_string();
+                held.retain(|held_line| held_line.split_whitespace().next() != Some(destination.as_str()));
+                in_bird.push(destination);
+            }
+        }
+        let mut missing: Vec<&String> = wanted.difference(&held).collect();
         let unexpected: Vec<&String> = held.difference(&wanted).collect();
+        let absent_in_bird: Vec<String> = match in_bird.is_empty() {
+            true => Vec::new(),
+            false => match daemons::birdc(layout, node, &["show", "route"]) {
+                Ok(table) => {
+                    in_bird.iter().filter(|prefix| !table.lines().any(|line| line.starts_with(prefix.as_str()))).cloned().collect()
+                }
+                Err(error) => return Row { ok: Some(false), text: format!("{name}: {error}") },
+            },
+        };
+        let absent_lines: Vec<String> = absent_in_bird.iter().map(|prefix| format!("{prefix} (through tunl0) in BIRD's table")).collect();
+        missing.extend(absent_lines.iter());
+        let tunnel_note = if in_bird.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} through tunl0 in BIRD's table: control plane only)", in_bird.len())
+        };
         if missing.is_empty() && unexpected.is_empty() {
-            Row { ok: Some(true), text: format!("{name}: {} routes as in nodes/{name}/routes", wanted.len()) }
+            Row { ok: Some(true), text: format!("{name}: {} routes as in nodes/{name}/routes{tunnel_note}", wanted.len() + in_bird.len()) }
         } else {
             let mut text = format!("{name}:");
             if !missing.is_empty() {
@@ -379,6 +418,38 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
     Report { heading: format!("lab `{}` ({}) against `{}`", layout.name, layout.prefix, options.intent), sections, notes }
 }
 
+/// A node's live render (what its BIRD runs) against the intent's `bird-calico.cfg`, as the
+/// lab's confd emulation prepares it for BIRD 1.6.
+fn render_check(layout: &Layout, output: &Output, name: &str) -> Row {
+    let Some(node) = layout.node(name) else { return Row { ok: Some(false), text: format!("{name}: not in the lab") } };
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for (ipv6, file) in [(false, "bird-calico.cfg"), (true, "bird6-calico.cfg")] {
+        let Some(artifact) = output.get(&format!("nodes/{name}/{file}")) else { continue };
+        if ipv6 && !daemons::runs_bird6(node) {
+            continue;
+        }
+        compared += 1;
+        let path = daemons::render_path(node, ipv6);
+        let live = std::fs::read_to_string(&path).unwrap_or_default();
+        let predicted = crate::calico_node::for_bird16(&artifact.contents);
+        if live != predicted {
+            let line = live
+                .lines()
+                .zip(predicted.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(live.lines().count().min(predicted.lines().count()));
+            let shown = predicted.lines().nth(line).unwrap_or("(end of file)").trim().to_string();
+            differences.push(format!("{} differs from {file} from line {} (`{shown}`)", path.display(), line + 1));
+        }
+    }
+    if differences.is_empty() {
+        Row { ok: Some(true), text: format!("{name}: {compared} renders as predicted") }
+    } else {
+        Row { ok: Some(false), text: format!("{name}: {}", differences.join("; ")) }
+    }
+}
+
 /// A few routes of a list, quoted, and how many more there are.
 fn some(lines: &[&String]) -> String {
     const SHOWN: usize = 4;
@@ -441,8 +512,8 @@ pub fn pod_pairs(pods: &[Pod]) -> (Vec<(usize, usize)>, bool) {
 }
 
 /// Prefixes in `birdc show route export PROTOCOL` output.
-fn bird_exports(node: &NodeHost, protocol: &str) -> Result<BTreeSet<IpNet>, String> {
-    let text = daemons::birdc(node, &["show", "route", "export", protocol])?;
+fn bird_exports(layout: &Layout, node: &NodeHost, protocol: &str) -> Result<BTreeSet<IpNet>, String> {
+    let text = daemons::birdc(layout, node, &["show", "route", "export", protocol])?;
     Ok(text.lines().filter_map(|line| line.split_whitespace().next()).filter_map(|word| word.parse::<IpNet>().ok()).collect())
 }
 
@@ -469,7 +540,7 @@ fn learned_check(layout: &Layout, speaker: &Speaker, instance_index: usize, bloc
     for neighbor in &instance.neighbors {
         let Some(node) = layout.node(&neighbor.node) else { continue };
         // A session that is down exports nothing (and the sessions check says so).
-        if let Ok(sent) = bird_exports(node, &neighbor.protocol) {
+        if let Ok(sent) = bird_exports(layout, node, &neighbor.protocol) {
             expected.extend(sent);
         }
     }

@@ -88,6 +88,16 @@ pub fn bird_client(agent: NodeAgent) -> &'static str {
     }
 }
 
+/// Where calico-node keeps confd's renders of BIRD's configuration, IPv4's and IPv6's (its runit
+/// services start `bird -c …/bird.cfg` and `bird6 -c …/bird6.cfg`); `None` on a BIRD 2 host,
+/// whose `bird.cfg` calplan loads itself.
+pub fn confd_renders(agent: NodeAgent) -> Option<(&'static str, &'static str)> {
+    match agent {
+        NodeAgent::CalicoNode => Some(("/etc/calico/confd/config/bird.cfg", "/etc/calico/confd/config/bird6.cfg")),
+        NodeAgent::Bird => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +115,7 @@ mod tests {
         assert_eq!(handling(NodeAgent::Bird, NodeFile::BirdConfig), Some(Handling::Loaded));
         assert_eq!(NodeFile::from_file_name("rules.iptables"), Some(NodeFile::Ruleset));
         assert_eq!(NodeFile::from_file_name("frr.conf"), None);
+        assert_eq!(confd_renders(agent).map(|(ipv4, _)| ipv4), Some("/etc/calico/confd/config/bird.cfg"));
+        assert_eq!(confd_renders(NodeAgent::Bird), None);
     }
 }
