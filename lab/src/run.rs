@@ -162,12 +162,22 @@ impl Path {
     }
 }
 
-/// A running probe; `since` is set for a path restarted after its pod was recreated: what it
-/// sent before its first answer is the pod's downtime, not loss.
+/// A running probe; `restarted_for` names the recreation (an index into `Marks::recreated`)
+/// a path was started again for: what it sent until its pod was back is the pod's downtime,
+/// not loss.
 struct Running {
     path: Path,
     probe: Probe,
-    restarted: bool,
+    restarted_for: Option<usize>,
+}
+
+/// A pod the lab recreated: where it went, when it was deleted, when every one of its paths
+/// had answered everything for a second (`None`: never), and those paths.
+struct Recreation {
+    pod: Recreated,
+    deleted: f64,
+    back: Option<f64>,
+    paths: Vec<String>,
 }
 
 /// Progress that also marks stage boundaries on ping's clock, lets Felix follow each stage
@@ -179,19 +189,19 @@ struct Marks<'a> {
     problems: Vec<String>,
     stage: Option<Stage>,
     running: Vec<Running>,
-    /// Series of probes stopped early: (label, series, restarted).
-    finished: Vec<(String, Series, bool)>,
-    recreated: Vec<(Recreated, f64, Vec<String>)>,
+    /// Series of probes stopped early: (label, series, the recreation it was restarted for).
+    finished: Vec<(String, Series, Option<usize>)>,
+    recreated: Vec<Recreation>,
     probes_dir: std::path::PathBuf,
     logs: usize,
 }
 
 impl Marks<'_> {
-    fn start(&mut self, path: Path, restarted: bool) -> Result<(), String> {
+    fn start(&mut self, path: Path, restarted_for: Option<usize>) -> Result<(), String> {
         let log = self.probes_dir.join(format!("probe{}.log", self.logs));
         self.logs += 1;
         let probe = path.start(&self.layout, &log)?;
-        self.running.push(Running { path, probe, restarted });
+        self.running.push(Running { path, probe, restarted_for });
         Ok(())
     }
 
@@ -215,7 +225,7 @@ impl Marks<'_> {
             let paths: Vec<Path> = affected.iter().map(|running| running.path.clone()).collect();
             for running in affected {
                 let label = running.probe.label.clone();
-                self.finished.push((label, running.probe.stop(), running.restarted));
+                self.finished.push((label, running.probe.stop(), running.restarted_for));
             }
             let deleted = probe::now();
             let recreated = match crate::pods::recreate(&mut self.layout, index) {
@@ -225,22 +235,39 @@ impl Marks<'_> {
                     continue;
                 }
             };
+            let number = self.recreated.len();
             for path in &paths {
-                if let Err(error) = self.start(path.clone(), true) {
+                if let Err(error) = self.start(path.clone(), Some(number)) {
                     self.problems.push(error);
                 }
             }
             let labels: Vec<String> = paths.iter().map(|path| path.label.clone()).collect();
-            let back = crate::daemons::wait_until(Duration::from_secs(60), "the recreated pod does not answer", || {
-                self.running.iter().filter(|running| running.path.involves(index)).all(|running| running.probe.answered())
+            // Back when every path has answered everything for a second: the routes to its
+            // new block have reached every node.
+            let restarted = probe::now();
+            let stable = crate::daemons::wait_until(Duration::from_secs(60), "the recreated pod does not answer steadily", || {
+                let now = probe::now();
+                now - restarted >= 2.0
+                    && self
+                        .running
+                        .iter()
+                        .filter(|running| running.restarted_for == Some(number))
+                        .all(|running| running.probe.series().healthy_until(now, 1.0))
             });
-            match back {
+            let back = match stable {
                 Ok(()) => {
-                    (self.say)(&format!("  `{}` is back at {} after {:.2}s", pod.name, recreated.new_address, probe::now() - deleted))
+                    // The end of the second `healthy_until` looked at (a younger request may
+                    // still be answered).
+                    let back = probe::now() - 1.0;
+                    (self.say)(&format!("  `{}` is back at {} after {:.2}s", pod.name, recreated.new_address, back - deleted));
+                    Some(back)
                 }
-                Err(error) => self.problems.push(format!("`{}` at {}: {error}", pod.name, recreated.new_address)),
-            }
-            self.recreated.push((recreated, deleted, labels));
+                Err(error) => {
+                    self.problems.push(format!("`{}` at {}: {error}", pod.name, recreated.new_address));
+                    None
+                }
+            };
+            self.recreated.push(Recreation { pod: recreated, deleted, back, paths: labels });
         }
     }
 }
@@ -361,7 +388,7 @@ pub fn apply(
         logs: 0,
     };
     for path in targets {
-        marks.start(path, false)?;
+        marks.start(path, None)?;
     }
     // Every path must carry traffic before the plan starts, or loss would mean nothing.
     let ready = crate::daemons::wait_until(Duration::from_secs(10), "some probes never got an answer", || {
@@ -414,38 +441,44 @@ pub fn apply(
     });
     let settled = probe::now() - 1.0;
     let Marks { starts, problems, running, mut finished, recreated, .. } = marks;
-    finished.extend(running.into_iter().map(|running| (running.path.label.clone(), running.probe.stop(), running.restarted)));
-    // A restarted path's requests before its first answer are its pod's downtime.
-    let first_answer = |series: &Series| series.requests.iter().find(|request| request.answered).map(|request| request.sent);
+    finished.extend(running.into_iter().map(|running| (running.path.label.clone(), running.probe.stop(), running.restarted_for)));
+    // A restarted path's requests until its pod was back are the pod's downtime: everything up
+    // to the first answer after the last loss before the pod was back.
+    let back_from = |series: &Series, back: f64| {
+        let last_loss = series
+            .requests
+            .iter()
+            .filter(|request| request.sent < back && !request.answered)
+            .map(|request| request.sent)
+            .fold(f64::NEG_INFINITY, f64::max);
+        series.requests.iter().find(|request| request.answered && request.sent > last_loss).map(|request| request.sent)
+    };
     let series: Vec<(String, Series)> = finished
         .iter()
-        .map(|(label, series, restarted)| {
+        .map(|(label, series, restarted_for)| {
             let mut series = series.clone();
-            if *restarted {
-                let from = first_answer(&series).unwrap_or(f64::INFINITY);
+            if let Some(recreation) = restarted_for.map(|number| &recreated[number]) {
+                let from = recreation.back.and_then(|back| back_from(&series, back)).unwrap_or(f64::INFINITY);
                 series.requests.retain(|request| request.sent >= from);
             }
             (label.clone(), series)
         })
         .collect();
     let recreated: Vec<RecreatedPod> = recreated
-        .into_iter()
-        .map(|(pod, deleted, paths)| {
-            // Until every path of its replacement answered.
-            let back: Vec<Option<f64>> = finished
+        .iter()
+        .enumerate()
+        .map(|(number, recreation)| {
+            let returns: Vec<Option<f64>> = finished
                 .iter()
-                .filter(|(label, _, restarted)| *restarted && paths.contains(label))
-                .map(|(_, series, _)| first_answer(series))
+                .filter(|(_, _, restarted_for)| *restarted_for == Some(number))
+                .map(|(_, series, _)| recreation.back.and_then(|back| back_from(series, back)))
                 .collect();
-            let downtime_ms = if back.is_empty() || back.iter().any(Option::is_none) {
+            let downtime_ms = if returns.is_empty() || returns.iter().any(Option::is_none) {
                 None
             } else {
-                back.iter()
-                    .flatten()
-                    .fold(None, |latest: Option<f64>, at| Some(latest.map_or(*at, |latest| latest.max(*at))))
-                    .map(|at| (at - deleted) * 1000.0)
+                returns.iter().flatten().copied().reduce(f64::max).map(|at| (at - recreation.deleted) * 1000.0)
             };
-            RecreatedPod { pod, downtime_ms, paths }
+            RecreatedPod { pod: recreation.pod.clone(), downtime_ms, paths: recreation.paths.clone() }
         })
         .collect();
 
