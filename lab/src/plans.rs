@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 /// and the routes are informational changes, which calico-node makes and apply records — with
 /// a barrier on the sessions between nodes (sessions with emulated peers are `verify`'s to
 /// check).
-pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent: NodeAgent) -> Plan {
+/// `ipv6` false leaves IPv6 sessions out of the barrier (a calico-node lab without an IPv6
+/// render runs no IPv6 sessions).
+pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent: NodeAgent, ipv6: bool) -> Vec<Plan> {
     let mut changes = Vec::new();
     for resource in analysis.resources.iter() {
         changes.push(Change {
@@ -55,7 +57,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
             let names = peerings
                 .for_node(index)
                 .iter()
-                .filter(|peering| peering.remote_node.is_some())
+                .filter(|peering| peering.remote_node.is_some() && (ipv6 || peering.data.ip.is_ipv4()))
                 .map(|peering| peering.protocol_name())
                 .collect();
             (peerings.topology.nodes[index].name.clone(), names)
@@ -74,25 +76,35 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
         sessions,
         route_reflectors,
     });
-    let summary = Summary::of(&changes);
-    Plan {
+    let plan = |title: &str, reason: &str, changes: Vec<Change>, barrier: Option<Barrier>| Plan {
         format_version: FORMAT_VERSION,
-        intent,
+        intent: intent.clone(),
         current: Vec::new(),
         node_agent: agent,
+        summary: Summary::of(&changes),
         stages: vec![Stage {
             number: 1,
-            title: "Lab bring-up".into(),
-            reason: "every compiled artifact and Calico resource, loaded into the lab's fresh nodes and routers".into(),
+            title: title.into(),
+            reason: reason.into(),
             disruption: None,
             changes,
             manual: Vec::new(),
             barrier,
             expected_status: BTreeMap::new(),
         }],
-        summary,
         notes: vec!["made by `calplan lab up`".into()],
+    };
+    if agent == NodeAgent::Bird {
+        let reason = "every compiled artifact and Calico resource, loaded into the lab's fresh nodes and routers";
+        return vec![plan("Lab bring-up", reason, changes, barrier)];
     }
+    // calico-node: the datastore and the routers first, then calico-node's part, which it
+    // makes itself from the datastore (informational), with the sessions as the barrier.
+    let (installed, rendered): (Vec<Change>, Vec<Change>) = changes.into_iter().partition(|change| !change.informational);
+    vec![
+        plan("Lab bring-up: the datastore", "the cluster's Calico resources into the lab's etcd, and the routers' files", installed, None),
+        plan("Lab bring-up: calico-node", "confd renders every node's BIRD configuration from the datastore", rendered, barrier),
+    ]
 }
 
 /// The plan's changes as one stage, each resource or file going straight from what the plan

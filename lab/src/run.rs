@@ -323,7 +323,7 @@ fn probe_targets(layout: &Layout) -> Vec<Path> {
                     route.first().and_then(|net| net.parse::<ipnet::IpNet>().ok()).is_some_and(|net| net.contains(&pod.address))
                 }) || router.speaker.is_some();
             let tunnelled = layout.ipip_pools.contains(&pod.pool) && !layout.ipip_in_kernel;
-            if family && routed && !tunnelled {
+            if family && routed && !tunnelled && layout.checks_family(pod.address.is_ipv4()) {
                 targets.push(Path { label: format!("{} → {}", router.name, pod.name), from: End::Router(router_index), to: pod_index });
             }
         }
@@ -334,7 +334,8 @@ fn probe_targets(layout: &Layout) -> Vec<Path> {
         let (from_routes, to_routes) = (routes_of(&from.node), routes_of(&to.node));
         let routed =
             |routes: &str, block: &ipnet::IpNet| routes.lines().any(|line| line.split_whitespace().any(|word| word == block.to_string()));
-        if routed(&from_routes, &to.block)
+        if layout.checks_family(from.address.is_ipv4())
+            && routed(&from_routes, &to.block)
             && routed(&to_routes, &from.block)
             && !layout.path_needs_ipip(&from_routes, &to.block)
             && !layout.path_needs_ipip(&to_routes, &from.block)

@@ -86,6 +86,10 @@ pub struct Layout {
     /// The folder holding BIRD 1.6's `bird`, `bird6` and `birdc`, in calico-node mode.
     #[serde(default)]
     pub bird16: Option<PathBuf>,
+    /// In calico-node mode: this calplan renders no `bird6-calico.cfg` (confd's `bird6.cfg`),
+    /// so calico-node's IPv6 BIRD runs its bootstrap configuration and IPv6 is not checked.
+    #[serde(default)]
+    pub ipv6_unrendered: bool,
 }
 
 fn bird_agent() -> NodeAgent {
@@ -678,6 +682,7 @@ pub fn plan(analysis: &Analysis, intent: &str, dir: &Path, node_agent: NodeAgent
         node_agent,
         etcd: None,
         bird16: None,
+        ipv6_unrendered: false,
     })
 }
 
@@ -727,6 +732,12 @@ impl Layout {
             && routes.lines().any(|line| {
                 line.split_whitespace().find(|word| word.contains('/')) == Some(&block.to_string()) && line.contains("dev tunl0")
             })
+    }
+
+    /// Whether the lab checks and probes traffic of this family: not IPv6 in a calico-node
+    /// lab without an IPv6 render.
+    pub fn checks_family(&self, ipv4: bool) -> bool {
+        ipv4 || !self.ipv6_unrendered
     }
 
     pub fn state_dir(&self) -> PathBuf {

@@ -177,6 +177,13 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
     }
     if agent == NodeAgent::CalicoNode {
         layout.notes.extend(calico_node_notes());
+        let ipv6 = analysis.model.nodes.iter().any(|node| node.ipv6_address.is_some());
+        if ipv6 && !output.artifacts.iter().any(|(_, artifact)| artifact.path.ends_with("/bird6-calico.cfg")) {
+            layout.ipv6_unrendered = true;
+            layout.notes.push(
+                "IPv6 not checked: this calplan renders no `bird6-calico.cfg` (confd's `bird6.cfg`), so calico-node's IPv6 BIRD runs its bootstrap configuration; IPv6 sessions, routes and paths are left out".into(),
+            );
+        }
         let copy = layout.dir.join(INTENT_COPY);
         calplan_apply::state::write_atomically(&copy, options.intent_text.as_bytes(), 0o644)?;
     }
@@ -235,9 +242,8 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
             for result in parallel(&layout.nodes, |node| daemons::start_bird16(&layout, node)) {
                 result?;
             }
-            crate::calico_node::start(&layout)?;
             say(&format!(
-                "datastore: etcd on {} with the IPAM of {} blocks; BIRD 1.6 and the calico-node emulation running ({:.1}s)",
+                "datastore: etcd on {} with the IPAM of {} blocks; BIRD 1.6 on its bootstrap configuration ({:.1}s)",
                 layout.etcd.as_ref().map(|etcd| etcd.source()).unwrap_or_default(),
                 analysis.placement.blocks.len(),
                 started.elapsed().as_secs_f64()
@@ -273,25 +279,33 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
         started.elapsed().as_secs_f64()
     ));
 
-    // The artifacts, through apply.
-    let plan = plans::bring_up(analysis, &output, options.fingerprint.clone(), agent);
-    let plan_text = plan.to_json();
-    calplan_apply::state::write_atomically(&layout.dir.join("bring-up.plan"), plan_text.as_bytes(), 0o644)?;
-    let secrets = secrets_for(plan.changes().filter_map(|change| match (&change.target, &change.after) {
-        (Target::Node { node }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "bird.cfg" => {
-            Some((node.as_str(), text.as_str()))
-        }
-        (Target::Router { router }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "frr.conf" => {
-            Some((router.as_str(), text.as_str()))
-        }
-        _ => None,
-    }));
-    let state = StateDir::new(&layout.state_dir());
+    // The artifacts, through apply. In calico-node mode, as a cluster is installed: first the
+    // datastore (and the routers), then calico-node starts on every node and renders it.
+    let plans = plans::bring_up(analysis, &output, options.fingerprint.clone(), agent, !layout.ipv6_unrendered);
     let lock = calplan_apply::lock::Lock::acquire(&layout.state_dir(), &calplan_apply::lock::describe_holder("`calplan lab up`"))
         .map_err(|error| error.to_string())?;
-    let digest = calplan_plan::current::text_digest(&plan_text);
-    let mut executor = Executor::new(&plan, digest, executor_options(&layout, secrets, options.barrier_timeout)?, state);
-    executor.run(&mut Lines(&mut *say)).map_err(|error| format!("loading the artifacts failed: {error}"))?;
+    for (number, plan) in plans.iter().enumerate() {
+        let plan_text = plan.to_json();
+        let file = if number == 0 { "bring-up.plan".to_string() } else { format!("bring-up-{}.plan", number + 1) };
+        calplan_apply::state::write_atomically(&layout.dir.join(file), plan_text.as_bytes(), 0o644)?;
+        if number > 0 && agent == NodeAgent::CalicoNode {
+            crate::calico_node::start(&layout)?;
+            say(&format!("calico-node emulation running: confd renders the datastore ({:.1}s)", started.elapsed().as_secs_f64()));
+        }
+        let secrets = secrets_for(plan.changes().filter_map(|change| match (&change.target, &change.after) {
+            (Target::Node { node }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "bird.cfg" => {
+                Some((node.as_str(), text.as_str()))
+            }
+            (Target::Router { router }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "frr.conf" => {
+                Some((router.as_str(), text.as_str()))
+            }
+            _ => None,
+        }));
+        let state = StateDir::new(&layout.state_dir());
+        let digest = calplan_plan::current::text_digest(&plan_text);
+        let mut executor = Executor::new(plan, digest, executor_options(&layout, secrets, options.barrier_timeout)?, state);
+        executor.run(&mut Lines(&mut *say)).map_err(|error| format!("loading the artifacts failed: {error}"))?;
+    }
     drop(lock);
     if agent == NodeAgent::CalicoNode {
         // Felix's part is the emulation's, from the datastore: wait until it has caught up.
