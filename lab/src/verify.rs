@@ -300,9 +300,14 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
     // Router → pod.
     let mut router_checks: Vec<(usize, usize)> = Vec::new();
     let mut skipped = Vec::new();
+    let expected = crate::topology::plan(analysis, &layout.intent, &layout.dir, layout.node_agent).ok();
     for (router_index, router) in layout.routers.iter().enumerate() {
+        let routes = expected
+            .as_ref()
+            .and_then(|expected| expected.routers.iter().find(|other| other.name == router.name))
+            .map_or(&router.static_routes, |other| &other.static_routes);
         for (pod_index, pod) in layout.pods.iter().enumerate() {
-            if !router_reaches(layout, analysis, router_index, pod) || !layout.checks_family(pod.address.is_ipv4()) {
+            if !router_reaches(layout, analysis, router_index, routes, pod) || !layout.checks_family(pod.address.is_ipv4()) {
                 continue;
             }
             if layout.ipip_pools.contains(&pod.pool) && !layout.ipip_in_kernel {
@@ -476,14 +481,15 @@ fn word(ok: bool) -> &'static str {
 
 /// Whether a router should reach a pod: a static route of its covers the pod, or it learns
 /// the pod's block over BGP.
-fn router_reaches(layout: &Layout, analysis: &Analysis, router_index: usize, pod: &Pod) -> bool {
+/// `routes` are the router's static routes in the verified intent (its pools may have
+/// changed since `up`).
+fn router_reaches(layout: &Layout, analysis: &Analysis, router_index: usize, routes: &[Vec<String>], pod: &Pod) -> bool {
     let router = &layout.routers[router_index];
     let family = router.link.addresses.first().is_some_and(|address| address.addr().is_ipv4()) == pod.address.is_ipv4();
     if !family {
         return false;
     }
-    let static_route = router
-        .static_routes
+    let static_route = routes
         .iter()
         .any(|route| route.first().and_then(|destination| destination.parse::<IpNet>().ok()).is_some_and(|net| net.contains(&pod.address)));
     let bgp = router.speaker.is_some_and(|index| !layout.speakers[index].instances.iter().all(|instance| instance.neighbors.is_empty()))
