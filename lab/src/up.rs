@@ -19,8 +19,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Test hook: `CALPLAN_TEST_LAB_CRASH=after-network` (or `after-daemons`) ends `up` there, as a
-/// crash would, so that a test can show `down` cleans up after it.
+/// Test hook: `CALPLAN_TEST_LAB_CRASH=after-network` (or `after-daemons`, or in calico-node mode
+/// `after-calico-node`) ends `up` there, as a crash would, so that a test can show `down`
+/// cleans up after it.
 const CRASH_HOOK: &str = "CALPLAN_TEST_LAB_CRASH";
 
 fn crash_point(point: &str) {
@@ -290,6 +291,7 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
         calplan_apply::state::write_atomically(&layout.dir.join(file), plan_text.as_bytes(), 0o644)?;
         if number > 0 && agent == NodeAgent::CalicoNode {
             crate::calico_node::start(&layout)?;
+            crash_point("after-calico-node");
             say(&format!("calico-node emulation running: confd renders the datastore ({:.1}s)", started.elapsed().as_secs_f64()));
         }
         let secrets = secrets_for(plan.changes().filter_map(|change| match (&change.target, &change.after) {

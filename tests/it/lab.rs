@@ -460,3 +460,18 @@ fn lab_up_refuses_without_the_programs_it_needs() {
     }
     assert!(!dir.exists(), "nothing was created");
 }
+
+/// A calico-node lab's `up` dies once etcd, BIRD 1.6 and the calico-node emulation run (the
+/// last two in this machine's namespace): `down` still ends them all and removes the etcd's
+/// data with the lab's directory.
+#[test]
+fn calico_node_lab_down_cleans_up_etcd_and_the_emulation_after_a_crash_needs_root() {
+    let lab = Lab::new("testdata/calico-node-rr/before.yaml");
+    let output = calplan(&["lab", "up", &lab.intent, "--dir", lab.dir()], &[("CALPLAN_TEST_LAB_CRASH", "after-calico-node")]);
+    assert_eq!(output.status.code(), Some(99), "{}", both(&output));
+    assert!(lab.dir.join("etcd/data").is_dir(), "etcd keeps its data in the lab's directory");
+    for file in ["etcd/etcd.pid", "calico-node.pid"] {
+        assert!(lab.dir.join(file).is_file(), "{file}: etcd and the emulation run (`down_and_check` checks they end)");
+    }
+    lab.down_and_check();
+}
