@@ -83,8 +83,9 @@ pub fn inventory(layout: &Layout) -> Inventory {
 }
 
 /// Apply's options for the lab: the record backend, the netns transport, the lab's passwords.
-pub fn executor_options(layout: &Layout, secrets: BTreeMap<String, String>, barrier_timeout: Duration) -> Options {
+pub fn executor_options(layout: &Layout, secrets: BTreeMap<String, String>, barrier_timeout: Duration, parallelism: usize) -> Options {
     Options {
+        parallelism,
         backend: Some(Backend::Record(layout.state_dir())),
         transport: Transport::new(TransportKind::Netns),
         inventory: inventory(layout),
@@ -230,7 +231,8 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
     let _lock = calplan_apply::lock::Lock::acquire(&layout.state_dir(), &calplan_apply::lock::describe_holder("`calplan lab up`"))
         .map_err(|error| error.to_string())?;
     let digest = calplan_plan::current::text_digest(&plan_text);
-    let mut executor = Executor::new(&plan, digest, executor_options(&layout, secrets, options.barrier_timeout), state);
+    let options = executor_options(&layout, secrets, options.barrier_timeout, calplan_apply::fanout::DEFAULT_PARALLELISM);
+    let mut executor = Executor::new(&plan, digest, options, state);
     executor.run(&mut Lines(&mut *say)).map_err(|error| format!("loading the artifacts failed: {error}"))?;
 
     // Felix's part: VXLAN routes and NAT outgoing where no rules.nft does it.

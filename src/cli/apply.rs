@@ -1,5 +1,5 @@
 //! `calplan apply PLANFILE [--state DIR] [--calico calicoctl|kubectl|etcd://HOST:PORT]
-//! [--transport local|ssh|netns|kubectl] [--only calico|nodes|routers] [--auto-approve]`
+//! [--transport local|ssh|netns|kubectl] [--parallelism N] [--only calico|nodes|routers] [--auto-approve]`
 
 use super::{CliError, CliResult};
 use crate::apply::calico::Backend;
@@ -46,6 +46,9 @@ pub struct Args {
     /// How long each barrier may take, in seconds
     #[arg(long, default_value_t = 300)]
     barrier_timeout: u64,
+    /// How many hosts are worked on at once (loads, barrier reads, confirmations, rollbacks)
+    #[arg(long, default_value_t = apply::fanout::DEFAULT_PARALLELISM as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    parallelism: u64,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -95,6 +98,7 @@ pub fn run(args: Args) -> CliResult {
         only: args.only,
         secrets,
         barrier_timeout: Duration::from_secs(args.barrier_timeout),
+        parallelism: args.parallelism as usize,
         abort_after_step: std::env::var("CALPLAN_TEST_ABORT_AFTER_STEP").ok().and_then(|n| n.parse().ok()),
     };
     let mut executor = Executor::new(&plan, plan_digest, options, state);

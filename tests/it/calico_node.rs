@@ -464,7 +464,9 @@ sys.exit(1)
 /// go through the same pods, and nothing else is run there: no BIRD reload, no ruleset.
 #[test]
 fn calico_node_apply_through_kubectl_exec_stand_in_needs_root() {
+    let started = Instant::now();
     let mut nodes = CalicoNodes::start();
+    eprintln!("calico-node cluster up: {:?}", started.elapsed());
     let plan = nodes.plan();
     let stage_count = calico_node_plan(&plan);
     let files_before = nodes.files();
@@ -472,6 +474,9 @@ fn calico_node_apply_through_kubectl_exec_stand_in_needs_root() {
     let state = nodes.work.path().join("state");
     let output = nodes.apply(&plan, &state, &["--transport", "kubectl"], &[("CALPLAN_KUBECTL", path(&kubectl.program))]);
     let stderr = text(&output.stderr);
+    if std::env::var_os("CALPLAN_TEST_SHOW").is_some() {
+        eprintln!("{stderr}");
+    }
     assert_eq!(output.status.code(), Some(0), "{stderr}\n{}", kubectl.calls().join("\n"));
     assert!(barrier_waits(&stderr)["Nodes"] >= 1.0, "{stderr}");
     nodes.assert_converged(&state, &files_before, stage_count);
