@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod hosts;
 pub mod lock;
 pub mod netns;
+pub mod node_status;
 pub mod observe;
 pub mod state;
 pub mod transport;
@@ -33,6 +34,17 @@ pub enum Only {
     Routers,
 }
 
+/// How session barriers read a node's sessions (`--observe`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Observe {
+    /// From BIRD, through the transport ([`observe::sessions`]).
+    #[default]
+    Sessions,
+    /// From `CalicoNodeStatus` resources, through the Kubernetes API, where `exec` is not
+    /// allowed ([`node_status`]); also with `--only calico`.
+    NodeStatus,
+}
+
 pub struct Options {
     pub backend: Option<Backend>,
     pub transport: Transport,
@@ -41,6 +53,8 @@ pub struct Options {
     /// `bird-secrets.conf` for nodes whose BIRD needs passwords.
     pub secrets: BTreeMap<String, String>,
     pub barrier_timeout: Duration,
+    /// How session barriers read sessions.
+    pub observe: Observe,
     /// How many hosts are worked on at once (`--parallelism`): loads, barrier reads,
     /// confirmations and rollbacks.
     pub parallelism: usize,
@@ -117,11 +131,21 @@ impl<'a> Executor<'a> {
             }
             if self.options.only != Some(Only::Calico) {
                 match &stage.barrier {
-                    Some(Barrier::SessionsEstablished { sessions, .. }) => names.extend(sessions.keys().map(String::as_str)),
+                    // Read through the API with `--observe node-status`, not on the hosts.
+                    Some(Barrier::SessionsEstablished { sessions, .. }) if self.options.observe == Observe::Sessions => {
+                        names.extend(sessions.keys().map(String::as_str))
+                    }
                     Some(Barrier::RoutesPresent { routes, .. }) => names.extend(routes.keys().map(String::as_str)),
                     _ => {}
                 }
             }
+        }
+        if self.options.observe == Observe::NodeStatus && agent != calplan_model::NodeAgent::CalicoNode {
+            return Err(format!(
+                "nothing was changed: `--observe node-status` reads sessions that calico-node reports, but the plan's nodes are \
+                 run by {}: observe them with `--observe sessions`",
+                agent.as_str()
+            ));
         }
         if let Some(name) = names.iter().find(|name| !transport::is_safe_word(name) || name.starts_with('-')) {
             return Err(format!(
@@ -336,12 +360,12 @@ impl<'a> Executor<'a> {
             }
         }
         if let Some(barrier) = &stage.barrier {
-            if self.options.only == Some(Only::Calico) && !matches!(barrier, Barrier::PoolEmpty { .. }) {
+            if self.skips(barrier) {
                 progress.step(&format!("not waiting (--only calico): {}", barrier.description()));
             }
             progress.waiting(barrier.description());
             let waited = Instant::now();
-            if let Err(error) = self.wait(barrier) {
+            if let Err(error) = self.wait(barrier, progress) {
                 let rollback = self.roll_back(&done, &awaiting_confirm, progress);
                 return Err(self.failed(record, format!("stage {} ({}): barrier not met: {error}{rollback}", stage.number, stage.title)));
             }
@@ -507,7 +531,10 @@ impl<'a> Executor<'a> {
     }
 
     /// Polls real state until the barrier holds or the timeout passes.
-    fn wait(&self, barrier: &Barrier) -> Result<(), String> {
+    fn wait(&self, barrier: &Barrier, progress: &mut dyn Progress) -> Result<(), String> {
+        if let (Barrier::SessionsEstablished { sessions, route_reflectors, .. }, Observe::NodeStatus) = (barrier, self.options.observe) {
+            return self.wait_node_status(sessions, route_reflectors, progress);
+        }
         let deadline = Instant::now() + self.options.barrier_timeout;
         loop {
             let last = match self.check_barrier(barrier)? {
@@ -521,12 +548,76 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// With `--only calico` the nodes are not calplan's to reach: their barriers are left to
+    /// the operator, and the apply says so — except sessions read through the API.
+    fn skips(&self, barrier: &Barrier) -> bool {
+        self.options.only == Some(Only::Calico)
+            && match barrier {
+                Barrier::SessionsEstablished { .. } => self.options.observe == Observe::Sessions,
+                Barrier::RoutesPresent { .. } => true,
+                Barrier::PoolEmpty { .. } => false,
+            }
+    }
+
+    /// A session barrier read from `CalicoNodeStatus` resources, a rotating window of nodes at
+    /// a time ([`node_status::Rotation`]), until every node has been seen Established.
+    fn wait_node_status(
+        &self,
+        sessions: &BTreeMap<String, Vec<String>>,
+        reflectors: &[String],
+        progress: &mut dyn Progress,
+    ) -> Result<(), String> {
+        let nodes: Vec<String> = sessions.keys().cloned().collect();
+        let mut rotation = node_status::Rotation::new(&nodes, reflectors);
+        progress.step(&format!("observing {}", rotation.describe()));
+        let reader = node_status::NodeStatusReader::new(transport::kubectl_program());
+        let deadline = Instant::now() + self.options.barrier_timeout;
+        let mut missing: BTreeMap<String, String> = BTreeMap::new();
+        loop {
+            let sample = rotation.sample();
+            // calico-node refreshes a status every two seconds; a round waits a little longer.
+            let within = deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_secs(1), Duration::from_secs(10));
+            let observed = reader.read(&sample, within)?;
+            for node in &sample {
+                let seen = match observed.get(node) {
+                    Some(Ok(observed)) => {
+                        let down = observed.not_established(&sessions[node]);
+                        (!down.is_empty()).then(|| format!("{} not Established", down.join(", ")))
+                    }
+                    Some(Err(reason)) => Some(reason.clone()),
+                    None => Some("not observed".into()),
+                };
+                rotation.record(node, seen.is_none());
+                match seen {
+                    Some(reason) => missing.insert(node.clone(), reason),
+                    None => missing.remove(node),
+                };
+            }
+            if rotation.done() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let pending = rotation.pending();
+                let shown: Vec<String> = pending
+                    .iter()
+                    .take(8)
+                    .map(|node| format!("`{node}`: {}", missing.get(*node).map_or("not observed yet", String::as_str)))
+                    .collect();
+                return Err(format!(
+                    "after {}s, {} nodes not seen Established: {}",
+                    self.options.barrier_timeout.as_secs(),
+                    pending.len(),
+                    shown.join("; ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// `None` when the barrier holds; otherwise what is still missing.
     fn check_barrier(&self, barrier: &Barrier) -> Result<Option<String>, String> {
         match barrier {
-            // With `--only calico` the nodes are not calplan's to reach: their barriers are left
-            // to the operator, and the apply says so.
-            Barrier::SessionsEstablished { .. } | Barrier::RoutesPresent { .. } if self.options.only == Some(Only::Calico) => Ok(None),
+            barrier if self.skips(barrier) => Ok(None),
             Barrier::SessionsEstablished { sessions, .. } => {
                 // Every node at once (within the bound): a round takes as long as the slowest
                 // node's read, not the sum of them.

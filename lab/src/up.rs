@@ -86,6 +86,7 @@ pub fn inventory(layout: &Layout) -> Inventory {
 pub fn executor_options(layout: &Layout, secrets: BTreeMap<String, String>, barrier_timeout: Duration, parallelism: usize) -> Options {
     Options {
         parallelism,
+        observe: calplan_apply::Observe::Sessions,
         backend: Some(Backend::Record(layout.state_dir())),
         transport: Transport::new(TransportKind::Netns),
         inventory: inventory(layout),

@@ -1,11 +1,12 @@
 //! `calplan apply PLANFILE [--state DIR] [--calico calicoctl|kubectl|etcd://HOST:PORT]
-//! [--transport local|ssh|netns|kubectl] [--parallelism N] [--only calico|nodes|routers] [--auto-approve]`
+//! [--transport local|ssh|netns|kubectl] [--observe sessions|node-status] [--parallelism N]
+//! [--only calico|nodes|routers] [--auto-approve]`
 
 use super::{CliError, CliResult};
 use crate::apply::calico::Backend;
 use crate::apply::state::StateDir;
 use crate::apply::transport::{Inventory, Transport, TransportKind};
-use crate::apply::{self, Ended, Executor, Only, Options, Progress, lock::Lock};
+use crate::apply::{self, Ended, Executor, Observe, Only, Options, Progress, lock::Lock};
 use crate::current;
 use calplan_calico::resources::SecretKeyRef;
 use calplan_plan::plan::{Content, Plan, Stage, Target};
@@ -32,6 +33,11 @@ pub struct Args {
     /// Apply only Calico resources, node files or router files; the rest stays pending
     #[arg(long, value_enum)]
     only: Option<Only>,
+    /// How barriers read sessions: from BIRD through the transport, or from CalicoNodeStatus
+    /// resources through the Kubernetes API where exec is not allowed (at most 10 at a time,
+    /// deleted afterwards; also with `--only calico`)
+    #[arg(long, value_enum, default_value_t = Observe::Sessions)]
+    observe: Observe,
     /// Do not ask for confirmation on a terminal
     #[arg(long)]
     auto_approve: bool,
@@ -99,6 +105,7 @@ pub fn run(args: Args) -> CliResult {
         secrets,
         barrier_timeout: Duration::from_secs(args.barrier_timeout),
         parallelism: args.parallelism as usize,
+        observe: args.observe,
         abort_after_step: std::env::var("CALPLAN_TEST_ABORT_AFTER_STEP").ok().and_then(|n| n.parse().ok()),
     };
     let mut executor = Executor::new(&plan, plan_digest, options, state);

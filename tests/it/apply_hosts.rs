@@ -260,12 +260,16 @@ impl Cluster {
     }
 
     /// Stops a node's BIRD (killed, as a crash would), leaving its kernel routes.
-    fn stop_bird(&mut self, number: usize) {
+    pub(crate) fn stop_bird(&mut self, number: usize) {
         self.birds[number] = None;
     }
 
-    fn start_bird(&mut self, number: usize) {
-        self.start_bird_with(number, &bird2());
+    pub(crate) fn start_bird(&mut self, number: usize) {
+        let bird = match self.kind {
+            NodeKind::Bird2 => bird2(),
+            NodeKind::CalicoNode => bird16(),
+        };
+        self.start_bird_with(number, &bird);
     }
 
     fn start_bird_with(&mut self, number: usize, bird: &Path) {
