@@ -8,7 +8,9 @@
 //! - a directory holding `manifest.json`: the artifacts of an earlier `compile -o` or `apply`,
 //!   only the files its manifest lists (their paths validated before any is opened).
 //! - any other directory: walked, every file read by itself; hidden files are skipped.
-//! - a file: its kind is told from its content (`current::sniff`). A route dump names its
+//! - a file: its kind is told from its content (`current::sniff`); Kubernetes exports
+//!   (`kubectl get … -o yaml` of Calico's custom resources or of Nodes) are Calico's
+//!   Kubernetes datastore. A route dump names its
 //!   node by its file name: `<node>.routes`, `<node>.json`, or a file named exactly as the
 //!   node directly inside a `routes/` directory.
 
@@ -49,7 +51,13 @@ fn message(error: impl ToString) -> CliError {
 }
 
 fn fingerprint(name: &str, kind: SourceKind, sha256: String) -> SourceFingerprint {
-    SourceFingerprint { name: name.to_string(), kind: kind.as_str().to_string(), sha256, resources: Default::default() }
+    SourceFingerprint {
+        name: name.to_string(),
+        kind: kind.as_str().to_string(),
+        sha256,
+        resources: Default::default(),
+        files: Default::default(),
+    }
 }
 
 /// Reads Calico's keys from etcd. The listing of what was read is registered as the source's
@@ -115,6 +123,7 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
         }
         return Err(CliError::Message(format!(
             "cannot tell what `{name}` holds: expected Calico resources (`calicoctl get … -o yaml`), \
+             Calico's Kubernetes datastore (`kubectl get ippools.crd.projectcalico.org,bgppeers.crd.projectcalico.org,nodes,… -o yaml`), \
              `calicoctl ipam show --show-blocks`, `calicoctl get workloadendpoints -A -o wide`, or `ip route` / `ip -j route` output"
         )));
     };
@@ -142,6 +151,14 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
             if let Some(resources) = read.value {
                 fingerprint.resources = current::resource_digests(&resources);
                 loaded.state.add_resources(resources);
+            }
+        }
+        SourceKind::Kubernetes => {
+            let read = current::kubernetes::read(file, text);
+            loaded.diagnostics.extend(read.diagnostics);
+            if let Some(export) = read.value {
+                fingerprint.resources = current::resource_digests(&export.state.resources);
+                loaded.state.add_kubernetes(export);
             }
         }
         SourceKind::IpamBlocks => {
@@ -216,7 +233,9 @@ fn load_applied(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
         .collect();
     let manifest_text = loaded.sources.file(manifest_file).text();
     let read = applied::read(manifest_file, manifest_text, &files, &unlisted);
-    let mut fingerprint = fingerprint(&name, SourceKind::AppliedState, current::text_digest(manifest_text));
+    let (digest, file_digests) = applied::fingerprint(manifest_text, &files);
+    let mut fingerprint = fingerprint(&name, SourceKind::AppliedState, digest);
+    fingerprint.files = file_digests;
     loaded.diagnostics.extend(read.diagnostics);
     if let Some(applied) = read.value {
         fingerprint.resources = current::resource_digests(&applied.resources);

@@ -2,9 +2,10 @@
 //!
 //! Pure apart from reading the input, which happens at the CLI edge before this runs.
 
-use calplan_diagnostics::{Diagnostics, FileId, SourceMap};
+use calplan_diagnostics::{Allowed, Diagnostics, FileId, SourceMap};
 use calplan_model::Analysis;
-use calplan_model::ipam::ObservedAffinity;
+use calplan_model::ipam::ObservedIpam;
+use calplan_validate::levels::CommandLine;
 
 /// An intent, read and checked.
 pub struct Checked {
@@ -13,6 +14,8 @@ pub struct Checked {
     /// `None` when the intent could not be read as an intent at all.
     pub analysis: Option<Analysis>,
     pub diagnostics: Diagnostics,
+    /// Findings the intent's `allow` list or `--allow` took out of `diagnostics`.
+    pub allowed: Vec<Allowed>,
 }
 
 impl Checked {
@@ -22,8 +25,14 @@ impl Checked {
     }
 }
 
-/// Runs every check on an intent's text.
-pub fn check(name: &str, text: String, observed: Option<&[ObservedAffinity]>) -> Checked {
+/// Runs every check on an intent's text, with the intent's own `allow` list.
+pub fn check(name: &str, text: String, observed: Option<&ObservedIpam>) -> Checked {
+    check_with_levels(name, text, observed, &CommandLine::default())
+}
+
+/// Runs every check on an intent's text, then applies the intent's `allow` list and the
+/// command line's `--allow`, `--warn` and `--deny`.
+pub fn check_with_levels(name: &str, text: String, observed: Option<&ObservedIpam>, levels: &CommandLine) -> Checked {
     let mut sources = SourceMap::new();
     let file = sources.add(name, text);
     let mut diagnostics = Diagnostics::new();
@@ -34,11 +43,60 @@ pub fn check(name: &str, text: String, observed: Option<&[ObservedAffinity]>) ->
         calplan_validate::validate(&analysis, &mut diagnostics);
         analysis
     });
-    Checked { sources, file, analysis, diagnostics }
+    let allow = analysis.as_ref().map_or(&[][..], |analysis| &analysis.model.allow[..]);
+    let allowed = calplan_validate::levels::apply(allow, levels, &mut diagnostics);
+    Checked { sources, file, analysis, diagnostics, allowed }
+}
+
+/// An imported intent, checked.
+pub struct Imported {
+    pub text: String,
+    /// What the intent cannot express.
+    pub notes: Vec<String>,
+    /// The rules whose findings the cluster has, allowed in the intent.
+    pub allowed: Vec<calplan_plan::import::Finding>,
+    /// The intent checked with its `allow` list: errors left are ones no allowance can take.
+    pub checked: Checked,
+}
+
+/// The intent that reproduces a cluster (`calplan import`): written, checked against the same
+/// IPAM, and given an `allow` list for the findings the cluster has, so that it compiles as
+/// the cluster runs. Findings that cannot be allowed stay errors in `checked`.
+pub fn import(
+    resources: &calplan_calico::resources::ResourceSet,
+    cluster: &str,
+    datastore: Option<calplan_model::Datastore>,
+    observed: Option<&ObservedIpam>,
+) -> Imported {
+    let (mut text, notes) = calplan_plan::import::intent_yaml(resources, cluster, datastore);
+    let first = check("imported intent", text.clone(), observed);
+    let mut by_rule: std::collections::BTreeMap<&'static str, calplan_plan::import::Finding> = std::collections::BTreeMap::new();
+    for diagnostic in first.diagnostics.clone().into_sorted() {
+        if !diagnostic.is_error() || !diagnostic.overridable {
+            continue;
+        }
+        by_rule
+            .entry(diagnostic.rule.code)
+            .or_insert_with(|| calplan_plan::import::Finding {
+                code: diagnostic.rule.code,
+                name: diagnostic.rule.name,
+                messages: Vec::new(),
+            })
+            .messages
+            .push(diagnostic.message);
+    }
+    let allowed: Vec<calplan_plan::import::Finding> = by_rule.into_values().collect();
+    if allowed.is_empty() {
+        return Imported { text, notes, allowed, checked: first };
+    }
+    text.push_str(&calplan_plan::import::allow_section(&allowed));
+    let checked = check("imported intent", text.clone(), observed);
+    Imported { text, notes, allowed, checked }
 }
 
 /// Plans an intent (already checked with the current IPAM affinities) against the current
-/// state.
+/// state. Findings the check allowed are listed in the plan's notes, with who allowed them
+/// and why, so that a reviewer of the plan sees them too.
 pub fn plan(
     checked: &Checked,
     intent: calplan_plan::plan::Fingerprint,
@@ -55,12 +113,33 @@ pub fn plan(
             format!("{file}:{position}: {}", diagnostic.message)
         })
         .collect();
-    Some(calplan_plan::planner::plan(&calplan_plan::planner::Input {
+    let mut plan = calplan_plan::planner::plan(&calplan_plan::planner::Input {
         intent,
         desired,
         current: &loaded.state,
         sources: loaded.state.sources.clone(),
         templates: &templates,
         observations,
-    }))
+    });
+    plan.notes.extend(allowed_notes(checked));
+    Some(plan)
+}
+
+/// One note per allowed finding: `allowed E0404 session-not-established (intent: REASON):
+/// MESSAGE at FILE:LINE:COLUMN`.
+fn allowed_notes(checked: &Checked) -> Vec<String> {
+    checked
+        .allowed
+        .iter()
+        .map(|finding| {
+            let diagnostic = &finding.diagnostic;
+            let by = match &finding.origin {
+                calplan_diagnostics::Origin::CommandLine => "by `--allow`".to_string(),
+                calplan_diagnostics::Origin::Intent { reason, .. } => format!("by `spec.allow`: {reason}"),
+            };
+            let position = checked.sources.line_col(diagnostic.span());
+            let file = checked.sources.file(diagnostic.span().file).name();
+            format!("allowed {} {} ({by}): {} at {file}:{position}", diagnostic.rule.code, diagnostic.rule.name, diagnostic.message)
+        })
+        .collect()
 }

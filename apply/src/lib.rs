@@ -709,6 +709,21 @@ fn describe(change: &Change) -> String {
     }
 }
 
+/// The node and router files a plan writes, by artifact path (`nodes/<node>/<file>`), with the
+/// digest each has once written (`None`: removed).
+pub fn planned_file_digests(plan: &Plan) -> BTreeMap<String, Option<String>> {
+    let mut digests = BTreeMap::new();
+    for change in plan.changes() {
+        let (Target::Node { node: owner } | Target::Router { router: owner }) = &change.target else { continue };
+        let after = match &change.after {
+            Some(Content::File { text }) => Some(calplan_plan::current::text_digest(text)),
+            _ => None,
+        };
+        digests.insert(artifact_path(change, owner), after);
+    }
+    digests
+}
+
 fn artifact_path(change: &Change, owner: &str) -> String {
     match &change.target {
         Target::Router { .. } => format!("routers/{owner}/{}", change.kind),

@@ -135,11 +135,15 @@ pub fn run(args: Args) -> CliResult {
     }
 }
 
-/// Refuses a plan whose current state no longer matches, saying what changed. A resource the
-/// plan itself changes may already be as the plan wants it (an earlier, interrupted apply of
-/// this plan); the executor checks each of those against the plan again when it writes it.
+/// Refuses a plan whose current state no longer matches, saying what changed. A source is
+/// unchanged when its fingerprint is (every file's content, for a directory); otherwise each
+/// difference is named: a resource or a file. A resource or file the plan itself writes may
+/// already be as the plan wants it (an earlier, interrupted apply of this plan, recorded in the
+/// state directory the plan was made against); the executor checks each of those against the
+/// plan again when it writes it.
 pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
     let touched = apply::planned_digests(plan);
+    let touched_files = apply::planned_file_digests(plan);
     let mut changed = Vec::new();
     if Path::new(&plan.intent.name).is_file()
         && let Ok(text) = std::fs::read_to_string(&plan.intent.name)
@@ -159,10 +163,20 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
         if now.sha256 == source.sha256 {
             continue;
         }
-        if source.resources.is_empty() && now.resources.is_empty() {
-            changed.push(format!("`{}` changed since the plan was made", source.name));
+        // A source that no longer reads (a file edited in an output directory, so that it no
+        // longer matches its manifest) is what `plan` would refuse too.
+        if loaded.diagnostics.has_errors() {
+            let problems: Vec<&str> = loaded
+                .diagnostics
+                .iter()
+                .filter(|diagnostic| diagnostic.is_error())
+                .map(|diagnostic| diagnostic.message.as_str())
+                .collect();
+            changed.push(format!("`{}` changed and no longer reads: {}", source.name, problems.join("; ")));
             continue;
         }
+        let before = changed.len();
+        let mut explained = false;
         let keys: BTreeSet<&String> = source.resources.keys().chain(now.resources.keys()).collect();
         for key in keys {
             let (then, current) = (source.resources.get(key), now.resources.get(key));
@@ -172,6 +186,7 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
             if let Some((_, after)) = touched.get(key)
                 && current == after.as_ref()
             {
+                explained = true;
                 continue;
             }
             changed.push(match (then, current) {
@@ -179,6 +194,29 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
                 (Some(_), None) => format!("{key} was deleted from `{}`", source.name),
                 _ => format!("{key} changed in `{}`", source.name),
             });
+        }
+        // Files are compared only where the plan recorded them; `calico/` files are judged by
+        // the resources in them, above.
+        if !source.files.is_empty() {
+            let paths: BTreeSet<&String> = source.files.keys().chain(now.files.keys()).collect();
+            for path in paths.into_iter().filter(|path| !path.starts_with("calico/")) {
+                let (then, current) = (source.files.get(path), now.files.get(path));
+                if then == current {
+                    continue;
+                }
+                if touched_files.get(path.as_str()).is_some_and(|after| after.as_ref() == current) {
+                    explained = true;
+                    continue;
+                }
+                changed.push(match (then, current) {
+                    (None, Some(_)) => format!("`{path}` was added to `{}`", source.name),
+                    (Some(_), None) => format!("`{path}` was removed from `{}`", source.name),
+                    _ => format!("`{path}` changed in `{}`", source.name),
+                });
+            }
+        }
+        if changed.len() == before && !explained {
+            changed.push(format!("`{}` changed since the plan was made", source.name));
         }
     }
     if changed.is_empty() {

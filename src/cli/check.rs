@@ -1,7 +1,6 @@
-//! `calplan check INTENT [--format human|json|sarif|github] [--deny-warnings]`
+//! `calplan check INTENT [--format human|json|sarif|github] [--deny-warnings] [--allow|--warn|--deny RULE]...`
 
 use super::{CliError, CliResult, input};
-use crate::pipeline;
 use calplan_diagnostics::render;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,9 +12,11 @@ pub struct Args {
     /// How to report: rustc-style text, JSON, SARIF 2.1.0, or GitHub workflow annotations
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
-    /// Treat warnings as errors
+    /// Treat warnings as errors (after `--allow`, `--warn` and `--deny`)
     #[arg(long)]
     deny_warnings: bool,
+    #[command(flatten)]
+    levels: input::Levels,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +28,7 @@ enum Format {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let (name, text) = input::read_text(&args.intent)?;
-    let mut checked = pipeline::check(&name, text, None);
+    let (name, mut checked) = input::read_and_check(&args.intent, &args.levels, None)?;
     if args.deny_warnings {
         checked.diagnostics.deny_warnings();
     }
@@ -37,7 +37,9 @@ pub fn run(args: Args) -> CliResult {
     match args.format {
         Format::Human => {
             input::report(&checked);
-            if !failed {
+            if failed {
+                input::report_allowed(&checked);
+            } else {
                 let summary = checked.analysis.as_ref().map_or_else(String::new, |analysis| {
                     let model = &analysis.model;
                     let count = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
@@ -55,12 +57,14 @@ pub fn run(args: Args) -> CliResult {
                 } else {
                     String::new()
                 };
-                anstream::eprintln!("ok: `{name}` is a valid intent{summary}{tail}");
+                let allowed =
+                    calplan_diagnostics::allowed_summary(&checked.allowed).map_or_else(String::new, |allowed| format!("; {allowed}"));
+                anstream::eprintln!("ok: `{name}` is a valid intent{summary}{tail}{allowed}");
             }
         }
-        Format::Json => super::print_stdout(&render::json(&diagnostics, &checked.sources))?,
-        Format::Sarif => super::print_stdout(&render::sarif(&diagnostics, &checked.sources, env!("CARGO_PKG_VERSION")))?,
-        Format::Github => super::print_stdout(&render::github(&diagnostics, &checked.sources))?,
+        Format::Json => super::print_stdout(&render::json(&diagnostics, &checked.allowed, &checked.sources))?,
+        Format::Sarif => super::print_stdout(&render::sarif(&diagnostics, &checked.allowed, &checked.sources, env!("CARGO_PKG_VERSION")))?,
+        Format::Github => super::print_stdout(&render::github(&diagnostics, &checked.allowed, &checked.sources))?,
     }
     if failed { Err(CliError::Reported) } else { Ok(ExitCode::SUCCESS) }
 }

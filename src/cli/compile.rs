@@ -1,4 +1,4 @@
-//! `calplan compile INTENT -o DIR [--target NAME,...] [--node NAME] [--templates DIR]`
+//! `calplan compile INTENT -o DIR [--current SOURCE]... [--target NAME,...] [--node NAME] [--templates DIR] [--allow|--warn|--deny RULE]...`
 
 use super::{CliError, CliResult, input};
 use calplan_targets::{Context, Output, Templates};
@@ -27,6 +27,8 @@ pub struct Args {
     /// A directory of templates overriding the built-in ones by file name
     #[arg(long)]
     templates: Option<PathBuf>,
+    #[command(flatten)]
+    levels: input::Levels,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -42,9 +44,9 @@ pub fn run(args: Args) -> CliResult {
     let templates = load_templates(args.templates.as_deref())?;
     let loaded = crate::current::load(&args.current)?;
     crate::current::report(&loaded)?;
-    let (name, text) = input::read_text(&args.intent)?;
-    let checked = crate::pipeline::check(&name, text, loaded.state.affinities.as_deref());
+    let (_, checked) = input::read_and_check(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref())?;
     input::report(&checked);
+    input::report_allowed(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
     if let Some(node) = args.node.as_ref().filter(|node| analysis.model.node_by_name(node).is_none()) {
         return Err(CliError::Message(format!("no node named `{node}` in `{}`", args.intent.display())));

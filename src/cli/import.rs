@@ -24,10 +24,29 @@ pub fn run(args: Args) -> CliResult {
     let Some(resources) = &loaded.state.resources else {
         return Err(CliError::Message("the current state holds no Calico resources to import".into()));
     };
-    let (text, notes) = calplan_plan::import::intent_yaml(resources, &args.name);
-    for note in &notes {
+    let imported = crate::pipeline::import(resources, &args.name, loaded.state.datastore, loaded.state.observed_ipam().as_ref());
+    for note in &imported.notes {
         anstream::eprintln!("note: {note}");
     }
+    for finding in &imported.allowed {
+        let count = finding.messages.len();
+        anstream::eprintln!(
+            "note: the cluster has {count} {} `{}` finding{}: allowed in the intent's `allow` list, with a comment; fix {}",
+            finding.code,
+            finding.name,
+            if count == 1 { "" } else { "s" },
+            if count == 1 { "it" } else { "them" }
+        );
+    }
+    let errors = imported.checked.diagnostics.error_count();
+    if errors > 0 {
+        anstream::eprintln!(
+            "warning: the imported intent has {errors} error{} no allowance can take; `calplan check` on it shows {}",
+            if errors == 1 { "" } else { "s" },
+            if errors == 1 { "it" } else { "them" }
+        );
+    }
+    let text = imported.text;
     match &args.out {
         Some(path) => {
             std::fs::write(path, &text).map_err(|error| CliError::Message(format!("cannot write `{}`: {error}", path.display())))?

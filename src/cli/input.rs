@@ -3,7 +3,10 @@
 
 use super::CliError;
 use crate::pipeline::{self, Checked};
+use calplan_diagnostics::Level;
 use calplan_diagnostics::render;
+use calplan_model::ipam::ObservedIpam;
+use calplan_validate::levels::CommandLine;
 use std::io::Read;
 use std::path::Path;
 
@@ -38,6 +41,46 @@ pub fn checked_intent(path: &Path) -> Result<Checked, CliError> {
         return Err(CliError::Reported);
     }
     Ok(checked)
+}
+
+/// `--allow RULE`, `--warn RULE` and `--deny RULE`, as linters have them.
+#[derive(clap::Args, Debug, Default)]
+pub struct Levels {
+    /// Allow a rule's findings: not reported (counted) and not an error. RULE is a code
+    /// (`E0402`) or a name (`routes-not-propagated`); repeatable
+    #[arg(long = "allow", value_name = "RULE")]
+    allow: Vec<String>,
+    /// Report a rule's findings as warnings; repeatable
+    #[arg(long = "warn", value_name = "RULE")]
+    warn: Vec<String>,
+    /// Report a rule's findings as errors (also over the intent's `allow` list); repeatable.
+    /// Where flags name one rule twice, the strictest wins
+    #[arg(long = "deny", value_name = "RULE")]
+    deny: Vec<String>,
+}
+
+impl Levels {
+    /// The flags, resolved against the rules; an unknown rule or one that cannot be allowed
+    /// is an error naming the flag.
+    pub fn resolve(&self) -> Result<CommandLine, CliError> {
+        let flags = [(Level::Allow, &self.allow), (Level::Warn, &self.warn), (Level::Deny, &self.deny)];
+        CommandLine::new(flags.iter().flat_map(|(level, rules)| rules.iter().map(|rule| (*level, rule.as_str()))))
+            .map_err(CliError::Message)
+    }
+}
+
+/// Reads an intent and checks it with the command line's severity overrides.
+pub fn read_and_check(path: &Path, levels: &Levels, observed: Option<&ObservedIpam>) -> Result<(String, Checked), CliError> {
+    let levels = levels.resolve()?;
+    let (name, text) = read_text(path)?;
+    Ok((name.clone(), pipeline::check_with_levels(&name, text, observed, &levels)))
+}
+
+/// `note: 3 findings allowed (…)`, so that allowed findings are never hidden without a trace.
+pub fn report_allowed(checked: &Checked) {
+    if let Some(summary) = calplan_diagnostics::allowed_summary(&checked.allowed) {
+        anstream::eprintln!("note: {summary}; `calplan check --format json` lists them");
+    }
 }
 
 /// Prints diagnostics (warnings and errors) to standard error.

@@ -1,4 +1,4 @@
-//! `calplan plan INTENT [--current SOURCE]... [-o PLANFILE] [--format human|json] [--detailed-exitcode]`
+//! `calplan plan INTENT [--current SOURCE]... [-o PLANFILE] [--format human|json] [--detailed-exitcode] [--allow|--warn|--deny RULE]...`
 
 use super::{CliError, CliResult, input};
 use crate::current;
@@ -25,6 +25,8 @@ pub struct Args {
     /// Exit 2 when the plan has changes, 0 when it has none (Terraform's convention)
     #[arg(long)]
     detailed_exitcode: bool,
+    #[command(flatten)]
+    levels: input::Levels,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -36,10 +38,12 @@ pub enum Format {
 pub fn run(args: Args) -> CliResult {
     let loaded = current::load(&args.current)?;
     current::report(&loaded)?;
+    let levels = args.levels.resolve()?;
     let (name, text) = input::read_text(&args.intent)?;
     let fingerprint = Fingerprint { name: name.clone(), sha256: calplan_plan::current::text_digest(&text) };
-    let checked = pipeline::check(&name, text, loaded.state.affinities.as_deref());
+    let checked = pipeline::check_with_levels(&name, text, loaded.state.observed_ipam().as_ref(), &levels);
     input::report(&checked);
+    input::report_allowed(&checked);
     let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) else { return Err(CliError::Reported) };
     if let Some(path) = &args.out {
         std::fs::write(path, plan.to_json())

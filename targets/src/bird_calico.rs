@@ -17,7 +17,7 @@
 
 use crate::node_view::NodeView;
 use crate::{Artifact, Context, Target, TemplateError, per_node};
-use calplan_calico::peering::{PeerData, PeerType, Peering};
+use calplan_calico::peering::{Family, PeerData, PeerType, Peering, mesh_by_remote_node};
 use calplan_calico::resources::{EncapsulationMode, SecretKeyRef};
 use calplan_model::CalicoVersion;
 use ipnet::IpNet;
@@ -244,12 +244,8 @@ impl CalicoBird {
         // `topology.nodes` is in name order already, as confd's `lsdir` lists hosts.
         let mesh_enabled = *model.bgp.node_to_node_mesh;
         let mesh_hosts = if mesh_enabled && own_cluster_id.is_none() {
-            let mesh_sessions: HashMap<usize, &Peering> = view
-                .peerings
-                .iter()
-                .filter(|peering| peering.peer_type == PeerType::Mesh)
-                .filter_map(|peering| Some((peering.remote_node?, peering)))
-                .collect();
+            // `bird.cfg` is the IPv4 mesh: each host's IPv4 session, never its IPv6 one.
+            let mesh_sessions = mesh_by_remote_node(&view.peerings, Family::V4);
             peerings
                 .topology
                 .nodes

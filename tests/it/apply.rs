@@ -106,6 +106,66 @@ fn a_stale_plan_is_refused_and_the_edit_survives_real_etcd() {
     assert_eq!(etcd.client().get(key).unwrap().unwrap().value, edited.as_bytes(), "the edit survives");
 }
 
+/// A plan made against an earlier output directory goes stale when a file in it is edited,
+/// not only when its manifest is: by hand (the file no longer matches its digest, which
+/// `plan` itself reports as E0701), or consistently (file and manifest both rewritten).
+#[test]
+fn a_plan_goes_stale_when_a_file_of_its_applied_directory_is_edited() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("out");
+    let compiled = run(&["compile", "testdata/mesh-to-rr/mesh.yaml", "-o", out.to_str().unwrap()], &[]);
+    assert_eq!(compiled.status.code(), Some(0), "{}", text(&compiled.stderr));
+    let plan = directory.path().join("rr.plan");
+    let planned = run(&["plan", "testdata/mesh-to-rr/intent.yaml", "--current", out.to_str().unwrap(), "-o", plan.to_str().unwrap()], &[]);
+    assert_eq!(planned.status.code(), Some(0), "{}", text(&planned.stderr));
+    let apply = |plan: &Path| {
+        let state = directory.path().join("state");
+        run(
+            &[
+                "apply",
+                plan.to_str().unwrap(),
+                "--only",
+                "calico",
+                "--calico",
+                "etcd://127.0.0.1:9",
+                "--state",
+                state.to_str().unwrap(),
+                "--auto-approve",
+            ],
+            &[],
+        )
+    };
+
+    // By hand: `calico/bgpconfigurations.yaml` no longer matches its manifest entry.
+    let configuration = out.join("calico/bgpconfigurations.yaml");
+    let original = std::fs::read_to_string(&configuration).unwrap();
+    std::fs::write(&configuration, original.replace("nodeToNodeMeshEnabled: true", "nodeToNodeMeshEnabled: false")).unwrap();
+    assert_ne!(std::fs::read_to_string(&configuration).unwrap(), original, "the edit took");
+    let output = apply(&plan);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("stale plan"), "{stderr}");
+    assert!(stderr.contains("`calico/bgpconfigurations.yaml` was edited by hand"), "{stderr}");
+    std::fs::write(&configuration, &original).unwrap();
+
+    // Consistently: a node's file and its manifest entry rewritten together.
+    let bird = "nodes/cs1-k8s-m1.zpepc.com.cn/bird.cfg";
+    let text_before = std::fs::read_to_string(out.join(bird)).unwrap();
+    let text_after = format!("{text_before}# edited on the node\n");
+    std::fs::write(out.join(bird), &text_after).unwrap();
+    let manifest = out.join("manifest.json");
+    let rewritten = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(&calplan_plan::current::text_digest(&text_before), &calplan_plan::current::text_digest(&text_after));
+    std::fs::write(&manifest, rewritten).unwrap();
+    let output = apply(&plan);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("stale plan") && stderr.contains(&format!("`{bird}` changed in")), "{stderr}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert!(saved["current"][0]["files"][bird].is_string(), "each file's digest is recorded: {}", saved["current"][0]);
+}
+
 /// Abort the apply after each step in turn (a crash, by the test-only hook), run it again
 /// without the hook: it converges to the same datastore, with nothing lost or doubled.
 #[test]

@@ -13,7 +13,7 @@ use crate::scenarios::{compile, pinned_scenarios, relative, valid_scenarios};
 use calplan::netns::{self, Daemon, InterfaceName, Namespace};
 use calplan::pipeline::{self, Checked};
 use calplan_calico::resources::SecretKeyRef;
-use calplan_model::ipam::{AffinityState, ObservedAffinity};
+use calplan_model::ipam::{AffinityState, ObservedAffinity, ObservedIpam};
 use calplan_targets::Output;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -201,6 +201,7 @@ fn pending_blocks_are_not_advertised_and_host_blocks_not_blackholed() {
         affinity("192.168.200.0/26", AffinityState::Pending),
         affinity("192.168.201.7/32", AffinityState::Confirmed),
     ];
+    let observed = ObservedIpam { affinities: observed.to_vec(), pools: Vec::new() };
     let checked = pipeline::check("intent.yaml", text, Some(&observed));
     let output = compile(&checked, &["bird", "bird-calico", "routes"]);
     let file = |node: &str, name: &str| output.get(&format!("nodes/{node}.zpepc.com.cn/{name}")).unwrap().contents.clone();
@@ -223,6 +224,44 @@ fn pending_blocks_are_not_advertised_and_host_blocks_not_blackholed() {
     assert!(other.contains("192.168.0.0/26 via 21.49.22.4 proto bird\n"));
     assert!(other.contains("192.168.201.7/32 via 21.49.22.4 proto bird\n"));
     assert!(!other.contains("192.168.200.0"), "{other}");
+}
+
+/// The text of one `protocol bgp NAME …` block of a BIRD configuration.
+fn protocol_block<'a>(config: &'a str, name: &str) -> &'a str {
+    let start = config.find(&format!("protocol bgp {name} ")).unwrap_or_else(|| panic!("no protocol `{name}` in:\n{config}"));
+    let end = config[start..].find("\n}").map_or(config.len(), |end| start + end + 2);
+    &config[start..end]
+}
+
+/// A dual-stack node has two mesh sessions with each dual-stack peer, and confd decides each
+/// one's `passive` from that family's addresses. Here the IPv4 and IPv6 string orders differ,
+/// so the two sessions to one peer have opposite ends passive; each file must take its own
+/// family's (`bird-calico.cfg` took the IPv6 session's `passive` for the IPv4 one).
+#[test]
+fn dual_stack_mesh_sessions_take_their_own_familys_passive() {
+    let text = "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: dual}\nspec:\n  \
+                pools:\n    - {name: v4, cidr: 10.244.0.0/16}\n    - {name: v6, cidr: 'fd00:244::/64', blockSize: 122}\n  \
+                nodes:\n    \
+                - {name: a, ipv4Address: 10.0.0.1/24, ipv6Address: '2001:db8::2/64'}\n    \
+                - {name: b, ipv4Address: 10.0.0.2/24, ipv6Address: '2001:db8::1/64'}\n";
+    let checked = pipeline::check("intent.yaml", text.to_string(), None);
+    assert!(!checked.diagnostics.has_errors(), "{:?}", checked.diagnostics);
+    let output = compile(&checked, &["bird", "bird-calico"]);
+    let file = |node: &str, name: &str| output.get(&format!("nodes/{node}/{name}")).unwrap().contents.clone();
+    // IPv4: "10.0.0.2" > "10.0.0.1", so `a` waits for `b`. IPv6: "2001:db8::2" > "2001:db8::1",
+    // so `b` waits for `a`.
+    for (node, peer_v4, v4_passive, peer_v6, v6_passive) in
+        [("a", "Mesh_10_0_0_2", true, "Mesh_2001_db8__1", false), ("b", "Mesh_10_0_0_1", false, "Mesh_2001_db8__2", true)]
+    {
+        let calico = file(node, "bird-calico.cfg");
+        let block = protocol_block(&calico, peer_v4);
+        assert_eq!(block.contains("passive on;"), v4_passive, "`{node}` bird-calico.cfg:\n{block}");
+        let bird = file(node, "bird.cfg");
+        let block = protocol_block(&bird, peer_v4);
+        assert_eq!(block.contains("passive on;"), v4_passive, "`{node}` bird.cfg:\n{block}");
+        let block = protocol_block(&bird, peer_v6);
+        assert_eq!(block.contains("passive on;"), v6_passive, "`{node}` bird.cfg:\n{block}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

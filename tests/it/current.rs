@@ -229,6 +229,148 @@ fn pool_migration_from_real_etcd_names_the_pods() {
     assert!(manual.contains("holds 192.168.36.85"), "{manual}");
 }
 
+/// With the cluster's IPAM read from etcd, its affinities are the whole truth for the pools
+/// it has, as confd renders exactly the affinities that exist: a node without a block in the
+/// live pool gets none (no blackhole, nothing exported, no route to it elsewhere). A pool only
+/// the intent has is the one place blocks are still simulated.
+#[test]
+fn live_ipam_is_authoritative_for_the_clusters_pools_real_etcd() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    create_resources(&client, "testdata/seed-rr/current");
+    let m1 = "cs1-k8s-m1.zpepc.com.cn";
+    client.create(&format!("/calico/ipam/v2/host/{m1}/ipv4/block/192.168.36.64-26"), br#"{"state":"confirmed","deleted":false}"#).unwrap();
+    let intent = std::fs::read_to_string(golden::root().join("testdata/seed-rr/intent.yaml"))
+        .unwrap()
+        .replace("  nodes:\n", "    - {name: new-pool, cidr: 10.10.0.0/16, blockSize: 26}\n  nodes:\n");
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("intent.yaml");
+    write(&path, &intent);
+    let out = directory.path().join("out");
+    let output = calplan(&[
+        "compile",
+        path.to_str().unwrap(),
+        "--current",
+        &etcd.source(),
+        "--target",
+        "bird,bird-calico,routes",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let file = |node: &str, name: &str| std::fs::read_to_string(out.join(format!("nodes/{node}.zpepc.com.cn/{name}"))).unwrap();
+
+    let calico = file("cs1-k8s-m1", "bird-calico.cfg");
+    assert!(calico.contains("route 192.168.36.64/26 blackhole;"), "{calico}");
+    assert!(calico.contains("# Block 192.168.36.64/26 is confirmed"), "{calico}");
+    for node in ["cs1-k8s-m2", "cs1-k8s-n3"] {
+        let calico = file(node, "bird-calico.cfg");
+        let bird = file(node, "bird.cfg");
+        let routes = file(node, "routes");
+        for text in [&calico, &bird, &routes] {
+            assert!(
+                !text.contains("192.168.0.0/26") && !text.contains("192.168.0.64/26"),
+                "`{node}` has no block of the live pool:\n{text}"
+            );
+        }
+        assert!(!calico.contains("# Block 192.168."), "{calico}");
+        assert!(routes.contains("192.168.36.64/26 via 21.49.22.4 proto bird"), "m1's real block is routed to:\n{routes}");
+        // The pool the cluster does not have yet is forecast: one block per node.
+        assert!(calico.contains("# Block 10.10."), "the new pool's simulated block:\n{calico}");
+    }
+}
+
+/// Calico's Kubernetes datastore means what its etcd layout means: the seed cluster exported
+/// with kubectl (`testdata/seed-kdd/current`: custom resources, Nodes with Calico's
+/// annotations, `BlockAffinity` and `IPAMBlock` objects) reads as the same cluster stored in a
+/// real etcd by calicoctl and calico-node (`testdata/seed-rr/current` and the same IPAM).
+#[test]
+fn a_kubernetes_export_reads_as_the_same_cluster_in_etcd_real_etcd() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    create_resources(&client, "testdata/seed-rr/current");
+    create_ipam(&client);
+    let kdd = "testdata/seed-kdd/current".to_string();
+    let from_etcd = calplan::current::load(&[etcd.source()]).unwrap();
+    let from_kdd = calplan::current::load(std::slice::from_ref(&kdd)).unwrap();
+    assert!(from_kdd.diagnostics.is_empty(), "{:?}", from_kdd.diagnostics);
+    assert!(from_kdd.state.sources.iter().all(|source| source.kind == "Kubernetes datastore"), "{:?}", from_kdd.state.sources);
+    assert_eq!(from_kdd.state.datastore, Some(calplan_model::Datastore::Kubernetes));
+
+    // Pools, peers and the BGP configuration compare equal; nodes by their BGP part and the
+    // label their selectors use (the exports' other labels differ).
+    let (etcd_resources, kdd_resources) = (from_etcd.state.resources.unwrap(), from_kdd.state.resources.unwrap());
+    let digests = |resources: &calplan_calico::resources::ResourceSet| {
+        let mut digests = calplan_plan::current::resource_digests(resources);
+        digests.retain(|key, _| !key.starts_with("Node/"));
+        digests
+    };
+    assert_eq!(digests(&kdd_resources), digests(&etcd_resources));
+    assert_eq!(kdd_resources.nodes().count(), 6);
+    for node in etcd_resources.nodes() {
+        let Some(calplan_calico::resources::Resource::Node(read)) =
+            kdd_resources.get(calplan_calico::resources::ResourceKind::Node, &node.metadata.name)
+        else {
+            panic!("{} missing from the Kubernetes export", node.metadata.name)
+        };
+        assert_eq!(read.spec.bgp, node.spec.bgp, "{}", node.metadata.name);
+        assert_eq!(read.metadata.labels.get("route-reflector"), node.metadata.labels.get("route-reflector"), "{}", node.metadata.name);
+    }
+    let peer = kdd_resources.peers().find(|peer| peer.metadata.name == "rr-to-rr-peer").unwrap();
+    assert_eq!(peer.metadata.labels.get("purpose").map(String::as_str), Some("reflector-mesh"), "v3 labels from the metadata annotation");
+    assert_eq!(peer.metadata.labels.get("team").map(String::as_str), Some("network"));
+    assert!(!peer.metadata.annotations.contains_key("projectcalico.org/metadata"));
+
+    // IPAM: the same affinities (the deleted and the virtual one skipped), usage and pods.
+    assert_eq!(from_kdd.state.affinities, from_etcd.state.affinities);
+    assert_eq!(from_kdd.state.block_usage, from_etcd.state.block_usage);
+    assert_eq!(from_kdd.state.workloads, from_etcd.state.workloads);
+
+    // And so the same tables and the same node files.
+    let status = |source: &str| calplan(&["status", "--current", source, "--format", "json"]);
+    let (etcd_status, kdd_status) = (status(&etcd.source()), status(&kdd));
+    assert_eq!(kdd_status.status.code(), Some(0), "{}", text(&kdd_status.stderr));
+    assert_eq!(text(&kdd_status.stdout), text(&etcd_status.stdout));
+    let directory = tempfile::tempdir().unwrap();
+    let compile = |source: &str, out: &str| {
+        let out = directory.path().join(out);
+        let output = calplan(&[
+            "compile",
+            "testdata/seed-rr/intent.yaml",
+            "--current",
+            source,
+            "--target",
+            "bird,bird-calico,routes",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+        (out, manifest)
+    };
+    let (etcd_out, etcd_manifest) = compile(&etcd.source(), "etcd");
+    let (kdd_out, kdd_manifest) = compile(&kdd, "kdd");
+    assert_eq!(kdd_manifest, etcd_manifest, "every node file byte for byte");
+    let m1 = "nodes/cs1-k8s-m1.zpepc.com.cn/bird-calico.cfg";
+    assert_eq!(std::fs::read_to_string(kdd_out.join(m1)).unwrap(), std::fs::read_to_string(etcd_out.join(m1)).unwrap());
+    assert!(std::fs::read_to_string(kdd_out.join(m1)).unwrap().contains("route 192.168.36.64/26 blackhole;"));
+}
+
+/// `import` of a Kubernetes export writes an intent (`datastore: kubernetes`) that compiles,
+/// and planning it against the same export changes nothing.
+#[test]
+fn importing_a_kubernetes_export_then_planning_it_changes_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let intent = directory.path().join("imported.yaml");
+    let output = calplan(&["import", "--current", "testdata/seed-kdd/current", "-o", intent.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let imported = std::fs::read_to_string(&intent).unwrap();
+    assert!(imported.contains("datastore: kubernetes"), "{imported}");
+    assert!(imported.contains("routeReflectorClusterID: \"1.0.0.1\""), "{imported}");
+    let output = calplan(&["plan", intent.to_str().unwrap(), "--current", "testdata/seed-kdd/current", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "an empty plan:\n{}{}", text(&output.stdout), text(&output.stderr));
+}
+
 #[test]
 fn compare_and_swap_transactions_real_etcd() {
     let etcd = Etcd::start();

@@ -2,6 +2,7 @@
 //!
 //! Tests that need root, a namespace or a server say so in their names; CI runs them as root.
 
+mod allow;
 mod apply;
 mod apply_hosts;
 mod bird;

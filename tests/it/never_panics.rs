@@ -6,7 +6,7 @@ use proptest::prelude::*;
 fn render(text: &str) -> String {
     let checked = pipeline::check("intent.yaml", text.to_string(), None);
     let diagnostics = checked.diagnostics.clone().into_sorted();
-    calplan_diagnostics::render::json(&diagnostics, &checked.sources)
+    calplan_diagnostics::render::json(&diagnostics, &checked.allowed, &checked.sources)
 }
 
 /// YAML-ish text built from the intent's own vocabulary, so generated inputs get past the

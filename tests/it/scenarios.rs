@@ -93,7 +93,7 @@ fn every_scenario_matches_its_golden_files() {
         let diagnostics = checked.diagnostics.clone().into_sorted();
         let mut outputs = vec![
             ("check.stderr", render::human(&diagnostics, &checked.sources, false)),
-            ("check.json", render::json(&diagnostics, &checked.sources)),
+            ("check.json", render::json(&diagnostics, &checked.allowed, &checked.sources)),
         ];
         // Invalid scenarios pin diagnostics only; their tables would be noise.
         let invalid = dir.components().any(|part| part.as_os_str() == "invalid");
@@ -126,7 +126,7 @@ fn every_scenario_matches_its_golden_files() {
             let text = std::fs::read_to_string(dir.join("intent.yaml")).unwrap();
             let fingerprint =
                 calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
-            let checked = pipeline::check("intent.yaml", text, loaded.state.affinities.as_deref());
+            let checked = pipeline::check("intent.yaml", text, loaded.state.observed_ipam().as_ref());
             if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) {
                 outputs.push(("plan.txt", calplan_plan::render::human(&plan, false)));
                 // The compiled directory's place differs from run to run.

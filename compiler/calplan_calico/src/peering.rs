@@ -89,6 +89,21 @@ fn parse_node_v4(text: &str) -> Option<Ipv4Net> {
     text.parse::<Ipv4Net>().ok().or_else(|| text.parse::<Ipv4Addr>().ok().map(Ipv4Net::from))
 }
 
+/// An address family. A dual-stack node has one session per family with each mesh peer
+/// (`bird.cfg`'s over IPv4, `bird6.cfg`'s over IPv6), each with its own `passive`, so sessions
+/// looked up by remote node must be looked up by family too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+}
+
 /// How `calicoctl node status` labels a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum PeerType {
@@ -189,6 +204,11 @@ impl Peering {
         } else {
             format!("{prefix}_{id}")
         }
+    }
+
+    /// The family of the session's addresses.
+    pub fn family(&self) -> Family {
+        Family::of(self.data.ip)
     }
 
     /// The address `calicoctl node status` prints, quirks included: it turns the protocol
@@ -380,6 +400,16 @@ impl Peerings {
         }
         sessions
     }
+}
+
+/// A node's mesh sessions of one family, by remote node. The key must hold the family: keyed
+/// by node alone, a dual-stack peer's IPv6 session would stand in for its IPv4 one.
+pub fn mesh_by_remote_node(sessions: &[Peering], family: Family) -> HashMap<usize, &Peering> {
+    sessions
+        .iter()
+        .filter(|peering| peering.peer_type == PeerType::Mesh && peering.family() == family)
+        .filter_map(|peering| Some((peering.remote_node?, peering)))
+        .collect()
 }
 
 struct Computer<'a> {

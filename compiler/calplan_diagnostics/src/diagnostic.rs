@@ -39,6 +39,9 @@ pub struct Diagnostic {
     pub primary: Label,
     pub secondary: Vec<Label>,
     pub help: Option<String>,
+    /// Whether a severity override may allow this finding or lower it: the rule's
+    /// [`Rule::overridable`], unless this finding is one the rule cannot let pass.
+    pub overridable: bool,
 }
 
 impl Diagnostic {
@@ -51,7 +54,15 @@ impl Diagnostic {
             primary: Label { span, message: None },
             secondary: Vec::new(),
             help: None,
+            overridable: rule.overridable,
         }
+    }
+
+    /// Marks this finding as one no override may allow or lower, although its rule's others
+    /// may be (two pools overlapping, which Calico refuses, among other overlaps it accepts).
+    pub fn not_overridable(mut self) -> Diagnostic {
+        self.overridable = false;
+        self
     }
 
     /// The message drawn under the primary span.
@@ -130,6 +141,29 @@ impl Diagnostics {
 
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
         self.items.iter()
+    }
+
+    /// Applies severity overrides, rule by rule: `Deny` makes a rule's findings errors, `Warn`
+    /// warnings and `Allow` takes them out of the report, returning them (with the setting
+    /// that allowed them) so that they can be counted and listed. A finding that is not
+    /// overridable is only ever raised.
+    pub fn apply_levels(&mut self, settings: &std::collections::BTreeMap<&'static str, crate::Setting>) -> Vec<crate::Allowed> {
+        let mut allowed = Vec::new();
+        let mut kept = Vec::with_capacity(self.items.len());
+        for mut diagnostic in std::mem::take(&mut self.items) {
+            match settings.get(diagnostic.rule.code) {
+                Some(setting) if setting.level == crate::Level::Deny => diagnostic.severity = Severity::Error,
+                Some(setting) if diagnostic.overridable && setting.level == crate::Level::Warn => diagnostic.severity = Severity::Warning,
+                Some(setting) if diagnostic.overridable && setting.level == crate::Level::Allow => {
+                    allowed.push(crate::Allowed { diagnostic, origin: setting.origin.clone() });
+                    continue;
+                }
+                _ => {}
+            }
+            kept.push(diagnostic);
+        }
+        self.items = kept;
+        allowed
     }
 
     /// Turns every warning into an error (`--deny-warnings`).

@@ -7,12 +7,14 @@
 //! This crate does no I/O.
 
 mod diagnostic;
+mod levels;
 pub mod render;
 mod rule;
 mod source;
 mod spanned;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Label, Severity};
-pub use rule::Rule;
+pub use levels::{Allowed, Level, Origin, Setting, allowed_summary};
+pub use rule::{Rule, overridable_by_group};
 pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
 pub use spanned::{Spanned, protocol as spanned_protocol};

@@ -2,7 +2,7 @@
 //! peerings Calico derives from them, block placement and the BGP graph.
 
 use crate::graph::BgpGraph;
-use crate::ipam::{self, BlockPlacement, ObservedAffinity};
+use crate::ipam::{self, BlockPlacement, ObservedIpam};
 use crate::model::{Model, NodeId};
 use calplan_calico::peering::Peerings;
 use calplan_calico::resources::ResourceSet;
@@ -19,8 +19,8 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Derives everything from the model; `observed` holds live IPAM affinities, if read.
-    pub fn new(model: Model, observed: Option<&[ObservedAffinity]>) -> Analysis {
+    /// Derives everything from the model; `observed` holds the live IPAM, if read.
+    pub fn new(model: Model, observed: Option<&ObservedIpam>) -> Analysis {
         let resources = crate::calico::resources(&model);
         let peerings = Peerings::compute(&resources);
         let placement = ipam::place(&model, observed);

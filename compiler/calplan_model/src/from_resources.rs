@@ -269,6 +269,7 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         nodes,
         routers,
         generates_peers: false,
+        allow: base.allow.clone(),
     };
     (model, problems)
 }

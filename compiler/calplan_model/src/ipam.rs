@@ -1,10 +1,16 @@
 //! Block placement: which node holds which block of each pool.
 //!
 //! Without live IPAM data, blocks are handed out deterministically: each enabled pool gives
-//! the nodes it selects one block each, in node order, from the start of the pool. With IPAM
-//! data (affinities read from the datastore or `calicoctl ipam show --show-blocks`), the real
-//! affinities are used and only nodes without a block in a pool get a new one, from the first
-//! free block.
+//! the nodes it selects one block each, in node order, from the start of the pool.
+//!
+//! With live IPAM data (affinities read from an etcd datastore or Kubernetes' `BlockAffinity`
+//! objects), the cluster's IPAM is authoritative for every pool the cluster has, as confd
+//! renders exactly the affinities that exist: such a pool's blocks are its observed
+//! affinities, and a node without one in it holds no block there, however many nodes the
+//! pool selects. A pool counts as the cluster's when the cluster has a pool of the same CIDR
+//! or an observed block lies inside it. Only a pool the intent adds (no such pool, no block
+//! in it) is simulated as above, avoiding the observed blocks: the forecast of where Calico
+//! will place its first blocks once pods land there.
 
 use crate::model::{Model, NodeId, Pool};
 use ipnet::IpNet;
@@ -46,6 +52,23 @@ pub struct ObservedAffinity {
     pub state: AffinityState,
 }
 
+/// The cluster's IPAM, as read from live state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedIpam {
+    /// Every host affinity the cluster records, with its state.
+    pub affinities: Vec<ObservedAffinity>,
+    /// The CIDRs of the pools the cluster has: in these, the affinities are the whole truth.
+    pub pools: Vec<IpNet>,
+}
+
+impl ObservedIpam {
+    /// Whether the cluster has this pool: one of the same CIDR, or a block inside it.
+    pub fn covers(&self, pool: &IpNet) -> bool {
+        let pool = pool.trunc();
+        self.pools.iter().any(|cidr| cidr.trunc() == pool) || self.affinities.iter().any(|affinity| pool.contains(&affinity.block))
+    }
+}
+
 /// One block held by one node.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Block {
@@ -73,7 +96,7 @@ pub struct BlockPlacement {
     /// Every block, sorted by CIDR.
     pub blocks: Vec<Block>,
     by_node: BTreeMap<NodeId, Vec<usize>>,
-    /// Whether the placement came from live IPAM data.
+    /// Whether live IPAM data was given (pools the cluster has are then as observed).
     pub observed: bool,
 }
 
@@ -87,31 +110,23 @@ impl BlockPlacement {
     }
 }
 
-/// Places blocks for every node. `observed` holds live affinities, if any were read.
-pub fn place(model: &Model, observed: Option<&[ObservedAffinity]>) -> BlockPlacement {
+/// Places blocks for every node. `observed` holds the live IPAM, if any was read.
+pub fn place(model: &Model, observed: Option<&ObservedIpam>) -> BlockPlacement {
     let mut blocks = Vec::new();
     let mut taken: BTreeSet<IpNet> = BTreeSet::new();
-    let mut holds: BTreeSet<(NodeId, usize)> = BTreeSet::new();
     if let Some(observed) = observed {
-        for affinity in observed {
+        for affinity in &observed.affinities {
+            taken.insert(affinity.block);
             let Some(node) = model.node_by_name(&affinity.node) else { continue };
             let pool = model.pools.iter().position(|pool| pool.cidr.contains(&affinity.block));
-            if let Some(pool) = pool {
-                holds.insert((node.id, pool));
-            }
-            taken.insert(affinity.block);
             blocks.push(Block { cidr: affinity.block, node: node.id, pool, state: affinity.state });
         }
     }
     for (index, pool) in model.pools.iter().enumerate() {
-        if !takes_new_blocks(pool) {
+        if !takes_new_blocks(pool) || observed.is_some_and(|observed| observed.covers(&pool.cidr.value)) {
             continue;
         }
-        let selected = model
-            .nodes
-            .iter()
-            .filter(|node| pool.node_selector.selector.matches(&node.label_values()))
-            .filter(|node| !holds.contains(&(node.id, index)));
+        let selected = model.nodes.iter().filter(|node| pool.node_selector.selector.matches(&node.label_values()));
         let Ok(mut free) = pool.cidr.trunc().subnets(*pool.block_size) else { continue };
         for node in selected {
             let Some(cidr) = free.by_ref().find(|block| !taken.contains(block)) else { break };

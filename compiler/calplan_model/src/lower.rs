@@ -111,6 +111,7 @@ impl Lowerer<'_> {
             nodes,
             routers: routers.collect(),
             generates_peers: true,
+            allow: spec.allow.iter().map(|entry| AllowEntry { rule: entry.rule.clone(), reason: entry.reason.clone() }).collect(),
         }
     }
 

@@ -48,6 +48,17 @@ pub struct Model {
     /// routers. False for a model read back from Calico resources, whose BGPPeers are all
     /// literal already.
     pub generates_peers: bool,
+    /// `spec.allow`: rules whose findings the intent accepts, as written (resolving the names
+    /// and applying them is `calplan_validate::levels`').
+    pub allow: Vec<AllowEntry>,
+}
+
+/// One entry of `spec.allow`.
+#[derive(Clone, Debug)]
+pub struct AllowEntry {
+    /// The rule's code or name, as written.
+    pub rule: Spanned<String>,
+    pub reason: Spanned<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,18 +1,32 @@
 //! `calplan import`: the intent that reproduces a current state, so an existing cluster can
 //! adopt calplan. Compiling the intent and planning it against the same state gives an empty
-//! plan (a property the tests check).
+//! plan (a property the tests check). The findings the cluster has (a peering configured at
+//! one end only, say) are the cluster's truth, not the import's mistakes: [`allow_section`]
+//! lists their rules under `spec.allow`, each with a comment naming them, so the intent
+//! compiles as the cluster runs until someone fixes them.
 //!
 //! Everything is written in its literal form: route reflectors by their nodes'
 //! `routeReflectorClusterID`, every BGPPeer as it is, including what Calico made of a YAML tag.
 
 use calplan_calico::resources::*;
+use calplan_model::Datastore;
 use serde_json::{Map, Value, json};
 
-/// The intent text, and notes on what the intent cannot express.
-pub fn intent_yaml(resources: &ResourceSet, cluster: &str) -> (String, Vec<String>) {
+/// The intent text, and notes on what the intent cannot express. `datastore` is where the
+/// resources were read from, when a datastore was read.
+pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Datastore>) -> (String, Vec<String>) {
     let mut notes = Vec::new();
     let mut spec = Map::new();
     spec.insert("calicoVersion".into(), json!("3.30"));
+    if let Some(datastore) = datastore {
+        spec.insert(
+            "datastore".into(),
+            json!(match datastore {
+                Datastore::Etcdv3 => "etcdv3",
+                Datastore::Kubernetes => "kubernetes",
+            }),
+        );
+    }
     let configuration = resources.bgp_configuration().map(|c| c.spec.clone()).unwrap_or_default();
     let cidrs = |entries: &Option<Vec<CidrEntry>>| -> Vec<Value> { entries.iter().flatten().map(|entry| json!(entry.cidr)).collect() };
     let cluster_ips = cidrs(&configuration.service_cluster_ips);
@@ -78,6 +92,47 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str) -> (String, Vec<Strin
     }
     text.push_str(&body);
     (text, notes)
+}
+
+/// The findings of one rule in the cluster as imported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub code: &'static str,
+    pub name: &'static str,
+    /// Each finding's message, in the order reported.
+    pub messages: Vec<String>,
+}
+
+/// How many of a rule's findings the comment above its `allow` entry lists.
+const LIST_AT_MOST: usize = 5;
+
+/// The `allow:` list that lets an imported intent compile although the cluster has these
+/// findings: appended to [`intent_yaml`]'s text (whose `spec` ends it), one entry per rule,
+/// each under a comment that says what the cluster has and that it should be fixed.
+pub fn allow_section(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("  allow:\n");
+    for finding in findings {
+        let count = finding.messages.len();
+        let (these, them) = if count == 1 { ("this finding", "it") } else { ("these findings", "them") };
+        text.push_str(&format!("  # The cluster had {these} when it was imported: allowed so that the intent compiles as the\n"));
+        text.push_str(&format!("  # cluster runs. Fix {them}, then remove this entry.\n"));
+        for message in finding.messages.iter().take(LIST_AT_MOST) {
+            let line: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            text.push_str(&format!("  #   {} {line}\n", finding.code));
+        }
+        if count > LIST_AT_MOST {
+            text.push_str(&format!("  #   ... and {} more\n", count - LIST_AT_MOST));
+        }
+        let reason = format!(
+            "present in the cluster when it was imported ({count} finding{}); fix, then remove this entry",
+            if count == 1 { "" } else { "s" }
+        );
+        text.push_str(&format!("  - rule: {}\n    reason: {}\n", finding.name, serde_json::to_string(&reason).expect("strings serialize")));
+    }
+    text
 }
 
 fn secret(holder: &SecretKeyRefHolder) -> Value {

@@ -53,6 +53,10 @@ pub struct SourceFingerprint {
     /// `Kind/name` → digest of what calplan compares, for Calico resources.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, String>,
+    /// Path → sha256 of each file of an earlier compile or apply directory, so that a stale
+    /// plan can say which file changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 /// Terraform's counts, plus replacements on their own (they are the disruptive ones). The

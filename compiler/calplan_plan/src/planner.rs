@@ -150,6 +150,8 @@ struct Planner<'a> {
     stages: Vec<Stage>,
     notes: Vec<String>,
     pinned: bool,
+    /// The live IPAM every state is compiled with, when it is known.
+    observed_ipam: Option<calplan_model::ipam::ObservedIpam>,
 }
 
 /// A stage before it is compared with the state it follows.
@@ -194,6 +196,7 @@ pub fn plan(input: &Input) -> Plan {
         stages: Vec::new(),
         notes: Vec::new(),
         pinned: false,
+        observed_ipam: input.current.observed_ipam(),
     };
     planner.notes.extend(input.observations.iter().cloned());
     planner.run();
@@ -851,7 +854,7 @@ impl Planner<'_> {
         }
         let base = &self.input.desired.model;
         let (model, _) = calplan_model::from_resources::from_resources(&routed, base);
-        let analysis = Analysis::new(model, self.input.current.affinities.as_deref());
+        let analysis = Analysis::new(model, self.observed_ipam.as_ref());
         let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
         let output = match calplan_targets::compile(&context, None) {
             Ok(output) => output,

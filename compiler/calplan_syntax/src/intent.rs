@@ -64,6 +64,21 @@ pub struct Spec {
     /// Hosts and routers outside the cluster that need routes to pods and services.
     #[serde(default)]
     pub routers: Vec<Router>,
+    /// Findings accepted for now, each with the reason a reviewer reads: their diagnostics are
+    /// not reported (check counts them) and do not stop `compile` or `plan`. Findings that mean
+    /// an invalid artifact cannot be allowed.
+    #[serde(default)]
+    pub allow: Vec<Allow>,
+}
+
+/// One rule whose findings are allowed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Allow {
+    /// The rule, by code (`E0402`) or name (`routes-not-propagated`).
+    pub rule: Spanned<String>,
+    /// Why the findings are accepted, for whoever reviews the intent; required, not blank.
+    pub reason: Spanned<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]

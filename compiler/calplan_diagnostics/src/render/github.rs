@@ -1,11 +1,15 @@
-use crate::{Diagnostic, SourceMap};
+use crate::{Allowed, Diagnostic, SourceMap};
 use std::fmt::Write;
 
 /// GitHub Actions workflow commands, one per diagnostic:
 /// `::error file=intent.yaml,line=3,col=9,endLine=3,endColumn=20,title=E0102 …::message`.
-/// GitHub shows them as annotations on the offending line of the pull request.
-pub fn github(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
+/// GitHub shows them as annotations on the offending line of the pull request. Allowed findings
+/// are counted in one `::notice::`, so that nothing is hidden without a trace.
+pub fn github(diagnostics: &[Diagnostic], allowed: &[Allowed], sources: &SourceMap) -> String {
     let mut out = String::new();
+    if let Some(summary) = crate::allowed_summary(allowed) {
+        let _ = writeln!(out, "::notice title=calplan::{}", escape_data(&summary));
+    }
     for diagnostic in diagnostics {
         let span = diagnostic.span();
         let start = sources.line_col(span);

@@ -1,12 +1,19 @@
-use crate::{Diagnostic, Rule, Severity, SourceMap};
+use crate::{Allowed, Diagnostic, Origin, Rule, Severity, SourceMap};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// A SARIF 2.1.0 log with one run, for code-scanning dashboards.
 ///
 /// Only the rules that produced a result are listed, in code order, so the output is stable.
-pub fn sarif(diagnostics: &[Diagnostic], sources: &SourceMap, tool_version: &str) -> String {
-    let rules: BTreeMap<&str, &Rule> = diagnostics.iter().map(|diagnostic| (diagnostic.rule.code, diagnostic.rule)).collect();
+/// Allowed findings are results with a suppression (`inSource` for the intent's `allow` list,
+/// with its reason as the justification; `external` for `--allow`), which code-scanning tools
+/// show as dismissed rather than not at all.
+pub fn sarif(diagnostics: &[Diagnostic], allowed: &[Allowed], sources: &SourceMap, tool_version: &str) -> String {
+    let rules: BTreeMap<&str, &Rule> = diagnostics
+        .iter()
+        .chain(allowed.iter().map(|finding| &finding.diagnostic))
+        .map(|diagnostic| (diagnostic.rule.code, diagnostic.rule))
+        .collect();
     let rule_index: BTreeMap<&str, usize> = rules.keys().enumerate().map(|(index, code)| (*code, index)).collect();
     let region = |span: crate::Span| {
         let file = sources.file(span.file);
@@ -31,9 +38,16 @@ pub fn sarif(diagnostics: &[Diagnostic], sources: &SourceMap, tool_version: &str
         }
         location
     };
+    let suppressions = |origin: Option<&Origin>| match origin {
+        None => None,
+        Some(Origin::CommandLine) => Some(json!([{ "kind": "external", "justification": "--allow on the command line" }])),
+        Some(Origin::Intent { reason, .. }) => Some(json!([{ "kind": "inSource", "justification": reason }])),
+    };
     let results: Vec<Value> = diagnostics
         .iter()
-        .map(|diagnostic| {
+        .map(|diagnostic| (diagnostic, None))
+        .chain(allowed.iter().map(|finding| (&finding.diagnostic, Some(&finding.origin))))
+        .map(|(diagnostic, origin)| {
             let mut text = diagnostic.message.clone();
             if let Some(help) = &diagnostic.help {
                 text.push_str("\nhelp: ");
@@ -57,6 +71,9 @@ pub fn sarif(diagnostics: &[Diagnostic], sources: &SourceMap, tool_version: &str
                         related
                     })
                     .collect();
+            }
+            if let Some(suppressions) = suppressions(origin) {
+                result["suppressions"] = suppressions;
             }
             result
         })

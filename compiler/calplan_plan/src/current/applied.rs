@@ -205,6 +205,35 @@ pub fn read(manifest_file: FileId, manifest_text: &str, files: &[ArtifactFile], 
     Read { value, diagnostics }
 }
 
+/// The fingerprint of the directory as read: a digest over the manifest and every listed
+/// file's path and content (a missing file counted as such), and each present file's own
+/// digest by path. A plan must go stale when anything it was computed from changes, and a file
+/// edited in place changes its content, not the manifest.
+pub fn fingerprint(manifest_text: &str, files: &[ArtifactFile]) -> (String, BTreeMap<String, String>) {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    };
+    field(manifest_text.as_bytes());
+    let mut sorted: Vec<&ArtifactFile> = files.iter().collect();
+    sorted.sort_by_key(|file| file.path);
+    let mut digests = BTreeMap::new();
+    for file in sorted {
+        field(file.path.as_bytes());
+        match file.text {
+            Some(text) => {
+                field(b"present");
+                field(text.as_bytes());
+                digests.insert(file.path.to_string(), text_digest(text));
+            }
+            None => field(b"missing"),
+        }
+    }
+    (calplan_targets::Artifact::hex_digest(&hasher.finalize()), digests)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +284,24 @@ mod tests {
         assert!(found[0].1.starts_with("`calico/ippools.yaml` was edited by hand"));
         assert_eq!(found[1], ("\"nodes/n1/routes\"", "`nodes/n1/routes` is missing", Severity::Error));
         assert_eq!(found[2].2, Severity::Warning);
+    }
+
+    #[test]
+    fn the_fingerprint_follows_every_files_content() {
+        let manifest_text = manifest(&[("calico/ippools.yaml", POOL), ("nodes/n1/routes", ROUTES)]);
+        let listed = [("calico/ippools.yaml", Some(POOL)), ("nodes/n1/routes", Some(ROUTES))];
+        let (digest, files_digests) = fingerprint(&manifest_text, &files(&listed));
+        assert_eq!(files_digests["nodes/n1/routes"], text_digest(ROUTES));
+        let edited = POOL.replace("26", "24");
+        let changed = [("calico/ippools.yaml", Some(edited.as_str())), ("nodes/n1/routes", Some(ROUTES))];
+        let (edited_digest, edited_files) = fingerprint(&manifest_text, &files(&changed));
+        assert_ne!(digest, edited_digest, "the manifest is the same, the content is not");
+        assert_ne!(edited_files["calico/ippools.yaml"], files_digests["calico/ippools.yaml"]);
+        assert_eq!(edited_files["nodes/n1/routes"], files_digests["nodes/n1/routes"]);
+        let missing = [("calico/ippools.yaml", Some(POOL)), ("nodes/n1/routes", None)];
+        assert_ne!(fingerprint(&manifest_text, &files(&missing)).0, digest);
+        let reordered = [("nodes/n1/routes", Some(ROUTES)), ("calico/ippools.yaml", Some(POOL))];
+        assert_eq!(fingerprint(&manifest_text, &files(&reordered)).0, digest, "listing order does not matter");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn read(file: FileId, text: &str) -> Read<ResourceSet> {
 }
 
 /// The resources in a document: a list's items, a sequence's elements, or the document.
-fn items(document: &Node) -> Vec<&Node> {
+pub(crate) fn items(document: &Node) -> Vec<&Node> {
     match &document.kind {
         NodeKind::Sequence(items) => items.iter().collect(),
         NodeKind::Mapping(_) => match document.get("items").and_then(Node::as_sequence) {
@@ -54,7 +54,7 @@ fn items(document: &Node) -> Vec<&Node> {
     }
 }
 
-fn read_item(item: &Node, set: &mut ResourceSet, diagnostics: &mut Diagnostics) {
+pub(crate) fn read_item(item: &Node, set: &mut ResourceSet, diagnostics: &mut Diagnostics) {
     let Some(kind_text) = item.get("kind").and_then(Node::as_str) else {
         if item.as_mapping().is_some_and(|entries| !entries.is_empty()) {
             diagnostics.push(

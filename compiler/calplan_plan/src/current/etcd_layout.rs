@@ -138,20 +138,22 @@ struct AffinityValue {
     deleted: bool,
 }
 
+/// An allocation block as Calico stores it: the etcd value, and the `spec` of Kubernetes'
+/// `IPAMBlock` (the same field names).
 #[derive(Deserialize)]
-struct BlockValue {
+pub(crate) struct BlockValue {
     #[serde(default)]
-    affinity: Option<String>,
+    pub(crate) affinity: Option<String>,
     #[serde(default)]
-    allocations: Vec<Option<usize>>,
+    pub(crate) allocations: Vec<Option<usize>>,
     #[serde(default)]
-    attributes: Vec<BlockAttribute>,
+    pub(crate) attributes: Vec<BlockAttribute>,
     #[serde(default)]
-    deleted: bool,
+    pub(crate) deleted: bool,
 }
 
 #[derive(Deserialize)]
-struct BlockAttribute {
+pub(crate) struct BlockAttribute {
     #[serde(default)]
     secondary: Option<BTreeMap<String, String>>,
 }
@@ -177,9 +179,9 @@ pub fn read(file: FileId, snapshot: &Snapshot) -> Read<EtcdState> {
     Read { value, diagnostics }
 }
 
-struct Located {
-    key: Span,
-    value: Span,
+pub(crate) struct Located {
+    pub(crate) key: Span,
+    pub(crate) value: Span,
 }
 
 fn unreadable(at: Span, message: impl Into<String>, label: &str) -> Diagnostic {
@@ -323,7 +325,15 @@ fn read_ipam(path: &str, pair: &KeyValue, at: &Located, state: &mut EtcdState, h
     }
 }
 
-fn read_block(block: IpNet, value: &BlockValue, at: &Located, state: &mut EtcdState, holders: &mut Holders, diagnostics: &mut Diagnostics) {
+/// Counts a block's addresses in use and records the pods holding them.
+pub(crate) fn read_block(
+    block: IpNet,
+    value: &BlockValue,
+    at: &Located,
+    state: &mut EtcdState,
+    holders: &mut Holders,
+    diagnostics: &mut Diagnostics,
+) {
     let owner = value.affinity.as_deref().and_then(|affinity| affinity.strip_prefix("host:")).unwrap_or_default();
     let mut in_use = 0u64;
     for (ordinal, allocation) in value.allocations.iter().enumerate() {

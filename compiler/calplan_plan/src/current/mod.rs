@@ -2,8 +2,8 @@
 //!
 //! One reader per source kind, each pure (text or key-value pairs in, a [`Read`] out, its
 //! diagnostics located in that source): Calico YAML exports, `ipam show` tables, workload
-//! endpoint tables, `ip route` dumps, an earlier compile or apply directory, and Calico's
-//! etcdv3 layout. The CLI reads files and etcd, tells each file's kind with [`sniff`], and
+//! endpoint tables, `ip route` dumps, an earlier compile or apply directory, Calico's etcdv3
+//! layout, and Calico's Kubernetes datastore as `kubectl get -o yaml` exports it. The CLI reads files and etcd, tells each file's kind with [`sniff`], and
 //! combines what the readers return into one [`CurrentState`].
 
 pub mod applied;
@@ -11,12 +11,13 @@ pub mod calico_yaml;
 pub mod etcd_layout;
 pub mod ip_routes;
 pub mod ipam_blocks;
+pub mod kubernetes;
 mod table;
 pub mod workloads;
 
 use calplan_calico::resources::ResourceSet;
 use calplan_diagnostics::Diagnostics;
-use calplan_model::ipam::ObservedAffinity;
+use calplan_model::ipam::{ObservedAffinity, ObservedIpam};
 use std::collections::BTreeMap;
 
 /// A workload (pod endpoint) and the addresses it holds.
@@ -53,6 +54,7 @@ pub enum SourceKind {
     NodeRoutes,
     AppliedState,
     Etcd,
+    Kubernetes,
 }
 
 impl SourceKind {
@@ -64,6 +66,7 @@ impl SourceKind {
             SourceKind::NodeRoutes => "node routes",
             SourceKind::AppliedState => "applied state",
             SourceKind::Etcd => "etcd datastore",
+            SourceKind::Kubernetes => "Kubernetes datastore",
         }
     }
 }
@@ -84,6 +87,8 @@ pub struct CurrentState {
     /// Artifacts of an earlier compile or apply, by path.
     pub applied: Option<BTreeMap<String, String>>,
     pub sources: Vec<crate::plan::SourceFingerprint>,
+    /// Which datastore the state was read from, when a datastore was read.
+    pub datastore: Option<calplan_model::Datastore>,
 }
 
 impl CurrentState {
@@ -93,6 +98,14 @@ impl CurrentState {
         for resource in resources.resources.into_values() {
             combined.insert(resource);
         }
+    }
+
+    /// The live IPAM, when a source gave the cluster's affinities (etcd, Kubernetes'
+    /// `BlockAffinity` objects): those affinities, and the pools they are the whole truth for.
+    pub fn observed_ipam(&self) -> Option<ObservedIpam> {
+        let affinities = self.affinities.clone()?;
+        let pools = self.resources.iter().flat_map(ResourceSet::pools).filter_map(|pool| pool.spec.cidr.parse().ok()).collect();
+        Some(ObservedIpam { affinities, pools })
     }
 
     pub fn add_affinities(&mut self, affinities: Vec<ObservedAffinity>) {
@@ -132,12 +145,27 @@ impl CurrentState {
 
     /// Adds everything read from an etcd datastore.
     pub fn add_etcd(&mut self, state: etcd_layout::EtcdState) {
-        self.add_resources(state.resources);
+        self.datastore = Some(calplan_model::Datastore::Etcdv3);
         // An empty datastore still says something: no affinities, no blocks, no workloads.
-        self.affinities.get_or_insert_with(Vec::new);
-        self.add_affinities(state.affinities);
-        self.add_block_usage(state.block_usage);
-        self.add_workloads(state.workloads);
+        self.add_datastore(state, true);
+    }
+
+    /// Adds a Kubernetes datastore export; its IPAM counts only when it holds IPAM objects.
+    pub fn add_kubernetes(&mut self, export: kubernetes::KubernetesState) {
+        self.datastore = Some(calplan_model::Datastore::Kubernetes);
+        self.add_datastore(export.state, export.has_ipam);
+    }
+
+    fn add_datastore(&mut self, state: etcd_layout::EtcdState, ipam_known: bool) {
+        self.add_resources(state.resources);
+        if ipam_known {
+            self.affinities.get_or_insert_with(Vec::new);
+            self.add_affinities(state.affinities);
+            self.add_block_usage(state.block_usage);
+        }
+        if ipam_known || !state.workloads.is_empty() {
+            self.add_workloads(state.workloads);
+        }
     }
 
     pub fn add_workloads(&mut self, workloads: Vec<Workload>) {
@@ -182,6 +210,10 @@ pub fn sniff_directory<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<S
 /// Tells what a current-state file holds from its content.
 pub fn sniff(text: &str) -> Option<SourceKind> {
     let trimmed = text.trim_start();
+    // Before v3 resources: an export may hold both, and this reader takes both.
+    if kubernetes::sniff(text) {
+        return Some(SourceKind::Kubernetes);
+    }
     let head: String = text.lines().filter(|line| !line.trim_start().starts_with('#')).take(12).collect::<Vec<_>>().join("\n");
     if text.contains("projectcalico.org/v3") {
         return Some(SourceKind::CalicoResources);
@@ -230,6 +262,7 @@ mod tests {
     const WORKLOADS: &str = include_str!("../../../../testdata/pool-migration/current/workloads.txt");
     const ROUTES: &str = "default via 21.49.22.1 dev eth0 proto static metric 100\nblackhole 192.168.36.64/26 proto bird\n\
                           192.168.0.0/16 proto bird\n\tnexthop via 21.49.22.7 dev eth0 weight 1\n\tnexthop via 21.49.22.8 dev eth0 weight 1\n";
+    const KUBERNETES: &str = include_str!("../../../../testdata/seed-kdd/current/calico.yaml");
     const ROUTES_JSON: &str = r#"[{"type":"blackhole","dst":"192.168.1.128/26","protocol":"bird","flags":[]}]"#;
 
     #[test]
@@ -238,6 +271,7 @@ mod tests {
         assert_eq!(sniff(WORKLOADS), Some(SourceKind::Workloads));
         assert_eq!(sniff(ROUTES), Some(SourceKind::NodeRoutes));
         assert_eq!(sniff(ROUTES_JSON), Some(SourceKind::NodeRoutes));
+        assert_eq!(sniff(KUBERNETES), Some(SourceKind::Kubernetes));
         assert_eq!(sniff("{\"generator\": \"calplan\"}"), None);
         assert_eq!(sniff_directory(["calico", "manifest.json", "nodes"]), Some(SourceKind::AppliedState));
         assert_eq!(sniff_directory(["ippools.yaml"]), None);
@@ -248,12 +282,14 @@ mod tests {
     #[test]
     fn truncated_inputs_never_panic() {
         let manifest = r#"{"generator": "calplan", "artifacts": [{"path": "nodes/n1/routes", "sha256": "00"}]}"#;
-        for text in [IPAM, WORKLOADS, ROUTES, ROUTES_JSON, manifest] {
+        let kubernetes = &KUBERNETES[..KUBERNETES.find("- apiVersion: crd.projectcalico.org/v1\n  kind: BGPFilter").unwrap()];
+        for text in [IPAM, WORKLOADS, ROUTES, ROUTES_JSON, kubernetes, manifest] {
             for end in (0..=text.len()).filter(|end| text.is_char_boundary(*end)) {
                 let prefix = &text[..end];
                 let _ = ipam_blocks::read(FileId(0), prefix);
                 let _ = workloads::read(FileId(0), prefix);
                 let _ = ip_routes::read(FileId(0), prefix);
+                let _ = kubernetes::read(FileId(0), prefix);
                 let _ = applied::read_manifest(FileId(0), prefix);
                 let file = applied::ArtifactFile { path: "nodes/n1/routes", file: FileId(1), text: Some(prefix) };
                 let _ = applied::read(FileId(0), manifest, &[file], &[]);

@@ -13,7 +13,7 @@ declare_rule! {
     /// ```yaml
     /// - {name: p, cidr: 10.0.0.0/8, blockSize: 16}
     /// ```
-    pub static RULE = ("E0202", "block-size-out-of-range", Error, "a block size Calico does not allow");
+    pub static RULE = ("E0202", "block-size-out-of-range", Error, "a block size Calico does not allow", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

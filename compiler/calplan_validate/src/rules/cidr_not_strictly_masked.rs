@@ -14,7 +14,7 @@ declare_rule! {
     /// ```yaml
     /// cidr: 192.168.1.0/16    # means 192.168.0.0/16
     /// ```
-    pub static RULE = ("E0201", "cidr-not-strictly-masked", Error, "a CIDR with bits set after its prefix length");
+    pub static RULE = ("E0201", "cidr-not-strictly-masked", Error, "a CIDR with bits set after its prefix length", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

@@ -20,7 +20,7 @@ declare_rule! {
     ///   - {name: cs1-k8s-n1.zpepc.com.cn, ipv4Address: 21.49.22.7/24}
     ///   - {name: cs1-k8s-n2.zpepc.com.cn, ipv4Address: 21.49.22.7/24}   # copied, not changed
     /// ```
-    pub static RULE = ("E0303", "duplicate-address", Error, "the same address used by two nodes or routers");
+    pub static RULE = ("E0303", "duplicate-address", Error, "the same address used by two nodes or routers", fixed);
 }
 
 struct User<'a> {

@@ -19,7 +19,7 @@ declare_rule! {
     /// peers:
     ///   - {name: peer-with-route-reflectors, peerIP: 21.49.22.1, asNumber: 64999}   # the name of a generated BGPPeer
     /// ```
-    pub static RULE = ("E0302", "duplicate-name", Error, "two nodes, pools, peers or routers with the same name");
+    pub static RULE = ("E0302", "duplicate-name", Error, "two nodes, pools, peers or routers with the same name", fixed);
 }
 
 /// One named thing: its name, where it is declared, and whether calplan generates it.

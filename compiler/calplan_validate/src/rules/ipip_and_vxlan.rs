@@ -12,7 +12,7 @@ declare_rule! {
     /// ```yaml
     /// - {name: p, cidr: 10.0.0.0/16, ipipMode: Always, vxlanMode: CrossSubnet}
     /// ```
-    pub static RULE = ("E0204", "ipip-and-vxlan", Error, "a pool with both IPIP and VXLAN enabled");
+    pub static RULE = ("E0204", "ipip-and-vxlan", Error, "a pool with both IPIP and VXLAN enabled", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

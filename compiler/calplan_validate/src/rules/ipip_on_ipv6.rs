@@ -12,7 +12,7 @@ declare_rule! {
     /// ```yaml
     /// - {name: v6, cidr: fd00:10::/48, ipipMode: Always}   # use vxlanMode instead
     /// ```
-    pub static RULE = ("E0205", "ipip-on-ipv6", Error, "IPIP enabled on an IPv6 pool");
+    pub static RULE = ("E0205", "ipip-on-ipv6", Error, "IPIP enabled on an IPv6 pool", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

@@ -14,7 +14,7 @@ declare_rule! {
     /// ```yaml
     /// - {name: p, cidr: 169.254.0.0/20}
     /// ```
-    pub static RULE = ("E0206", "link-local-overlap", Error, "a pool that overlaps a link-local range");
+    pub static RULE = ("E0206", "link-local-overlap", Error, "a pool that overlaps a link-local range", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

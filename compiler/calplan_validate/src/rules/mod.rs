@@ -9,6 +9,7 @@ use calplan_model::{Analysis, Model};
 use std::collections::{BTreeMap, BTreeSet};
 
 mod advertised_range_missing;
+pub(crate) mod allow_without_reason;
 mod autodetection_mismatch;
 mod autodetection_not_simulated;
 mod block_size_out_of_range;
@@ -32,9 +33,12 @@ mod route_destination_empty;
 mod route_reflector_without_address;
 mod router_peering_target_missing;
 mod routes_not_propagated;
+pub(crate) mod rule_not_allowable;
 mod selector_matches_nothing;
 mod session_not_established;
 mod unencapsulated_across_subnets;
+pub(crate) mod unknown_rule;
+pub(crate) mod unused_allow;
 
 pub type Check = fn(&Analysis, &mut Diagnostics);
 
@@ -97,6 +101,11 @@ pub static ALL: &[&Rule] = &[
     &route_destination_empty::RULE,
     &router_peering_target_missing::RULE,
     &advertised_range_missing::RULE,
+    // Reported while applying severity overrides (`crate::levels`), not by a check.
+    &unknown_rule::RULE,
+    &rule_not_allowable::RULE,
+    &unused_allow::RULE,
+    &allow_without_reason::RULE,
 ];
 
 /// How many diagnostics a rule gives one per item before it gathers the rest into one.

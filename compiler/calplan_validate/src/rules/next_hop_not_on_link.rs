@@ -23,7 +23,7 @@ declare_rule! {
     ///     staticRoutes:
     ///       - {destination: pools, via: [21.49.23.7]}   # not on 21.49.22.0/24
     /// ```
-    pub static RULE = ("E0601", "next-hop-not-on-link", Error, "a static route whose next hop the router cannot reach directly");
+    pub static RULE = ("E0601", "next-hop-not-on-link", Error, "a static route whose next hop the router cannot reach directly", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

@@ -16,6 +16,9 @@ declare_rule! {
     /// contain the current one (two CIDRs are always nested or disjoint), so it costs
     /// `O(n log n)` for `n` ranges rather than comparing every pair.
     ///
+    /// Two pools overlapping cannot be allowed (Calico refuses the second pool); the other
+    /// overlaps can.
+    ///
     /// ## Why is this bad?
     /// Calico refuses a pool that overlaps another (`IPPool(b) CIDR overlaps with IPPool(a)
     /// CIDR 10.0.0.0/16`) because IPAM would hand the same address out twice. A pool over a
@@ -184,7 +187,8 @@ fn pools_overlap(a: &Range, b: &Range) -> Diagnostic {
     .secondary(other.span, format!("`{}` is {}", other_pool.name.value, other.cidr))
     .help(
         "give each pool a range of its own: IPAM would hand the same address to two pods, and Calico refuses to create the second pool; to move pods to a new pool, give it a CIDR outside the old one",
-    )
+    )    // Calico refuses the second pool: `calico/ippools.yaml` could not be applied.
+    .not_overridable()
 }
 
 fn pool_overlaps_service(pool: &Pool, pool_range: &Range, service: &Range, field: ServiceField) -> Diagnostic {

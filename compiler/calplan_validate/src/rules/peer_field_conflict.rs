@@ -23,7 +23,7 @@ declare_rule! {
     ///     peerIP: 21.49.22.1
     ///     asNumber: 64999
     /// ```
-    pub static RULE = ("E0401", "peer-field-conflict", Error, "BGP peer fields that Calico does not allow together");
+    pub static RULE = ("E0401", "peer-field-conflict", Error, "BGP peer fields that Calico does not allow together", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

@@ -14,7 +14,7 @@ declare_rule! {
     /// ```yaml
     /// - {name: p, cidr: 10.0.0.0/28, blockSize: 26}
     /// ```
-    pub static RULE = ("E0203", "pool-smaller-than-block", Error, "an enabled pool smaller than one block");
+    pub static RULE = ("E0203", "pool-smaller-than-block", Error, "an enabled pool smaller than one block", fixed);
 }
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {

@@ -1,0 +1,470 @@
+//! Calico's Kubernetes datastore (KDD), read from what `kubectl get … -o yaml` (or `-o json`)
+//! prints: the same meaning as the etcd layout ([`super::etcd_layout`]), from other objects.
+//!
+//! What KDD keeps where (libcalico-go's `backend/k8s/resources`):
+//! - `crd.projectcalico.org/v1` `IPPool`, `BGPPeer`, `BGPConfiguration`, `BGPFilter`: the v3
+//!   resource's `spec` as it is; the name is the resource's. Calico keeps the v3 metadata
+//!   (labels, annotations) as JSON in the `projectcalico.org/metadata` annotation and merges
+//!   it over the object's own labels and annotations when it reads one back.
+//! - `crd.projectcalico.org/v1` `BlockAffinity`: one per host affinity, named
+//!   `<node>-<cidr with . : / as ->` (shortened with a hash past 252 characters), with
+//!   `spec: {state, node, type, cidr, deleted}`. `deleted` is a *string* (`"false"`), read as
+//!   Go's `strconv.ParseBool` reads it; `type` is `host` when empty; `virtual` (load-balancer)
+//!   affinities hold no node's block.
+//! - `crd.projectcalico.org/v1` `IPAMBlock`: the allocation block, `spec` with etcd's field
+//!   names (`cidr`, `affinity: host:<node>`, `allocations`, `attributes`, `deleted`).
+//! - The Kubernetes `Node` (`v1`): Calico's `Node` resource is derived from it. Its BGP spec
+//!   comes from annotations (`projectcalico.org/IPv4Address`, `IPv6Address`, `ASNumber`,
+//!   `RouteReflectorClusterID`, `IPv4IPIPTunnelAddr`), each checked as Calico checks it and
+//!   ignored, as Calico ignores it, when invalid; its labels are the Node's labels over those
+//!   stored in `projectcalico.org/labels`.
+//!
+//! Server fields (`resourceVersion`, `uid`, `creationTimestamp`, `generation`,
+//! `managedFields`) are kept where the v3 metadata has them and otherwise ignored, as are
+//! kinds calplan does not plan with. `projectcalico.org/v3` objects in the same file read as
+//! in a calicoctl export. Read-only: calplan never writes these objects.
+
+use crate::current::calico_yaml::{self, UNREADABLE_STATE};
+use crate::current::etcd_layout::{self, BlockValue, EtcdState, Located};
+use crate::current::{Holders, Read, workloads_of};
+use calplan_calico::AsNumber;
+use calplan_calico::resources::{API_VERSION, CalicoNode, NodeBgpSpec, NodeSpec, ObjectMeta, Resource, ResourceSet};
+use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Severity, Span};
+use calplan_model::ipam::{AffinityState, ObservedAffinity};
+use calplan_syntax::yaml::Node;
+use calplan_syntax::{TagPolicy, de, read_yaml, repair_tags};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// The API group and version of Calico's custom resources.
+pub const CRD_API_VERSION: &str = "crd.projectcalico.org/v1";
+
+/// Where Calico keeps a custom resource's v3 metadata.
+const METADATA_ANNOTATION: &str = "projectcalico.org/metadata";
+/// Where Calico keeps the labels it set on a Kubernetes Node itself.
+const NODE_LABELS_ANNOTATION: &str = "projectcalico.org/labels";
+/// Where Calico keeps the annotations it set on a Kubernetes Node itself.
+const NODE_ANNOTATIONS_ANNOTATION: &str = "projectcalico.org/annotations";
+
+/// What an export holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KubernetesState {
+    /// Resources, affinities, block usage and workloads, as an etcd datastore's are.
+    pub state: EtcdState,
+    /// Whether the export holds Calico's IPAM (any `BlockAffinity` or `IPAMBlock`): only then
+    /// do its affinities say which node holds which block. An empty list does not say what it
+    /// listed.
+    pub has_ipam: bool,
+}
+
+/// Whether a text is a Kubernetes export of Calico's state: custom resources of
+/// `crd.projectcalico.org/v1`, or Kubernetes Nodes (`apiVersion: v1`, `kind: Node`).
+pub fn sniff(text: &str) -> bool {
+    if text.contains(CRD_API_VERSION) {
+        return true;
+    }
+    let lines: Vec<String> =
+        text.lines().map(|line| line.trim().trim_start_matches("- ").replace(['"', ' '], "").trim_end_matches(',').to_string()).collect();
+    let has = |wanted: &str| lines.iter().any(|line| line == wanted);
+    has("apiVersion:v1") && has("kind:Node")
+}
+
+/// The Kubernetes name of a block affinity, as Calico's KDD backend makes it (`parseKey` in
+/// `ipam_affinity.go`): `<node>-<cidr>`, the CIDR's dots, colons and slash turned into
+/// dashes; past 252 characters the node part is cut and 11 hex digits of SHA-256 over
+/// `<node>+<cidr name>` appended.
+pub fn block_affinity_name(node: &str, block: IpNet) -> String {
+    let cidr = block_name(block);
+    let name = format!("{node}-{cidr}");
+    if name.len() < 253 {
+        return name;
+    }
+    use sha2::Digest;
+    let cut = 252usize.saturating_sub(cidr.len() + 13).min(node.len());
+    let digest = calplan_targets::Artifact::hex_digest(&sha2::Sha256::digest(format!("{node}+{cidr}").as_bytes()));
+    format!("{}-{cidr}-{}", &node[..cut], &digest[..11])
+}
+
+/// The Kubernetes name of an IPAM block (`names.CIDRToName`).
+pub fn block_name(block: IpNet) -> String {
+    block.to_string().replace(['.', ':', '/'], "-")
+}
+
+/// Reads every object of an export.
+pub fn read(file: FileId, text: &str) -> Read<KubernetesState> {
+    let mut diagnostics = Diagnostics::new();
+    let Some(mut documents) = read_yaml(file, text, &mut diagnostics) else {
+        return Read { value: None, diagnostics };
+    };
+    let mut result = KubernetesState::default();
+    let mut holders: Holders = BTreeMap::new();
+    for document in &mut documents {
+        repair_tags(document, text, TagPolicy::KeepCalicosReading, &mut diagnostics);
+        for item in calico_yaml::items(document) {
+            read_item(item, &mut result, &mut holders, &mut diagnostics);
+        }
+    }
+    result.state.affinities.sort();
+    result.state.affinities.dedup_by(|a, b| a.block == b.block && a.node == b.node);
+    result.state.workloads = workloads_of(holders);
+    let value = (!diagnostics.has_errors()).then_some(result);
+    Read { value, diagnostics }
+}
+
+fn unreadable(at: Span, message: impl Into<String>, label: &str) -> Diagnostic {
+    Diagnostic::new(&UNREADABLE_STATE, at, message)
+        .label(label.to_string())
+        .help("calplan reads Calico's Kubernetes datastore as `kubectl get … -o yaml` prints it")
+}
+
+fn text_of<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    node.get(key).and_then(Node::as_str).filter(|text| !text.is_empty())
+}
+
+fn read_item(item: &Node, result: &mut KubernetesState, holders: &mut Holders, diagnostics: &mut Diagnostics) {
+    let api_version = text_of(item, "apiVersion").unwrap_or_default();
+    let kind = text_of(item, "kind").unwrap_or_default();
+    match (api_version, kind) {
+        (CRD_API_VERSION, "BlockAffinity") => {
+            result.has_ipam = true;
+            read_affinity(item, &mut result.state, diagnostics);
+        }
+        (CRD_API_VERSION, "IPAMBlock") => {
+            result.has_ipam = true;
+            read_ipam_block(item, &mut result.state, holders, diagnostics);
+        }
+        (CRD_API_VERSION, _) => read_custom_resource(item, &mut result.state.resources, diagnostics),
+        ("v1", "Node") => read_node(item, &mut result.state.resources, diagnostics),
+        (API_VERSION, _) | ("", _) => calico_yaml::read_item(item, &mut result.state.resources, diagnostics),
+        // Other Kubernetes objects (Pods, Services, …) say nothing calplan plans with.
+        _ => {}
+    }
+}
+
+/// The part of a custom resource's `projectcalico.org/metadata` annotation calplan reads.
+#[derive(serde::Deserialize)]
+struct StoredMetadata {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// A `crd.projectcalico.org/v1` object of a kind calplan plans with, read as the v3 resource
+/// Calico's KDD backend makes of it.
+fn read_custom_resource(item: &Node, resources: &mut ResourceSet, diagnostics: &mut Diagnostics) {
+    let mut read = ResourceSet::default();
+    calico_yaml::read_item(item, &mut read, diagnostics);
+    let stored =
+        item.get("metadata").and_then(|metadata| metadata.get("annotations")).and_then(|annotations| annotations.get(METADATA_ANNOTATION));
+    for mut resource in read.resources.into_values() {
+        match resource {
+            Resource::IpPool(ref mut inner) => inner.api_version = API_VERSION.into(),
+            Resource::BgpPeer(ref mut inner) => inner.api_version = API_VERSION.into(),
+            Resource::BgpConfiguration(ref mut inner) => inner.api_version = API_VERSION.into(),
+            Resource::Node(ref mut inner) => inner.api_version = API_VERSION.into(),
+        }
+        let metadata = resource.metadata_mut();
+        if let Some(stored) = stored {
+            metadata.annotations.remove(METADATA_ANNOTATION);
+            match stored.as_str().map(serde_json::from_str::<StoredMetadata>) {
+                Some(Ok(v3)) => {
+                    metadata.labels.extend(v3.labels);
+                    metadata.annotations.extend(v3.annotations);
+                }
+                _ => diagnostics.push(unreadable(
+                    stored.span,
+                    format!("`{METADATA_ANNOTATION}` does not hold the resource's metadata as JSON"),
+                    "Calico cannot read this",
+                )),
+            }
+        }
+        resources.insert(resource);
+    }
+}
+
+/// A `BlockAffinity`: a host affinity unless deleted, of another type, or unreadable.
+fn read_affinity(item: &Node, state: &mut EtcdState, diagnostics: &mut Diagnostics) {
+    let Some(spec) = item.get("spec") else {
+        diagnostics.push(unreadable(item.head_span(), "a `BlockAffinity` without `spec`", "expected `spec: {state, node, cidr, deleted}`"));
+        return;
+    };
+    let value = |key: &str| spec.get(key).and_then(Node::as_str).unwrap_or_default();
+    let deleted = match parse_go_bool(value("deleted")) {
+        Some(deleted) => deleted,
+        None => {
+            let at = spec.get("deleted").map_or(spec.head_span(), |node| node.span);
+            diagnostics.push(unreadable(
+                at,
+                format!("`deleted` is `{}`, which Calico cannot read as a boolean", value("deleted")),
+                "expected `\"true\"` or `\"false\"`",
+            ));
+            return;
+        }
+    };
+    if deleted || !matches!(value("type"), "" | "host") {
+        return;
+    }
+    let Ok(block) = value("cidr").parse::<IpNet>() else {
+        let at = spec.get("cidr").map_or(spec.head_span(), |node| node.span);
+        diagnostics.push(unreadable(at, format!("`{}` is not a block", value("cidr")), "expected a CIDR such as `10.65.79.0/26`"));
+        return;
+    };
+    let node = value("node");
+    if node.is_empty() {
+        diagnostics.push(unreadable(spec.head_span(), "a `BlockAffinity` without `node`", "expected the node that holds the block"));
+        return;
+    }
+    let Some(affinity_state) = AffinityState::parse(value("state")) else {
+        let at = spec.get("state").map_or(spec.head_span(), |node| node.span);
+        diagnostics.push(unreadable(
+            at,
+            format!("unknown affinity state `{}`", value("state")),
+            "expected `pending`, `confirmed` or `pendingDeletion`",
+        ));
+        return;
+    };
+    state.affinities.push(ObservedAffinity { block, node: node.to_string(), state: affinity_state });
+}
+
+/// Go's `strconv.ParseBool`, and the empty string as `false` (Calico's default).
+fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        _ => None,
+    }
+}
+
+/// An `IPAMBlock`: the addresses in use and the pods holding them, as etcd's block.
+fn read_ipam_block(item: &Node, state: &mut EtcdState, holders: &mut Holders, diagnostics: &mut Diagnostics) {
+    let Some(spec) = item.get("spec") else {
+        diagnostics.push(unreadable(
+            item.head_span(),
+            "an `IPAMBlock` without `spec`",
+            "expected `spec: {cidr, affinity, allocations, attributes}`",
+        ));
+        return;
+    };
+    let Some(block) = text_of(spec, "cidr").and_then(|cidr| cidr.parse::<IpNet>().ok()) else {
+        let at = spec.get("cidr").map_or(spec.head_span(), |node| node.span);
+        diagnostics.push(unreadable(at, "the block's `cidr` is not a CIDR", "expected a CIDR such as `10.65.79.0/26`"));
+        return;
+    };
+    let value: BlockValue = match de::from_node(spec) {
+        Ok(value) => value,
+        Err(error) => {
+            diagnostics.push(unreadable(
+                error.span.unwrap_or(spec.head_span()),
+                format!("cannot read this `IPAMBlock`: {}", error.message),
+                "here",
+            ));
+            return;
+        }
+    };
+    if value.deleted {
+        return;
+    }
+    let at = Located { key: item.head_span(), value: spec.span };
+    etcd_layout::read_block(block, &value, &at, state, holders, diagnostics);
+}
+
+/// A Kubernetes `Node` as the Calico `Node` resource Calico derives from it
+/// (`K8sNodeToCalico`).
+fn read_node(item: &Node, resources: &mut ResourceSet, diagnostics: &mut Diagnostics) {
+    #[derive(serde::Deserialize)]
+    struct KubernetesNode {
+        metadata: ObjectMeta,
+    }
+    let node: KubernetesNode = match de::from_node(item) {
+        Ok(node) => node,
+        Err(error) => {
+            diagnostics.push(unreadable(
+                error.span.unwrap_or(item.head_span()),
+                format!("cannot read this Kubernetes `Node`: {}", error.message),
+                "here",
+            ));
+            return;
+        }
+    };
+    let annotations_node = item.get("metadata").and_then(|metadata| metadata.get("annotations"));
+    let annotation = |key: &str| -> Option<(&str, Span)> {
+        let value = annotations_node?.get(key)?;
+        Some((value.as_str().filter(|text| !text.is_empty())?, value.span))
+    };
+    let kubernetes = node.metadata;
+    let mut metadata = ObjectMeta {
+        name: kubernetes.name.clone(),
+        resource_version: kubernetes.resource_version.clone(),
+        uid: kubernetes.uid.clone(),
+        creation_timestamp: kubernetes.creation_timestamp.clone(),
+        ..ObjectMeta::default()
+    };
+    for (key, target) in [(NODE_LABELS_ANNOTATION, &mut metadata.labels), (NODE_ANNOTATIONS_ANNOTATION, &mut metadata.annotations)] {
+        if let Some((text, span)) = annotation(key) {
+            match serde_json::from_str::<BTreeMap<String, String>>(text) {
+                Ok(map) => target.extend(map),
+                // Calico logs and goes on without them.
+                Err(_) => diagnostics.push(ignored(span, &format!("`{key}` does not hold a JSON map of strings"))),
+            }
+        }
+    }
+    // Kubernetes labels take precedence over Calico's own.
+    metadata.labels.extend(kubernetes.labels);
+
+    let mut bgp = NodeBgpSpec::default();
+    let mut checked = |key: &str, valid: &dyn Fn(&str) -> bool, what: &str| -> Option<String> {
+        let (text, span) = annotation(key)?;
+        if valid(text) {
+            return Some(text.to_string());
+        }
+        diagnostics.push(ignored(span, &format!("`{key}` is `{text}`, not {what}")));
+        None
+    };
+    bgp.ipv4_address =
+        checked("projectcalico.org/IPv4Address", &|text| address_of(text).is_some_and(|ip| ip.is_ipv4()), "an IPv4 address or CIDR");
+    bgp.ipv6_address =
+        checked("projectcalico.org/IPv6Address", &|text| address_of(text).is_some_and(|ip| ip.is_ipv6()), "an IPv6 address or CIDR");
+    bgp.route_reflector_cluster_id = checked("projectcalico.org/RouteReflectorClusterID", &is_ipv4_network, "an IPv4 address");
+    bgp.ipv4_ipip_tunnel_addr = checked("projectcalico.org/IPv4IPIPTunnelAddr", &is_ipv4_network, "an IPv4 address");
+    bgp.as_number =
+        checked("projectcalico.org/ASNumber", &|text| text.parse::<AsNumber>().is_ok(), "an AS number").and_then(|text| text.parse().ok());
+    let spec = NodeSpec { bgp: (bgp != NodeBgpSpec::default()).then_some(bgp), ..NodeSpec::default() };
+    resources.insert(Resource::Node(CalicoNode { api_version: API_VERSION.into(), kind: "Node".into(), metadata, spec }));
+}
+
+/// An annotation Calico ignores, as a warning where it is.
+fn ignored(span: Span, message: &str) -> Diagnostic {
+    Diagnostic::new(&UNREADABLE_STATE, span, format!("{message}: Calico ignores it"))
+        .severity(Severity::Warning)
+        .label("ignored")
+        .help("calico-node writes these annotations; a value it cannot read is treated as absent")
+}
+
+/// The address of `a.b.c.d`, `a.b.c.d/len` or their IPv6 forms (Calico's `ParseCIDROrIP`).
+fn address_of(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>().ok().or_else(|| text.parse::<IpNet>().ok().map(|net| net.addr()))
+}
+
+/// Calico's `ValidateIPv4Network`: an IPv4 address, or a strictly masked IPv4 CIDR.
+fn is_ipv4_network(text: &str) -> bool {
+    match text.parse::<IpNet>() {
+        Ok(net) => net.addr().is_ipv4() && net.trunc().addr() == net.addr(),
+        Err(_) => text.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv4()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_calicos_encoding() {
+        let block: IpNet = "10.65.79.0/26".parse().unwrap();
+        assert_eq!(block_name(block), "10-65-79-0-26");
+        assert_eq!(block_affinity_name("k8s-node-01", block), "k8s-node-01-10-65-79-0-26");
+        assert_eq!(block_name("fd00:244::/122".parse().unwrap()), "fd00-244---122");
+        let long = "n".repeat(250);
+        let name = block_affinity_name(&long, block);
+        assert_eq!(name.len(), 252 - 13 - "10-65-79-0-26".len() + 1 + "10-65-79-0-26".len() + 1 + 11);
+        assert!(name.starts_with("nnn") && name.contains("-10-65-79-0-26-"), "{name}");
+    }
+
+    #[test]
+    fn go_booleans() {
+        for (text, value) in [("", Some(false)), ("false", Some(false)), ("True", Some(true)), ("1", Some(true)), ("yes", None)] {
+            assert_eq!(parse_go_bool(text), value, "{text}");
+        }
+    }
+
+    fn located(text: &str, read: &Read<KubernetesState>) -> Vec<(String, Severity, String)> {
+        read.diagnostics
+            .iter()
+            .map(|d| (text[d.span().start as usize..d.span().end as usize].to_string(), d.severity, d.message.clone()))
+            .collect()
+    }
+
+    /// Annotations Calico's validators refuse are ignored, as Calico ignores them, with a
+    /// warning on the value; labels stored by Calico are overridden by the Node's own.
+    #[test]
+    fn a_node_takes_what_calico_reads_from_its_annotations() {
+        let text = "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  resourceVersion: \"42\"\n  labels:\n    rack: a\n  annotations:\n    \
+                    projectcalico.org/IPv4Address: 2001:db8::1/64\n    projectcalico.org/IPv6Address: 2001:db8::1/64\n    \
+                    projectcalico.org/ASNumber: \"1.10\"\n    projectcalico.org/RouteReflectorClusterID: 10.0.0.1/8\n    \
+                    projectcalico.org/labels: '{\"rack\":\"b\",\"calico-only\":\"yes\"}'\n";
+        let read = read(FileId(0), text);
+        let found = located(text, &read);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].0.as_str(), found[0].1), ("2001:db8::1/64", Severity::Warning));
+        assert!(
+            found[0].2.contains("`projectcalico.org/IPv4Address` is `2001:db8::1/64`, not an IPv4 address or CIDR: Calico ignores it"),
+            "{found:?}"
+        );
+        assert_eq!(found[1].0, "10.0.0.1/8", "not strictly masked: {found:?}");
+        let state = read.value.unwrap().state;
+        let node = state.resources.nodes().next().unwrap();
+        let bgp = node.spec.bgp.as_ref().unwrap();
+        assert_eq!((bgp.ipv4_address.as_deref(), bgp.ipv6_address.as_deref()), (None, Some("2001:db8::1/64")));
+        assert_eq!(bgp.as_number, Some(AsNumber(65546)));
+        assert_eq!(bgp.route_reflector_cluster_id, None);
+        assert_eq!(node.metadata.labels["rack"], "a", "the Kubernetes label wins");
+        assert_eq!(node.metadata.labels["calico-only"], "yes");
+        assert_eq!(node.metadata.resource_version.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn a_node_without_calicos_annotations_has_no_bgp_spec() {
+        let text = r#"{"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "plain", "uid": "u-1"}}]}"#;
+        let read = read(FileId(0), text);
+        assert!(read.diagnostics.is_empty(), "{:?}", read.diagnostics);
+        let state = read.value.unwrap();
+        assert!(!state.has_ipam);
+        let node = state.state.resources.nodes().next().unwrap();
+        assert_eq!((node.metadata.name.as_str(), node.spec.bgp.is_none()), ("plain", true));
+    }
+
+    /// A `BlockAffinity` Calico cannot convert is an error where it is; soft-deleted and
+    /// virtual ones hold no node's block.
+    #[test]
+    fn affinities_read_as_calico_reads_them() {
+        let affinity = |name: &str, spec: &str| {
+            format!("- apiVersion: crd.projectcalico.org/v1\n  kind: BlockAffinity\n  metadata: {{name: {name}}}\n  spec: {spec}\n")
+        };
+        let text = format!(
+            "apiVersion: v1\nkind: List\nitems:\n{}{}{}{}",
+            affinity("a", "{cidr: 10.0.0.0/26, node: a, state: pending, deleted: \"false\"}"),
+            affinity("b", "{cidr: 10.0.0.64/26, node: b, state: confirmed, deleted: \"True\"}"),
+            affinity("c", "{cidr: 10.0.0.128/26, node: c, state: confirmed, deleted: \"false\", type: virtual}"),
+            affinity("d", "{cidr: 10.0.0.192/26, node: d, state: confirmed, deleted: \"maybe\"}"),
+        );
+        let read = read(FileId(0), &text);
+        let found = located(&text, &read);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].0.as_str(), found[0].1), ("\"maybe\"", Severity::Error));
+        assert!(read.value.is_none());
+        let without_bad = text.replace("deleted: \"maybe\"", "deleted: \"\"");
+        let state = read_ok(&without_bad);
+        let affinities: Vec<(String, &str, AffinityState)> =
+            state.state.affinities.iter().map(|a| (a.block.to_string(), a.node.as_str(), a.state)).collect();
+        assert_eq!(
+            affinities,
+            [("10.0.0.0/26".to_string(), "a", AffinityState::Pending), ("10.0.0.192/26".to_string(), "d", AffinityState::Confirmed)]
+        );
+        assert!(state.has_ipam);
+    }
+
+    fn read_ok(text: &str) -> KubernetesState {
+        let read = read(FileId(0), text);
+        assert!(read.diagnostics.is_empty(), "{:?}", read.diagnostics);
+        read.value.unwrap()
+    }
+
+    #[test]
+    fn sniff_tells_kubernetes_exports() {
+        assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: crd.projectcalico.org/v1\n  kind: IPPool\n"));
+        assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Node\n  metadata:\n    name: a\nkind: List\n"));
+        assert!(sniff("{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"Node\"\n}\n"));
+        assert!(!sniff("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: a\n"));
+    }
+}
