@@ -14,6 +14,7 @@ pub mod lock;
 pub mod netns;
 pub mod node_status;
 pub mod observe;
+pub mod secrets;
 pub mod state;
 pub mod transport;
 
@@ -26,16 +27,46 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use transport::{Inventory, Transport};
 
+/// The command-line names of an option's values, both ways: the engine names its choices, the
+/// CLI offers them (calplan_apply does not depend on an argument parser).
+pub trait Named: Sized + Copy + 'static {
+    /// Every value, in the order `--help` lists them.
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+
+    /// Every value's name.
+    fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|value| value.name()).collect()
+    }
+
+    /// The value of a name.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|value| value.name() == name)
+    }
+}
+
 /// What `--only` keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Only {
     Calico,
     Nodes,
     Routers,
 }
 
+impl Named for Only {
+    const ALL: &'static [Only] = &[Only::Calico, Only::Nodes, Only::Routers];
+
+    fn name(self) -> &'static str {
+        match self {
+            Only::Calico => "calico",
+            Only::Nodes => "nodes",
+            Only::Routers => "routers",
+        }
+    }
+}
+
 /// How session barriers read a node's sessions (`--observe`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Observe {
     /// From BIRD, through the transport ([`observe::sessions`]).
     #[default]
@@ -43,6 +74,17 @@ pub enum Observe {
     /// From `CalicoNodeStatus` resources, through the Kubernetes API, where `exec` is not
     /// allowed ([`node_status`]); also with `--only calico`.
     NodeStatus,
+}
+
+impl Named for Observe {
+    const ALL: &'static [Observe] = &[Observe::Sessions, Observe::NodeStatus];
+
+    fn name(self) -> &'static str {
+        match self {
+            Observe::Sessions => "sessions",
+            Observe::NodeStatus => "node-status",
+        }
+    }
 }
 
 pub struct Options {
@@ -87,8 +129,27 @@ pub enum Ended {
     Partial(usize),
 }
 
+impl Ended {
+    /// The apply's last line, for the operator.
+    pub fn summary(&self, stages: usize, only: Option<Only>, state: &std::path::Path) -> String {
+        match self {
+            Ended::Complete => format!("Apply complete: {stages} stages. The state is in `{}`.", state.display()),
+            Ended::Partial(pending) => format!(
+                "Apply complete for `--only {}`: {pending} changes stay pending in `{}`; a later plan shows them.",
+                only.map_or("", Named::name),
+                state.display()
+            ),
+        }
+    }
+}
+
 impl<'a> Executor<'a> {
-    pub fn new(plan: &'a Plan, plan_digest: String, options: Options, state: StateDir) -> Executor<'a> {
+    pub fn new(plan: &'a Plan, plan_digest: String, mut options: Options, state: StateDir) -> Executor<'a> {
+        // Which file of a router is loaded follows its platform: the plan's, unless the
+        // inventory says otherwise.
+        for (router, platform) in &plan.router_platforms {
+            options.inventory.hosts.entry(router.clone()).or_default().platform.get_or_insert_with(|| platform.clone());
+        }
         Executor { plan, plan_digest, options, state, steps: Default::default(), baseline: None }
     }
 
@@ -145,6 +206,13 @@ impl<'a> Executor<'a> {
                 "nothing was changed: `--observe node-status` reads sessions that calico-node reports, but the plan's nodes are \
                  run by {}: observe them with `--observe sessions`",
                 agent.as_str()
+            ));
+        }
+        if let Some((router, platform)) =
+            self.plan.router_platforms.iter().find(|(_, platform)| !matches!(platform.as_str(), "linux" | "frr" | "ios" | "junos"))
+        {
+            return Err(format!(
+                "nothing was changed: the plan gives router `{router}` the platform `{platform}`, which calplan does not know"
             ));
         }
         if let Some(name) = names.iter().find(|name| !transport::is_safe_word(name) || name.starts_with('-')) {

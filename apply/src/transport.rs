@@ -241,12 +241,25 @@ impl Host {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportKind {
     Local,
     Ssh,
     Netns,
     Kubectl,
+}
+
+impl crate::Named for TransportKind {
+    const ALL: &'static [TransportKind] = &[TransportKind::Local, TransportKind::Ssh, TransportKind::Netns, TransportKind::Kubectl];
+
+    fn name(self) -> &'static str {
+        match self {
+            TransportKind::Local => "local",
+            TransportKind::Ssh => "ssh",
+            TransportKind::Netns => "netns",
+            TransportKind::Kubectl => "kubectl",
+        }
+    }
 }
 
 /// What a command printed and how it ended.
