@@ -8,13 +8,21 @@ for every node, one for racks in zone b with another block size, one disabled); 
 with ECMP static routes via the first two reflectors.
 
     bench/gen_intent.py 5000 > /tmp/5000.yaml
+    bench/gen_intent.py 100 --mesh --node-agent bird    # the same nodes on the full mesh, on BIRD 2
+
+`--mesh` leaves the mesh on and names no reflectors (the cluster before a mesh → reflectors
+migration); `--node-agent bird` says the nodes run BIRD 2 on calplan's files, as the lab's do.
 """
 
 import sys
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    arguments = sys.argv[1:]
+    mesh = "--mesh" in arguments
+    agent = arguments[arguments.index("--node-agent") + 1] if "--node-agent" in arguments else None
+    numbers = [argument for argument in arguments if argument.isdigit()]
+    count = int(numbers[0]) if numbers else 100
     racks = (count + 49) // 50
     out = []
     w = out.append
@@ -25,17 +33,20 @@ def main() -> None:
     w("spec:")
     w('  calicoVersion: "3.30"')
     w("  datastore: etcdv3")
+    if agent:
+        w(f"  nodeAgent: {agent}")
     w("  nodeAddressAutodetection:")
     w("    ipv4: interface=eth0")
     w("  serviceClusterIPs: [10.96.0.0/12]")
     w("  maxPodsPerNode: 60")
     w("  bgp:")
     w("    asNumber: 64512")
-    w("    nodeToNodeMesh: false")
+    w(f"    nodeToNodeMesh: {'true' if mesh else 'false'}")
     w("    advertiseServiceClusterIPs: true")
-    w("    routeReflectors:")
     groups = (racks + 9) // 10
-    for group in range(groups):
+    if not mesh:
+        w("    routeReflectors:")
+    for group in range(0 if mesh else groups):
         first_rack = group * 10
         w(f"      - clusterID: 244.0.{group // 250}.{group % 250 + 1}")
         w(f"        nodes: [{node_name(first_rack, 0)}, {node_name(first_rack, 1)}]")

@@ -241,12 +241,25 @@ impl Host {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportKind {
     Local,
     Ssh,
     Netns,
     Kubectl,
+}
+
+impl crate::Named for TransportKind {
+    const ALL: &'static [TransportKind] = &[TransportKind::Local, TransportKind::Ssh, TransportKind::Netns, TransportKind::Kubectl];
+
+    fn name(self) -> &'static str {
+        match self {
+            TransportKind::Local => "local",
+            TransportKind::Ssh => "ssh",
+            TransportKind::Netns => "netns",
+            TransportKind::Kubectl => "kubectl",
+        }
+    }
 }
 
 /// What a command printed and how it ended.
@@ -261,6 +274,8 @@ pub struct Transport {
     pub kind: TransportKind,
     /// The calico-node pods, found once per namespace (`--transport kubectl`).
     pods: Mutex<BTreeMap<String, Pods>>,
+    /// Held while pods are listed, so that hosts worked on at once list them once.
+    listing: Mutex<()>,
 }
 
 /// The calico-node pods of one namespace, by the node each runs on.
@@ -283,7 +298,7 @@ pub fn kubectl_program() -> String {
 
 impl Transport {
     pub fn new(kind: TransportKind) -> Transport {
-        Transport { kind, pods: Mutex::new(BTreeMap::new()) }
+        Transport { kind, pods: Mutex::new(BTreeMap::new()), listing: Mutex::new(()) }
     }
 
     /// How a host is reached, for messages.
@@ -353,6 +368,11 @@ impl Transport {
     /// the pods of a namespace are listed once per apply, and again when a node's pod is not
     /// among them (it may have been replaced since).
     fn pod(&self, host: &Host) -> Result<(String, String), String> {
+        if let Some(found) = self.cached_pod(host) {
+            return Ok(found);
+        }
+        let _listing = self.listing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Another host's lookup may have listed them while this one waited.
         if let Some(found) = self.cached_pod(host) {
             return Ok(found);
         }

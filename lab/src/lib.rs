@@ -163,9 +163,5 @@ pub(crate) fn ip_batch(namespace: Option<&str>, lines: &[String]) -> Result<(), 
 /// results in the items' order.
 pub(crate) fn parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism().map_or(4, |count| count.get() * 4).clamp(4, 16);
-    let chunk = items.len().div_ceil(workers).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items.chunks(chunk).map(|slice| scope.spawn(|| slice.iter().map(&work).collect::<Vec<R>>())).collect();
-        handles.into_iter().flat_map(|handle| handle.join().expect("lab worker threads do not panic")).collect()
-    })
+    calplan_apply::fanout::fan_out(items, workers, work)
 }

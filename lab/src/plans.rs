@@ -81,6 +81,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
         intent: intent.clone(),
         current: Vec::new(),
         node_agent: agent,
+        router_platforms: calplan_plan::planner::router_platforms(analysis),
         summary: Summary::of(&changes),
         stages: vec![Stage {
             number: 1,
@@ -154,6 +155,7 @@ pub fn all_at_once(plan: &Plan) -> Plan {
         intent: plan.intent.clone(),
         current: plan.current.clone(),
         node_agent: plan.node_agent,
+        router_platforms: plan.router_platforms.clone(),
         stages: vec![Stage {
             number: 1,
             title: "Everything at once".into(),
@@ -204,6 +206,7 @@ mod tests {
             intent: Fingerprint { name: "i".into(), sha256: String::new() },
             current: Vec::new(),
             node_agent: NodeAgent::Bird,
+            router_platforms: BTreeMap::new(),
             stages: vec![
                 stage(1, vec![file_change("route-pins", None, Some("p"))]),
                 stage(2, vec![file_change("bird.cfg", Some("mesh"), Some("mesh+rr"))]),

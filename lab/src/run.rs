@@ -33,6 +33,8 @@ pub const MAX_PROBES: usize = 40;
 
 pub struct ApplyOptions {
     pub barrier_timeout: Duration,
+    /// How many hosts apply's executor works on at once.
+    pub parallelism: usize,
     /// How long the probes may take to settle after the last stage, at most.
     pub settle: Duration,
 }
@@ -429,7 +431,8 @@ pub fn apply(
         &calplan_apply::lock::describe_holder(&format!("`{plan_name}` (calplan lab apply)")),
     )
     .map_err(|error| error.to_string())?;
-    let mut executor = Executor::new(plan, plan_digest, up::executor_options(layout, secrets, options.barrier_timeout)?, state);
+    let executor_options = up::executor_options(layout, secrets, options.barrier_timeout, options.parallelism)?;
+    let mut executor = Executor::new(plan, plan_digest, executor_options, state);
     let result = executor.run(&mut marks);
     let ended = probe::now();
     drop(lock);

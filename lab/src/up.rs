@@ -99,12 +99,19 @@ pub fn inventory(layout: &Layout) -> Inventory {
 
 /// Apply's options for the lab: the record backend (or in calico-node mode the lab's etcd),
 /// the netns transport, the lab's passwords.
-pub fn executor_options(layout: &Layout, secrets: BTreeMap<String, String>, barrier_timeout: Duration) -> Result<Options, String> {
+pub fn executor_options(
+    layout: &Layout,
+    secrets: BTreeMap<String, String>,
+    barrier_timeout: Duration,
+    parallelism: usize,
+) -> Result<Options, String> {
     let backend = match layout.node_agent {
         NodeAgent::Bird => Backend::Record(layout.state_dir()),
         NodeAgent::CalicoNode => Backend::Etcd(crate::datastore::client(layout)?),
     };
     Ok(Options {
+        parallelism,
+        observe: calplan_apply::Observe::Sessions,
         backend: Some(backend),
         transport: Transport::new(TransportKind::Netns),
         inventory: inventory(layout),
@@ -305,7 +312,12 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
         }));
         let state = StateDir::new(&layout.state_dir());
         let digest = calplan_plan::current::text_digest(&plan_text);
-        let mut executor = Executor::new(plan, digest, executor_options(&layout, secrets, options.barrier_timeout)?, state);
+        let mut executor = Executor::new(
+            plan,
+            digest,
+            executor_options(&layout, secrets, options.barrier_timeout, calplan_apply::fanout::DEFAULT_PARALLELISM)?,
+            state,
+        );
         executor.run(&mut Lines(&mut *say)).map_err(|error| format!("loading the artifacts failed: {error}"))?;
     }
     drop(lock);

@@ -66,6 +66,9 @@ enum LabCommand {
         allow_loss: bool,
         #[arg(long, default_value_t = 120)]
         barrier_timeout: u64,
+        /// How many hosts apply works on at once
+        #[arg(long, default_value_t = calplan_apply::fanout::DEFAULT_PARALLELISM as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        parallelism: u64,
     },
     /// Remove everything the lab created
     Down {
@@ -128,8 +131,8 @@ pub fn run(args: Args) -> CliResult {
             up(&intent, dir.as_deref(), node_agent.map(Into::into), Duration::from_secs(barrier_timeout))
         }
         LabCommand::Verify { intent, dir, timeout } => verify(&intent, dir.as_deref(), Duration::from_secs(timeout)),
-        LabCommand::Apply { plan, dir, all_at_once, allow_loss, barrier_timeout } => {
-            apply(&plan, dir.as_deref(), all_at_once, allow_loss, Duration::from_secs(barrier_timeout))
+        LabCommand::Apply { plan, dir, all_at_once, allow_loss, barrier_timeout, parallelism } => {
+            apply(&plan, dir.as_deref(), all_at_once, allow_loss, Duration::from_secs(barrier_timeout), parallelism as usize)
         }
         LabCommand::Down { intent, dir } => down(&intent, dir.as_deref()),
         LabCommand::CalicoNode { dir } => calico_node(&dir),
@@ -206,7 +209,14 @@ fn plan_lab(plan: &calplan_plan::plan::Plan, dir: Option<&Path>) -> Result<PathB
     lab_dir(None, &name)
 }
 
-fn apply(plan_path: &Path, dir: Option<&Path>, all_at_once: bool, allow_loss: bool, barrier_timeout: Duration) -> CliResult {
+fn apply(
+    plan_path: &Path,
+    dir: Option<&Path>,
+    all_at_once: bool,
+    allow_loss: bool,
+    barrier_timeout: Duration,
+    parallelism: usize,
+) -> CliResult {
     let (name, text) = input::read_text(plan_path)?;
     let saved = super::show::read_plan(plan_path)?;
     let dir = plan_lab(&saved, dir)?;
@@ -223,7 +233,7 @@ fn apply(plan_path: &Path, dir: Option<&Path>, all_at_once: bool, allow_loss: bo
     } else {
         (saved, calplan_plan::current::text_digest(&text))
     };
-    let options = lab::run::ApplyOptions { barrier_timeout, settle: Duration::from_secs(15) };
+    let options = lab::run::ApplyOptions { barrier_timeout, parallelism, settle: Duration::from_secs(15) };
     let report = lab::run::apply(&layout, &plan, &name, digest, &options, &mut |line| say(line)).map_err(message)?;
     super::print_stdout(&report.render())?;
     if report.error.is_some() || (!report.hitless && !allow_loss) {

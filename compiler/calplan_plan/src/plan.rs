@@ -25,6 +25,10 @@ pub struct Plan {
     /// saved before the field existed loaded BIRD 2 configurations: `bird`.
     #[serde(default = "agent_of_older_plans")]
     pub node_agent: NodeAgent,
+    /// Each router's platform (`linux`, `frr`, `ios`, `junos`) from the intent: which of its
+    /// files apply loads (an inventory's `platform` wins).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub router_platforms: BTreeMap<String, String>,
     pub stages: Vec<Stage>,
     pub summary: Summary,
     /// What the planner could not know or had to assume, in words.

@@ -206,6 +206,7 @@ pub fn plan(input: &Input) -> Plan {
         intent: input.intent.clone(),
         current: input.sources.clone(),
         node_agent: agent,
+        router_platforms: router_platforms(input.desired),
         stages: planner.stages,
         summary,
         notes: planner.notes,
@@ -977,6 +978,11 @@ impl Planner<'_> {
         self.files = Some(next);
         self.pinned = false;
     }
+}
+
+/// Each router's platform, as the plan records it for apply.
+pub fn router_platforms(analysis: &Analysis) -> BTreeMap<String, String> {
+    analysis.model.routers.iter().map(|router| (router.name.value.clone(), router.platform.value.as_str().to_string())).collect()
 }
 
 fn leaving_name_is(pool: &calplan_model::Pool, leaving: &IpPool) -> bool {
