@@ -4,7 +4,9 @@
 //! and registers the text, then combines what the readers return.
 //!
 //! How a source is told apart:
-//! - `etcd://HOST:PORT`: Calico's etcdv3 datastore, read only, every key at one revision.
+//! - `etcd://HOST:PORT`, `etcds://HOST:PORT[,HOST:PORT…]` or `etcd` (the etcd calicoctl's
+//!   configuration names): Calico's etcdv3 datastore, read only, every key at one revision;
+//!   certificates and credentials come from calicoctl's configuration.
 //! - a directory holding `manifest.json`: the artifacts of an earlier `compile -o` or `apply`,
 //!   only the files its manifest lists (their paths validated before any is opened).
 //! - any other directory: walked, every file read by itself; hidden files are skipped.
@@ -14,6 +16,7 @@
 //!   node by its file name: `<node>.routes`, `<node>.json`, or a file named exactly as the
 //!   node directly inside a `routes/` directory.
 
+use crate::apply::calicoctl_config::{self, CONFIGURED_ETCD};
 use crate::cli::CliError;
 use crate::etcd;
 use calplan_diagnostics::{Diagnostics, SourceMap};
@@ -29,11 +32,17 @@ pub struct Loaded {
     pub diagnostics: Diagnostics,
 }
 
+/// Reads the sources, with calicoctl's default configuration for any etcd among them.
 pub fn load(sources: &[String]) -> Result<Loaded, CliError> {
+    load_with(sources, None)
+}
+
+/// Reads the sources; `calico_config` is `--calico-config`, read only if an etcd source needs it.
+pub fn load_with(sources: &[String], calico_config: Option<&Path>) -> Result<Loaded, CliError> {
     let mut loaded = Loaded { state: CurrentState::default(), sources: SourceMap::new(), diagnostics: Diagnostics::new() };
     for source in sources {
-        if source.contains("://") {
-            load_etcd(source, &mut loaded)?;
+        if is_etcd(source)? {
+            load_etcd(source, calico_config, &mut loaded)?;
             continue;
         }
         let path = PathBuf::from(source);
@@ -60,12 +69,33 @@ fn fingerprint(name: &str, kind: SourceKind, sha256: String) -> SourceFingerprin
     }
 }
 
+/// Whether a source names etcd: an address, or the word for the etcd calicoctl's
+/// configuration names (refused when a file of that name is here too).
+pub fn is_etcd(source: &str) -> Result<bool, CliError> {
+    if source == CONFIGURED_ETCD {
+        if Path::new(source).exists() {
+            return Err(CliError::Message(format!(
+                "`{source}` is both a path here and the word for the etcd calicoctl's configuration names: write `./{source}` for the path"
+            )));
+        }
+        return Ok(true);
+    }
+    Ok(source.contains("://"))
+}
+
+/// A client for an etcd source, with calicoctl's configuration (`--calico-config`, its default
+/// file, or the environment) supplying certificates and credentials.
+pub fn etcd_client(source: &str, calico_config: Option<&Path>) -> Result<etcd::Client, CliError> {
+    let config = calicoctl_config::load(calico_config).map_err(CliError::Message)?;
+    config.client(source, etcd::DEFAULT_TIMEOUT).map_err(CliError::Message)
+}
+
 /// Reads Calico's keys from etcd. The listing of what was read is registered as the source's
-/// text, so diagnostics point at the offending key and value.
-fn load_etcd(source: &str, loaded: &mut Loaded) -> Result<(), CliError> {
-    let endpoint = etcd::Endpoint::parse(source).map_err(message)?;
-    let name = format!("etcd://{endpoint}");
-    let client = etcd::Client::new(endpoint, etcd::DEFAULT_TIMEOUT);
+/// text, so diagnostics point at the offending key and value. The source is named by its
+/// canonical address (no credentials), which `apply` reads again to tell a stale plan.
+fn load_etcd(source: &str, calico_config: Option<&Path>, loaded: &mut Loaded) -> Result<(), CliError> {
+    let client = etcd_client(source, calico_config)?;
+    let name = client.address().to_string();
     let snapshot = client.calico_snapshot().map_err(message)?;
     let file = loaded.sources.add(name.clone(), snapshot.listing());
     let read = etcd_layout::read(file, &snapshot);
@@ -148,9 +178,15 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
         SourceKind::CalicoResources => {
             let read = current::calico_yaml::read(file, text);
             loaded.diagnostics.extend(read.diagnostics);
-            if let Some(resources) = read.value {
+            let installation = current::calico_yaml::installation(file, text);
+            // A file holding only the Installation says nothing about Calico's resources.
+            if let Some(resources) = read.value.filter(|resources| !(resources.resources.is_empty() && installation.is_some())) {
                 fingerprint.resources = current::resource_digests(&resources);
                 loaded.state.add_resources(resources);
+            }
+            if let Some(installation) = installation {
+                fingerprint.resources.insert(current::INSTALLATION_KEY.into(), current::installation_digest(&installation));
+                loaded.state.installation = Some(installation);
             }
         }
         SourceKind::Kubernetes => {
@@ -159,6 +195,11 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
             if let Some(export) = read.value {
                 fingerprint.resources = current::resource_digests(&export.state.resources);
                 loaded.state.add_kubernetes(export);
+            }
+            // `kubectl get …,installation -o yaml` may hold the operator's Installation too.
+            if let Some(installation) = current::calico_yaml::installation(file, text) {
+                fingerprint.resources.insert(current::INSTALLATION_KEY.into(), current::installation_digest(&installation));
+                loaded.state.installation = Some(installation);
             }
         }
         SourceKind::IpamBlocks => {
@@ -239,6 +280,9 @@ fn load_applied(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
     loaded.diagnostics.extend(read.diagnostics);
     if let Some(applied) = read.value {
         fingerprint.resources = current::resource_digests(&applied.resources);
+        if let Some(installation) = &applied.installation {
+            fingerprint.resources.insert(current::INSTALLATION_KEY.into(), current::installation_digest(installation));
+        }
         loaded.state.add_applied(applied);
     }
     loaded.state.sources.push(fingerprint);

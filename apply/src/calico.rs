@@ -7,6 +7,7 @@
 //! and the apply stops rather than overwrite it.
 
 use crate::etcd::{Client, EtcdError};
+use crate::kubectl;
 use calplan_calico::resources::{Resource, ResourceKind, ResourceSet};
 use calplan_plan::diff;
 use calplan_plan::plan::{Action, Change, Content};
@@ -19,7 +20,8 @@ pub enum Backend {
     Etcd(Client),
     /// `calicoctl apply/delete -f`; the program's path.
     Calicoctl(String),
-    /// `kubectl apply/delete -f`; the program's path.
+    /// `kubectl apply --server-side --field-manager=calplan` of `projectcalico.org/v3`, after a
+    /// server-side dry run of the stage (`crate::kubectl`); the program's path.
     Kubectl(String),
     /// Files in a state directory: `STATE/applied/calico/*.yaml`, laid out as `compile -o`
     /// writes them and listed in the manifest, so `--current STATE/applied` plans against
@@ -90,15 +92,47 @@ impl Backend {
 
     /// Carries out one change of the plan (forwards) or undoes it (`reverse`).
     pub fn apply(&self, change: &Change, reverse: bool) -> Result<Applied, String> {
+        if let Backend::Kubectl(program) = self {
+            return match kubectl_prepare(program, change, reverse)? {
+                kubectl::Prepared::Done => Ok(Applied::AlreadyDone),
+                kubectl::Prepared::Apply(object) => kubectl::send(program, &[object], &[], false).map(|()| Applied::Written),
+                kubectl::Prepared::Delete(object) => kubectl::send(program, &[], &[object], false).map(|()| Applied::Written),
+            };
+        }
+        if change.kind == "Installation" {
+            return Err(format!(
+                "the Tigera operator's Installation is a Kubernetes object, which {} cannot write: apply this plan with `--calico kubectl`",
+                self.describe()
+            ));
+        }
         let kind = ResourceKind::from_kind(&change.kind).ok_or_else(|| format!("`{}` is not a Calico resource kind", change.kind))?;
         let before = resource(&change.before, kind)?;
         let after = resource(&change.after, kind)?;
         let (from, to) = if reverse { (after, before) } else { (before, after) };
         match self {
             Backend::Etcd(client) => etcd_apply(client, kind, &change.name, from.as_ref(), to.as_ref(), change.action),
-            Backend::Calicoctl(program) | Backend::Kubectl(program) => tool_apply(program, to.as_ref(), from.as_ref()),
+            Backend::Calicoctl(program) => tool_apply(program, to.as_ref(), from.as_ref()),
+            Backend::Kubectl(_) => unreachable!("handled above"),
             Backend::Record(root) => record_apply(root, kind, &change.name, from.as_ref(), to.as_ref()),
         }
+    }
+
+    /// Before a stage writes anything: with kubectl, the API server checks the whole stage in a
+    /// server-side dry run (and every object is compared with the plan), so that one refusal
+    /// leaves the stage unwritten. The other backends have no dry run; their writes are
+    /// compare-and-swap one by one.
+    pub fn preflight(&self, changes: &[&Change]) -> Result<usize, String> {
+        let Backend::Kubectl(program) = self else { return Ok(0) };
+        let (mut applies, mut deletes) = (Vec::new(), Vec::new());
+        for change in changes {
+            match kubectl_prepare(program, change, false)? {
+                kubectl::Prepared::Done => {}
+                kubectl::Prepared::Apply(object) => applies.push(object),
+                kubectl::Prepared::Delete(object) => deletes.push(object),
+            }
+        }
+        kubectl::send(program, &applies, &deletes, true)?;
+        Ok(applies.len() + deletes.len())
     }
 
     /// Digests of the live resources, by `Kind/name`, for the stale-plan check.
@@ -126,14 +160,10 @@ impl Backend {
                 }
                 Ok(set)
             }
-            Backend::Calicoctl(program) | Backend::Kubectl(program) => {
-                let kinds = if program.ends_with("kubectl") {
-                    "ippools.projectcalico.org,bgppeers.projectcalico.org,bgpconfigurations.projectcalico.org,nodes.projectcalico.org"
-                } else {
-                    "ippools,bgppeers,bgpconfigurations,nodes"
-                };
+            Backend::Kubectl(program) => kubectl::live_resources(program),
+            Backend::Calicoctl(program) => {
                 let output = Command::new(program)
-                    .args(["get", kinds, "-o", "yaml"])
+                    .args(["get", "ippools,bgppeers,bgpconfigurations,nodes", "-o", "yaml"])
                     .output()
                     .map_err(|error| format!("cannot run `{program}`: {error}"))?;
                 if !output.status.success() {
@@ -372,7 +402,22 @@ fn release_pool_affinities(client: &Client, cidr: &ipnet::IpNet) -> Result<(), S
     Ok(())
 }
 
-/// `calicoctl`/`kubectl`: `apply -f` the resource, or `delete -f` what it replaces.
+/// kubectl: the change compared with the live object, and what to send.
+fn kubectl_prepare(program: &str, change: &Change, reverse: bool) -> Result<kubectl::Prepared, String> {
+    let kind = kubectl::KubeKind::from_kind(&change.kind).ok_or_else(|| format!("`{}` is not a kind calplan writes", change.kind))?;
+    let value = |content: &Option<Content>| -> Result<Option<serde_json::Value>, String> {
+        match content {
+            Some(Content::Resource { value }) => Ok(Some(value.clone())),
+            Some(Content::File { .. }) => Err("the plan holds a file where a resource belongs".into()),
+            None => Ok(None),
+        }
+    };
+    let (before, after) = (value(&change.before)?, value(&change.after)?);
+    let (from, to) = if reverse { (after, before) } else { (before, after) };
+    kubectl::prepare(program, kind, &change.name, from.as_ref(), to.as_ref())
+}
+
+/// `calicoctl`: `apply -f` the resource, or `delete -f` what it replaces.
 fn tool_apply(program: &str, to: Option<&Resource>, from: Option<&Resource>) -> Result<Applied, String> {
     let (verb, resource) = match (to, from) {
         (Some(resource), _) => ("apply", resource),

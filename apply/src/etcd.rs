@@ -6,15 +6,24 @@
 //! and delete on `mod_revision == <the revision read>`. A failed compare returns
 //! [`EtcdError::Conflict`] with the key's current value, read in the same transaction.
 //!
-//! This is the edge: the only network code in calplan. It talks plain HTTP (no TLS) to one
-//! endpoint, with a timeout on every request, names `HOST:PORT` in every error, and never
-//! puts credentials in an address: `etcd://user:pass@…` is refused. What the keys mean is
-//! `calplan_plan::current::etcd_layout`'s business, not this module's.
+//! It speaks to etcd as production runs it: `etcds://` is TLS with the server's certificate
+//! verified against the given CA (or the system's roots) and, where etcd asks for one, a client
+//! certificate; several endpoints are tried in order, the next one only when the current one
+//! cannot be connected to (a request that reached etcd is never sent twice); user and password
+//! are exchanged for a token through etcd's auth API (`/v3/auth/authenticate`). Where the
+//! addresses, certificates and credentials come from (calicoctl's configuration) is
+//! [`crate::calicoctl_config`]'s business.
+//!
+//! This is the edge: the only network code in calplan. Every request has a timeout, every
+//! error names `HOST:PORT`, and credentials appear in no address, no error and no log:
+//! `etcd://user:pass@…` is refused, the password and the token are never formatted.
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use calplan_plan::current::etcd_layout::{self, KeyValue, Snapshot};
 use serde_json::{Value, json};
 use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long one request may take, connection included.
@@ -24,7 +33,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// large one is read in pages rather than one answer of unbounded size.
 const PAGE: u64 = 1000;
 
-/// `etcd://HOST:PORT`, validated.
+/// Where the system's root certificates are, for `etcds://` without a CA of its own (Go's
+/// `crypto/x509`, which calicoctl uses, looks in the same places).
+const SYSTEM_ROOTS: [&str; 3] = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem"];
+
+/// One etcd member's client address, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     /// A DNS name, an IPv4 address, or an IPv6 address (without brackets).
@@ -39,21 +52,27 @@ impl fmt::Display for Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `etcd://HOST:PORT` (a trailing `/` is allowed). The port is required: etcd's
-    /// client port differs between installs (2379 upstream, 6666 in some Calico manifests).
+    /// Parses `etcd://HOST:PORT` (a trailing `/` is allowed), one endpoint in plain HTTP.
     pub fn parse(source: &str) -> Result<Endpoint, EtcdError> {
-        let bad = |reason: &str| EtcdError::BadAddress { address: masked(source), reason: reason.to_string() };
-        let Some(rest) = source.strip_prefix("etcd://") else {
-            return Err(bad("expected `etcd://HOST:PORT`"));
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('@') {
-            return Err(bad("credentials do not belong in the address; calplan reads etcd without them"));
+        let address = Address::parse(source)?;
+        match (address.tls, address.endpoints.as_slice()) {
+            (false, [endpoint]) => Ok(endpoint.clone()),
+            _ => Err(EtcdError::BadAddress { address: masked(source), reason: "expected one `etcd://HOST:PORT`".into() }),
         }
-        if rest.contains(['/', '?', '#']) {
-            return Err(bad("expected only `HOST:PORT` after `etcd://`, no path or query"));
+    }
+
+    /// `HOST:PORT`: the port is required, as etcd's client port differs between installs
+    /// (2379 upstream, 6666 in some Calico manifests).
+    fn parse_host_port(text: &str, whole: &str) -> Result<Endpoint, EtcdError> {
+        let bad = |reason: &str| EtcdError::BadAddress { address: masked(whole), reason: reason.to_string() };
+        let text = text.strip_suffix('/').unwrap_or(text);
+        if text.contains('@') {
+            return Err(bad("credentials do not belong in the address; give them in calicoctl's configuration"));
         }
-        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+        if text.contains(['/', '?', '#']) {
+            return Err(bad("expected only `HOST:PORT`, no path or query"));
+        }
+        let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
             let Some((host, port)) = bracketed.split_once("]:") else {
                 return Err(bad("expected `[IPv6]:PORT`"));
             };
@@ -62,8 +81,8 @@ impl Endpoint {
             }
             (host, port)
         } else {
-            let Some((host, port)) = rest.rsplit_once(':') else {
-                return Err(bad("the port is missing: expected `etcd://HOST:PORT`"));
+            let Some((host, port)) = text.rsplit_once(':') else {
+                return Err(bad(&format!("the port is missing from `{text}`: expected `HOST:PORT`")));
             };
             if host.contains(':') {
                 return Err(bad("write an IPv6 address in brackets: `etcd://[::1]:2379`"));
@@ -80,9 +99,68 @@ impl Endpoint {
         };
         Ok(Endpoint { host: host.to_string(), port })
     }
+}
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{self}{path}")
+/// `etcd://HOST:PORT[,HOST:PORT…]` (plain HTTP) or `etcds://…` (TLS): the members to try, in
+/// order. Displayed in that canonical form, which is how plans name the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub tls: bool,
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoints: Vec<String> = self.endpoints.iter().map(Endpoint::to_string).collect();
+        write!(f, "{}://{}", if self.tls { "etcds" } else { "etcd" }, endpoints.join(","))
+    }
+}
+
+impl Address {
+    /// Parses calplan's own form, `etcd://` or `etcds://` and one or more `HOST:PORT`.
+    pub fn parse(source: &str) -> Result<Address, EtcdError> {
+        let bad = |reason: &str| EtcdError::BadAddress { address: masked(source), reason: reason.to_string() };
+        let (tls, rest) = if let Some(rest) = source.strip_prefix("etcds://") {
+            (true, rest)
+        } else if let Some(rest) = source.strip_prefix("etcd://") {
+            (false, rest)
+        } else {
+            return Err(bad("expected `etcd://HOST:PORT` or `etcds://HOST:PORT[,HOST:PORT…]`"));
+        };
+        let endpoints = rest.split(',').map(|part| Endpoint::parse_host_port(part.trim(), source)).collect::<Result<Vec<_>, _>>()?;
+        Address::new(tls, endpoints).map_err(|reason| bad(&reason))
+    }
+
+    /// Parses calicoctl's `etcdEndpoints` / `ETCD_ENDPOINTS`: URLs separated by commas, all
+    /// `http://` or all `https://`.
+    pub fn parse_calicoctl(list: &str) -> Result<Address, EtcdError> {
+        let bad = |reason: &str| EtcdError::BadAddress { address: masked(list), reason: reason.to_string() };
+        let mut tls = None;
+        let mut endpoints = Vec::new();
+        for url in list.split(',').map(str::trim).filter(|url| !url.is_empty()) {
+            let (secure, rest) = if let Some(rest) = url.strip_prefix("https://") {
+                (true, rest)
+            } else if let Some(rest) = url.strip_prefix("http://") {
+                (false, rest)
+            } else {
+                return Err(bad(&format!("`{}` does not start with `http://` or `https://`", masked(url))));
+            };
+            if *tls.get_or_insert(secure) != secure {
+                return Err(bad("the endpoints mix `http://` and `https://`"));
+            }
+            endpoints.push(Endpoint::parse_host_port(rest, list)?);
+        }
+        Address::new(tls.unwrap_or(false), endpoints).map_err(|reason| bad(&reason))
+    }
+
+    fn new(tls: bool, endpoints: Vec<Endpoint>) -> Result<Address, String> {
+        if endpoints.is_empty() {
+            return Err("no endpoint given".into());
+        }
+        if let Some(twice) = endpoints.iter().enumerate().find(|(index, endpoint)| endpoints[..*index].contains(endpoint)) {
+            return Err(format!("`{}` is given twice", twice.1));
+        }
+        Ok(Address { tls, endpoints })
     }
 }
 
@@ -108,13 +186,65 @@ fn is_dns_name(host: &str) -> bool {
         })
 }
 
+/// PEM text and where it came from (a file's path, or a field of calicoctl's configuration),
+/// for messages.
+#[derive(Clone)]
+pub struct Pem {
+    pub origin: String,
+    pub text: Vec<u8>,
+}
+
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A private key's text is never printed, not even in a debug dump.
+        write!(f, "Pem({})", self.origin)
+    }
+}
+
+/// A user and password for etcd's auth API; the password is never formatted.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    password: String,
+}
+
+impl Credentials {
+    pub fn new(username: String, password: String) -> Credentials {
+        Credentials { username, password }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}, password redacted)", self.username)
+    }
+}
+
+/// What an `etcds://` connection needs beyond the addresses, and the credentials either kind
+/// may use.
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    /// The CA that signed etcd's server certificates; the system's roots when absent.
+    pub ca: Option<Pem>,
+    /// The client certificate (chain) and its key, for etcd's `--client-cert-auth`.
+    pub cert: Option<Pem>,
+    pub key: Option<Pem>,
+    pub credentials: Option<Credentials>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
     /// `address` has any credentials in it masked.
     #[error("`{address}` is not an etcd address: {reason}")]
     BadAddress { address: String, reason: String },
+    /// A certificate, key or CA cannot be used; `origin` names the file or field.
+    #[error("cannot use {origin} for etcd: {reason}")]
+    BadTls { origin: String, reason: String },
     #[error("cannot reach etcd at {endpoint}: {message}")]
     Unreachable { endpoint: String, message: String },
+    /// The TLS handshake failed: the message says which side refused and why.
+    #[error("TLS with etcd at {endpoint} failed: {message}")]
+    Tls { endpoint: String, message: String },
     #[error("etcd at {endpoint} refused `{path}`: HTTP {status}: {message}")]
     Refused { endpoint: String, path: String, status: u16, message: String },
     #[error("etcd at {endpoint} sent an answer to `{path}` calplan cannot read: {message}")]
@@ -144,59 +274,264 @@ pub struct Range {
 }
 
 pub struct Client {
-    endpoint: Endpoint,
+    address: Address,
     agent: ureq::Agent,
+    /// The endpoint that answered last: requests start there.
+    active: AtomicUsize,
+    credentials: Option<Credentials>,
+    /// Whether a client certificate is offered, for what a closed TLS connection likely means.
+    client_certificate: bool,
+    /// etcd's auth token, once authenticated; renewed when etcd says it expired.
+    token: Mutex<Option<String>>,
+}
+
+/// Why one endpoint could not serve a request.
+enum Failure {
+    /// The connection could not be made: the request never reached etcd, so the next
+    /// endpoint may be asked.
+    Connect(EtcdError),
+    /// Anything else: final, as the request may have reached etcd.
+    Final(EtcdError),
 }
 
 impl Client {
+    /// Plain HTTP to one endpoint, without credentials.
     pub fn new(endpoint: Endpoint, timeout: Duration) -> Client {
-        let agent = ureq::Agent::config_builder()
+        let address = Address { tls: false, endpoints: vec![endpoint] };
+        Client::connect(address, &Security::default(), timeout).expect("plain HTTP needs no certificates")
+    }
+
+    /// A client for these members, with TLS (for `etcds://`) and credentials as `security`
+    /// says. Certificates and keys are checked here, before any request.
+    pub fn connect(address: Address, security: &Security, timeout: Duration) -> Result<Client, EtcdError> {
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout))
             // etcd's own error answers carry the reason; read them rather than fail on status.
             .http_status_as_error(false)
-            // Loopback etcd must never be reached through an `HTTP_PROXY` from the environment.
-            .proxy(None)
-            .build()
-            .new_agent();
-        Client { endpoint, agent }
+            // etcd never redirects; an answer that does is not etcd's.
+            .max_redirects(0)
+            // etcd must never be reached through an `HTTP_PROXY` from the environment.
+            .proxy(None);
+        if address.tls {
+            config = config.tls_config(tls_config(security)?).https_only(true);
+        }
+        Ok(Client {
+            address,
+            agent: config.build().new_agent(),
+            active: AtomicUsize::new(0),
+            credentials: security.credentials.clone(),
+            client_certificate: security.cert.is_some(),
+            token: Mutex::new(None),
+        })
     }
 
+    /// The endpoint that answered last (the first until one fails).
     pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+        &self.address.endpoints[self.active.load(Ordering::Relaxed) % self.address.endpoints.len()]
+    }
+
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    fn url(&self, endpoint: &Endpoint, path: &str) -> String {
+        format!("{}://{endpoint}{path}", if self.address.tls { "https" } else { "http" })
+    }
+
+    /// Sends a request to the active endpoint, moving on to the next ones while connections
+    /// fail; the first that answers becomes the active one.
+    fn with_failover<T>(&self, mut attempt: impl FnMut(&Endpoint) -> Result<T, Failure>) -> Result<T, EtcdError> {
+        let count = self.address.endpoints.len();
+        let first = self.active.load(Ordering::Relaxed) % count;
+        let mut failures = Vec::new();
+        for offset in 0..count {
+            let index = (first + offset) % count;
+            match attempt(&self.address.endpoints[index]) {
+                Ok(value) => {
+                    self.active.store(index, Ordering::Relaxed);
+                    return Ok(value);
+                }
+                Err(Failure::Final(error)) => return Err(error),
+                Err(Failure::Connect(error)) => failures.push(error),
+            }
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0));
+        }
+        let each: Vec<String> = failures
+            .iter()
+            .map(|failure| match failure {
+                EtcdError::Unreachable { endpoint, message } => format!("{endpoint}: {message}"),
+                other => other.to_string(),
+            })
+            .collect();
+        Err(EtcdError::Unreachable { endpoint: format!("any of its {count} endpoints"), message: each.join("; ") })
+    }
+
+    /// One POST to one endpoint: the status and the body as JSON.
+    fn post(&self, endpoint: &Endpoint, path: &str, body: &Value, token: Option<&str>) -> Result<(u16, Value), Failure> {
+        let name = endpoint.to_string();
+        let mut request = self.agent.post(self.url(endpoint, path)).header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", token);
+        }
+        let mut response = request.send(body.to_string()).map_err(|error| self.classify(&name, error))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|error| Failure::Final(self.transport_error(&name, error)))?;
+        let malformed = |message: String| EtcdError::Malformed { endpoint: name.clone(), path: path.to_string(), message };
+        let value: Value =
+            serde_json::from_str(&text).map_err(|error| Failure::Final(malformed(format!("{error}: {}", excerpt(&text)))))?;
+        Ok((status, value))
+    }
+
+    /// etcd's auth token for this endpoint's cluster, asking for one when there is none.
+    fn token(&self, endpoint: &Endpoint, renew: bool) -> Result<Option<String>, Failure> {
+        let Some(credentials) = &self.credentials else { return Ok(None) };
+        let mut token = self.token.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if renew {
+            *token = None;
+        }
+        if let Some(token) = token.as_ref() {
+            return Ok(Some(token.clone()));
+        }
+        let body = json!({ "name": credentials.username, "password": credentials.password });
+        let (status, answer) = self.post(endpoint, "/v3/auth/authenticate", &body, None)?;
+        if !(200..300).contains(&status) {
+            let reason = etcd_message(&answer);
+            return Err(Failure::Final(EtcdError::Refused {
+                endpoint: endpoint.to_string(),
+                path: "/v3/auth/authenticate".into(),
+                status,
+                message: format!("etcd did not accept the user `{}` and its password: {reason}", credentials.username),
+            }));
+        }
+        let Some(issued) = answer.get("token").and_then(Value::as_str).filter(|token| !token.is_empty()) else {
+            return Err(Failure::Final(EtcdError::Malformed {
+                endpoint: endpoint.to_string(),
+                path: "/v3/auth/authenticate".into(),
+                message: "no token in the answer (is authentication enabled on etcd?)".into(),
+            }));
+        };
+        *token = Some(issued.to_string());
+        Ok(token.clone())
     }
 
     fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
-        let endpoint = self.endpoint.to_string();
-        let unreachable = |error: ureq::Error| EtcdError::Unreachable { endpoint: endpoint.clone(), message: describe(&error) };
-        let mut response = self
-            .agent
-            .post(self.endpoint.url(path))
-            .header("content-type", "application/json")
-            .send(body.to_string())
-            .map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_string().map_err(unreachable)?;
-        let malformed = |message: String| EtcdError::Malformed { endpoint: endpoint.clone(), path: path.to_string(), message };
-        let value: Value = serde_json::from_str(&text).map_err(|error| malformed(format!("{error}: {}", excerpt(&text))))?;
-        if !(200..300).contains(&status) {
-            let message = value.get("message").or_else(|| value.get("error")).and_then(Value::as_str).unwrap_or("no reason given");
-            return Err(EtcdError::Refused { endpoint, path: path.to_string(), status, message: message.to_string() });
+        self.with_failover(|endpoint| {
+            let mut renewed = false;
+            loop {
+                let token = self.token(endpoint, false)?;
+                let (status, value) = self.post(endpoint, path, body, token.as_deref())?;
+                if (200..300).contains(&status) {
+                    return Ok(value);
+                }
+                let message = etcd_message(&value);
+                // A token expires (five minutes by default with simple tokens): ask once more.
+                if token.is_some() && !renewed && status == 401 && message.contains("token") {
+                    self.token(endpoint, true)?;
+                    renewed = true;
+                    continue;
+                }
+                let message = match (status, &self.credentials) {
+                    (400 | 401 | 403, None) if message.contains("user name") || message.contains("token") => format!(
+                        "{message} (etcd has authentication on: give `ETCD_USERNAME`/`ETCD_PASSWORD` or \
+                         `etcdUsername`/`etcdPassword` in calicoctl's configuration)"
+                    ),
+                    _ => message,
+                };
+                return Err(Failure::Final(EtcdError::Refused { endpoint: endpoint.to_string(), path: path.to_string(), status, message }));
+            }
+        })
+    }
+
+    /// Sorts a failed request: could it not connect (the next endpoint may be tried), or is it final?
+    fn classify(&self, endpoint: &str, error: ureq::Error) -> Failure {
+        let connect = match &error {
+            ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed => true,
+            ureq::Error::Io(io) => matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::AddrNotAvailable
+            ),
+            _ => false,
+        };
+        let error = self.transport_error(endpoint, error);
+        if connect { Failure::Connect(error) } else { Failure::Final(error) }
+    }
+
+    /// A transport error in words: TLS failures say which side refused and what to check.
+    fn transport_error(&self, endpoint: &str, error: ureq::Error) -> EtcdError {
+        let tls = |message: String| EtcdError::Tls { endpoint: endpoint.to_string(), message };
+        match error {
+            ureq::Error::Rustls(error) => tls(describe_tls(&error)),
+            ureq::Error::Io(io) if io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).is_some() => {
+                let inner = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).expect("checked above");
+                tls(describe_tls(inner))
+            }
+            ureq::Error::Timeout(which) => {
+                EtcdError::Unreachable { endpoint: endpoint.to_string(), message: format!("timed out ({which})") }
+            }
+            ureq::Error::Io(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                EtcdError::Unreachable { endpoint: endpoint.to_string(), message: "connection refused (is etcd listening there?)".into() }
+            }
+            ureq::Error::HostNotFound => {
+                EtcdError::Unreachable { endpoint: endpoint.to_string(), message: "the host name does not resolve".into() }
+            }
+            // TLS 1.3 finishes the client's side of the handshake before the server judges the
+            // client's certificate: a refusal shows as the connection closing on the request.
+            ureq::Error::Io(error)
+                if self.address.tls
+                    && matches!(
+                        error.kind(),
+                        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+            {
+                tls(if self.client_certificate {
+                    format!(
+                        "etcd closed the connection during TLS ({error}): it does not accept calplan's client certificate; check that \
+                         the CA etcd trusts (`--trusted-ca-file`) signed `ETCD_CERT_FILE` / `etcdCertFile`"
+                    )
+                } else {
+                    format!(
+                        "etcd closed the connection during TLS ({error}): it requires a client certificate its CA signed; give \
+                         `ETCD_CERT_FILE` and `ETCD_KEY_FILE` (or `etcdCertFile`/`etcdKeyFile` in calicoctl's configuration)"
+                    )
+                })
+            }
+            ureq::Error::Io(error)
+                if error.kind() == std::io::ErrorKind::InvalidData || error.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                EtcdError::Unreachable {
+                    endpoint: endpoint.to_string(),
+                    message: format!("{error} (if etcd serves TLS there, the address is `etcds://…`)"),
+                }
+            }
+            other => EtcdError::Unreachable { endpoint: endpoint.to_string(), message: other.to_string() },
         }
-        Ok(value)
     }
 
     /// Whether etcd answers and has a leader (`GET /health`).
     pub fn health(&self) -> Result<(), EtcdError> {
-        let endpoint = self.endpoint.to_string();
-        let unreachable = |error: ureq::Error| EtcdError::Unreachable { endpoint: endpoint.clone(), message: describe(&error) };
-        let mut response = self.agent.get(self.endpoint.url("/health")).call().map_err(unreachable)?;
-        let text = response.body_mut().read_to_string().map_err(unreachable)?;
-        let healthy = serde_json::from_str::<Value>(&text).ok().and_then(|value| value.get("health").cloned());
-        match healthy {
-            Some(Value::String(health)) if health == "true" => Ok(()),
-            _ => Err(EtcdError::Unreachable { endpoint, message: format!("not healthy: {}", excerpt(&text)) }),
-        }
+        self.with_failover(|endpoint| {
+            let name = endpoint.to_string();
+            let mut response = self.agent.get(self.url(endpoint, "/health")).call().map_err(|error| self.classify(&name, error))?;
+            let text = response.body_mut().read_to_string().map_err(|error| Failure::Final(self.transport_error(&name, error)))?;
+            let healthy = serde_json::from_str::<Value>(&text).ok().and_then(|value| value.get("health").cloned());
+            match healthy {
+                Some(Value::String(health)) if health == "true" => Ok(()),
+                _ => Err(Failure::Final(EtcdError::Unreachable { endpoint: name, message: format!("not healthy: {}", excerpt(&text)) })),
+            }
+        })
     }
 
     /// Every key under `prefix`, at `revision` (the latest when `None`), in key order.
@@ -301,11 +636,11 @@ impl Client {
             .map(|response| self.key_values(&response["response_range"]["kvs"], "/v3/kv/txn"))
             .transpose()?
             .and_then(|pairs| pairs.into_iter().next());
-        Err(EtcdError::Conflict { endpoint: self.endpoint.to_string(), key: key.to_string(), current })
+        Err(EtcdError::Conflict { endpoint: self.endpoint().to_string(), key: key.to_string(), current })
     }
 
     fn key_values(&self, kvs: &Value, path: &str) -> Result<Vec<KeyValue>, EtcdError> {
-        let malformed = |message: String| EtcdError::Malformed { endpoint: self.endpoint.to_string(), path: path.to_string(), message };
+        let malformed = |message: String| EtcdError::Malformed { endpoint: self.endpoint().to_string(), path: path.to_string(), message };
         let Some(items) = kvs.as_array() else {
             // The gateway leaves out empty fields: no `kvs` is no keys.
             return if kvs.is_null() { Ok(Vec::new()) } else { Err(malformed("`kvs` is not a list".into())) };
@@ -368,15 +703,86 @@ fn int(value: &Value) -> i64 {
     }
 }
 
-fn describe(error: &ureq::Error) -> String {
+/// The reason etcd gave in an error answer.
+fn etcd_message(value: &Value) -> String {
+    value.get("message").or_else(|| value.get("error")).and_then(Value::as_str).unwrap_or("no reason given").to_string()
+}
+
+/// rustls's verdict in an operator's words.
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::{AlertDescription, CertificateError};
     match error {
-        ureq::Error::Timeout(which) => format!("timed out ({which})"),
-        ureq::Error::Io(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
-            "connection refused (is etcd listening there?)".into()
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => format!(
+            "etcd's server certificate is not signed by the CA calplan was given ({error}); check `ETCD_CA_CERT_FILE` / `etcdCACertFile`"
+        ),
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }) => {
+            format!("etcd's server certificate does not name the host calplan connected to ({error})")
         }
-        ureq::Error::HostNotFound => "the host name does not resolve".into(),
+        rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+            format!("etcd's server certificate has expired ({error})")
+        }
+        rustls::Error::AlertReceived(
+            AlertDescription::CertificateRequired | AlertDescription::BadCertificate | AlertDescription::HandshakeFailure,
+        ) => format!(
+            "etcd refused the connection: it requires a client certificate its CA signed ({error}); give `ETCD_CERT_FILE` and \
+             `ETCD_KEY_FILE` (or `etcdCertFile`/`etcdKeyFile` in calicoctl's configuration)"
+        ),
+        rustls::Error::AlertReceived(AlertDescription::UnknownCA) => format!(
+            "etcd does not trust calplan's client certificate: its CA did not sign it ({error}); check `ETCD_CERT_FILE` / `etcdCertFile`"
+        ),
         other => other.to_string(),
     }
+}
+
+/// ureq's TLS settings for `security`: rustls on ring, the given CA or the system's roots,
+/// the client certificate and key when given. Each file is checked here, and named when bad.
+fn tls_config(security: &Security) -> Result<ureq::tls::TlsConfig, EtcdError> {
+    use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+    let bad = |pem: &Pem, reason: String| EtcdError::BadTls { origin: pem.origin.clone(), reason };
+    let certificates = |pem: &Pem| -> Result<Vec<Certificate<'static>>, EtcdError> {
+        let mut found = Vec::new();
+        for item in ureq::tls::parse_pem(&pem.text) {
+            match item {
+                Ok(PemItem::Certificate(certificate)) => found.push(certificate),
+                Ok(_) => {}
+                Err(error) => return Err(bad(pem, format!("not PEM: {error}"))),
+            }
+        }
+        if found.is_empty() {
+            return Err(bad(pem, "holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into()));
+        }
+        Ok(found)
+    };
+    let client = match (&security.cert, &security.key) {
+        (None, None) => None,
+        (Some(cert), None) => return Err(bad(cert, "a client certificate needs its key (`ETCD_KEY_FILE` or `etcdKeyFile`)".into())),
+        (None, Some(key)) => return Err(bad(key, "a client key needs its certificate (`ETCD_CERT_FILE` or `etcdCertFile`)".into())),
+        (Some(cert), Some(key)) => {
+            let chain = certificates(cert)?;
+            // Never echo the key's text: the parser's error is enough.
+            let private =
+                PrivateKey::from_pem(&key.text).map_err(|_| bad(key, "holds no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)".into()))?;
+            Some(ClientCert::new_with_certs(&chain, private))
+        }
+    };
+    let roots = match &security.ca {
+        Some(ca) => certificates(ca)?,
+        None => {
+            let Some((path, text)) = SYSTEM_ROOTS.iter().find_map(|path| std::fs::read(path).ok().map(|text| (*path, text))) else {
+                return Err(EtcdError::BadTls {
+                    origin: "the system's root certificates".into(),
+                    reason: "none found; give the CA that signed etcd's certificate (`ETCD_CA_CERT_FILE` or `etcdCACertFile`)".into(),
+                });
+            };
+            certificates(&Pem { origin: format!("`{path}`"), text })?
+        }
+    };
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .root_certs(RootCerts::new_with_certs(&roots))
+        .client_cert(client)
+        .build())
 }
 
 fn excerpt(text: &str) -> String {
@@ -415,6 +821,36 @@ mod tests {
         let error = Endpoint::parse("etcd://root:secret@127.0.0.1:2379").unwrap_err().to_string();
         assert!(error.contains("credentials"), "{error}");
         assert!(!error.contains("secret"), "the password is not repeated: {error}");
+    }
+
+    #[test]
+    fn several_endpoints_and_tls_are_written_as_calicoctl_writes_them() {
+        let address = Address::parse("etcds://10.0.0.1:2379, etcd-1.example:2379,[fd00::1]:2379").unwrap();
+        assert!(address.tls);
+        assert_eq!(address.to_string(), "etcds://10.0.0.1:2379,etcd-1.example:2379,[fd00::1]:2379");
+        assert_eq!(Address::parse(&address.to_string()).unwrap(), address, "the canonical form reads back");
+        let calicoctl = Address::parse_calicoctl("https://10.0.0.1:2379,https://10.0.0.2:2379/").unwrap();
+        assert_eq!(calicoctl.to_string(), "etcds://10.0.0.1:2379,10.0.0.2:2379");
+        assert!(!Address::parse_calicoctl("http://127.0.0.1:2379").unwrap().tls);
+        for bad in ["http://a:1,https://b:2", "10.0.0.1:2379", "https://user:pw@a:1", ""] {
+            let error = Address::parse_calicoctl(bad).unwrap_err().to_string();
+            assert!(!error.contains("pw"), "{error}");
+        }
+        for bad in ["etcds://", "etcds://a:1,a:1", "etcds://a:1,,b:2", "etcds://a"] {
+            assert!(Address::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Endpoint::parse("etcds://a:1").is_err(), "one plain endpoint only");
+    }
+
+    #[test]
+    fn secrets_are_not_formatted() {
+        let credentials = Credentials::new("calico".into(), "hunter2".into());
+        assert!(!format!("{credentials:?}").contains("hunter2"));
+        let key = Pem { origin: "`key.pem`".into(), text: b"-----BEGIN PRIVATE KEY-----\nsecret".to_vec() };
+        assert!(!format!("{key:?}").contains("secret"));
+        let security = Security { key: Some(key.clone()), cert: None, ..Security::default() };
+        let error = tls_config(&security).unwrap_err().to_string();
+        assert!(error.contains("key.pem") && !error.contains("secret"), "{error}");
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! every write compares what it finds with the plan first, so nothing is lost or doubled.
 
 pub mod calico;
+pub mod calicoctl_config;
 pub mod etcd;
 pub mod fanout;
 pub mod hosts;
+pub mod kubectl;
 pub mod lock;
 pub mod netns;
 pub mod node_status;
@@ -17,6 +19,7 @@ pub mod observe;
 pub mod secrets;
 pub mod state;
 pub mod transport;
+pub mod verify;
 
 use calico::{Applied, Backend};
 use calplan_model::ownership::{self, NodeFile};
@@ -360,6 +363,20 @@ impl<'a> Executor<'a> {
         let mut awaiting_confirm: Vec<String> = Vec::new();
         for step in &stage.manual {
             progress.step(&format!("manual: {step}"));
+        }
+        let calico: Vec<&Change> =
+            stage.changes.iter().filter(|change| change.target == Target::Calico && self.wants(&change.target)).collect();
+        if let (false, Some(backend)) = (calico.is_empty(), &self.options.backend) {
+            match backend.preflight(&calico) {
+                Ok(0) => {}
+                Ok(checked) => progress.step(&format!("the API server accepted the stage's {checked} writes in a dry run")),
+                Err(error) => {
+                    return Err(self.failed(
+                        record,
+                        format!("stage {} ({}): refused before anything was written: {error}", stage.number, stage.title),
+                    ));
+                }
+            }
         }
         // Hosts before the datastore when adding (routers learn a pool before pods can use it);
         // the datastore first when removing. Within a stage the plan already ordered them: the
@@ -825,6 +842,14 @@ pub fn planned_digests(plan: &Plan) -> BTreeMap<String, (usize, Option<String>)>
     for stage in &plan.stages {
         for change in &stage.changes {
             if change.target != Target::Calico {
+                continue;
+            }
+            if change.kind == calplan_calico::installation::KIND {
+                let after = match &change.after {
+                    Some(Content::Resource { value }) => Some(calplan_plan::current::installation_digest(value)),
+                    _ => None,
+                };
+                digests.insert(calplan_plan::current::INSTALLATION_KEY.to_string(), (stage.number, after));
                 continue;
             }
             let Some(kind) = calplan_calico::resources::ResourceKind::from_kind(&change.kind) else { continue };

@@ -76,6 +76,9 @@ pub struct HostSettings {
     pub root: Option<String>,
     /// BIRD's control socket; default `/run/bird/bird.ctl`.
     pub bird_socket: Option<String>,
+    /// Where calico-node's confd writes its render, for `verify`; default
+    /// `/etc/calico/confd/config`.
+    pub confd_config: Option<String>,
     /// `nft` (default) or `iptables`: which ruleset to load.
     pub firewall: Option<String>,
     /// FRR's path space (`-N`), for routers running FRR in a namespace.
@@ -108,6 +111,7 @@ impl HostSettings {
             netns: self.netns.clone().or_else(|| defaults.netns.clone()),
             root: self.root.clone().or_else(|| defaults.root.clone()),
             bird_socket: self.bird_socket.clone().or_else(|| defaults.bird_socket.clone()),
+            confd_config: self.confd_config.clone().or_else(|| defaults.confd_config.clone()),
             firewall: self.firewall.clone().or_else(|| defaults.firewall.clone()),
             frr_pathspace: self.frr_pathspace.clone().or_else(|| defaults.frr_pathspace.clone()),
             platform: self.platform.clone().or_else(|| defaults.platform.clone()),
@@ -177,6 +181,7 @@ fn check_settings(name: &str, settings: &HostSettings) -> Result<(), String> {
         (&settings.bird_socket, "birdSocket"),
         (&settings.bird6_socket, "bird6Socket"),
         (&client_path, "birdClient"),
+        (&settings.confd_config, "confdConfig"),
         (&settings.identity, "identity"),
         (&settings.known_hosts, "knownHosts"),
     ] {

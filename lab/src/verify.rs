@@ -123,14 +123,7 @@ fn kernel_cluster_routes(node: &NodeHost, pools: &[IpNet]) -> Result<BTreeSet<St
     for family in ["-4", "-6"] {
         let json = run("ip", &["-n", &node.namespace, "-j", family, "route", "show"], None)?;
         for line in normalise(if json.trim().is_empty() { "[]" } else { &json }) {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let protocol = words.windows(2).find(|pair| pair[0] == "proto").map(|pair| pair[1]);
-            let device = words.windows(2).find(|pair| pair[0] == "dev").map(|pair| pair[1]);
-            let destination = words.iter().find(|word| word.contains('/')).and_then(|word| word.parse::<IpNet>().ok());
-            let cluster_protocol = matches!(protocol, Some("bird" | "80" | "252"));
-            let in_pool = destination.is_some_and(|destination| pools.iter().any(|pool| pool.contains(&destination)));
-            let workload = device.is_some_and(|device| device.starts_with("cali"));
-            if cluster_protocol || (in_pool && !workload && protocol != Some("kernel")) {
+            if calplan_apply::verify::is_cluster_route(&line, pools) {
                 lines.insert(line);
             }
         }

@@ -22,9 +22,12 @@ pub struct Args {
     /// Where the lock, the record of what was applied and the applied files live
     #[arg(long, default_value = ".calplan")]
     state: PathBuf,
-    /// Where Calico resources go: `calicoctl`, `kubectl`, or `etcd://HOST:PORT`
+    /// Where Calico resources go: `calicoctl`, `kubectl`, or etcd (`etcd` for the one calicoctl's
+    /// configuration names, `etcd://HOST:PORT`, `etcds://HOST:PORT[,HOST:PORT…]`)
     #[arg(long)]
     calico: Option<String>,
+    #[command(flatten)]
+    calico_config: super::input::CalicoConfig,
     /// How node-side commands reach their hosts: on this machine, in a network namespace, over
     /// ssh, or with `kubectl exec` in the node's calico-node pod
     #[arg(long, value_parser = super::named::<TransportKind>(), default_value = "local")]
@@ -64,7 +67,7 @@ pub fn run(args: Args) -> CliResult {
         .map_err(|error| CliError::Message(error.to_string()))?;
     let state = StateDir::new(&args.state);
     state.read().map_err(CliError::Message)?;
-    check_fresh(&plan)?;
+    check_fresh(&plan, args.calico_config.path.as_deref())?;
     if plan.is_empty() {
         anstream::eprintln!("The plan has no changes: nothing to apply.");
         return Ok(ExitCode::SUCCESS);
@@ -73,9 +76,13 @@ pub fn run(args: Args) -> CliResult {
         None => None,
         Some("calicoctl") => Some(Backend::Calicoctl(std::env::var("CALPLAN_CALICOCTL").unwrap_or_else(|_| "calicoctl".into()))),
         Some("kubectl") => Some(Backend::Kubectl(std::env::var("CALPLAN_KUBECTL").unwrap_or_else(|_| "kubectl".into()))),
-        Some(address) => {
-            let endpoint = crate::etcd::Endpoint::parse(address).map_err(|error| CliError::Message(error.to_string()))?;
-            Some(Backend::Etcd(crate::etcd::Client::new(endpoint, crate::etcd::DEFAULT_TIMEOUT)))
+        Some(address) if current::is_etcd(address)? => {
+            Some(Backend::Etcd(current::etcd_client(address, args.calico_config.path.as_deref())?))
+        }
+        Some(other) => {
+            return Err(CliError::Message(format!(
+                "`--calico {other}`: expected `calicoctl`, `kubectl`, `etcd`, `etcd://HOST:PORT` or `etcds://HOST:PORT[,HOST:PORT…]`"
+            )));
         }
     };
     let needs_calico = plan.changes().any(|change| change.target == Target::Calico);
@@ -105,7 +112,7 @@ pub fn run(args: Args) -> CliResult {
         abort_after_step: std::env::var("CALPLAN_TEST_ABORT_AFTER_STEP").ok().and_then(|n| n.parse().ok()),
     };
     let mut executor = Executor::new(&plan, plan_digest, options, state);
-    if let Some(baseline) = applied_baseline(&plan)? {
+    if let Some(baseline) = applied_baseline(&plan, args.calico_config.path.as_deref())? {
         executor = executor.with_applied_baseline(baseline);
     }
     let mut progress = Reporter::new();
@@ -125,8 +132,8 @@ pub fn run(args: Args) -> CliResult {
 /// difference is named: a resource or a file. A resource or file the plan itself writes may
 /// already be as the plan wants it (an earlier, interrupted apply of this plan, recorded in the
 /// state directory the plan was made against); the executor checks each of those against the
-/// plan again when it writes it.
-pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
+/// plan again when it writes it. `calico_config` is `--calico-config`, for etcd sources.
+pub(crate) fn check_fresh(plan: &Plan, calico_config: Option<&Path>) -> Result<(), CliError> {
     let touched = apply::planned_digests(plan);
     let touched_files = apply::planned_file_digests(plan);
     let mut changed = Vec::new();
@@ -137,7 +144,7 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
         changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
     }
     for source in &plan.current {
-        let loaded = match current::load(std::slice::from_ref(&source.name)) {
+        let loaded = match current::load_with(std::slice::from_ref(&source.name), calico_config) {
             Ok(loaded) => loaded,
             Err(CliError::Message(message)) => {
                 return Err(CliError::Message(format!("stale plan: cannot read `{}` again: {message}", source.name)));
@@ -215,11 +222,11 @@ pub(crate) fn check_fresh(plan: &Plan) -> Result<(), CliError> {
 
 /// The node and router files of the applied directories the plan was made against (already
 /// checked unchanged by [`check_fresh`]), or `None` when it was made against none.
-fn applied_baseline(plan: &Plan) -> Result<Option<BTreeMap<String, String>>, CliError> {
+fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<BTreeMap<String, String>>, CliError> {
     let kind = calplan_plan::current::SourceKind::AppliedState.as_str();
     let mut baseline: Option<BTreeMap<String, String>> = None;
     for source in plan.current.iter().filter(|source| source.kind == kind) {
-        let loaded = current::load(std::slice::from_ref(&source.name))?;
+        let loaded = current::load_with(std::slice::from_ref(&source.name), calico_config)?;
         let files = loaded.state.applied.unwrap_or_default();
         baseline
             .get_or_insert_with(BTreeMap::new)

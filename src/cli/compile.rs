@@ -18,6 +18,8 @@ pub struct Args {
     /// where the cluster really has them; repeatable
     #[arg(long)]
     current: Vec<String>,
+    #[command(flatten)]
+    calico_config: super::input::CalicoConfig,
     /// Only these targets: calico, bird, bird-calico, routes, nft, iptables, routers
     #[arg(long, value_delimiter = ',')]
     target: Vec<String>,
@@ -42,7 +44,7 @@ pub fn run(args: Args) -> CliResult {
         }
     }
     let templates = load_templates(args.templates.as_deref())?;
-    let loaded = crate::current::load(&args.current)?;
+    let loaded = crate::current::load_with(&args.current, args.calico_config.path.as_deref())?;
     crate::current::report(&loaded)?;
     let (_, checked) = input::read_and_check(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref())?;
     input::report(&checked);

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The cluster as it stands: Calico exports, an earlier output directory, or etcd://HOST:PORT
+    /// The cluster as it stands: Calico exports, an earlier output directory, or etcd
+    /// (`etcd`, `etcd://HOST:PORT`, `etcds://HOST:PORT[,HOST:PORT…]`)
     #[arg(long, required = true)]
     current: Vec<String>,
+    #[command(flatten)]
+    calico_config: super::input::CalicoConfig,
     /// Write the intent here instead of standard output
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
@@ -19,7 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let loaded = current::load(&args.current)?;
+    let loaded = current::load_with(&args.current, args.calico_config.path.as_deref())?;
     current::report(&loaded)?;
     let Some(resources) = &loaded.state.resources else {
         return Err(CliError::Message("the current state holds no Calico resources to import".into()));

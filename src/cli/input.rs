@@ -8,7 +8,17 @@ use calplan_diagnostics::render;
 use calplan_model::ipam::ObservedIpam;
 use calplan_validate::levels::CommandLine;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `--calico-config FILE`: calicoctl's own configuration, for the etcd behind `etcd`,
+/// `etcd://…` and `etcds://…` (endpoints, certificates, credentials).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct CalicoConfig {
+    /// calicoctl's configuration (a `CalicoAPIConfig`) for etcd's endpoints, certificates and credentials;
+    /// without it, calicoctl's own: /etc/calico/calicoctl.cfg if it exists, else the ETCD_* variables
+    #[arg(long = "calico-config", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
 
 /// Reads a file (or standard input for `-`) as UTF-8 text, naming the file in any error.
 pub fn read_text(path: &Path) -> Result<(String, String), CliError> {

@@ -221,7 +221,7 @@ fn apply(
     let saved = super::show::read_plan(plan_path)?;
     let dir = plan_lab(&saved, dir)?;
     let layout = lab::read_layout(&dir).map_err(message)?;
-    super::apply::check_fresh(&saved)?;
+    super::apply::check_fresh(&saved, None)?;
     if saved.is_empty() {
         anstream::eprintln!("The plan has no changes: nothing to apply.");
         return Ok(ExitCode::SUCCESS);

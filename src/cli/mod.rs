@@ -15,6 +15,7 @@ mod routes;
 mod schema;
 mod show;
 mod status;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -49,6 +50,8 @@ enum Command {
     Import(import::Args),
     /// Print, per node, the table `calicoctl node status` is expected to show
     Status(status::Args),
+    /// Compare the live cluster with the intent: each node's confd render, BGP sessions and kernel routes
+    Verify(verify::Args),
     /// Print what one external router needs, ready to paste: `ip route` commands or its configuration
     Routes(routes::Args),
     /// Draw the BGP topology: nodes, route reflectors, peers and routers
@@ -89,6 +92,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Apply(args) => apply::run(args),
         Command::Import(args) => import::run(args),
         Command::Status(args) => status::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Routes(args) => routes::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Lab(args) => lab::run(args),

@@ -14,9 +14,12 @@ pub struct Args {
     /// The intent file; `-` reads standard input
     intent: PathBuf,
     /// The cluster as it stands: Calico exports, IPAM and workload tables, route dumps, the
-    /// directory of an earlier compile or apply, or etcd://HOST:PORT; repeatable
+    /// directory of an earlier compile or apply, or etcd (`etcd`, `etcd://HOST:PORT`,
+    /// `etcds://HOST:PORT[,HOST:PORT…]`); repeatable
     #[arg(long)]
     current: Vec<String>,
+    #[command(flatten)]
+    calico_config: input::CalicoConfig,
     /// Save the plan for `calplan apply`
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
@@ -36,7 +39,7 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let loaded = current::load(&args.current)?;
+    let loaded = current::load_with(&args.current, args.calico_config.path.as_deref())?;
     current::report(&loaded)?;
     let levels = args.levels.resolve()?;
     let (name, text) = input::read_text(&args.intent)?;

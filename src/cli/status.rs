@@ -13,9 +13,12 @@ use std::process::ExitCode;
 pub struct Args {
     /// The intent file; `-` reads standard input
     intent: Option<PathBuf>,
-    /// The cluster as it stands: Calico exports, an earlier output directory, or etcd://HOST:PORT
+    /// The cluster as it stands: Calico exports, an earlier output directory, or etcd
+    /// (`etcd`, `etcd://HOST:PORT`, `etcds://HOST:PORT[,HOST:PORT…]`)
     #[arg(long)]
     current: Vec<String>,
+    #[command(flatten)]
+    calico_config: input::CalicoConfig,
     /// Only this node
     #[arg(long)]
     node: Option<String>,
@@ -33,7 +36,7 @@ pub fn run(args: Args) -> CliResult {
     // The intent, when given, is checked even when the tables come from the current state.
     let checked = args.intent.as_deref().map(input::checked_intent).transpose()?;
     let (mut tables, described) = if !args.current.is_empty() {
-        let loaded = current::load(&args.current)?;
+        let loaded = current::load_with(&args.current, args.calico_config.path.as_deref())?;
         current::report(&loaded)?;
         let Some(resources) = &loaded.state.resources else {
             return Err(CliError::Message("the current state has no Calico resources to predict sessions from".into()));

@@ -1,5 +1,7 @@
 //! `calico/*.yaml`: the Calico resources, one file per kind, as `calicoctl apply -f` takes
-//! them; and `calico/calico-node-env.yaml`, the calico-node DaemonSet settings as a patch.
+//! them; `calico/calico-node-env.yaml`, the calico-node DaemonSet settings as a patch; and, for
+//! `installation: operator`, `calico/installation.yaml`: the Tigera operator's Installation as
+//! far as calplan manages it (its pool list).
 
 use crate::{Artifact, Context, Target, TemplateError};
 use calplan_calico::resources::{Resource, ResourceKind};
@@ -29,6 +31,12 @@ impl Target for Calico {
             artifacts.push(Artifact::new(format!("calico/{file}"), documents.join("---\n"), source));
         }
         artifacts.push(Artifact::new("calico/calico-node-env.yaml", node_env(&analysis.model), "spec"));
+        if analysis.model.installation == calplan_model::Installation::Operator {
+            let pools: Vec<&calplan_calico::resources::IpPool> = analysis.resources.pools().collect();
+            let installation = calplan_calico::installation::skeleton(&pools);
+            let text = serde_saphyr::to_string(&installation).expect("the Installation serializes as YAML");
+            artifacts.push(Artifact::new("calico/installation.yaml", text, "spec.installation, spec.pools"));
+        }
         Ok(artifacts)
     }
 }

@@ -321,36 +321,141 @@ fn stand_in(directory: &Path, name: &str, export: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn calicoctl_and_kubectl_command_lines_stand_in_programs() {
-    for tool in ["calicoctl", "kubectl"] {
-        let directory = tempfile::tempdir().unwrap();
-        let program = stand_in(directory.path(), tool, "testdata/mesh-to-rr/current/cluster.yaml");
-        let plan = directory.path().join("plan.json");
-        let output =
-            run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
-        assert_eq!(output.status.code(), Some(0));
-        let variable = if tool == "calicoctl" { "CALPLAN_CALICOCTL" } else { "CALPLAN_KUBECTL" };
-        let output = run(
-            &[
-                "apply",
-                plan.to_str().unwrap(),
-                "--calico",
-                tool,
-                "--only",
-                "calico",
-                "--state",
-                directory.path().join("state").to_str().unwrap(),
-                "--auto-approve",
-            ],
-            &[(variable, program.to_str().unwrap())],
-        );
-        assert_eq!(output.status.code(), Some(0), "{tool}: {}", text(&output.stderr));
-        let log = std::fs::read_to_string(directory.path().join(format!("{tool}.log"))).unwrap();
-        assert!(
-            log.lines().any(|line| line.starts_with("apply -f ") && line.ends_with("bgppeers-peer-with-route-reflectors.yaml")),
-            "{tool}: {log}"
-        );
-        assert!(log.contains("peerSelector: route-reflector == 'true'"), "{tool}: the resource file was passed: {log}");
-        assert!(log.contains("kind: BGPConfiguration") && log.contains("nodeToNodeMeshEnabled: false"), "{tool}: {log}");
+fn calicoctl_command_lines_stand_in_programs() {
+    let tool = "calicoctl";
+    let directory = tempfile::tempdir().unwrap();
+    let program = stand_in(directory.path(), tool, "testdata/mesh-to-rr/current/cluster.yaml");
+    let plan = directory.path().join("plan.json");
+    let output =
+        run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let variable = if tool == "calicoctl" { "CALPLAN_CALICOCTL" } else { "CALPLAN_KUBECTL" };
+    let output = run(
+        &[
+            "apply",
+            plan.to_str().unwrap(),
+            "--calico",
+            tool,
+            "--only",
+            "calico",
+            "--state",
+            directory.path().join("state").to_str().unwrap(),
+            "--auto-approve",
+        ],
+        &[(variable, program.to_str().unwrap())],
+    );
+    assert_eq!(output.status.code(), Some(0), "{tool}: {}", text(&output.stderr));
+    let log = std::fs::read_to_string(directory.path().join(format!("{tool}.log"))).unwrap();
+    assert!(
+        log.lines().any(|line| line.starts_with("apply -f ") && line.ends_with("bgppeers-peer-with-route-reflectors.yaml")),
+        "{tool}: {log}"
+    );
+    assert!(log.contains("peerSelector: route-reflector == 'true'"), "{tool}: the resource file was passed: {log}");
+    assert!(log.contains("kind: BGPConfiguration") && log.contains("nodeToNodeMeshEnabled: false"), "{tool}: {log}");
+}
+
+/// The kubectl stand-in (`tests/stand-ins/kubectl`): `get`, server-side `apply` and `delete`
+/// answered from a real etcd in Calico's layout, every command line recorded.
+pub(crate) struct KubectlStandIn {
+    pub(crate) program: std::path::PathBuf,
+    pub(crate) log: std::path::PathBuf,
+    pub(crate) etcd_url: String,
+}
+
+impl KubectlStandIn {
+    pub(crate) fn new(directory: &Path, etcd: &Etcd) -> KubectlStandIn {
+        KubectlStandIn {
+            program: crate::golden::root().join("tests/stand-ins/kubectl"),
+            log: directory.join("kubectl.log"),
+            etcd_url: format!("http://127.0.0.1:{}", etcd.port()),
+        }
     }
+
+    pub(crate) fn environment(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("CALPLAN_KUBECTL", self.program.to_str().unwrap()),
+            ("STAND_IN_ETCD", self.etcd_url.as_str()),
+            ("STAND_IN_LOG", self.log.to_str().unwrap()),
+        ]
+    }
+
+    pub(crate) fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+}
+
+fn apply_with_kubectl(plan: &Path, state: &Path, environment: &[(&str, &str)]) -> Output {
+    run(
+        &["apply", plan.to_str().unwrap(), "--calico", "kubectl", "--only", "calico", "--state", state.to_str().unwrap(), "--auto-approve"],
+        environment,
+    )
+}
+
+#[test]
+fn kubectl_applies_server_side_as_calplan_after_a_dry_run_of_each_stage_stand_in_real_etcd() {
+    let etcd = Etcd::start();
+    crate::current::create_resources(&etcd.client(), "testdata/mesh-to-rr/current");
+    let directory = tempfile::tempdir().unwrap();
+    let plan = directory.path().join("seed.plan");
+    assert_eq!(plan_seed(&etcd, &plan).status.code(), Some(0));
+    let kubectl = KubectlStandIn::new(directory.path(), &etcd);
+    let output = apply_with_kubectl(&plan, &directory.path().join("state"), &kubectl.environment());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let lines = kubectl.lines();
+    assert!(lines.iter().all(|line| !line.contains("crd.projectcalico.org")), "never the CRD group: {lines:#?}");
+    let writes: Vec<&String> = lines.iter().filter(|line| line.starts_with("apply") || line.starts_with("delete")).collect();
+    assert!(writes.iter().filter(|line| line.starts_with("apply")).all(|line| line.contains("--server-side --field-manager=calplan")));
+    // Each write was checked in a dry run before it: the object's file name appears in a dry
+    // run line earlier than its real write, and no real write precedes the stage's dry run.
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let calico_stages = saved["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|stage| stage["changes"].as_array().unwrap().iter().any(|c| c["target"]["type"] == "calico"))
+        .count();
+    let dry_runs = writes.iter().filter(|line| line.contains("--dry-run=server")).count();
+    assert_eq!(dry_runs, calico_stages, "one dry run per stage that writes Calico resources: {writes:#?}");
+    assert!(writes.first().is_some_and(|line| line.contains("--dry-run=server")), "{writes:#?}");
+    for (index, line) in writes.iter().enumerate().filter(|(_, line)| !line.contains("--dry-run")) {
+        // `…/000-node-cs1-k8s-n1.zpepc.com.cn.json`: the kind and name after the sequence number.
+        let object = &line.rsplit('/').next().unwrap()[4..];
+        assert!(
+            writes[..index].iter().any(|earlier| earlier.contains("--dry-run=server") && earlier.contains(object)),
+            "{line} without a dry run first"
+        );
+    }
+    assert!(lines.iter().filter(|line| line.starts_with("get")).all(|line| line.contains(".v3.projectcalico.org")), "{lines:#?}");
+    // What kubectl wrote is the datastore the plan wanted: planned again, nothing is left.
+    let output = run(&["plan", "testdata/seed-rr/intent.yaml", "--current", &etcd.source(), "--detailed-exitcode"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}{}", text(&output.stdout), text(&output.stderr));
+}
+
+#[test]
+fn a_stage_the_api_server_refuses_in_its_dry_run_writes_nothing_stand_in_real_etcd() {
+    let etcd = Etcd::start();
+    crate::current::create_resources(&etcd.client(), "testdata/mesh-to-rr/current");
+    let directory = tempfile::tempdir().unwrap();
+    let plan = directory.path().join("seed.plan");
+    assert_eq!(plan_seed(&etcd, &plan).status.code(), Some(0));
+    let kubectl = KubectlStandIn::new(directory.path(), &etcd);
+    let mut environment = kubectl.environment();
+    environment.push(("STAND_IN_REFUSE", "bgppeers/peer-with-route-reflectors"));
+    let before = resources(&etcd);
+    let output = apply_with_kubectl(&plan, &directory.path().join("state"), &environment);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("refused before anything was written") && stderr.contains("peer-with-route-reflectors"), "{stderr}");
+    // The stage with the refused peer wrote nothing: not the peer, nor anything beside it.
+    let stored = etcd.client().get("/calico/resources/v3/projectcalico.org/bgppeers/peer-with-route-reflectors").unwrap();
+    assert!(stored.is_none());
+    let real_writes: Vec<String> = kubectl
+        .lines()
+        .into_iter()
+        .filter(|line| (line.starts_with("apply") || line.starts_with("delete")) && !line.contains("--dry-run"))
+        .collect();
+    assert!(real_writes.iter().all(|line| !line.contains("peer-with-route-reflectors")), "{real_writes:#?}");
+    let after = resources(&etcd);
+    let changed: Vec<&String> = after.iter().filter(|pair| !before.contains(pair)).map(|(key, _)| key).collect();
+    assert!(changed.iter().all(|key| !key.contains("/bgppeers/")), "{changed:?}");
 }

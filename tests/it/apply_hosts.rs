@@ -1213,7 +1213,7 @@ impl SshServer {
 
     /// Inventory settings that reach this server as root with the generated key, checking its
     /// host key against `known_hosts` (`known_hosts`, or `wrong_known_hosts` holding another).
-    fn settings(&self, known_hosts: &str) -> Vec<(&'static str, Value)> {
+    pub(crate) fn settings(&self, known_hosts: &str) -> Vec<(&'static str, Value)> {
         vec![
             ("address", Value::from("127.0.0.1")),
             ("port", Value::from(self.port)),

@@ -400,13 +400,13 @@ fn routes_load_with_ip_route_replace_needs_root() {
 
 /// A cluster of BIRD 2 nodes on one L2 segment: what a lab run is made of, kept in teardown
 /// order (daemons before the namespaces they run in, the scratch directory last).
-struct Lab {
-    daemons: Vec<Daemon>,
-    nodes: Vec<Namespace>,
+pub(crate) struct Lab {
+    pub(crate) daemons: Vec<Daemon>,
+    pub(crate) nodes: Vec<Namespace>,
     switch: Namespace,
-    scratch: tempfile::TempDir,
-    birdc: PathBuf,
-    names: Vec<String>,
+    pub(crate) scratch: tempfile::TempDir,
+    pub(crate) birdc: PathBuf,
+    pub(crate) names: Vec<String>,
 }
 
 impl Lab {
@@ -417,20 +417,30 @@ impl Lab {
     /// `stand_ins` are devices the kernel may lack (`tunl0`), created as veth pairs.
     fn start(checked: &Checked, output: &Output, stand_ins: &[&str]) -> Lab {
         let bird = bird2();
+        let mut lab = Lab::network(checked, stand_ins, bird.with_file_name("birdc"));
+        for (number, name) in lab.names.clone().iter().enumerate() {
+            let folder = lab.scratch.path().join(format!("n{number}"));
+            let config = folder.join("bird.cfg");
+            let text = &output.get(&format!("nodes/{name}/bird.cfg")).unwrap().contents;
+            std::fs::write(&config, text).unwrap();
+            if text.contains(&format!("include \"{}\";", calplan_targets::bird::SECRETS_FILE)) {
+                std::fs::write(folder.join(calplan_targets::bird::SECRETS_FILE), test_secrets(checked, name)).unwrap();
+            }
+            lab.spawn_bird(number, &bird, &config);
+        }
+        lab
+    }
+
+    /// The namespaces, addresses and bridge, a scratch folder `n<number>` per node, no daemons.
+    pub(crate) fn network(checked: &Checked, stand_ins: &[&str], birdc: PathBuf) -> Lab {
         let analysis = checked.valid().unwrap();
         let prefix = netns::unique_prefix("cpl").unwrap();
         let switch = Namespace::create(prefix.join("sw").unwrap()).unwrap();
         let bridge = interface("br0");
         switch.add_bridge(&bridge).unwrap();
         switch.set_up(&bridge).unwrap();
-        let mut lab = Lab {
-            daemons: Vec::new(),
-            nodes: Vec::new(),
-            switch,
-            scratch: tempfile::tempdir().unwrap(),
-            birdc: bird.with_file_name("birdc"),
-            names: Vec::new(),
-        };
+        let mut lab =
+            Lab { daemons: Vec::new(), nodes: Vec::new(), switch, scratch: tempfile::tempdir().unwrap(), birdc, names: Vec::new() };
         let networks: BTreeSet<String> =
             analysis.model.nodes.iter().filter_map(|node| node.ipv4_address.as_ref().map(|net| net.trunc().to_string())).collect();
         for (number, node) in analysis.model.nodes.iter().enumerate() {
@@ -451,22 +461,19 @@ impl Lab {
                 namespace.set_up(&name).unwrap();
                 namespace.set_up(&peer).unwrap();
             }
-
-            let folder = lab.scratch.path().join(format!("n{number}"));
-            std::fs::create_dir_all(&folder).unwrap();
-            let config = folder.join("bird.cfg");
-            let text = &output.get(&format!("nodes/{}/bird.cfg", node.name.value)).unwrap().contents;
-            std::fs::write(&config, text).unwrap();
-            if text.contains(&format!("include \"{}\";", calplan_targets::bird::SECRETS_FILE)) {
-                std::fs::write(folder.join(calplan_targets::bird::SECRETS_FILE), test_secrets(checked, &node.name.value)).unwrap();
-            }
-            let (socket, pid, log) = (folder.join("bird.ctl"), folder.join("bird.pid"), folder.join("bird.log"));
-            let arguments = [Path::new("-f"), Path::new("-c"), &config, Path::new("-s"), &socket, Path::new("-P"), &pid];
-            lab.daemons.push(namespace.spawn(&bird, arguments, &log).unwrap());
+            std::fs::create_dir_all(lab.scratch.path().join(format!("n{number}"))).unwrap();
             lab.nodes.push(namespace);
             lab.names.push(node.name.value.clone());
         }
         lab
+    }
+
+    /// Starts `bird` on `config` in node `number`'s namespace, its socket `n<number>/bird.ctl`.
+    pub(crate) fn spawn_bird(&mut self, number: usize, bird: &Path, config: &Path) {
+        let folder = self.scratch.path().join(format!("n{number}"));
+        let (socket, pid, log) = (folder.join("bird.ctl"), folder.join("bird.pid"), folder.join("bird.log"));
+        let arguments = [Path::new("-f"), Path::new("-c"), config, Path::new("-s"), &socket, Path::new("-P"), &pid];
+        self.daemons.push(self.nodes[number].spawn(bird, arguments, &log).unwrap());
     }
 
     fn birdc(&self, number: usize, args: &[&str]) -> String {
@@ -480,7 +487,7 @@ impl Lab {
     }
 
     /// Polls `birdc show protocols` until every node has `sessions[node]` Established.
-    fn wait_established(&mut self, sessions: &[Vec<String>], within: Duration) {
+    pub(crate) fn wait_established(&mut self, sessions: &[Vec<String>], within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let mut pending = Vec::new();
@@ -543,7 +550,7 @@ impl Lab {
 
 /// The sessions each node should have up: those with other cluster nodes (routers and
 /// external peers are not part of a node lab).
-fn node_sessions(checked: &Checked) -> Vec<Vec<String>> {
+pub(crate) fn node_sessions(checked: &Checked) -> Vec<Vec<String>> {
     let analysis = checked.valid().unwrap();
     analysis
         .model
@@ -557,7 +564,7 @@ fn node_sessions(checked: &Checked) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn checked_scenario(name: &str) -> Checked {
+pub(crate) fn checked_scenario(name: &str) -> Checked {
     let text = std::fs::read_to_string(golden::root().join("testdata").join(name).join("intent.yaml")).unwrap();
     pipeline::check("intent.yaml", text, None)
 }

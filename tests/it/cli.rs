@@ -8,6 +8,17 @@ pub fn calplan(args: &[&str]) -> Output {
     calplan_with(args, &[])
 }
 
+const CALICOCTL_VARIABLES: [&str; 8] = [
+    "DATASTORE_TYPE",
+    "ETCD_ENDPOINTS",
+    "ETCD_DISCOVERY_SRV",
+    "ETCD_CA_CERT_FILE",
+    "ETCD_CERT_FILE",
+    "ETCD_KEY_FILE",
+    "ETCD_USERNAME",
+    "ETCD_PASSWORD",
+];
+
 /// `calplan ARGS` with `environment` added; the test-only hooks are cleared unless given.
 pub fn calplan_with(args: &[&str], environment: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_calplan"));
@@ -17,6 +28,10 @@ pub fn calplan_with(args: &[&str], environment: &[(&str, &str)]) -> Output {
         .env("NO_COLOR", "1")
         .env_remove("CALPLAN_TEST_ABORT_AFTER_STEP")
         .env_remove("CALPLAN_TEST_LAB_CRASH");
+    // calicoctl's configuration comes only from what the test gives.
+    for variable in CALICOCTL_VARIABLES {
+        command.env_remove(variable).env_remove(format!("CALICO_{variable}"));
+    }
     for (key, value) in environment {
         command.env(key, value);
     }

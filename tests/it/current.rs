@@ -25,31 +25,52 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) struct Etcd {
     child: Child,
     port: u16,
+    tls: Option<crate::etcd_tls::Pki>,
     _data: tempfile::TempDir,
 }
 
 impl Etcd {
     pub(crate) fn start() -> Etcd {
+        Etcd::start_with(None, &[])
+    }
+
+    /// With `tls`, etcd serves TLS only and asks every client for a certificate its CA signed
+    /// (`--client-cert-auth`), as Calico's etcd clusters run; `extra` goes on etcd's command line.
+    pub(crate) fn start_with(tls: Option<crate::etcd_tls::Pki>, extra: &[&str]) -> Etcd {
         let mut last_log = String::new();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         for _ in 0..3 {
             let data = tempfile::tempdir().unwrap();
             let (port, peer_port) = (free_port(), free_port());
-            let client_url = format!("http://127.0.0.1:{port}");
+            let client_url = format!("{scheme}://127.0.0.1:{port}");
             let peer_url = format!("http://127.0.0.1:{peer_port}");
             let log_path = data.path().join("etcd.log");
             let log = std::fs::File::create(&log_path).unwrap();
-            let child = Command::new("etcd")
+            let mut command = Command::new("etcd");
+            command
                 .args(["--name", "calplan-test", "--data-dir"])
                 .arg(data.path().join("data"))
                 .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
                 .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
                 .args(["--initial-cluster", &format!("calplan-test={peer_url}"), "--logger", "zap", "--log-level", "warn"])
+                .args(extra);
+            if let Some(pki) = &tls {
+                command
+                    .arg("--cert-file")
+                    .arg(pki.path("server.pem"))
+                    .arg("--key-file")
+                    .arg(pki.path("server.key"))
+                    .arg("--trusted-ca-file")
+                    .arg(pki.path("ca.pem"))
+                    .arg("--client-cert-auth");
+            }
+            let child = command
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
                 .expect("`etcd` runs (Debian's etcd-server package)");
-            let mut etcd = Etcd { child, port, _data: data };
+            let mut etcd = Etcd { child, port, tls: tls.clone(), _data: data };
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if etcd.child.try_wait().unwrap().is_some() {
@@ -65,12 +86,20 @@ impl Etcd {
         panic!("etcd did not become healthy on loopback:\n{last_log}");
     }
 
-    pub(crate) fn source(&self) -> String {
-        format!("etcd://127.0.0.1:{}", self.port)
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
+    pub(crate) fn source(&self) -> String {
+        let scheme = if self.tls.is_some() { "etcds" } else { "etcd" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A client with the CA, and the client certificate when etcd wants one.
     pub(crate) fn client(&self) -> Client {
-        Client::new(calplan::etcd::Endpoint::parse(&self.source()).unwrap(), Duration::from_secs(5))
+        let address = calplan::etcd::Address::parse(&self.source()).unwrap();
+        let security = self.tls.as_ref().map(crate::etcd_tls::Pki::client_security).unwrap_or_default();
+        Client::connect(address, &security, Duration::from_secs(5)).unwrap()
     }
 }
 

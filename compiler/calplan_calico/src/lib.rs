@@ -6,6 +6,7 @@
 
 mod as_number;
 mod duration;
+pub mod installation;
 pub mod peering;
 pub mod resources;
 pub mod selector;

@@ -9,6 +9,8 @@
 //!    kernel routes below BIRD's, so replacing a session never leaves a node without a route);
 //! 2. routers and NAT rules learn new pools before any pod can hold an address from them;
 //! 3. new pools (and temporary ones a migration needs), and settings that change no session;
+//!    then each change that restarts calico-node on every node (an operator-owned pool's
+//!    encapsulation, BGPConfiguration `bindMode`) alone, with a barrier on every session;
 //! 4. new BGPPeers (the reflector design's peers select no node until nodes carry the label);
 //! 5. the mesh turned on; 6. nodes: labels, route-reflector cluster IDs, AS numbers, addresses;
 //! 7. a new cluster AS number; 8. the mesh turned off; 9. BGPPeers removed or changed;
@@ -16,6 +18,9 @@
 //!     deleted — through a temporary pool when the replacement overlaps them (Calico refuses
 //!     overlapping pools and in-place CIDR or block-size changes);
 //! 11. routers and NAT rules forget pools no pod can hold any more; 12. the pins removed.
+//!
+//! With `installation: operator`, changes to the pools the Tigera operator's Installation lists
+//! become one change of `Installation.spec.calicoNetwork.ipPools` per stage, never IPPool writes.
 //!
 //! Pure: the same inputs give the same plan.
 
@@ -37,6 +42,7 @@ enum Phase {
     Pin,
     RoutesToNewPools,
     PoolsAndSettings,
+    Restarts,
     NewPeerings,
     MeshOn,
     Nodes,
@@ -55,7 +61,8 @@ fn phase_graph() -> petgraph::graphmap::DiGraphMap<Phase, &'static str> {
     let edges: &[(Phase, Phase, &str)] = &[
         (Pin, RoutesToNewPools, "no session changes until every node's routes are pinned"),
         (RoutesToNewPools, PoolsAndSettings, "routers and NAT learn a pool before any pod can hold its addresses"),
-        (PoolsAndSettings, NewPeerings, "settings that move no session go first, while nothing else changes"),
+        (PoolsAndSettings, Restarts, "changes that restart calico-node everywhere come alone, after the ones that move nothing"),
+        (Restarts, NewPeerings, "calico-node has restarted everywhere and its sessions are back before the topology changes"),
         (NewPeerings, Nodes, "the peerings that replace a reflector's mesh sessions exist before it becomes a reflector"),
         (MeshOn, Nodes, "the mesh is up before reflectors rejoin it as plain nodes"),
         (NewPeerings, MeshOn, "new peerings and the mesh come up before anything goes"),
@@ -152,6 +159,16 @@ struct Planner<'a> {
     pinned: bool,
     /// The live IPAM every state is compiled with, when it is known.
     observed_ipam: Option<calplan_model::ipam::ObservedIpam>,
+    /// `installation: operator`: the Installation as the last stage left it, and the pools it
+    /// owns (changed through it, never as IPPools).
+    operator: Option<Operator>,
+}
+
+struct Operator {
+    installation: serde_json::Value,
+    /// Whether the current state holds the Installation (else `installation` is a skeleton).
+    known: bool,
+    pools: BTreeSet<String>,
 }
 
 /// A stage before it is compared with the state it follows.
@@ -163,11 +180,22 @@ struct Step {
     barrier: Option<Barrier>,
     /// Wait for sessions after this stage even if the files alone change nothing.
     session_barrier: bool,
+    /// The stage restarts calico-node on every node: disruptive whatever else changes, and
+    /// followed by a barrier on every session being back.
+    restarts_calico_node: bool,
 }
 
 impl Step {
     fn new(title: &str, reason: &str) -> Step {
-        Step { title: title.into(), reason: reason.into(), disruption: None, manual: Vec::new(), barrier: None, session_barrier: true }
+        Step {
+            title: title.into(),
+            reason: reason.into(),
+            disruption: None,
+            manual: Vec::new(),
+            barrier: None,
+            session_barrier: true,
+            restarts_calico_node: false,
+        }
     }
 
     fn disruption(mut self, text: impl Into<String>) -> Step {
@@ -197,8 +225,10 @@ pub fn plan(input: &Input) -> Plan {
         notes: Vec::new(),
         pinned: false,
         observed_ipam: input.current.observed_ipam(),
+        operator: None,
     };
     planner.notes.extend(input.observations.iter().cloned());
+    planner.operator = planner.operator_pools();
     planner.run();
     let summary = Summary::of(planner.stages.iter().flat_map(|stage| &stage.changes));
     Plan {
@@ -297,10 +327,31 @@ impl Planner<'_> {
         let as_wanted = configuration_desired.as_ref().map_or(as_now, |c| c.spec.effective_as_number());
         let listen_now = configuration_current.as_ref().and_then(|c| c.spec.listen_port);
         let listen_wanted = configuration_desired.as_ref().and_then(|c| c.spec.listen_port);
+        let bind_now = configuration_current.as_ref().and_then(|c| c.spec.bind_mode.clone());
+        let bind_wanted = configuration_desired.as_ref().and_then(|c| c.spec.bind_mode.clone());
+        // Operator-owned pools whose encapsulation changes: the operator rolls calico-node on
+        // every node for that (tigera/operator#2340), so it is a stage of its own; until then
+        // they keep their current modes.
+        let held_encapsulation: BTreeMap<String, IpPool> = match &self.operator {
+            Some(operator) => pools_current
+                .iter()
+                .filter(|(name, old)| {
+                    operator.pools.contains(*name)
+                        && pools_desired.get(*name).is_some_and(|new| {
+                            !immutable_changed(old, new)
+                                && calplan_calico::installation::encapsulation(&old.spec)
+                                    != calplan_calico::installation::encapsulation(&new.spec)
+                        })
+                })
+                .map(|(name, old)| (name.clone(), old.clone()))
+                .collect(),
+            None => BTreeMap::new(),
+        };
 
         let session_changes = mesh_now != mesh_wanted
             || as_now != as_wanted
             || listen_now != listen_wanted
+            || bind_now != bind_wanted
             || self.resource_changes_of(&current, &desired, ResourceKind::BgpPeer)
             || self.resource_changes_of(&current, &desired, ResourceKind::Node);
 
@@ -337,6 +388,8 @@ impl Planner<'_> {
                         let desired_pools = pools_desired.clone();
                         let leaving_names: BTreeSet<String> = leaving.iter().map(|p| p.metadata.name.clone()).collect();
                         let configuration = configuration_desired.clone();
+                        let held = held_encapsulation.clone();
+                        let bind_changes = bind_now != bind_wanted;
                         let mut step = Step::new(
                             "Pools and settings",
                             "new pools are created once routers can reach them; pool and BGP settings that move no session change here",
@@ -350,7 +403,12 @@ impl Planner<'_> {
                                 if leaving_names.contains(name) || state.get(ResourceKind::IpPool, name).is_none() {
                                     continue;
                                 }
-                                state.insert(Resource::IpPool(pool.clone()));
+                                let mut pool = pool.clone();
+                                if let Some(old) = held.get(name) {
+                                    pool.spec.ipip_mode = old.spec.ipip_mode;
+                                    pool.spec.vxlan_mode = old.spec.vxlan_mode;
+                                }
+                                state.insert(Resource::IpPool(pool));
                             }
                             if let Some(wanted) = &configuration {
                                 let live = state.bgp_configuration().cloned();
@@ -363,10 +421,56 @@ impl Planner<'_> {
                                 if listen_now != listen_wanted {
                                     next.spec.listen_port = live.as_ref().and_then(|c| c.spec.listen_port);
                                 }
+                                if bind_changes {
+                                    next.spec.bind_mode = live.as_ref().and_then(|c| c.spec.bind_mode.clone());
+                                }
                                 state
                                     .insert(diff::merged(live.map(Resource::BgpConfiguration).as_ref(), &Resource::BgpConfiguration(next)));
                             }
                         });
+                    }
+                }
+                Phase::Restarts => {
+                    // Changes that restart calico-node on every node, each alone, each followed
+                    // by every session being back.
+                    if !held_encapsulation.is_empty() {
+                        let names: Vec<String> = held_encapsulation.keys().map(|name| format!("`{name}`")).collect();
+                        let wanted: Vec<IpPool> = held_encapsulation.keys().filter_map(|name| pools_desired.get(name).cloned()).collect();
+                        let mut step = Step::new(
+                            "Pool encapsulation",
+                            &format!(
+                                "{} {} encapsulation through the Installation, on {} own",
+                                names.join(", "),
+                                if names.len() == 1 { "changes" } else { "change" },
+                                if names.len() == 1 { "its" } else { "their" }
+                            ),
+                        )
+                        .disruption(
+                            "calico-node restarts on every node: the Tigera operator rolls its DaemonSet to change encapsulation, \
+                             and each node's BGP sessions reset while its calico-node restarts",
+                        );
+                        step.restarts_calico_node = true;
+                        self.stage(step, move |state| {
+                            for pool in &wanted {
+                                let Some(Resource::IpPool(live)) = state.get(ResourceKind::IpPool, &pool.metadata.name).cloned() else {
+                                    continue;
+                                };
+                                let mut next = live;
+                                next.spec.ipip_mode = pool.spec.ipip_mode;
+                                next.spec.vxlan_mode = pool.spec.vxlan_mode;
+                                state.insert(Resource::IpPool(next));
+                            }
+                        });
+                    }
+                    if bind_now != bind_wanted {
+                        let wanted = bind_wanted.clone();
+                        let mut step = Step::new(
+                            "BGP bind mode",
+                            &format!("BIRD binds to {} from now on", wanted.as_deref().unwrap_or("every address (bindMode unset)")),
+                        )
+                        .disruption("calico-node restarts BIRD on every node to bind anew: every BGP session resets");
+                        step.restarts_calico_node = true;
+                        self.stage(step, move |state| set_configuration(state, |spec| spec.bind_mode = wanted));
                     }
                 }
                 Phase::NewPeerings => {
@@ -465,11 +569,10 @@ impl Planner<'_> {
                         );
                     }
                     if listen_now != listen_wanted {
-                        self.stage(
-                            Step::new("BGP listen port", "BIRD listens on the new port")
-                                .disruption("every BGP session resets to the new port"),
-                            move |state| set_configuration(state, |spec| spec.listen_port = listen_wanted),
-                        );
+                        let mut step = Step::new("BGP listen port", "BIRD listens on the new port")
+                            .disruption("calico-node restarts BIRD on every node to listen on the new port: every BGP session resets");
+                        step.restarts_calico_node = true;
+                        self.stage(step, move |state| set_configuration(state, |spec| spec.listen_port = listen_wanted));
                     }
                 }
                 Phase::MeshOff => {
@@ -566,6 +669,86 @@ impl Planner<'_> {
             NodeAgent::CalicoNode => "routers",
             NodeAgent::Bird => "routers and NAT rules",
         }
+    }
+
+    /// With `installation: operator`, the pools the operator owns: those its Installation lists,
+    /// and, while it lists any, the pools the plan adds (so the operator owns them too).
+    fn operator_pools(&mut self) -> Option<Operator> {
+        if self.input.desired.model.installation != calplan_model::Installation::Operator {
+            return None;
+        }
+        let desired = self.desired();
+        let mut names: BTreeSet<String> = desired.pools().map(|pool| pool.metadata.name.clone()).collect();
+        names.extend(self.state.pools().map(|pool| pool.metadata.name.clone()));
+        let Some(installation) = self.input.current.installation.clone() else {
+            self.notes.push(
+                "`installation: operator`, but no Installation among the current-state sources: the pools are planned through the \
+                 Installation, whose other pools calplan cannot see, and apply will refuse to write it blind; pass \
+                 `kubectl get installation default -o yaml`"
+                    .into(),
+            );
+            let pools: Vec<&IpPool> = self.state.pools().collect();
+            return Some(Operator { installation: calplan_calico::installation::skeleton(&pools), known: false, pools: names });
+        };
+        let listed = calplan_calico::installation::owned_pools(&installation);
+        if listed.is_empty() {
+            self.notes.push("the Installation lists no IP pools, so the operator leaves them alone: pools are changed as IPPools".into());
+            return None;
+        }
+        let current: BTreeSet<String> = self.state.pools().map(|pool| pool.metadata.name.clone()).collect();
+        let pools: BTreeSet<String> = names.into_iter().filter(|name| listed.contains(name) || !current.contains(name)).collect();
+        let unlisted: Vec<String> = current.iter().filter(|name| !pools.contains(*name)).map(|name| format!("`{name}`")).collect();
+        if !unlisted.is_empty() {
+            self.notes.push(format!(
+                "the Installation does not list {}: the operator leaves {} alone, so calplan changes {} as IPPools",
+                unlisted.join(", "),
+                if unlisted.len() == 1 { "it" } else { "them" },
+                if unlisted.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        Some(Operator { installation, known: true, pools })
+    }
+
+    /// Folds the stage's changes to operator-owned pools into one change of the Installation's
+    /// pool list, where the operator takes them from.
+    fn through_installation(&mut self, changes: &mut Vec<Change>, next: &ResourceSet) {
+        let Some(operator) = &mut self.operator else { return };
+        let owned = |change: &Change| change.kind == "IPPool" && change.target == Target::Calico && operator.pools.contains(&change.name);
+        let Some(position) = changes.iter().position(owned) else { return };
+        let names: Vec<String> = changes.iter().filter(|change| owned(change)).map(|change| format!("`{}`", change.name)).collect();
+        changes.retain(|change| !owned(change));
+        let pools: Vec<&IpPool> = next.pools().filter(|pool| operator.pools.contains(&pool.metadata.name)).collect();
+        let before = operator.installation.clone();
+        let after = calplan_calico::installation::with_pools(&before, &pools);
+        if calplan_calico::installation::managed_part(&before) == calplan_calico::installation::managed_part(&after) {
+            return;
+        }
+        let view = |installation: &serde_json::Value| {
+            let part =
+                serde_json::json!({ "spec": { "calicoNetwork": { "ipPools": calplan_calico::installation::managed_part(installation) } } });
+            diff::view_yaml(&part)
+        };
+        let name = format!("{}/{}", calplan_calico::installation::KIND, calplan_calico::installation::NAME);
+        changes.insert(
+            position,
+            Change {
+                action: Action::Update,
+                kind: calplan_calico::installation::KIND.to_string(),
+                name: calplan_calico::installation::NAME.to_string(),
+                target: Target::Calico,
+                diff: diff::redact(&diff::unified(&name, &view(&before), &view(&after))),
+                before: operator.known.then(|| Content::Resource { value: before.clone() }),
+                after: Some(Content::Resource { value: after.clone() }),
+                reason: Some(format!(
+                    "the Tigera operator owns {} (its Installation lists {}): the change goes through \
+                     `Installation.spec.calicoNetwork.ipPools`, never to the IPPool, which the operator would revert",
+                    names.join(", "),
+                    if names.len() == 1 { "it" } else { "them" }
+                )),
+                informational: false,
+            },
+        );
+        operator.installation = after;
     }
 
     /// Whether any resource of `kind` differs between two sets.
@@ -797,6 +980,7 @@ impl Planner<'_> {
         let mut next = self.state.clone();
         mutate(&mut next);
         let mut changes = resource_changes(&self.state, &next, replaced);
+        self.through_installation(&mut changes, &next);
         let files = self.files.as_ref().map(|_| self.compile_files(&next));
         if let (Some(before), Some(after)) = (&self.files, &files) {
             changes.extend(file_changes(before, after, self.agent));
@@ -822,7 +1006,7 @@ impl Planner<'_> {
                 barrier = Some(sessions_barrier(&peerings));
             }
         }
-        if barrier.is_none() && step.session_barrier && sessions_changed {
+        if barrier.is_none() && ((step.session_barrier && sessions_changed) || step.restarts_calico_node) {
             barrier = Some(sessions_barrier(&peerings));
         }
         if barrier.is_none() {
@@ -832,7 +1016,7 @@ impl Planner<'_> {
             number: self.stages.len() + 1,
             title: step.title,
             reason: step.reason,
-            disruption: step.disruption.filter(|_| sessions_changed || !step.manual.is_empty()),
+            disruption: step.disruption.filter(|_| sessions_changed || !step.manual.is_empty() || step.restarts_calico_node),
             changes,
             manual: step.manual,
             barrier,

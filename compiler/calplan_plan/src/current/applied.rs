@@ -60,6 +60,8 @@ pub struct Applied {
     pub artifacts: BTreeMap<String, String>,
     /// The Calico resources among them.
     pub resources: ResourceSet,
+    /// The operator's Installation among them (`calico/installation.yaml`), if any.
+    pub installation: Option<serde_json::Value>,
 }
 
 /// A path that stays inside the directory: relative, `/`-separated, no `.` or `..`
@@ -181,6 +183,9 @@ pub fn read(manifest_file: FileId, manifest_text: &str, files: &[ArtifactFile], 
                 for resource in resources.resources.into_values() {
                     applied.resources.insert(resource);
                 }
+            }
+            if let Some(installation) = calico_yaml::installation(found.file, text) {
+                applied.installation = Some(installation);
             }
         }
         applied.artifacts.insert(entry.path.clone(), text.to_string());

@@ -42,6 +42,18 @@ pub fn read(file: FileId, text: &str) -> Read<ResourceSet> {
     Read { value: (!failed).then_some(set), diagnostics }
 }
 
+/// The Tigera operator's `Installation` among the documents (`kubectl get installation default
+/// -o yaml`, an `InstallationList`, or beside Calico's resources), if any. What cannot be read
+/// as YAML is reported by [`read`]; here it is no Installation.
+pub fn installation(file: FileId, text: &str) -> Option<serde_json::Value> {
+    let mut ignored = Diagnostics::new();
+    let documents = read_yaml(file, text, &mut ignored)?;
+    documents.iter().flat_map(items).find_map(|item| {
+        let value: serde_json::Value = de::from_node(item).ok()?;
+        calplan_calico::installation::is_installation(&value).then_some(value)
+    })
+}
+
 /// The resources in a document: a list's items, a sequence's elements, or the document.
 pub(crate) fn items(document: &Node) -> Vec<&Node> {
     match &document.kind {

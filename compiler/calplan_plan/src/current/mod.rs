@@ -86,6 +86,9 @@ pub struct CurrentState {
     pub node_routes: BTreeMap<String, Vec<String>>,
     /// Artifacts of an earlier compile or apply, by path.
     pub applied: Option<BTreeMap<String, String>>,
+    /// The Tigera operator's `Installation`, from `kubectl get installation default -o yaml`
+    /// or an earlier compile or apply; a later source replaces an earlier one.
+    pub installation: Option<serde_json::Value>,
     pub sources: Vec<crate::plan::SourceFingerprint>,
     /// Which datastore the state was read from, when a datastore was read.
     pub datastore: Option<calplan_model::Datastore>,
@@ -140,6 +143,9 @@ impl CurrentState {
     /// Adds an earlier compile's or apply's artifacts and the Calico resources among them.
     pub fn add_applied(&mut self, applied: applied::Applied) {
         self.add_resources(applied.resources);
+        if let Some(installation) = applied.installation {
+            self.installation = Some(installation);
+        }
         self.applied.get_or_insert_with(BTreeMap::new).extend(applied.artifacts);
     }
 
@@ -195,6 +201,14 @@ pub fn resource_digests(resources: &ResourceSet) -> BTreeMap<String, String> {
     resources.iter().map(|resource| (format!("{}/{}", resource.kind().as_str(), resource.name()), crate::diff::digest(resource))).collect()
 }
 
+/// The digest of what calplan manages of an Installation (its pool list), keyed as resources
+/// are, for the stale-plan check.
+pub const INSTALLATION_KEY: &str = "Installation/default";
+
+pub fn installation_digest(installation: &serde_json::Value) -> String {
+    text_digest(&calplan_calico::installation::managed_part(installation).to_string())
+}
+
 /// The sha256 of a text, in hex.
 pub fn text_digest(text: &str) -> String {
     use sha2::Digest;
@@ -215,7 +229,7 @@ pub fn sniff(text: &str) -> Option<SourceKind> {
         return Some(SourceKind::Kubernetes);
     }
     let head: String = text.lines().filter(|line| !line.trim_start().starts_with('#')).take(12).collect::<Vec<_>>().join("\n");
-    if text.contains("projectcalico.org/v3") {
+    if text.contains("projectcalico.org/v3") || text.contains(calplan_calico::installation::API_VERSION) {
         return Some(SourceKind::CalicoResources);
     }
     if head.contains("GROUPING") && head.contains("CIDR") {
