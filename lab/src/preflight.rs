@@ -5,7 +5,8 @@
 //! Which programs depend on the lab: BIRD 2 and `birdc` for a BIRD 2 lab; Debian's BIRD 1.6
 //! (`bird`, `birdc`, and `bird6` for nodes with IPv6) and `etcd` for a calico-node lab; FRR's
 //! daemons and `vtysh` where a router or an external peer speaks BGP, `frr-reload.py` where a
-//! router loads a compiled `frr.conf`; the rest always.
+//! router loads a compiled `frr.conf`; the rest always. It also refuses when the kernel's ARP
+//! table, shared by every namespace, is nearly full: no lab could work then.
 
 use calplan_model::{Analysis, NodeAgent, Platform};
 use std::path::{Path, PathBuf};
@@ -115,11 +116,29 @@ pub fn check(analysis: &Analysis, agent: NodeAgent) -> Result<Programs, String> 
             }
         }
     }
-    if missing.is_empty() {
-        Ok(programs)
-    } else {
-        Err(format!("nothing was created: the lab needs programs this machine lacks:\n{}", missing.join("\n")))
+    if !missing.is_empty() {
+        return Err(format!("nothing was created: the lab needs programs this machine lacks:\n{}", missing.join("\n")));
     }
+    if let Some((entries, limit)) = neighbour_table() {
+        // The kernel keeps one ARP table for every namespace: once it is full, no lab host can
+        // resolve another's address (BGP fails with "No route to host").
+        if entries * 10 >= limit * 9 {
+            return Err(format!(
+                "nothing was created: the kernel's ARP table, which every network namespace shares, holds {entries} of its \
+                 {limit} entries (other labs or containers): a lab's hosts could not resolve one another. Take other labs down, \
+                 or raise `net.ipv4.neigh.default.gc_thresh3`"
+            ));
+        }
+    }
+    Ok(programs)
+}
+
+/// The kernel's ARP table: its entries (all namespaces together) and its hard limit.
+fn neighbour_table() -> Option<(u64, u64)> {
+    let stats = std::fs::read_to_string("/proc/net/stat/arp_cache").ok()?;
+    let entries = u64::from_str_radix(stats.lines().nth(1)?.split_whitespace().next()?, 16).ok()?;
+    let limit = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3").ok()?.trim().parse().ok()?;
+    Some((entries, limit))
 }
 
 #[cfg(test)]

@@ -163,7 +163,13 @@ fn up(intent: &Path, dir: Option<&Path>, node_agent: Option<calplan_model::NodeA
     let node_agent = node_agent.unwrap_or(analysis.model.node_agent);
     let options = lab::up::UpOptions { intent: &name, intent_text: &text, fingerprint, dir: &dir, barrier_timeout, node_agent };
     lab::up::up(analysis, &options, &mut |line| say(line)).map_err(|error| {
-        CliError::Message(format!("lab up failed: {error}\n(what was built stays for inspection: `calplan lab down {name}` removes it)"))
+        if error.starts_with("nothing was created") {
+            CliError::Message(format!("lab up refused: {error}"))
+        } else {
+            CliError::Message(format!(
+                "lab up failed: {error}\n(what was built stays for inspection: `calplan lab down {name}` removes it)"
+            ))
+        }
     })?;
     Ok(ExitCode::SUCCESS)
 }
