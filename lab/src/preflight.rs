@@ -5,8 +5,8 @@
 //! Which programs depend on the lab: BIRD 2 and `birdc` for a BIRD 2 lab; Debian's BIRD 1.6
 //! (`bird`, `birdc`, and `bird6` for nodes with IPv6) and `etcd` for a calico-node lab; FRR's
 //! daemons and `vtysh` where a router or an external peer speaks BGP, `frr-reload.py` where a
-//! router loads a compiled `frr.conf`; the rest always. It also refuses when the kernel's ARP
-//! table, shared by every namespace, is nearly full: no lab could work then.
+//! router loads a compiled `frr.conf`; the rest always. It also warns when the kernel's ARP
+//! table, shared by every namespace, is nearly full.
 
 use calplan_model::{Analysis, NodeAgent, Platform};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub struct Programs {
     /// BIRD 1.6's folder, in calico-node mode.
     pub bird16: Option<PathBuf>,
+    /// What may keep the lab from working, though nothing is missing.
+    pub warnings: Vec<String>,
 }
 
 /// One program the lab needs, and how to get it.
@@ -120,13 +122,15 @@ pub fn check(analysis: &Analysis, agent: NodeAgent) -> Result<Programs, String> 
         return Err(format!("nothing was created: the lab needs programs this machine lacks:\n{}", missing.join("\n")));
     }
     if let Some((entries, limit)) = neighbour_table() {
-        // The kernel keeps one ARP table for every namespace: once it is full, no lab host can
-        // resolve another's address (BGP fails with "No route to host").
+        // The kernel keeps one ARP table for every namespace: once its collectable entries
+        // reach the limit, no lab host can resolve another's address (BGP fails with "No route
+        // to host"). The count includes permanent entries (VXLAN's), which the limit spares,
+        // so this is a warning, not a refusal.
         if entries * 10 >= limit * 9 {
-            return Err(format!(
-                "nothing was created: the kernel's ARP table, which every network namespace shares, holds {entries} of its \
-                 {limit} entries (other labs or containers): a lab's hosts could not resolve one another. Take other labs down, \
-                 or raise `net.ipv4.neigh.default.gc_thresh3`"
+            programs.warnings.push(format!(
+                "the kernel's ARP table, which every network namespace shares, holds {entries} entries and takes at most \
+                 {limit} that are not permanent (`net.ipv4.neigh.default.gc_thresh3`): if other labs fill it, this lab's hosts \
+                 cannot resolve one another (\"No route to host\")"
             ));
         }
     }

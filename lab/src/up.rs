@@ -152,6 +152,9 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
     let output = crate::compile(analysis)?;
     let mut layout = topology::plan(analysis, options.intent, options.dir, agent)?;
     layout.bird16 = programs.bird16;
+    for warning in &programs.warnings {
+        say(&format!("warning: {warning}"));
+    }
     if options.dir.join(crate::LAYOUT_FILE).exists() {
         return Err(format!("a lab is already up in `{}`: `calplan lab down` it first", options.dir.display()));
     }
