@@ -651,4 +651,37 @@ mod tests {
         edited.pairs[0].value.push(b' ');
         assert_ne!(base.fingerprint(), edited.fingerprint());
     }
+
+    /// What the writer makes, the reader reads back: a claimed block with a pod's address, its
+    /// affinity, and the address released again.
+    #[test]
+    fn written_blocks_and_affinities_read_back() {
+        let block: IpNet = "10.244.3.0/24".parse().unwrap();
+        let mut value = BlockValue::claimed(&block, "n1");
+        assert_eq!(value.allocations.len(), 256);
+        let pod = BTreeMap::from([
+            ("namespace".to_string(), "lab".to_string()),
+            ("pod".to_string(), "pod3".to_string()),
+            ("node".to_string(), "n1".to_string()),
+        ]);
+        assert!(value.assign(5, "k8s-pod-network.x", pod.clone()));
+        assert!(!value.assign(5, "k8s-pod-network.y", pod), "an address is handed out once");
+        assert_eq!(BlockValue::address(&block, 5), Some("10.244.3.5".parse().unwrap()));
+        assert_eq!(BlockValue::ordinal_of(&block, "10.244.3.5".parse().unwrap()), Some(5));
+        assert_eq!(block_key(&block), "/calico/ipam/v2/assignment/ipv4/block/10.244.3.0-24");
+        let snapshot = Snapshot::new(
+            7,
+            vec![
+                pair(&affinity_key("n1", &block), std::str::from_utf8(&affinity_value(AffinityState::Confirmed)).unwrap(), 6),
+                pair(&block_key(&block), &serde_json::to_string(&value).unwrap(), 7),
+            ],
+        );
+        let state = read(FileId(0), &snapshot).value.unwrap();
+        assert_eq!(state.affinities, [ObservedAffinity { block, node: "n1".into(), state: AffinityState::Confirmed }]);
+        assert_eq!(state.block_usage[&block], 1);
+        assert_eq!(state.workloads[0].name, "pod3");
+        assert_eq!(value.release(5).as_deref(), Some("k8s-pod-network.x"));
+        assert_eq!((value.in_use(), value.attributes.len()), (0, 0));
+        assert_eq!(affinity_key("n1", &"fd00::40/122".parse().unwrap()), "/calico/ipam/v2/host/n1/ipv6/block/fd00::40-122");
+    }
 }
