@@ -11,7 +11,9 @@ with ECMP static routes via the first two reflectors.
     bench/gen_intent.py 100 --mesh --node-agent bird    # the same nodes on the full mesh, on BIRD 2
 
 `--mesh` leaves the mesh on and names no reflectors (the cluster before a mesh → reflectors
-migration); `--node-agent bird` says the nodes run BIRD 2 on calplan's files, as the lab's do.
+migration); `--reflectors-at SLOT` makes the nodes in SLOT and SLOT+1 of each group's first
+rack the reflectors instead of 0 and 1 (the cluster before its reflectors move);
+`--node-agent bird` says the nodes run BIRD 2 on calplan's files, as the lab's do.
 """
 
 import sys
@@ -21,7 +23,8 @@ def main() -> None:
     arguments = sys.argv[1:]
     mesh = "--mesh" in arguments
     agent = arguments[arguments.index("--node-agent") + 1] if "--node-agent" in arguments else None
-    numbers = [argument for argument in arguments if argument.isdigit()]
+    slot = int(arguments[arguments.index("--reflectors-at") + 1]) if "--reflectors-at" in arguments else 0
+    numbers = [argument for argument in arguments[:1] if argument.isdigit()]
     count = int(numbers[0]) if numbers else 100
     racks = (count + 49) // 50
     out = []
@@ -49,7 +52,7 @@ def main() -> None:
     for group in range(0 if mesh else groups):
         first_rack = group * 10
         w(f"      - clusterID: 244.0.{group // 250}.{group % 250 + 1}")
-        w(f"        nodes: [{node_name(first_rack, 0)}, {node_name(first_rack, 1)}]")
+        w(f"        nodes: [{node_name(first_rack, slot)}, {node_name(first_rack, slot + 1)}]")
         w(f"        clients: \"rack-group == 'g{group}'\"")
     w("  pools:")
     w("    - {name: default-ipv4, cidr: 100.64.0.0/10, blockSize: 26, natOutgoing: true, nodeSelector: all()}")
