@@ -19,7 +19,8 @@ peak() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
 
 for n in "${sizes[@]}"; do
     intent=$work/intent-$n.yaml
-    bench/gen_intent.py "$n" > "$intent"
+    # On BIRD 2, so that node files (the rulesets NAT changes) are planned as well.
+    bench/gen_intent.py "$n" --node-agent bird > "$intent"
     # The one-line change: zone b's pool stops masquerading.
     sed "s/ipipMode: CrossSubnet, natOutgoing: true/ipipMode: CrossSubnet, natOutgoing: false/" "$intent" > "$work/changed-$n.yaml"
     rm -rf "$work/out-$n" && "$calplan" compile "$intent" -o "$work/out-$n" 2>/dev/null
@@ -28,6 +29,10 @@ for n in "${sizes[@]}"; do
     echo "check peak KB: $(peak "$calplan" check "$intent")"
     echo "compile peak KB: $(peak "$calplan" compile "$intent" -o "$work/peak-$n")"
     echo "plan peak KB: $(peak "$calplan" plan "$work/changed-$n.yaml" --current "$work/out-$n/calico")"
+    # What a reviewer reads of the one-line change planned against the base intent (node files
+    # included): the human plan's lines, the Markdown comment's size.
+    echo "reviewed plan: $("$calplan" plan "$work/changed-$n.yaml" --current "$intent" 2>/dev/null | wc -l) lines (human)," \
+         "$("$calplan" plan "$work/changed-$n.yaml" --current "$intent" --format markdown 2>/dev/null | wc -c) bytes (markdown)"
     hyperfine --style basic --warmup 1 --runs 5 \
         -n "check $n" "$calplan check $intent" \
         -n "plan one-line change, $n" "$calplan plan $work/changed-$n.yaml --current $work/out-$n/calico" 2>&1 | grep -E 'Time|±|Benchmark'

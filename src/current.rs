@@ -14,10 +14,17 @@
 //!   (`kubectl get … -o yaml` of Calico's custom resources or of Nodes) are Calico's
 //!   Kubernetes datastore. A route dump names its
 //!   node by its file name: `<node>.routes`, `<node>.json`, or a file named exactly as the
-//!   node directly inside a `routes/` directory.
+//!   node directly inside a `routes/` directory. An intent named on its own is checked and
+//!   compiled, and stands for the cluster as if it had been applied (`--current base.yaml`).
+//!
+//! Inside a directory only regular files are read, opened without waiting (a FIFO would block
+//! the read, and an apply holding its lock, for ever), and a symbolic link is followed only to
+//! a file inside the directory named on the command line: never out of it (a link to `/` once
+//! made calplan walk the whole file system), never to a directory (no loops). What is passed
+//! over is said in a note. Every file is read up to `input::MAX_FILE_BYTES`.
 
 use crate::apply::calicoctl_config::{self, CONFIGURED_ETCD};
-use crate::cli::CliError;
+use crate::cli::{CliError, FileKinds};
 use crate::etcd;
 use calplan_diagnostics::{Diagnostics, SourceMap};
 use calplan_plan::current::{self, CurrentState, SourceKind, applied, etcd_layout, ip_routes, ipam_blocks, workloads};
@@ -30,16 +37,32 @@ pub struct Loaded {
     pub state: CurrentState,
     pub sources: SourceMap,
     pub diagnostics: Diagnostics,
+    /// What was passed over in directories, and why, for [`report`] to print.
+    pub notes: Vec<String>,
+    /// Which files named on the command line may be read.
+    named: FileKinds,
 }
 
-/// Reads the sources, with calicoctl's default configuration for any etcd among them.
+/// Reads the sources named on the command line, with calicoctl's default configuration for
+/// any etcd among them; a file named there may be a pipe.
 pub fn load(sources: &[String]) -> Result<Loaded, CliError> {
     load_with(sources, None)
 }
 
 /// Reads the sources; `calico_config` is `--calico-config`, read only if an etcd source needs it.
 pub fn load_with(sources: &[String], calico_config: Option<&Path>) -> Result<Loaded, CliError> {
-    let mut loaded = Loaded { state: CurrentState::default(), sources: SourceMap::new(), diagnostics: Diagnostics::new() };
+    load_as(sources, calico_config, FileKinds::Named)
+}
+
+/// Reads again the sources a saved plan names, when nobody is there to feed a pipe: only
+/// regular files, so a source that became a FIFO is refused rather than waited on.
+pub fn load_again(sources: &[String], calico_config: Option<&Path>) -> Result<Loaded, CliError> {
+    load_as(sources, calico_config, FileKinds::Regular)
+}
+
+fn load_as(sources: &[String], calico_config: Option<&Path>, named: FileKinds) -> Result<Loaded, CliError> {
+    let mut loaded =
+        Loaded { state: CurrentState::default(), sources: SourceMap::new(), diagnostics: Diagnostics::new(), notes: Vec::new(), named };
     for source in sources {
         if is_etcd(source)? {
             load_etcd(source, calico_config, &mut loaded)?;
@@ -47,7 +70,8 @@ pub fn load_with(sources: &[String], calico_config: Option<&Path>) -> Result<Loa
         }
         let path = PathBuf::from(source);
         if path.is_dir() {
-            load_directory(&path, &mut loaded)?;
+            let root = std::fs::canonicalize(&path).map_err(|error| CliError::Message(format!("cannot read `{source}`: {error}")))?;
+            load_directory(&root, &path, &mut loaded)?;
         } else {
             load_file(&path, &mut loaded, false)?;
         }
@@ -120,17 +144,30 @@ fn entries(directory: &Path) -> Result<Vec<PathBuf>, CliError> {
     Ok(entries)
 }
 
-fn load_directory(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
+/// Walks a directory under `root` (the directory named on the command line, canonical).
+fn load_directory(root: &Path, directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
     let entries = entries(directory)?;
     let names: Vec<String> = entries.iter().filter_map(|path| path.file_name().map(|name| name.to_string_lossy().into_owned())).collect();
     if current::sniff_directory(names.iter().map(String::as_str)) == Some(SourceKind::AppliedState) {
         return load_applied(directory, loaded);
     }
     for path in entries {
-        if path.is_dir() {
-            load_directory(&path, loaded)?;
-        } else {
+        let pass_over = |loaded: &mut Loaded, why: String| loaded.notes.push(format!("`{}` {why}; passed over", path.display()));
+        let metadata =
+            std::fs::symlink_metadata(&path).map_err(|error| CliError::Message(format!("cannot read `{}`: {error}", path.display())))?;
+        if metadata.is_dir() {
+            load_directory(root, &path, loaded)?;
+        } else if metadata.is_file() {
             load_file(&path, loaded, true)?;
+        } else if metadata.is_symlink() {
+            match std::fs::canonicalize(&path) {
+                Err(_) => pass_over(loaded, "is a link to nothing".into()),
+                Ok(target) if !target.starts_with(root) => pass_over(loaded, format!("is a link leading out of `{}`", root.display())),
+                Ok(target) if target.is_dir() => pass_over(loaded, "is a link to a directory".into()),
+                Ok(_) => load_file(&path, loaded, true)?,
+            }
+        } else {
+            pass_over(loaded, format!("is {}, not a regular file", crate::cli::describe_type(metadata.file_type())));
         }
     }
     Ok(())
@@ -145,10 +182,19 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
         let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
         return load_applied(directory, loaded);
     }
-    let (name, text) = crate::cli::read_text(path)?;
-    let Some(kind) = current::sniff(&text) else {
+    let kinds = if in_directory { FileKinds::Regular } else { loaded.named };
+    let (name, text) = crate::cli::read_file_as(path, kinds)?;
+    let kind = current::sniff(&text);
+    if kind == Some(SourceKind::Intent) {
         if in_directory {
-            anstream::eprintln!("note: `{name}` is not a current-state source; passing over it");
+            loaded.notes.push(format!("`{name}` is an intent; name it on its own (`--current {name}`) to plan against it"));
+            return Ok(());
+        }
+        return load_intent(name, text, loaded);
+    }
+    let Some(kind) = kind else {
+        if in_directory {
+            loaded.notes.push(format!("`{name}` is not a current-state source; passed over"));
             return Ok(());
         }
         return Err(CliError::Message(format!(
@@ -225,9 +271,49 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
                 })?;
             }
         }
-        SourceKind::AppliedState | SourceKind::Etcd => {
-            unreachable!("not told from a file's content")
+        SourceKind::AppliedState | SourceKind::Etcd | SourceKind::Intent => {
+            unreachable!("not told from a file's content, or read before")
         }
+    }
+    loaded.state.sources.push(fingerprint);
+    Ok(())
+}
+
+/// An intent as current state: checked (its diagnostics printed; errors stop the plan), then
+/// compiled with the built-in templates and read back as an earlier compile's directory would
+/// be.
+fn load_intent(name: String, text: String, loaded: &mut Loaded) -> Result<(), CliError> {
+    let digest = current::text_digest(&text);
+    let checked = crate::pipeline::check(&name, text, None);
+    crate::cli::report_intent(&checked);
+    let Some(analysis) = checked.valid() else {
+        return Err(CliError::Message(format!("`{name}`, given as current state, is not a valid intent")));
+    };
+    // What a plan compares: every target apply loads or records. `bird-calico` (confd's render)
+    // is recorded where calico-node runs the nodes, and only a prediction on BIRD 2 hosts.
+    let templates = calplan_targets::Templates::builtin();
+    let context = calplan_targets::Context { analysis, templates: &templates, node: None, sink: None };
+    let renders = analysis.model.node_agent == calplan_model::NodeAgent::CalicoNode;
+    let targets =
+        calplan_targets::target_names().into_iter().filter(|target| renders || *target != "bird-calico").map(String::from).collect();
+    let output = calplan_targets::compile(&context, Some(&targets))
+        .map_err(|error| CliError::Message(format!("cannot compile `{name}`: {error}")))?;
+    let mut artifacts = std::collections::BTreeMap::new();
+    let mut resource_files = Vec::new();
+    for (_, artifact) in output.artifacts {
+        if current::compiled::holds_resources(&artifact.path) {
+            resource_files.push(loaded.sources.add(format!("{name} (compiled {})", artifact.path), artifact.contents.clone()));
+        }
+        artifacts.insert(artifact.path, artifact.contents);
+    }
+    let resource_texts: Vec<(calplan_diagnostics::FileId, &str)> =
+        resource_files.iter().map(|file| (*file, loaded.sources.file(*file).text())).collect();
+    let read = current::compiled::read(&resource_texts, artifacts);
+    loaded.diagnostics.extend(read.diagnostics);
+    let mut fingerprint = fingerprint(&name, SourceKind::Intent, digest);
+    if let Some(applied) = read.value {
+        fingerprint.resources = current::resource_digests(&applied.resources);
+        loaded.state.add_applied(applied);
     }
     loaded.state.sources.push(fingerprint);
     Ok(())
@@ -237,7 +323,7 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
 /// lists, each checked to lie inside the directory.
 fn load_applied(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
     let name = directory.display().to_string();
-    let (manifest_name, manifest_text) = crate::cli::read_text(&directory.join(applied::MANIFEST))?;
+    let (manifest_name, manifest_text) = crate::cli::read_file_as(&directory.join(applied::MANIFEST), FileKinds::Regular)?;
     let manifest_file = loaded.sources.add(manifest_name, manifest_text);
     let read = applied::read_manifest(manifest_file, loaded.sources.file(manifest_file).text());
     loaded.diagnostics.extend(read.diagnostics);
@@ -258,7 +344,7 @@ fn load_applied(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
         if !resolved.starts_with(&root) {
             return Err(CliError::Message(format!("`{}` leads outside `{name}`; calplan writes no links", path.display())));
         }
-        let (file_name, text) = crate::cli::read_text(&path)?;
+        let (file_name, text) = crate::cli::read_file_as(&path, FileKinds::Regular)?;
         listed.push((entry.path.as_str(), Some(loaded.sources.add(file_name, text))));
     }
     let listed_paths: BTreeSet<&str> = manifest.artifacts.iter().map(|entry| entry.path.as_str()).collect();
@@ -289,12 +375,15 @@ fn load_applied(directory: &Path, loaded: &mut Loaded) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The directory's files the manifest does not list, relative and `/`-separated.
+/// The directory's files the manifest does not list, relative and `/`-separated. Links are
+/// entries like any other, never followed: a link to `/` is one unlisted entry, not a walk of
+/// the file system.
 fn collect_unlisted(directory: &Path, prefix: &str, listed: &BTreeSet<&str>, unlisted: &mut Vec<String>) -> Result<(), CliError> {
     for path in entries(directory)? {
         let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
         let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
-        if path.is_dir() {
+        let is_directory = std::fs::symlink_metadata(&path).is_ok_and(|metadata| metadata.is_dir());
+        if is_directory {
             collect_unlisted(&path, &relative, listed, unlisted)?;
         } else if !listed.contains(relative.as_str()) {
             unlisted.push(relative);
@@ -303,8 +392,12 @@ fn collect_unlisted(directory: &Path, prefix: &str, listed: &BTreeSet<&str>, unl
     Ok(())
 }
 
-/// Prints the diagnostics from reading current state; fails on errors.
+/// Prints what was passed over and the diagnostics from reading current state; fails on
+/// errors.
 pub fn report(loaded: &Loaded) -> Result<(), CliError> {
+    for note in &loaded.notes {
+        anstream::eprintln!("note: {note}");
+    }
     if loaded.diagnostics.is_empty() {
         return Ok(());
     }

@@ -37,12 +37,19 @@ pub fn check_with_levels(name: &str, text: String, observed: Option<&ObservedIpa
     let file = sources.add(name, text);
     let mut diagnostics = Diagnostics::new();
     let text = sources.file(file).text();
-    let analysis = calplan_syntax::parse_intent(file, text, &mut diagnostics).map(|intent| {
+    let parsed = calplan_syntax::parse_intent(file, text, &mut diagnostics);
+    let analysis = parsed.intent.map(|intent| {
         let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
         let analysis = Analysis::new(model, observed);
+        let before = diagnostics.len();
         calplan_validate::validate(&analysis, &mut diagnostics);
+        // A list item the schema pass had to cut a value from is judged again once it is
+        // whole: what the rules find missing in it now is that value.
+        diagnostics.retain_since(before, |diagnostic| !parsed.damaged.iter().any(|item| item.contains(diagnostic.span())));
         analysis
     });
+    // A password written inline is never shown, not even in the snippet of its own error.
+    sources.redact(&parsed.secrets);
     let allow = analysis.as_ref().map_or(&[][..], |analysis| &analysis.model.allow[..]);
     let allowed = calplan_validate::levels::apply(allow, levels, &mut diagnostics);
     Checked { sources, file, analysis, diagnostics, allowed }

@@ -16,7 +16,12 @@
 //!
 //! This is the edge: the only network code in calplan. Every request has a timeout, every
 //! error names `HOST:PORT`, and credentials appear in no address, no error and no log:
-//! `etcd://user:pass@…` is refused, the password and the token are never formatted.
+//! `etcd://user:pass@…` is refused, the password and the token are never formatted. It trusts
+//! an endpoint no further than it must: a redirect is refused, not followed (the next hop could
+//! be anything); an answer without etcd's response header (`header.cluster_id`,
+//! `header.revision`) is not etcd, and is refused rather than read as an empty datastore, whose
+//! plan would recreate everything; and an error repeats at most etcd's own reason, shortened
+//! and without control characters, never a body another server sent.
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use calplan_plan::current::etcd_layout::{self, KeyValue, Snapshot};
@@ -378,15 +383,21 @@ impl Client {
         }
         let mut response = request.send(body.to_string()).map_err(|error| self.classify(&name, error))?;
         let status = response.status().as_u16();
+        let malformed = |message: String| EtcdError::Malformed { endpoint: name.clone(), path: path.to_string(), message };
+        if (300..400).contains(&status) {
+            return Err(Failure::Final(malformed(format!(
+                "HTTP {status}, a redirect: calplan does not follow redirects from an etcd endpoint; give etcd's own address"
+            ))));
+        }
         let text = response
             .body_mut()
             .with_config()
             .limit(256 * 1024 * 1024)
             .read_to_string()
             .map_err(|error| Failure::Final(self.transport_error(&name, error)))?;
-        let malformed = |message: String| EtcdError::Malformed { endpoint: name.clone(), path: path.to_string(), message };
-        let value: Value =
-            serde_json::from_str(&text).map_err(|error| Failure::Final(malformed(format!("{error}: {}", excerpt(&text)))))?;
+        let value: Value = serde_json::from_str(&text).map_err(|_| {
+            Failure::Final(malformed(format!("HTTP {status} with {} bytes that are not JSON: not etcd's JSON gateway", text.len())))
+        })?;
         Ok((status, value))
     }
 
@@ -429,7 +440,7 @@ impl Client {
                 let token = self.token(endpoint, false)?;
                 let (status, value) = self.post(endpoint, path, body, token.as_deref())?;
                 if (200..300).contains(&status) {
-                    return Ok(value);
+                    return etcd_answer(endpoint, path, value);
                 }
                 let message = etcd_message(&value);
                 // A token expires (five minutes by default with simple tokens): ask once more.
@@ -508,8 +519,16 @@ impl Client {
                     )
                 })
             }
+            // Plain HTTP to a TLS port: etcd answers with a TLS alert, a 400, or (under load) a
+            // reset connection.
             ureq::Error::Io(error)
-                if error.kind() == std::io::ErrorKind::InvalidData || error.kind() == std::io::ErrorKind::UnexpectedEof =>
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::InvalidData
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
             {
                 EtcdError::Unreachable {
                     endpoint: endpoint.to_string(),
@@ -529,7 +548,13 @@ impl Client {
             let healthy = serde_json::from_str::<Value>(&text).ok().and_then(|value| value.get("health").cloned());
             match healthy {
                 Some(Value::String(health)) if health == "true" => Ok(()),
-                _ => Err(Failure::Final(EtcdError::Unreachable { endpoint: name, message: format!("not healthy: {}", excerpt(&text)) })),
+                Some(_) => Err(Failure::Final(EtcdError::Unreachable {
+                    endpoint: name,
+                    message: "not healthy: `/health` does not say `true`".into(),
+                })),
+                None => {
+                    Err(Failure::Final(EtcdError::Unreachable { endpoint: name, message: "`/health` did not answer as etcd does".into() }))
+                }
             }
         })
     }
@@ -704,8 +729,38 @@ fn int(value: &Value) -> i64 {
 }
 
 /// The reason etcd gave in an error answer.
+/// etcd's reason for refusing a request, as calplan repeats it: without control characters (a
+/// terminal would act on them) and at most 200 characters, since the answer may not be etcd's.
 fn etcd_message(value: &Value) -> String {
-    value.get("message").or_else(|| value.get("error")).and_then(Value::as_str).unwrap_or("no reason given").to_string()
+    let message = value.get("message").or_else(|| value.get("error")).and_then(Value::as_str).unwrap_or("no reason given");
+    let kept: String = message.chars().filter(|c| !c.is_control()).collect();
+    match kept.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &kept[..end]),
+        None => kept,
+    }
+}
+
+/// A successful answer, if it is etcd's: every answer of etcd's v3 API carries a header with
+/// the cluster's ID and the store's revision (the gateway writes 64-bit numbers as decimal
+/// strings; a cluster ID is a u64). Without it the server is something else, and reading its
+/// `{}` as a datastore without keys would plan to recreate every resource.
+fn etcd_answer(endpoint: &Endpoint, path: &str, value: Value) -> Result<Value, Failure> {
+    let header = &value["header"];
+    let cluster_id = match &header["cluster_id"] {
+        Value::String(text) => text.parse::<u64>().unwrap_or(0),
+        Value::Number(number) => number.as_u64().unwrap_or(0),
+        _ => 0,
+    };
+    if cluster_id == 0 || int(&header["revision"]) == 0 {
+        return Err(Failure::Final(EtcdError::Malformed {
+            endpoint: endpoint.to_string(),
+            path: path.to_string(),
+            message: "the answer has no etcd response header (`header.cluster_id` and `header.revision`): this is not etcd's v3 API, \
+                      and calplan will not read it as an empty datastore"
+                .into(),
+        }));
+    }
+    Ok(value)
 }
 
 /// rustls's verdict in an operator's words.
@@ -783,14 +838,6 @@ fn tls_config(security: &Security) -> Result<ureq::tls::TlsConfig, EtcdError> {
         .root_certs(RootCerts::new_with_certs(&roots))
         .client_cert(client)
         .build())
-}
-
-fn excerpt(text: &str) -> String {
-    let mut excerpt: String = text.chars().take(200).collect();
-    if excerpt.len() < text.len() {
-        excerpt.push('…');
-    }
-    excerpt
 }
 
 #[cfg(test)]

@@ -136,7 +136,9 @@ impl Ended {
     /// The apply's last line, for the operator.
     pub fn summary(&self, stages: usize, only: Option<Only>, state: &std::path::Path) -> String {
         match self {
-            Ended::Complete => format!("Apply complete: {stages} stages. The state is in `{}`.", state.display()),
+            Ended::Complete => {
+                format!("Apply complete: {}. The state is in `{}`.", calplan_plan::render::stages_phrase(stages), state.display())
+            }
             Ended::Partial(pending) => format!(
                 "Apply complete for `--only {}`: {pending} changes stay pending in `{}`; a later plan shows them.",
                 only.map_or("", Named::name),

@@ -55,11 +55,33 @@ fn read_passwords(
                 return Err(format!("`{host}`'s {file} names the Secret `{name}`, key `{key}`, which is not a Secret's name and key"));
             }
             let path = directory.join(&name).join(&key);
-            let value =
-                std::fs::read_to_string(&path).map_err(|error| format!("cannot read the password `{}`: {error}", path.display()))?;
+            let value = read_regular(&path).map_err(|error| format!("cannot read the password `{}`: {error}", path.display()))?;
             Ok((SecretKeyRef { name, key, optional: None }, value.trim_end_matches('\n').to_string()))
         })
         .collect()
+}
+
+/// The largest password file read: a BGP password is a short string, and a file past this
+/// size is not one.
+const MAX_PASSWORD_BYTES: u64 = 64 << 10;
+
+/// A regular file only (Kubernetes mounts a Secret's keys as links to regular files), opened
+/// without waiting: apply holds its lock while it reads, and must not wait on a FIFO. The type
+/// is checked on the open file, so nothing can be swapped in between.
+fn read_regular(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PASSWORD_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PASSWORD_BYTES {
+        return Err(std::io::Error::other(format!("more than the {} KiB a password file may hold", MAX_PASSWORD_BYTES >> 10)));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("it is not UTF-8 text"))
 }
 
 /// A Secret's name or key as Kubernetes allows them (letters, digits, `-`, `_`, `.`), and not

@@ -8,7 +8,7 @@
 //! `kubectl exec` passes the vector as it is (no shell), after the pod and namespace names
 //! kubectl itself reported have been checked to be plain names.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,44 +59,60 @@ pub fn close_ssh_connections() {
 }
 
 /// How one host is reached and laid out.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HostSettings {
     /// SSH destination address; default the host's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// SSH private key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
     /// SSH `known_hosts` file holding the host's key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub known_hosts: Option<String>,
     /// A network namespace on the host to run in.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
     /// Where calplan keeps the host's files; default `/etc/calplan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
     /// BIRD's control socket; default `/run/bird/bird.ctl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bird_socket: Option<String>,
     /// Where calico-node's confd writes its render, for `verify`; default
     /// `/etc/calico/confd/config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub confd_config: Option<String>,
     /// `nft` (default) or `iptables`: which ruleset to load.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub firewall: Option<String>,
     /// FRR's path space (`-N`), for routers running FRR in a namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub frr_pathspace: Option<String>,
     /// A router's platform (`linux`, `frr`, `ios`, `junos`): which of its files is loaded.
     /// `calplan apply` takes it from the intent the plan was made from; set here, it wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
     /// BIRD's IPv6 control socket where BIRD runs one daemon per family (calico-node's
     /// `bird6`); default `/var/run/calico/bird6.ctl` on calico-node nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bird6_socket: Option<String>,
     /// The BIRD client that reads sessions: default `birdcl` on calico-node nodes (what
     /// calico-node ships), `birdc` on BIRD 2 hosts. A program name or an absolute path.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bird_client: Option<String>,
     /// The namespace of the calico-node pods, for `--transport kubectl` (and `--observe
     /// node-status`): default `calico-system` (operator installs), else `kube-system`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub calico_namespace: Option<String>,
     /// This host is the machine calplan runs on: the only hosts `--transport local` acts on.
     /// Allowed per host only, never in `defaults`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub this_machine: Option<bool>,
 }
 
@@ -124,7 +140,7 @@ impl HostSettings {
 }
 
 /// `--inventory FILE`: how to reach each host, with defaults.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Inventory {
     #[serde(default)]

@@ -20,6 +20,8 @@
 //! DIR/calico-node.{log,pid,json}  the calico-node emulation: what it rendered after which
 //!                         revision, its pid, the last revision it loaded
 //! DIR/intent.yaml         calico-node mode: the intent the lab was brought up from
+//! DIR/inventory.json     how apply's netns transport reaches every node and router (as
+//!                         `--inventory` reads it: `calplan verify --transport netns`)
 //! /var/run/frr/<namespace>/  a router's FRR (zebra runs as FRR's user, which may not reach
 //!                         DIR): its path space, as `vtysh -N` and `frr-reload.py` find it
 //! DIR/listeners/         the listeners in the pods and the outside host: pid files, logs

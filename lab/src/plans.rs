@@ -6,7 +6,7 @@
 
 use calplan_model::ownership::Handling;
 use calplan_model::{Analysis, NodeAgent};
-use calplan_plan::plan::{Action, Barrier, Change, Content, FORMAT_VERSION, Fingerprint, Plan, Stage, Summary, Target};
+use calplan_plan::plan::{Action, Barrier, Change, Content, Fingerprint, Plan, Stage, Target};
 use calplan_targets::Output;
 use std::collections::BTreeMap;
 
@@ -26,7 +26,6 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
             kind: resource.kind().as_str().to_string(),
             name: resource.name().to_string(),
             target: Target::Calico,
-            diff: String::new(),
             before: None,
             after: Some(Content::Resource { value: resource.to_json() }),
             reason: None,
@@ -44,7 +43,6 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
             kind: file.to_string(),
             name: owner.to_string(),
             target,
-            diff: String::new(),
             before: None,
             after: Some(Content::File { text: artifact.contents.clone() }),
             reason: None,
@@ -77,12 +75,10 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
         route_reflectors,
     });
     let plan = |title: &str, reason: &str, changes: Vec<Change>, barrier: Option<Barrier>| Plan {
-        format_version: FORMAT_VERSION,
         intent: intent.clone(),
         current: Vec::new(),
         node_agent: agent,
         router_platforms: calplan_plan::planner::router_platforms(analysis),
-        summary: Summary::of(&changes),
         stages: vec![Stage {
             number: 1,
             title: title.into(),
@@ -147,11 +143,9 @@ pub fn all_at_once(plan: &Plan) -> Plan {
         Some(barrier @ Barrier::SessionsEstablished { .. }) => Some(barrier.clone()),
         _ => None,
     });
-    let summary = Summary::of(&changes);
     let mut notes = plan.notes.clone();
     notes.push("collapsed into one stage without route pins by `calplan lab apply --all-at-once`: a deliberately unsafe order".into());
     Plan {
-        format_version: plan.format_version,
         intent: plan.intent.clone(),
         current: plan.current.clone(),
         node_agent: plan.node_agent,
@@ -166,7 +160,6 @@ pub fn all_at_once(plan: &Plan) -> Plan {
             barrier,
             expected_status: plan.stages.last().map(|stage| stage.expected_status.clone()).unwrap_or_default(),
         }],
-        summary,
         notes,
     }
 }
@@ -181,7 +174,6 @@ mod tests {
             kind: kind.into(),
             name: "n1".into(),
             target: Target::Node { node: "n1".into() },
-            diff: String::new(),
             before: before.map(|text| Content::File { text: text.into() }),
             after: after.map(|text| Content::File { text: text.into() }),
             reason: None,
@@ -202,7 +194,6 @@ mod tests {
             expected_status: BTreeMap::new(),
         };
         let plan = Plan {
-            format_version: FORMAT_VERSION,
             intent: Fingerprint { name: "i".into(), sha256: String::new() },
             current: Vec::new(),
             node_agent: NodeAgent::Bird,
@@ -213,7 +204,6 @@ mod tests {
                 stage(3, vec![file_change("bird.cfg", Some("mesh+rr"), Some("rr"))]),
                 stage(4, vec![file_change("route-pins", Some("p"), None)]),
             ],
-            summary: Summary::default(),
             notes: Vec::new(),
         };
         let collapsed = all_at_once(&plan);
@@ -222,6 +212,6 @@ mod tests {
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].before, Some(Content::File { text: "mesh".into() }));
         assert_eq!(changes[0].after, Some(Content::File { text: "rr".into() }));
-        assert_eq!(collapsed.summary.change, 1);
+        assert_eq!(collapsed.summary().change, 1);
     }
 }

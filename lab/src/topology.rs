@@ -755,7 +755,7 @@ mod tests {
         let mut sources = calplan_diagnostics::SourceMap::new();
         let file = sources.add("intent.yaml", text.clone());
         let mut diagnostics = calplan_diagnostics::Diagnostics::new();
-        let intent = calplan_syntax::parse_intent(file, &text, &mut diagnostics).expect("the scenario parses");
+        let intent = calplan_syntax::parse_intent(file, &text, &mut diagnostics).intent.expect("the scenario parses");
         let analysis = Analysis::new(calplan_model::lower(file, &text, &intent, &mut diagnostics), None);
         assert!(!diagnostics.has_errors(), "{name} is valid");
         analysis

@@ -75,6 +75,9 @@ pub fn inventory(layout: &Layout) -> Inventory {
                 bird_socket: Some(daemons::bird_socket(layout, node).display().to_string()),
                 bird6_socket: calico_node.then(|| daemons::bird6_socket(node).display().to_string()),
                 bird_client: if calico_node { client.clone() } else { None },
+                // Where confd's render is, for `calplan verify --inventory DIR/inventory.json`.
+                confd_config: calico_node
+                    .then(|| daemons::render_path(node, false).parent().expect("a render is in a directory").display().to_string()),
                 firewall: Some("nft".into()),
                 ..HostSettings::default()
             },
@@ -95,6 +98,17 @@ pub fn inventory(layout: &Layout) -> Inventory {
         );
     }
     Inventory { defaults: HostSettings::default(), hosts }
+}
+
+/// The inventory file in the lab's directory: [`inventory`] as `--inventory` reads it (JSON,
+/// which is YAML), so that `calplan apply` and `calplan verify --transport netns` reach the
+/// lab's nodes as they would a cluster's.
+pub const INVENTORY_FILE: &str = "inventory.json";
+
+fn write_inventory(layout: &Layout) -> Result<(), String> {
+    let mut text = serde_json::to_string_pretty(&inventory(layout)).expect("inventories serialize");
+    text.push('\n');
+    calplan_apply::state::write_atomically(&layout.dir.join(INVENTORY_FILE), text.as_bytes(), 0o644)
 }
 
 /// Apply's options for the lab: the record backend (or in calico-node mode the lab's etcd),
@@ -199,6 +213,7 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
         calplan_apply::state::write_atomically(&copy, options.intent_text.as_bytes(), 0o644)?;
     }
     crate::write_layout(&layout)?;
+    write_inventory(&layout)?;
     say(&format!(
         "lab `{}` in `{}` (namespaces `{}-*`, nodes run by {})",
         layout.name,

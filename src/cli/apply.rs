@@ -60,7 +60,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let (name, text) = super::read_text(&args.plan)?;
+    let (name, text) = super::input::read_plan_text(&args.plan)?;
     let plan = super::show::read_plan(&args.plan)?;
     let plan_digest = calplan_plan::current::text_digest(&text);
     let _lock = Lock::acquire(&args.state, &apply::lock::describe_holder(&format!("`{name}`")))
@@ -69,7 +69,7 @@ pub fn run(args: Args) -> CliResult {
     state.read().map_err(CliError::Message)?;
     check_fresh(&plan, args.calico_config.path.as_deref())?;
     if plan.is_empty() {
-        anstream::eprintln!("The plan has no changes: nothing to apply.");
+        super::info("The plan has no changes: nothing to apply.");
         return Ok(ExitCode::SUCCESS);
     }
     let backend = match args.calico.as_deref() {
@@ -120,7 +120,7 @@ pub fn run(args: Args) -> CliResult {
     progress.finish();
     match ended {
         Ok(ended) => {
-            anstream::eprintln!("{}", ended.summary(plan.stages.len(), args.only, &args.state));
+            super::info(&ended.summary(plan.stages.len(), args.only, &args.state));
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => Err(CliError::Message(format!("apply stopped: {error}"))),
@@ -138,13 +138,13 @@ pub(crate) fn check_fresh(plan: &Plan, calico_config: Option<&Path>) -> Result<(
     let touched_files = apply::planned_file_digests(plan);
     let mut changed = Vec::new();
     if Path::new(&plan.intent.name).is_file()
-        && let Ok(text) = std::fs::read_to_string(&plan.intent.name)
+        && let Ok((_, text)) = super::read_file_as(Path::new(&plan.intent.name), super::FileKinds::Regular)
         && calplan_plan::current::text_digest(&text) != plan.intent.sha256
     {
         changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
     }
     for source in &plan.current {
-        let loaded = match current::load_with(std::slice::from_ref(&source.name), calico_config) {
+        let loaded = match current::load_again(std::slice::from_ref(&source.name), calico_config) {
             Ok(loaded) => loaded,
             Err(CliError::Message(message)) => {
                 return Err(CliError::Message(format!("stale plan: cannot read `{}` again: {message}", source.name)));
@@ -226,7 +226,7 @@ fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<
     let kind = calplan_plan::current::SourceKind::AppliedState.as_str();
     let mut baseline: Option<BTreeMap<String, String>> = None;
     for source in plan.current.iter().filter(|source| source.kind == kind) {
-        let loaded = current::load_with(std::slice::from_ref(&source.name), calico_config)?;
+        let loaded = current::load_again(std::slice::from_ref(&source.name), calico_config)?;
         let files = loaded.state.applied.unwrap_or_default();
         baseline
             .get_or_insert_with(BTreeMap::new)
@@ -235,64 +235,46 @@ fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<
     Ok(baseline)
 }
 
+/// Asks on the terminal, after showing the plan as `show` does: computed from the content this
+/// apply writes, never from text stored in the file.
 fn approved(plan: &Plan) -> Result<bool, CliError> {
-    anstream::eprintln!("{}", plan.summary.line());
-    anstream::eprint!("Apply these {} stages? Only 'yes' will be accepted: ", plan.stages.len());
+    anstream::eprint!("{}", calplan_plan::render::human(plan, super::stderr_color()));
+    anstream::eprint!("Apply these {}? Only 'yes' will be accepted: ", calplan_plan::render::stages_phrase(plan.stages.len()));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|error| CliError::Message(format!("cannot read the answer: {error}")))?;
     Ok(answer.trim() == "yes")
 }
 
-/// Progress: a spinner on a terminal, plain lines otherwise.
-struct Reporter {
-    bar: Option<indicatif::ProgressBar>,
-}
+/// Apply's progress: a line per stage and step, the spinner saying what it waits for.
+struct Reporter(super::Progress);
 
 impl Reporter {
     fn new() -> Reporter {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Reporter { bar }
-    }
-
-    fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
-        }
+        Reporter(super::Progress::new())
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.0.finish();
     }
 }
 
 impl Progress for Reporter {
     fn stage(&mut self, stage: &Stage, total: usize) {
-        self.line(&format!("stage {}/{total}: {}", stage.number, stage.title));
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("stage {}/{total}: {}", stage.number, stage.title));
-        }
+        self.0.line(&format!("stage {}/{total}: {}", stage.number, stage.title));
+        self.0.status(&format!("stage {}/{total}: {}", stage.number, stage.title));
     }
 
     fn step(&mut self, text: &str) {
-        self.line(&format!("  {text}"));
+        self.0.line(&format!("  {text}"));
     }
 
     fn waiting(&mut self, text: &str) {
-        self.line(&format!("  waiting: {text}"));
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("waiting: {text}"));
-        }
+        self.0.line(&format!("  waiting: {text}"));
+        self.0.status(&format!("waiting: {text}"));
     }
 
     fn done(&mut self, text: &str) {
-        self.line(&format!("  {text}"));
+        self.0.line(&format!("  {text}"));
     }
 }

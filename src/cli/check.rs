@@ -59,7 +59,7 @@ pub fn run(args: Args) -> CliResult {
                 };
                 let allowed =
                     calplan_diagnostics::allowed_summary(&checked.allowed).map_or_else(String::new, |allowed| format!("; {allowed}"));
-                anstream::eprintln!("ok: `{name}` is a valid intent{summary}{tail}{allowed}");
+                super::info(&format!("ok: `{name}` is a valid intent{summary}{tail}{allowed}"));
             }
         }
         Format::Json => super::print_stdout(&render::json(&diagnostics, &checked.allowed, &checked.sources))?,

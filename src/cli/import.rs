@@ -29,7 +29,7 @@ pub fn run(args: Args) -> CliResult {
     };
     let imported = crate::pipeline::import(resources, &args.name, loaded.state.datastore, loaded.state.observed_ipam().as_ref());
     for note in &imported.notes {
-        anstream::eprintln!("note: {note}");
+        super::info(&format!("note: {note}"));
     }
     for finding in &imported.allowed {
         let count = finding.messages.len();

@@ -8,6 +8,7 @@ use calplan_diagnostics::render;
 use calplan_model::ipam::ObservedIpam;
 use calplan_validate::levels::CommandLine;
 use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// `--calico-config FILE`: calicoctl's own configuration, for the etcd behind `etcd`,
@@ -20,19 +21,98 @@ pub struct CalicoConfig {
     pub path: Option<PathBuf>,
 }
 
-/// Reads a file (or standard input for `-`) as UTF-8 text, naming the file in any error.
+/// The largest intent or current-state file calplan reads (`docs/limits.md`): well above what a
+/// 5,000-node cluster's intent or exports hold, and below what would take gigabytes of memory
+/// once parsed (a YAML file takes about 25 times its size).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// The largest saved plan calplan reads: plans carry every file they change, before and after.
+pub const MAX_PLAN_BYTES: u64 = 1 << 30;
+
+/// Which kinds of file a read accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKinds {
+    /// A file named on the command line: a regular file, or a pipe or device the operator chose
+    /// (`--current <(kubectl get …)`), read until it ends.
+    Named,
+    /// Only a regular file, opened without waiting: files found in a directory, and sources a
+    /// saved plan names, which nobody is there to feed. A FIFO is refused at once rather than
+    /// waited on.
+    Regular,
+}
+
+/// Reads an intent or current-state file named on the command line (or standard input for
+/// `-`) as UTF-8 text, naming the file in any error.
 pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
+    read_file(path, FileKinds::Named, MAX_FILE_BYTES)
+}
+
+/// Reads an intent or current-state file of the kinds given.
+pub fn read_file_as(path: &Path, kinds: FileKinds) -> Result<(String, String), CliError> {
+    read_file(path, kinds, MAX_FILE_BYTES)
+}
+
+/// Reads a saved plan.
+pub fn read_plan_text(path: &Path) -> Result<(String, String), CliError> {
+    read_file(path, FileKinds::Named, MAX_PLAN_BYTES)
+}
+
+/// What a file that is not a regular file is, for messages.
+pub fn describe_type(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn read_file(path: &Path, kinds: FileKinds, limit: u64) -> Result<(String, String), CliError> {
     if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes).map_err(|error| CliError::Message(format!("cannot read standard input: {error}")))?;
+        let bytes = read_bounded(std::io::stdin().lock(), limit, "<stdin>")?;
         return decode(bytes, "<stdin>").map(|text| ("<stdin>".to_string(), text));
     }
     let name = path.display().to_string();
     if path.is_dir() {
-        return Err(CliError::Message(format!("cannot read `{name}`: it is a directory, not an intent file")));
+        return Err(CliError::Message(format!("cannot read `{name}`: it is a directory, not a file")));
     }
-    let bytes = std::fs::read(path).map_err(|error| CliError::Message(format!("cannot read `{name}`: {error}")))?;
+    let cannot = |error: std::io::Error| CliError::Message(format!("cannot read `{name}`: {error}"));
+    // O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; the
+    // type is then checked on the open file, so nothing can be swapped in between.
+    let flags = if kinds == FileKinds::Regular { libc::O_NONBLOCK } else { 0 };
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(cannot)?;
+    let metadata = file.metadata().map_err(cannot)?;
+    if kinds == FileKinds::Regular && !metadata.is_file() {
+        return Err(CliError::Message(format!("cannot read `{name}`: it is {}, not a regular file", describe_type(metadata.file_type()))));
+    }
+    if metadata.is_file() && metadata.len() > limit {
+        return Err(too_large(&name, metadata.len(), limit));
+    }
+    let bytes = read_bounded(file, limit, &name)?;
     decode(bytes, &name).map(|text| (name, text))
+}
+
+/// Reads at most `limit` bytes; more is an error, not a truncation.
+fn read_bounded(reader: impl Read, limit: u64, name: &str) -> Result<Vec<u8>, CliError> {
+    let mut bytes = Vec::new();
+    reader.take(limit + 1).read_to_end(&mut bytes).map_err(|error| CliError::Message(format!("cannot read `{name}`: {error}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(name, bytes.len() as u64, limit));
+    }
+    Ok(bytes)
+}
+
+fn too_large(name: &str, size: u64, limit: u64) -> CliError {
+    // A stream is read only one byte past the limit, so its size is not known.
+    let size = if size > limit + 1 { format!("{size} bytes, ") } else { String::new() };
+    CliError::Message(format!("`{name}` is too large to read: {size}more than the {} MiB calplan reads (docs/limits.md)", limit >> 20))
 }
 
 fn decode(bytes: Vec<u8>, name: &str) -> Result<String, CliError> {

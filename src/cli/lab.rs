@@ -105,10 +105,6 @@ fn message(error: String) -> CliError {
     CliError::Message(error)
 }
 
-fn say(line: &str) {
-    anstream::eprintln!("{line}");
-}
-
 /// The lab's directory: `--dir`, or the default for the intent's name.
 fn lab_dir(dir: Option<&Path>, name: &str) -> Result<PathBuf, CliError> {
     let dir = dir.map_or_else(|| lab::default_dir(name), Path::to_path_buf);
@@ -119,9 +115,11 @@ fn lab_dir(dir: Option<&Path>, name: &str) -> Result<PathBuf, CliError> {
 fn intent_name(path: &Path) -> Result<String, CliError> {
     let (name, text) = input::read_text(path)?;
     let checked = crate::pipeline::check(&name, text, None);
+    // The name becomes a directory under `.calplan-lab/`: only a valid one (no `/`, no `..`).
     checked
         .analysis
         .map(|analysis| analysis.model.name.value.clone())
+        .filter(|cluster| calplan_model::lower::is_dns_subdomain(cluster))
         .ok_or_else(|| CliError::Message(format!("`{name}` is not an intent calplan can read; give `--dir`")))
 }
 
@@ -162,7 +160,8 @@ fn up(intent: &Path, dir: Option<&Path>, node_agent: Option<calplan_model::NodeA
     let dir = lab_dir(dir, &analysis.model.name.value)?;
     let node_agent = node_agent.unwrap_or(analysis.model.node_agent);
     let options = lab::up::UpOptions { intent: &name, intent_text: &text, fingerprint, dir: &dir, barrier_timeout, node_agent };
-    lab::up::up(analysis, &options, &mut |line| say(line)).map_err(|error| {
+    let progress = super::Progress::new();
+    lab::up::up(analysis, &options, &mut |line| progress.line(line)).map_err(|error| {
         if error.starts_with("nothing was created") {
             CliError::Message(format!("lab up refused: {error}"))
         } else {
@@ -194,7 +193,7 @@ fn verify(intent: &Path, dir: Option<&Path>, timeout: Duration) -> CliResult {
     let report =
         lab::verify::verify(&layout, analysis, &output, &lab::verify::VerifyOptions { timeout, intent: intent.display().to_string() });
     super::print_stdout(&report.render())?;
-    anstream::eprintln!("verified in {:.1}s", started.elapsed().as_secs_f64());
+    super::info(&format!("verified in {:.1}s", started.elapsed().as_secs_f64()));
     Ok(if report.gaps() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -223,13 +222,13 @@ fn apply(
     barrier_timeout: Duration,
     parallelism: usize,
 ) -> CliResult {
-    let (name, text) = input::read_text(plan_path)?;
+    let (name, text) = input::read_plan_text(plan_path)?;
     let saved = super::show::read_plan(plan_path)?;
     let dir = plan_lab(&saved, dir)?;
     let layout = lab::read_layout(&dir).map_err(message)?;
     super::apply::check_fresh(&saved, None)?;
     if saved.is_empty() {
-        anstream::eprintln!("The plan has no changes: nothing to apply.");
+        super::info("The plan has no changes: nothing to apply.");
         return Ok(ExitCode::SUCCESS);
     }
     let (plan, digest) = if all_at_once {
@@ -240,7 +239,9 @@ fn apply(
         (saved, calplan_plan::current::text_digest(&text))
     };
     let options = lab::run::ApplyOptions { barrier_timeout, parallelism, settle: Duration::from_secs(15) };
-    let report = lab::run::apply(&layout, &plan, &name, digest, &options, &mut |line| say(line)).map_err(message)?;
+    let progress = super::Progress::new();
+    let report = lab::run::apply(&layout, &plan, &name, digest, &options, &mut |line| progress.line(line)).map_err(message)?;
+    progress.finish();
     super::print_stdout(&report.render())?;
     if report.error.is_some() || (!report.hitless && !allow_loss) {
         return Ok(ExitCode::from(1));
@@ -259,11 +260,11 @@ fn down(intent: &Path, dir: Option<&Path>) -> CliResult {
         Err(_) => lab::topology::prefix(&intent_name(intent)?, &dir).to_string(),
     };
     let removed = lab::down::down(&prefix, &dir).map_err(message)?;
-    anstream::eprintln!(
+    super::info(&format!(
         "lab `{prefix}` down: {} processes ended, {} namespaces deleted{}",
         removed.processes,
         removed.namespaces,
         if removed.directory { format!(", `{}` removed", dir.display()) } else { String::new() }
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }

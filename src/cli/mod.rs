@@ -6,21 +6,26 @@
 mod apply;
 mod check;
 mod compile;
+mod completions;
 mod graph;
 mod import;
 mod input;
 mod lab;
+mod output_dir;
 mod plan;
+mod progress;
 mod routes;
 mod schema;
 mod show;
 mod status;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use progress::Progress;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +37,19 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// When to colour output: `auto` colours a terminal unless NO_COLOR is set
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    color: ColorWhen,
+    /// Print only what was asked for, warnings and errors: no progress, notes or confirmations
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +78,27 @@ enum Command {
     Lab(lab::Args),
     /// Print the intent's JSON Schema
     Schema,
+    /// Print a shell completion script: `calplan completions bash > /etc/bash_completion.d/calplan`
+    Completions(completions::Args),
+}
+
+/// The command line as clap sees it, for completions and manual pages.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Whether `-q` asked for nothing but the requested output, warnings and errors.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// An informational line on standard error (a note, a confirmation), left out under `-q`.
+pub fn info(line: &str) {
+    if !quiet() {
+        anstream::eprintln!("{line}");
+    }
 }
 
 /// A failure that is not about the intent's content: the message names the file or host.
@@ -84,6 +123,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return if error.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
+    QUIET.store(cli.quiet, Ordering::Relaxed);
+    match cli.color {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    }
+    .write_global();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Compile(args) => compile::run(args),
@@ -97,6 +143,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Schema => schema::run(),
+        Command::Completions(args) => completions::run(args),
     };
     match result {
         Ok(code) => code,
@@ -108,11 +155,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-pub use input::read_text;
+pub use input::{FileKinds, describe_type, read_file_as, read_text, report as report_intent};
 
-/// Whether to colour output written to standard error.
+/// Whether to colour output written to standard error: `--color`, else a terminal without
+/// NO_COLOR (anstream's reading of NO_COLOR, CLICOLOR and CLICOLOR_FORCE).
 pub fn stderr_color() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
+}
+
+/// Whether to colour output written to standard output, by the same rules.
+pub fn stdout_color() -> bool {
+    anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
 fn error_prefix() -> String {

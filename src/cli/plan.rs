@@ -1,12 +1,11 @@
-//! `calplan plan INTENT [--current SOURCE]... [-o PLANFILE] [--format human|json] [--detailed-exitcode] [--allow|--warn|--deny RULE]...`
+//! `calplan plan INTENT [--current SOURCE]... [-o PLANFILE] [--format human|json|markdown] [--detailed-exitcode] [--allow|--warn|--deny RULE]...`
 
 use super::{CliError, CliResult, input};
 use crate::current;
 use crate::pipeline;
 use calplan_plan::plan::{Fingerprint, Plan};
 use calplan_plan::render;
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -14,8 +13,9 @@ pub struct Args {
     /// The intent file; `-` reads standard input
     intent: PathBuf,
     /// The cluster as it stands: Calico exports, IPAM and workload tables, route dumps, the
-    /// directory of an earlier compile or apply, or etcd (`etcd`, `etcd://HOST:PORT`,
-    /// `etcds://HOST:PORT[,HOST:PORT…]`); repeatable
+    /// directory of an earlier compile or apply, etcd (`etcd`, `etcd://HOST:PORT`,
+    /// `etcds://HOST:PORT[,HOST:PORT…]`), or an intent (the base branch's: the plan is then
+    /// what this intent changes); repeatable
     #[arg(long)]
     current: Vec<String>,
     #[command(flatten)]
@@ -23,6 +23,8 @@ pub struct Args {
     /// Save the plan for `calplan apply`
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
+    /// `human` for a terminal, `json` (the plan file itself) for tools, `markdown` for a
+    /// pull-request comment (under 60,000 characters)
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
     /// Exit 2 when the plan has changes, 0 when it has none (Terraform's convention)
@@ -36,6 +38,7 @@ pub struct Args {
 pub enum Format {
     Human,
     Json,
+    Markdown,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -47,24 +50,34 @@ pub fn run(args: Args) -> CliResult {
     let checked = pipeline::check_with_levels(&name, text, loaded.state.observed_ipam().as_ref(), &levels);
     input::report(&checked);
     input::report_allowed(&checked);
-    let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) else { return Err(CliError::Reported) };
+    let progress = super::Progress::new();
+    progress.status("planning");
+    let plan = pipeline::plan(&checked, fingerprint, &loaded);
+    progress.finish();
+    let Some(plan) = plan else { return Err(CliError::Reported) };
     if let Some(path) = &args.out {
         std::fs::write(path, plan.to_json())
             .map_err(|error| CliError::Message(format!("cannot write the plan to `{}`: {error}", path.display())))?;
     }
-    print(&plan, args.format)?;
+    print(&plan, args.format, args.out.as_deref())?;
     if let Some(path) = &args.out {
-        anstream::eprintln!("saved the plan to `{}`; `calplan apply {}` carries out exactly this plan", path.display(), path.display());
+        super::info(&format!("saved the plan to `{}`; `calplan apply {}` carries out exactly this plan", path.display(), path.display()));
     }
     Ok(if args.detailed_exitcode && !plan.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
-pub fn print(plan: &Plan, format: Format) -> Result<(), CliError> {
+/// Prints the plan; `saved` is the plan file, which the Markdown form points to for what it
+/// has to leave out.
+pub fn print(plan: &Plan, format: Format, saved: Option<&Path>) -> Result<(), CliError> {
     let text = match format {
         Format::Json => plan.to_json(),
-        Format::Human => {
-            let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
-            render::human(plan, color)
+        Format::Human => render::human(plan, super::stdout_color()),
+        Format::Markdown => {
+            let full_plan = match saved {
+                Some(path) => format!("`{}`; `calplan show --format json {}` prints it", path.display(), path.display()),
+                None => "`calplan plan --format json`".to_string(),
+            };
+            calplan_plan::markdown::markdown(plan, &full_plan)
         }
     };
     super::print_stdout(&text)

@@ -40,6 +40,39 @@ impl From<minijinja::Error> for TemplateError {
     }
 }
 
+/// The templates whose values sit inside double-quoted strings, where a `"` or `\` would end
+/// or bend the string.
+const QUOTING_TEMPLATES: &[&str] = &["bird.cfg.j2", "bird-calico.cfg.j2", "junos.set.j2"];
+
+/// Writes a value into a template, refusing what could break out of where it is put: a
+/// control character or line break anywhere (every artifact is line-oriented, and a line break
+/// in a comment starts a live line), and `"` or `\` in the templates that quote values. The
+/// check passes only grammatical values on (see `calplan_model::grammar`); this is the second
+/// line of defence, for values that reach a template some other way (current state, a
+/// template override).
+fn refuse_what_would_escape(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    if value.is_undefined() || value.is_none() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = value.to_string();
+    let quoting = QUOTING_TEMPLATES.contains(&state.name());
+    let bad = text.chars().find(|&c| calplan_model::grammar::is_control_character(c) || quoting && matches!(c, '"' | '\\'));
+    if let Some(c) = bad {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!(
+                "refusing to write {text:?}: it holds {}, which would change the configuration around it",
+                calplan_model::grammar::describe_character(c)
+            ),
+        ));
+    }
+    minijinja::escape_formatter(out, state, value)
+}
+
 /// The template set a compile renders with.
 pub struct Templates {
     environment: Environment<'static>,
@@ -67,6 +100,7 @@ impl Templates {
                 .build()
                 .map_err(TemplateError::from)?,
         );
+        environment.set_formatter(refuse_what_would_escape);
         for (name, text) in BUILTIN {
             let text = overrides.get(*name).cloned().unwrap_or_else(|| text.to_string());
             environment
@@ -86,5 +120,27 @@ impl Templates {
         template
             .render(minijinja::Value::from(minijinja::value::Serde(context)))
             .map_err(|error| TemplateError(format!("template `{name}`: {}", TemplateError::from(error))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(template: &str, value: &str) -> Result<String, TemplateError> {
+        let overrides = BTreeMap::from([(template.to_string(), "interface -\"{{ value }}\";\n".to_string())]);
+        Templates::new(overrides).unwrap().render(template, &serde_json::json!({ "value": value }))
+    }
+
+    #[test]
+    fn values_that_would_escape_their_place_are_refused() {
+        assert_eq!(render("bird.cfg.j2", "eth*").unwrap(), "interface -\"eth*\";\n");
+        let injected = render("bird.cfg.j2", "x\";\nprotocol static { route 0.0.0.0/0 blackhole; }\n#").unwrap_err();
+        assert!(injected.0.contains("refusing to write"), "{injected}");
+        assert!(render("bird.cfg.j2", "a\\b").is_err());
+        assert!(render("frr.conf.j2", "x\nip route 0.0.0.0/0 blackhole").is_err());
+        assert!(render("frr.conf.j2", "a\u{2028}b").is_err());
+        // Outside the quoting templates a quote is plain text.
+        assert!(render("frr.conf.j2", "say \"hi\"").is_ok());
     }
 }

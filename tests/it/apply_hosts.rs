@@ -868,15 +868,36 @@ fn hostile_names_never_reach_a_shell_real_sshd_needs_root() {
             "{what}: {stderr}"
         );
     }
-    // A plan naming a hostile host: saved plans are files anyone could edit.
-    let mut edited: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-    edited["intent"]["name"] = Value::from("-");
-    edited["current"] = Value::Array(Vec::new());
-    edited["stages"] = serde_json::json!([{
-        "number": 1, "title": "Hostile", "reason": "test",
-        "changes": [{ "action": "create", "kind": "routes", "name": hostile, "target": { "type": "node", "node": hostile }, "diff": "", "after": { "type": "file", "text": "x" } }]
-    }]);
-    std::fs::write(&plan, edited.to_string()).unwrap();
+    // A plan naming a hostile host: saved plans are files anyone could write (this one is
+    // well-formed, with a matching digest, so apply reads it and must refuse the name itself).
+    use calplan_plan::plan::{Action, Change, Content, Fingerprint, Plan, Stage, Target};
+    let hostile_plan = Plan {
+        intent: Fingerprint { name: "-".into(), sha256: String::new() },
+        current: Vec::new(),
+        node_agent: calplan_model::NodeAgent::Bird,
+        router_platforms: Default::default(),
+        stages: vec![Stage {
+            number: 1,
+            title: "Hostile".into(),
+            reason: "test".into(),
+            disruption: None,
+            changes: vec![Change {
+                action: Action::Create,
+                kind: "routes".into(),
+                name: hostile.clone(),
+                target: Target::Node { node: hostile.clone() },
+                before: None,
+                after: Some(Content::File { text: "x".into() }),
+                reason: None,
+                informational: false,
+            }],
+            manual: Vec::new(),
+            barrier: None,
+            expected_status: Default::default(),
+        }],
+        notes: Vec::new(),
+    };
+    std::fs::write(&plan, hostile_plan.to_json()).unwrap();
     let file = directory.path().join("inventory.yaml");
     std::fs::write(&file, serde_json::json!({ "defaults": settings }).to_string()).unwrap();
     let output = calplan(

@@ -28,7 +28,7 @@ fn program(variable: &str, default: &Path) -> PathBuf {
 }
 
 /// BIRD 2's binary, checked to be BIRD 2.
-fn bird2() -> PathBuf {
+pub(crate) fn bird2() -> PathBuf {
     let bird = program("CALPLAN_BIRD", Path::new("/usr/sbin/bird"));
     let version = Command::new(&bird).arg("--version").output().unwrap_or_else(|error| {
         panic!("cannot run BIRD 2 at `{}` ({error}); install Debian's `bird2` or set CALPLAN_BIRD", bird.display())
@@ -50,7 +50,7 @@ pub(crate) fn bird16() -> PathBuf {
 }
 
 /// `bird -p -c FILE`: `Err` with BIRD's message when the file does not parse.
-fn parses(bird: &Path, file: &Path) -> Result<(), String> {
+pub(crate) fn parses(bird: &Path, file: &Path) -> Result<(), String> {
     let output = Command::new(bird).arg("-p").arg("-c").arg(file).output().map_err(|error| format!("{}: {error}", bird.display()))?;
     if output.status.success() {
         Ok(())

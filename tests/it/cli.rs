@@ -38,6 +38,45 @@ pub fn calplan_with(args: &[&str], environment: &[(&str, &str)]) -> Output {
     command.output().expect("calplan runs")
 }
 
+/// `calplan ARGS`, killed and failed if it has not finished within `limit`: for inputs that
+/// used to make calplan wait for ever. Its output is read as it comes, so a long report never
+/// blocks it.
+pub fn calplan_within(args: &[&str], limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calplan"))
+        .args(args)
+        .current_dir(golden::root())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("calplan runs");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = text(&stderr.join().unwrap());
+            panic!("`calplan {}` still ran after {limit:?}:\n{}", args.join(" "), &stderr[..stderr.len().min(4000)]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
 pub fn calplan_stdin(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_calplan"))

@@ -122,10 +122,99 @@ fn a_failed_compile_leaves_the_old_output_and_foreign_directories_alone() {
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
     let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", foreign.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("not a calplan output directory"));
+    assert!(text(&output.stderr).contains("it has no `manifest.json`, so calplan did not write it"), "{}", text(&output.stderr));
     assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "mine");
     let output =
         calplan(&["compile", "testdata/invalid/unknown-field/intent.yaml", "-o", directory.path().join("never").to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(!directory.path().join("never").exists(), "an invalid intent writes nothing");
+}
+
+/// `calplan compile INTENT -o DIR` run in `cwd`.
+fn compile_in(cwd: &Path, intent: &str, out: &str) -> std::process::Output {
+    let intent = crate::golden::root().join(intent);
+    std::process::Command::new(env!("CARGO_BIN_EXE_calplan"))
+        .args(["compile", intent.to_str().unwrap(), "-o", out])
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// Every entry of a directory, hidden ones included.
+fn entries(directory: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(directory).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// A directory holding a `manifest.json` used to be replaced whatever else it held (a web
+/// project's manifest, a `.git`): only what calplan wrote and its manifest lists is replaced,
+/// and a refusal names what would have been lost.
+#[test]
+fn only_a_directory_calplan_wrote_is_replaced() {
+    let directory = tempfile::tempdir().unwrap();
+    let web = directory.path().join("web");
+    std::fs::create_dir(&web).unwrap();
+    std::fs::write(web.join("manifest.json"), r#"{"name": "shop", "icons": []}"#).unwrap();
+    std::fs::write(web.join("index.html"), "<html>").unwrap();
+    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", web.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("its `manifest.json` is not one calplan wrote") && stderr.contains("would delete `index.html`, `manifest.json`"),
+        "{stderr}"
+    );
+    assert_eq!(entries(&web), ["index.html", "manifest.json"]);
+
+    let out = directory.path().join("out");
+    assert_eq!(calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap()]).status.code(), Some(0));
+    std::fs::write(out.join("nodes/notes.txt"), "mine").unwrap();
+    std::fs::create_dir(out.join(".git")).unwrap();
+    std::os::unix::fs::symlink("/", out.join("calico/root")).unwrap();
+    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("its manifest does not list, and replacing it would delete `.git/`, `calico/root`, `nodes/notes.txt`"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("nodes/notes.txt")).unwrap(), "mine");
+
+    let file = directory.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", file.to_str().unwrap()]);
+    assert!(text(&output.stderr).contains("is a file, not a directory"), "{}", text(&output.stderr));
+    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", "/"]);
+    assert!(text(&output.stderr).contains("will not replace `/`: it has no `manifest.json`"), "{}", text(&output.stderr));
+}
+
+/// `-o .` failed with "Device or resource busy" and left its staging directory beside the
+/// target. Now the directory itself is never renamed: `.` works when calplan wrote it, a link
+/// to an output directory is written through, and nothing is left behind.
+#[test]
+fn compile_into_the_current_directory_or_through_a_link() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    for _ in 0..2 {
+        let output = compile_in(&out, "testdata/seed-rr/intent.yaml", ".");
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        assert_eq!(entries(&out), ["calico", "manifest.json", "nodes", "routers"]);
+        assert_eq!(entries(directory.path()), ["out"], "nothing beside the output");
+    }
+    std::fs::write(directory.path().join("intent.yaml"), "x").unwrap();
+    let output = compile_in(directory.path(), "testdata/seed-rr/intent.yaml", ".");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("would delete `intent.yaml`, `out/`"), "{}", text(&output.stderr));
+
+    let link = directory.path().join("link");
+    std::os::unix::fs::symlink(&out, &link).unwrap();
+    let output = calplan(&["compile", "testdata/mesh-ipip/intent.yaml", "-o", link.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    assert_eq!(entries(&out), ["calico", "manifest.json", "nodes", "routers"]);
+    let loaded = calplan::current::load(&[out.display().to_string()]).unwrap();
+    assert!(loaded.diagnostics.is_empty(), "the new output reads back whole: {:?}", loaded.diagnostics);
 }

@@ -649,3 +649,409 @@ fn a_block_size_change_in_place_replaces_the_pool() {
     );
     assert_eq!(plan["summary"]["replace"], 1);
 }
+
+fn mkfifo(path: &Path) {
+    let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
+}
+
+const POOL: &str =
+    "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: default-ipv4-ippool\nspec:\n  cidr: 192.168.0.0/16\n";
+
+/// A FIFO in a `--current` directory used to block the read for ever; links out of the
+/// directory were followed (a link to `/` walked the whole file system). Both are passed over,
+/// and said so; a link to a file inside the directory is read.
+#[test]
+fn a_directory_is_read_without_fifos_or_links_out_of_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let current = directory.path().join("current");
+    write(&current.join("ippools.yaml"), POOL);
+    mkfifo(&current.join("bgppeers.yaml"));
+    std::os::unix::fs::symlink("/", current.join("root")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", current.join("hostname.yaml")).unwrap();
+    std::os::unix::fs::symlink(&current, current.join("loop")).unwrap();
+    std::os::unix::fs::symlink("ippools.yaml", current.join("pools-again.yaml")).unwrap();
+    std::os::unix::fs::symlink("nothing-here", current.join("dangling.yaml")).unwrap();
+    let output = crate::cli::calplan_within(&["import", "--current", current.to_str().unwrap()], Duration::from_secs(20));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(text(&output.stdout).contains("cidr: 192.168.0.0/16"), "{}", text(&output.stdout));
+    for (name, why) in [
+        ("bgppeers.yaml", "is a FIFO, not a regular file; passed over"),
+        ("root", "is a link leading out of"),
+        ("hostname.yaml", "is a link leading out of"),
+        ("loop", "is a link to a directory; passed over"),
+        ("dangling.yaml", "is a link to nothing; passed over"),
+    ] {
+        assert!(stderr.contains(&format!("note: `{}` {why}", current.join(name).display())), "{name}: {stderr}");
+    }
+    assert!(!stderr.contains("pools-again.yaml"), "a link inside the directory is read: {stderr}");
+}
+
+/// An earlier output directory: an unlisted link to `/` is one unlisted entry, not a walk of
+/// the file system, and a listed artifact that became a FIFO is an error, not a wait.
+#[test]
+fn an_output_directory_is_read_without_following_unlisted_links_or_waiting_on_fifos() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("out");
+    let output = calplan(&["compile", "testdata/seed-rr/intent.yaml", "-o", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    std::os::unix::fs::symlink("/", out.join("nodes/escape")).unwrap();
+    let output = crate::cli::calplan_within(&["status", "--current", out.to_str().unwrap()], Duration::from_secs(20));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("`nodes/escape` is not listed in the manifest and is ignored"), "{stderr}");
+
+    let routes = out.join("nodes/cs1-k8s-m1.zpepc.com.cn/routes");
+    std::fs::remove_file(&routes).unwrap();
+    mkfifo(&routes);
+    let output = crate::cli::calplan_within(&["status", "--current", out.to_str().unwrap()], Duration::from_secs(20));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("routes`: it is a FIFO, not a regular file"), "{stderr}");
+}
+
+/// A plan's source that became a FIFO: apply's freshness check refuses it at once (it used to
+/// wait for a writer, holding the apply lock).
+#[test]
+fn apply_refuses_a_plan_source_that_became_a_fifo() {
+    let directory = tempfile::tempdir().unwrap();
+    let source = directory.path().join("ippools.yaml");
+    write(&source, POOL);
+    let plan = directory.path().join("plan.json");
+    let output = calplan(&["plan", "testdata/seed-rr/intent.yaml", "--current", source.to_str().unwrap(), "-o", plan.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    std::fs::remove_file(&source).unwrap();
+    mkfifo(&source);
+    let state = directory.path().join("state");
+    let args = ["apply", plan.to_str().unwrap(), "--state", state.to_str().unwrap(), "--only", "nodes", "--auto-approve"];
+    let output = crate::cli::calplan_within(&args, Duration::from_secs(20));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stale plan: cannot read") && stderr.contains("it is a FIFO, not a regular file"), "{stderr}");
+}
+
+/// Files past the size calplan reads are refused before they are read.
+#[test]
+fn a_current_state_file_too_large_to_read_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("huge.yaml");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(65 << 20).unwrap();
+    for args in [vec!["status", "--current", path.to_str().unwrap()], vec!["check", path.to_str().unwrap()]] {
+        let output = crate::cli::calplan_within(&args, Duration::from_secs(20));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("is too large to read: 68157440 bytes, more than the 64 MiB calplan reads"), "{stderr}");
+    }
+}
+
+/// Current state that Calico itself would refuse used to be dropped without a word, and
+/// `import` then wrote an intent that failed `check`. Each value is an error at its own line
+/// and column, and nothing is imported.
+#[test]
+fn current_state_calico_would_refuse_is_located_and_not_imported() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("exports.yaml");
+    write(
+        &path,
+        "apiVersion: projectcalico.org/v3\n\
+         kind: Node\n\
+         metadata: {name: n1}\n\
+         spec:\n  bgp: {ipv4Address: 999.1.1.1/24}\n\
+         ---\n\
+         apiVersion: projectcalico.org/v3\n\
+         kind: BGPPeer\n\
+         metadata: {name: p1}\n\
+         spec: {peerSelector: has(a) &&&, asNumber: 64512}\n\
+         ---\n\
+         apiVersion: projectcalico.org/v3\n\
+         kind: IPPol\n\
+         metadata: {name: pool}\n\
+         ---\n\
+         apiVersion: projectcalico.org/v3\n\
+         kind: NodeList\n\
+         items: 5\n\
+         ---\n\
+         apiVersion: projectcalico.org/v3\n\
+         kind: IPPool\n\
+         metadata: {name: pool}\n\
+         spec: {cidr: 10.0.0.0/16, blockSize: 8}\n",
+    );
+    let output = calplan(&["import", "--current", path.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "no intent is written");
+    for (at, message) in [
+        ("exports.yaml:5:22", "`ipv4Address` is not an IPv4 address or CIDR: `999.1.1.1/24`"),
+        ("exports.yaml:10:22", "`peerSelector` does not parse as a selector"),
+        ("exports.yaml:13:7", "`IPPol` is not a kind of `projectcalico.org/v3`"),
+        ("exports.yaml:18:8", "`items` must be a list of resources, found an integer"),
+        ("exports.yaml:23:38", "IPv4 block size must be between 20 and 32"),
+    ] {
+        assert!(stderr.contains(message), "{message}: {stderr}");
+        assert!(stderr.contains(at), "{at} ({message}): {stderr}");
+    }
+    assert!(stderr.contains("did you mean `IPPool`?"), "{stderr}");
+    assert_eq!(stderr.matches("error[E0702]").count(), 5, "{stderr}");
+}
+
+/// What Calico reads without complaint reads here too: `spec: null` is the zero value, and an
+/// empty entry `{}` among the service ranges is skipped as confd skips it (Calico's own confd
+/// fixture `mesh/static-routes` has them). A misspelt field, which Calico ignored, is a warning
+/// at the field with the field it was meant to be, and the imported intent keeps Calico's
+/// default, as the cluster does.
+#[test]
+fn current_state_is_read_as_calico_reads_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("exports.yaml");
+    write(
+        &path,
+        "kind: BGPConfiguration\n\
+         apiVersion: projectcalico.org/v3\n\
+         metadata: {name: default}\n\
+         spec:\n  serviceClusterIPs:\n  - cidr: 10.101.0.0/16\n  - {}\n  serviceLoadBalancerIPs:\n  - cidr: 80.15.0.0/24\n  - {}\n\
+         ---\n\
+         kind: Node\n\
+         apiVersion: projectcalico.org/v3\n\
+         metadata: {name: kube-master}\n\
+         spec: null\n\
+         ---\n\
+         kind: IPPool\n\
+         apiVersion: projectcalico.org/v3\n\
+         metadata: {name: default-ipv4-ippool}\n\
+         spec:\n  cidr: 192.168.0.0/16\n  bolockSize: 24\n",
+    );
+    let output = calplan(&["import", "--current", path.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning[W0703]: `bolockSize` is not a field of an IPPool's `spec`: Calico ignores it"), "{stderr}");
+    assert!(stderr.contains("exports.yaml:22:3"), "{stderr}");
+    assert!(stderr.contains("did you mean `blockSize`? Calico ignored `bolockSize`, so `blockSize` has its default"), "{stderr}");
+    assert!(!stderr.contains("no place in the intent"), "a field Calico ignored is not an import note: {stderr}");
+    let intent = text(&output.stdout);
+    assert!(intent.contains("blockSize: 26"), "the block size the cluster has: {intent}");
+    assert!(intent.contains("- 10.101.0.0/16\n") && intent.contains("- 80.15.0.0/24\n"), "{intent}");
+    assert!(intent.contains("name: kube-master"), "{intent}");
+    let imported = directory.path().join("imported.yaml");
+    write(&imported, &intent);
+    let output = calplan(&["check", imported.to_str().unwrap(), "--format", "json"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let errors: Vec<&Value> = report["diagnostics"].as_array().unwrap().iter().filter(|d| d["severity"] == "error").collect();
+    assert!(
+        errors.iter().all(|d| d["code"] != "E0101" && d["code"] != "E0004" && d["code"] != "E0003"),
+        "the ranges and fields read back: {report}"
+    );
+}
+
+/// Through `--current`, the inputs that aborted or exhausted calplan through the intent: a
+/// BGPPeer's selector nested 30,000 deep, aliases of aliases, YAML and JSON nested 100,000 deep.
+#[test]
+fn hostile_current_state_files_are_errors_not_aborts() {
+    let directory = tempfile::tempdir().unwrap();
+    let peer = directory.path().join("peer.yaml");
+    write(
+        &peer,
+        &format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p}}\nspec: {{peerSelector: '{}all()', asNumber: 64512}}\n",
+            "!".repeat(30_000)
+        ),
+    );
+    let mut laughs = String::from(
+        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec:\n  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for level in 1..9 {
+        laughs.push_str(&format!("  a{level}: &a{level} [{}]\n", vec![format!("*a{}", level - 1); 10].join(", ")));
+    }
+    let aliases = directory.path().join("aliases.yaml");
+    write(&aliases, &laughs);
+    let nested = directory.path().join("nested.yaml");
+    write(
+        &nested,
+        &format!(
+            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: n}}\nspec: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
+    );
+    let routes = directory.path().join("n1.json");
+    write(&routes, &format!("[{{\"dst\": {}1{}}}]", "[".repeat(100_000), "]".repeat(100_000)));
+    for (path, expected) in [
+        (&peer, "the selector nests deeper than 64"),
+        (&aliases, "error[E0008]: the YAML's aliases expand to more than"),
+        (&nested, "error[E0008]: the YAML nests deeper than 64 levels"),
+        (&routes, "recursion limit exceeded"),
+    ] {
+        let output = crate::cli::calplan_within(&["status", "--current", path.to_str().unwrap()], Duration::from_secs(30));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{}: {stderr}", path.display());
+        assert!(stderr.contains(expected), "{}: {stderr}", path.display());
+        assert!(stderr.len() < 16 << 10, "{}: {} bytes of errors", path.display(), stderr.len());
+    }
+}
+
+/// etcd values are read as the exports are: `"spec": null` is the zero value, a field Calico
+/// does not know is a warning at its place in the listing, and a value Calico refuses is an
+/// error there; JSON nested past serde_json's limit is an error, not an abort.
+#[test]
+fn etcd_values_are_read_as_calico_reads_them_real_etcd() {
+    let etcd = Etcd::start();
+    let client = etcd.client();
+    let resource = |plural: &str, name: &str, value: &str| {
+        client.create(&format!("/calico/resources/v3/projectcalico.org/{plural}/{name}"), value.as_bytes()).unwrap();
+    };
+    resource("nodes", "n1", r#"{"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":"n1"},"spec":null}"#);
+    resource(
+        "ippools",
+        "p1",
+        r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"p1"},"spec":{"cidr":"10.0.0.0/16","bolockSize":24}}"#,
+    );
+    let output = calplan(&["import", "--current", &etcd.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning[W0703]: `bolockSize` is not a field of an IPPool's `spec`"), "{stderr}");
+    assert!(stderr.contains(&format!("{}:3:108", etcd.source())), "at the field in the listing: {stderr}");
+    assert!(text(&output.stdout).contains("name: n1"), "{}", text(&output.stdout));
+
+    resource(
+        "bgppeers",
+        "rr",
+        r#"{"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{"name":"rr"},"spec":{"peerSelector":"has(a) &&&"}}"#,
+    );
+    resource("bgppeers", "deep", &format!(r#"{{"metadata":{{"name":"deep"}},"spec":{}1{}}}"#, "[".repeat(100_000), "]".repeat(100_000)));
+    let output = crate::cli::calplan_within(&["status", "--current", &etcd.source()], Duration::from_secs(30));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error[E0702]: `peerSelector` does not parse as a selector"), "{stderr}");
+    assert!(stderr.contains("recursion limit exceeded"), "{stderr}");
+    assert!(stderr.len() < 16 << 10, "{} bytes of errors", stderr.len());
+}
+
+/// An HTTP server on loopback that answers every request with one fixed response, counting
+/// the requests: the endpoint that is not etcd, which the etcd client must refuse.
+struct NotEtcd {
+    port: u16,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NotEtcd {
+    fn answering(response: String) -> NotEtcd {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counted, stopped) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let _ = reader.into_inner().write_all(response.as_bytes());
+            }
+        });
+        NotEtcd { port, requests, stop, thread: Some(thread) }
+    }
+
+    fn source(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for NotEtcd {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn http(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    )
+}
+
+/// An endpoint that answers `{}` is not etcd, and used to read as an empty datastore, so the
+/// plan recreated everything: without etcd's response header the answer is refused. A
+/// redirect is refused, not followed; and a body is never repeated in the error.
+#[test]
+fn an_endpoint_that_is_not_etcd_is_refused() {
+    let empty = NotEtcd::answering(http("200 OK", "", "{}"));
+    let output = calplan(&["plan", "testdata/seed-rr/intent.yaml", "--current", &empty.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no etcd response header") && stderr.contains("will not read it as an empty datastore"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no plan: {}", text(&output.stdout));
+
+    // Even to a server that answers as etcd would, a redirect is not followed.
+    let elsewhere =
+        NotEtcd::answering(http("200 OK", "", r#"{"header":{"cluster_id":"1","member_id":"2","revision":"9","raft_term":"2"}}"#));
+    let location = format!("location: http://127.0.0.1:{}/v3/kv/range\r\n", elsewhere.port);
+    let redirecting = NotEtcd::answering(http("307 Temporary Redirect", &location, ""));
+    let output = calplan(&["status", "--current", &redirecting.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 307, a redirect: calplan does not follow redirects"), "{stderr}");
+    assert_eq!(elsewhere.requests(), 0, "the redirect was followed");
+    assert_eq!(redirecting.requests(), 1);
+
+    let page = format!("<html><title>sign in</title>{}</html>", "token=hunter2 ".repeat(1000));
+    let portal = NotEtcd::answering(http("200 OK", "", &page));
+    let output = calplan(&["status", "--current", &portal.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("that are not JSON: not etcd's JSON gateway"), "{stderr}");
+    assert!(!stderr.contains("hunter2") && !stderr.contains("<html>"), "the body is not repeated: {stderr}");
+
+    let refusing = NotEtcd::answering(http("500 Internal Server Error", "", &format!(r#"{{"message":"\u001b[2J{}"}}"#, "x".repeat(5000))));
+    let output = calplan(&["status", "--current", &refusing.source()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 500") && !stderr.contains('\u{1b}') && stderr.len() < 1000, "{stderr}");
+}
+
+/// A file with thousands of problems reports each in time proportional to its snippet: the
+/// human renderer used to scan the file from its start for every report, so 10,000 reports on
+/// a 60 KB file took a minute.
+#[test]
+fn thousands_of_problems_in_one_file_are_reported_in_linear_time() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("workloads.txt");
+    let mut table = String::from("NAMESPACE   NAME   WORKLOAD   NODE   NETWORKS   INTERFACE   PROFILES   NATS\n");
+    for row in 0..20_000 {
+        table.push_str(&format!("default   w{row}   pod-{row}   n1   10.0.{row}.300/32   cali0   kns.default\n"));
+    }
+    write(&path, &table);
+    let started = Instant::now();
+    let output = crate::cli::calplan_within(&["status", "--current", path.to_str().unwrap()], Duration::from_secs(120));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", &stderr[..stderr.len().min(2000)]);
+    assert_eq!(stderr.matches("error[E0701]").count(), 20_000, "{}", &stderr[..stderr.len().min(2000)]);
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+}

@@ -373,6 +373,25 @@ fn calico_node_lab_migrates_the_mesh_to_reflectors_hitlessly_needs_root() {
     assert_eq!(output.status.code(), Some(0), "{}", both(&output));
     let output = lab.plans_nothing("testdata/calico-node-rr/intent.yaml");
     assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    // `calplan verify`, as against a cluster: every node's confd render, sessions and routes
+    // read through the netns transport with the lab's inventory, as the intent wants them.
+    let inventory = lab.dir.join("inventory.json");
+    let etcd = lab.etcd();
+    let verify = |intent: &str| {
+        calplan(
+            &["verify", intent, "--current", &etcd, "--transport", "netns", "--inventory", inventory.to_str().unwrap(), "--format", "json"],
+            &[],
+        )
+    };
+    let output = verify("testdata/calico-node-rr/intent.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differences"], 0, "{report:#}");
+    // The intent before the migration is not what runs: its mesh sessions are reported.
+    let output = verify("testdata/calico-node-rr/before.yaml");
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["differences"].as_u64().unwrap() > 0, "{report:#}");
     lab.down_and_check();
 }
 

@@ -338,7 +338,7 @@ fn ios_and_junos_say_what_the_checked_files_say_no_real_checker() {
 
 /// Every line of an `ios.cfg` is a comment or one of the commands calplan writes, each with
 /// well-formed arguments.
-fn ios_grammar(text: &str) -> Result<(), String> {
+pub(crate) fn ios_grammar(text: &str) -> Result<(), String> {
     let address = |word: &str| word.parse::<IpAddr>().is_ok();
     let prefix = |word: &str| word.parse::<ipnet::IpNet>().is_ok_and(|net| net.trunc() == net);
     let number = |word: &str| word.parse::<u32>().is_ok();
@@ -379,7 +379,7 @@ fn ios_grammar(text: &str) -> Result<(), String> {
 
 /// Every line of a `junos.set` is a comment or a `set` under the hierarchies calplan writes,
 /// with balanced brackets and quotes.
-fn junos_grammar(text: &str) -> Result<(), String> {
+pub(crate) fn junos_grammar(text: &str) -> Result<(), String> {
     for line in text.lines() {
         if line.is_empty() || line.starts_with('#') {
             continue;

@@ -35,7 +35,7 @@ pub fn run_with_input(namespace: &Namespace, program: &str, args: &[&str], input
     namespace.run_with_input(program, args, input.as_bytes()).map_err(|error| error.to_string())
 }
 
-fn nft(namespace: &Namespace, args: &[&str], input: &str) -> Result<String, String> {
+pub(crate) fn nft(namespace: &Namespace, args: &[&str], input: &str) -> Result<String, String> {
     run_with_input(namespace, "nft", args, input)
 }
 

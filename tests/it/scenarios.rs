@@ -3,7 +3,8 @@
 //! - `check.stderr` and `check.json`: the diagnostics, human (no colour) and JSON;
 //! - for valid intents, `status.txt`, `status.json` and `graph.dot`;
 //! - with `current/` (exports, tables, dumps) or `before.yaml` (the intent the cluster ran
-//!   before, compiled as the applied directory), `plan.txt` and `plan.json`.
+//!   before, compiled as the applied directory), the plan: `plan.txt` (human), `plan.md`
+//!   (Markdown) and `plan.json`.
 
 use crate::golden;
 use calplan::pipeline;
@@ -127,10 +128,19 @@ fn every_scenario_matches_its_golden_files() {
             let fingerprint =
                 calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
             let checked = pipeline::check("intent.yaml", text, loaded.state.observed_ipam().as_ref());
-            if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded) {
+            if let Some(mut plan) = pipeline::plan(&checked, fingerprint, &loaded) {
+                // The compiled directory's place differs from run to run; the plan names it
+                // as a source (and its digest covers the name).
+                let place = compiled.display().to_string();
+                for source in &mut plan.current {
+                    source.name = source.name.replace(&place, "<compiled before.yaml>");
+                }
+                for note in &mut plan.notes {
+                    *note = note.replace(&place, "<compiled before.yaml>");
+                }
                 outputs.push(("plan.txt", calplan_plan::render::human(&plan, false)));
-                // The compiled directory's place differs from run to run.
-                outputs.push(("plan.json", plan.to_json().replace(compiled.to_str().unwrap(), "<compiled before.yaml>")));
+                outputs.push(("plan.md", calplan_plan::markdown::markdown(&plan, "`plan.json`")));
+                outputs.push(("plan.json", plan.to_json()));
             }
         }
         for (name, actual) in outputs {

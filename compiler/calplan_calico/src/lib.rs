@@ -6,6 +6,7 @@
 
 mod as_number;
 mod duration;
+pub mod fields;
 pub mod installation;
 pub mod peering;
 pub mod resources;
@@ -13,5 +14,5 @@ pub mod selector;
 pub mod status;
 
 pub use as_number::{AsNumber, AsNumberError};
-pub use duration::duration_seconds;
+pub use duration::{GoDurationError, MAX_GO_DURATION_NANOSECONDS, duration_seconds, parse_go_duration, seconds_as_confd_rounds};
 pub use selector::{Selector, SelectorError};

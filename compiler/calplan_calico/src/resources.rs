@@ -70,12 +70,16 @@ pub struct IpPool {
     #[serde(default)]
     pub kind: String,
     pub metadata: ObjectMeta,
+    /// Absent or `null`, Go reads the zero value; current-state readers report the missing
+    /// `cidr` Calico requires.
+    #[serde(default)]
     pub spec: IpPoolSpec,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IpPoolSpec {
+    #[serde(default)]
     pub cidr: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u8>,
@@ -241,8 +245,12 @@ impl BgpConfigurationSpec {
     }
 }
 
+/// An entry of `serviceClusterIPs`, `serviceExternalIPs` or `serviceLoadBalancerIPs`. Calico's
+/// CRD lets `cidr` be left out, and confd skips such an entry (Calico's own confd fixture
+/// `mesh/static-routes` has one): it reads as the empty string and is written back without.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CidrEntry {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cidr: String,
 }
 

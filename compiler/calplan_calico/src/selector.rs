@@ -2,9 +2,17 @@
 //! `k not in {...}`, `contains`, `starts with`, `ends with`, `!`, `&&`, `||` and parentheses.
 //!
 //! Errors carry byte offsets into the selector text so that diagnostics can point inside it.
+//!
+//! `&&` and `||` hold their operands in a list, as Calico's parser does, so a long chain is one
+//! level deep; what nests (parentheses and `!`) is bounded by [`MAX_DEPTH`], because every pass
+//! over a selector (parsing, matching, printing, dropping it) recurses once per level.
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+/// How deeply parentheses and `!` may nest. Calico's own selectors nest two or three levels;
+/// `docs/limits.md` says why this bound.
+pub const MAX_DEPTH: usize = 64;
 
 /// A parsed selector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,8 +28,10 @@ pub enum Selector {
     StartsWith(String, String),
     EndsWith(String, String),
     Not(Box<Selector>),
-    And(Box<Selector>, Box<Selector>),
-    Or(Box<Selector>, Box<Selector>),
+    /// Two or more operands, all of which must match.
+    And(Vec<Selector>),
+    /// Two or more operands, one of which must match.
+    Or(Vec<Selector>),
 }
 
 /// A selector that does not parse, with the byte range of the offending part of the text.
@@ -45,7 +55,7 @@ impl Selector {
         if tokens.len() == 1 {
             return Ok(Selector::All);
         }
-        let mut parser = Parser { tokens, position: 0, text };
+        let mut parser = Parser { tokens, position: 0, text, depth: 0 };
         let selector = parser.expression()?;
         let token = parser.peek();
         if token.kind != Kind::End {
@@ -67,8 +77,8 @@ impl Selector {
             Selector::StartsWith(key, part) => labels.get(key).is_some_and(|label| label.starts_with(part.as_str())),
             Selector::EndsWith(key, part) => labels.get(key).is_some_and(|label| label.ends_with(part.as_str())),
             Selector::Not(inner) => !inner.matches(labels),
-            Selector::And(left, right) => left.matches(labels) && right.matches(labels),
-            Selector::Or(left, right) => left.matches(labels) || right.matches(labels),
+            Selector::And(operands) => operands.iter().all(|operand| operand.matches(labels)),
+            Selector::Or(operands) => operands.iter().any(|operand| operand.matches(labels)),
         }
     }
 
@@ -91,18 +101,26 @@ impl Selector {
             | Selector::StartsWith(key, _)
             | Selector::EndsWith(key, _) => keys.push(key),
             Selector::Not(inner) => inner.collect_keys(keys),
-            Selector::And(left, right) | Selector::Or(left, right) => {
-                left.collect_keys(keys);
-                right.collect_keys(keys);
-            }
+            Selector::And(operands) | Selector::Or(operands) => operands.iter().for_each(|operand| operand.collect_keys(keys)),
         }
     }
 }
 
-/// The canonical text, as Calico prints a parsed selector (double-quoted strings).
+/// The canonical text, as Calico prints a parsed selector (double-quoted strings, each `&&` or
+/// `||` chain in one pair of parentheses).
 impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = |values: &[String]| values.iter().map(|value| format!("\"{value}\"")).collect::<Vec<_>>().join(", ");
+        let chain = |f: &mut fmt::Formatter<'_>, operands: &[Selector], operator: &str| {
+            f.write_str("(")?;
+            for (index, operand) in operands.iter().enumerate() {
+                if index > 0 {
+                    f.write_str(operator)?;
+                }
+                write!(f, "{operand}")?;
+            }
+            f.write_str(")")
+        };
         match self {
             Selector::All => f.write_str("all()"),
             Selector::Global => f.write_str("global()"),
@@ -115,8 +133,8 @@ impl fmt::Display for Selector {
             Selector::StartsWith(key, value) => write!(f, "{key} starts with \"{value}\""),
             Selector::EndsWith(key, value) => write!(f, "{key} ends with \"{value}\""),
             Selector::Not(inner) => write!(f, "!{inner}"),
-            Selector::And(left, right) => write!(f, "({left} && {right})"),
-            Selector::Or(left, right) => write!(f, "({left} || {right})"),
+            Selector::And(operands) => chain(f, operands, " && "),
+            Selector::Or(operands) => chain(f, operands, " || "),
         }
     }
 }
@@ -306,6 +324,8 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     position: usize,
     text: &'a str,
+    /// Parentheses and `!` open around the current token.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -332,29 +352,39 @@ impl Parser<'_> {
     }
 
     fn expression(&mut self) -> Result<Selector, SelectorError> {
-        let mut left = self.conjunction()?;
+        let mut operands = vec![self.conjunction()?];
         while self.peek().kind == Kind::Or {
             self.next();
-            let right = self.conjunction()?;
-            left = Selector::Or(Box::new(left), Box::new(right));
+            operands.push(self.conjunction()?);
         }
-        Ok(left)
+        Ok(if operands.len() == 1 { operands.remove(0) } else { Selector::Or(operands) })
     }
 
     fn conjunction(&mut self) -> Result<Selector, SelectorError> {
-        let mut left = self.unary()?;
+        let mut operands = vec![self.unary()?];
         while self.peek().kind == Kind::And {
             self.next();
-            let right = self.unary()?;
-            left = Selector::And(Box::new(left), Box::new(right));
+            operands.push(self.unary()?);
         }
-        Ok(left)
+        Ok(if operands.len() == 1 { operands.remove(0) } else { Selector::And(operands) })
+    }
+
+    /// Enters one more level of `!` or parentheses at `token`, or says it is one too many.
+    fn deeper(&mut self, token: &Token) -> Result<(), SelectorError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error_at(token, format!("the selector nests deeper than {MAX_DEPTH} levels of `!` and parentheses here")));
+        }
+        Ok(())
     }
 
     fn unary(&mut self) -> Result<Selector, SelectorError> {
         if self.peek().kind == Kind::Not {
-            self.next();
-            return Ok(Selector::Not(Box::new(self.unary()?)));
+            let not = self.next();
+            self.deeper(&not)?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Selector::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -366,7 +396,9 @@ impl Parser<'_> {
             Kind::Global => Ok(Selector::Global),
             Kind::Has(key) => Ok(Selector::Has(key.clone())),
             Kind::LeftParen => {
+                self.deeper(&token)?;
                 let inner = self.expression()?;
+                self.depth -= 1;
                 let close = self.next();
                 if close.kind != Kind::RightParen {
                     return Err(self.error_at(&close, format!("expected `)`, found {}", close.kind.describe())));
@@ -468,7 +500,23 @@ mod tests {
     #[test]
     fn precedence_binds_and_tighter_than_or() {
         let selector = Selector::parse("has(a) || has(b) && has(c)").unwrap();
-        assert!(matches!(selector, Selector::Or(_, _)));
+        assert_eq!(selector.to_string(), "(has(a) || (has(b) && has(c)))");
+    }
+
+    /// A chain of any length is one level, as in Calico; what nests is bounded, and the error
+    /// points at the first `(` or `!` too many, however deep the text goes.
+    #[test]
+    fn nesting_is_bounded_and_chains_are_flat() {
+        let chain = vec!["has(a)"; 100_000].join(" && ");
+        assert!(Selector::parse(&chain).unwrap().matches(&labels(&[("a", "")])));
+        let parenthesized = |depth: usize| format!("{}has(a){}", "(".repeat(depth), ")".repeat(depth));
+        assert!(Selector::parse(&parenthesized(MAX_DEPTH)).is_ok());
+        for text in [parenthesized(MAX_DEPTH + 1), parenthesized(10_000), format!("{}has(a)", "!".repeat(30_000))] {
+            let error = Selector::parse(&text).unwrap_err();
+            assert_eq!((error.start, error.end), (MAX_DEPTH, MAX_DEPTH + 1), "{}", error.message);
+            assert!(error.message.contains("deeper than 64 levels"), "{}", error.message);
+        }
+        assert!(Selector::parse(&format!("{}has(a)", "!".repeat(MAX_DEPTH))).is_ok());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The one diagnostic type every phase produces.
 
-use crate::{Rule, Span};
+use crate::{Rule, Span, echo};
 use serde::Serialize;
 use std::fmt;
 
@@ -30,7 +30,8 @@ pub struct Label {
 /// One problem: which rule, where, what, and how to fix it.
 ///
 /// Messages are lowercase with no trailing period and put names in backticks, or quote
-/// Calico's own wording where Calico has one.
+/// Calico's own wording where Calico has one. Every text is bounded by [`echo::limit`] as it
+/// is set, so no input value is repeated at length.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     pub rule: &'static Rule,
@@ -50,7 +51,7 @@ impl Diagnostic {
         Diagnostic {
             rule,
             severity: rule.severity,
-            message: message.into(),
+            message: echo::limit(&message.into()),
             primary: Label { span, message: None },
             secondary: Vec::new(),
             help: None,
@@ -67,17 +68,17 @@ impl Diagnostic {
 
     /// The message drawn under the primary span.
     pub fn label(mut self, message: impl Into<String>) -> Diagnostic {
-        self.primary.message = Some(message.into());
+        self.primary.message = Some(echo::limit(&message.into()));
         self
     }
 
     pub fn secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.secondary.push(Label { span, message: Some(message.into()) });
+        self.secondary.push(Label { span, message: Some(echo::limit(&message.into())) });
         self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
-        self.help = Some(help.into());
+        self.help = Some(echo::limit(&help.into()));
         self
     }
 
@@ -141,6 +142,16 @@ impl Diagnostics {
 
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
         self.items.iter()
+    }
+
+    /// Keeps, of the diagnostics pushed since there were `from` of them, only those `keep`
+    /// accepts: for dropping the consequences of an error reported earlier.
+    pub fn retain_since(&mut self, from: usize, mut keep: impl FnMut(&Diagnostic) -> bool) {
+        let mut index = 0;
+        self.items.retain(|diagnostic| {
+            index += 1;
+            index <= from || keep(diagnostic)
+        });
     }
 
     /// Applies severity overrides, rule by rule: `Deny` makes a rule's findings errors, `Warn`

@@ -7,6 +7,7 @@
 //! This crate does no I/O.
 
 mod diagnostic;
+pub mod echo;
 mod levels;
 pub mod render;
 mod rule;

@@ -34,6 +34,11 @@ impl Span {
         Span::new(self.file, base + start, (base + end).min(self.end as usize).max(base + start))
     }
 
+    /// Whether `other` lies within this span (same file).
+    pub fn contains(self, other: Span) -> bool {
+        self.file == other.file && self.start <= other.start && other.end <= self.end
+    }
+
     pub fn len(self) -> usize {
         (self.end - self.start) as usize
     }
@@ -94,6 +99,33 @@ impl SourceFile {
         LineCol { line: line_index + 1, column }
     }
 
+    /// Masks `start..end` so that no snippet shows it. Every character becomes one of the same
+    /// UTF-8 length, so byte spans, lines and columns stay where they were.
+    fn redact(&mut self, start: usize, end: usize) {
+        let end = end.min(self.text.len());
+        if start >= end || !self.text.is_char_boundary(start) || !self.text.is_char_boundary(end) {
+            return;
+        }
+        let masked: String = self.text[start..end]
+            .chars()
+            .map(|c| match c {
+                '\n' | '\r' => c,
+                _ => match c.len_utf8() {
+                    1 => '*',
+                    2 => '\u{00b7}',
+                    3 => '\u{2022}',
+                    _ => '\u{1f512}',
+                },
+            })
+            .collect();
+        self.text.replace_range(start..end, &masked);
+    }
+
+    /// The byte offset where the 1-based line starts (the end of the text past the last line).
+    pub fn line_start(&self, line: usize) -> usize {
+        self.line_starts.get(line.saturating_sub(1)).copied().unwrap_or(self.text.len())
+    }
+
     /// The text of the 1-based line, without its line break.
     pub fn line_text(&self, line: usize) -> &str {
         let start = self.line_starts.get(line - 1).copied().unwrap_or(self.text.len());
@@ -127,6 +159,16 @@ impl SourceMap {
         self.files.iter().enumerate().map(|(index, file)| (FileId(index as u32), file))
     }
 
+    /// Masks the text under each span (a secret written where it does not belong), for every
+    /// renderer that shows source lines. Positions are unchanged.
+    pub fn redact(&mut self, spans: &[Span]) {
+        for span in spans {
+            if let Some(file) = self.files.get_mut(span.file.0 as usize) {
+                file.redact(span.start as usize, span.end as usize);
+            }
+        }
+    }
+
     /// The text a span covers.
     pub fn slice(&self, span: Span) -> &str {
         let text = self.file(span.file).text();
@@ -153,5 +195,20 @@ mod tests {
         assert_eq!(file.line_col(10), LineCol { line: 2, column: 5 });
         assert_eq!(file.line_text(2), "bé: x");
         assert_eq!(file.line_col(100), LineCol { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn redaction_keeps_positions() {
+        let mut map = SourceMap::new();
+        let text = "password: hé€😀x\nnext: 1\n";
+        let id = map.add("a.yaml", text);
+        let value = text.find('h').unwrap();
+        map.redact(&[Span::new(id, value, text.find('\n').unwrap())]);
+        let file = map.file(id);
+        assert_eq!(file.text().len(), text.len());
+        assert!(!file.text().contains("hé"), "{}", file.text());
+        assert_eq!(file.line_text(2), "next: 1");
+        assert_eq!(file.line_col(text.find("next").unwrap()), LineCol { line: 2, column: 1 });
+        assert_eq!(file.line_text(1).chars().count(), "password: hé€😀x".chars().count());
     }
 }

@@ -181,6 +181,7 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
             num_allowed_local_as_numbers: spec.num_allowed_local_as_numbers,
             reachable_by: text(&spec.reachable_by).and_then(|gateway| gateway.parse().ok()).map(|gateway| spanned(gateway, at)),
             filters: spec.filters.clone().unwrap_or_default(),
+            unresolved: false,
             span: span(at),
         });
     }

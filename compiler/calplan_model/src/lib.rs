@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod autodetect;
 pub mod calico;
 pub mod from_resources;
+pub mod grammar;
 pub mod graph;
 pub mod graph_render;
 pub mod ipam;

@@ -4,10 +4,11 @@
 //! model), so later rules only see values that mean something and do not pile follow-on
 //! errors onto the first.
 
+use crate::grammar::*;
 use crate::model::*;
 use crate::rules::*;
 use calplan_calico::resources::EncapsulationMode;
-use calplan_calico::{AsNumber, Selector, duration_seconds};
+use calplan_calico::{AsNumber, GoDurationError, Selector, parse_go_duration, seconds_as_confd_rounds};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Span, Spanned};
 use calplan_syntax::intent;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -117,9 +118,11 @@ impl Lowerer<'_> {
 
     fn calico_version(&mut self, written: Option<&Spanned<String>>, fallback: Span) -> Spanned<CalicoVersion> {
         let Some(written) = written else { return Spanned::new(CalicoVersion::DEFAULT, fallback) };
-        let parsed = written
-            .split_once('.')
-            .and_then(|(major, minor)| Some(CalicoVersion { major: major.parse().ok()?, minor: minor.split('.').next()?.parse().ok()? }));
+        // `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`, digits only: nothing else may follow.
+        let parts: Vec<&str> = written.split('.').collect();
+        let numeric =
+            (2..=3).contains(&parts.len()) && parts.iter().all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+        let parsed = numeric.then(|| Some(CalicoVersion { major: parts[0].parse().ok()?, minor: parts[1].parse().ok()? })).flatten();
         match parsed {
             Some(version) if version.major == 3 && version.minor >= 20 => Spanned::new(version, written.span),
             _ => {
@@ -154,7 +157,9 @@ impl Lowerer<'_> {
     }
 
     fn node(&mut self, node: &intent::Node, id: NodeId) -> Option<Node> {
-        let name_ok = self.name(&node.name, "node");
+        // A bad name is reported and the node kept: references to it then resolve, rather than
+        // each reporting a missing node that is only misnamed.
+        self.name(&node.name, "node");
         let ipv4_address = node.ipv4_address.as_ref().and_then(|text| self.host_address::<Ipv4Net>(text, "IPv4"));
         let ipv6_address = node.ipv6_address.as_ref().and_then(|text| self.host_address::<Ipv6Net>(text, "IPv6"));
         let as_number = node.as_number.as_ref().and_then(|text| self.as_number(text));
@@ -168,13 +173,16 @@ impl Lowerer<'_> {
         let interfaces = node.interfaces.as_ref().map(|interfaces| {
             interfaces
                 .iter()
-                .map(|interface| Interface {
-                    name: interface.name.clone(),
-                    addresses: interface.addresses.iter().filter_map(|address| self.interface_address(address)).collect(),
+                .map(|interface| {
+                    self.interface_name(&interface.name);
+                    Interface {
+                        name: interface.name.clone(),
+                        addresses: interface.addresses.iter().filter_map(|address| self.interface_address(address)).collect(),
+                    }
                 })
                 .collect()
         });
-        name_ok.then(|| Node {
+        Some(Node {
             id,
             name: node.name.clone(),
             ipv4_address,
@@ -202,6 +210,31 @@ impl Lowerer<'_> {
                 .help(help),
         );
         None
+    }
+
+    fn interface_name(&mut self, name: &Spanned<String>) -> bool {
+        let Some(problem) = interface_name_problem(&name.value) else { return true };
+        self.report(
+            Diagnostic::new(&INVALID_INTERFACE, name.span, format!("interface name `{}` {problem}", name.value))
+                .label("not an interface name")
+                .help("write the name as `ip -j addr` shows it (`ifname`), such as `eth0` or `ens3`"),
+        );
+        false
+    }
+
+    fn ignored_interfaces(&mut self, patterns: &[Spanned<String>]) -> Vec<String> {
+        let mut valid = Vec::new();
+        for pattern in patterns {
+            match ignored_interface_problem(&pattern.value) {
+                None => valid.push(pattern.value.clone()),
+                Some(problem) => self.report(
+                    Diagnostic::new(&INVALID_INTERFACE, pattern.span, format!("ignored interface `{}` {problem}", pattern.value))
+                        .label("not an interface pattern Calico accepts")
+                        .help("write one interface name per entry, with `*` for any characters, such as `docker*`"),
+                ),
+            }
+        }
+        valid
     }
 
     fn interface_address(&mut self, text: &Spanned<String>) -> Option<Spanned<IpNet>> {
@@ -244,12 +277,20 @@ impl Lowerer<'_> {
 
     fn as_number(&mut self, text: &Spanned<intent::AsNumberText>) -> Option<Spanned<AsNumber>> {
         match text.0.parse::<AsNumber>() {
+            Ok(AsNumber(0)) => {
+                self.report(
+                    Diagnostic::new(&INVALID_AS_NUMBER, text.span, "AS number 0 is reserved")
+                        .label("AS 0 cannot be used")
+                        .help("AS 0 marks a route that must not be used (RFC 7607): BIRD refuses it and Calico reads it as unset; write the AS number from 1 to 4294967295"),
+                );
+                None
+            }
             Ok(number) => Some(Spanned::new(number, text.span)),
             Err(error) => {
                 self.report(
                     Diagnostic::new(&INVALID_AS_NUMBER, text.span, error.to_string())
                         .label("not an AS number")
-                        .help("write a number from 0 to 4294967295, or dotted as \"HIGH.LOW\" with both parts below 65536"),
+                        .help("write a number from 1 to 4294967295, or dotted as \"HIGH.LOW\" with both parts below 65536"),
                 );
                 None
             }
@@ -275,6 +316,16 @@ impl Lowerer<'_> {
     }
 
     fn selector(&mut self, text: &Spanned<String>) -> Option<Spanned<SelectorText>> {
+        if let Some(c) = first_control_character(&text.value) {
+            // Calico's parser would take it inside a quoted value, which no label value can
+            // equal: the selector could never match what it says.
+            self.report(
+                Diagnostic::new(&INVALID_SELECTOR, text.span, format!("selector holds {}", describe_character(c)))
+                    .label("not one line of printable text")
+                    .help("write the selector on one line; label values hold no control characters"),
+            );
+            return None;
+        }
         match Selector::parse(&text.value) {
             Ok(selector) => Some(Spanned::new(SelectorText { text: text.value.clone(), selector }, text.span)),
             Err(error) => {
@@ -327,9 +378,27 @@ impl Lowerer<'_> {
     }
 
     fn duration(&mut self, text: &Spanned<String>) -> Option<Spanned<Duration>> {
-        match duration_seconds(&text.value) {
-            Some(seconds) => Some(Spanned::new(Duration { seconds, text: text.value.clone() }, text.span)),
-            None => {
+        match parse_go_duration(&text.value) {
+            Ok(nanoseconds) => {
+                Some(Spanned::new(Duration { seconds: seconds_as_confd_rounds(nanoseconds), text: text.value.clone() }, text.span))
+            }
+            Err(GoDurationError::OutOfRange) => {
+                self.report(
+                    Diagnostic::new(&INVALID_DURATION, text.span, format!("`{}` is longer than a Go duration can be", text.value))
+                        .label("beyond 2562047h47m16.854775807s")
+                        .help("Calico reads durations with Go's `time.ParseDuration`, which refuses more than about 292 years; write a realistic time such as `120s`"),
+                );
+                None
+            }
+            Err(GoDurationError::Negative) => {
+                self.report(
+                    Diagnostic::new(&INVALID_DURATION, text.span, format!("`{}` is negative", text.value))
+                        .label("a negative duration")
+                        .help("write a time of zero or more, such as `120s`"),
+                );
+                None
+            }
+            Err(GoDurationError::Invalid) => {
                 self.report(
                     Diagnostic::new(&INVALID_DURATION, text.span, format!("`{}` is not a duration", text.value))
                         .label("not a Go duration")
@@ -342,10 +411,40 @@ impl Lowerer<'_> {
 
     fn secret(&mut self, password: &intent::Password) -> SecretRef {
         let reference = &password.secret_key_ref;
+        if let Some(problem) = secret_name_problem(&reference.name.value) {
+            self.report(
+                Diagnostic::new(
+                    &INVALID_SECRET_REFERENCE,
+                    reference.name.span,
+                    format!("Secret name `{}` {problem}", reference.name.value),
+                )
+                .label("not a Kubernetes Secret name")
+                .help("name the Secret as Kubernetes does: lowercase letters, digits, `-` and `.`, such as `bgp-secrets`"),
+            );
+        }
+        if let Some(problem) = secret_key_problem(&reference.key.value) {
+            self.report(
+                Diagnostic::new(&INVALID_SECRET_REFERENCE, reference.key.span, format!("Secret key `{}` {problem}", reference.key.value))
+                    .label("not a key a Secret can hold")
+                    .help("name the key within the Secret's data: letters, digits, `-`, `_` and `.`, such as `rr-password`"),
+            );
+        }
         SecretRef { name: reference.name.value.clone(), key: reference.key.value.clone(), span: reference.name.span }
     }
 
     fn autodetection(&mut self, method: &Spanned<String>) -> Option<Spanned<AutodetectionMethod>> {
+        if let Some(c) = first_control_character(&method.value) {
+            self.report(
+                Diagnostic::new(
+                    &INVALID_AUTODETECTION_METHOD,
+                    method.span,
+                    format!("the autodetection method holds {}", describe_character(c)),
+                )
+                .label("not one line of printable text")
+                .help("write the method on one line, such as `interface=eth.*`; interface names hold no control characters"),
+            );
+            return None;
+        }
         let text = method.value.trim();
         let (kind, argument) = text.split_once('=').unwrap_or((text, ""));
         let argument_span = |lowerer: &Self| {
@@ -440,7 +539,7 @@ impl Lowerer<'_> {
             service_load_balancer_ips: self.cidrs(bgp.service_load_balancer_ips.as_deref().unwrap_or_default(), "service LoadBalancer IP"),
             listen_port: bgp.listen_port.clone(),
             bind_mode_node_ip: bgp.bind_mode.as_ref().is_some_and(|mode| mode.value == intent::BindMode::NodeIp),
-            ignored_interfaces: bgp.ignored_interfaces.iter().flatten().map(|name| name.value.clone()).collect(),
+            ignored_interfaces: self.ignored_interfaces(bgp.ignored_interfaces.as_deref().unwrap_or_default()),
             node_mesh_password: bgp.node_mesh_password.as_ref().map(|password| self.secret(password)),
             node_mesh_max_restart_time: bgp.node_mesh_max_restart_time.as_ref().and_then(|text| self.duration(text)),
             span,
@@ -536,7 +635,8 @@ impl Lowerer<'_> {
     }
 
     fn peer(&mut self, peer: &intent::Peer) -> Option<Peer> {
-        let name_ok = self.name(&peer.name, "BGP peer");
+        self.name(&peer.name, "BGP peer");
+        let errors_before = self.diagnostics.error_count();
         let peer_ip = peer.peer_ip.as_ref().and_then(|text| self.peer_address(text));
         let peer_selector = peer.peer_selector.as_ref().and_then(|text| self.selector(text));
         let node = peer.node.as_ref().and_then(|name| self.node_reference(name));
@@ -557,7 +657,8 @@ impl Lowerer<'_> {
             }
         });
         let password = peer.password.as_ref().map(|password| self.secret(password));
-        name_ok.then(|| Peer {
+        let unresolved = self.diagnostics.error_count() > errors_before;
+        Some(Peer {
             name: peer.name.clone(),
             peer_ip,
             peer_selector,
@@ -575,13 +676,28 @@ impl Lowerer<'_> {
             ttl_security: peer.ttl_security.as_ref().map(|ttl| ttl.value),
             num_allowed_local_as_numbers: peer.num_allowed_local_as_numbers.as_ref().map(|number| number.value),
             reachable_by,
-            filters: peer.filters.iter().flatten().map(|filter| filter.value.clone()).collect(),
+            filters: peer
+                .filters
+                .iter()
+                .flatten()
+                .filter(|filter| self.name(filter, "BGPFilter"))
+                .map(|filter| filter.value.clone())
+                .collect(),
+            unresolved,
             span: peer.name.span,
         })
     }
 
     fn peer_address(&mut self, text: &Spanned<String>) -> Option<Spanned<PeerAddress>> {
         match parse_peer_address(&text.value) {
+            Some(PeerAddress { port: Some(0), .. }) => {
+                self.report(
+                    Diagnostic::new(&INVALID_ADDRESS, text.span, format!("`{}` has port 0", text.value))
+                        .label("port 0 is no port")
+                        .help("write a port from 1 to 65535, or leave the port out for BGP's 179"),
+                );
+                None
+            }
             Some(address) => Some(Spanned::new(address, text.span)),
             None => {
                 self.report(
@@ -595,7 +711,7 @@ impl Lowerer<'_> {
     }
 
     fn pool(&mut self, pool: &intent::Pool) -> Option<Pool> {
-        let name_ok = self.name(&pool.name, "pool");
+        self.name(&pool.name, "pool");
         let cidr = self.cidr(&pool.cidr, "pool");
         let node_selector = match &pool.node_selector {
             Some(text) => self.selector(text),
@@ -603,9 +719,6 @@ impl Lowerer<'_> {
         };
         let cidr = cidr?;
         let node_selector = node_selector?;
-        if !name_ok {
-            return None;
-        }
         let head = pool.name.span;
         let mode = |mode: &Option<Spanned<intent::EncapsulationMode>>| match mode {
             Some(mode) => Spanned::new(
@@ -648,7 +761,7 @@ impl Lowerer<'_> {
     }
 
     fn router(&mut self, router: &intent::Router, id: RouterId) -> Option<Router> {
-        let name_ok = self.name(&router.name, "router");
+        self.name(&router.name, "router");
         let address = match router.address.parse::<IpNet>() {
             Ok(address) => Some(Spanned::new(address, router.address.span)),
             Err(_) => {
@@ -698,7 +811,7 @@ impl Lowerer<'_> {
             })
         });
         let address = address?;
-        name_ok.then(|| Router {
+        Some(Router {
             id,
             name: router.name.clone(),
             platform: router.platform.clone(),

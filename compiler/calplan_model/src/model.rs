@@ -203,6 +203,9 @@ pub struct Peer {
     pub num_allowed_local_as_numbers: Option<u32>,
     pub reachable_by: Option<Spanned<IpAddr>>,
     pub filters: Vec<String>,
+    /// A field was written but did not resolve (and is reported): rules that judge what the
+    /// peer lacks pass it over rather than report a consequence of that error.
+    pub unresolved: bool,
     pub span: Span,
 }
 

@@ -181,6 +181,43 @@ declare_rule! {
     pub static REFLECTOR_LISTED_TWICE = ("E0112", "reflector-listed-twice", Error, "a node listed as a route reflector more than once");
 }
 
+declare_rule! {
+    /// ## What it does
+    /// Checks interface names and patterns: `bgp.ignoredInterfaces` as Calico validates them
+    /// (letters, digits, `_`, `.`, `-` and `*`, at most 15 characters, not `*` alone), and the
+    /// names of a node's `interfaces` as the kernel allows them (1–15 bytes, no `/`, `:` or white
+    /// space, not `.` or `..`).
+    ///
+    /// ## Why is this bad?
+    /// Calico refuses the BGPConfiguration; and an ignored interface is written into BIRD's
+    /// `interface -"…"` clause, where a quote or a line break would end the string and turn the
+    /// rest into configuration.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// ignoredInterfaces: ["docker0, eth*"]     # one pattern per entry: [docker0, "eth*"]
+    /// ```
+    pub static INVALID_INTERFACE = ("E0113", "invalid-interface", Error, "an interface name or pattern Calico or the kernel refuses");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Checks a password's `secretKeyRef`: `name` is a Kubernetes object name (a DNS-1123
+    /// subdomain) and `key` a Secret data key (letters, digits, `-`, `_` and `.`, at most 253,
+    /// not `.` or `..`).
+    ///
+    /// ## Why is this bad?
+    /// Kubernetes cannot hold such a Secret, so the session never gets its password; and the
+    /// reference is written into comments and file names of `bird.cfg`, `frr.conf`, `ios.cfg`
+    /// and `junos.set`, where a line break or a path would become configuration.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// password: {secretKeyRef: {name: ../../etc, key: passwd}}
+    /// ```
+    pub static INVALID_SECRET_REFERENCE = ("E0114", "invalid-secret-reference", Error, "a Secret name or key Kubernetes would refuse");
+}
+
 pub static ALL: &[&calplan_diagnostics::Rule] = &[
     &INVALID_CIDR,
     &INVALID_ADDRESS,
@@ -194,4 +231,6 @@ pub static ALL: &[&calplan_diagnostics::Rule] = &[
     &INVALID_AUTODETECTION_METHOD,
     &UNSUPPORTED_CALICO_VERSION,
     &REFLECTOR_LISTED_TWICE,
+    &INVALID_INTERFACE,
+    &INVALID_SECRET_REFERENCE,
 ];

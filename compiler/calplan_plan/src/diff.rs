@@ -7,6 +7,7 @@
 //! writes is the live object with those parts replaced, so fields calplan does not manage
 //! (orchRefs, tunnel addresses, other labels) survive.
 
+use crate::plan::Content;
 use calplan_calico::resources::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -149,6 +150,42 @@ pub fn display(resource: &Resource, label_keys: &BTreeSet<String>) -> Value {
     };
     strip_nulls(&mut value);
     value
+}
+
+/// The texts a resource change's diff compares: each side's reviewable view ([`display`]),
+/// with the label keys of the Node it leaves (or removes). A side that is not a `kind`
+/// resource shows as its JSON, so nothing in a plan is ever hidden from its diff.
+pub fn resource_texts(kind: &str, before: Option<&Content>, after: Option<&Content>) -> (String, String) {
+    if kind == calplan_calico::installation::KIND {
+        return (installation_text(before), installation_text(after));
+    }
+    let parse = |content: Option<&Content>| match content {
+        Some(Content::Resource { value }) => ResourceKind::from_kind(kind).and_then(|kind| Resource::from_json(kind, value.clone()).ok()),
+        _ => None,
+    };
+    let (old, new) = (parse(before), parse(after));
+    let label_keys = managed_label_keys(match new.as_ref().or(old.as_ref()) {
+        Some(Resource::Node(node)) => Some(node),
+        _ => None,
+    });
+    let text = |content: Option<&Content>, resource: Option<&Resource>| match (content, resource) {
+        (None, _) => String::new(),
+        (Some(_), Some(resource)) => view_yaml(&display(resource, &label_keys)),
+        (Some(Content::Resource { value }), None) => view_yaml(value),
+        (Some(Content::File { text }), None) => text.clone(),
+    };
+    (text(before, old.as_ref()), text(after, new.as_ref()))
+}
+
+/// What a reviewer sees of the operator's Installation: the part calplan manages, its pools.
+fn installation_text(content: Option<&Content>) -> String {
+    match content {
+        Some(Content::Resource { value }) => view_yaml(&json!({
+            "spec": { "calicoNetwork": { "ipPools": calplan_calico::installation::managed_part(value) } }
+        })),
+        Some(Content::File { text }) => text.clone(),
+        None => String::new(),
+    }
 }
 
 /// A unified diff between two texts, headed with what changes.

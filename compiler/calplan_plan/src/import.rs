@@ -28,7 +28,10 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Dat
         );
     }
     let configuration = resources.bgp_configuration().map(|c| c.spec.clone()).unwrap_or_default();
-    let cidrs = |entries: &Option<Vec<CidrEntry>>| -> Vec<Value> { entries.iter().flatten().map(|entry| json!(entry.cidr)).collect() };
+    // Entries without a CIDR are skipped, as confd skips them.
+    let cidrs = |entries: &Option<Vec<CidrEntry>>| -> Vec<Value> {
+        entries.iter().flatten().filter(|entry| !entry.cidr.is_empty()).map(|entry| json!(entry.cidr)).collect()
+    };
     let cluster_ips = cidrs(&configuration.service_cluster_ips);
     if !cluster_ips.is_empty() {
         spec.insert("serviceClusterIPs".into(), Value::Array(cluster_ips.clone()));
@@ -67,7 +70,8 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Dat
     if let Some(time) = &configuration.node_mesh_max_restart_time {
         bgp.insert("nodeMeshMaxRestartTime".into(), json!(time));
     }
-    for field in configuration.extra.keys() {
+    // Fields Calico does not know were warned about when read, and Calico ignored them.
+    for field in configuration.extra.keys().filter(|field| calplan_calico::fields::BGP_CONFIGURATION_SPEC.contains(&field.as_str())) {
         notes.push(format!("BGPConfiguration `default`: `{field}` has no place in the intent and is not imported"));
     }
     let peers: Vec<Value> = resources.peers().map(|peer| peer_value(peer, &mut notes)).collect();
@@ -183,7 +187,8 @@ fn peer_value(peer: &BgpPeer, notes: &mut Vec<String>) -> Value {
     if let Some(filters) = &spec.filters {
         value.insert("filters".into(), json!(filters));
     }
-    for field in spec.extra.keys() {
+    // Fields Calico does not know were warned about when read, and Calico ignored them.
+    for field in spec.extra.keys().filter(|field| calplan_calico::fields::BGP_PEER_SPEC.contains(&field.as_str())) {
         notes.push(format!("BGPPeer `{}`: `{field}` has no place in the intent and is not imported", peer.metadata.name));
     }
     Value::Object(value)
@@ -211,7 +216,8 @@ fn pool_value(pool: &IpPool, notes: &mut Vec<String>) -> Value {
     if let Some(mode) = &spec.assignment_mode {
         value.insert("assignmentMode".into(), json!(mode));
     }
-    for field in spec.extra.keys() {
+    // Fields Calico does not know were warned about when read, and Calico ignored them.
+    for field in spec.extra.keys().filter(|field| calplan_calico::fields::IP_POOL_SPEC.contains(&field.as_str())) {
         notes.push(format!("IPPool `{}`: `{field}` has no place in the intent and is not imported", pool.metadata.name));
     }
     Value::Object(value)

@@ -7,7 +7,10 @@
 
 pub mod current;
 pub mod diff;
+pub mod file;
+pub mod group;
 pub mod import;
+pub mod markdown;
 pub mod plan;
 pub mod planner;
 pub mod render;

@@ -1,46 +1,37 @@
 //! The plan: what `plan -o` saves, `show` prints and `apply` carries out.
 //!
 //! One type serves the planner, the renderers and the executor (as in Oxide's reconfigurator):
-//! the executor makes no choice the plan does not record. The JSON form is versioned and its
-//! schema is `schemas/plan.schema.json`.
+//! the executor makes no choice the plan does not record. What people read of a plan — each
+//! change's diff, the groups, the summary — is not part of it: it is computed, every time, from
+//! the `before` and `after` that apply compares and writes ([`Change::diff`], [`Plan::summary`]),
+//! so what `show` prints and what `apply` confirms cannot differ from what apply does. The file
+//! form (`file.rs`) is versioned, carries a digest of its content, and its schema is
+//! `schemas/plan.schema.json`.
 
 use calplan_model::NodeAgent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The plan file format's version; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
-    pub format_version: u32,
     /// The intent the plan was made from.
     pub intent: Fingerprint,
     /// Every current-state source, fingerprinted, so `apply` can tell a stale plan.
     pub current: Vec<SourceFingerprint>,
     /// Who runs the nodes (`spec.nodeAgent`): which node files the plan loads, and how apply
-    /// reads sessions for the barriers (calico-node's BIRD 1.x sockets, or BIRD 2's). Plans
-    /// saved before the field existed loaded BIRD 2 configurations: `bird`.
-    #[serde(default = "agent_of_older_plans")]
+    /// reads sessions for the barriers (calico-node's BIRD 1.x sockets, or BIRD 2's).
     pub node_agent: NodeAgent,
     /// Each router's platform (`linux`, `frr`, `ios`, `junos`) from the intent: which of its
     /// files apply loads (an inventory's `platform` wins).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub router_platforms: BTreeMap<String, String>,
     pub stages: Vec<Stage>,
-    pub summary: Summary,
     /// What the planner could not know or had to assume, in words.
     pub notes: Vec<String>,
 }
 
-fn agent_of_older_plans() -> NodeAgent {
-    NodeAgent::Bird
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fingerprint {
     pub name: String,
     pub sha256: String,
@@ -49,7 +40,7 @@ pub struct Fingerprint {
 /// A current-state source as it was read: its digest, and a digest of each resource in it so
 /// that a stale plan can say which resource changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceFingerprint {
     pub name: String,
     pub kind: String,
@@ -67,7 +58,7 @@ pub struct SourceFingerprint {
 /// counts are of what calplan does; informational changes (what calico-node does as a
 /// consequence) are counted apart.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Summary {
     pub add: usize,
     pub change: usize,
@@ -112,30 +103,25 @@ impl Summary {
 }
 
 /// One step of the plan: its changes, then a barrier that must hold before the next stage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
-    /// 1-based.
+    /// 1-based: the stages of a plan are numbered 1, 2, 3… in order.
     pub number: usize,
     pub title: String,
     /// Why this stage comes here.
     pub reason: String,
     /// What the stage disrupts, if anything: sessions reset, routes withdrawn, pods recreated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruption: Option<String>,
     pub changes: Vec<Change>,
     /// Steps calplan cannot take itself, such as recreating pods.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manual: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barrier: Option<Barrier>,
     /// `calicoctl node status` per node once the stage is done, when the stage changes BGP.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub expected_status: BTreeMap<String, Vec<StatusRow>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusRow {
     pub peer_address: String,
     pub peer_type: String,
@@ -174,7 +160,7 @@ impl Action {
 
 /// Where a change lands.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Target {
     /// A Calico resource in the datastore.
     Calico,
@@ -184,37 +170,63 @@ pub enum Target {
     Router { router: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Change {
     pub action: Action,
     /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `Node`, or the artifact kind (`bird.cfg`,
     /// `routes`, `rules.nft`, `routes.sh`, `frr.conf`, `route-pins`, …).
     pub kind: String,
+    /// The resource's name, or the node or router the file is on.
     pub name: String,
     pub target: Target,
-    /// A unified diff of what changes, secrets redacted.
-    pub diff: String,
     /// The resource (JSON) or file as it stands, for compare-and-swap and rollback.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Content>,
     /// The resource (JSON) or file to write; absent for a delete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Content>,
-    /// Why the change is made this way (`replace_because_cannot_update`, …), in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the change is made this way, in words.
     pub reason: Option<String>,
     /// Information, not an action: what another agent makes of the plan's changes (on a
     /// calico-node node, confd's new render of BIRD's configuration and the routes BIRD and
     /// Felix program). Apply never writes it; it records it in the state once the stage is
     /// done, so that the next plan and `verify` compare against it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub informational: bool,
+}
+
+impl Change {
+    /// What the diff is headed with: `IPPool/name` for a resource, the artifact's path
+    /// (`nodes/<node>/rules.nft`) for a file.
+    pub fn path(&self) -> String {
+        match &self.target {
+            Target::Calico => format!("{}/{}", self.kind, self.name),
+            Target::Node { node } => format!("nodes/{node}/{}", self.kind),
+            Target::Router { router } => format!("routers/{router}/{}", self.kind),
+        }
+    }
+
+    /// The unified diff a reviewer reads, secrets redacted, computed from `before` and `after`
+    /// — the content apply compares and writes — and never stored: a resource as its
+    /// reviewable view (`diff::display`), a file as its text.
+    pub fn diff(&self) -> String {
+        let (before, after) = match &self.target {
+            Target::Calico => crate::diff::resource_texts(&self.kind, self.before.as_ref(), self.after.as_ref()),
+            _ => (file_text(self.before.as_ref()), file_text(self.after.as_ref())),
+        };
+        crate::diff::redact(&crate::diff::unified(&self.path(), &before, &after))
+    }
+}
+
+/// A file's text as a diff shows it; a resource where a file belongs shows as its JSON.
+fn file_text(content: Option<&Content>) -> String {
+    match content {
+        None => String::new(),
+        Some(Content::File { text }) => text.clone(),
+        Some(Content::Resource { value }) => serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
+    }
 }
 
 /// A resource or a file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Content {
     Resource {
         #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
@@ -227,7 +239,7 @@ pub enum Content {
 
 /// What must hold before the next stage starts, checked against real state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Barrier {
     /// Every listed node has these BIRD protocols Established.
     SessionsEstablished {
@@ -259,29 +271,31 @@ impl Plan {
         self.stages.iter().flat_map(|stage| &stage.changes)
     }
 
+    /// Terraform's counts, from the changes.
+    pub fn summary(&self) -> Summary {
+        Summary::of(self.changes())
+    }
+
     /// Whether the plan has nothing for calplan to do (informational changes alone are not
     /// work: they say what calico-node renders differently, which no apply changes).
     pub fn is_empty(&self) -> bool {
         self.stages.iter().all(|stage| stage.changes.iter().all(|change| change.informational) && stage.manual.is_empty())
     }
 
-    /// The plan as stable JSON.
+    /// The plan file: stable JSON with its digest, the diffs, groups and summary included for
+    /// tools (`plan --format json` prints the same).
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("plans serialize");
-        text.push('\n');
-        text
+        crate::file::write(self)
     }
 
-    pub fn from_json(text: &str) -> Result<Plan, serde_json::Error> {
-        serde_json::from_str(text)
+    /// Reads a plan file, refusing one that is malformed, edited or of another format, with
+    /// the line and column where it breaks.
+    pub fn from_json(text: &str) -> Result<Plan, crate::file::PlanFileError> {
+        crate::file::read(text)
     }
 }
 
 /// The plan's JSON Schema, as `schemas/plan.schema.json` holds it.
 pub fn schema_text() -> String {
-    let mut schema = serde_json::to_value(schemars::schema_for!(Plan)).expect("schema serializes");
-    schema["$id"] = serde_json::Value::from("https://calplan.dev/schemas/plan.schema.json");
-    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-    text.push('\n');
-    text
+    crate::file::schema_text()
 }

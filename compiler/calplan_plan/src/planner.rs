@@ -137,10 +137,6 @@ fn artifact_target(path: &str) -> (Target, String) {
     (target, file.to_string())
 }
 
-fn key_name((kind, name): &ResourceKey) -> String {
-    format!("{}/{name}", kind.as_str())
-}
-
 /// Everything the planner carries from stage to stage.
 struct Planner<'a> {
     input: &'a Input<'a>,
@@ -230,15 +226,12 @@ pub fn plan(input: &Input) -> Plan {
     planner.notes.extend(input.observations.iter().cloned());
     planner.operator = planner.operator_pools();
     planner.run();
-    let summary = Summary::of(planner.stages.iter().flat_map(|stage| &stage.changes));
     Plan {
-        format_version: FORMAT_VERSION,
         intent: input.intent.clone(),
         current: input.sources.clone(),
         node_agent: agent,
         router_platforms: router_platforms(input.desired),
         stages: planner.stages,
-        summary,
         notes: planner.notes,
     }
 }
@@ -723,12 +716,6 @@ impl Planner<'_> {
         if calplan_calico::installation::managed_part(&before) == calplan_calico::installation::managed_part(&after) {
             return;
         }
-        let view = |installation: &serde_json::Value| {
-            let part =
-                serde_json::json!({ "spec": { "calicoNetwork": { "ipPools": calplan_calico::installation::managed_part(installation) } } });
-            diff::view_yaml(&part)
-        };
-        let name = format!("{}/{}", calplan_calico::installation::KIND, calplan_calico::installation::NAME);
         changes.insert(
             position,
             Change {
@@ -736,7 +723,6 @@ impl Planner<'_> {
                 kind: calplan_calico::installation::KIND.to_string(),
                 name: calplan_calico::installation::NAME.to_string(),
                 target: Target::Calico,
-                diff: diff::redact(&diff::unified(&name, &view(&before), &view(&after))),
                 before: operator.known.then(|| Content::Resource { value: before.clone() }),
                 after: Some(Content::Resource { value: after.clone() }),
                 reason: Some(format!(
@@ -1247,7 +1233,6 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
         if old_view == new_view {
             continue;
         }
-        let name = key_name(key);
         let action = match (old, new) {
             (None, Some(_)) if key.0 == ResourceKind::IpPool && replaced.contains(&key.1) => Action::Replace,
             (None, Some(_)) => Action::Create,
@@ -1259,8 +1244,6 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
             (Some(_), Some(_)) => Action::Update,
             (None, None) => continue,
         };
-        let before_text = old.map(|resource| diff::view_yaml(&diff::display(resource, &label_keys))).unwrap_or_default();
-        let after_text = new.map(|resource| diff::view_yaml(&diff::display(resource, &label_keys))).unwrap_or_default();
         // A replaced pool's `before` is the pool being deleted, for the delete's compare.
         let replaced_before = old.map(|resource| Content::Resource { value: resource.to_json() });
         changes.push(Change {
@@ -1268,7 +1251,6 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
             kind: key.0.as_str().to_string(),
             name: key.1.clone(),
             target: Target::Calico,
-            diff: diff::redact(&diff::unified(&name, &before_text, &after_text)),
             before: replaced_before,
             after: new.map(|resource| Content::Resource { value: resource.to_json() }),
             reason: (action == Action::Replace).then(|| {
@@ -1306,7 +1288,6 @@ fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, Stri
             kind: file,
             name,
             target,
-            diff: diff::redact(&diff::unified(path, old.map_or("", String::as_str), new.map_or("", String::as_str))),
             before: old.map(|text| Content::File { text: text.clone() }),
             after: new.map(|text| Content::File { text: text.clone() }),
             reason: None,

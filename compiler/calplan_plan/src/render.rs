@@ -1,8 +1,11 @@
-//! The plan as a reviewer reads it: grouped by stage, each change with its diff, the barrier
-//! that closes the stage and the status it leaves; coloured on a terminal, plain otherwise.
+//! The plan as a reviewer reads it: by stage, the changes grouped (`group.rs`), each group
+//! with its diff, the barrier that closes the stage and the status it leaves; coloured on a
+//! terminal, plain otherwise. Everything shown is computed from the plan's content.
 
+use crate::group::{Group, of_stage, thousands};
 use crate::plan::*;
 use owo_colors::OwoColorize;
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 struct Paint {
@@ -48,19 +51,95 @@ impl Paint {
     }
 }
 
-fn target_text(change: &Change) -> String {
-    let target = match &change.target {
-        Target::Calico => format!("{} {}", change.kind, change.name),
-        Target::Node { node } => format!("node {node}: {}", change.kind),
-        Target::Router { router } => format!("router {router}: {}", change.kind),
-    };
-    if change.informational { format!("{target} {INFORMATIONAL}") } else { target }
+/// The marker of a change calplan shows but does not make.
+pub const INFORMATIONAL: &str = "(informational: calico-node makes this change; apply only records it)";
+
+/// How a group is headed: `IPPool zone-b`, `node n1: rules.nft`, `nodes n1…n9 (9 nodes): rules.nft`.
+pub fn group_heading(group: &Group) -> String {
+    match (group.target.as_str(), group.len()) {
+        ("calico", _) => format!("{} {}", group.kind, group.members),
+        (target, 1) => format!("{target} {}: {}", group.members, group.kind),
+        (_, count) => format!("{} {} ({} {}): {}", group.noun(), group.members, thousands(count), group.noun(), group.kind),
+    }
 }
 
-/// The marker of a change calplan shows but does not make.
-const INFORMATIONAL: &str = "(informational: calico-node makes this change; apply only records it)";
+/// What each placeholder of a group stands for, one line each; hunk positions (`<line>`,
+/// `<line 2>`, …) share one line.
+pub fn placeholder_lines(group: &Group) -> Vec<String> {
+    let noun = group.noun();
+    let one = &noun[..noun.len() - 1];
+    let mut lines = Vec::new();
+    let (positions, values): (Vec<_>, Vec<_>) = group.placeholders.iter().partition(|placeholder| placeholder.name.starts_with("<line"));
+    for placeholder in values {
+        lines.push(if placeholder.distinct == group.len() {
+            format!("{}: each {one}'s own, e.g. {}", placeholder.name, placeholder.example)
+        } else if !placeholder.values.is_empty() {
+            let values: Vec<String> = placeholder
+                .values
+                .iter()
+                .map(|value| {
+                    format!(
+                        "{} on {} ({} {})",
+                        value.value,
+                        value.members,
+                        thousands(value.count),
+                        crate::group::noun(&group.target, value.count)
+                    )
+                })
+                .collect();
+            format!("{}: {}", placeholder.name, values.join("; "))
+        } else {
+            format!("{}: {} different values, e.g. {}", placeholder.name, thousands(placeholder.distinct), placeholder.example)
+        });
+    }
+    if let Some(first) = positions.first() {
+        let names: Vec<&str> = positions.iter().map(|placeholder| placeholder.name.as_str()).collect();
+        lines.push(format!("{}: the hunks start on other lines from {one} to {one}, e.g. line {}", names.join(", "), first.example));
+    }
+    lines
+}
 
-/// The plan in words.
+/// A stage's per-host lines (barrier sessions, expected status), hosts with the same line
+/// together.
+pub fn host_lines<'a>(items: impl IntoIterator<Item = (&'a str, String)>) -> Vec<String> {
+    crate::group::by_text(items)
+        .into_iter()
+        .map(
+            |(hosts, count, text)| {
+                if count == 1 { format!("{hosts}: {text}") } else { format!("{hosts} ({} nodes): {text}", thousands(count)) }
+            },
+        )
+        .collect()
+}
+
+/// The barrier's per-host lines.
+pub fn barrier_lines(barrier: &Barrier) -> Vec<String> {
+    match barrier {
+        Barrier::SessionsEstablished { sessions, .. } => {
+            host_lines(sessions.iter().map(|(node, protocols)| (node.as_str(), protocols.join(", "))))
+        }
+        Barrier::PoolEmpty { pool, cidr, .. } => vec![format!("`{pool}` ({cidr}): 0 addresses in use")],
+        Barrier::RoutesPresent { routes, .. } => {
+            host_lines(routes.iter().map(|(host, lines)| (host.as_str(), format!("{} routes", lines.len()))))
+        }
+    }
+}
+
+/// The expected `calicoctl node status` lines.
+pub fn status_lines(stage: &Stage) -> Vec<String> {
+    host_lines(stage.expected_status.iter().map(|(node, rows)| {
+        let rows: Vec<String> = rows.iter().map(|row| format!("{} {}", row.peer_address, row.peer_type)).collect();
+        (node.as_str(), if rows.is_empty() { "no peers".to_string() } else { rows.join(", ") })
+    }))
+}
+
+/// `1 stage`, `3 stages`.
+pub fn stages_phrase(count: usize) -> String {
+    format!("{count} {}", if count == 1 { "stage" } else { "stages" })
+}
+
+/// The plan in words: per stage, its changes grouped (the same change on many nodes once,
+/// with where it applies), each with its diff computed from the content apply writes.
 pub fn human(plan: &Plan, color: bool) -> String {
     let paint = Paint { color };
     let mut out = String::new();
@@ -68,15 +147,17 @@ pub fn human(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out, "No changes. The cluster matches `{}`.", plan.intent.name);
         // What calico-node renders differently from the last record, although calplan has
         // nothing to do (another calicoVersion's templates, a record made elsewhere).
-        for change in plan.changes().filter(|change| change.informational) {
-            let _ = writeln!(out, "  {} {}", change.action.symbol(), target_text(change));
+        for stage in &plan.stages {
+            for group in of_stage(stage).into_iter().filter(|group| group.informational) {
+                let _ = writeln!(out, "  {} {} {INFORMATIONAL}", group.action.symbol(), group_heading(&group));
+            }
         }
         for note in &plan.notes {
             let _ = writeln!(out, "note: {note}");
         }
         return out;
     }
-    let _ = writeln!(out, "calplan will change the cluster in {} stages, in this order.", plan.stages.len());
+    let _ = writeln!(out, "calplan will change the cluster in {}, in this order.", stages_phrase(plan.stages.len()));
     let _ = writeln!(
         out,
         "Symbols: {} create, {} update, {} delete, {} replace (delete, then create).\n",
@@ -91,13 +172,19 @@ pub fn human(plan: &Plan, color: bool) -> String {
         if let Some(disruption) = &stage.disruption {
             let _ = writeln!(out, "  disruptive: {disruption}");
         }
-        for change in &stage.changes {
-            let _ = writeln!(out, "\n  {} {}", paint.action(change.action, change.action.symbol()), paint.bold(&target_text(change)));
-            if let Some(reason) = &change.reason {
+        for group in of_stage(stage) {
+            let heading = group_heading(&group);
+            let heading = if group.informational { format!("{heading} {INFORMATIONAL}") } else { heading };
+            let _ = writeln!(out, "\n  {} {}", paint.action(group.action, group.action.symbol()), paint.bold(&heading));
+            let reasons: BTreeSet<&str> = group.changes.iter().filter_map(|index| stage.changes[*index].reason.as_deref()).collect();
+            for reason in reasons {
                 let _ = writeln!(out, "      {}", paint.dim(&format!("# {reason}")));
             }
-            for line in change.diff.lines() {
+            for line in group.diff.lines() {
                 let _ = writeln!(out, "      {}", paint.diff_line(line));
+            }
+            for line in placeholder_lines(&group) {
+                let _ = writeln!(out, "      {}", paint.dim(&format!("# {line}")));
             }
         }
         if !stage.manual.is_empty() {
@@ -108,28 +195,14 @@ pub fn human(plan: &Plan, color: bool) -> String {
         }
         if let Some(barrier) = &stage.barrier {
             let _ = writeln!(out, "\n  barrier: {}", barrier.description());
-            match barrier {
-                Barrier::SessionsEstablished { sessions, .. } => {
-                    for (node, protocols) in sessions {
-                        let _ = writeln!(out, "    {node}: {}", protocols.join(", "));
-                    }
-                }
-                Barrier::PoolEmpty { pool, cidr, .. } => {
-                    let _ = writeln!(out, "    `{pool}` ({cidr}): 0 addresses in use");
-                }
-                Barrier::RoutesPresent { routes, .. } => {
-                    for (host, lines) in routes {
-                        let _ = writeln!(out, "    {host}: {} routes", lines.len());
-                    }
-                }
+            for line in barrier_lines(barrier) {
+                let _ = writeln!(out, "    {line}");
             }
         }
         if !stage.expected_status.is_empty() {
             let _ = writeln!(out, "\n  expected `calicoctl node status` after this stage:");
-            for (node, rows) in &stage.expected_status {
-                let rows: Vec<String> = rows.iter().map(|row| format!("{} {}", row.peer_address, row.peer_type)).collect();
-                let rows = if rows.is_empty() { "no peers".to_string() } else { rows.join(", ") };
-                let _ = writeln!(out, "    {node}: {rows}");
+            for line in status_lines(stage) {
+                let _ = writeln!(out, "    {line}");
             }
         }
         out.push('\n');
@@ -140,12 +213,13 @@ pub fn human(plan: &Plan, color: bool) -> String {
     if !plan.notes.is_empty() {
         out.push('\n');
     }
-    let _ = writeln!(out, "{}", paint.bold(&plan.summary.line()));
-    if plan.summary.informational > 0 {
+    let summary = plan.summary();
+    let _ = writeln!(out, "{}", paint.bold(&summary.line()));
+    if summary.informational > 0 {
         let _ = writeln!(
             out,
             "calico-node follows with {} informational changes (its render and routes), which apply records but does not make.",
-            plan.summary.informational
+            summary.informational
         );
     }
     out

@@ -161,11 +161,13 @@ pub struct Bgp {
     /// Service LoadBalancer IP ranges to advertise.
     #[serde(rename = "serviceLoadBalancerIPs")]
     pub service_load_balancer_ips: Option<Vec<Spanned<String>>>,
-    /// The port BIRD listens on; default 179.
+    /// The port BIRD listens on, 1–65535; default 179.
+    #[schemars(range(min = 1))]
     pub listen_port: Option<Spanned<u16>>,
     /// `NodeIP` makes BIRD listen on the node's address only.
     pub bind_mode: Option<Spanned<BindMode>>,
-    /// Interfaces whose routes BIRD ignores, on top of Calico's own (`cali*`, `kube-ipvs*`).
+    /// Interfaces whose routes BIRD ignores, on top of Calico's own (`cali*`, `kube-ipvs*`):
+    /// names of letters, digits, `_`, `.` and `-`, with `*` for any characters, at most 15.
     pub ignored_interfaces: Option<Vec<Spanned<String>>>,
     /// Password for the node-to-node mesh sessions, by reference.
     pub node_mesh_password: Option<Password>,
@@ -232,9 +234,9 @@ impl JsonSchema for AsNumberText {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "An AS number: an integer, or a quoted plain or dotted (`\"1.10\"`) one.",
+            "description": "An AS number from 1 to 4294967295 (0 is reserved): an integer, or a quoted plain or dotted (`\"1.10\"`) one.",
             "anyOf": [
-                { "type": "integer", "minimum": 0, "maximum": 4294967295u64 },
+                { "type": "integer", "minimum": 1, "maximum": 4294967295u64 },
                 { "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$" }
             ]
         })
@@ -338,7 +340,9 @@ pub struct Password {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretKeyRef {
+    /// The Secret's name (a DNS-1123 subdomain).
     pub name: Spanned<String>,
+    /// The key within the Secret's data: letters, digits, `-`, `_` and `.`.
     pub key: Spanned<String>,
 }
 
@@ -425,6 +429,7 @@ pub struct Node {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Interface {
+    /// The interface's name, as the kernel has it (`eth0`).
     pub name: Spanned<String>,
     /// The interface's addresses in kernel order, with prefix lengths.
     #[serde(default)]

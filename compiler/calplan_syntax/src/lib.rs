@@ -13,4 +13,4 @@ pub mod schema;
 pub mod yaml;
 
 pub use calplan_diagnostics::Spanned;
-pub use parse::{TagPolicy, parse_intent, read_yaml, repair_tags};
+pub use parse::{ParsedIntent, TagPolicy, parse_intent, read_yaml, repair_tags, yaml_diagnostic};

@@ -5,16 +5,51 @@
 //! reports every problem in the file.
 
 use crate::intent::{API_VERSION, IntentFile, KIND};
-use crate::rules::{DUPLICATE_KEY, EMPTY_OR_MULTIPLE_DOCUMENTS, SCHEMA_VIOLATION, WRONG_DOCUMENT_TYPE, YAML_SYNTAX, YAML_TAG};
-use crate::yaml::{self, Node, NodeKind};
+use crate::rules::{
+    DUPLICATE_KEY, EMPTY_OR_MULTIPLE_DOCUMENTS, INLINE_PASSWORD, SCHEMA_VIOLATION, WRONG_DOCUMENT_TYPE, YAML_LIMIT, YAML_SYNTAX, YAML_TAG,
+};
+use crate::yaml::{self, Node, NodeKind, Scalar};
 use crate::{de, json, schema};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Severity, Span};
 use std::collections::HashMap;
 
-/// Parses and checks the structure of an intent. Returns `None` when the file cannot be read
-/// as an intent at all; the reasons are in `diagnostics`.
-pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Option<IntentFile> {
-    let mut documents = read_yaml(file, text, diagnostics)?;
+/// An intent as parsed, and the parts of its text no output may show.
+#[derive(Debug)]
+pub struct ParsedIntent {
+    /// `None` when the file cannot be read as an intent at all; the reasons are in the
+    /// diagnostics.
+    pub intent: Option<IntentFile>,
+    /// Values that may be secrets (a password written inline): whoever prints the source masks
+    /// them ([`calplan_diagnostics::SourceMap::redact`]).
+    pub secrets: Vec<Span>,
+    /// List items (a pool, a peer, a route) from which the schema pass cut a value it reported:
+    /// what later rules find missing there is a consequence of that error, not news.
+    pub damaged: Vec<Span>,
+}
+
+/// Parses and checks the structure of an intent.
+pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> ParsedIntent {
+    let mut secrets = Vec::new();
+    let mut damaged = Vec::new();
+    let intent = parse_documents(file, text, &mut secrets, &mut damaged, diagnostics);
+    ParsedIntent { intent, secrets, damaged }
+}
+
+fn parse_documents(
+    file: FileId,
+    text: &str,
+    secrets: &mut Vec<Span>,
+    damaged: &mut Vec<Span>,
+    diagnostics: &mut Diagnostics,
+) -> Option<IntentFile> {
+    let Some(mut documents) = read_yaml(file, text, diagnostics) else {
+        // Without a tree, mask the rest of every line that gives a password a value.
+        secrets.extend(password_lines(file, text));
+        return None;
+    };
+    for document in &mut documents {
+        mask_passwords(document, secrets, diagnostics);
+    }
     if documents.is_empty() {
         diagnostics.push(
             Diagnostic::new(&EMPTY_OR_MULTIPLE_DOCUMENTS, Span::new(file, 0, 0), "the intent is empty")
@@ -35,6 +70,7 @@ pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> 
     let (value, index) = json::to_json(&root);
     check_document_type(&value, &index, diagnostics);
     let prunes = schema::validate(&value, &index, &root, diagnostics);
+    damaged.extend(prunes.iter().filter_map(|pointer| enclosing_item(pointer)).filter_map(|item| index.get(item)).map(|place| place.value));
     prune(&mut root, prunes);
     match de::from_node::<IntentFile>(&root) {
         Ok(intent) => Some(intent),
@@ -51,10 +87,148 @@ pub fn parse_intent(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> 
     }
 }
 
-/// Parses every YAML document in a file, reporting a syntax error as a diagnostic.
+/// Keys that may appear inside a password by reference; every other key or value there may be
+/// the secret itself.
+const REFERENCE_KEYS: &[&str] = &["secretKeyRef", "name", "key"];
+
+/// Where a node sits inside a password.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InPassword {
+    /// The value of `password` itself.
+    Value,
+    /// The value of `secretKeyRef`.
+    Reference,
+    /// The Secret's `name` or `key`: names, not secrets.
+    Name,
+    /// Anywhere else: may be the secret.
+    Other,
+}
+
+/// Finds every password in the tree: one written inline is reported (without its value) and
+/// removed; every value in a password that is not a Secret's name or key is recorded as a
+/// secret, and any tag there dropped, so that no message or snippet repeats it.
+fn mask_passwords(node: &mut Node, secrets: &mut Vec<Span>, diagnostics: &mut Diagnostics) {
+    match &mut node.kind {
+        NodeKind::Scalar { .. } => {}
+        NodeKind::Sequence(items) => items.iter_mut().for_each(|item| mask_passwords(item, secrets, diagnostics)),
+        NodeKind::Mapping(entries) => {
+            let mut inline = Vec::new();
+            for (position, entry) in entries.iter_mut().enumerate() {
+                let key = json::key_text(&entry.key);
+                if !crate::schema::is_secret_key(&key) {
+                    mask_passwords(&mut entry.value, secrets, diagnostics);
+                    continue;
+                }
+                mask_secret_values(&mut entry.value, InPassword::Value, secrets, diagnostics);
+                // A misspelt key is reported as an unknown field; its value is masked all the same.
+                if !crate::schema::SECRET_FIELDS.contains(&key.as_str()) {
+                    continue;
+                }
+                let written_inline = match &entry.value.kind {
+                    NodeKind::Scalar { .. } => !matches!(entry.value.scalar(), Some(Scalar::Null)),
+                    NodeKind::Sequence(_) => true,
+                    NodeKind::Mapping(_) => false,
+                };
+                if written_inline {
+                    diagnostics.push(
+                        Diagnostic::new(&INLINE_PASSWORD, entry.value.span, format!("`{key}` holds a password inline; its value is not shown"))
+                            .label("written inline")
+                            .help("keep the password in a Kubernetes Secret and write `{secretKeyRef: {name: SECRET, key: KEY}}`; a secret committed to an intent should be rotated"),
+                    );
+                    inline.push(position);
+                }
+            }
+            for position in inline.into_iter().rev() {
+                entries.remove(position);
+            }
+        }
+    }
+}
+
+fn mask_secret_values(node: &mut Node, place: InPassword, secrets: &mut Vec<Span>, diagnostics: &mut Diagnostics) {
+    if let Some(tag) = node.tag.take() {
+        secrets.push(tag.span);
+        // A password written inline is reported as that, tag and all.
+        let empty = matches!(node.scalar(), Some(Scalar::Null));
+        let inline = place == InPassword::Value && !matches!(node.kind, NodeKind::Mapping(_)) && !empty;
+        if !inline {
+            diagnostics.push(
+                Diagnostic::new(&YAML_TAG, tag.span, "YAML tag in a password")
+                    .label("a tag")
+                    .help("remove the tag; a password is `{secretKeyRef: {name: SECRET, key: KEY}}`"),
+            );
+        }
+    }
+    match &mut node.kind {
+        NodeKind::Scalar { .. } => {
+            if place != InPassword::Name && !node.span.is_empty() {
+                secrets.push(node.span);
+            }
+        }
+        NodeKind::Sequence(items) => {
+            for item in items {
+                mask_secret_values(item, InPassword::Other, secrets, diagnostics);
+            }
+        }
+        NodeKind::Mapping(entries) => {
+            for entry in entries {
+                let key = json::key_text(&entry.key);
+                let known = REFERENCE_KEYS.contains(&key.as_str());
+                if !known {
+                    mask_secret_values(&mut entry.key, InPassword::Other, secrets, diagnostics);
+                }
+                let inner = match (place, key.as_str()) {
+                    (InPassword::Value, "secretKeyRef") => InPassword::Reference,
+                    (InPassword::Reference, "name" | "key") => InPassword::Name,
+                    _ => InPassword::Other,
+                };
+                mask_secret_values(&mut entry.value, inner, secrets, diagnostics);
+            }
+        }
+    }
+}
+
+/// For a file that is not YAML: the rest of each line after a `password:` or
+/// `nodeMeshPassword:` key.
+fn password_lines(file: FileId, text: &str) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        for field in crate::schema::SECRET_FIELDS {
+            let key = format!("{field}:");
+            let mut from = 0;
+            while let Some(found) = line[from..].find(&key) {
+                let start = from + found + key.len();
+                let end = line.trim_end_matches(['\n', '\r']).len();
+                if start < end {
+                    spans.push(Span::new(file, offset + start, offset + end));
+                }
+                from = start;
+            }
+        }
+        offset += line.len();
+    }
+    spans
+}
+
+/// Parses every YAML document in a file, reporting a syntax error, or YAML past
+/// [`yaml::LIMITS`], as a diagnostic.
 pub fn read_yaml(file: FileId, text: &str, diagnostics: &mut Diagnostics) -> Option<Vec<Node>> {
-    match yaml::parse(file, text) {
+    yaml_diagnostic(yaml::parse(file, text), diagnostics)
+}
+
+/// The documents, or the diagnostic for why there are none.
+pub fn yaml_diagnostic(parsed: Result<Vec<Node>, yaml::SyntaxError>, diagnostics: &mut Diagnostics) -> Option<Vec<Node>> {
+    match parsed {
         Ok(documents) => Some(documents),
+        Err(error) if error.limit => {
+            diagnostics.push(
+                Diagnostic::new(&YAML_LIMIT, error.span, error.message)
+                    .label("here")
+                    .help("calplan reads YAML up to 64 levels deep, with at most 10,000 aliases expanding to 250,000 nodes and 16 MiB of text (docs/limits.md)"),
+            );
+            None
+        }
         Err(error) => {
             diagnostics.push(
                 Diagnostic::new(&YAML_SYNTAX, error.span, format!("invalid YAML: {}", error.message))
@@ -197,6 +371,20 @@ fn remove_duplicate_keys(node: &mut Node, diagnostics: &mut Diagnostics) {
     }
 }
 
+/// The innermost list item strictly enclosing `pointer`: `/spec/bgp/peers/0` for
+/// `/spec/bgp/peers/0/asNumber`.
+fn enclosing_item(pointer: &str) -> Option<&str> {
+    let mut end = pointer.rfind('/')?;
+    loop {
+        let parent = &pointer[..end];
+        let last = &parent[parent.rfind('/')? + 1..];
+        if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(parent);
+        }
+        end = parent.rfind('/')?;
+    }
+}
+
 /// Drops the nodes at the given pointers, deepest and last first so that list positions of
 /// the others stay valid.
 fn prune(root: &mut Node, mut pointers: Vec<String>) {
@@ -247,7 +435,7 @@ mod tests {
         let mut sources = SourceMap::new();
         let file = sources.add("intent.yaml", text);
         let mut diagnostics = Diagnostics::new();
-        let intent = parse_intent(file, text, &mut diagnostics);
+        let intent = parse_intent(file, text, &mut diagnostics).intent;
         let rendered = diagnostics
             .into_sorted()
             .iter()
@@ -278,6 +466,14 @@ mod tests {
         let intent = intent.expect("repaired intent");
         let peer = &intent.spec.bgp.unwrap().peers[0];
         assert_eq!(peer.node_selector.as_ref().unwrap().value, "!has(route-reflector)");
+    }
+
+    #[test]
+    fn enclosing_items_are_list_items() {
+        assert_eq!(enclosing_item("/spec/bgp/peers/0/asNumber"), Some("/spec/bgp/peers/0"));
+        assert_eq!(enclosing_item("/spec/routers/1/staticRoutes/0/via/2"), Some("/spec/routers/1/staticRoutes/0"));
+        assert_eq!(enclosing_item("/spec/bgp/listenPort"), None);
+        assert_eq!(enclosing_item("/spec/pools/0"), None);
     }
 
     #[test]

@@ -107,6 +107,53 @@ declare_rule! {
     pub static DUPLICATE_KEY = ("E0007", "duplicate-key", Error, "a key given twice in one mapping");
 }
 
+declare_rule! {
+    /// ## What it does
+    /// Stops reading YAML that nests more than 64 levels deep, or whose aliases (`*name`)
+    /// expand past 10,000 aliases, 250,000 copied nodes or 16 MiB of copied text. The limits
+    /// apply to the intent and to every current-state file; `docs/limits.md` says why.
+    ///
+    /// ## Why is this bad?
+    /// An alias copies what its anchor holds, so aliases of aliases multiply: a few kilobytes
+    /// expand to gigabytes ("billion laughs"). Nesting that deep serves no configuration and
+    /// overflows the stack of the passes that walk it. Intents and Calico resources need fewer
+    /// than ten levels and a handful of aliases.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// a: &a [x, x, x, x, x, x, x, x, x, x]
+    /// b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+    /// c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]   # and so on: 10^n copies
+    /// ```
+    pub static YAML_LIMIT = ("E0008", "yaml-limit", Error, "YAML that nests too deep or whose aliases expand too far");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a password written inline — the secret itself where a reference to a Kubernetes
+    /// Secret belongs — without repeating it: the value is masked in every snippet calplan
+    /// prints, and no message names it.
+    ///
+    /// ## Why is this bad?
+    /// calplan takes BGP passwords by reference only, so that no intent, plan or log holds one.
+    /// A secret in the intent is in its version history already: rotate it.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// password: s3cret        # write {secretKeyRef: {name: bgp-secrets, key: rr-password}}
+    /// ```
+    pub static INLINE_PASSWORD = ("E0009", "inline-password", Error, "a password written inline instead of by reference");
+}
+
 /// Every rule of this crate, in code order.
-pub static ALL: &[&calplan_diagnostics::Rule] =
-    &[&YAML_SYNTAX, &YAML_TAG, &UNKNOWN_FIELD, &SCHEMA_VIOLATION, &WRONG_DOCUMENT_TYPE, &EMPTY_OR_MULTIPLE_DOCUMENTS, &DUPLICATE_KEY];
+pub static ALL: &[&calplan_diagnostics::Rule] = &[
+    &YAML_SYNTAX,
+    &YAML_TAG,
+    &UNKNOWN_FIELD,
+    &SCHEMA_VIOLATION,
+    &WRONG_DOCUMENT_TYPE,
+    &EMPTY_OR_MULTIPLE_DOCUMENTS,
+    &DUPLICATE_KEY,
+    &YAML_LIMIT,
+    &INLINE_PASSWORD,
+];

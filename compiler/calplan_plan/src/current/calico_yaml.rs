@@ -4,11 +4,15 @@
 //! Server-managed metadata (`resourceVersion`, `uid`, `creationTimestamp`) is kept, because
 //! an etcd update needs it, but never compared. Tags are warned about and read the way Calico
 //! read them: the seed's `nodeSelector: !has(route-reflector)` is an empty selector here.
+//! Everything else is read as Calico reads it too: `spec: null` is the zero value, a field
+//! Calico does not know is ignored (with a warning), and a value Calico's validation refuses
+//! is an error ([`validate`](crate::current::validate)).
 
 use crate::current::Read;
+use crate::current::validate;
 use calplan_calico::resources::{Resource, ResourceKind, ResourceSet};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, declare_rule};
-use calplan_syntax::yaml::{Node, NodeKind};
+use calplan_syntax::yaml::{Node, NodeKind, Scalar};
 use calplan_syntax::{TagPolicy, de, read_yaml, repair_tags};
 
 declare_rule! {
@@ -34,7 +38,7 @@ pub fn read(file: FileId, text: &str) -> Read<ResourceSet> {
     let mut set = ResourceSet::default();
     for document in &mut documents {
         repair_tags(document, text, TagPolicy::KeepCalicosReading, &mut diagnostics);
-        for item in items(document) {
+        for item in items(document, &mut diagnostics) {
             read_item(item, &mut set, &mut diagnostics);
         }
     }
@@ -48,21 +52,50 @@ pub fn read(file: FileId, text: &str) -> Read<ResourceSet> {
 pub fn installation(file: FileId, text: &str) -> Option<serde_json::Value> {
     let mut ignored = Diagnostics::new();
     let documents = read_yaml(file, text, &mut ignored)?;
-    documents.iter().flat_map(items).find_map(|item| {
+    let items: Vec<&Node> = documents.iter().flat_map(|document| items(document, &mut ignored)).collect();
+    items.into_iter().find_map(|item| {
         let value: serde_json::Value = de::from_node(item).ok()?;
         calplan_calico::installation::is_installation(&value).then_some(value)
     })
 }
 
 /// The resources in a document: a list's items, a sequence's elements, or the document.
-pub(crate) fn items(document: &Node) -> Vec<&Node> {
+pub(crate) fn items<'a>(document: &'a Node, diagnostics: &mut Diagnostics) -> Vec<&'a Node> {
     match &document.kind {
         NodeKind::Sequence(items) => items.iter().collect(),
-        NodeKind::Mapping(_) => match document.get("items").and_then(Node::as_sequence) {
-            Some(items) if document.get("kind").and_then(Node::as_str).is_some_and(|kind| kind.ends_with("List")) => items.iter().collect(),
-            _ => vec![document],
-        },
-        NodeKind::Scalar { .. } => Vec::new(),
+        NodeKind::Mapping(_) if document.get("kind").and_then(Node::as_str).is_some_and(|kind| kind.ends_with("List")) => {
+            match document.get("items") {
+                Some(items) if items.as_sequence().is_some() => items.as_sequence().unwrap_or_default().iter().collect(),
+                Some(items) if items.scalar() != Some(Scalar::Null) => {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            &validate::INVALID_STATE,
+                            items.span,
+                            format!("`items` must be a list of resources, found {}", items.describe()),
+                        )
+                        .label("not a list")
+                        .help("a `List` holds its resources under `items:`, one `- ` per resource"),
+                    );
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            }
+        }
+        NodeKind::Mapping(_) => vec![document],
+        NodeKind::Scalar { .. } => {
+            if document.scalar() != Some(Scalar::Null) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        &UNREADABLE_STATE,
+                        document.span,
+                        format!("a document that is {}, not a resource", document.describe()),
+                    )
+                    .label("here")
+                    .help("pass the output of `calicoctl get ippools,bgppeers,bgpconfigurations,nodes -o yaml`"),
+                );
+            }
+            Vec::new()
+        }
     }
 }
 
@@ -77,7 +110,24 @@ pub(crate) fn read_item(item: &Node, set: &mut ResourceSet, diagnostics: &mut Di
         }
         return;
     };
+    // Other API groups (Kubernetes' own objects, Calico's CRDs) are not Calico v3 resources.
+    let calico_v3 = item.get("apiVersion").and_then(Node::as_str).is_none_or(|version| version == calplan_calico::resources::API_VERSION);
+    let kind_span = item.get("kind").map_or(item.head_span(), |kind| kind.span);
+    if calico_v3 && !validate::check_kind(kind_text, kind_span, diagnostics) {
+        return;
+    }
     let Some(kind) = ResourceKind::from_kind(kind_text) else { return };
+    if let Some(resource) = read_resource(kind, item, diagnostics) {
+        set.insert(resource);
+    }
+}
+
+/// Reads one resource of a kind calplan plans, as Calico reads it: checked first
+/// ([`validate::check_resource`]), `spec: null` taken as the zero value.
+pub fn read_resource(kind: ResourceKind, item: &Node, diagnostics: &mut Diagnostics) -> Option<Resource> {
+    let normalized = validate::null_spec_as_empty(item);
+    let item = normalized.as_ref().unwrap_or(item);
+    validate::check_resource(kind, item, diagnostics);
     let result = match kind {
         ResourceKind::IpPool => de::from_node(item).map(Resource::IpPool),
         ResourceKind::BgpPeer => de::from_node(item).map(Resource::BgpPeer),
@@ -85,17 +135,19 @@ pub(crate) fn read_item(item: &Node, set: &mut ResourceSet, diagnostics: &mut Di
         ResourceKind::Node => de::from_node(item).map(Resource::Node),
     };
     match result {
-        Ok(resource) => {
-            set.insert(resource);
+        Ok(resource) => Some(resource),
+        Err(error) => {
+            let kind_text = kind.as_str();
+            diagnostics.push(
+                Diagnostic::new(
+                    &UNREADABLE_STATE,
+                    error.span.unwrap_or(item.head_span()),
+                    format!("cannot read this `{kind_text}`: {}", error.message),
+                )
+                .label("here")
+                .help(format!("expected a Calico `{kind_text}` as `calicoctl get -o yaml` prints it")),
+            );
+            None
         }
-        Err(error) => diagnostics.push(
-            Diagnostic::new(
-                &UNREADABLE_STATE,
-                error.span.unwrap_or(item.head_span()),
-                format!("cannot read this {kind_text}: {}", error.message),
-            )
-            .label("here")
-            .help(format!("expected a Calico `{kind_text}` as `calicoctl get -o yaml` prints it")),
-        ),
     }
 }

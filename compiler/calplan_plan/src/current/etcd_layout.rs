@@ -330,20 +330,41 @@ fn read_resource(path: &str, pair: &KeyValue, at: &Located, state: &mut EtcdStat
         diagnostics.push(unreadable(at.key, format!("`{}` is not a {} key", pair.key, kind.as_str()), "expected `…/<plural>/<name>`"));
         return;
     };
-    let Some(mut value) = parse_json::<serde_json::Value>(pair, at, &format!("a Calico `{}`", kind.as_str()), diagnostics) else {
+    let Some(value) = parse_json::<serde_json::Value>(pair, at, &format!("a Calico `{}`", kind.as_str()), diagnostics) else {
         return;
     };
-    if let Some(object) = value.as_object_mut() {
-        // Calico forces both on write; a value written by hand may lack them.
-        object.entry("apiVersion").or_insert_with(|| calplan_calico::resources::API_VERSION.into());
-        object.entry("kind").or_insert_with(|| kind.as_str().into());
+    if !value.is_object() {
+        diagnostics.push(unreadable(
+            at.value,
+            format!("`{}` holds no Calico `{}`: its value is not an object", pair.key, kind.as_str()),
+            "this value",
+        ));
+        return;
     }
-    let mut resource = match Resource::from_json(kind, value) {
-        Ok(resource) => resource,
-        Err(error) => {
-            diagnostics.push(unreadable(at.value, format!("cannot read this `{}`: {error}", kind.as_str()), "this value"));
+    // The value's JSON, read again as YAML (of which JSON is a part) for the position of every
+    // field, is checked and read as the YAML exports are. `apiVersion` and `kind`, which Calico
+    // forces on write, may be missing from a value written by hand: the key says the kind.
+    let text = String::from_utf8_lossy(&pair.value);
+    let mut resource = match calplan_syntax::yaml::parse_at(at.value.file, &text, at.value.start as usize) {
+        Ok(mut documents) if documents.len() == 1 => {
+            match crate::current::calico_yaml::read_resource(kind, &documents.remove(0), diagnostics) {
+                Some(resource) => resource,
+                None => return,
+            }
+        }
+        // JSON past the YAML reader's limits (nested over 64 levels): said so, not read.
+        Err(error) if error.limit => {
+            calplan_syntax::yaml_diagnostic(Err(error), diagnostics);
             return;
         }
+        // JSON the YAML reader does not take (rare: tabs in indentation): read as JSON.
+        _ => match Resource::from_json(kind, value) {
+            Ok(resource) => resource,
+            Err(error) => {
+                diagnostics.push(unreadable(at.value, format!("cannot read this `{}`: {error}", kind.as_str()), "this value"));
+                return;
+            }
+        },
     };
     if resource.name() != name {
         diagnostics.push(
@@ -619,7 +640,7 @@ mod tests {
         assert_eq!(located.len(), 2);
         // Keys sort `/calico/ipam/…` before `/calico/resources/…`.
         assert_eq!(located[0], (r#"{"state":"sideways"}"#, "unknown affinity state `sideways`"));
-        assert!(located[1].0.starts_with(r#"{"metadata""#), "{located:?}");
+        assert_eq!(located[1].0, r#""lots""#, "the field's own value: {located:?}");
         assert!(located[1].1.starts_with("cannot read this `BGPPeer`"), "{located:?}");
         assert!(read.diagnostics.iter().all(|d| d.span().file == FileId(3)));
     }

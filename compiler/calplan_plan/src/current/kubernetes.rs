@@ -101,7 +101,7 @@ pub fn read(file: FileId, text: &str) -> Read<KubernetesState> {
     let mut holders: Holders = BTreeMap::new();
     for document in &mut documents {
         repair_tags(document, text, TagPolicy::KeepCalicosReading, &mut diagnostics);
-        for item in calico_yaml::items(document) {
+        for item in calico_yaml::items(document, &mut diagnostics) {
             read_item(item, &mut result, &mut holders, &mut diagnostics);
         }
     }

@@ -8,11 +8,13 @@
 
 pub mod applied;
 pub mod calico_yaml;
+pub mod compiled;
 pub mod etcd_layout;
 pub mod ip_routes;
 pub mod ipam_blocks;
 pub mod kubernetes;
 mod table;
+pub mod validate;
 pub mod workloads;
 
 use calplan_calico::resources::ResourceSet;
@@ -55,6 +57,8 @@ pub enum SourceKind {
     AppliedState,
     Etcd,
     Kubernetes,
+    /// An intent, as if it had been applied (`--current base.yaml`).
+    Intent,
 }
 
 impl SourceKind {
@@ -67,6 +71,7 @@ impl SourceKind {
             SourceKind::AppliedState => "applied state",
             SourceKind::Etcd => "etcd datastore",
             SourceKind::Kubernetes => "Kubernetes datastore",
+            SourceKind::Intent => "intent",
         }
     }
 }
@@ -224,11 +229,14 @@ pub fn sniff_directory<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<S
 /// Tells what a current-state file holds from its content.
 pub fn sniff(text: &str) -> Option<SourceKind> {
     let trimmed = text.trim_start();
+    let head: String = text.lines().filter(|line| !line.trim_start().starts_with('#')).take(12).collect::<Vec<_>>().join("\n");
+    if head.contains("calplan/v1") && head.contains("ClusterIntent") {
+        return Some(SourceKind::Intent);
+    }
     // Before v3 resources: an export may hold both, and this reader takes both.
     if kubernetes::sniff(text) {
         return Some(SourceKind::Kubernetes);
     }
-    let head: String = text.lines().filter(|line| !line.trim_start().starts_with('#')).take(12).collect::<Vec<_>>().join("\n");
     if text.contains("projectcalico.org/v3") || text.contains(calplan_calico::installation::API_VERSION) {
         return Some(SourceKind::CalicoResources);
     }
@@ -287,6 +295,7 @@ mod tests {
         assert_eq!(sniff(ROUTES_JSON), Some(SourceKind::NodeRoutes));
         assert_eq!(sniff(KUBERNETES), Some(SourceKind::Kubernetes));
         assert_eq!(sniff("{\"generator\": \"calplan\"}"), None);
+        assert_eq!(sniff("apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: x}\n"), Some(SourceKind::Intent));
         assert_eq!(sniff_directory(["calico", "manifest.json", "nodes"]), Some(SourceKind::AppliedState));
         assert_eq!(sniff_directory(["ippools.yaml"]), None);
     }

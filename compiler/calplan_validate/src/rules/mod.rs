@@ -20,6 +20,8 @@ mod full_mesh_too_large;
 mod ipip_and_vxlan;
 mod ipip_on_ipv6;
 mod link_local_overlap;
+mod load_balancer_pool_conflict;
+mod network_or_broadcast_address;
 mod next_hop_not_on_link;
 mod no_bgp_peering;
 mod node_without_address;
@@ -27,9 +29,11 @@ mod overlapping_prefixes;
 mod peer_field_conflict;
 mod pool_capacity;
 mod pool_fewer_blocks_than_nodes;
+mod pool_in_reserved_range;
 mod pool_selects_no_node;
 mod pool_smaller_than_block;
 mod route_destination_empty;
+mod route_of_other_family;
 mod route_reflector_without_address;
 mod router_peering_target_missing;
 mod routes_not_propagated;
@@ -50,12 +54,15 @@ pub static CHECKS: &[Check] = &[
     ipip_and_vxlan::check,
     ipip_on_ipv6::check,
     link_local_overlap::check,
+    pool_in_reserved_range::check,
+    load_balancer_pool_conflict::check,
     pool_capacity::check,
     pool_fewer_blocks_than_nodes::check,
     pool_selects_no_node::check,
     overlapping_prefixes::check,
     duplicate_name::check,
     duplicate_address::check,
+    network_or_broadcast_address::check,
     peer_field_conflict::check,
     no_bgp_peering::check,
     session_not_established::check,
@@ -69,6 +76,7 @@ pub static CHECKS: &[Check] = &[
     node_without_address::check,
     next_hop_not_on_link::check,
     route_destination_empty::check,
+    route_of_other_family::check,
     router_peering_target_missing::check,
     advertised_range_missing::check,
 ];
@@ -80,12 +88,15 @@ pub static ALL: &[&Rule] = &[
     &ipip_and_vxlan::RULE,
     &ipip_on_ipv6::RULE,
     &link_local_overlap::RULE,
+    &pool_in_reserved_range::RULE,
+    &load_balancer_pool_conflict::RULE,
     &pool_capacity::RULE,
     &pool_fewer_blocks_than_nodes::RULE,
     &pool_selects_no_node::RULE,
     &overlapping_prefixes::RULE,
     &duplicate_name::RULE,
     &duplicate_address::RULE,
+    &network_or_broadcast_address::RULE,
     &peer_field_conflict::RULE,
     &no_bgp_peering::RULE,
     &session_not_established::RULE,
@@ -99,6 +110,7 @@ pub static ALL: &[&Rule] = &[
     &node_without_address::RULE,
     &next_hop_not_on_link::RULE,
     &route_destination_empty::RULE,
+    &route_of_other_family::RULE,
     &router_peering_target_missing::RULE,
     &advertised_range_missing::RULE,
     // Reported while applying severity overrides (`crate::levels`), not by a check.
@@ -224,7 +236,7 @@ pub(crate) mod testing {
         let mut sources = SourceMap::new();
         let file = sources.add("intent.yaml", text);
         let mut diagnostics = Diagnostics::new();
-        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics).expect("the test intent parses");
+        let intent = calplan_syntax::parse_intent(file, text, &mut diagnostics).intent.expect("the test intent parses");
         let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
         let analysis = calplan_model::Analysis::new(model, None);
         crate::validate(&analysis, &mut diagnostics);

@@ -8,7 +8,7 @@ declare_rule! {
     /// ## What it does
     /// Checks each static route of a router: it has at least one next hop in `via`, and every
     /// next hop (a node's address, or an address) is inside the router's own subnet, the
-    /// network of its `address`.
+    /// network of its `address`, and is not the router's own address.
     ///
     /// ## Why is this bad?
     /// A router resolves a static route's next hop on its directly connected networks: `ip
@@ -109,6 +109,15 @@ fn check_route(
             );
             continue;
         };
+        if address == router.address.addr() {
+            diagnostics.push(
+                Diagnostic::new(&RULE, hop.span, format!("{what} is router `{}`'s own address {address}", router.name.value))
+                    .label("the router itself")
+                    .secondary(router.address.span, format!("router `{}`'s address", router.name.value))
+                    .help("a route via the router's own address leads nowhere and the kernel refuses it; route via the node that holds the destination"),
+            );
+            continue;
+        }
         if subnet.contains(&address) {
             continue;
         }

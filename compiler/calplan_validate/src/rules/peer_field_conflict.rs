@@ -58,22 +58,9 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
                 .help("remove `asNumber`: with `peerSelector`, Calico takes each selected node's own AS"),
         );
     }
-    if peer.peer_ip.is_none() && peer.peer_selector.is_none() {
-        diagnostics.push(
-            Diagnostic::new(&RULE, peer.name.span, format!("BGP peer `{name}` has neither `peerIP` nor `peerSelector`"))
-                .label("peers with nobody")
-                .help("set `peerIP` (with `asNumber`) for a peer outside the cluster, or `peerSelector` for Calico nodes; confd skips this peer"),
-        );
-    }
-    if let (Some(address), None) = (&peer.peer_ip, &peer.as_number) {
-        diagnostics.push(
-            Diagnostic::new(&RULE, address.span, format!("BGP peer `{name}` has `peerIP` but no `asNumber`"))
-                .label(format!("no AS to expect from {}", address.value))
-                .help("add `asNumber` with the peer's AS: without it the session expects AS 0 and never comes up; to peer with Calico nodes, use `peerSelector`, which takes their own AS"),
-        );
-    }
     if let Some(gateway) = &peer.reachable_by {
         match &peer.peer_ip {
+            None if peer.unresolved => {}
             None => diagnostics.push(
                 Diagnostic::new(&RULE, gateway.span, "ReachablyBy field must be empty when PeerIP is empty")
                     .label("`reachableBy` without `peerIP`")
@@ -97,6 +84,24 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
             )
             .label(format!("BGP peer `{name}` sets both"))
             .help("remove `keepOriginalNextHop: true`; `nextHopMode: Keep` does the same"),
+        );
+    }
+    // What is missing may only be what did not resolve, which is reported already.
+    if peer.unresolved {
+        return;
+    }
+    if peer.peer_ip.is_none() && peer.peer_selector.is_none() {
+        diagnostics.push(
+            Diagnostic::new(&RULE, peer.name.span, format!("BGP peer `{name}` has neither `peerIP` nor `peerSelector`"))
+                .label("peers with nobody")
+                .help("set `peerIP` (with `asNumber`) for a peer outside the cluster, or `peerSelector` for Calico nodes; confd skips this peer"),
+        );
+    }
+    if let (Some(address), None) = (&peer.peer_ip, &peer.as_number) {
+        diagnostics.push(
+            Diagnostic::new(&RULE, address.span, format!("BGP peer `{name}` has `peerIP` but no `asNumber`"))
+                .label(format!("no AS to expect from {}", address.value))
+                .help("add `asNumber` with the peer's AS: without it the session expects AS 0 and never comes up; to peer with Calico nodes, use `peerSelector`, which takes their own AS"),
         );
     }
 }
