@@ -4,7 +4,8 @@
 # lab's namespaces, and in calico-node mode of its etcd and calico-node emulation, so shared
 # pages are counted once). In calico-node mode it also times the confd emulation re-rendering
 # every node after one datastore change: the node-to-node mesh switched on in the lab's etcd
-# (BGPConfiguration `default`), from the write to every node's BIRD reconfigured.
+# (BGPConfiguration `default`), from the write to every node's BIRD reconfigured; and it runs
+# `calplan verify` against the lab through the netns transport, serially and 16 nodes at once.
 #
 #     bench/lab.sh 50                      # bench/gen_intent.py 50, as generated, calico-node mode
 #     bench/lab.sh 100 vxlan               # the same cluster with its pools on VXLAN CrossSubnet
@@ -44,6 +45,14 @@ for pid in $pids; do echo "$(awk '/^Pss:/{print $2}' "/proc/$pid/smaps_rollup") 
 	awk '{kb[$2] += $1; n[$2]++; total += $1} END {for (p in kb) printf "  %-12s %4d × %6.1f MB\n", p, n[p], kb[p] / 1024; printf "lab processes, PSS: %.0f MB\n", total / 1024}'
 if [ "$agent" = calico-node ]; then
 	port=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['etcd']['clientPort'])" "$lab/lab.json")
+	# `calplan verify` as against a cluster (each node's render, sessions and routes through the
+	# netns transport with the lab's inventory), one node at a time and then 16 at once.
+	for parallelism in 1 16; do
+		started=$(date +%s.%N)
+		differences=$("$calplan" verify "$intent" --current "etcd://127.0.0.1:$port" --transport netns --inventory "$lab/inventory.json" \
+			--parallelism "$parallelism" --format json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['differences'])" || echo "?")
+		echo "calplan verify --parallelism $parallelism: $(python3 -c "print(f'{$(date +%s.%N) - $started:.2f}')") s, $differences differences"
+	done
 	key=/calico/resources/v3/projectcalico.org/bgpconfigurations/default
 	value=$(ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$port" get "$key" --print-value-only)
 	changed=$(python3 -c "import json,sys; v=json.loads(sys.argv[1]); v['spec']['nodeToNodeMeshEnabled']=True; print(json.dumps(v))" "$value")

@@ -14,11 +14,12 @@
 //! - Felix: the VXLAN neighbours, FDB entries and routes of `nodes/<node>/routes` (protocol
 //!   80), and NAT outgoing for the `natOutgoing` pools, from the same revision.
 //!
-//! Two things stand between calplan's render and stock BIRD 1.6, and are done to every
-//! render before it is written: the fork-only `krt_tunnel = "…";` becomes `print
-//! "krt_tunnel";` (SPEC §8's one substitution), and a BGP password's placeholder
-//! `<Secret NAME key KEY>` becomes the lab's value for that Secret, as confd reads the
-//! Secret's value.
+//! confd's file (`etc/calico/confd/config/bird.cfg` in the node's directory) is the render as
+//! confd writes it, a BGP password's placeholder `<Secret NAME key KEY>` filled with the lab's
+//! value for that Secret as confd reads the Secret's value; so `calplan verify` reads it as it
+//! reads a cluster's. Stock BIRD 1.6 runs a copy beside it (`bird-running.cfg`) with the one
+//! statement it does not know, the fork-only `krt_tunnel = "…";`, made `print "krt_tunnel";`
+//! (SPEC §8's one substitution).
 
 use crate::topology::{Layout, NodeHost};
 use crate::{daemons, felix, frr, in_namespace, parallel};
@@ -101,7 +102,7 @@ pub fn for_bird16(render: &str) -> String {
 /// One revision of the datastore, rendered for every node it has.
 pub struct Rendered {
     pub revision: i64,
-    /// Per node: BIRD's configuration for IPv4, as BIRD 1.6 runs it.
+    /// Per node: BIRD's configuration for IPv4, as confd writes it (passwords filled).
     pub bird: BTreeMap<String, String>,
     /// Per node: for IPv6 (nodes with an IPv6 render).
     pub bird6: BTreeMap<String, String>,
@@ -148,10 +149,10 @@ pub fn render(base: &Model, snapshot: &etcd_layout::Snapshot) -> Result<Rendered
         let Some((node, file)) = rest.split_once('/') else { continue };
         match file {
             "bird-calico.cfg" => {
-                rendered.bird.insert(node.to_string(), for_bird16(&artifact.contents));
+                rendered.bird.insert(node.to_string(), with_lab_passwords(&artifact.contents));
             }
             "bird6-calico.cfg" => {
-                rendered.bird6.insert(node.to_string(), for_bird16(&artifact.contents));
+                rendered.bird6.insert(node.to_string(), with_lab_passwords(&artifact.contents));
             }
             "routes" => {
                 rendered.routes.insert(node.to_string(), artifact.contents.clone());
@@ -305,11 +306,12 @@ fn pass(layout: &Layout, base: &Model, snapshot: &etcd_layout::Snapshot, applied
 }
 
 /// confd's steps for one render: the new file beside the old, checked by BIRD 1.6, moved into
-/// place, BIRD told to reconfigure.
+/// place, BIRD told to reconfigure. `text` is confd's file; BIRD 1.6 checks and runs its copy
+/// without the fork-only statement.
 fn reconfigure(layout: &Layout, node: &NodeHost, ipv6: bool, text: &str) -> Result<(), String> {
-    let path = daemons::render_path(node, ipv6);
-    let staged = path.with_extension("cfg.confd");
-    std::fs::write(&staged, text).map_err(|error| format!("cannot write `{}`: {error}", staged.display()))?;
+    let (path, running) = (daemons::render_path(node, ipv6), daemons::running_path(node, ipv6));
+    let staged = running.with_extension("cfg.confd");
+    std::fs::write(&staged, without_krt_tunnel(text)).map_err(|error| format!("cannot write `{}`: {error}", staged.display()))?;
     let bird16 = layout.bird16.as_deref().ok_or("the lab has no BIRD 1.6")?;
     let program = bird16.join(if ipv6 { "bird6" } else { "bird" });
     let staged_text = staged.display().to_string();
@@ -317,7 +319,8 @@ fn reconfigure(layout: &Layout, node: &NodeHost, ipv6: bool, text: &str) -> Resu
         let _ = std::fs::remove_file(&staged);
         return Err(format!("BIRD 1.6 refuses the render: {error}"));
     }
-    std::fs::rename(&staged, &path).map_err(|error| format!("cannot move `{staged_text}` into place: {error}"))?;
+    calplan_apply::state::write_atomically(&path, text.as_bytes(), 0o644)?;
+    std::fs::rename(&staged, &running).map_err(|error| format!("cannot move `{staged_text}` into place: {error}"))?;
     let socket = if ipv6 { daemons::bird6_socket(node) } else { daemons::bird_socket(layout, node) };
     let client = daemons::bird16_client(layout)?;
     let output = crate::run(&client.display().to_string(), &["-v", "-s", &socket.display().to_string(), "configure"], None)?;

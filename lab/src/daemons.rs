@@ -133,6 +133,13 @@ pub fn render_path(node: &NodeHost, ipv6: bool) -> PathBuf {
     calico_path(node, if ipv6 { ipv6_path } else { ipv4_path })
 }
 
+/// What the node's BIRD 1.6 runs: confd's render with the fork-only statement neutralised
+/// (`calico_node::without_krt_tunnel`), beside confd's file rather than in its place, so that
+/// confd's folder holds exactly what confd writes.
+pub fn running_path(node: &NodeHost, ipv6: bool) -> PathBuf {
+    node.dir.join(if ipv6 { "bird6-running.cfg" } else { "bird-running.cfg" })
+}
+
 /// Whether calico-node runs `bird6` on the node: when the node has an IPv6 address.
 pub fn runs_bird6(node: &NodeHost) -> bool {
     node.link.addresses.iter().any(|address| address.addr().is_ipv6())
@@ -170,16 +177,17 @@ pub fn bird16_client(layout: &Layout) -> Result<PathBuf, String> {
 
 /// calico-node's BIRD on a node, as its runit services start it: `bird -R -s
 /// /var/run/calico/bird.ctl -d -c /etc/calico/confd/config/bird.cfg` (and `bird6` on its own
-/// socket and file for a node with IPv6), all paths in the node's directory. Until confd's
-/// first render the file holds a bootstrap configuration that only watches interfaces.
+/// socket and file for a node with IPv6), all paths in the node's directory, the file being
+/// [`running_path`]'s copy of confd's. Until confd's first render it holds a bootstrap
+/// configuration that only watches interfaces.
 pub fn start_bird16(layout: &Layout, node: &NodeHost) -> Result<(), String> {
     let dir = bird16_dir(layout)?;
     let families: &[bool] = if runs_bird6(node) { &[false, true] } else { &[false] };
     for &ipv6 in families {
         let (program, socket, name) =
             if ipv6 { ("bird6", bird6_socket(node), "bird6") } else { ("bird", bird_socket(layout, node), "bird") };
-        let config = render_path(node, ipv6);
-        for directory in [config.parent(), socket.parent()].into_iter().flatten() {
+        let config = running_path(node, ipv6);
+        for directory in [render_path(node, ipv6).parent(), config.parent(), socket.parent()].into_iter().flatten() {
             std::fs::create_dir_all(directory).map_err(|error| format!("cannot create `{}`: {error}", directory.display()))?;
         }
         let bootstrap = format!(

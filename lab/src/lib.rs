@@ -15,7 +15,8 @@
 //! DIR/hosts/<host>/       per node, router and peer: the files apply writes, BIRD's socket,
 //!                         the peers' FRR sockets, pid files and logs (a calico-node node as
 //!                         calico-node lays a host out: etc/calico/confd/config/bird{,6}.cfg,
-//!                         var/run/calico/bird{,6}.ctl, calplan's pins in etc/calplan)
+//!                         var/run/calico/bird{,6}.ctl, calplan's pins in etc/calplan;
+//!                         bird{,6}-running.cfg, the copy BIRD 1.6 runs)
 //! DIR/etcd/               calico-node mode: the lab's etcd (data, log, pid file)
 //! DIR/calico-node.{log,pid,json}  the calico-node emulation: what it rendered after which
 //!                         revision, its pid, the last revision it loaded

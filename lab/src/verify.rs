@@ -440,7 +440,7 @@ fn render_check(layout: &Layout, output: &Output, name: &str) -> Row {
         compared += 1;
         let path = daemons::render_path(node, ipv6);
         let live = std::fs::read_to_string(&path).unwrap_or_default();
-        let predicted = crate::calico_node::for_bird16(&artifact.contents);
+        let predicted = crate::calico_node::with_lab_passwords(&artifact.contents);
         if live != predicted {
             let line = live
                 .lines()

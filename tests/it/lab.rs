@@ -271,6 +271,60 @@ fn lab_checks_ipip_on_the_control_plane_without_the_module_needs_root() {
     lab.down_and_check();
 }
 
+/// The same IPIP cluster on calico-node: BIRD 1.6 on confd's render, its fork-only
+/// `krt_tunnel` statement neutralised in the copy BIRD runs (and said so), the mesh and BIRD's
+/// tunnelled routes checked on the control plane. `calplan verify` reads the lab as a cluster:
+/// confd's render is as intended, and the routes BIRD 1.6 programs without `tunl0` are reported
+/// as the drift from Calico's fork they are.
+#[test]
+fn calico_node_lab_checks_ipip_on_the_control_plane_needs_root() {
+    let lab = Lab::new("testdata/mesh-ipip/intent.yaml");
+    lab.up_with(&["--node-agent", "calico-node"]);
+    let output = lab.verify_within("testdata/mesh-ipip/intent.yaml", "20");
+    let report = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    for expected in [
+        "ok   node-a1: 4 routes as in nodes/node-a1/routes",
+        "neutralised as `print \"krt_tunnel\";`",
+        "ok   pod2 (10.244.2.1 on node-b1) ↔ pod4 (10.244.3.1 on node-b2): ping answered",
+    ] {
+        assert!(report.contains(expected), "`{expected}` missing from:\n{report}");
+    }
+    let intent = lab._scratch.path().join("calico-node.yaml");
+    let text_of_intent = std::fs::read_to_string("testdata/mesh-ipip/intent.yaml").unwrap();
+    std::fs::write(&intent, text_of_intent.replace("nodeAgent: bird ", "nodeAgent: calico-node ")).unwrap();
+    let inventory = lab.dir.join("inventory.json");
+    let output = calplan(
+        &[
+            "verify",
+            intent.to_str().unwrap(),
+            "--current",
+            &lab.etcd(),
+            "--transport",
+            "netns",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for node in ["node-a1", "node-a2", "node-b1", "node-b2"] {
+        let differences = report["nodes"][node].as_array().unwrap_or_else(|| panic!("{node}: {report:#}"));
+        assert!(!differences.is_empty(), "{node}: {report:#}");
+        for difference in differences {
+            assert_eq!(difference["area"], "routes", "{node}: confd's render is as confd writes it: {report:#}");
+        }
+        assert!(
+            differences.iter().any(|difference| difference["expected"].as_str().is_some_and(|route| route.contains("dev tunl0"))),
+            "{node}: the fork's tunnelled route is missing: {report:#}"
+        );
+    }
+    lab.down_and_check();
+}
+
 /// The seed notes' migration, proved in the lab: the mesh cluster brought up from
 /// `mesh.yaml`, the seed intent planned against what the lab applied, and the plan carried
 /// out while pods and the harbor host ping each other every 20 ms: not one request lost.
