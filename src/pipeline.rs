@@ -102,14 +102,15 @@ pub fn import(
 }
 
 /// Plans an intent (already checked with the current IPAM affinities) against the current
-/// state. Findings the check allowed are listed in the plan's notes, with who allowed them
+/// state: `None` when the intent has errors (they are reported with the check), an error when
+/// a state on the way does not compile. Findings the check allowed are listed in the plan's notes, with who allowed them
 /// and why, so that a reviewer of the plan sees them too.
 pub fn plan(
     checked: &Checked,
     intent: calplan_plan::plan::Fingerprint,
     loaded: &crate::current::Loaded,
-) -> Option<calplan_plan::plan::Plan> {
-    let desired = checked.valid()?;
+) -> Result<Option<calplan_plan::plan::Plan>, calplan_plan::planner::PlanError> {
+    let Some(desired) = checked.valid() else { return Ok(None) };
     let templates = calplan_targets::Templates::builtin();
     let observations = loaded
         .diagnostics
@@ -127,9 +128,9 @@ pub fn plan(
         sources: loaded.state.sources.clone(),
         templates: &templates,
         observations,
-    });
+    })?;
     plan.notes.extend(allowed_notes(checked));
-    Some(plan)
+    Ok(Some(plan))
 }
 
 /// One note per allowed finding: `allowed E0404 session-not-established (intent: REASON):

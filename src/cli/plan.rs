@@ -54,6 +54,7 @@ pub fn run(args: Args) -> CliResult {
     progress.status("planning");
     let plan = pipeline::plan(&checked, fingerprint, &loaded);
     progress.finish();
+    let plan = plan.map_err(|error| CliError::Message(error.to_string()))?;
     let Some(plan) = plan else { return Err(CliError::Reported) };
     if let Some(path) = &args.out {
         std::fs::write(path, plan.to_json())

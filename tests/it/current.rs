@@ -1055,3 +1055,56 @@ fn thousands_of_problems_in_one_file_are_reported_in_linear_time() {
     assert_eq!(stderr.matches("error[E0701]").count(), 20_000, "{}", &stderr[..stderr.len().min(2000)]);
     assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 }
+
+/// A string in the current state that would escape its place in an artifact (a Secret name
+/// holding a line break and BIRD statements) is refused where it stands, as Calico's API server
+/// refuses it; and were such a state planned anyway, the planner refuses the plan rather than
+/// guessing the files of the stage it cannot compile (it once planned them all deleted).
+#[test]
+fn hostile_current_state_strings_are_refused_not_planned() {
+    let directory = tempfile::tempdir().unwrap();
+    let applied = directory.path().join("applied");
+    let intent = "testdata/mesh-to-rr/intent.yaml";
+    let output = calplan(&["compile", intent, "-o", applied.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let live = directory.path().join("live.yaml");
+    let cluster = std::fs::read_to_string(golden::root().join("testdata/mesh-to-rr/current/cluster.yaml")).unwrap();
+    let hostile = "bgp\\nprotocol static evil { route 0.0.0.0/0 blackhole; }";
+    write(
+        &live,
+        &format!(
+            "{cluster}---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: legacy}}\n\
+             spec:\n  peerIP: 21.49.22.3\n  asNumber: 65001\n  password:\n    secretKeyRef: {{name: \"{hostile}\", key: pw}}\n"
+        ),
+    );
+    let output = calplan(&["plan", intent, "--current", live.to_str().unwrap(), "--current", applied.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "no plan is printed: {}", text(&output.stdout));
+    assert!(stderr.contains("error[E0702]: `secretKeyRef.name` is not a DNS-1123 subdomain"), "{stderr}");
+    assert!(stderr.contains("live.yaml:"), "{stderr}");
+
+    // The planner's own guard, below the reader's: the hostile value put into a state the
+    // reader accepted, and planned.
+    write(
+        &live,
+        &format!(
+            "{cluster}---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: legacy}}\n\
+         spec:\n  peerIP: 21.49.22.3\n  asNumber: 65001\n  password:\n    secretKeyRef: {{name: bgp, key: pw}}\n"
+        ),
+    );
+    let mut loaded = calplan::current::load(&[live.display().to_string(), applied.display().to_string()]).unwrap();
+    let resources = loaded.state.resources.as_mut().expect("the export reads");
+    let Some(calplan_calico::resources::Resource::BgpPeer(mut peer)) =
+        resources.get(calplan_calico::resources::ResourceKind::BgpPeer, "legacy").cloned()
+    else {
+        panic!("the peer reads")
+    };
+    peer.spec.password.as_mut().unwrap().secret_key_ref.name = hostile.replace("\\n", "\n");
+    resources.insert(calplan_calico::resources::Resource::BgpPeer(peer));
+    let text = std::fs::read_to_string(golden::root().join(intent)).unwrap();
+    let checked = calplan::pipeline::check("intent.yaml", text, loaded.state.observed_ipam().as_ref());
+    let fingerprint = calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: String::new() };
+    let error = calplan::pipeline::plan(&checked, fingerprint, &loaded).expect_err("the stage's files do not compile");
+    assert!(error.to_string().contains("refusing to write"), "{error}");
+}

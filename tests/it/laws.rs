@@ -67,7 +67,7 @@ fn export() -> impl Strategy<Value = String> {
 fn plan_against(intent_text: &str, loaded: &calplan::current::Loaded) -> Option<String> {
     let fingerprint = Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(intent_text) };
     let checked = pipeline::check("intent.yaml", intent_text.to_string(), loaded.state.observed_ipam().as_ref());
-    pipeline::plan(&checked, fingerprint, loaded).map(|plan| plan.to_json())
+    pipeline::plan(&checked, fingerprint, loaded).expect("every state on the way compiles").map(|plan| plan.to_json())
 }
 
 proptest! {
@@ -86,7 +86,7 @@ proptest! {
         let (intent, checked) = (imported.text, imported.checked);
         prop_assert!(checked.valid().is_some(), "import gave\n{intent}\nwith {:?}", checked.diagnostics);
         let fingerprint = Fingerprint { name: "intent.yaml".into(), sha256: String::new() };
-        let plan = pipeline::plan(&checked, fingerprint, &loaded).unwrap();
+        let plan = pipeline::plan(&checked, fingerprint, &loaded).unwrap().unwrap();
         prop_assert!(plan.is_empty(), "import gave\n{intent}\nand the plan\n{}", calplan_plan::render::human(&plan, false));
     }
 }

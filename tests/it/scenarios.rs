@@ -128,7 +128,7 @@ fn every_scenario_matches_its_golden_files() {
             let fingerprint =
                 calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
             let checked = pipeline::check("intent.yaml", text, loaded.state.observed_ipam().as_ref());
-            if let Some(mut plan) = pipeline::plan(&checked, fingerprint, &loaded) {
+            if let Some(mut plan) = pipeline::plan(&checked, fingerprint, &loaded).expect("every state on the way compiles") {
                 // The compiled directory's place differs from run to run; the plan names it
                 // as a source (and its digest covers the name).
                 let place = compiled.display().to_string();

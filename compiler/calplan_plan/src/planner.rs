@@ -153,6 +153,9 @@ struct Planner<'a> {
     stages: Vec<Stage>,
     notes: Vec<String>,
     pinned: bool,
+    /// The first intermediate state whose files could not be compiled: the plan is refused,
+    /// since the stage's file changes would otherwise be guessed.
+    failure: Option<PlanError>,
     /// The live IPAM every state is compiled with, when it is known.
     observed_ipam: Option<calplan_model::ipam::ObservedIpam>,
     /// `installation: operator`: the Installation as the last stage left it, and the pools it
@@ -200,7 +203,24 @@ impl Step {
     }
 }
 
-pub fn plan(input: &Input) -> Plan {
+/// A plan that cannot be made: a state on the way could not be compiled (the current state
+/// holds a value the templates refuse, say), so its file changes are unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    /// The stage whose state failed to compile.
+    pub stage: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot plan the stage \"{}\": its node and router files do not compile: {}", self.stage, self.message)
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+pub fn plan(input: &Input) -> Result<Plan, PlanError> {
     let current = input.current.resources.clone().unwrap_or_default();
     let agent = input.desired.model.node_agent;
     let files = input.current.applied.as_ref().map(|applied| {
@@ -220,20 +240,24 @@ pub fn plan(input: &Input) -> Plan {
         stages: Vec::new(),
         notes: Vec::new(),
         pinned: false,
+        failure: None,
         observed_ipam: input.current.observed_ipam(),
         operator: None,
     };
     planner.notes.extend(input.observations.iter().cloned());
     planner.operator = planner.operator_pools();
     planner.run();
-    Plan {
+    if let Some(failure) = planner.failure {
+        return Err(failure);
+    }
+    Ok(Plan {
         intent: input.intent.clone(),
         current: input.sources.clone(),
         node_agent: agent,
         router_platforms: router_platforms(input.desired),
         stages: planner.stages,
         notes: planner.notes,
-    }
+    })
 }
 
 impl Planner<'_> {
@@ -967,7 +991,13 @@ impl Planner<'_> {
         mutate(&mut next);
         let mut changes = resource_changes(&self.state, &next, replaced);
         self.through_installation(&mut changes, &next);
-        let files = self.files.as_ref().map(|_| self.compile_files(&next));
+        let files = match self.files.as_ref().map(|_| self.compile_files(&next)).transpose() {
+            Ok(files) => files,
+            Err(message) => {
+                self.failure.get_or_insert(PlanError { stage: step.title.clone(), message });
+                None
+            }
+        };
         if let (Some(before), Some(after)) = (&self.files, &files) {
             changes.extend(file_changes(before, after, self.agent));
         }
@@ -1016,7 +1046,7 @@ impl Planner<'_> {
     }
 
     /// Files of the state as the given resources (plus the pools still routed) compile them.
-    fn compile_files(&self, state: &ResourceSet) -> BTreeMap<String, String> {
+    fn compile_files(&self, state: &ResourceSet) -> Result<BTreeMap<String, String>, String> {
         let mut routed = state.clone();
         for pool in self.routed_pools.values() {
             if routed.get(ResourceKind::IpPool, &pool.metadata.name).is_none() {
@@ -1027,10 +1057,7 @@ impl Planner<'_> {
         let (model, _) = calplan_model::from_resources::from_resources(&routed, base);
         let analysis = Analysis::new(model, self.observed_ipam.as_ref());
         let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
-        let output = match calplan_targets::compile(&context, None) {
-            Ok(output) => output,
-            Err(_) => return BTreeMap::new(),
-        };
+        let output = calplan_targets::compile(&context, None).map_err(|error| error.to_string())?;
         let mut files: BTreeMap<String, String> = output
             .artifacts
             .into_iter()
@@ -1046,7 +1073,7 @@ impl Planner<'_> {
                 }
             }
         }
-        files
+        Ok(files)
     }
 
     fn routes_barrier(&self, changes: &[Change], files: Option<&BTreeMap<String, String>>) -> Option<Barrier> {

@@ -82,7 +82,10 @@ struct Window {
 impl Window {
     fn around(file: &SourceFile, span: Span) -> Window {
         let text = file.text();
-        let at = (span.start as usize).min(text.len());
+        // A reader that located its finding in bytes another decoding counted (a JSON parser's
+        // column over a value with invalid UTF-8, say) may point inside a character: the
+        // window starts at that character.
+        let at = char_boundary_at_or_before(text, span.start as usize);
         let line_start = text[..at].rfind('\n').map_or(0, |index| index + 1);
         let line_end = text[at..].find('\n').map_or(text.len(), |index| at + index);
         let start = text[line_start..at].char_indices().rev().nth(WINDOW_BEFORE - 1).map_or(line_start, |(index, _)| line_start + index);
@@ -90,7 +93,7 @@ impl Window {
         let prefix = if start > line_start { "…" } else { "" };
         let suffix = if end < line_end { "…" } else { "" };
         let window_text = format!("{prefix}{}{suffix}", &text[start..end]);
-        let span_end = (span.end as usize).clamp(at, end);
+        let span_end = char_boundary_at_or_before(text, span.end as usize).clamp(at, end);
         Window {
             text: window_text,
             span: SourceSpan::from((prefix.len() + at - start, span_end - at)),
@@ -99,6 +102,16 @@ impl Window {
             line: file.line_col(at).line - 1,
         }
     }
+}
+
+/// The last character boundary of `text` at or before `offset` (`str::floor_char_boundary`,
+/// which needs a newer Rust than the project's minimum).
+fn char_boundary_at_or_before(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
 }
 
 impl fmt::Debug for Report<'_> {
@@ -214,5 +227,32 @@ impl SourceCode for Report<'_> {
             contents.column(),
             contents.line_count() + lines_before,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SourceMap, declare_rule};
+
+    declare_rule! {
+        /// A rule for the tests.
+        pub static TEST_RULE = ("E9999", "test-rule", Error, "a rule for the tests");
+    }
+
+    /// A finding located in another decoding's bytes may start or end inside a character
+    /// (here, inside `行`): it is drawn from that character, never a panic.
+    #[test]
+    fn a_span_inside_a_character_is_drawn_from_that_character() {
+        let mut sources = SourceMap::new();
+        let text = "{\"name\": \"也行\nx\"}";
+        let file = sources.add("value.json", text);
+        let inside = text.find('行').unwrap() + 1;
+        for (start, end) in [(inside, inside), (inside, inside + 1), (0, inside)] {
+            let diagnostic = Diagnostic::new(&TEST_RULE, crate::Span::new(file, start, end), "a control character");
+            let rendered = human(&[diagnostic], &sources, false);
+            assert!(rendered.contains("value.json:1:"), "{rendered}");
+            assert!(rendered.contains("a control character"), "{rendered}");
+        }
     }
 }

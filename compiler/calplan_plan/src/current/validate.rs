@@ -20,6 +20,7 @@ use calplan_calico::fields;
 use calplan_calico::resources::ResourceKind;
 use calplan_calico::{Selector, duration_seconds};
 use calplan_diagnostics::{Diagnostic, Diagnostics, Span, declare_rule};
+use calplan_model::grammar;
 use calplan_syntax::schema::did_you_mean;
 use calplan_syntax::yaml::{Node, NodeKind, Scalar};
 use ipnet::IpNet;
@@ -91,8 +92,17 @@ pub fn check_resource(kind: ResourceKind, item: &Node, diagnostics: &mut Diagnos
     match item.get("metadata") {
         Some(metadata) if metadata.as_mapping().is_some() => {
             unknown_fields(metadata, fields::OBJECT_META, "`metadata`", diagnostics);
-            if text(metadata, "name").is_none_or(|(name, _)| name.is_empty()) {
-                diagnostics.push(invalid(metadata.head_span(), format!("a {what} without `metadata.name`"), "no name"));
+            match text(metadata, "name") {
+                None | Some(("", _)) => {
+                    diagnostics.push(invalid(metadata.head_span(), format!("a {what} without `metadata.name`"), "no name"))
+                }
+                // Calico's validator (`validateObjectMeta`) takes the same names as Kubernetes.
+                Some((name, span)) if !calplan_model::lower::is_dns_subdomain(name) => diagnostics.push(invalid(
+                    span,
+                    format!("`metadata.name` is not a DNS-1123 subdomain: {}", quoted(name)),
+                    "not a resource name",
+                )),
+                Some(_) => {}
             }
         }
         _ => diagnostics.push(invalid(item.head_span(), format!("a {what} without `metadata.name`"), "no name")),
@@ -200,7 +210,30 @@ fn password(node: &Node, key: &str, diagnostics: &mut Diagnostics) {
     unknown_fields(password, fields::PASSWORD, &format!("`{key}`"), diagnostics);
     if let Some(reference) = password.get("secretKeyRef") {
         unknown_fields(reference, fields::SECRET_KEY_REF, "`secretKeyRef`", diagnostics);
+        // The reference is written into the artifacts (a comment naming the Secret): it must
+        // be what Kubernetes accepts, which also keeps it on one line.
+        type Problem = fn(&str) -> Option<String>;
+        let checks: [(&str, Problem); 2] = [("name", grammar::secret_name_problem), ("key", grammar::secret_key_problem)];
+        for (field, problem) in checks {
+            if let Some((value, span)) = text(reference, field)
+                && let Some(problem) = problem(value)
+            {
+                diagnostics.push(invalid(
+                    span,
+                    format!("`secretKeyRef.{field}` {problem}: {}", quoted(value)),
+                    "not what Kubernetes accepts",
+                ));
+            }
+        }
     }
+}
+
+/// A value as a message shows it: quoted and escaped, so that a line break or control
+/// character is visible rather than acted on.
+fn quoted(value: &str) -> String {
+    let shown: String = value.chars().take(80).collect();
+    let more = if shown.len() < value.len() { "…" } else { "" };
+    format!("{shown:?}{more}")
 }
 
 fn ip_pool(item: &Node, spec: Option<&Node>, diagnostics: &mut Diagnostics) {
@@ -290,6 +323,19 @@ fn bgp_configuration(spec: &Node, diagnostics: &mut Diagnostics) {
     one_of(spec, "bindMode", &["None", "NodeIP"], diagnostics);
     duration(spec, "nodeMeshMaxRestartTime", diagnostics);
     password(spec, "nodeMeshPassword", diagnostics);
+    if let Some(patterns) = spec.get("ignoredInterfaces").and_then(Node::as_sequence) {
+        for pattern in patterns {
+            if let Some(Scalar::String(value)) = pattern.scalar()
+                && let Some(problem) = grammar::ignored_interface_problem(value)
+            {
+                diagnostics.push(invalid(
+                    pattern.span,
+                    format!("an entry of `ignoredInterfaces` {problem}: {}", quoted(value)),
+                    "not an interface pattern",
+                ));
+            }
+        }
+    }
     for key in ["serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs"] {
         let Some(list) = spec.get(key) else { continue };
         let Some(entries) = list.as_sequence() else {
@@ -378,6 +424,25 @@ mod tests {
         assert!(found.iter().any(|d| d.starts_with("E0702 3:38 IPv4 block size must be between 20 and 32")), "{found:#?}");
         let found = check(ResourceKind::IpPool, "kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, blockSize: 24}\n");
         assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn strings_that_reach_artifacts_are_checked_against_their_grammar() {
+        let found = check(
+            ResourceKind::BgpPeer,
+            "kind: BGPPeer\nmetadata: {name: Peer_1}\nspec:\n  peerIP: 10.0.0.1\n  asNumber: 65001\n  password:\n    secretKeyRef: {name: \"bgp\\nprotocol static x {}\", key: 'a b'}\n",
+        );
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("E0702 2:18 `metadata.name` is not a DNS-1123 subdomain: \"Peer_1\""), "{found:#?}");
+        assert!(found[1].starts_with("E0702 7:26 `secretKeyRef.name` is not a DNS-1123 subdomain"), "{found:#?}");
+        assert!(found[1].contains(r#""bgp\nprotocol static x {}""#), "the line break is shown escaped: {found:#?}");
+        assert!(found[2].starts_with("E0702 7:60 `secretKeyRef.key` holds ` `"), "{found:#?}");
+        let found = check(
+            ResourceKind::BgpConfiguration,
+            "kind: BGPConfiguration\nmetadata: {name: default}\nspec: {ignoredInterfaces: [eth*, \"x\\\"\"]}\n",
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("E0702 3:34 an entry of `ignoredInterfaces` holds `\"`"), "{found:#?}");
     }
 
     #[test]
