@@ -72,10 +72,11 @@ pub struct Imported {
 pub fn import(
     resources: &calplan_calico::resources::ResourceSet,
     cluster: &str,
+    reported_version: Option<&str>,
     datastore: Option<calplan_model::Datastore>,
     observed: Option<&ObservedIpam>,
 ) -> Imported {
-    let (mut text, notes) = calplan_plan::import::intent_yaml(resources, cluster, datastore);
+    let (mut text, notes) = calplan_plan::import::intent_yaml(resources, cluster, reported_version, datastore);
     let first = check("imported intent", text.clone(), observed);
     let mut by_rule: std::collections::BTreeMap<&'static str, calplan_plan::import::Finding> = std::collections::BTreeMap::new();
     for diagnostic in first.diagnostics.clone().into_sorted() {

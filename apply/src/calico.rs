@@ -146,7 +146,7 @@ impl Backend {
             Backend::Record(root) => record_resources(root),
             Backend::Etcd(client) => {
                 let mut set = ResourceSet::default();
-                for kind in [ResourceKind::IpPool, ResourceKind::BgpPeer, ResourceKind::BgpConfiguration, ResourceKind::Node] {
+                for kind in ResourceKind::ALL {
                     let prefix = format!("/calico/resources/v3/projectcalico.org/{}/", kind.plural());
                     let range = client.range_prefix(&prefix, None).map_err(|error| error.to_string())?;
                     for pair in range.pairs {
@@ -163,7 +163,7 @@ impl Backend {
             Backend::Kubectl(program) => kubectl::live_resources(program),
             Backend::Calicoctl(program) => {
                 let output = Command::new(program)
-                    .args(["get", "ippools,bgppeers,bgpconfigurations,nodes", "-o", "yaml"])
+                    .args(["get", "ippools,bgppeers,bgpconfigurations,bgpfilters,nodes", "-o", "yaml"])
                     .output()
                     .map_err(|error| format!("cannot run `{program}`: {error}"))?;
                 if !output.status.success() {
@@ -236,7 +236,7 @@ fn record_file(kind: ResourceKind) -> String {
     format!("calico/{}.yaml", kind.plural())
 }
 
-const RECORD_KINDS: [ResourceKind; 4] = [ResourceKind::IpPool, ResourceKind::BgpConfiguration, ResourceKind::BgpPeer, ResourceKind::Node];
+const RECORD_KINDS: [ResourceKind; 5] = ResourceKind::ALL;
 
 /// The resources recorded in `root/applied/calico/`.
 fn record_resources(root: &Path) -> Result<ResourceSet, String> {

@@ -100,10 +100,10 @@ pub fn live(program: &str, kind: KubeKind, name: &str) -> Result<Option<Value>, 
         .map_err(|error| format!("`{program} get {} {name}` printed no JSON object: {error}", kind.resource_type()))
 }
 
-/// Every live IPPool, BGPPeer, BGPConfiguration and Node, with their `resourceVersion`s.
+/// Every live Calico resource calplan plans (IPPool, BGPConfiguration, Node, BGPFilter,
+/// BGPPeer), with their `resourceVersion`s.
 pub fn live_resources(program: &str) -> Result<ResourceSet, String> {
-    let kinds = [ResourceKind::IpPool, ResourceKind::BgpPeer, ResourceKind::BgpConfiguration, ResourceKind::Node];
-    let types: Vec<String> = kinds.iter().map(|kind| KubeKind::Calico(*kind).resource_type()).collect();
+    let types: Vec<String> = ResourceKind::ALL.iter().map(|kind| KubeKind::Calico(*kind).resource_type()).collect();
     let text = run(program, &["get".into(), types.join(","), "-o".into(), "json".into()])?;
     let list: Value = serde_json::from_str(&text).map_err(|error| format!("`{program} get` printed no JSON: {error}"))?;
     let mut set = ResourceSet::default();

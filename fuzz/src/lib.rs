@@ -78,8 +78,8 @@ fn current(text: &str) {
     let read = calico_yaml::read(file, text);
     render(&sources, &read.diagnostics);
     if let Some(resources) = read.value {
-        let _ = calplan_calico::status::rows(&calplan_calico::peering::Peerings::compute(&resources));
-        let (intent, _) = calplan_plan::import::intent_yaml(&resources, "fuzz", None);
+        let _ = calplan_calico::status::rows(&calplan_calico::peering::Peerings::compute(&resources, calplan_calico::Release::DEFAULT));
+        let (intent, _) = calplan_plan::import::intent_yaml(&resources, "fuzz", None, None);
         let _ = calplan::pipeline::check("imported.yaml", intent, None);
     }
     render(&sources, &kubernetes::read(file, text).diagnostics);

@@ -27,7 +27,13 @@ pub fn run(args: Args) -> CliResult {
     let Some(resources) = &loaded.state.resources else {
         return Err(CliError::Message("the current state holds no Calico resources to import".into()));
     };
-    let imported = crate::pipeline::import(resources, &args.name, loaded.state.datastore, loaded.state.observed_ipam().as_ref());
+    let imported = crate::pipeline::import(
+        resources,
+        &args.name,
+        loaded.state.calico_version.as_deref(),
+        loaded.state.datastore,
+        loaded.state.observed_ipam().as_ref(),
+    );
     for note in &imported.notes {
         super::info(&format!("note: {note}"));
     }

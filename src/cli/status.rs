@@ -41,7 +41,13 @@ pub fn run(args: Args) -> CliResult {
         let Some(resources) = &loaded.state.resources else {
             return Err(CliError::Message("the current state has no Calico resources to predict sessions from".into()));
         };
-        (status::rows(&Peerings::compute(resources)), "the current state".to_string())
+        // The cluster's own release when the datastore says, else the intent's.
+        let release = loaded
+            .state
+            .release()
+            .or(checked.as_ref().and_then(|checked| checked.valid()).map(|analysis| analysis.model.calico_version.value))
+            .unwrap_or(calplan_calico::Release::DEFAULT);
+        (status::rows(&Peerings::compute(resources, release)), "the current state".to_string())
     } else if let Some(checked) = &checked {
         let analysis = checked.valid().expect("checked");
         (status::rows(&analysis.peerings), format!("`{}`", args.intent.as_ref().expect("intent").display()))

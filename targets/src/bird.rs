@@ -12,7 +12,7 @@ use crate::node_view::NodeView;
 use crate::{Artifact, Context, Target, TemplateError, per_node};
 use calplan_calico::peering::{PeerType, Peering, PeeringOrigin};
 use calplan_calico::resources::{EncapsulationMode, SecretKeyRef};
-use calplan_model::{LogSeverity, Node};
+use calplan_model::{LogSeverity, Model, Node, RouterIdSource};
 use ipnet::IpNet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -162,10 +162,10 @@ impl BirdConfig {
             node: node.name.value.clone(),
             cluster: model.name.value.clone(),
             calico_version: model.calico_version.value.to_string(),
-            router_id: router_id(node).to_string(),
+            router_id: router_id(model, node).to_string(),
             router_id_hashed: node.ipv4_address.is_none(),
             secrets_file: (!passwords.is_empty()).then_some(SECRETS_FILE),
-            debug: debug_clause(model.bgp.log_severity),
+            debug: debug_clause(view.log_severity()),
             ignored_interfaces: model.bgp.ignored_interfaces.clone(),
             families,
             sessions: listening_agreed(view.peerings.iter().filter_map(|peering| BgpSession::new(view, peering)).collect()),
@@ -319,14 +319,21 @@ pub(crate) fn debug_clause(severity: LogSeverity) -> Option<&'static str> {
     }
 }
 
-/// The node's IPv4 address, or, for a node without one, what `CALICO_ROUTER_ID=hash` gives:
-/// the first four bytes of SHA-256 of the node name, the first octet lowered by 32 when above
-/// 223 (confd's `hashToIPv4`), so it is never multicast or reserved.
-pub fn router_id(node: &Node) -> Ipv4Addr {
-    if let Some(address) = node.ipv4() {
-        return address;
+/// The node's router ID: `bgp.routerID` (`CALICO_ROUTER_ID`) when set, else the node's IPv4
+/// address, else (a node without one) the hash of its name.
+pub fn router_id(model: &Model, node: &Node) -> Ipv4Addr {
+    match model.bgp.router_id.as_ref().map(|source| source.value) {
+        Some(RouterIdSource::Address(address)) => address,
+        Some(RouterIdSource::Hash) => hashed_router_id(&node.name.value),
+        None => node.ipv4().unwrap_or_else(|| hashed_router_id(&node.name.value)),
     }
-    let digest = Sha256::digest(node.name.value.as_bytes());
+}
+
+/// What `CALICO_ROUTER_ID=hash` gives: the first four bytes of SHA-256 of the node name, the
+/// first octet lowered by 32 when above 223 (confd's `hashToIPv4`), so it is never multicast
+/// or reserved.
+pub fn hashed_router_id(node_name: &str) -> Ipv4Addr {
+    let digest = Sha256::digest(node_name.as_bytes());
     let first = if digest[0] > 223 { digest[0] - 32 } else { digest[0] };
     Ipv4Addr::new(first, digest[1], digest[2], digest[3])
 }

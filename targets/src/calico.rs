@@ -19,7 +19,8 @@ impl Target for Calico {
         let mut artifacts = Vec::new();
         for (kind, file, source) in [
             (ResourceKind::IpPool, "ippools.yaml", "spec.pools"),
-            (ResourceKind::BgpConfiguration, "bgpconfigurations.yaml", "spec.bgp"),
+            (ResourceKind::BgpConfiguration, "bgpconfigurations.yaml", "spec.bgp, spec.nodes[].bgpConfiguration"),
+            (ResourceKind::BgpFilter, "bgpfilters.yaml", "spec.bgp.filters"),
             (ResourceKind::BgpPeer, "bgppeers.yaml", "spec.bgp.peers, spec.bgp.routeReflectors, spec.routers"),
             (ResourceKind::Node, "nodes.yaml", "spec.nodes"),
         ] {
@@ -74,6 +75,9 @@ pub fn node_env(model: &Model) -> String {
         env.push(("CALICO_IPV6POOL_BLOCK_SIZE", pool.block_size.to_string()));
         env.push(("CALICO_IPV6POOL_VXLAN", pool.vxlan_mode.as_str().to_string()));
         env.push(("CALICO_IPV6POOL_NAT_OUTGOING", pool.nat_outgoing.to_string()));
+    }
+    if let Some(router_id) = &model.bgp.router_id {
+        env.push(("CALICO_ROUTER_ID", router_id.to_string()));
     }
     env.sort_by(|a, b| a.0.cmp(b.0));
     let entries: Vec<serde_json::Value> = env.into_iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();

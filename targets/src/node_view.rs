@@ -6,7 +6,7 @@
 
 use calplan_calico::peering::Peering;
 use calplan_model::ipam::Block;
-use calplan_model::{Analysis, Node, Pool};
+use calplan_model::{Aggregation, Analysis, LogSeverity, Node, Pool};
 use ipnet::IpNet;
 use std::collections::BTreeSet;
 
@@ -59,9 +59,20 @@ impl<'a> NodeView<'a> {
         block.pool.map(|index| &self.analysis.model.pools[index])
     }
 
+    /// The log severity the node's BIRD runs with: its own BGPConfiguration's, else the
+    /// cluster's.
+    pub fn log_severity(&self) -> LogSeverity {
+        self.node
+            .bgp_configuration
+            .as_ref()
+            .and_then(|configuration| configuration.log_severity)
+            .unwrap_or(self.analysis.model.bgp.log_severity)
+    }
+
     /// The service ranges as confd derives them (`updateGlobalRoutes`): cluster IP ranges when
     /// advertised, plus external and LoadBalancer ranges except single addresses (confd
-    /// advertises those per service, which calplan cannot know). A node labelled
+    /// advertises those per service, which calplan cannot know); LoadBalancer ranges not at all
+    /// with Calico 3.31's `serviceLoadBalancerAggregation: Disabled`. A node labelled
     /// [`EXCLUDE_FROM_LOAD_BALANCERS_LABEL`]` = "true"` advertises none but still rejects them.
     /// Sorted and without duplicates.
     pub fn service_ranges(&self) -> ServiceRanges {
@@ -72,7 +83,11 @@ impl<'a> NodeView<'a> {
         }
         let is_range = |cidr: &IpNet| cidr.prefix_len() != cidr.max_prefix_len();
         ranges.extend(model.bgp.service_external_ips.iter().map(|cidr| cidr.value).filter(is_range));
-        ranges.extend(model.bgp.service_load_balancer_ips.iter().map(|cidr| cidr.value).filter(is_range));
+        let aggregated = !(model.calico_version.value.service_load_balancer_aggregation()
+            && model.bgp.service_load_balancer_aggregation.as_ref().is_some_and(|value| value.value == Aggregation::Disabled));
+        if aggregated {
+            ranges.extend(model.bgp.service_load_balancer_ips.iter().map(|cidr| cidr.value).filter(is_range));
+        }
         let rejected: Vec<IpNet> = ranges.into_iter().collect();
         let excluded = self.node.labels.get(EXCLUDE_FROM_LOAD_BALANCERS_LABEL).is_some_and(|value| value.value == "true");
         ServiceRanges { advertised: if excluded { Vec::new() } else { rejected.clone() }, rejected }

@@ -55,8 +55,11 @@ fn refuse_what_would_escape(
     state: &mut minijinja::State,
     value: &minijinja::Value,
 ) -> Result<(), minijinja::Error> {
-    if value.is_undefined() || value.is_none() {
-        return minijinja::escape_formatter(out, state, value);
+    // A macro's output (bird-calico.cfg.j2's `session`) is marked safe by the `calplan` escape
+    // mode: every value in it went through this check when the macro wrote it, and its own line
+    // breaks are the template's.
+    if value.is_undefined() || value.is_none() || value.is_safe() {
+        return write!(out, "{value}").map_err(minijinja::Error::from);
     }
     let text = value.to_string();
     let quoting = QUOTING_TEMPLATES.contains(&state.name());
@@ -70,7 +73,7 @@ fn refuse_what_would_escape(
             ),
         ));
     }
-    minijinja::escape_formatter(out, state, value)
+    write!(out, "{value}").map_err(minijinja::Error::from)
 }
 
 /// The template set a compile renders with.
@@ -100,6 +103,9 @@ impl Templates {
                 .build()
                 .map_err(TemplateError::from)?,
         );
+        // No escaping but this formatter's; a custom mode so that a macro's output is marked
+        // safe rather than checked again as one value.
+        environment.set_auto_escape_callback(|_| minijinja::AutoEscape::Custom("calplan".into()));
         environment.set_formatter(refuse_what_would_escape);
         for (name, text) in BUILTIN {
             let text = overrides.get(*name).cloned().unwrap_or_else(|| text.to_string());
@@ -140,6 +146,14 @@ mod tests {
         assert!(render("bird.cfg.j2", "a\\b").is_err());
         assert!(render("frr.conf.j2", "x\nip route 0.0.0.0/0 blackhole").is_err());
         assert!(render("frr.conf.j2", "a\u{2028}b").is_err());
+        // A macro's lines are the template's own; the values inside are checked as it writes them.
+        let overrides = BTreeMap::from([(
+            "bird-calico.cfg.j2".to_string(),
+            "{% macro m(v) %}a\n-\"{{ v }}\";\n{% endmacro %}{{ m(value) }}".to_string(),
+        )]);
+        let templates = Templates::new(overrides).unwrap();
+        assert_eq!(templates.render("bird-calico.cfg.j2", &serde_json::json!({ "value": "eth0" })).unwrap(), "a\n-\"eth0\";\n");
+        assert!(templates.render("bird-calico.cfg.j2", &serde_json::json!({ "value": "x\";\n#" })).is_err());
         // Outside the quoting templates a quote is plain text.
         assert!(render("frr.conf.j2", "say \"hi\"").is_ok());
     }

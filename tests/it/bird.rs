@@ -49,6 +49,13 @@ pub(crate) fn bird16() -> PathBuf {
     bird
 }
 
+/// BIRD 1.6's IPv6 daemon, `bird6`, beside `bird`.
+pub(crate) fn bird16_v6() -> PathBuf {
+    let bird6 = bird16().with_file_name("bird6");
+    assert!(bird6.is_file(), "BIRD 1.6's `bird6` is not beside `bird` at `{}`", bird6.display());
+    bird6
+}
+
 /// `bird -p -c FILE`: `Err` with BIRD's message when the file does not parse.
 pub(crate) fn parses(bird: &Path, file: &Path) -> Result<(), String> {
     let output = Command::new(bird).arg("-p").arg("-c").arg(file).output().map_err(|error| format!("{}: {error}", bird.display()))?;
@@ -131,20 +138,26 @@ fn every_bird_cfg_parses_under_bird_2() {
     assert!(failures.is_empty(), "BIRD 2 rejects:\n{}", failures.join("\n"));
 }
 
+/// Every `bird-calico.cfg` through BIRD 1.6's `bird -p`, every `bird6-calico.cfg` through its
+/// `bird6 -p`, as calico-node's confd checks its renders.
 #[test]
 fn every_bird_calico_cfg_parses_under_bird_1_6() {
-    let bird = bird16();
+    let (bird, bird6) = (bird16(), bird16_v6());
     let mut failures = Vec::new();
+    let mut parsed = [0, 0];
     let scratch = tempfile::tempdir().unwrap();
     for (dir, checked) in valid_scenarios() {
         for (_, artifact) in &compile(&checked, &["bird-calico"]).artifacts {
             let file = scratch.path().join(artifact.path.replace('/', "_"));
             std::fs::write(&file, without_krt_tunnel(&artifact.contents)).unwrap();
-            if let Err(message) = parses(&bird, &file) {
+            let v6 = artifact.path.ends_with("/bird6-calico.cfg");
+            parsed[usize::from(v6)] += 1;
+            if let Err(message) = parses(if v6 { &bird6 } else { &bird }, &file) {
                 failures.push(format!("{}/{}: {message}", relative(&dir), artifact.path));
             }
         }
     }
+    assert!(parsed[0] > 6 && parsed[0] == parsed[1], "too few renders: {parsed:?}");
     assert!(failures.is_empty(), "BIRD 1.6 rejects:\n{}", failures.join("\n"));
 }
 

@@ -319,6 +319,13 @@ fn a_kubernetes_export_reads_as_the_same_cluster_in_etcd_real_etcd() {
     let client = etcd.client();
     create_resources(&client, "testdata/seed-rr/current");
     create_ipam(&client);
+    // The export also holds a BGPFilter, which the seed's etcd dump predates.
+    let filter = json!({
+        "kind": "BGPFilter", "apiVersion": "projectcalico.org/v3",
+        "metadata": {"name": "no-default-route", "uid": "2c9a7d10-6b3e-4f2a-8c1d-93e5b7a0f412", "creationTimestamp": "2024-03-02T10:00:00Z"},
+        "spec": {"importV4": [{"action": "Reject", "cidr": "0.0.0.0/0", "matchOperator": "Equal"}]},
+    });
+    client.create("/calico/resources/v3/projectcalico.org/bgpfilters/no-default-route", filter.to_string().as_bytes()).unwrap();
     let kdd = "testdata/seed-kdd/current".to_string();
     let from_etcd = calplan::current::load(&[etcd.source()]).unwrap();
     let from_kdd = calplan::current::load(std::slice::from_ref(&kdd)).unwrap();

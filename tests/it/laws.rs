@@ -82,7 +82,7 @@ proptest! {
         std::fs::write(&path, &export).unwrap();
         let loaded = calplan::current::load(&[path.display().to_string()]).unwrap();
         let resources = loaded.state.resources.clone().expect("the export reads");
-        let imported = pipeline::import(&resources, "generated", None, None);
+        let imported = pipeline::import(&resources, "generated", Some("v3.30.0"), None, None);
         let (intent, checked) = (imported.text, imported.checked);
         prop_assert!(checked.valid().is_some(), "import gave\n{intent}\nwith {:?}", checked.diagnostics);
         let fingerprint = Fingerprint { name: "intent.yaml".into(), sha256: String::new() };
@@ -104,4 +104,40 @@ fn plans_are_deterministic() {
         assert!(first.is_some(), "{}", dir.display());
         assert_eq!(first, second, "{}", dir.display());
     }
+}
+
+/// A BGPFilter exists before a peer names it (confd leaves out a filter that does not exist,
+/// so the peer would run unfiltered in between) and goes only after no peer names it.
+#[test]
+fn bgp_filters_come_before_the_peers_that_name_them_and_go_after() {
+    let current = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: true}\n---\n\
+        apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\nspec: {bgp: {ipv4Address: 10.0.0.1/24}}\n---\n\
+        apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pods}\nspec: {cidr: 192.168.0.0/16, blockSize: 26}\n---\n\
+        apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: old-export}\nspec: {exportV4: [{action: Reject}]}\n---\n\
+        apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor-old}\nspec: {peerIP: 10.0.0.254, asNumber: 65001, filters: [old-export]}\n";
+    let intent = "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: filters}\nspec:\n  calicoVersion: \"3.30\"\n  bgp:\n    \
+        filters:\n      - {name: new-export, exportV4: [{action: Accept, matchOperator: In, cidr: 192.168.0.0/16}, {action: Reject}]}\n    \
+        peers:\n      - {name: tor-new, peerIP: 10.0.0.253, asNumber: 65001, filters: [new-export]}\n  \
+        pools:\n    - {name: pods, cidr: 192.168.0.0/16, blockSize: 26}\n  nodes:\n    - {name: n1, ipv4Address: 10.0.0.1/24}\n";
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("cluster.yaml");
+    std::fs::write(&path, current).unwrap();
+    let loaded = calplan::current::load(&[path.display().to_string()]).unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&plan_against(intent, &loaded).expect("a plan")).unwrap();
+    let stage_of = |action: &str, kind: &str, name: &str| -> usize {
+        plan["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|stage| {
+                stage["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|change| change["action"] == action && change["kind"] == kind && change["name"] == name)
+            })
+            .unwrap_or_else(|| panic!("no {action} of {kind}/{name} in\n{plan:#}"))
+    };
+    assert!(stage_of("create", "BGPFilter", "new-export") < stage_of("create", "BGPPeer", "tor-new"));
+    assert!(stage_of("delete", "BGPPeer", "tor-old") < stage_of("delete", "BGPFilter", "old-export"));
 }

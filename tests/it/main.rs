@@ -9,6 +9,7 @@ mod bird;
 mod calico_node;
 mod cli;
 mod compile;
+mod confd;
 mod current;
 mod etcd_tls;
 mod golden;

@@ -55,6 +55,7 @@ fn calico_validator(kind: &str) -> jsonschema::Validator {
         "IPPool" => "ippool",
         "BGPPeer" => "bgppeer",
         "BGPConfiguration" => "bgpconfiguration",
+        "BGPFilter" => "bgpfilter",
         "Node" => "node",
         other => panic!("no schema for {other}"),
     };
@@ -119,6 +120,14 @@ fn calicos_schemas_refuse_what_calico_refuses() {
         (
             "Node",
             serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "Node", "metadata": {"name": "n"}, "spec": {"bgp": {"routeReflectorClusterID": "rr-1"}}}),
+        ),
+        (
+            "BGPFilter",
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPFilter", "metadata": {"name": "f"}, "spec": {"exportV4": [{"cidr": "10.0.0.0/8", "matchOperator": "In"}]}}),
+        ),
+        (
+            "BGPFilter",
+            serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPFilter", "metadata": {"name": "f"}, "spec": {"importV6": [{"action": "Accept", "communities": ["65000:1"]}]}}),
         ),
     ];
     for (kind, value) in bad {

@@ -456,7 +456,9 @@ pub fn expectations(
             .map(|index| peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect())
             .unwrap_or_default();
         if node.ipv6_address.is_some() {
-            notes.push(format!("`{name}`: its IPv6 sessions (`bird6.cfg`) are not compared; calplan renders no `bird6.cfg`"));
+            notes.push(format!(
+                "`{name}`: its IPv6 render (`bird6.cfg`, which `nodes/{name}/bird6-calico.cfg` predicts) and sessions are not compared yet"
+            ));
         }
         expected.push(Expected {
             render: artifact(&render_name),

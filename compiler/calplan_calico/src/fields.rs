@@ -133,6 +133,26 @@ pub const NODE_SPEC: &[&str] = &[
 
 pub const NODE_BGP_SPEC: &[&str] = &["asNumber", "ipv4Address", "ipv6Address", "ipv4IPIPTunnelAddr", "routeReflectorClusterID"];
 
+pub const BGP_FILTER_SPEC: &[&str] = &["exportV4", "importV4", "exportV6", "importV6"];
+
+/// One BGPFilter rule; 3.32 adds `peerType`, `communities`, `asPathPrefix`, `priority` and
+/// `operations`, which calplan does not model.
+pub const BGP_FILTER_RULE: &[&str] = &[
+    "cidr",
+    "prefixLength",
+    "source",
+    "interface",
+    "matchOperator",
+    "action",
+    "peerType",
+    "communities",
+    "asPathPrefix",
+    "priority",
+    "operations",
+];
+
+pub const BGP_FILTER_PREFIX_LENGTH: &[&str] = &["min", "max"];
+
 /// An entry of `serviceClusterIPs`, `serviceExternalIPs` or `serviceLoadBalancerIPs`.
 pub const SERVICE_IP_BLOCK: &[&str] = &["cidr"];
 

@@ -1,12 +1,13 @@
 //! The BGP sessions calico-node would configure, computed from Calico resources exactly as
-//! confd does (`confd/pkg/backends/calico/client.go`, `updatePeersV1`, Calico 3.30), plus the
-//! node-to-node mesh as `bird.cfg.template` renders it.
+//! confd does (`confd/pkg/backends/calico/client.go`, `updatePeersV1`), plus the node-to-node
+//! mesh as `bird.cfg.template` renders it, for the Calico release given: the differences
+//! between releases are [`Release`]'s questions.
 //!
 //! confd iterates BGPPeers in Go map order, so when two BGPPeers produce the same peering the
 //! winner is arbitrary; here BGPPeers are taken in name order so the answer is deterministic.
 
 use crate::resources::{BgpPeer, ResourceSet, SecretKeyRef};
-use crate::{AsNumber, Selector, duration_seconds};
+use crate::{AsNumber, Release, Selector, duration_seconds};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +40,8 @@ pub struct Topology {
     pub global_as: AsNumber,
     pub mesh_enabled: bool,
     pub listen_port: Option<u16>,
+    /// `listenPort` of the nodes' own BGPConfigurations (`node.<name>`), by node index.
+    pub node_listen_ports: BTreeMap<usize, u16>,
     pub mesh_password: Option<SecretKeyRef>,
     pub mesh_restart_time: Option<u64>,
 }
@@ -64,9 +67,18 @@ impl Topology {
                     labels: node.metadata.labels.clone(),
                 }
             })
+            .collect::<Vec<TopologyNode>>();
+        let node_listen_ports = nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, node)| {
+                let port = resources.node_bgp_configuration(&node.name)?.spec.listen_port.filter(|port| *port != 0)?;
+                Some((index, port))
+            })
             .collect();
         Topology {
             nodes,
+            node_listen_ports,
             global_as: configuration.map_or(AsNumber::CALICO_DEFAULT, |spec| spec.effective_as_number()),
             mesh_enabled: configuration.is_none_or(|spec| spec.effective_mesh()),
             listen_port: configuration.and_then(|spec| spec.listen_port).filter(|port| *port != 0),
@@ -77,6 +89,12 @@ impl Topology {
 
     pub fn node_as(&self, node: &TopologyNode) -> AsNumber {
         node.as_number.unwrap_or(self.global_as)
+    }
+
+    /// The port a node listens on: its own BGPConfiguration's, else the cluster's; 0 when
+    /// neither sets one (BIRD's 179).
+    pub fn node_port(&self, node_index: usize) -> u16 {
+        self.node_listen_ports.get(&node_index).copied().or(self.listen_port).unwrap_or(0)
     }
 
     pub fn node_index(&self, name: &str) -> Option<usize> {
@@ -163,6 +181,11 @@ pub struct PeerData {
     pub num_allow_local_as: u32,
     pub reachable_by: Option<IpAddr>,
     pub filters: Vec<String>,
+    /// `localASNumber` (3.31; peers given by `peerIP` or a local workload only, as confd).
+    pub local_as_number: Option<AsNumber>,
+    /// A peering with a local workload (`localWorkloadSelector`, 3.30): rendered as
+    /// `Local_Workload_<ip>`, passive.
+    pub local_bgp_peer: bool,
     pub origin: PeeringOrigin,
 }
 
@@ -185,7 +208,8 @@ pub struct Peering {
     pub remote_node: Option<usize>,
     pub passive: bool,
     pub rr_client: bool,
-    /// The peer's AS differs from the node's.
+    /// The peer's AS differs from the node's (from 3.31, from the peering's `localASNumber`
+    /// when it has one).
     pub external: bool,
     /// The node's own route-reflector cluster ID, for `rr cluster id`.
     pub local_cluster_id: String,
@@ -198,7 +222,7 @@ impl Peering {
             IpAddr::V4(ip) => ip.to_string().replace('.', "_"),
             IpAddr::V6(ip) => ip.to_string().replace(':', "_"),
         };
-        let prefix = self.peer_type.protocol_prefix();
+        let prefix = if self.data.local_bgp_peer { "Local_Workload" } else { self.peer_type.protocol_prefix() };
         if self.peer_type != PeerType::Mesh && self.data.port != 0 {
             format!("{prefix}_{id}_port_{}", self.data.port)
         } else {
@@ -226,6 +250,7 @@ impl Peering {
 /// Every node's sessions.
 #[derive(Clone, Debug)]
 pub struct Peerings {
+    pub release: Release,
     pub topology: Topology,
     /// Global peers, by confd key, for every node.
     global: BTreeMap<String, PeerData>,
@@ -238,12 +263,13 @@ pub struct Peerings {
 }
 
 impl Peerings {
-    /// Computes the peerings for a set of resources.
-    pub fn compute(resources: &ResourceSet) -> Peerings {
+    /// Computes the peerings for a set of resources, as the release's confd does.
+    pub fn compute(resources: &ResourceSet, release: Release) -> Peerings {
         let topology = Topology::from_resources(resources);
         let mut peers: Vec<&BgpPeer> = resources.peers().collect();
         peers.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         let mut computer = Computer {
+            release,
             topology: &topology,
             global: BTreeMap::new(),
             node_specific: vec![BTreeMap::new(); topology.nodes.len()],
@@ -272,7 +298,7 @@ impl Peerings {
             }
             by_name.insert(node.name.clone(), index);
         }
-        Peerings { topology, global, node_specific, problems, by_address, by_name }
+        Peerings { release, topology, global, node_specific, problems, by_address, by_name }
     }
 
     /// The global peerings as confd stores them, by key (`<ip>` or `<ip>-<port>`), including
@@ -339,7 +365,7 @@ impl Peerings {
                 let data = PeerData {
                     ip: other_ip,
                     as_number: self.topology.node_as(other),
-                    port: self.topology.listen_port.unwrap_or(0),
+                    port: self.topology.node_port(other_index),
                     rr_cluster_id: other.rr_cluster_id.clone(),
                     calico_node: true,
                     password: self.topology.mesh_password.clone(),
@@ -351,6 +377,8 @@ impl Peerings {
                     num_allow_local_as: 0,
                     reachable_by: None,
                     filters: Vec::new(),
+                    local_as_number: None,
+                    local_bgp_peer: false,
                     origin: PeeringOrigin::Mesh,
                 };
                 sessions.push(Peering {
@@ -387,10 +415,12 @@ impl Peerings {
             if data.ip == own_ip {
                 continue;
             }
-            let external = data.as_number != node_as;
+            let effective_as = data.local_as_number.filter(|number| self.release.local_as() && *number != AsNumber(0)).unwrap_or(node_as);
+            let external = data.as_number != effective_as;
             sessions.push(Peering {
                 peer_type,
-                passive: peer_type == PeerType::Global && data.calico_node && data.ip.to_string() > own_ip.to_string(),
+                passive: data.local_bgp_peer
+                    || peer_type == PeerType::Global && data.calico_node && data.ip.to_string() > own_ip.to_string(),
                 rr_client: !external && node.is_route_reflector() && data.rr_cluster_id != node.rr_cluster_id,
                 remote_node: self.by_address.get(&data.ip).copied(),
                 external,
@@ -413,6 +443,7 @@ pub fn mesh_by_remote_node(sessions: &[Peering], family: Family) -> HashMap<usiz
 }
 
 struct Computer<'a> {
+    release: Release,
     topology: &'a Topology,
     global: BTreeMap<String, PeerData>,
     node_specific: Vec<BTreeMap<String, PeerData>>,
@@ -471,9 +502,15 @@ impl Computer<'_> {
                 let mut data = self.configured(peer, origin.clone());
                 data.ip = ip;
                 data.as_number = self.topology.node_as(node);
-                data.port = self.topology.listen_port.unwrap_or(0);
+                data.port = self.topology.node_port(node_index);
                 data.rr_cluster_id = node.rr_cluster_id.clone();
                 data.calico_node = false;
+                // confd's `nodeAsBGPPeers` sets no local AS, and before 3.30 no next-hop mode.
+                data.local_as_number = None;
+                if !self.release.next_hop_mode() {
+                    data.keep_next_hop = false;
+                    data.next_hop_mode = None;
+                }
                 data
             })
             .collect()
@@ -483,7 +520,7 @@ impl Computer<'_> {
     /// the per-peer options).
     fn configured(&self, peer: &BgpPeer, origin: PeeringOrigin) -> PeerData {
         let spec = &peer.spec;
-        let next_hop_mode = spec.next_hop_mode.clone().filter(|mode| !mode.is_empty());
+        let next_hop_mode = spec.next_hop_mode.clone().filter(|mode| !mode.is_empty() && self.release.next_hop_mode());
         PeerData {
             ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             as_number: spec.as_number.unwrap_or(AsNumber(0)),
@@ -499,6 +536,8 @@ impl Computer<'_> {
             num_allow_local_as: spec.num_allowed_local_as_numbers.unwrap_or(0),
             reachable_by: spec.reachable_by.as_deref().and_then(|text| text.parse().ok()),
             filters: spec.filters.clone().unwrap_or_default(),
+            local_as_number: spec.local_as_number.filter(|_| self.release.local_as()),
+            local_bgp_peer: false,
             origin,
         }
     }
@@ -510,7 +549,11 @@ impl Computer<'_> {
         let name = peer.metadata.name.clone();
         let local_nodes = self.local_nodes(peer);
         let mut remotes = Vec::new();
-        if let Some(selector) = peer.spec.peer_selector.as_deref().filter(|s| !s.is_empty()) {
+        if self.release.local_workload_peers() && peer.spec.local_workload_selector.as_deref().is_some_and(|s| !s.is_empty()) {
+            // Peerings with the node's own workloads, which Felix reports as they come and
+            // go: no datastore resource lists them, so none are predicted.
+            return;
+        } else if let Some(selector) = peer.spec.peer_selector.as_deref().filter(|s| !s.is_empty()) {
             for node in self.matching(selector, "peerSelector", &name) {
                 remotes.extend(self.node_as_peers(node, true, true, peer, PeeringOrigin::Peer(name.clone())));
             }
@@ -520,8 +563,10 @@ impl Computer<'_> {
                 return;
             };
             let as_number = peer.spec.as_number.unwrap_or(AsNumber(0));
-            if port == 0 && !self.nodes_with_ip_port_and_as(ip, as_number, 0).is_empty() {
-                port = self.topology.listen_port.unwrap_or(0);
+            if port == 0
+                && let Some(&node) = self.nodes_with_ip_port_and_as(ip, as_number, 0).first()
+            {
+                port = self.topology.node_port(node);
             }
             let mut data = self.configured(peer, PeeringOrigin::Peer(name.clone()));
             if let Some(gateway) = data.reachable_by
@@ -547,7 +592,10 @@ impl Computer<'_> {
     }
 
     fn reverse(&mut self, peer: &BgpPeer) {
-        if peer.spec.reverse_peering.as_deref() == Some("Manual") {
+        if self.release.reverse_peering() && peer.spec.reverse_peering.as_deref() == Some("Manual") {
+            return;
+        }
+        if self.release.local_workload_peers() && peer.spec.local_workload_selector.as_deref().is_some_and(|s| !s.is_empty()) {
             return;
         }
         let name = peer.metadata.name.clone();
@@ -585,7 +633,13 @@ impl Computer<'_> {
             .enumerate()
             .filter(|(_, node)| node.ipv4.map(IpAddr::V4) == Some(ip) || node.ipv6.map(IpAddr::V6) == Some(ip))
             .filter(|(_, node)| self.topology.node_as(node) == wanted_as)
-            .filter(|_| port == 0 || self.topology.listen_port.is_none_or(|listen| listen == port))
+            // confd's test, kept as written: a node's own port must match, and then the
+            // cluster's port too when one is set.
+            .filter(|(index, _)| {
+                port == 0
+                    || !(self.topology.node_listen_ports.get(index).is_some_and(|node_port| *node_port != port)
+                        || self.topology.listen_port.is_some_and(|listen| listen != port))
+            })
             .map(|(index, _)| index)
             .collect()
     }
@@ -657,7 +711,7 @@ mod tests {
 
     #[test]
     fn the_seed_tables() {
-        let peerings = Peerings::compute(&seed(false));
+        let peerings = Peerings::compute(&seed(false), Release::DEFAULT);
         let global = |ip: &str| (ip.to_string(), "global");
         let specific = |ip: &str| (ip.to_string(), "node specific");
         assert_eq!(table(&peerings, 0), [global("21.49.22.7"), global("21.49.22.8")]);
@@ -676,7 +730,7 @@ mod tests {
     fn mesh_skips_reflectors_and_is_passive_towards_higher_strings() {
         let mut set = seed(true);
         set.resources.retain(|(kind, _), _| *kind != ResourceKind::BgpPeer);
-        let peerings = Peerings::compute(&set);
+        let peerings = Peerings::compute(&set, Release::DEFAULT);
         let m1: Vec<_> = peerings.for_node(0).iter().map(|p| (p.status_address(), p.passive)).collect();
         assert_eq!(
             m1,
@@ -688,7 +742,7 @@ mod tests {
         let mut set = ResourceSet::default();
         set.insert(node("a", "10.0.0.9/24", None, json!({})));
         set.insert(node("b", "10.0.0.10/24", None, json!({})));
-        let peerings = Peerings::compute(&set);
+        let peerings = Peerings::compute(&set, Release::DEFAULT);
         assert!(!peerings.for_node(0)[0].passive);
         assert!(peerings.for_node(1)[0].passive);
     }
@@ -698,7 +752,7 @@ mod tests {
         let mut set = seed(false);
         set.resources.retain(|(kind, _), _| *kind != ResourceKind::BgpPeer);
         set.insert(peer("peer-with-route-reflectors", json!({"nodeSelector": "all()", "peerSelector": "route-reflector == 'true'"})));
-        let peerings = Peerings::compute(&set);
+        let peerings = Peerings::compute(&set, Release::DEFAULT);
         let specific = |ip: &str| (ip.to_string(), "node specific");
         assert_eq!(table(&peerings, 0), [specific("21.49.22.7"), specific("21.49.22.8")]);
         assert_eq!(table(&peerings, 4).len(), 5);
@@ -714,7 +768,7 @@ mod tests {
             }
             set.insert(Resource::from_json(ResourceKind::Node, json!({"metadata": {"name": name}, "spec": {"bgp": bgp}})).unwrap());
         }
-        let peerings = Peerings::compute(&set);
+        let peerings = Peerings::compute(&set, Release::DEFAULT);
         let names: Vec<String> = peerings.for_node(0).iter().map(Peering::protocol_name).collect();
         assert_eq!(names, ["Mesh_10_0_0_2", "Mesh_10_0_0_3", "Mesh_2001__102"]);
         assert!(peerings.for_node(0)[2].passive, "\"2001::102\" > \"2001::101\"");
@@ -726,11 +780,48 @@ mod tests {
         let mut set = ResourceSet::default();
         set.insert(node("a", "10.0.0.1/24", None, json!({})));
         set.insert(peer("tor", json!({"peerIP": "10.0.0.254:1179", "asNumber": 65001})));
-        let peerings = Peerings::compute(&set);
+        let peerings = Peerings::compute(&set, Release::DEFAULT);
         let sessions = peerings.for_node(0);
         assert_eq!(sessions[0].protocol_name(), "Global_10_0_0_254_port_1179");
         assert_eq!(sessions[0].status_address(), "10.0.0.254.port.1179");
         assert!(sessions[0].external);
         assert!(!sessions[0].passive);
+    }
+
+    #[test]
+    fn releases_differ_where_their_confd_did() {
+        let mut set = ResourceSet::default();
+        set.insert(node("a", "10.0.0.1/24", None, json!({"rr": "true"})));
+        set.insert(node("b", "10.0.0.2/24", None, json!({})));
+        set.insert(peer(
+            "to-rr",
+            json!({"nodeSelector": "all()", "peerSelector": "has(rr)", "keepOriginalNextHop": true, "reversePeering": "Manual"}),
+        ));
+        set.insert(peer("tor", json!({"peerIP": "10.0.0.254", "asNumber": 64512, "localASNumber": 65001, "nextHopMode": "Self"})));
+        let b_to_a = |release| {
+            let peerings = Peerings::compute(&set, release);
+            peerings.explicit_for_node(1).into_iter().find(|p| p.data.ip.to_string() == "10.0.0.1").unwrap()
+        };
+        assert!(!b_to_a(Release::V3_29).data.keep_next_hop, "3.29's nodeAsBGPPeers keeps no next hop");
+        assert!(b_to_a(Release::V3_30).data.keep_next_hop);
+        let tor = |release| {
+            Peerings::compute(&set, release).explicit_for_node(0).into_iter().find(|p| p.data.ip.to_string() == "10.0.0.254").unwrap()
+        };
+        assert_eq!(tor(Release::V3_29).data.next_hop_mode, None, "nextHopMode came with 3.30");
+        assert_eq!(tor(Release::V3_30).data.next_hop_mode.as_deref(), Some("Self"));
+        assert!(!tor(Release::V3_30).external, "before 3.31 the node's own AS (64512) decides");
+        assert!(tor(Release::V3_31).external, "from 3.31 the peering's localASNumber (65001) does");
+        assert_eq!(tor(Release::V3_31).data.local_as_number, Some(AsNumber(65001)));
+        assert_eq!(tor(Release::V3_30).data.local_as_number, None);
+
+        // Reverse peering: `b` peers with `a` by selector; `a` gets the reverse automatically,
+        // unless 3.30's `reversePeering: Manual` says otherwise.
+        let mut set = ResourceSet::default();
+        set.insert(node("a", "10.0.0.1/24", None, json!({"rr": "true"})));
+        set.insert(node("b", "10.0.0.2/24", None, json!({})));
+        set.insert(peer("to-rr", json!({"nodeSelector": "!has(rr)", "peerSelector": "has(rr)", "reversePeering": "Manual"})));
+        let a_sessions = |release| Peerings::compute(&set, release).explicit_for_node(0).len();
+        assert_eq!(a_sessions(Release::V3_29), 1, "before 3.30 every peering is mirrored");
+        assert_eq!(a_sessions(Release::V3_30), 0);
     }
 }

@@ -99,6 +99,9 @@ pub struct IpPoolSpec {
     pub allowed_uses: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment_mode: Option<String>,
+    /// 3.31: the namespaces whose pods may take addresses from the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -166,6 +169,9 @@ pub struct BgpPeerSpec {
     pub filters: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverse_peering: Option<String>,
+    /// 3.30: peer with the node's own workloads this selector matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_workload_selector: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -231,9 +237,44 @@ pub struct BgpConfigurationSpec {
     pub node_mesh_password: Option<SecretKeyRefHolder>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_mesh_max_restart_time: Option<String>,
+    /// Named BGP communities, for `prefixAdvertisements` to refer to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communities: Option<Vec<Community>>,
+    /// Communities attached to the routes within a CIDR when they are advertised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_advertisements: Option<Vec<PrefixAdvertisement>>,
+    /// 3.30: the node-side address of peerings with local workloads (Felix).
+    #[serde(default, rename = "localWorkloadPeeringIPV4", skip_serializing_if = "Option::is_none")]
+    pub local_workload_peering_ipv4: Option<String>,
+    #[serde(default, rename = "localWorkloadPeeringIPV6", skip_serializing_if = "Option::is_none")]
+    pub local_workload_peering_ipv6: Option<String>,
+    /// 3.31: `Enabled` (default) or `Disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_load_balancer_aggregation: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
+
+/// `{name, value}`: a community (`aa:nn` or `aa:nn:mm`) by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Community {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `{cidr, communities}`: community values or names for the routes within `cidr`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PrefixAdvertisement {
+    #[serde(default)]
+    pub cidr: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<String>,
+}
+
+/// The name prefix of a node's own BGPConfiguration: `node.<node name>`.
+pub const NODE_CONFIGURATION_PREFIX: &str = "node.";
 
 impl BgpConfigurationSpec {
     pub fn effective_mesh(&self) -> bool {
@@ -252,6 +293,80 @@ impl BgpConfigurationSpec {
 pub struct CidrEntry {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cidr: String,
+}
+
+/// A `BGPFilter`: import and export rules per address family, which BGPPeers name in
+/// `filters`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpFilter {
+    #[serde(default = "api_version")]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: BgpFilterSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BgpFilterSpec {
+    #[serde(default, rename = "exportV4", skip_serializing_if = "Option::is_none")]
+    pub export_v4: Option<Vec<BgpFilterRule>>,
+    #[serde(default, rename = "importV4", skip_serializing_if = "Option::is_none")]
+    pub import_v4: Option<Vec<BgpFilterRule>>,
+    #[serde(default, rename = "exportV6", skip_serializing_if = "Option::is_none")]
+    pub export_v6: Option<Vec<BgpFilterRule>>,
+    #[serde(default, rename = "importV6", skip_serializing_if = "Option::is_none")]
+    pub import_v6: Option<Vec<BgpFilterRule>>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl BgpFilterSpec {
+    /// The rules for a direction (`import` / `export`) and family (4 / 6).
+    pub fn rules(&self, export: bool, v6: bool) -> &[BgpFilterRule] {
+        let rules = match (export, v6) {
+            (true, false) => &self.export_v4,
+            (false, false) => &self.import_v4,
+            (true, true) => &self.export_v6,
+            (false, true) => &self.import_v6,
+        };
+        rules.as_deref().unwrap_or_default()
+    }
+}
+
+/// One rule: its matches (all optional) and its action.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpFilterRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// 3.29: the prefix lengths a route within `cidr` may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_length: Option<PrefixLength>,
+    /// `RemotePeers`: routes learned over BGP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// An interface name or pattern (`*` wildcards) the route leaves through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// `Equal`, `NotEqual`, `In` or `NotIn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_operator: Option<String>,
+    /// `Accept` or `Reject`.
+    #[serde(default)]
+    pub action: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixLength {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
 }
 
 /// Calico's `Node` resource; calplan manages `spec.bgp` and the labels selectors rely on.
@@ -304,24 +419,32 @@ pub enum Resource {
     BgpPeer(BgpPeer),
     BgpConfiguration(BgpConfiguration),
     Node(CalicoNode),
+    BgpFilter(BgpFilter),
 }
 
-/// The kinds, in the order resources are listed and applied.
+/// The kinds, in the order resources are listed and applied: a BGPFilter before the BGPPeers
+/// that name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ResourceKind {
     BgpConfiguration,
     IpPool,
     Node,
+    BgpFilter,
     BgpPeer,
 }
 
 impl ResourceKind {
+    /// Every kind, in apply order.
+    pub const ALL: [ResourceKind; 5] =
+        [ResourceKind::BgpConfiguration, ResourceKind::IpPool, ResourceKind::Node, ResourceKind::BgpFilter, ResourceKind::BgpPeer];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::IpPool => "IPPool",
             ResourceKind::BgpPeer => "BGPPeer",
             ResourceKind::BgpConfiguration => "BGPConfiguration",
             ResourceKind::Node => "Node",
+            ResourceKind::BgpFilter => "BGPFilter",
         }
     }
 
@@ -332,17 +455,16 @@ impl ResourceKind {
             ResourceKind::BgpPeer => "bgppeers",
             ResourceKind::BgpConfiguration => "bgpconfigurations",
             ResourceKind::Node => "nodes",
+            ResourceKind::BgpFilter => "bgpfilters",
         }
     }
 
     pub fn from_kind(kind: &str) -> Option<ResourceKind> {
-        match kind {
-            "IPPool" => Some(ResourceKind::IpPool),
-            "BGPPeer" => Some(ResourceKind::BgpPeer),
-            "BGPConfiguration" => Some(ResourceKind::BgpConfiguration),
-            "Node" => Some(ResourceKind::Node),
-            _ => None,
-        }
+        ResourceKind::ALL.into_iter().find(|candidate| candidate.as_str() == kind)
+    }
+
+    pub fn from_plural(plural: &str) -> Option<ResourceKind> {
+        ResourceKind::ALL.into_iter().find(|candidate| candidate.plural() == plural)
     }
 }
 
@@ -353,6 +475,7 @@ impl Resource {
             Resource::BgpPeer(_) => ResourceKind::BgpPeer,
             Resource::BgpConfiguration(_) => ResourceKind::BgpConfiguration,
             Resource::Node(_) => ResourceKind::Node,
+            Resource::BgpFilter(_) => ResourceKind::BgpFilter,
         }
     }
 
@@ -362,6 +485,7 @@ impl Resource {
             Resource::BgpPeer(resource) => &resource.metadata,
             Resource::BgpConfiguration(resource) => &resource.metadata,
             Resource::Node(resource) => &resource.metadata,
+            Resource::BgpFilter(resource) => &resource.metadata,
         }
     }
 
@@ -371,6 +495,7 @@ impl Resource {
             Resource::BgpPeer(resource) => &mut resource.metadata,
             Resource::BgpConfiguration(resource) => &mut resource.metadata,
             Resource::Node(resource) => &mut resource.metadata,
+            Resource::BgpFilter(resource) => &mut resource.metadata,
         }
     }
 
@@ -385,6 +510,7 @@ impl Resource {
             Resource::BgpPeer(resource) => serde_json::to_value(resource),
             Resource::BgpConfiguration(resource) => serde_json::to_value(resource),
             Resource::Node(resource) => serde_json::to_value(resource),
+            Resource::BgpFilter(resource) => serde_json::to_value(resource),
         }
         .expect("resources serialize");
         value["apiVersion"] = Value::from(API_VERSION);
@@ -399,6 +525,7 @@ impl Resource {
             ResourceKind::BgpPeer => Resource::BgpPeer(serde_json::from_value(value)?),
             ResourceKind::BgpConfiguration => Resource::BgpConfiguration(serde_json::from_value(value)?),
             ResourceKind::Node => Resource::Node(serde_json::from_value(value)?),
+            ResourceKind::BgpFilter => Resource::BgpFilter(serde_json::from_value(value)?),
         })
     }
 
@@ -413,7 +540,8 @@ impl Resource {
     }
 }
 
-/// One IPPool, BGPPeer, BGPConfiguration or Node, keyed by kind and name, in apply order.
+/// One IPPool, BGPPeer, BGPConfiguration, BGPFilter or Node, keyed by kind and name, in apply
+/// order.
 pub type ResourceKey = (ResourceKind, String);
 
 /// A set of resources, kept in the order they are listed and applied.
@@ -462,5 +590,21 @@ impl ResourceSet {
             Some(Resource::BgpConfiguration(configuration)) => Some(configuration),
             _ => None,
         }
+    }
+
+    /// A node's own configuration, `BGPConfiguration` named `node.<node>`.
+    pub fn node_bgp_configuration(&self, node: &str) -> Option<&BgpConfiguration> {
+        match self.get(ResourceKind::BgpConfiguration, &format!("{NODE_CONFIGURATION_PREFIX}{node}")) {
+            Some(Resource::BgpConfiguration(configuration)) => Some(configuration),
+            _ => None,
+        }
+    }
+
+    /// The BGPFilters, in name order.
+    pub fn filters(&self) -> impl Iterator<Item = &BgpFilter> {
+        self.iter().filter_map(|resource| match resource {
+            Resource::BgpFilter(filter) => Some(filter),
+            _ => None,
+        })
     }
 }

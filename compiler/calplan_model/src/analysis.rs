@@ -22,7 +22,7 @@ impl Analysis {
     /// Derives everything from the model; `observed` holds the live IPAM, if read.
     pub fn new(model: Model, observed: Option<&ObservedIpam>) -> Analysis {
         let resources = crate::calico::resources(&model);
-        let peerings = Peerings::compute(&resources);
+        let peerings = Peerings::compute(&resources, model.calico_version.value);
         let placement = ipam::place(&model, observed);
         let graph = BgpGraph::build(&model, &peerings);
         let topology_index = model.nodes.iter().map(|node| peerings.node_index(&node.name)).collect();

@@ -8,6 +8,7 @@
 use crate::lower::{ROUTE_REFLECTOR_CLUSTER_LABEL, ROUTE_REFLECTOR_LABEL};
 use crate::model::*;
 use calplan_calico::resources::*;
+use calplan_calico::resources::{BgpFilter, Community, PrefixLength};
 use std::collections::BTreeMap;
 
 /// The name of the BGPPeer through which every node peers with the reflectors.
@@ -21,6 +22,14 @@ pub fn resources(model: &Model) -> ResourceSet {
         set.insert(Resource::IpPool(ip_pool(pool)));
     }
     set.insert(Resource::BgpConfiguration(bgp_configuration(model)));
+    for node in &model.nodes {
+        if let Some(configuration) = node_bgp_configuration(node) {
+            set.insert(Resource::BgpConfiguration(configuration));
+        }
+    }
+    for filter in &model.filters {
+        set.insert(Resource::BgpFilter(bgp_filter(filter)));
+    }
     for peer in model.peers.iter().map(|peer| bgp_peer(model, peer)) {
         set.insert(Resource::BgpPeer(peer));
     }
@@ -83,6 +92,7 @@ pub fn ip_pool(pool: &Pool) -> IpPool {
             node_selector: Some(pool.node_selector.text.clone()),
             allowed_uses: pool.allowed_uses_set.then(|| pool.allowed_uses.iter().map(|used| used.as_str().to_string()).collect()),
             assignment_mode: pool.assignment_manual.then(|| "Manual".to_string()),
+            namespace_selector: pool.namespace_selector.as_ref().map(|selector| selector.text.clone()),
             extra: BTreeMap::new(),
         },
     }
@@ -114,8 +124,93 @@ pub fn bgp_configuration(model: &Model) -> BgpConfiguration {
             ignored_interfaces: (!bgp.ignored_interfaces.is_empty()).then(|| bgp.ignored_interfaces.clone()),
             node_mesh_password: bgp.node_mesh_password.as_ref().map(secret),
             node_mesh_max_restart_time: bgp.node_mesh_max_restart_time.as_ref().map(|time| time.text.clone()),
+            communities: communities(&bgp.communities),
+            prefix_advertisements: bgp.prefix_advertisements.as_deref().map(prefix_advertisements),
+            local_workload_peering_ipv4: bgp.local_workload_peering_ipv4.as_ref().map(|address| address.to_string()),
+            local_workload_peering_ipv6: bgp.local_workload_peering_ipv6.as_ref().map(|address| address.to_string()),
+            service_load_balancer_aggregation: bgp.service_load_balancer_aggregation.as_ref().map(|value| value.as_str().to_string()),
             extra: BTreeMap::new(),
         },
+    }
+}
+
+fn communities(definitions: &[CommunityDefinition]) -> Option<Vec<Community>> {
+    (!definitions.is_empty()).then(|| {
+        definitions
+            .iter()
+            .map(|definition| Community { name: definition.name.value.clone(), value: definition.value.value.clone() })
+            .collect()
+    })
+}
+
+fn prefix_advertisements(advertisements: &[crate::model::PrefixAdvertisement]) -> Vec<calplan_calico::resources::PrefixAdvertisement> {
+    advertisements
+        .iter()
+        .map(|advertisement| calplan_calico::resources::PrefixAdvertisement {
+            cidr: advertisement.cidr.text.clone(),
+            communities: advertisement.communities.iter().map(|community| community.value.clone()).collect(),
+        })
+        .collect()
+}
+
+/// A node's own BGPConfiguration, `node.<name>`, when the intent gives it one.
+pub fn node_bgp_configuration(node: &Node) -> Option<BgpConfiguration> {
+    let configuration = node.bgp_configuration.as_ref()?;
+    Some(BgpConfiguration {
+        api_version: API_VERSION.into(),
+        kind: "BGPConfiguration".into(),
+        metadata: resource_meta(&format!("{NODE_CONFIGURATION_PREFIX}{}", node.name.value)),
+        spec: BgpConfigurationSpec {
+            log_severity_screen: configuration.log_severity.map(|severity| severity.as_str().to_string()),
+            listen_port: configuration.listen_port.as_ref().map(|port| port.value),
+            communities: communities(&configuration.communities),
+            prefix_advertisements: configuration.prefix_advertisements.as_deref().map(prefix_advertisements),
+            ..BgpConfigurationSpec::default()
+        },
+    })
+}
+
+pub fn bgp_filter(filter: &crate::model::BgpFilter) -> BgpFilter {
+    let rules = |rules: &Option<Vec<FilterRule>>| {
+        rules.as_ref().map(|rules| {
+            rules
+                .iter()
+                .map(|rule| BgpFilterRule {
+                    cidr: rule.cidr.as_ref().map(|cidr| cidr.text.clone()),
+                    prefix_length: rule.prefix_length.map(|(min, max)| PrefixLength { min, max }),
+                    source: rule.source.map(|_| "RemotePeers".to_string()),
+                    interface: rule.interface.as_ref().map(|interface| interface.value.clone()),
+                    match_operator: rule.match_operator.map(|operator| operator_name(operator).to_string()),
+                    action: match rule.action {
+                        FilterAction::Accept => "Accept".to_string(),
+                        FilterAction::Reject => "Reject".to_string(),
+                    },
+                    extra: BTreeMap::new(),
+                })
+                .collect()
+        })
+    };
+    BgpFilter {
+        api_version: API_VERSION.into(),
+        kind: "BGPFilter".into(),
+        metadata: resource_meta(&filter.name),
+        spec: BgpFilterSpec {
+            export_v4: rules(&filter.export_v4),
+            import_v4: rules(&filter.import_v4),
+            export_v6: rules(&filter.export_v6),
+            import_v6: rules(&filter.import_v6),
+            extra: BTreeMap::new(),
+        },
+    }
+}
+
+/// The operator's name as Calico writes it.
+pub fn operator_name(operator: MatchOperator) -> &'static str {
+    match operator {
+        MatchOperator::Equal => "Equal",
+        MatchOperator::NotEqual => "NotEqual",
+        MatchOperator::In => "In",
+        MatchOperator::NotIn => "NotIn",
     }
 }
 
@@ -183,7 +278,8 @@ fn bgp_peer(model: &Model, peer: &Peer) -> BgpPeer {
             num_allowed_local_as_numbers: peer.num_allowed_local_as_numbers,
             ttl_security: peer.ttl_security,
             reachable_by: peer.reachable_by.as_ref().map(|address| address.to_string()),
-            filters: (!peer.filters.is_empty()).then(|| peer.filters.clone()),
+            filters: (!peer.filters.is_empty()).then(|| peer.filters.iter().map(|filter| filter.value.clone()).collect()),
+            local_workload_selector: peer.local_workload_selector.as_ref().map(|selector| selector.text.clone()),
             reverse_peering: peer.reverse_peering.map(|reverse| match reverse {
                 ReversePeering::Auto => "Auto".to_string(),
                 ReversePeering::Manual => "Manual".to_string(),

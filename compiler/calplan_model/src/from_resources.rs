@@ -8,6 +8,7 @@
 use crate::lower::{is_dns_subdomain, parse_peer_address};
 use crate::model::*;
 use calplan_calico::resources::*;
+use calplan_calico::resources::{BgpFilterRule, Community};
 use calplan_calico::{Selector, duration_seconds};
 use calplan_diagnostics::{Span, Spanned};
 use std::collections::BTreeMap;
@@ -61,7 +62,17 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         let route_reflector_cluster_id = bgp.route_reflector_cluster_id.as_deref().filter(|id| !id.is_empty()).and_then(|text| {
             text.parse().map_err(|_| problems.push(format!("Node `{name}`: routeReflectorClusterID `{text}` is not in IPv4 form"))).ok()
         });
+        let bgp_configuration = resources.node_bgp_configuration(name).map(|configuration| {
+            let spec = &configuration.spec;
+            NodeBgpConfiguration {
+                listen_port: spec.listen_port.map(|port| spanned(port, at)),
+                log_severity: spec.log_severity_screen.as_deref().and_then(log_severity),
+                communities: communities(&spec.communities, at),
+                prefix_advertisements: spec.prefix_advertisements.as_ref().map(|list| prefix_advertisements(list, at, &mut problems)),
+            }
+        });
         nodes.push(Node {
+            bgp_configuration,
             id: NodeId(nodes.len() as u32),
             name: spanned(name.clone(), at),
             ipv4_address: ipv4_address.map(|address| spanned(address, at)),
@@ -128,6 +139,9 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
             allowed_uses_set: pool.spec.allowed_uses.is_some(),
             allowed_uses: spanned(allowed_uses, at),
             assignment_manual: pool.spec.assignment_mode.as_deref() == Some("Manual"),
+            namespace_selector: text(&pool.spec.namespace_selector)
+                .and_then(|s| selector(s, &mut problems, &format!("IPPool `{name}`")))
+                .map(|s| spanned(s, at)),
             span: span(at),
         });
     }
@@ -180,7 +194,10 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
             ttl_security: spec.ttl_security,
             num_allowed_local_as_numbers: spec.num_allowed_local_as_numbers,
             reachable_by: text(&spec.reachable_by).and_then(|gateway| gateway.parse().ok()).map(|gateway| spanned(gateway, at)),
-            filters: spec.filters.clone().unwrap_or_default(),
+            filters: spec.filters.iter().flatten().map(|filter| spanned(filter.clone(), at)).collect(),
+            local_workload_selector: text(&spec.local_workload_selector)
+                .and_then(|s| selector(s, &mut problems, &what))
+                .map(|s| spanned(s, at)),
             unresolved: false,
             span: span(at),
         });
@@ -223,8 +240,48 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         node_mesh_max_restart_time: configuration.node_mesh_max_restart_time.as_deref().and_then(|text| {
             duration_seconds(text).map(|seconds| Spanned::new(Duration { seconds, text: text.to_string() }, base.bgp.span))
         }),
+        communities: communities(&configuration.communities, Some(base.bgp.span)),
+        prefix_advertisements: configuration
+            .prefix_advertisements
+            .as_ref()
+            .map(|list| prefix_advertisements(list, Some(base.bgp.span), &mut problems)),
+        local_workload_peering_ipv4: text(&configuration.local_workload_peering_ipv4)
+            .and_then(|address| address.parse().ok())
+            .map(|address| Spanned::new(address, base.bgp.span)),
+        local_workload_peering_ipv6: text(&configuration.local_workload_peering_ipv6)
+            .and_then(|address| address.parse().ok())
+            .map(|address| Spanned::new(address, base.bgp.span)),
+        service_load_balancer_aggregation: configuration.service_load_balancer_aggregation.as_deref().and_then(|value| match value {
+            "Enabled" => Some(Spanned::new(Aggregation::Enabled, base.bgp.span)),
+            "Disabled" => Some(Spanned::new(Aggregation::Disabled, base.bgp.span)),
+            _ => None,
+        }),
+        // calico-node's environment, not the datastore's.
+        router_id: base.bgp.router_id.clone(),
         span: base.bgp.span,
     };
+
+    let mut filters = Vec::new();
+    for filter in resources.filters() {
+        let name = &filter.metadata.name;
+        // The name becomes part of a BIRD symbol: only what Calico allows in names.
+        if !is_dns_subdomain(name) {
+            problems.push(format!("BGPFilter `{name}`: the name is not a DNS-1123 subdomain; the filter is left out"));
+            continue;
+        }
+        let at = base.filters.iter().find(|known| known.name.value == *name).map(|known| known.span);
+        let rules = |rules: &Option<Vec<BgpFilterRule>>, problems: &mut Vec<String>| -> Option<Vec<FilterRule>> {
+            rules.as_ref().map(|rules| rules.iter().filter_map(|rule| filter_rule(rule, at, name, problems)).collect())
+        };
+        filters.push(crate::model::BgpFilter {
+            name: spanned(name.clone(), at),
+            export_v4: rules(&filter.spec.export_v4, &mut problems),
+            import_v4: rules(&filter.spec.import_v4, &mut problems),
+            export_v6: rules(&filter.spec.export_v6, &mut problems),
+            import_v6: rules(&filter.spec.import_v6, &mut problems),
+            span: span(at),
+        });
+    }
 
     // Routers keep their static routes; their next hops are re-resolved by node name.
     let routers = base
@@ -266,6 +323,7 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         bgp,
         route_reflector_clusters: clusters.into_values().collect(),
         peers,
+        filters,
         pools,
         nodes,
         routers,
@@ -273,4 +331,94 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         allow: base.allow.clone(),
     };
     (model, problems)
+}
+
+fn log_severity(text: &str) -> Option<LogSeverity> {
+    LogSeverity::ALL.into_iter().find(|severity| severity.as_str() == text)
+}
+
+/// The named communities whose values Calico accepts; the others never reach BIRD.
+fn communities(list: &Option<Vec<Community>>, at: Option<Span>) -> Vec<CommunityDefinition> {
+    list.iter()
+        .flatten()
+        .filter(|community| calplan_calico::Community::parse(&community.value).is_ok())
+        .map(|community| CommunityDefinition { name: spanned(community.name.clone(), at), value: spanned(community.value.clone(), at) })
+        .collect()
+}
+
+fn prefix_advertisements(
+    list: &[calplan_calico::resources::PrefixAdvertisement],
+    at: Option<Span>,
+    problems: &mut Vec<String>,
+) -> Vec<crate::model::PrefixAdvertisement> {
+    list.iter()
+        .filter_map(|advertisement| {
+            let Ok(net) = advertisement.cidr.parse() else {
+                problems.push(format!("BGPConfiguration: prefix advertisement `{}` is not a CIDR", advertisement.cidr));
+                return None;
+            };
+            Some(crate::model::PrefixAdvertisement {
+                cidr: spanned(CidrText { net, text: advertisement.cidr.clone() }, at),
+                communities: advertisement.communities.iter().map(|community| spanned(community.clone(), at)).collect(),
+            })
+        })
+        .collect()
+}
+
+fn filter_rule(rule: &BgpFilterRule, at: Option<Span>, filter: &str, problems: &mut Vec<String>) -> Option<FilterRule> {
+    let mut note = |what: String| problems.push(format!("BGPFilter `{filter}`: {what}; the rule is left out"));
+    let action = match rule.action.as_str() {
+        "Accept" => FilterAction::Accept,
+        "Reject" => FilterAction::Reject,
+        other => {
+            note(format!("action `{other}` is neither `Accept` nor `Reject`"));
+            return None;
+        }
+    };
+    let cidr = match rule.cidr.as_deref().filter(|text| !text.is_empty()) {
+        Some(text) => match text.parse() {
+            Ok(net) => Some(spanned(CidrText { net, text: text.to_string() }, at)),
+            Err(_) => {
+                note(format!("`{text}` is not a CIDR"));
+                return None;
+            }
+        },
+        None => None,
+    };
+    let match_operator = match rule.match_operator.as_deref().filter(|text| !text.is_empty()) {
+        None => None,
+        Some("Equal") => Some(MatchOperator::Equal),
+        Some("NotEqual") => Some(MatchOperator::NotEqual),
+        Some("In") => Some(MatchOperator::In),
+        Some("NotIn") => Some(MatchOperator::NotIn),
+        Some(other) => {
+            note(format!("`{other}` is not a match operator"));
+            return None;
+        }
+    };
+    let source = match rule.source.as_deref().filter(|text| !text.is_empty()) {
+        None => None,
+        Some("RemotePeers") => Some(FilterSource::RemotePeers),
+        Some(other) => {
+            note(format!("`{other}` is not a route source"));
+            return None;
+        }
+    };
+    let interface = match rule.interface.as_deref().filter(|text| !text.is_empty()) {
+        None => None,
+        Some(text) if crate::grammar::filter_interface_problem(text).is_none() => Some(spanned(text.to_string(), at)),
+        Some(text) => {
+            note(format!("`{text}` is not an interface pattern Calico accepts"));
+            return None;
+        }
+    };
+    Some(FilterRule {
+        action,
+        cidr,
+        match_operator,
+        prefix_length: rule.prefix_length.map(|lengths| (lengths.min, lengths.max)),
+        source,
+        interface,
+        span: span(at),
+    })
 }

@@ -69,11 +69,23 @@ pub fn secret_key_problem(key: &str) -> Option<String> {
 /// libcalico-go: `^[a-zA-Z0-9_.*-]{1,15}$`, and not `*` alone): an interface name, or a BIRD
 /// pattern of one with `*` wildcards.
 pub fn ignored_interface_problem(pattern: &str) -> Option<String> {
-    if pattern.is_empty() {
-        return Some("is empty".to_string());
-    }
     if pattern == "*" {
         return Some("is `*`, which would ignore every interface".to_string());
+    }
+    interface_pattern_problem(pattern)
+}
+
+/// The `interface` of a BGPFilter rule, as Calico validates it (`bgpFilterInterface` in
+/// libcalico-go: `*`, or `^[a-zA-Z0-9_.*-]{1,15}$`): an interface name, or a pattern with `*`
+/// wildcards, which confd writes into BIRD's `ifname ~ "…"`.
+pub fn filter_interface_problem(pattern: &str) -> Option<String> {
+    interface_pattern_problem(pattern)
+}
+
+/// 1–15 of letters, digits, `_`, `.`, `-` and `*`: nothing that ends or bends a BIRD string.
+fn interface_pattern_problem(pattern: &str) -> Option<String> {
+    if pattern.is_empty() {
+        return Some("is empty".to_string());
     }
     if let Some(c) = pattern.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '-'))) {
         return Some(format!("holds {}; an interface pattern is letters, digits, `_`, `.`, `-` and `*`", describe_character(c)));
@@ -124,6 +136,18 @@ mod tests {
         assert!(ignored_interface_problem("eth0\"").is_some());
         assert!(ignored_interface_problem("a\nprotocol").unwrap().contains("line break"));
         assert!(ignored_interface_problem("abcdefghijklmnop").is_some());
+    }
+
+    #[test]
+    fn filter_interfaces_follow_calico() {
+        assert_eq!(filter_interface_problem("*"), None);
+        assert_eq!(filter_interface_problem("*.calico"), None);
+        assert_eq!(filter_interface_problem("eth0"), None);
+        assert!(filter_interface_problem("").is_some());
+        assert!(filter_interface_problem("eth0\"").unwrap().contains("`\"`"));
+        assert!(filter_interface_problem("eth0:1").is_some());
+        assert!(filter_interface_problem("a\nb").unwrap().contains("line break"));
+        assert!(filter_interface_problem("abcdefghijklmnop").unwrap().contains("16 characters"));
     }
 
     #[test]

@@ -20,6 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AffinityState {
     Confirmed,
+    /// Stored without a state, as Calico before 3.15 wrote affinities: confirmed, and confd
+    /// says so differently ("implicitly confirmed").
+    Implicit,
     /// Claimed but not yet confirmed: confd does not advertise it.
     Pending,
     PendingDeletion,
@@ -28,7 +31,7 @@ pub enum AffinityState {
 impl AffinityState {
     pub fn as_str(self) -> &'static str {
         match self {
-            AffinityState::Confirmed => "confirmed",
+            AffinityState::Confirmed | AffinityState::Implicit => "confirmed",
             AffinityState::Pending => "pending",
             AffinityState::PendingDeletion => "pendingDeletion",
         }
@@ -36,7 +39,8 @@ impl AffinityState {
 
     pub fn parse(text: &str) -> Option<AffinityState> {
         match text {
-            "" | "confirmed" => Some(AffinityState::Confirmed),
+            "" => Some(AffinityState::Implicit),
+            "confirmed" => Some(AffinityState::Confirmed),
             "pending" => Some(AffinityState::Pending),
             "pendingDeletion" => Some(AffinityState::PendingDeletion),
             _ => None,

@@ -23,7 +23,7 @@ pub const ROUTE_REFLECTOR_CLUSTER_LABEL: &str = "route-reflector-cluster";
 
 /// Lowers a parsed intent. `source` is the intent's text, used to point inside quoted values.
 pub fn lower(file: FileId, source: &str, intent: &intent::IntentFile, diagnostics: &mut Diagnostics) -> Model {
-    let mut lowerer = Lowerer { file, source, diagnostics, node_ids: HashMap::new() };
+    let mut lowerer = Lowerer { file, source, diagnostics, node_ids: HashMap::new(), release: Release::DEFAULT };
     lowerer.model(intent)
 }
 
@@ -32,6 +32,8 @@ struct Lowerer<'a> {
     source: &'a str,
     diagnostics: &'a mut Diagnostics,
     node_ids: HashMap<String, NodeId>,
+    /// The intent's Calico release, once read: fields it lacks are reported.
+    release: Release,
 }
 
 impl Lowerer<'_> {
@@ -43,6 +45,7 @@ impl Lowerer<'_> {
         let spec = &intent.spec;
         self.name(&intent.metadata.name, "cluster");
         let calico_version = self.calico_version(spec.calico_version.as_ref(), intent.metadata.name.span);
+        self.release = calico_version.value;
         let datastore = spec.datastore.as_ref().map_or(Datastore::Kubernetes, |datastore| datastore.value);
         let node_agent = spec.node_agent.as_ref().map_or(NodeAgent::CalicoNode, |agent| agent.value);
         let installation = spec.installation.as_ref().map_or(Installation::Manifest, |installation| installation.value);
@@ -73,6 +76,13 @@ impl Lowerer<'_> {
             ignored_interfaces: None,
             node_mesh_password: None,
             node_mesh_max_restart_time: None,
+            communities: None,
+            prefix_advertisements: None,
+            local_workload_peering_ipv4: None,
+            local_workload_peering_ipv6: None,
+            service_load_balancer_aggregation: None,
+            router_id: None,
+            filters: Vec::new(),
             route_reflectors: Vec::new(),
             peers: Vec::new(),
         };
@@ -87,7 +97,9 @@ impl Lowerer<'_> {
         });
         let bgp = self.bgp(bgp_syntax, bgp_span);
         let route_reflector_clusters = self.route_reflectors(&bgp_syntax.route_reflectors, &mut nodes);
-        let peers = bgp_syntax.peers.iter().filter_map(|peer| self.peer(peer)).collect();
+        let filters: Vec<BgpFilter> = bgp_syntax.filters.iter().filter_map(|filter| self.filter(filter)).collect();
+        let filter_names: Vec<String> = bgp_syntax.filters.iter().map(|filter| filter.name.value.clone()).collect();
+        let peers = bgp_syntax.peers.iter().filter_map(|peer| self.peer(peer, &filter_names)).collect();
         let pools = spec.pools.iter().filter_map(|pool| self.pool(pool)).collect();
         let routers =
             spec.routers.iter().enumerate().filter_map(|(index, router)| self.router(router, RouterId(index as u32))).collect::<Vec<_>>();
@@ -108,6 +120,7 @@ impl Lowerer<'_> {
             bgp,
             route_reflector_clusters,
             peers,
+            filters,
             pools,
             nodes,
             routers: routers.collect(),
@@ -116,28 +129,26 @@ impl Lowerer<'_> {
         }
     }
 
-    fn calico_version(&mut self, written: Option<&Spanned<String>>, fallback: Span) -> Spanned<CalicoVersion> {
-        let Some(written) = written else { return Spanned::new(CalicoVersion::DEFAULT, fallback) };
+    fn calico_version(&mut self, written: Option<&Spanned<String>>, fallback: Span) -> Spanned<Release> {
+        let Some(written) = written else { return Spanned::new(Release::DEFAULT, fallback) };
         // `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`, digits only: nothing else may follow.
         let parts: Vec<&str> = written.split('.').collect();
         let numeric =
             (2..=3).contains(&parts.len()) && parts.iter().all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
-        let parsed = numeric.then(|| Some(CalicoVersion { major: parts[0].parse().ok()?, minor: parts[1].parse().ok()? })).flatten();
-        match parsed {
-            Some(version) if version.major == 3 && version.minor >= 20 => Spanned::new(version, written.span),
-            _ => {
-                self.report(
-                    Diagnostic::new(
-                        &UNSUPPORTED_CALICO_VERSION,
-                        written.span,
-                        format!("calplan does not render for Calico `{}`", written.value),
-                    )
-                    .label("not a supported release")
-                    .help("write a Calico 3.x release from 3.20 on, such as \"3.30\""),
-                );
-                Spanned::new(CalicoVersion::DEFAULT, written.span)
-            }
+        if let Some(release) = numeric.then(|| Release::parse(&written.value)).flatten() {
+            return Spanned::new(release, written.span);
         }
+        let help = if written.value == "3.3" {
+            "YAML read an unquoted `3.30` as the number 3.3: quote the release, as `\"3.30\"`".to_string()
+        } else {
+            format!("calplan renders for Calico {}; write one of them, quoted, such as \"{}\"", Release::supported_list(), Release::DEFAULT)
+        };
+        self.report(
+            Diagnostic::new(&UNSUPPORTED_CALICO_VERSION, written.span, format!("calplan does not render for Calico `{}`", written.value))
+                .label("not a supported release")
+                .help(help),
+        );
+        Spanned::new(Release::DEFAULT, written.span)
     }
 
     fn name(&mut self, name: &Spanned<String>, what: &str) -> bool {
@@ -170,6 +181,18 @@ impl Lowerer<'_> {
                 labels.insert(key.value.clone(), value.clone());
             }
         }
+        let bgp_configuration = node.bgp_configuration.as_ref().map(|configuration| NodeBgpConfiguration {
+            listen_port: configuration.listen_port.clone(),
+            log_severity: configuration.log_severity.as_ref().map(|severity| severity.value),
+            communities: self.communities(configuration.communities.as_deref()),
+            prefix_advertisements: None,
+        });
+        let bgp_configuration = bgp_configuration.map(|mut lowered| {
+            let syntax = node.bgp_configuration.as_ref().expect("lowered from it");
+            lowered.prefix_advertisements =
+                self.prefix_advertisements(syntax.prefix_advertisements.as_deref(), &lowered.communities, syntax.communities.as_deref());
+            lowered
+        });
         let interfaces = node.interfaces.as_ref().map(|interfaces| {
             interfaces
                 .iter()
@@ -191,6 +214,7 @@ impl Lowerer<'_> {
             route_reflector_cluster_id,
             labels,
             interfaces,
+            bgp_configuration,
             span: node.name.span,
         })
     }
@@ -526,7 +550,28 @@ impl Lowerer<'_> {
 
     fn bgp(&mut self, bgp: &intent::Bgp, span: Span) -> BgpSettings {
         let as_number = bgp.as_number.as_ref().and_then(|number| self.as_number(number));
+        let communities = self.communities(bgp.communities.as_deref());
+        let prefix_advertisements =
+            self.prefix_advertisements(bgp.prefix_advertisements.as_deref(), &communities, bgp.communities.as_deref());
+        for (field, written) in [
+            ("localWorkloadPeeringIPV4", bgp.local_workload_peering_ipv4.as_ref().map(|text| text.span)),
+            ("localWorkloadPeeringIPV6", bgp.local_workload_peering_ipv6.as_ref().map(|text| text.span)),
+            ("serviceLoadBalancerAggregation", bgp.service_load_balancer_aggregation.as_ref().map(|value| value.span)),
+        ] {
+            if let Some(span) = written {
+                self.in_release("BGPConfiguration", field, span);
+            }
+        }
+        let local_workload_peering_ipv4 = bgp.local_workload_peering_ipv4.as_ref().and_then(|text| self.plain_address(text, "IPv4"));
+        let local_workload_peering_ipv6 = bgp.local_workload_peering_ipv6.as_ref().and_then(|text| self.plain_address(text, "IPv6"));
+        let router_id = bgp.router_id.as_ref().and_then(|text| self.router_id(text));
         BgpSettings {
+            communities,
+            prefix_advertisements,
+            local_workload_peering_ipv4,
+            local_workload_peering_ipv6,
+            service_load_balancer_aggregation: bgp.service_load_balancer_aggregation.clone(),
+            router_id,
             as_number_set: as_number.is_some(),
             as_number: as_number.unwrap_or_else(|| Spanned::new(AsNumber::CALICO_DEFAULT, span)),
             node_to_node_mesh_set: bgp.node_to_node_mesh.is_some(),
@@ -634,9 +679,34 @@ impl Lowerer<'_> {
         resolved
     }
 
-    fn peer(&mut self, peer: &intent::Peer) -> Option<Peer> {
+    fn peer(&mut self, peer: &intent::Peer, filter_names: &[String]) -> Option<Peer> {
         self.name(&peer.name, "BGP peer");
+        for (field, written) in [
+            ("localWorkloadSelector", peer.local_workload_selector.as_ref().map(|text| text.span)),
+            ("nextHopMode", peer.next_hop_mode.as_ref().map(|mode| mode.span)),
+            ("reversePeering", peer.reverse_peering.as_ref().map(|reverse| reverse.span)),
+            ("localASNumber", peer.local_as_number.as_ref().map(|number| number.span)),
+            ("keepaliveTime", peer.keepalive_time.as_ref().map(|time| time.span)),
+        ] {
+            if let Some(span) = written {
+                self.in_release("BGPPeer", field, span);
+            }
+        }
+        for filter in peer.filters.iter().flatten() {
+            if !filter_names.contains(&filter.value) {
+                let help = match calplan_syntax::schema::did_you_mean(&filter.value, filter_names.iter().map(String::as_str)) {
+                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                    None => "define the filter under `bgp.filters`, or remove the name".to_string(),
+                };
+                self.report(
+                    Diagnostic::new(&UNKNOWN_BGP_FILTER, filter.span, format!("no BGPFilter named `{}`", filter.value))
+                        .label("confd leaves this filter out")
+                        .help(help),
+                );
+            }
+        }
         let errors_before = self.diagnostics.error_count();
+        let local_workload_selector = peer.local_workload_selector.as_ref().and_then(|text| self.selector(text));
         let peer_ip = peer.peer_ip.as_ref().and_then(|text| self.peer_address(text));
         let peer_selector = peer.peer_selector.as_ref().and_then(|text| self.selector(text));
         let node = peer.node.as_ref().and_then(|name| self.node_reference(name));
@@ -676,13 +746,8 @@ impl Lowerer<'_> {
             ttl_security: peer.ttl_security.as_ref().map(|ttl| ttl.value),
             num_allowed_local_as_numbers: peer.num_allowed_local_as_numbers.as_ref().map(|number| number.value),
             reachable_by,
-            filters: peer
-                .filters
-                .iter()
-                .flatten()
-                .filter(|filter| self.name(filter, "BGPFilter"))
-                .map(|filter| filter.value.clone())
-                .collect(),
+            filters: peer.filters.iter().flatten().filter(|filter| self.name(filter, "BGPFilter")).cloned().collect(),
+            local_workload_selector,
             unresolved,
             span: peer.name.span,
         })
@@ -712,6 +777,16 @@ impl Lowerer<'_> {
 
     fn pool(&mut self, pool: &intent::Pool) -> Option<Pool> {
         self.name(&pool.name, "pool");
+        if let Some(mode) = &pool.assignment_mode {
+            self.in_release("IPPool", "assignmentMode", mode.span);
+        }
+        if let Some(selector) = &pool.namespace_selector {
+            self.in_release("IPPool", "namespaceSelector", selector.span);
+        }
+        if let Some(load_balancer) = pool.allowed_uses.iter().flatten().find(|used| used.value == AllowedUse::LoadBalancer) {
+            self.in_release("IPPool", "allowedUses: LoadBalancer", load_balancer.span);
+        }
+        let namespace_selector = pool.namespace_selector.as_ref().and_then(|text| self.selector(text));
         let cidr = self.cidr(&pool.cidr, "pool");
         let node_selector = match &pool.node_selector {
             Some(text) => self.selector(text),
@@ -756,7 +831,252 @@ impl Lowerer<'_> {
             allowed_uses_set: pool.allowed_uses.is_some(),
             allowed_uses,
             assignment_manual: pool.assignment_mode.as_ref().is_some_and(|mode| mode.value == intent::AssignmentMode::Manual),
+            namespace_selector,
             span: head,
+        })
+    }
+
+    /// Reports a field the intent's release does not have.
+    fn in_release(&mut self, kind: &str, field: &str, span: Span) {
+        let Some(introduced) = calplan_calico::release::introduced(kind, field) else { return };
+        let release = self.release;
+        if introduced <= release.version() {
+            return;
+        }
+        let help = if Release::of(introduced).is_some() {
+            format!("if the cluster runs Calico {introduced} or later, write `calicoVersion: \"{introduced}\"`; otherwise remove the field")
+        } else {
+            format!("calplan renders for Calico {}; remove the field", Release::supported_list())
+        };
+        let what = match field.split_once(": ") {
+            Some((field_name, value)) => format!("`{value}` in `{field_name}`"),
+            None => format!("`{field}`"),
+        };
+        self.report(
+            Diagnostic::new(
+                &FIELD_NOT_IN_RELEASE,
+                span,
+                format!(
+                    "{what} is {} {kind} field from Calico {introduced} on; this intent follows Calico {release}",
+                    if kind.starts_with('I') { "an" } else { "a" }
+                ),
+            )
+            .label(format!("not in Calico {release}"))
+            .help(help),
+        );
+    }
+
+    fn plain_address<T: std::str::FromStr>(&mut self, text: &Spanned<String>, family: &str) -> Option<Spanned<T>> {
+        match text.parse::<T>() {
+            Ok(address) => Some(Spanned::new(address, text.span)),
+            Err(_) => {
+                self.report(
+                    Diagnostic::new(&INVALID_ADDRESS, text.span, format!("`{}` is not an {family} address", text.value))
+                        .label(format!("not an {family} address"))
+                        .help("write one address without a prefix length, usually a link-local one such as `169.254.0.179` or `fe80::179`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn router_id(&mut self, text: &Spanned<String>) -> Option<Spanned<RouterIdSource>> {
+        if text.value == "hash" {
+            return Some(Spanned::new(RouterIdSource::Hash, text.span));
+        }
+        match text.parse::<Ipv4Addr>() {
+            Ok(address) => Some(Spanned::new(RouterIdSource::Address(address), text.span)),
+            Err(_) => {
+                self.report(
+                    Diagnostic::new(&INVALID_ADDRESS, text.span, format!("`{}` is neither `hash` nor an IPv4 address", text.value))
+                        .label("not a router ID")
+                        .help("write `hash` to derive each node's router ID from its name, or one IPv4 address"),
+                );
+                None
+            }
+        }
+    }
+
+    fn communities(&mut self, communities: Option<&[intent::Community]>) -> Vec<CommunityDefinition> {
+        let mut defined = Vec::new();
+        for community in communities.unwrap_or_default() {
+            // Calico validates a community's name as it does a resource's; a bad name is
+            // reported and the community kept, so its uses resolve rather than each reporting an
+            // undefined name.
+            self.name(&community.name, "community");
+            if let Err(problem) = calplan_calico::Community::parse(&community.value.value) {
+                self.report(
+                    Diagnostic::new(
+                        &INVALID_COMMUNITY,
+                        community.value.span,
+                        format!("`{}` is not a BGP community", community.value.value),
+                    )
+                    .label(problem)
+                    .help("write two numbers below 65536 (`65001:100`), or three below 4294967296 for a large community (`65001:100:1`)"),
+                );
+                continue;
+            }
+            defined.push(CommunityDefinition { name: community.name.clone(), value: community.value.clone() });
+        }
+        defined
+    }
+
+    fn prefix_advertisements(
+        &mut self,
+        written: Option<&[intent::PrefixAdvertisement]>,
+        defined: &[CommunityDefinition],
+        communities: Option<&[intent::Community]>,
+    ) -> Option<Vec<PrefixAdvertisement>> {
+        if written.is_none_or(<[_]>::is_empty)
+            && let Some(first) = communities.and_then(<[_]>::first)
+        {
+            self.report(
+                Diagnostic::new(&INVALID_COMMUNITY, first.name.span, "communities are defined but not used in `prefixAdvertisements`")
+                    .label("Calico refuses communities no prefix advertisement uses")
+                    .help("use the community in a `prefixAdvertisements` entry, or remove it"),
+            );
+        }
+        let written = written?;
+        let names: Vec<&str> = communities.unwrap_or_default().iter().map(|community| community.name.value.as_str()).collect();
+        let mut advertisements = Vec::new();
+        for advertisement in written {
+            for community in &advertisement.communities {
+                if calplan_calico::Community::looks_like_value(&community.value) {
+                    if let Err(problem) = calplan_calico::Community::parse(&community.value) {
+                        self.report(
+                            Diagnostic::new(&INVALID_COMMUNITY, community.span, format!("`{}` is not a BGP community", community.value))
+                                .label(problem)
+                                .help("write two numbers below 65536 (`65001:100`), or three below 4294967296 (`65001:100:1`)"),
+                        );
+                    }
+                } else if !defined.iter().any(|definition| definition.name.value == community.value) {
+                    let help = match calplan_syntax::schema::did_you_mean(&community.value, names.iter().copied()) {
+                        Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                        None => "write a value (`65001:100`) or the name of one of `communities`".to_string(),
+                    };
+                    self.report(
+                        Diagnostic::new(
+                            &INVALID_COMMUNITY,
+                            community.span,
+                            format!("community `{}` is neither a value nor a defined name", community.value),
+                        )
+                        .label("community used is invalid or not defined")
+                        .help(help),
+                    );
+                }
+            }
+            let Some(cidr) = self.cidr(&advertisement.cidr, "prefix advertisement") else { continue };
+            advertisements.push(PrefixAdvertisement {
+                cidr: Spanned::new(CidrText { net: cidr.value, text: advertisement.cidr.value.clone() }, cidr.span),
+                communities: advertisement.communities.clone(),
+            });
+        }
+        Some(advertisements)
+    }
+
+    fn filter(&mut self, filter: &intent::BgpFilter) -> Option<BgpFilter> {
+        let name_ok = self.name(&filter.name, "BGP filter");
+        let mut lists: [Option<Vec<FilterRule>>; 4] = [None, None, None, None];
+        for (slot, (rules, v6, field)) in lists.iter_mut().zip([
+            (&filter.export_v4, false, "exportV4"),
+            (&filter.import_v4, false, "importV4"),
+            (&filter.export_v6, true, "exportV6"),
+            (&filter.import_v6, true, "importV6"),
+        ]) {
+            if let Some(rules) = rules {
+                *slot = Some(rules.iter().filter_map(|rule| self.filter_rule(rule, v6, field)).collect());
+            }
+        }
+        let [export_v4, import_v4, export_v6, import_v6] = lists;
+        name_ok.then(|| BgpFilter { name: filter.name.clone(), export_v4, import_v4, export_v6, import_v6, span: filter.name.span })
+    }
+
+    fn filter_rule(&mut self, rule: &intent::BgpFilterRule, v6: bool, field: &str) -> Option<FilterRule> {
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        let mut ok = true;
+        let cidr = rule.cidr.as_ref().and_then(|text| {
+            let cidr = self.cidr(text, "BGPFilter")?;
+            if cidr.addr().is_ipv6() != v6 {
+                self.report(
+                    Diagnostic::new(&INVALID_BGP_FILTER, text.span, format!("`{}` is not an {family} CIDR", text.value))
+                        .label(format!("`{field}` rules match {family} routes"))
+                        .help(format!(
+                            "move the rule to the `{}` list of its family",
+                            if v6 { field.replace('6', "4") } else { field.replace('4', "6") }
+                        )),
+                );
+                return None;
+            }
+            Some(Spanned::new(CidrText { net: cidr.value, text: text.value.clone() }, text.span))
+        });
+        if rule.cidr.is_some() && cidr.is_none() {
+            ok = false;
+        }
+        match (&rule.cidr, &rule.match_operator) {
+            (Some(cidr), None) => {
+                ok = false;
+                self.report(
+                    Diagnostic::new(&INVALID_BGP_FILTER, cidr.span, "MatchOperator cannot be empty when CIDR is not")
+                        .label("a `cidr` without `matchOperator`")
+                        .help("add `matchOperator: In` (routes within the CIDR), `NotIn`, `Equal` or `NotEqual`"),
+                );
+            }
+            (None, Some(operator)) => {
+                ok = false;
+                self.report(
+                    Diagnostic::new(&INVALID_BGP_FILTER, operator.span, "CIDR cannot be empty when MatchOperator is not")
+                        .label("a `matchOperator` without `cidr`")
+                        .help("add the `cidr` the operator compares routes with, or remove the operator"),
+                );
+            }
+            _ => {}
+        }
+        let mut prefix_length = None;
+        if let Some(lengths) = &rule.prefix_length {
+            let at = lengths.min.as_ref().or(lengths.max.as_ref()).map_or(rule.action.span, |bound| bound.span);
+            self.in_release("BGPFilter", "prefixLength", at);
+            if rule.cidr.is_none() {
+                ok = false;
+                self.report(
+                    Diagnostic::new(&INVALID_BGP_FILTER, at, "CIDR cannot be empty when PrefixLength is not")
+                        .label("a `prefixLength` without `cidr`")
+                        .help("add the `cidr` whose routes the lengths apply to"),
+                );
+            }
+            let most = if v6 { 128 } else { 32 };
+            let mut bound = |value: &Option<Spanned<i64>>| -> Option<i32> {
+                let value = value.as_ref()?;
+                if !(0..=most).contains(&value.value) {
+                    ok = false;
+                    self.report(
+                        Diagnostic::new(&INVALID_BGP_FILTER, value.span, format!("{} is not an {family} prefix length", value.value))
+                            .label(format!("not within 0–{most}"))
+                            .help(format!("{family} prefix lengths are 0 to {most}")),
+                    );
+                    return None;
+                }
+                Some(value.value as i32)
+            };
+            prefix_length = Some((bound(&lengths.min), bound(&lengths.max)));
+        }
+        if let Some(interface) = &rule.interface
+            && let Some(problem) = crate::grammar::filter_interface_problem(&interface.value)
+        {
+            ok = false;
+            self.report(
+                Diagnostic::new(&INVALID_BGP_FILTER, interface.span, format!("`{}` is not an interface name or pattern", interface.value))
+                    .label(problem)
+                    .help("write an interface name such as `eth0`, or a pattern such as `eth*` or `*.calico`, at most 15 characters"),
+            );
+        }
+        ok.then(|| FilterRule {
+            action: rule.action.value,
+            cidr,
+            match_operator: rule.match_operator.as_ref().map(|operator| operator.value),
+            prefix_length,
+            source: rule.source.as_ref().map(|source| source.value),
+            interface: rule.interface.clone(),
+            span: rule.action.span,
         })
     }
 

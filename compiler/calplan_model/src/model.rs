@@ -4,15 +4,17 @@
 //! each keeps the span it was written at so that validation can point at it. Defaults are
 //! applied here, once, and documented on the field.
 
+pub use calplan_calico::Release;
 use calplan_calico::resources::EncapsulationMode;
 use calplan_calico::{AsNumber, Selector};
 use calplan_diagnostics::{FileId, Span, Spanned};
 pub use calplan_syntax::intent::{
-    AllowedUse, Datastore, Installation, LogSeverity, NextHopMode, NodeAgent, PeerWith, Platform, ReversePeering, SourceAddress,
+    Aggregation, AllowedUse, Datastore, FilterAction, FilterSource, Installation, LogSeverity, MatchOperator, NextHopMode, NodeAgent,
+    PeerWith, Platform, ReversePeering, SourceAddress,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Index of a node in [`Model::nodes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,8 +28,8 @@ pub struct RouterId(pub u32);
 pub struct Model {
     pub file: FileId,
     pub name: Spanned<String>,
-    /// Default `3.30`.
-    pub calico_version: Spanned<CalicoVersion>,
+    /// The Calico release the artifacts follow; default [`Release::DEFAULT`].
+    pub calico_version: Spanned<Release>,
     /// Default `kubernetes`, as Calico's own manifests.
     pub datastore: Datastore,
     /// Default `calico-node`. What it implies is answered in `crate::ownership` only.
@@ -41,6 +43,8 @@ pub struct Model {
     pub bgp: BgpSettings,
     pub route_reflector_clusters: Vec<RouteReflectorCluster>,
     pub peers: Vec<Peer>,
+    /// BGPFilters, in the order written.
+    pub filters: Vec<BgpFilter>,
     pub pools: Vec<Pool>,
     pub nodes: Vec<Node>,
     pub routers: Vec<Router>,
@@ -59,22 +63,6 @@ pub struct AllowEntry {
     /// The rule's code or name, as written.
     pub rule: Spanned<String>,
     pub reason: Spanned<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CalicoVersion {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl CalicoVersion {
-    pub const DEFAULT: CalicoVersion = CalicoVersion { major: 3, minor: 30 };
-}
-
-impl std::fmt::Display for CalicoVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -142,7 +130,104 @@ pub struct BgpSettings {
     pub ignored_interfaces: Vec<String>,
     pub node_mesh_password: Option<SecretRef>,
     pub node_mesh_max_restart_time: Option<Spanned<Duration>>,
+    pub communities: Vec<CommunityDefinition>,
+    /// `None` when not written; `Some` (perhaps empty) when written.
+    pub prefix_advertisements: Option<Vec<PrefixAdvertisement>>,
+    pub local_workload_peering_ipv4: Option<Spanned<Ipv4Addr>>,
+    pub local_workload_peering_ipv6: Option<Spanned<Ipv6Addr>>,
+    /// `None` is Calico's default, `Enabled`.
+    pub service_load_balancer_aggregation: Option<Spanned<Aggregation>>,
+    /// calico-node's `CALICO_ROUTER_ID`; `None` uses each node's IPv4 address.
+    pub router_id: Option<Spanned<RouterIdSource>>,
     /// Where the `bgp` section is, for diagnostics about the topology as a whole.
+    pub span: Span,
+}
+
+/// Where BIRD's router ID comes from (`CALICO_ROUTER_ID`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouterIdSource {
+    /// `hash`: four bytes of SHA-256 of the node's name.
+    Hash,
+    /// One address for every node.
+    Address(Ipv4Addr),
+}
+
+impl std::fmt::Display for RouterIdSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouterIdSource::Hash => f.write_str("hash"),
+            RouterIdSource::Address(address) => write!(f, "{address}"),
+        }
+    }
+}
+
+/// A named community of `communities`; the value is checked (`aa:nn` or `aa:nn:mm`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommunityDefinition {
+    pub name: Spanned<String>,
+    pub value: Spanned<String>,
+}
+
+/// One entry of `prefixAdvertisements`: each community is a value or a defined name, as
+/// written (confd resolves names at render time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixAdvertisement {
+    pub cidr: Spanned<CidrText>,
+    pub communities: Vec<Spanned<String>>,
+}
+
+/// A CIDR with the text it was written as: confd renders BGPFilter and prefix-advertisement
+/// CIDRs as written (`9000::0/64`), and the text has parsed, so it holds nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CidrText {
+    pub net: IpNet,
+    pub text: String,
+}
+
+/// A node's own BGPConfiguration (`node.<name>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeBgpConfiguration {
+    pub listen_port: Option<Spanned<u16>>,
+    pub log_severity: Option<LogSeverity>,
+    pub communities: Vec<CommunityDefinition>,
+    pub prefix_advertisements: Option<Vec<PrefixAdvertisement>>,
+}
+
+/// A `BGPFilter`; a direction and family left out is `None`, as Calico keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BgpFilter {
+    pub name: Spanned<String>,
+    pub export_v4: Option<Vec<FilterRule>>,
+    pub import_v4: Option<Vec<FilterRule>>,
+    pub export_v6: Option<Vec<FilterRule>>,
+    pub import_v6: Option<Vec<FilterRule>>,
+    pub span: Span,
+}
+
+impl BgpFilter {
+    /// The rules for a direction and family.
+    pub fn rules(&self, export: bool, v6: bool) -> &[FilterRule] {
+        let rules = match (export, v6) {
+            (true, false) => &self.export_v4,
+            (false, false) => &self.import_v4,
+            (true, true) => &self.export_v6,
+            (false, true) => &self.import_v6,
+        };
+        rules.as_deref().unwrap_or_default()
+    }
+}
+
+/// One BGPFilter rule, checked: a `cidr` has its `matchOperator` and the family of its list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterRule {
+    pub action: FilterAction,
+    pub cidr: Option<Spanned<CidrText>>,
+    pub match_operator: Option<MatchOperator>,
+    /// `prefixLength: {min, max}` (3.29), each bound as written.
+    pub prefix_length: Option<(Option<i32>, Option<i32>)>,
+    pub source: Option<FilterSource>,
+    /// An interface pattern: letters, digits, `_`, `.`, `-` and `*`, at most 15 characters.
+    pub interface: Option<Spanned<String>>,
     pub span: Span,
 }
 
@@ -202,7 +287,9 @@ pub struct Peer {
     pub ttl_security: Option<u8>,
     pub num_allowed_local_as_numbers: Option<u32>,
     pub reachable_by: Option<Spanned<IpAddr>>,
-    pub filters: Vec<String>,
+    pub filters: Vec<Spanned<String>>,
+    /// Calico 3.30: peer with the node's own workloads this selector matches.
+    pub local_workload_selector: Option<Spanned<SelectorText>>,
     /// A field was written but did not resolve (and is reported): rules that judge what the
     /// peer lacks pass it over rather than report a consequence of that error.
     pub unresolved: bool,
@@ -245,6 +332,8 @@ pub struct Pool {
     pub allowed_uses: Spanned<Vec<AllowedUse>>,
     pub allowed_uses_set: bool,
     pub assignment_manual: bool,
+    /// Calico 3.31: the namespaces whose pods take addresses from the pool.
+    pub namespace_selector: Option<Spanned<SelectorText>>,
     pub span: Span,
 }
 
@@ -280,6 +369,8 @@ pub struct Node {
     /// added label is the declaration that caused it.
     pub labels: BTreeMap<String, Spanned<String>>,
     pub interfaces: Option<Vec<Interface>>,
+    /// The node's own BGPConfiguration, when it has one.
+    pub bgp_configuration: Option<NodeBgpConfiguration>,
     pub span: Span,
 }
 

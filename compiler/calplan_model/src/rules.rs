@@ -151,11 +151,13 @@ declare_rule! {
 
 declare_rule! {
     /// ## What it does
-    /// Checks `calicoVersion` names a Calico release calplan renders for (3.x).
+    /// Checks `calicoVersion` names a Calico release calplan renders for: 3.28, 3.29, 3.30 or
+    /// 3.31 (a patch release such as `3.30.7` is read as its minor release).
     ///
     /// ## Why is this bad?
-    /// The Calico-dialect BIRD configs follow the release's templates; an unknown release
-    /// would be rendered as some other release without saying so.
+    /// `bird-calico.cfg` follows the release's confd templates and peering code, and the
+    /// fields the intent may use are the release's; an unknown release would be rendered as
+    /// some other release without saying so.
     ///
     /// ## Example
     /// ```yaml
@@ -218,6 +220,82 @@ declare_rule! {
     pub static INVALID_SECRET_REFERENCE = ("E0114", "invalid-secret-reference", Error, "a Secret name or key Kubernetes would refuse");
 }
 
+declare_rule! {
+    /// ## What it does
+    /// Checks BGP communities: a value is `aa:nn` (two 16-bit numbers) or `aa:nn:mm` (three
+    /// 32-bit numbers, a large community); each community of a `prefixAdvertisements` entry
+    /// is such a value or the name of one in `communities`; named communities are used.
+    ///
+    /// ## Why is this bad?
+    /// Calico refuses the BGPConfiguration (`invalid community value or format used`,
+    /// `community used is invalid or not defined`); the values become BIRD's
+    /// `bgp_community.add((aa, nn))`, which takes numbers only.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// communities: [{name: backup, value: "65536:1"}]     # 65536 is not 16-bit
+    /// prefixAdvertisements:
+    ///   - {cidr: 192.168.0.0/16, communities: [bakup]}   # not defined
+    /// ```
+    pub static INVALID_COMMUNITY = ("E0120", "invalid-community", Error, "a BGP community Calico would refuse");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Checks BGPFilter rules as Calico validates them: `cidr` and `matchOperator` together,
+    /// `prefixLength` only with a `cidr` and within its family's lengths, a `cidr` of the
+    /// family of its list (`exportV4` / `importV4` hold IPv4), an `interface` of letters,
+    /// digits, `_`, `.`, `-` and `*`, at most 15 characters.
+    ///
+    /// ## Why is this bad?
+    /// Calico refuses the BGPFilter; the values land in BIRD's filter functions (`ifname ~
+    /// "..."`, `net ~ [ ... ]`), where anything else would change or break the configuration.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// exportV4:
+    ///   - {action: Accept, cidr: 77.0.0.0/16}   # no matchOperator
+    /// ```
+    pub static INVALID_BGP_FILTER = ("E0121", "invalid-bgp-filter", Error, "a BGPFilter rule Calico would refuse");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a field the intent's `calicoVersion` does not have, naming the release that
+    /// introduced it (`localASNumber` and `serviceLoadBalancerAggregation` in 3.31,
+    /// `localWorkloadSelector`, `nextHopMode`, `reversePeering` and `assignmentMode` in 3.30,
+    /// a BGPFilter's `prefixLength` in 3.29, `keepaliveTime` in 3.32).
+    ///
+    /// ## Why is this bad?
+    /// The cluster's Calico would refuse the resource, or store a field it then ignores: the
+    /// intent would promise behaviour the release does not have.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// calicoVersion: "3.30"
+    /// ...
+    ///     localASNumber: 65001       # a Calico 3.31 field
+    /// ```
+    pub static FIELD_NOT_IN_RELEASE = ("E0122", "field-not-in-release", Error, "a field the intent's Calico release does not have");
+}
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a peer's `filters` entry that names no BGPFilter of `bgp.filters`.
+    ///
+    /// ## Why is this bad?
+    /// Calico accepts the BGPPeer and confd silently leaves the filter out: the peer gets
+    /// every route the filter was meant to stop.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// filters: [{name: export-only-pods, ...}]
+    /// peers:
+    ///   - {name: tor, peerIP: 10.0.0.1, asNumber: 65001, filters: [export-only-pod]}
+    /// ```
+    pub static UNKNOWN_BGP_FILTER = ("W0123", "unknown-bgp-filter", Warning, "a peer naming a BGPFilter that does not exist");
+}
+
 pub static ALL: &[&calplan_diagnostics::Rule] = &[
     &INVALID_CIDR,
     &INVALID_ADDRESS,
@@ -233,4 +311,8 @@ pub static ALL: &[&calplan_diagnostics::Rule] = &[
     &REFLECTOR_LISTED_TWICE,
     &INVALID_INTERFACE,
     &INVALID_SECRET_REFERENCE,
+    &INVALID_COMMUNITY,
+    &INVALID_BGP_FILTER,
+    &FIELD_NOT_IN_RELEASE,
+    &UNKNOWN_BGP_FILTER,
 ];

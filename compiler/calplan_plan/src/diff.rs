@@ -39,7 +39,7 @@ pub fn view(resource: &Resource, label_keys: &BTreeSet<String>) -> Value {
             let spec = &pool.spec;
             let mut uses = spec.effective_allowed_uses();
             uses.sort();
-            json!({
+            let mut view = json!({
                 "cidr": normalized_cidr(&spec.cidr),
                 "blockSize": spec.effective_block_size(),
                 "ipipMode": spec.ipip_mode.unwrap_or_default().as_str(),
@@ -50,7 +50,11 @@ pub fn view(resource: &Resource, label_keys: &BTreeSet<String>) -> Value {
                 "nodeSelector": spec.effective_node_selector(),
                 "allowedUses": uses,
                 "assignmentMode": spec.assignment_mode.as_deref().unwrap_or("Automatic"),
-            })
+            });
+            if let Some(selector) = non_empty(&spec.namespace_selector) {
+                view["namespaceSelector"] = json!(selector);
+            }
+            view
         }
         Resource::BgpPeer(peer) => {
             let spec = &peer.spec;
@@ -74,6 +78,7 @@ pub fn view(resource: &Resource, label_keys: &BTreeSet<String>) -> Value {
             object.entry("logSeverityScreen").or_insert(json!("Info"));
             view
         }
+        Resource::BgpFilter(filter) => serde_json::to_value(&filter.spec).expect("filters serialize"),
         Resource::Node(node) => {
             let bgp = node.spec.bgp.clone().unwrap_or_default();
             let labels: serde_json::Map<String, Value> = node

@@ -95,8 +95,8 @@ struct StageFile {
 #[schemars(rename = "Change")]
 struct ChangeFile {
     action: Action,
-    /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `Node`, or the artifact kind (`bird.cfg`,
-    /// `routes`, `rules.nft`, `routes.sh`, `frr.conf`, `route-pins`, …).
+    /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `BGPFilter`, `Node`, or the artifact kind
+    /// (`bird.cfg`, `routes`, `rules.nft`, `routes.sh`, `frr.conf`, `route-pins`, …).
     kind: String,
     /// The resource's name, or the node or router the file is on.
     name: String,

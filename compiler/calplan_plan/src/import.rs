@@ -8,16 +8,35 @@
 //! Everything is written in its literal form: route reflectors by their nodes'
 //! `routeReflectorClusterID`, every BGPPeer as it is, including what Calico made of a YAML tag.
 
+use calplan_calico::Release;
 use calplan_calico::resources::*;
 use calplan_model::Datastore;
 use serde_json::{Map, Value, json};
 
-/// The intent text, and notes on what the intent cannot express. `datastore` is where the
-/// resources were read from, when a datastore was read.
-pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Datastore>) -> (String, Vec<String>) {
+/// The intent text, and notes on what the intent cannot express. `reported` is the version
+/// the cluster reports (`ClusterInformation`'s `calicoVersion`, such as `v3.30.7`), if any;
+/// `datastore` is where the resources were read from, when a datastore was read.
+pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str>, datastore: Option<Datastore>) -> (String, Vec<String>) {
     let mut notes = Vec::new();
     let mut spec = Map::new();
-    spec.insert("calicoVersion".into(), json!("3.30"));
+    let release = match reported {
+        Some(version) => Release::parse(version).unwrap_or_else(|| {
+            notes.push(format!(
+                "the cluster reports Calico `{version}`, which calplan does not render for ({}); `calicoVersion` is {}",
+                Release::supported_list(),
+                Release::DEFAULT
+            ));
+            Release::DEFAULT
+        }),
+        None => {
+            notes.push(format!(
+                "the current state does not say which Calico release runs (no `ClusterInformation`); `calicoVersion` is {}: correct it if the cluster runs another",
+                Release::DEFAULT
+            ));
+            Release::DEFAULT
+        }
+    };
+    spec.insert("calicoVersion".into(), json!(release.as_str()));
     if let Some(datastore) = datastore {
         spec.insert(
             "datastore".into(),
@@ -70,9 +89,23 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Dat
     if let Some(time) = &configuration.node_mesh_max_restart_time {
         bgp.insert("nodeMeshMaxRestartTime".into(), json!(time));
     }
+    insert_communities(&mut bgp, &configuration);
+    if let Some(address) = non_empty(&configuration.local_workload_peering_ipv4) {
+        bgp.insert("localWorkloadPeeringIPV4".into(), json!(address));
+    }
+    if let Some(address) = non_empty(&configuration.local_workload_peering_ipv6) {
+        bgp.insert("localWorkloadPeeringIPV6".into(), json!(address));
+    }
+    if let Some(aggregation) = non_empty(&configuration.service_load_balancer_aggregation) {
+        bgp.insert("serviceLoadBalancerAggregation".into(), json!(aggregation));
+    }
     // Fields Calico does not know were warned about when read, and Calico ignored them.
     for field in configuration.extra.keys().filter(|field| calplan_calico::fields::BGP_CONFIGURATION_SPEC.contains(&field.as_str())) {
         notes.push(format!("BGPConfiguration `default`: `{field}` has no place in the intent and is not imported"));
+    }
+    let filters: Vec<Value> = resources.filters().map(|filter| filter_value(filter, &mut notes)).collect();
+    if !filters.is_empty() {
+        bgp.insert("filters".into(), Value::Array(filters));
     }
     let peers: Vec<Value> = resources.peers().map(|peer| peer_value(peer, &mut notes)).collect();
     if !peers.is_empty() {
@@ -81,7 +114,19 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, datastore: Option<Dat
     spec.insert("bgp".into(), Value::Object(bgp));
     let pools: Vec<Value> = resources.pools().map(|pool| pool_value(pool, &mut notes)).collect();
     spec.insert("pools".into(), Value::Array(pools));
-    let nodes: Vec<Value> = resources.nodes().map(node_value).collect();
+    let nodes: Vec<Value> = resources.nodes().map(|node| node_value(node, resources, &mut notes)).collect();
+    for configuration in resources.iter().filter_map(|resource| match resource {
+        Resource::BgpConfiguration(configuration) if configuration.metadata.name != "default" => Some(configuration),
+        _ => None,
+    }) {
+        let name = &configuration.metadata.name;
+        let known = name.strip_prefix(NODE_CONFIGURATION_PREFIX).is_some_and(|node| resources.get(ResourceKind::Node, node).is_some());
+        if !known {
+            notes.push(format!(
+                "BGPConfiguration `{name}` names no node of the cluster (confd reads `default` and `node.<node>`) and is not imported"
+            ));
+        }
+    }
     spec.insert("nodes".into(), Value::Array(nodes));
     let intent = json!({
         "apiVersion": "calplan/v1",
@@ -187,6 +232,7 @@ fn peer_value(peer: &BgpPeer, notes: &mut Vec<String>) -> Value {
     if let Some(filters) = &spec.filters {
         value.insert("filters".into(), json!(filters));
     }
+    text_field_value(&mut value, "localWorkloadSelector", &spec.local_workload_selector);
     // Fields Calico does not know were warned about when read, and Calico ignored them.
     for field in spec.extra.keys().filter(|field| calplan_calico::fields::BGP_PEER_SPEC.contains(&field.as_str())) {
         notes.push(format!("BGPPeer `{}`: `{field}` has no place in the intent and is not imported", peer.metadata.name));
@@ -216,6 +262,7 @@ fn pool_value(pool: &IpPool, notes: &mut Vec<String>) -> Value {
     if let Some(mode) = &spec.assignment_mode {
         value.insert("assignmentMode".into(), json!(mode));
     }
+    text_field_value(&mut value, "namespaceSelector", &spec.namespace_selector);
     // Fields Calico does not know were warned about when read, and Calico ignored them.
     for field in spec.extra.keys().filter(|field| calplan_calico::fields::IP_POOL_SPEC.contains(&field.as_str())) {
         notes.push(format!("IPPool `{}`: `{field}` has no place in the intent and is not imported", pool.metadata.name));
@@ -223,7 +270,56 @@ fn pool_value(pool: &IpPool, notes: &mut Vec<String>) -> Value {
     Value::Object(value)
 }
 
-fn node_value(node: &CalicoNode) -> Value {
+fn text_field_value(value: &mut Map<String, Value>, field: &str, text: &Option<String>) {
+    if let Some(text) = non_empty(text) {
+        value.insert(field.into(), json!(text));
+    }
+}
+
+/// `communities` and `prefixAdvertisements` of a BGPConfiguration, as written.
+fn insert_communities(into: &mut Map<String, Value>, configuration: &BgpConfigurationSpec) {
+    if let Some(communities) = configuration.communities.as_ref().filter(|list| !list.is_empty()) {
+        into.insert("communities".into(), json!(communities));
+    }
+    if let Some(advertisements) = &configuration.prefix_advertisements {
+        into.insert("prefixAdvertisements".into(), json!(advertisements));
+    }
+}
+
+fn filter_value(filter: &BgpFilter, notes: &mut Vec<String>) -> Value {
+    let mut value = Map::new();
+    value.insert("name".into(), json!(filter.metadata.name));
+    let spec = &filter.spec;
+    for (field, rules) in
+        [("exportV4", &spec.export_v4), ("importV4", &spec.import_v4), ("exportV6", &spec.export_v6), ("importV6", &spec.import_v6)]
+    {
+        if let Some(rules) = rules {
+            let rules: Vec<Value> = rules
+                .iter()
+                .map(|rule| {
+                    for extra in rule.extra.keys() {
+                        notes.push(format!(
+                            "BGPFilter `{}`: `{field}[].{extra}` has no place in the intent and is not imported",
+                            filter.metadata.name
+                        ));
+                    }
+                    let mut rule_value = serde_json::to_value(rule).expect("rules serialize");
+                    if let Some(object) = rule_value.as_object_mut() {
+                        object.retain(|key, value| !(value.as_str() == Some("") || rule.extra.contains_key(key)));
+                    }
+                    rule_value
+                })
+                .collect();
+            value.insert(field.into(), Value::Array(rules));
+        }
+    }
+    for field in spec.extra.keys() {
+        notes.push(format!("BGPFilter `{}`: `{field}` has no place in the intent and is not imported", filter.metadata.name));
+    }
+    Value::Object(value)
+}
+
+fn node_value(node: &CalicoNode, resources: &ResourceSet, notes: &mut Vec<String>) -> Value {
     let mut value = Map::new();
     value.insert("name".into(), json!(node.metadata.name));
     let bgp = node.spec.bgp.clone().unwrap_or_default();
@@ -241,6 +337,26 @@ fn node_value(node: &CalicoNode) -> Value {
     }
     if !node.metadata.labels.is_empty() {
         value.insert("labels".into(), json!(node.metadata.labels));
+    }
+    if let Some(configuration) = resources.node_bgp_configuration(&node.metadata.name) {
+        let spec = &configuration.spec;
+        let mut own = Map::new();
+        if let Some(port) = spec.listen_port {
+            own.insert("listenPort".into(), json!(port));
+        }
+        if let Some(severity) = non_empty(&spec.log_severity_screen) {
+            own.insert("logSeverity".into(), json!(severity));
+        }
+        insert_communities(&mut own, spec);
+        let taken = ["listenPort", "logSeverityScreen", "communities", "prefixAdvertisements"];
+        let written = serde_json::to_value(spec).expect("configurations serialize");
+        for field in written.as_object().into_iter().flat_map(|object| object.keys()).filter(|field| !taken.contains(&field.as_str())) {
+            notes.push(format!(
+                "BGPConfiguration `{}`: `{field}` is not read from a node's own configuration by confd and is not imported",
+                configuration.metadata.name
+            ));
+        }
+        value.insert("bgpConfiguration".into(), Value::Object(own));
     }
     Value::Object(value)
 }

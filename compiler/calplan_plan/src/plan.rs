@@ -173,7 +173,7 @@ pub enum Target {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
     pub action: Action,
-    /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `Node`, or the artifact kind (`bird.cfg`,
+    /// `IPPool`, `BGPPeer`, `BGPConfiguration`, `BGPFilter`, `Node`, or the artifact kind (`bird.cfg`,
     /// `routes`, `rules.nft`, `routes.sh`, `frr.conf`, `route-pins`, …).
     pub kind: String,
     /// The resource's name, or the node or router the file is on.

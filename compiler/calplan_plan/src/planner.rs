@@ -233,7 +233,7 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
     let mut planner = Planner {
         input,
         agent,
-        peerings: Peerings::compute(&current),
+        peerings: Peerings::compute(&current, input.desired.model.calico_version.value),
         state: current,
         files,
         routed_pools: BTreeMap::new(),
@@ -405,6 +405,9 @@ impl Planner<'_> {
                         let desired_pools = pools_desired.clone();
                         let leaving_names: BTreeSet<String> = leaving.iter().map(|p| p.metadata.name.clone()).collect();
                         let configuration = configuration_desired.clone();
+                        // BGPFilters before the peers that name them: confd leaves a filter
+                        // that does not exist out, so a peer would run unfiltered meanwhile.
+                        let filters: Vec<Resource> = desired.iter().filter(|r| r.kind() == ResourceKind::BgpFilter).cloned().collect();
                         let held = held_encapsulation.clone();
                         let bind_changes = bind_now != bind_wanted;
                         let mut step = Step::new(
@@ -413,6 +416,9 @@ impl Planner<'_> {
                         );
                         step.session_barrier = false;
                         self.stage(step, move |state| {
+                            for filter in &filters {
+                                state.insert(filter.clone());
+                            }
                             for pool in free.iter().chain(&temporaries) {
                                 state.insert(Resource::IpPool(pool.clone()));
                             }
@@ -654,6 +660,13 @@ impl Planner<'_> {
                                     state.insert(resource.clone());
                                 }
                             }
+                            // BGPFilters no peer names any more, and nodes' own BGPConfigurations
+                            // the intent no longer has, go last.
+                            state.resources.retain(|(kind, name), _| match kind {
+                                ResourceKind::BgpFilter => desired.get(*kind, name).is_some(),
+                                ResourceKind::BgpConfiguration => name == "default" || desired.get(*kind, name).is_some(),
+                                _ => true,
+                            });
                         });
                     }
                 }
@@ -1007,7 +1020,7 @@ impl Planner<'_> {
         // Sessions can only change with the BGP resources: skip the comparison otherwise.
         let touches_bgp = changes.iter().any(|change| matches!(change.kind.as_str(), "BGPPeer" | "BGPConfiguration" | "Node"));
         let (peerings, sessions_changed) = if touches_bgp {
-            let peerings = Peerings::compute(&next);
+            let peerings = Peerings::compute(&next, self.input.desired.model.calico_version.value);
             let changed = calplan_calico::status::rows(&self.peerings) != calplan_calico::status::rows(&peerings);
             (peerings, changed)
         } else {

@@ -173,6 +173,27 @@ pub struct Bgp {
     pub node_mesh_password: Option<Password>,
     /// Graceful-restart time of mesh sessions, such as `120s`.
     pub node_mesh_max_restart_time: Option<Spanned<String>>,
+    /// Named BGP communities (`aa:nn` or `aa:nn:mm`) for `prefixAdvertisements` to use.
+    pub communities: Option<Vec<Community>>,
+    /// Communities to attach to the routes within a CIDR when nodes advertise them.
+    pub prefix_advertisements: Option<Vec<PrefixAdvertisement>>,
+    /// Calico 3.30: the node-side IPv4 address of peerings with the node's own workloads
+    /// (BGPPeers with `localWorkloadSelector`), usually link-local.
+    #[serde(rename = "localWorkloadPeeringIPV4")]
+    pub local_workload_peering_ipv4: Option<Spanned<String>>,
+    /// Calico 3.30: the same for IPv6.
+    #[serde(rename = "localWorkloadPeeringIPV6")]
+    pub local_workload_peering_ipv6: Option<Spanned<String>>,
+    /// Calico 3.31: `Enabled` (default) advertises `serviceLoadBalancerIPs` ranges whole;
+    /// `Disabled` advertises only each service's own address.
+    pub service_load_balancer_aggregation: Option<Spanned<Aggregation>>,
+    /// calico-node's `CALICO_ROUTER_ID`: `hash` (derived from the node's name, for nodes
+    /// without IPv4) or one IPv4 address for every node; default the node's IPv4 address.
+    #[serde(rename = "routerID")]
+    pub router_id: Option<Spanned<String>>,
+    /// BGPFilters, which peers name in their `filters`.
+    #[serde(default)]
+    pub filters: Vec<BgpFilter>,
     /// Route-reflector clusters: the shorthand for Calico's documented route-reflector design.
     #[serde(default)]
     pub route_reflectors: Vec<RouteReflectorCluster>,
@@ -206,6 +227,100 @@ impl LogSeverity {
             LogSeverity::None => "None",
         }
     }
+}
+
+/// A named community: `{name, value}`, the value `aa:nn` (16-bit halves) or `aa:nn:mm`
+/// (32-bit parts, a large community).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Community {
+    pub name: Spanned<String>,
+    pub value: Spanned<String>,
+}
+
+/// The communities for the routes within one CIDR: values, or names from `communities`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrefixAdvertisement {
+    pub cidr: Spanned<String>,
+    #[serde(default)]
+    pub communities: Vec<Spanned<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum Aggregation {
+    Enabled,
+    Disabled,
+}
+
+impl Aggregation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregation::Enabled => "Enabled",
+            Aggregation::Disabled => "Disabled",
+        }
+    }
+}
+
+/// A Calico `BGPFilter`: rules per direction and address family, applied in order; a route
+/// no rule decides goes on to Calico's own export or import policy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BgpFilter {
+    /// The BGPFilter's name, as peers' `filters` name it.
+    pub name: Spanned<String>,
+    #[serde(rename = "exportV4")]
+    pub export_v4: Option<Vec<BgpFilterRule>>,
+    #[serde(rename = "importV4")]
+    pub import_v4: Option<Vec<BgpFilterRule>>,
+    #[serde(rename = "exportV6")]
+    pub export_v6: Option<Vec<BgpFilterRule>>,
+    #[serde(rename = "importV6")]
+    pub import_v6: Option<Vec<BgpFilterRule>>,
+}
+
+/// One BGPFilter rule: what it matches (all optional) and its action.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BgpFilterRule {
+    /// `Accept` or `Reject`.
+    pub action: Spanned<FilterAction>,
+    /// The prefix the route is compared with; needs `matchOperator`.
+    pub cidr: Option<Spanned<String>>,
+    /// `Equal`, `NotEqual`, `In` (within `cidr`) or `NotIn`.
+    pub match_operator: Option<Spanned<MatchOperator>>,
+    /// Calico 3.29: the prefix lengths a route within `cidr` may have.
+    pub prefix_length: Option<PrefixLength>,
+    /// `RemotePeers`: routes learned over BGP.
+    pub source: Option<Spanned<FilterSource>>,
+    /// The interface the route goes through, `*` matching any characters (`eth*`).
+    pub interface: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrefixLength {
+    pub min: Option<Spanned<i64>>,
+    pub max: Option<Spanned<i64>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum FilterAction {
+    Accept,
+    Reject,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum MatchOperator {
+    Equal,
+    NotEqual,
+    In,
+    NotIn,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum FilterSource {
+    RemotePeers,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -295,8 +410,11 @@ pub struct Peer {
     pub num_allowed_local_as_numbers: Option<Spanned<u32>>,
     /// A gateway to reach the peer through.
     pub reachable_by: Option<Spanned<String>>,
-    /// BGPFilter names.
+    /// The BGPFilters (`bgp.filters`) applied to this peer's routes, in order.
     pub filters: Option<Vec<Spanned<String>>>,
+    /// Calico 3.30: peer with the node's own workloads this selector matches (pods running a
+    /// BGP speaker), instead of `peerIP` or `peerSelector`; needs `asNumber`.
+    pub local_workload_selector: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -371,6 +489,8 @@ pub struct Pool {
     pub allowed_uses: Option<Vec<Spanned<AllowedUse>>>,
     /// `Automatic` (default) or `Manual`.
     pub assignment_mode: Option<Spanned<AssignmentMode>>,
+    /// Calico 3.31: the namespaces whose pods take addresses from this pool (a selector).
+    pub namespace_selector: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -424,6 +544,23 @@ pub struct Node {
     pub labels: BTreeMap<Spanned<String>, Spanned<String>>,
     /// The node's interfaces in kernel order (as `ip -j addr` lists them), for autodetection.
     pub interfaces: Option<Vec<Interface>>,
+    /// The node's own BGP settings (Calico's `BGPConfiguration` named `node.<name>`), over
+    /// the cluster's.
+    pub bgp_configuration: Option<NodeBgpConfiguration>,
+}
+
+/// What a node's own BGPConfiguration may set.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeBgpConfiguration {
+    /// The port this node's BIRD listens on (and its peers connect to).
+    pub listen_port: Option<Spanned<u16>>,
+    /// BIRD's logging on this node.
+    pub log_severity: Option<Spanned<LogSeverity>>,
+    /// Named communities for this node's `prefixAdvertisements`.
+    pub communities: Option<Vec<Community>>,
+    /// Replaces the cluster's `prefixAdvertisements` on this node.
+    pub prefix_advertisements: Option<Vec<PrefixAdvertisement>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

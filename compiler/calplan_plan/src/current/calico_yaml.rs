@@ -104,8 +104,8 @@ pub(crate) fn read_item(item: &Node, set: &mut ResourceSet, diagnostics: &mut Di
         if item.as_mapping().is_some_and(|entries| !entries.is_empty()) {
             diagnostics.push(
                 Diagnostic::new(&UNREADABLE_STATE, item.head_span(), "a resource without `kind`")
-                    .label("expected `kind: IPPool`, `BGPPeer`, `BGPConfiguration` or `Node`")
-                    .help("pass the output of `calicoctl get ippools,bgppeers,bgpconfigurations,nodes -o yaml`"),
+                    .label("expected `kind: IPPool`, `BGPPeer`, `BGPConfiguration`, `BGPFilter` or `Node`")
+                    .help("pass the output of `calicoctl get ippools,bgppeers,bgpconfigurations,bgpfilters,nodes -o yaml`"),
             );
         }
         return;
@@ -133,6 +133,7 @@ pub fn read_resource(kind: ResourceKind, item: &Node, diagnostics: &mut Diagnost
         ResourceKind::BgpPeer => de::from_node(item).map(Resource::BgpPeer),
         ResourceKind::BgpConfiguration => de::from_node(item).map(Resource::BgpConfiguration),
         ResourceKind::Node => de::from_node(item).map(Resource::Node),
+        ResourceKind::BgpFilter => de::from_node(item).map(Resource::BgpFilter),
     };
     match result {
         Ok(resource) => Some(resource),

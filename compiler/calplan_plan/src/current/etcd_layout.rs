@@ -35,7 +35,8 @@ pub const RESOURCE_PREFIX: &str = "/calico/resources/v3/projectcalico.org/";
 /// Where Calico keeps IPAM: blocks, affinities, handles.
 pub const IPAM_PREFIX: &str = "/calico/ipam/v2/";
 /// The resource plurals calplan reads: what it plans, and the endpoints that hold addresses.
-pub const RESOURCE_PLURALS: [&str; 5] = ["ippools", "bgppeers", "bgpconfigurations", "nodes", "workloadendpoints"];
+pub const RESOURCE_PLURALS: [&str; 7] =
+    ["ippools", "bgppeers", "bgpconfigurations", "bgpfilters", "nodes", "workloadendpoints", "clusterinformations"];
 
 /// The key Calico stores a resource under.
 pub fn resource_key(kind: ResourceKind, name: &str) -> String {
@@ -128,6 +129,8 @@ pub struct EtcdState {
     /// Addresses in use per block.
     pub block_usage: BTreeMap<IpNet, u64>,
     pub workloads: Vec<Workload>,
+    /// `ClusterInformation` `default`'s `spec.calicoVersion`: the release calico-node runs.
+    pub calico_version: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -316,15 +319,22 @@ fn parse_json<'a, T: Deserialize<'a>>(pair: &'a KeyValue, at: &Located, what: &s
 fn read_resource(path: &str, pair: &KeyValue, at: &Located, state: &mut EtcdState, holders: &mut Holders, diagnostics: &mut Diagnostics) {
     let parts: Vec<&str> = path.split('/').collect();
     let kind = match parts[0] {
-        "ippools" => ResourceKind::IpPool,
-        "bgppeers" => ResourceKind::BgpPeer,
-        "bgpconfigurations" => ResourceKind::BgpConfiguration,
-        "nodes" => ResourceKind::Node,
         "workloadendpoints" => {
             read_workload_endpoint(&parts, pair, at, holders, diagnostics);
             return;
         }
-        _ => return,
+        "clusterinformations" => {
+            if parts[1..] == ["default"]
+                && let Some(value) = parse_json::<serde_json::Value>(pair, at, "a Calico `ClusterInformation`", diagnostics)
+            {
+                state.calico_version = value["spec"]["calicoVersion"].as_str().filter(|version| !version.is_empty()).map(str::to_string);
+            }
+            return;
+        }
+        plural => match ResourceKind::from_plural(plural) {
+            Some(kind) => kind,
+            None => return,
+        },
     };
     let [_, name] = parts[..] else {
         diagnostics.push(unreadable(at.key, format!("`{}` is not a {} key", pair.key, kind.as_str()), "expected `…/<plural>/<name>`"));
@@ -418,7 +428,7 @@ fn read_ipam(path: &str, pair: &KeyValue, at: &Located, state: &mut EtcdState, h
                 diagnostics.push(unreadable(at.key, format!("`{cidr}` is not a block"), "expected `<address>-<prefix length>`"));
                 return;
             };
-            // An empty value is what Calico before v3.15 wrote: a confirmed affinity.
+            // An empty value is what Calico before v3.15 wrote: an implicitly confirmed affinity.
             let value = if pair.value.iter().all(u8::is_ascii_whitespace) {
                 AffinityValue { state: String::new(), deleted: false }
             } else {
@@ -575,7 +585,7 @@ mod tests {
         assert_eq!(
             affinities,
             [
-                ("192.168.7.0/26".to_string(), "k8s-node-01".to_string(), AffinityState::Confirmed),
+                ("192.168.7.0/26".to_string(), "k8s-node-01".to_string(), AffinityState::Implicit),
                 ("192.168.9.0/26".to_string(), "k8s-node-02".to_string(), AffinityState::Pending),
                 ("192.168.151.128/26".to_string(), "k8s-master-01".to_string(), AffinityState::Confirmed),
             ]

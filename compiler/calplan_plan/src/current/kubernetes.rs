@@ -134,6 +134,13 @@ fn read_item(item: &Node, result: &mut KubernetesState, holders: &mut Holders, d
             result.has_ipam = true;
             read_ipam_block(item, &mut result.state, holders, diagnostics);
         }
+        // calico-node's record of the release it runs.
+        (CRD_API_VERSION | API_VERSION, "ClusterInformation") => {
+            let named_default = item.get("metadata").and_then(|metadata| text_of(metadata, "name")) == Some("default");
+            if let Some(version) = item.get("spec").and_then(|spec| text_of(spec, "calicoVersion")).filter(|_| named_default) {
+                result.state.calico_version = Some(version.to_string());
+            }
+        }
         (CRD_API_VERSION, _) => read_custom_resource(item, &mut result.state.resources, diagnostics),
         ("v1", "Node") => read_node(item, &mut result.state.resources, diagnostics),
         (API_VERSION, _) | ("", _) => calico_yaml::read_item(item, &mut result.state.resources, diagnostics),
@@ -164,6 +171,7 @@ fn read_custom_resource(item: &Node, resources: &mut ResourceSet, diagnostics: &
             Resource::BgpPeer(ref mut inner) => inner.api_version = API_VERSION.into(),
             Resource::BgpConfiguration(ref mut inner) => inner.api_version = API_VERSION.into(),
             Resource::Node(ref mut inner) => inner.api_version = API_VERSION.into(),
+            Resource::BgpFilter(ref mut inner) => inner.api_version = API_VERSION.into(),
         }
         let metadata = resource.metadata_mut();
         if let Some(stored) = stored {

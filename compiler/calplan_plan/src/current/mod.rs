@@ -91,6 +91,9 @@ pub struct CurrentState {
     pub node_routes: BTreeMap<String, Vec<String>>,
     /// Artifacts of an earlier compile or apply, by path.
     pub applied: Option<BTreeMap<String, String>>,
+    /// The Calico version the cluster reports (`ClusterInformation` `default`,
+    /// `spec.calicoVersion`, which calico-node writes), such as `v3.30.7`.
+    pub calico_version: Option<String>,
     /// The Tigera operator's `Installation`, from `kubectl get installation default -o yaml`
     /// or an earlier compile or apply; a later source replaces an earlier one.
     pub installation: Option<serde_json::Value>,
@@ -154,6 +157,11 @@ impl CurrentState {
         self.applied.get_or_insert_with(BTreeMap::new).extend(applied.artifacts);
     }
 
+    /// The Calico release the cluster reports, if calplan renders for it.
+    pub fn release(&self) -> Option<calplan_calico::Release> {
+        self.calico_version.as_deref().and_then(calplan_calico::Release::parse)
+    }
+
     /// Adds everything read from an etcd datastore.
     pub fn add_etcd(&mut self, state: etcd_layout::EtcdState) {
         self.datastore = Some(calplan_model::Datastore::Etcdv3);
@@ -169,6 +177,9 @@ impl CurrentState {
 
     fn add_datastore(&mut self, state: etcd_layout::EtcdState, ipam_known: bool) {
         self.add_resources(state.resources);
+        if state.calico_version.is_some() {
+            self.calico_version = state.calico_version;
+        }
         if ipam_known {
             self.affinities.get_or_insert_with(Vec::new);
             self.add_affinities(state.affinities);

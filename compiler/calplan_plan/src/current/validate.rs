@@ -125,6 +125,11 @@ pub fn check_resource(kind: ResourceKind, item: &Node, diagnostics: &mut Diagnos
                 node(spec, diagnostics);
             }
         }
+        ResourceKind::BgpFilter => {
+            if let Some(spec) = spec {
+                bgp_filter(spec, diagnostics);
+            }
+        }
     }
 }
 
@@ -317,12 +322,72 @@ fn bgp_peer(spec: &Node, diagnostics: &mut Diagnostics) {
     password(spec, "password", diagnostics);
 }
 
+fn bgp_filter(spec: &Node, diagnostics: &mut Diagnostics) {
+    unknown_fields(spec, fields::BGP_FILTER_SPEC, "a BGPFilter's `spec`", diagnostics);
+    for (key, v6) in [("exportV4", false), ("importV4", false), ("exportV6", true), ("importV6", true)] {
+        let Some(rules) = spec.get(key).and_then(Node::as_sequence) else { continue };
+        for rule in rules {
+            unknown_fields(rule, fields::BGP_FILTER_RULE, &format!("a rule of `{key}`"), diagnostics);
+            let (family, most) = if v6 { ("IPv6", 128) } else { ("IPv4", 32) };
+            if let Some(lengths) = rule.get("prefixLength") {
+                unknown_fields(lengths, fields::BGP_FILTER_PREFIX_LENGTH, "`prefixLength`", diagnostics);
+                for bound in ["min", "max"] {
+                    if let Some((length, span)) = integer(lengths, bound)
+                        && !(0..=most).contains(&length)
+                    {
+                        diagnostics.push(invalid(
+                            span,
+                            format!("`prefixLength.{bound}` in `{key}` is {length}; {family} prefix lengths are 0 to {most}"),
+                            "not a prefix length",
+                        ));
+                    }
+                }
+            }
+            one_of(rule, "action", &["Accept", "Reject"], diagnostics);
+            one_of(rule, "matchOperator", &["Equal", "NotEqual", "In", "NotIn"], diagnostics);
+            one_of(rule, "source", &["RemotePeers"], diagnostics);
+            // Calico's `netv4` and `netv6`: an address or a CIDR of the list's family, masked.
+            if let Some((cidr, span)) = text(rule, "cidr").filter(|(cidr, _)| !cidr.is_empty())
+                && !cidr_or_ip(cidr).is_some_and(|(address, network)| address.is_ipv6() == v6 && network.network() == address)
+            {
+                diagnostics.push(invalid(
+                    span,
+                    format!("`cidr` in `{key}` is not an {family} network: {}", quoted(cidr)),
+                    "not a masked network of the list's family",
+                ));
+            }
+            if let Some((interface, span)) = text(rule, "interface").filter(|(interface, _)| !interface.is_empty())
+                && let Some(problem) = grammar::filter_interface_problem(interface)
+            {
+                diagnostics.push(invalid(
+                    span,
+                    format!("`interface` in `{key}` {problem}: {}", quoted(interface)),
+                    "not an interface pattern",
+                ));
+            }
+        }
+    }
+}
+
 fn bgp_configuration(spec: &Node, diagnostics: &mut Diagnostics) {
     unknown_fields(spec, fields::BGP_CONFIGURATION_SPEC, "a BGPConfiguration's `spec`", diagnostics);
     one_of(spec, "logSeverityScreen", &["Trace", "Debug", "Info", "Warning", "Error", "Fatal"], diagnostics);
     one_of(spec, "bindMode", &["None", "NodeIP"], diagnostics);
     duration(spec, "nodeMeshMaxRestartTime", diagnostics);
     password(spec, "nodeMeshPassword", diagnostics);
+    // Calico's `Community`: a resource name, and a value its CRD's pattern and validator take.
+    for community in spec.get("communities").and_then(Node::as_sequence).into_iter().flatten() {
+        if let Some((name, span)) = text(community, "name")
+            && !calplan_model::lower::is_dns_subdomain(name)
+        {
+            diagnostics.push(invalid(span, format!("a community's `name` is not a DNS-1123 subdomain: {}", quoted(name)), "not a name"));
+        }
+        if let Some((value, span)) = text(community, "value")
+            && let Err(problem) = calplan_calico::Community::parse(value)
+        {
+            diagnostics.push(invalid(span, format!("a community's `value` is not a BGP community: {}", quoted(value)), &problem));
+        }
+    }
     if let Some(patterns) = spec.get("ignoredInterfaces").and_then(Node::as_sequence) {
         for pattern in patterns {
             if let Some(Scalar::String(value)) = pattern.scalar()
@@ -427,6 +492,34 @@ mod tests {
     }
 
     #[test]
+    fn bgp_filters_are_read_as_calico_validates_them() {
+        let found = check(
+            ResourceKind::BgpFilter,
+            "kind: BGPFilter\nmetadata: {name: f}\nspec:\n  exportV4:\n    - {action: Allow, cidr: 'fd00::/64', matchOperator: Within}\n    - {action: Accept, cidr: 10.0.0.1/8, interface: 'eth0\"', prefixLength: {min: 33}, sourc: RemotePeers}\n  importV6:\n    - {action: Reject, cidr: '10.0.0.0/8', prefixLength: {max: 128}}\n",
+        );
+        let codes: Vec<&str> = found.iter().map(|d| &d[..d.find(" |").unwrap()]).collect();
+        assert_eq!(
+            codes,
+            [
+                "E0702 5:16 `action` must be one of `Accept`, `Reject`, not `Allow`",
+                "E0702 5:29 `cidr` in `exportV4` is not an IPv4 network: \"fd00::/64\"",
+                "E0702 5:57 `matchOperator` must be one of `Equal`, `NotEqual`, `In`, `NotIn`, not `Within`",
+                "E0702 6:30 `cidr` in `exportV4` is not an IPv4 network: \"10.0.0.1/8\"",
+                "E0702 6:53 `interface` in `exportV4` holds `\"`; an interface pattern is letters, digits, `_`, `.`, `-` and `*`: \"eth0\\\"\"",
+                "E0702 6:82 `prefixLength.min` in `exportV4` is 33; IPv4 prefix lengths are 0 to 32",
+                "W0703 6:87 `sourc` is not a field of a rule of `exportV4`: Calico ignores it",
+                "E0702 8:30 `cidr` in `importV6` is not an IPv6 network: \"10.0.0.0/8\"",
+            ],
+            "{found:#?}"
+        );
+        let found = check(
+            ResourceKind::BgpFilter,
+            "kind: BGPFilter\nmetadata: {name: f}\nspec:\n  exportV4: [{action: Accept, cidr: 10.0.0.0/8, matchOperator: In, interface: '*.calico', source: RemotePeers, prefixLength: {min: 8, max: 32}}]\n",
+        );
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
     fn strings_that_reach_artifacts_are_checked_against_their_grammar() {
         let found = check(
             ResourceKind::BgpPeer,
@@ -443,6 +536,13 @@ mod tests {
         );
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].starts_with("E0702 3:34 an entry of `ignoredInterfaces` holds `\"`"), "{found:#?}");
+        let found = check(
+            ResourceKind::BgpConfiguration,
+            "kind: BGPConfiguration\nmetadata: {name: default}\nspec: {communities: [{name: \"a\\nb\", value: '65536:1'}, {name: ok, value: '1:2:3'}]}\n",
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].starts_with("E0702 3:29 a community's `name` is not a DNS-1123 subdomain: \"a\\nb\""), "{found:#?}");
+        assert!(found[1].starts_with("E0702 3:44 a community's `value` is not a BGP community: \"65536:1\""), "{found:#?}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod next_hop_not_on_link;
 mod no_bgp_peering;
 mod node_without_address;
 mod overlapping_prefixes;
+mod peer_configures_no_session;
 mod peer_field_conflict;
 mod pool_capacity;
 mod pool_fewer_blocks_than_nodes;
@@ -35,6 +36,7 @@ mod pool_smaller_than_block;
 mod route_destination_empty;
 mod route_of_other_family;
 mod route_reflector_without_address;
+mod router_id_missing;
 mod router_peering_target_missing;
 mod routes_not_propagated;
 pub(crate) mod rule_not_allowable;
@@ -64,6 +66,7 @@ pub static CHECKS: &[Check] = &[
     duplicate_address::check,
     network_or_broadcast_address::check,
     peer_field_conflict::check,
+    peer_configures_no_session::check,
     no_bgp_peering::check,
     session_not_established::check,
     routes_not_propagated::check,
@@ -78,6 +81,7 @@ pub static CHECKS: &[Check] = &[
     route_destination_empty::check,
     route_of_other_family::check,
     router_peering_target_missing::check,
+    router_id_missing::check,
     advertised_range_missing::check,
 ];
 
@@ -98,6 +102,7 @@ pub static ALL: &[&Rule] = &[
     &duplicate_address::RULE,
     &network_or_broadcast_address::RULE,
     &peer_field_conflict::RULE,
+    &peer_configures_no_session::RULE,
     &no_bgp_peering::RULE,
     &session_not_established::RULE,
     &routes_not_propagated::RULE,
@@ -112,6 +117,7 @@ pub static ALL: &[&Rule] = &[
     &route_destination_empty::RULE,
     &route_of_other_family::RULE,
     &router_peering_target_missing::RULE,
+    &router_id_missing::RULE,
     &advertised_range_missing::RULE,
     // Reported while applying severity overrides (`crate::levels`), not by a check.
     &unknown_rule::RULE,

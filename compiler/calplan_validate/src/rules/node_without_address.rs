@@ -65,7 +65,11 @@ mod tests {
         let codes: Vec<String> = check(&text).iter().map(|line| line.split(" | ").next().unwrap().to_string()).collect();
         assert_eq!(
             codes,
-            ["E0102 `21.0.0.2` is not an IPv4 address with a prefix length", "W0503 node `n3` has no address: it takes part in no BGP",]
+            [
+                "E0102 `21.0.0.2` is not an IPv4 address with a prefix length",
+                "E0410 node `n3` has no IPv4 address for BIRD's router ID",
+                "W0503 node `n3` has no address: it takes part in no BGP",
+            ]
         );
     }
 }

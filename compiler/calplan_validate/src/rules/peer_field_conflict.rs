@@ -6,13 +6,12 @@ declare_rule! {
     /// Checks a BGP peer's fields against the rules of Calico's `BGPPeer`, quoting Calico's
     /// messages where it has them: `node` and `nodeSelector` together, `peerIP` and
     /// `peerSelector` together, `asNumber` with `peerSelector`, `reachableBy` without `peerIP`
-    /// or of another address family, and `keepOriginalNextHop` with `nextHopMode`. Also a peer
-    /// with neither `peerIP` nor `peerSelector`, which Calico accepts and confd skips, and
-    /// `peerIP` without `asNumber`, which leaves the session expecting AS 0.
+    /// or of another address family, `keepOriginalNextHop` with `nextHopMode`, and
+    /// `localWorkloadSelector` with `peerIP` or `peerSelector`, or without `asNumber`. A peer
+    /// Calico accepts but that configures no working session is `peer-configures-no-session`'s.
     ///
     /// ## Why is this bad?
-    /// Calico refuses the BGPPeer (`Node field must be empty when NodeSelector is specified`),
-    /// or accepts one that configures no session.
+    /// Calico refuses the BGPPeer (`Node field must be empty when NodeSelector is specified`).
     ///
     /// ## Example
     /// ```yaml
@@ -58,6 +57,27 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
                 .help("remove `asNumber`: with `peerSelector`, Calico takes each selected node's own AS"),
         );
     }
+    if let Some(workloads) = &peer.local_workload_selector {
+        for (span, field) in
+            [(peer.peer_ip.as_ref().map(|a| a.span), "peerIP"), (peer.peer_selector.as_ref().map(|s| s.span), "peerSelector")]
+        {
+            if let Some(span) = span {
+                diagnostics.push(
+                    Diagnostic::new(&RULE, span, format!("{field} must be empty when localWorkloadSelector is set"))
+                        .label(format!("`{field}` here"))
+                        .secondary(workloads.span, "with `localWorkloadSelector`")
+                        .help("a peer is either the node's own workloads (`localWorkloadSelector`) or another BGP speaker; make two peers"),
+                );
+            }
+        }
+        if peer.as_number.is_none() {
+            diagnostics.push(
+                Diagnostic::new(&RULE, workloads.span, "asNumber is required when localWorkloadSelector is set")
+                    .label("no AS to expect from the workloads")
+                    .help("add `asNumber` with the AS the workloads' BGP speakers use"),
+            );
+        }
+    }
     if let Some(gateway) = &peer.reachable_by {
         match &peer.peer_ip {
             None if peer.unresolved => {}
@@ -86,29 +106,26 @@ fn check_peer(peer: &Peer, diagnostics: &mut Diagnostics) {
             .help("remove `keepOriginalNextHop: true`; `nextHopMode: Keep` does the same"),
         );
     }
-    // What is missing may only be what did not resolve, which is reported already.
-    if peer.unresolved {
-        return;
-    }
-    if peer.peer_ip.is_none() && peer.peer_selector.is_none() {
-        diagnostics.push(
-            Diagnostic::new(&RULE, peer.name.span, format!("BGP peer `{name}` has neither `peerIP` nor `peerSelector`"))
-                .label("peers with nobody")
-                .help("set `peerIP` (with `asNumber`) for a peer outside the cluster, or `peerSelector` for Calico nodes; confd skips this peer"),
-        );
-    }
-    if let (Some(address), None) = (&peer.peer_ip, &peer.as_number) {
-        diagnostics.push(
-            Diagnostic::new(&RULE, address.span, format!("BGP peer `{name}` has `peerIP` but no `asNumber`"))
-                .label(format!("no AS to expect from {}", address.value))
-                .help("add `asNumber` with the peer's AS: without it the session expects AS 0 and never comes up; to peer with Calico nodes, use `peerSelector`, which takes their own AS"),
-        );
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::rules::testing::{check_rule, intent};
+
+    #[test]
+    fn local_workload_peers_stand_alone_and_name_their_as() {
+        let text = intent(
+            "  calicoVersion: \"3.30\"\n  bgp:\n    peers:\n      - {name: pods, localWorkloadSelector: app == 'bgp', peerIP: 10.0.0.1}\n      - {name: fine, localWorkloadSelector: app == 'bgp', asNumber: 65001}\n  nodes:\n    - {name: n1, ipv4Address: 10.0.0.2/24}\n",
+        );
+        let found: Vec<String> = check_rule(&text, "E0401").iter().map(|line| line.split(" | ").next().unwrap().to_string()).collect();
+        assert_eq!(
+            found,
+            [
+                "E0401 asNumber is required when localWorkloadSelector is set",
+                "E0401 peerIP must be empty when localWorkloadSelector is set",
+            ]
+        );
+    }
 
     #[test]
     fn every_conflict_is_reported() {
@@ -122,8 +139,6 @@ mod tests {
                 "E0401 Node field must be empty when NodeSelector is specified",
                 "E0401 PeerIP field must be empty when PeerSelector is specified",
                 "E0401 ASNumber field must be empty when PeerSelector is specified",
-                "E0401 BGP peer `c` has neither `peerIP` nor `peerSelector`",
-                "E0401 BGP peer `d` has `peerIP` but no `asNumber`",
                 "E0401 ReachableBy and PeerIP address family mismatched",
                 "E0401 keepOriginalNextHop and nextHopMode cannot both be set; keepOriginalNextHop is deprecated, use nextHopMode instead",
                 "E0401 ReachablyBy field must be empty when PeerIP is empty",
