@@ -86,7 +86,7 @@ pub struct Layout {
     /// The folder holding BIRD 1.6's `bird`, `bird6` and `birdc`, in calico-node mode.
     #[serde(default)]
     pub bird16: Option<PathBuf>,
-    /// In calico-node mode: this calplan renders no `bird6-calico.cfg` (confd's `bird6.cfg`),
+    /// In calico-node mode: calplan renders no `bird6-calico.cfg` (confd's `bird6.cfg`) for the intent,
     /// so calico-node's IPv6 BIRD runs its bootstrap configuration and IPv6 is not checked.
     #[serde(default)]
     pub ipv6_unrendered: bool,

@@ -206,7 +206,7 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
         if ipv6 && !output.artifacts.iter().any(|(_, artifact)| artifact.path.ends_with("/bird6-calico.cfg")) {
             layout.ipv6_unrendered = true;
             layout.notes.push(
-                "IPv6 not checked: this calplan renders no `bird6-calico.cfg` (confd's `bird6.cfg`), so calico-node's IPv6 BIRD runs its bootstrap configuration; IPv6 sessions, routes and paths are left out".into(),
+                "IPv6 not checked: calplan renders no `bird6-calico.cfg` for this intent (confd's `bird6.cfg`), so calico-node's IPv6 BIRD runs its bootstrap configuration; IPv6 sessions, routes and paths are left out".into(),
             );
         }
         let copy = layout.dir.join(INTENT_COPY);

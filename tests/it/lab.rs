@@ -492,7 +492,7 @@ fn calico_node_lab_pool_migration_recreates_pods_without_loss_needs_root() {
 
 /// Dual stack, VXLAN, reflectors and a password-protected top-of-rack peer on calico-node:
 /// Felix's VXLAN forwarding and NAT come from the datastore, the peer learns every IPv4 block,
-/// and what the lab cannot run (no IPv6 render) is said rather than failed.
+/// and each dual-stack node's `bird6` runs confd's IPv6 render, which carries the IPv6 pods.
 #[test]
 fn calico_node_lab_carries_vxlan_and_external_peers_needs_root() {
     let lab = Lab::new("testdata/vxlan-multi-rr/intent.yaml");
@@ -500,9 +500,11 @@ fn calico_node_lab_carries_vxlan_and_external_peers_needs_root() {
     let output = lab.verify("testdata/vxlan-multi-rr/intent.yaml");
     let report = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", both(&output));
-    for expected in
-        ["ok   pod0 (172.16.0.1 on rack1-rr) ↔ pod6 (172.16.0.193 on rack2-w1): ping answered", "ok   as65010 from 10.255.0.1: learned"]
-    {
+    for expected in [
+        "ok   pod0 (172.16.0.1 on rack1-rr) ↔ pod6 (172.16.0.193 on rack2-w1): ping answered",
+        "ok   pod1 (fd00:10::1 on rack1-rr) ↔ pod7 (fd00:10::c1 on rack2-w1): ping answered",
+        "ok   as65010 from 10.255.0.1: learned",
+    ] {
         assert!(report.contains(expected), "`{expected}` missing from:\n{report}");
     }
     lab.down_and_check();
