@@ -5,6 +5,7 @@
 use calplan_diagnostics::{Allowed, Diagnostics, FileId, SourceMap};
 use calplan_model::Analysis;
 use calplan_model::ipam::ObservedIpam;
+use calplan_model::node_rules::ClusterNodes;
 use calplan_validate::levels::CommandLine;
 
 /// An intent, read and checked.
@@ -33,13 +34,32 @@ pub fn check(name: &str, text: String, observed: Option<&ObservedIpam>) -> Check
 /// Runs every check on an intent's text, then applies the intent's `allow` list and the
 /// command line's `--allow`, `--warn` and `--deny`.
 pub fn check_with_levels(name: &str, text: String, observed: Option<&ObservedIpam>, levels: &CommandLine) -> Checked {
+    check_with_cluster(name, text, observed, levels, &ClusterNodes::default())
+}
+
+/// The nodes of the cluster as the current state has them (its Calico `Node`s), with those of
+/// an inventory (`--nodes`), for [`check_with_cluster`].
+pub fn cluster_nodes(state: &calplan_plan::current::CurrentState, inventory: Vec<calplan_calico::resources::CalicoNode>) -> ClusterNodes {
+    let current = state.resources.as_ref().map(|resources| resources.nodes().cloned().collect()).unwrap_or_default();
+    ClusterNodes { current, inventory }
+}
+
+/// Runs every check on an intent's text with the nodes read from the cluster (which join the
+/// intent's and which its `nodeRules` apply to), then applies the severity overrides.
+pub fn check_with_cluster(
+    name: &str,
+    text: String,
+    observed: Option<&ObservedIpam>,
+    levels: &CommandLine,
+    cluster: &ClusterNodes,
+) -> Checked {
     let mut sources = SourceMap::new();
     let file = sources.add(name, text);
     let mut diagnostics = Diagnostics::new();
     let text = sources.file(file).text();
     let parsed = calplan_syntax::parse_intent(file, text, &mut diagnostics);
     let analysis = parsed.intent.map(|intent| {
-        let model = calplan_model::lower(file, text, &intent, &mut diagnostics);
+        let model = calplan_model::lower_with_cluster(file, text, &intent, cluster, &mut diagnostics);
         let analysis = Analysis::new(model, observed);
         let before = diagnostics.len();
         calplan_validate::validate(&analysis, &mut diagnostics);

@@ -16,6 +16,8 @@ pub struct Args {
     #[arg(long)]
     deny_warnings: bool,
     #[command(flatten)]
+    nodes: input::Nodes,
+    #[command(flatten)]
     levels: input::Levels,
 }
 
@@ -28,7 +30,8 @@ enum Format {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let (name, mut checked) = input::read_and_check(&args.intent, &args.levels, None)?;
+    let cluster = args.nodes.read(None)?;
+    let (name, mut checked) = input::read_and_check_with(&args.intent, &args.levels, None, &cluster)?;
     if args.deny_warnings {
         checked.diagnostics.deny_warnings();
     }

@@ -29,6 +29,8 @@ pub struct Args {
     #[arg(long)]
     templates: Option<PathBuf>,
     #[command(flatten)]
+    nodes: input::Nodes,
+    #[command(flatten)]
     levels: input::Levels,
 }
 
@@ -45,7 +47,8 @@ pub fn run(args: Args) -> CliResult {
     let templates = load_templates(args.templates.as_deref())?;
     let loaded = crate::current::load_with(&args.current, args.calico_config.path.as_deref())?;
     crate::current::report(&loaded)?;
-    let (_, checked) = input::read_and_check(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref())?;
+    let cluster = args.nodes.read(Some(&loaded.state))?;
+    let (_, checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
     input::report(&checked);
     input::report_allowed(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };

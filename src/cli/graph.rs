@@ -11,6 +11,8 @@ pub struct Args {
     intent: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Dot)]
     format: Format,
+    #[command(flatten)]
+    nodes: input::Nodes,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -21,7 +23,7 @@ enum Format {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let checked = input::checked_intent(&args.intent)?;
+    let checked = input::checked_intent_with(&args.intent, &args.nodes.read(None)?)?;
     let analysis = checked.valid().expect("checked");
     let text = match args.format {
         Format::Dot => graph_render::dot(&analysis.model, &analysis.graph),

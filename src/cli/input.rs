@@ -6,6 +6,7 @@ use crate::pipeline::{self, Checked};
 use calplan_diagnostics::Level;
 use calplan_diagnostics::render;
 use calplan_model::ipam::ObservedIpam;
+use calplan_model::node_rules::ClusterNodes;
 use calplan_validate::levels::CommandLine;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -124,8 +125,13 @@ fn decode(bytes: Vec<u8>, name: &str) -> Result<String, CliError> {
 /// Reads and checks an intent, printing its diagnostics to standard error in human form.
 /// Fails when the intent has errors, so callers only ever see a valid analysis.
 pub fn checked_intent(path: &Path) -> Result<Checked, CliError> {
+    checked_intent_with(path, &ClusterNodes::default())
+}
+
+/// As [`checked_intent`], with the nodes read from the cluster (`--nodes`).
+pub fn checked_intent_with(path: &Path, cluster: &ClusterNodes) -> Result<Checked, CliError> {
     let (name, text) = read_text(path)?;
-    let checked = pipeline::check(&name, text, None);
+    let checked = pipeline::check_with_cluster(&name, text, None, &CommandLine::default(), cluster);
     report(&checked);
     if checked.valid().is_none() {
         return Err(CliError::Reported);
@@ -159,11 +165,57 @@ impl Levels {
     }
 }
 
-/// Reads an intent and checks it with the command line's severity overrides.
-pub fn read_and_check(path: &Path, levels: &Levels, observed: Option<&ObservedIpam>) -> Result<(String, Checked), CliError> {
+/// Reads an intent and checks it with the command line's severity overrides and the nodes
+/// read from the cluster, which its `nodeRules` apply to.
+pub fn read_and_check_with(
+    path: &Path,
+    levels: &Levels,
+    observed: Option<&ObservedIpam>,
+    cluster: &ClusterNodes,
+) -> Result<(String, Checked), CliError> {
     let levels = levels.resolve()?;
     let (name, text) = read_text(path)?;
-    Ok((name.clone(), pipeline::check_with_levels(&name, text, observed, &levels)))
+    Ok((name.clone(), pipeline::check_with_cluster(&name, text, observed, &levels, cluster)))
+}
+
+/// `--nodes FILE`: the cluster's nodes, from `kubectl get nodes -o yaml` or a plain list.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct Nodes {
+    /// The cluster's nodes, for an intent that takes its nodes from the cluster: `kubectl get
+    /// nodes -o yaml`, or a list of `{name, ipv4Address, ipv6Address, labels}`
+    #[arg(long = "nodes", id = "nodes", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
+impl Nodes {
+    /// The nodes the intent's rules apply to: the Calico `Node`s of the current state, and
+    /// those of `--nodes`. Problems in the inventory are printed; errors stop the command.
+    pub fn read(&self, current: Option<&calplan_plan::current::CurrentState>) -> Result<ClusterNodes, CliError> {
+        let inventory = match &self.path {
+            None => Vec::new(),
+            Some(path) => {
+                let (name, text) = read_text(path)?;
+                let mut sources = calplan_diagnostics::SourceMap::new();
+                let file = sources.add(&name, text);
+                let read = calplan_plan::current::node_inventory::read(file, sources.file(file).text());
+                if !read.diagnostics.is_empty() {
+                    let diagnostics = read.diagnostics.clone().into_sorted();
+                    anstream::eprint!("{}", render::human(&diagnostics, &sources, super::stderr_color()));
+                }
+                match read.value {
+                    Some(nodes) => nodes,
+                    None => {
+                        anstream::eprintln!("error: cannot read the nodes of `{name}`: {}", read.diagnostics.summary());
+                        return Err(CliError::Reported);
+                    }
+                }
+            }
+        };
+        Ok(match current {
+            Some(state) => pipeline::cluster_nodes(state, inventory),
+            None => ClusterNodes { current: Vec::new(), inventory },
+        })
+    }
 }
 
 /// `note: 3 findings allowed (…)`, so that allowed findings are never hidden without a trace.

@@ -31,6 +31,8 @@ pub struct Args {
     #[arg(long)]
     detailed_exitcode: bool,
     #[command(flatten)]
+    nodes: input::Nodes,
+    #[command(flatten)]
     levels: input::Levels,
 }
 
@@ -47,7 +49,8 @@ pub fn run(args: Args) -> CliResult {
     let levels = args.levels.resolve()?;
     let (name, text) = input::read_text(&args.intent)?;
     let fingerprint = Fingerprint { name: name.clone(), sha256: calplan_plan::current::text_digest(&text) };
-    let checked = pipeline::check_with_levels(&name, text, loaded.state.observed_ipam().as_ref(), &levels);
+    let cluster = args.nodes.read(Some(&loaded.state))?;
+    let checked = pipeline::check_with_cluster(&name, text, loaded.state.observed_ipam().as_ref(), &levels, &cluster);
     input::report(&checked);
     input::report_allowed(&checked);
     let progress = super::Progress::new();

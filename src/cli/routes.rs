@@ -20,6 +20,8 @@ pub struct Args {
     /// The dialect to print; default: the router's own `platform`
     #[arg(long, value_enum)]
     platform: Option<PlatformArg>,
+    #[command(flatten)]
+    nodes: input::Nodes,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -42,7 +44,7 @@ impl From<PlatformArg> for Platform {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let checked = input::checked_intent(&args.intent)?;
+    let checked = input::checked_intent_with(&args.intent, &args.nodes.read(None)?)?;
     let analysis = checked.valid().expect("checked");
     let model = &analysis.model;
     let Some(router) = model.routers.iter().find(|router| router.name.value == args.router) else {

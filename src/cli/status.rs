@@ -24,6 +24,8 @@ pub struct Args {
     node: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    #[command(flatten)]
+    nodes: input::Nodes,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -34,7 +36,8 @@ enum Format {
 
 pub fn run(args: Args) -> CliResult {
     // The intent, when given, is checked even when the tables come from the current state.
-    let checked = args.intent.as_deref().map(input::checked_intent).transpose()?;
+    let cluster = args.nodes.read(None)?;
+    let checked = args.intent.as_deref().map(|path| input::checked_intent_with(path, &cluster)).transpose()?;
     let (mut tables, described) = if !args.current.is_empty() {
         let loaded = current::load_with(&args.current, args.calico_config.path.as_deref())?;
         current::report(&loaded)?;

@@ -32,6 +32,8 @@ pub struct Args {
     #[arg(long, default_value_t = verify::DEFAULT_PARALLELISM)]
     parallelism: usize,
     #[command(flatten)]
+    nodes: input::Nodes,
+    #[command(flatten)]
     levels: input::Levels,
 }
 
@@ -54,7 +56,8 @@ pub fn run(args: Args) -> CliResult {
     }
     let loaded = crate::current::load_with(&args.current, args.calico_config.path.as_deref())?;
     crate::current::report(&loaded)?;
-    let (name, checked) = input::read_and_check(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref())?;
+    let cluster = args.nodes.read(Some(&loaded.state))?;
+    let (name, checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
     input::report(&checked);
     input::report_allowed(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
@@ -74,6 +77,21 @@ pub fn run(args: Args) -> CliResult {
     let transport = Transport::new(args.transport);
     let mut report = verify::verify(&name, &expected, &transport, &inventory, args.parallelism);
     report.notes = notes;
+    // The nodes' Calico resources, where `--current` has them: a node that joined since the
+    // last apply lacks what the intent's rules give it.
+    match &loaded.state.resources {
+        Some(current) if current.nodes().next().is_some() => {
+            let mut drift = verify::node_resources::drift(&analysis.resources, current);
+            for node in &mut report.nodes {
+                if let Some(differences) = drift.remove(&node.node) {
+                    node.differences.splice(0..0, differences);
+                }
+            }
+        }
+        _ => report.notes.push(
+            "the nodes' Calico `Node` resources are not compared: pass them with `--current` (etcd, calicoctl or kubectl exports)".into(),
+        ),
+    }
     let text = match args.format {
         Format::Human => report.human(),
         Format::Json => report.json(),

@@ -32,6 +32,9 @@ impl Target for Calico {
             artifacts.push(Artifact::new(format!("calico/{file}"), documents.join("---\n"), source));
         }
         artifacts.push(Artifact::new("calico/calico-node-env.yaml", node_env(&analysis.model), "spec"));
+        for (rule, text) in rule_env(&analysis.model) {
+            artifacts.push(Artifact::new(format!("calico/calico-node-env-{rule}.yaml"), text, "spec.nodeRules"));
+        }
         if analysis.model.installation == calplan_model::Installation::Operator {
             let pools: Vec<&calplan_calico::resources::IpPool> = analysis.resources.pools().collect();
             let installation = calplan_calico::installation::skeleton(&pools);
@@ -40,6 +43,45 @@ impl Target for Calico {
         }
         Ok(artifacts)
     }
+}
+
+/// For each node rule that sets an address autodetection method, the calico-node environment
+/// of the nodes it covers: calico-node reads the method from its environment only, so nodes that
+/// detect their addresses differently run a DaemonSet of their own. The rule's name is a
+/// DNS-1123 subdomain (checked in lowering), so it is safe in a file name.
+pub fn rule_env(model: &Model) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for rule in &model.node_rules.rules {
+        let mut env: Vec<(&str, String)> = Vec::new();
+        if let Some(ipv4) = &rule.autodetection.ipv4 {
+            env.push(("IP_AUTODETECTION_METHOD", ipv4.value.to_string()));
+        }
+        if let Some(ipv6) = &rule.autodetection.ipv6 {
+            env.push(("IP6", "autodetect".to_string()));
+            env.push(("IP6_AUTODETECTION_METHOD", ipv6.value.to_string()));
+        }
+        if env.is_empty() {
+            continue;
+        }
+        env.sort_by(|a, b| a.0.cmp(b.0));
+        let entries: Vec<serde_json::Value> =
+            env.into_iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
+        let patch = serde_json::json!({
+            "spec": {"template": {"spec": {"containers": [{"name": "calico-node", "env": entries}]}}}
+        });
+        let body = serde_saphyr::to_string(&patch).expect("patch serializes");
+        let names: Vec<&str> = rule.nodes.iter().map(|id| model.node(*id).name.value.as_str()).collect();
+        let shown = if names.len() > 3 { format!("{} and {} more", names[..3].join(", "), names.len() - 3) } else { names.join(", ") };
+        files.push((
+            rule.name.value.clone(),
+            format!(
+                "# calico-node settings for the nodes of rule `{}` (the nodes whose labels match the rule's selector; now {}),\n# for the calico-node DaemonSet that runs on them, as a strategic-merge patch\n{body}",
+                rule.name.value,
+                if names.is_empty() { "none".to_string() } else { shown }
+            ),
+        ));
+    }
+    files
 }
 
 /// The calico-node environment the intent implies, as a strategic-merge patch of the

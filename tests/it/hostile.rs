@@ -81,7 +81,7 @@ spec:
         importV6:
           - {action: Reject, matchOperator: In, cidr: "fd00::/8", source: RemotePeers, interface: eth1}
     routeReflectors:
-      - {clusterID: 244.0.0.1, nodes: [n1], clients: rack == 'r1'}
+      - {clusterID: 244.0.0.1, nodes: [n1], clients: rack == 'r1', reflectors: {nodeSelector: has(spare-reflector), perLabel: rack, count: 1}}
     peers:
       - name: tor
         peerIP: 21.0.0.254
@@ -112,19 +112,27 @@ spec:
       allowedUses: [Workload, Tunnel]
       assignmentMode: Automatic
       namespaceSelector: "has(pods) && tier == 'web'"
+  nodeRules:
+    - name: rack-r2
+      nodeSelector: rack == 'r2'
+      asNumber: "64512"
+      labels: {zone: z2}
+      routeReflectorClusterID: 244.0.0.2
+      nodeAddressAutodetection: {ipv4: can-reach=21.0.0.1, ipv6: skip-interface=docker.*}
   nodes:
     - name: n1
       ipv4Address: 21.0.0.11/24
       ipv6Address: fd00::11/64
-      labels: {rack: r1}
+      asNumber: "64512"
+      labels: {rack: r1, zone: z1}
       bgpConfiguration:
         logSeverity: Debug
         communities: [{name: rack-1, value: "64512:1"}]
         prefixAdvertisements: [{cidr: 10.244.0.0/16, communities: [rack-1]}]
       interfaces:
         - {name: eth0, addresses: [21.0.0.11/24, fd00::11/64]}
-    - {name: n2, ipv4Address: 21.0.0.12/24, asNumber: "64512", labels: {rack: r1}}
-    - {name: n3, ipv4Address: 21.0.0.13/24, routeReflectorClusterID: 244.0.0.2, labels: {rack: r2}}
+    - {name: n2, ipv4Address: 21.0.0.12/24, asNumber: "64512", labels: {rack: r1, zone: z1}}
+    - {name: n3, ipv4Address: 21.0.0.13/24, asNumber: "64512", routeReflectorClusterID: 244.0.0.2, labels: {rack: r2, zone: z2}}
   routers:
     - name: harbor
       platform: linux

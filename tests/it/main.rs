@@ -18,6 +18,7 @@ mod lab;
 mod laws;
 mod limits;
 mod never_panics;
+mod node_rules;
 mod operator;
 mod review;
 mod routers;

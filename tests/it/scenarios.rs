@@ -44,10 +44,24 @@ pub fn valid_scenarios() -> Vec<(PathBuf, Checked)> {
         .into_iter()
         .filter_map(|dir| {
             let text = std::fs::read_to_string(dir.join("intent.yaml")).ok()?;
-            let checked = pipeline::check("intent.yaml", text, None);
+            let checked = scenario_check(&dir, text);
             checked.valid().is_some().then_some((dir, checked))
         })
         .collect()
+}
+
+/// A scenario's intent checked with the nodes of its `current/` state, which join the
+/// intent's when it takes its nodes from the cluster (without the state's IPAM, so that blocks
+/// are placed as the intent alone places them).
+pub fn scenario_check(dir: &Path, text: String) -> Checked {
+    let cluster = if dir.join("current").is_dir() {
+        let relative = dir.strip_prefix(golden::root()).unwrap().join("current");
+        let loaded = calplan::current::load(&[relative.display().to_string()]).expect("current state loads");
+        pipeline::cluster_nodes(&loaded.state, Vec::new())
+    } else {
+        Default::default()
+    };
+    pipeline::check_with_cluster("intent.yaml", text, None, &Default::default(), &cluster)
 }
 
 /// The scenarios whose artifacts are pinned by golden files: those with an `expected/`
@@ -94,7 +108,7 @@ fn every_scenario_matches_its_golden_files() {
     assert!(dirs.len() > 1, "no scenarios found under testdata/");
     for dir in dirs {
         let text = std::fs::read_to_string(dir.join("intent.yaml")).unwrap();
-        let checked = pipeline::check("intent.yaml", text, None);
+        let checked = scenario_check(&dir, text);
         let diagnostics = checked.diagnostics.clone().into_sorted();
         let mut outputs = vec![
             ("check.stderr", render::human(&diagnostics, &checked.sources, false)),
@@ -131,7 +145,9 @@ fn every_scenario_matches_its_golden_files() {
             let text = std::fs::read_to_string(dir.join("intent.yaml")).unwrap();
             let fingerprint =
                 calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
-            let checked = pipeline::check("intent.yaml", text, loaded.state.observed_ipam().as_ref());
+            let cluster = pipeline::cluster_nodes(&loaded.state, Vec::new());
+            let checked =
+                pipeline::check_with_cluster("intent.yaml", text, loaded.state.observed_ipam().as_ref(), &Default::default(), &cluster);
             if let Some(mut plan) = pipeline::plan(&checked, fingerprint, &loaded).expect("every state on the way compiles") {
                 // The compiled directory's place differs from run to run; the plan names it
                 // as a source (and its digest covers the name).

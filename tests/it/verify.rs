@@ -134,6 +134,10 @@ impl CalicoNodes {
     }
 
     fn verify_with(&self, format: &str, transport: &str, inventory: &std::path::Path) -> Output {
+        self.verify_args(format, transport, inventory, &[])
+    }
+
+    fn verify_args(&self, format: &str, transport: &str, inventory: &std::path::Path, more: &[&str]) -> Output {
         let path =
             format!("{}:{}", crate::golden::root().join("target/bird16/usr/sbin").display(), std::env::var("PATH").unwrap_or_default());
         run(
@@ -146,7 +150,10 @@ impl CalicoNodes {
                 inventory.to_str().unwrap(),
                 "--format",
                 format,
-            ],
+            ]
+            .into_iter()
+            .chain(more.iter().copied())
+            .collect::<Vec<_>>(),
             &[("PATH", &path)],
         )
     }
@@ -282,4 +289,42 @@ fn a_node_that_joined_without_its_labels_is_reported_needs_root() {
     assert!(!w1.is_empty() && w1.iter().all(|line| line.starts_with("routes route")), "w1 only misses w2's block: {w1:#?}");
     let human = text(&nodes.verify("human").stdout);
     assert!(human.contains("\nw2: ") && human.contains("  sessions:\n") && human.contains("  routes:\n"), "{human}");
+}
+
+#[test]
+fn a_node_that_joined_without_what_its_rules_imply_is_reported_from_its_calico_node_needs_root() {
+    // The intent gives the workers `rack: a` by rule; the cluster's w2 joined without it.
+    let rules = INTENT
+        .replace("    - {name: w1, ipv4Address: 10.0.0.2/24, labels: {rack: a}}", "    - {name: w1, ipv4Address: 10.0.0.2/24}")
+        .replace("    - {name: w2, ipv4Address: 10.0.0.3/24, labels: {rack: a}}", "    - {name: w2, ipv4Address: 10.0.0.3/24}")
+        .replace(
+            "  nodes:\n",
+            "  nodeRules:\n    - {name: workers, nodeSelector: \"!has(route-reflector)\", labels: {rack: a}}\n  nodes:\n",
+        );
+    assert_ne!(rules, INTENT);
+    let live =
+        INTENT.replace("    - {name: w2, ipv4Address: 10.0.0.3/24, labels: {rack: a}}", "    - {name: w2, ipv4Address: 10.0.0.3/24}");
+    let mut nodes = CalicoNodes::start(&rules, &live);
+    // The cluster's Calico Nodes, as the live datastore has them.
+    let drifted = checked(&live);
+    let exported: Vec<String> = calplan_model::calico::resources(&drifted.analysis.as_ref().expect("an intent").model)
+        .nodes()
+        .map(|node| calplan_calico::resources::Resource::Node(node.clone()).to_yaml())
+        .collect();
+    let current = nodes.lab.scratch.path().join("nodes-export.yaml");
+    std::fs::write(&current, exported.join("---\n")).unwrap();
+    let running = vec![vec!["Node_10_0_0_2".to_string()], vec!["Node_10_0_0_1".to_string()], Vec::new()];
+    nodes.lab.wait_established(&running, Duration::from_secs(60));
+    let inventory = nodes.inventory.clone();
+    let output = nodes.verify_args("json", "netns", &inventory, &["--current", current.to_str().unwrap()]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output.stderr)));
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let w2 = lines_of(&report, "w2");
+    assert_eq!(w2[0], "node label `rack` | a | - | Calico Node (--current)", "{w2:#?}");
+    assert!(w2.iter().any(|line| line.starts_with("sessions session Node_10_0_0_1 | Established | - |")), "{w2:#?}");
+    // w1 has what its rule implies: no Node drift, only the route to w2's block it misses.
+    let w1 = lines_of(&report, "w1");
+    assert!(w1.iter().all(|line| !line.starts_with("node ")), "{w1:#?}");
+    let human = text(&nodes.verify_args("human", "netns", &inventory, &["--current", current.to_str().unwrap()]).stdout);
+    assert!(human.contains("  node:\n    - Calico Node (--current): label `rack`: missing, expected `a`"), "{human}");
 }

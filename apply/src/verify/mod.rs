@@ -4,13 +4,16 @@
 //! includes, from `/etc/calico/confd/config`), BIRD's sessions (`birdcl show protocols` on
 //! calico-node's socket) and the kernel's routes, and compares them with what the intent
 //! compiles to: `bird-calico.cfg` (BGP-semantically, [`bird_config`]), the sessions `calplan
-//! status` predicts, and `nodes/<node>/routes`. Every difference is reported with where it is.
+//! status` predicts, and `nodes/<node>/routes`. With Calico's resources in `--current`, each
+//! node's `Node` resource is compared with what the intent (its node rules and reflectors) says
+//! it should hold ([`node_resources`]). Every difference is reported with where it is.
 //!
 //! The comparison ([`compare`]) is pure: live texts in, differences out. Reading goes through
 //! apply's transports (ssh, netns), nodes in parallel with a bound. Read-only: nothing on a node
 //! is changed.
 
 pub mod bird_config;
+pub mod node_resources;
 
 use crate::observe::parse_protocols;
 use crate::transport::{Host, Inventory, Transport};
@@ -58,7 +61,7 @@ pub struct Live {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Difference {
-    /// `render`, `sessions` or `routes`.
+    /// `node` (the Calico `Node` resource), `render`, `sessions` or `routes`.
     pub area: &'static str,
     /// What differs: `protocol Mesh_10_0_0_2`, `function calico_aggr`, `router id`, a session, a route.
     pub subject: String,
@@ -395,7 +398,7 @@ impl Report {
                 continue;
             }
             let _ = writeln!(out, "\n{}: {}", node.node, plural(node.differences.len(), "difference"));
-            for area in ["render", "sessions", "routes"] {
+            for area in ["node", "render", "sessions", "routes"] {
                 let of_area: Vec<&Difference> = node.differences.iter().filter(|difference| difference.area == area).collect();
                 if of_area.is_empty() {
                     continue;

@@ -318,6 +318,7 @@ pub fn from_resources(resources: &ResourceSet, base: &Model) -> (Model, Vec<Stri
         node_agent: base.node_agent,
         installation: base.installation,
         autodetection: base.autodetection.clone(),
+        node_rules: Default::default(),
         service_cluster_ips,
         max_pods_per_node: base.max_pods_per_node.clone(),
         bgp,

@@ -14,9 +14,10 @@ pub mod graph_render;
 pub mod ipam;
 pub mod lower;
 pub mod model;
+pub mod node_rules;
 pub mod ownership;
 pub mod rules;
 
 pub use analysis::Analysis;
-pub use lower::lower;
+pub use lower::{lower, lower_with_cluster};
 pub use model::*;

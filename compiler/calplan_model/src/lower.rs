@@ -21,10 +21,24 @@ pub const ROUTE_REFLECTOR_LABEL: &str = "route-reflector";
 /// The label naming a reflector's cluster, when several clusters serve different clients.
 pub const ROUTE_REFLECTOR_CLUSTER_LABEL: &str = "route-reflector-cluster";
 
+mod node_rules;
+
 /// Lowers a parsed intent. `source` is the intent's text, used to point inside quoted values.
 pub fn lower(file: FileId, source: &str, intent: &intent::IntentFile, diagnostics: &mut Diagnostics) -> Model {
+    lower_with_cluster(file, source, intent, &crate::node_rules::ClusterNodes::default(), diagnostics)
+}
+
+/// Lowers a parsed intent with the nodes read from the cluster, which join the intent's own
+/// and to which its `nodeRules` apply (see `crate::node_rules`).
+pub fn lower_with_cluster(
+    file: FileId,
+    source: &str,
+    intent: &intent::IntentFile,
+    cluster: &crate::node_rules::ClusterNodes,
+    diagnostics: &mut Diagnostics,
+) -> Model {
     let mut lowerer = Lowerer { file, source, diagnostics, node_ids: HashMap::new(), release: Release::DEFAULT };
-    lowerer.model(intent)
+    lowerer.model(intent, cluster)
 }
 
 struct Lowerer<'a> {
@@ -41,7 +55,7 @@ impl Lowerer<'_> {
         self.diagnostics.push(diagnostic);
     }
 
-    fn model(&mut self, intent: &intent::IntentFile) -> Model {
+    fn model(&mut self, intent: &intent::IntentFile, cluster: &crate::node_rules::ClusterNodes) -> Model {
         let spec = &intent.spec;
         self.name(&intent.metadata.name, "cluster");
         let calico_version = self.calico_version(spec.calico_version.as_ref(), intent.metadata.name.span);
@@ -64,6 +78,9 @@ impl Lowerer<'_> {
                 nodes.push(lowered);
             }
         }
+        // Then the cluster's, and the rules for all of them.
+        let mut node_rules = self.cluster_nodes(intent, cluster, &mut nodes);
+        self.apply_node_rules(&spec.node_rules, &autodetection, &mut nodes, &mut node_rules);
         let default_bgp = intent::Bgp {
             as_number: None,
             node_to_node_mesh: None,
@@ -96,7 +113,7 @@ impl Lowerer<'_> {
                 .unwrap_or(intent.metadata.name.span)
         });
         let bgp = self.bgp(bgp_syntax, bgp_span);
-        let route_reflector_clusters = self.route_reflectors(&bgp_syntax.route_reflectors, &mut nodes);
+        let route_reflector_clusters = self.route_reflectors(&bgp_syntax.route_reflectors, &mut nodes, &mut node_rules);
         let filters: Vec<BgpFilter> = bgp_syntax.filters.iter().filter_map(|filter| self.filter(filter)).collect();
         let filter_names: Vec<String> = bgp_syntax.filters.iter().map(|filter| filter.name.value.clone()).collect();
         let peers = bgp_syntax.peers.iter().filter_map(|peer| self.peer(peer, &filter_names)).collect();
@@ -126,6 +143,7 @@ impl Lowerer<'_> {
             routers: routers.collect(),
             generates_peers: true,
             allow: spec.allow.iter().map(|entry| AllowEntry { rule: entry.rule.clone(), reason: entry.reason.clone() }).collect(),
+            node_rules,
         }
     }
 
@@ -593,7 +611,12 @@ impl Lowerer<'_> {
 
     /// Resolves `bgp.routeReflectors` and gathers the clusters nodes declare literally; marks
     /// every reflector with its cluster ID and the labels the generated BGPPeers select on.
-    fn route_reflectors(&mut self, clusters: &[intent::RouteReflectorCluster], nodes: &mut [Node]) -> Vec<RouteReflectorCluster> {
+    fn route_reflectors(
+        &mut self,
+        clusters: &[intent::RouteReflectorCluster],
+        nodes: &mut [Node],
+        node_rules: &mut crate::node_rules::NodeRules,
+    ) -> Vec<RouteReflectorCluster> {
         let mut resolved = Vec::new();
         let mut assigned: HashMap<NodeId, Span> = HashMap::new();
         for cluster in clusters {
@@ -617,6 +640,23 @@ impl Lowerer<'_> {
                 }
                 assigned.insert(id.value, name.span);
                 members.push(id);
+            }
+            if let Some(selection) = &cluster.reflectors {
+                node_rules.chosen_by_rule.insert(cluster_id.value);
+                for id in self.chosen_reflectors(selection, cluster_id.value, nodes, node_rules) {
+                    if let Some(earlier) = assigned.get(&id.value) {
+                        let name = &nodes[id.value.0 as usize].name.value;
+                        self.report(
+                            Diagnostic::new(&REFLECTOR_LISTED_TWICE, id.span, format!("node `{name}` is chosen as a reflector twice"))
+                                .label("chosen again by this selection")
+                                .secondary(*earlier, "first chosen here")
+                                .help("a node reflects routes for one cluster ID; make the clusters' reflector selectors exclusive"),
+                        );
+                        continue;
+                    }
+                    assigned.insert(id.value, id.span);
+                    members.push(id);
+                }
             }
             resolved.push(RouteReflectorCluster {
                 cluster_id,
@@ -1181,13 +1221,13 @@ fn is_hostname(text: &str) -> bool {
     is_dns_subdomain(&text.to_lowercase())
 }
 
-fn is_label_name(text: &str) -> bool {
+pub(crate) fn is_label_name(text: &str) -> bool {
     static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
     let pattern = PATTERN.get_or_init(|| regex::Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$").expect("valid regex"));
     text.len() <= 63 && pattern.is_match(text)
 }
 
-fn label_key_problem(key: &str) -> Option<String> {
+pub(crate) fn label_key_problem(key: &str) -> Option<String> {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),

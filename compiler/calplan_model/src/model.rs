@@ -55,6 +55,8 @@ pub struct Model {
     /// `spec.allow`: rules whose findings the intent accepts, as written (resolving the names
     /// and applying them is `calplan_validate::levels`').
     pub allow: Vec<AllowEntry>,
+    /// `spec.nodeRules` and what they did to each node (`crate::node_rules`).
+    pub node_rules: crate::node_rules::NodeRules,
 }
 
 /// One entry of `spec.allow`.
@@ -448,6 +450,11 @@ impl Model {
 
     pub fn node_by_name(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|node| *node.name == name)
+    }
+
+    /// The address autodetection calico-node runs on a node: a rule's, else the cluster's.
+    pub fn node_autodetection(&self, node: NodeId) -> &Autodetection {
+        self.node_rules.autodetection.get(&node).unwrap_or(&self.autodetection)
     }
 
     /// The AS a node speaks: its own, else the cluster's.

@@ -529,53 +529,76 @@ impl Planner<'_> {
                     }
                 }
                 Phase::Nodes => {
-                    // 6. Nodes.
-                    {
-                        let nodes: Vec<CalicoNode> = desired.nodes().cloned().collect();
-                        let mut disruption = Vec::new();
-                        for node in &nodes {
-                            let live = current.get(ResourceKind::Node, &node.metadata.name);
-                            let live_bgp = live.and_then(|r| match r {
-                                Resource::Node(n) => n.spec.bgp.clone(),
-                                _ => None,
+                    // 6. Nodes: new reflectors first, then the nodes that move to them, then
+                    // reflectors that retire (see `node_groups`).
+                    let nodes: Vec<CalicoNode> = desired.nodes().cloned().collect();
+                    let mut disruption: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                    for node in &nodes {
+                        let live = current.get(ResourceKind::Node, &node.metadata.name);
+                        let live_bgp = live.and_then(|r| match r {
+                            Resource::Node(n) => n.spec.bgp.clone(),
+                            _ => None,
+                        });
+                        let wanted_bgp = node.spec.bgp.clone().unwrap_or_default();
+                        let live_id = cluster_id_of(&live_bgp);
+                        let wanted_id = wanted_bgp.route_reflector_cluster_id.clone();
+                        let said = disruption.entry(node.metadata.name.clone()).or_default();
+                        if live.is_some() && live_id != wanted_id {
+                            said.push(match (&live_id, &wanted_id) {
+                                (None, Some(id)) => format!(
+                                    "`{}` becomes a route reflector (cluster {id}) and leaves the mesh: its sessions are replaced",
+                                    node.metadata.name
+                                ),
+                                (Some(id), None) => format!(
+                                    "`{}` stops reflecting for cluster {id}: its reflector sessions are replaced",
+                                    node.metadata.name
+                                ),
+                                (Some(old), Some(new)) => format!(
+                                    "`{}` moves from cluster {old} to {new}: every session of its clients resets",
+                                    node.metadata.name
+                                ),
+                                (None, None) => String::new(),
                             });
-                            let wanted_bgp = node.spec.bgp.clone().unwrap_or_default();
-                            let id = |bgp: &Option<NodeBgpSpec>| {
-                                bgp.as_ref().and_then(|b| b.route_reflector_cluster_id.clone()).filter(|id| !id.is_empty())
-                            };
-                            let live_id = id(&live_bgp);
-                            let wanted_id = wanted_bgp.route_reflector_cluster_id.clone();
-                            if live.is_some() && live_id != wanted_id {
-                                disruption.push(match (&live_id, &wanted_id) {
-                                    (None, Some(id)) => format!(
-                                        "`{}` becomes a route reflector (cluster {id}) and leaves the mesh: its sessions are replaced",
-                                        node.metadata.name
-                                    ),
-                                    (Some(id), None) => format!(
-                                        "`{}` stops reflecting for cluster {id}: its reflector sessions are replaced",
-                                        node.metadata.name
-                                    ),
-                                    (Some(old), Some(new)) => format!(
-                                        "`{}` moves from cluster {old} to {new}: every session of its clients resets",
-                                        node.metadata.name
-                                    ),
-                                    (None, None) => String::new(),
-                                });
-                            }
-                            let live_as = live_bgp.as_ref().and_then(|b| b.as_number);
-                            if live.is_some() && live_as != wanted_bgp.as_number {
-                                disruption.push(format!("`{}` changes AS number: all its sessions reset", node.metadata.name));
-                            }
                         }
-                        let mut step = Step::new(
-                            "Nodes",
-                            "node labels, route-reflector cluster IDs, AS numbers and addresses change once the peerings that replace their sessions exist",
-                        );
-                        if !disruption.is_empty() {
-                            step = step.disruption(disruption.join("; "));
+                        let live_as = live_bgp.as_ref().and_then(|b| b.as_number);
+                        if live.is_some() && live_as != wanted_bgp.as_number {
+                            said.push(format!("`{}` changes AS number: all its sessions reset", node.metadata.name));
+                        }
+                    }
+                    let groups = node_groups(&current, &nodes);
+                    let split = groups.iter().filter(|(_, members)| !members.is_empty()).count() > 1;
+                    for (group, members) in groups {
+                        if members.is_empty() {
+                            continue;
+                        }
+                        let (title, why) = match (split, group) {
+                            (false, _) => (
+                                "Nodes",
+                                "node labels, route-reflector cluster IDs, AS numbers and addresses change once the peerings that replace their sessions exist",
+                            ),
+                            (true, NodeGroup::NewReflectors) => (
+                                "Reflector nodes",
+                                "nodes that become route reflectors (or change cluster) first, so that their sessions exist before any client moves to them",
+                            ),
+                            (true, NodeGroup::Others) => (
+                                "Nodes",
+                                "node labels, AS numbers and addresses change once the reflectors they move to have their sessions",
+                            ),
+                            (true, NodeGroup::RetiringReflectors) => {
+                                ("Retiring reflectors", "reflectors that stop reflecting go last, once no client depends on them")
+                            }
+                        };
+                        let mut step = Step::new(title, why);
+                        let said: Vec<String> = members
+                            .iter()
+                            .flat_map(|node| disruption.get(&node.metadata.name).cloned().unwrap_or_default())
+                            .filter(|text| !text.is_empty())
+                            .collect();
+                        if !said.is_empty() {
+                            step = step.disruption(said.join("; "));
                         }
                         self.stage(step, move |state| {
-                            for node in &nodes {
+                            for node in &members {
                                 let live = state.get(ResourceKind::Node, &node.metadata.name).cloned();
                                 state.insert(diff::merged(live.as_ref(), &Resource::Node(node.clone())));
                             }
@@ -1354,4 +1377,45 @@ mod phase_tests {
         assert_eq!(order.first(), Some(&Phase::Pin));
         assert_eq!(order.last(), Some(&Phase::Unpin));
     }
+}
+
+/// The order nodes change in within the nodes phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum NodeGroup {
+    /// Nodes that become reflectors or change cluster: their sessions must exist before any
+    /// client's labels move it to them.
+    NewReflectors,
+    Others,
+    /// Reflectors that stop reflecting: only once no client depends on them.
+    RetiringReflectors,
+}
+
+fn cluster_id_of(bgp: &Option<NodeBgpSpec>) -> Option<String> {
+    bgp.as_ref().and_then(|b| b.route_reflector_cluster_id.clone()).filter(|id| !id.is_empty())
+}
+
+/// The desired nodes by [`NodeGroup`], in that order.
+fn node_groups(current: &ResourceSet, nodes: &[CalicoNode]) -> Vec<(NodeGroup, Vec<CalicoNode>)> {
+    let mut groups: BTreeMap<NodeGroup, Vec<CalicoNode>> =
+        [NodeGroup::NewReflectors, NodeGroup::Others, NodeGroup::RetiringReflectors].into_iter().map(|group| (group, Vec::new())).collect();
+    for node in nodes {
+        let live_resource = current.get(ResourceKind::Node, &node.metadata.name);
+        // A node the stage would leave as it is belongs to no group.
+        if live_resource.is_some_and(|live| diff::merged(Some(live), &Resource::Node(node.clone())) == *live) {
+            continue;
+        }
+        let live = live_resource.and_then(|resource| match resource {
+            Resource::Node(live) => live.spec.bgp.clone(),
+            _ => None,
+        });
+        let live_id = cluster_id_of(&live);
+        let wanted_id = cluster_id_of(&node.spec.bgp);
+        let group = match (&live_id, &wanted_id) {
+            (_, Some(_)) if live_id != wanted_id => NodeGroup::NewReflectors,
+            (Some(_), None) => NodeGroup::RetiringReflectors,
+            _ => NodeGroup::Others,
+        };
+        groups.get_mut(&group).expect("every group").push(node.clone());
+    }
+    groups.into_iter().collect()
 }

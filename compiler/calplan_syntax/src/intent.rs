@@ -58,9 +58,15 @@ pub struct Spec {
     /// Calico IP pools.
     #[serde(default)]
     pub pools: Vec<Pool>,
-    /// The cluster's nodes.
+    /// The cluster's nodes. Optional: with `nodeRules`, or with nodes read from the cluster
+    /// (`--current`, `--nodes`), an entry here pins facts of one node (an address, a label)
+    /// and works offline.
     #[serde(default)]
     pub nodes: Vec<Node>,
+    /// Rules for the nodes selectors match: AS number, labels, route-reflector cluster ID and
+    /// address autodetection, for nodes listed here and nodes read from the cluster alike.
+    #[serde(default)]
+    pub node_rules: Vec<crate::node_rules::NodeRule>,
     /// Hosts and routers outside the cluster that need routes to pods and services.
     #[serde(default)]
     pub routers: Vec<Router>,
@@ -365,8 +371,11 @@ pub struct RouteReflectorCluster {
     /// The cluster ID in IPv4 form, typically an unused address such as `244.0.0.1`.
     #[serde(rename = "clusterID")]
     pub cluster_id: Spanned<String>,
-    /// The nodes that reflect routes in this cluster.
+    /// The nodes that reflect routes in this cluster, by name.
+    #[serde(default)]
     pub nodes: Vec<Spanned<String>>,
+    /// Reflectors chosen by rule: a selector, a count, and a label to count per value of.
+    pub reflectors: Option<crate::node_rules::ReflectorSelection>,
     /// The nodes that peer with these reflectors (a Calico selector); default `all()`.
     pub clients: Option<Spanned<String>>,
 }

@@ -7,6 +7,7 @@
 pub mod de;
 pub mod intent;
 pub mod json;
+pub mod node_rules;
 mod parse;
 pub mod rules;
 pub mod schema;

@@ -13,6 +13,7 @@ pub mod etcd_layout;
 pub mod ip_routes;
 pub mod ipam_blocks;
 pub mod kubernetes;
+pub mod node_inventory;
 mod table;
 pub mod validate;
 pub mod workloads;

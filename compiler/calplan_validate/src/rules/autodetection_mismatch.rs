@@ -1,5 +1,5 @@
 use super::{SHOW_AT_MOST, count};
-use calplan_diagnostics::{Diagnostic, Diagnostics, declare_rule};
+use calplan_diagnostics::{Diagnostic, Diagnostics, Spanned, declare_rule};
 use calplan_model::autodetect::{self, Detection, Family};
 use calplan_model::{Analysis, AutodetectionMethod, CanReachTarget, Interface, Model, Node};
 use ipnet::{IpNet, Ipv4Net};
@@ -45,11 +45,27 @@ struct Mismatch<'a> {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
-    let method = model.autodetection.ipv4.as_ref().map_or(AutodetectionMethod::FirstFound, |method| method.value.clone());
+    // Nodes are judged by the method calico-node runs on each: a node rule's, else the
+    // cluster's; one pass per method.
+    let mut by_method: Vec<(Option<&Spanned<AutodetectionMethod>>, Vec<&Node>)> = Vec::new();
+    for node in &model.nodes {
+        let written = model.node_autodetection(node.id).ipv4.as_ref();
+        match by_method.iter_mut().find(|(method, _)| *method == written) {
+            Some((_, nodes)) => nodes.push(node),
+            None => by_method.push((written, vec![node])),
+        }
+    }
+    for (written, nodes) in by_method {
+        check_method(model, written, &nodes, diagnostics);
+    }
+}
+
+fn check_method(model: &Model, written: Option<&Spanned<AutodetectionMethod>>, nodes: &[&Node], diagnostics: &mut Diagnostics) {
+    let method = written.map_or(AutodetectionMethod::FirstFound, |method| method.value.clone());
     // Grouped by the interface picked instead, or by why nothing is found.
     let mut mismatches: BTreeMap<String, Vec<Mismatch>> = BTreeMap::new();
     let mut failures: BTreeMap<String, Vec<Mismatch>> = BTreeMap::new();
-    for node in &model.nodes {
+    for node in nodes.iter().copied() {
         let (Some(interfaces), Some(expected)) = (&node.interfaces, &node.ipv4_address) else {
             continue;
         };
@@ -67,19 +83,27 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         }
     }
     for (interface, group) in &mismatches {
-        diagnostics.push(mismatch(model, &method, interface, group));
+        diagnostics.push(mismatch(model, written, &method, interface, group));
     }
     for (reason, group) in &failures {
-        diagnostics.push(failure(model, &method, reason, group));
+        diagnostics.push(failure(model, written, &method, reason, group));
     }
 }
 
 /// How the message names the method: as written, or as calico-node's default.
-fn method_phrase(model: &Model, method: &AutodetectionMethod) -> String {
-    if model.autodetection.ipv4.is_some() {
+fn method_phrase(written: Option<&Spanned<AutodetectionMethod>>, method: &AutodetectionMethod) -> String {
+    if written.is_some() {
         format!("`{method}`")
     } else {
         "`first-found`, calico-node's default when `nodeAddressAutodetection.ipv4` is unset,".to_string()
+    }
+}
+
+/// What a secondary label says of the method: the cluster's, or a node rule's.
+fn method_scope(model: &Model, written: &Spanned<AutodetectionMethod>) -> String {
+    match model.node_rules.rules.iter().find(|rule| rule.autodetection.ipv4.as_ref().is_some_and(|method| method.span == written.span)) {
+        Some(rule) => format!("the method, for the nodes of rule `{}`", rule.name.value),
+        None => "the method, for every node".to_string(),
     }
 }
 
@@ -90,12 +114,18 @@ fn and_more(group: &[Mismatch]) -> String {
     }
 }
 
-fn mismatch(model: &Model, method: &AutodetectionMethod, interface: &str, group: &[Mismatch]) -> Diagnostic {
+fn mismatch(
+    model: &Model,
+    written: Option<&Spanned<AutodetectionMethod>>,
+    method: &AutodetectionMethod,
+    interface: &str,
+    group: &[Mismatch],
+) -> Diagnostic {
     let first = &group[0];
     let address_span = first.node.ipv4_address.as_ref().map_or(first.node.name.span, |address| address.span);
     let message = format!(
         "{} would detect {} on `{interface}` for node `{}`, not its `ipv4Address` {}{}",
-        method_phrase(model, method),
+        method_phrase(written, method),
         first.detected,
         first.node.name.value,
         first.expected,
@@ -125,36 +155,42 @@ fn mismatch(model: &Model, method: &AutodetectionMethod, interface: &str, group:
         };
         diagnostic = diagnostic.secondary(picked.span, why);
     }
-    if let Some(written) = &model.autodetection.ipv4 {
-        diagnostic = diagnostic.secondary(written.span, "the method, for every node");
+    if let Some(written) = written {
+        diagnostic = diagnostic.secondary(written.span, method_scope(model, written));
     }
     for other in group.iter().skip(1).take(SHOW_AT_MOST - 1) {
         if let Some(address) = &other.node.ipv4_address {
             diagnostic = diagnostic.secondary(address.span, format!("and node `{}` ({})", other.node.name.value, other.detected));
         }
     }
-    diagnostic.help(help(model, group))
+    diagnostic.help(help(model, written, group))
 }
 
-fn failure(model: &Model, method: &AutodetectionMethod, reason: &str, group: &[Mismatch]) -> Diagnostic {
+fn failure(
+    model: &Model,
+    written: Option<&Spanned<AutodetectionMethod>>,
+    method: &AutodetectionMethod,
+    reason: &str,
+    group: &[Mismatch],
+) -> Diagnostic {
     let first = &group[0];
     let address_span = first.node.ipv4_address.as_ref().map_or(first.node.name.span, |address| address.span);
     let message = format!(
         "{} finds no address on node `{}`{}: calico-node would exit with `failed to autodetect an IPv4 address`",
-        method_phrase(model, method),
+        method_phrase(written, method),
         first.node.name.value,
         and_more(group)
     );
     let mut diagnostic = Diagnostic::new(&RULE, address_span, message).label(reason.to_string());
-    if let Some(written) = &model.autodetection.ipv4 {
-        diagnostic = diagnostic.secondary(written.span, "the method, for every node");
+    if let Some(written) = written {
+        diagnostic = diagnostic.secondary(written.span, method_scope(model, written));
     }
-    diagnostic.help(help(model, group))
+    diagnostic.help(help(model, written, group))
 }
 
 /// Methods that pick the right address: checked on every node of the group, or on the first
 /// when none fits them all.
-fn help(model: &Model, group: &[Mismatch]) -> String {
+fn help(model: &Model, written: Option<&Spanned<AutodetectionMethod>>, group: &[Mismatch]) -> String {
     let first = &group[0];
     let candidates = suggestions(model, first);
     let picks_right = |method: &AutodetectionMethod, mismatch: &Mismatch| {
@@ -173,7 +209,7 @@ fn help(model: &Model, group: &[Mismatch]) -> String {
     } else {
         (for_all, format!("on these {} nodes", group.len()))
     };
-    let default_note = if model.autodetection.ipv4.is_none() { "calico-node uses `first-found` when no method is set; " } else { "" };
+    let default_note = if written.is_none() { "calico-node uses `first-found` when no method is set; " } else { "" };
     match fitting.as_slice() {
         [] if holder(first.interfaces, first.expected).is_none() => format!(
             "{} is on none of node `{}`'s interfaces: correct its `ipv4Address` or its interface inventory",

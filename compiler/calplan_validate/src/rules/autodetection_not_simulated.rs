@@ -1,7 +1,6 @@
-use calplan_diagnostics::{Diagnostic, Diagnostics, declare_rule};
+use calplan_diagnostics::{Diagnostic, Diagnostics, Spanned, declare_rule};
 use calplan_model::autodetect::{self, Detection, Family};
 use calplan_model::{Analysis, AutodetectionMethod, CanReachTarget};
-use std::collections::BTreeMap;
 
 declare_rule! {
     /// ## What it does
@@ -24,20 +23,22 @@ declare_rule! {
 
 pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let model = &analysis.model;
-    let Some(method) = &model.autodetection.ipv4 else {
-        return;
-    };
-    // The reason is the method's, not the node's: one diagnostic for every node it concerns.
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    // The reason is the method's, not the node's: one diagnostic per method (the cluster's, or
+    // a node rule's) and reason for every node it concerns.
+    let mut reasons: Vec<(&Spanned<AutodetectionMethod>, String, usize)> = Vec::new();
     for node in &model.nodes {
+        let Some(method) = &model.node_autodetection(node.id).ipv4 else { continue };
         let (Some(interfaces), Some(_)) = (&node.interfaces, &node.ipv4_address) else {
             continue;
         };
         if let Detection::CannotSimulate { reason } = autodetect::detect(&method.value, interfaces, Family::V4) {
-            *reasons.entry(reason).or_default() += 1;
+            match reasons.iter_mut().find(|(known, known_reason, _)| known.span == method.span && *known_reason == reason) {
+                Some((_, _, count)) => *count += 1,
+                None => reasons.push((method, reason, 1)),
+            }
         }
     }
-    for (reason, nodes) in reasons {
+    for (method, reason, nodes) in reasons {
         let check_by_hand = match &method.value {
             AutodetectionMethod::KubernetesInternalIp => "check that each Kubernetes Node's `InternalIP` is its `ipv4Address`".to_string(),
             AutodetectionMethod::CanReach(CanReachTarget::Address(destination)) => {

@@ -24,6 +24,8 @@ mod load_balancer_pool_conflict;
 mod network_or_broadcast_address;
 mod next_hop_not_on_link;
 mod no_bgp_peering;
+mod node_rule_conflict;
+mod node_rule_selects_no_node;
 mod node_without_address;
 mod overlapping_prefixes;
 mod peer_configures_no_session;
@@ -42,6 +44,7 @@ mod routes_not_propagated;
 pub(crate) mod rule_not_allowable;
 mod selector_matches_nothing;
 mod session_not_established;
+mod too_few_reflectors;
 mod unencapsulated_across_subnets;
 pub(crate) mod unknown_rule;
 pub(crate) mod unused_allow;
@@ -74,9 +77,12 @@ pub static CHECKS: &[Check] = &[
     full_mesh_too_large::check,
     route_reflector_without_address::check,
     selector_matches_nothing::check,
+    too_few_reflectors::check,
     autodetection_mismatch::check,
     autodetection_not_simulated::check,
     node_without_address::check,
+    node_rule_conflict::check,
+    node_rule_selects_no_node::check,
     next_hop_not_on_link::check,
     route_destination_empty::check,
     route_of_other_family::check,
@@ -110,9 +116,12 @@ pub static ALL: &[&Rule] = &[
     &full_mesh_too_large::RULE,
     &route_reflector_without_address::RULE,
     &selector_matches_nothing::RULE,
+    &too_few_reflectors::RULE,
     &autodetection_mismatch::RULE,
     &autodetection_not_simulated::RULE,
     &node_without_address::RULE,
+    &node_rule_conflict::RULE,
+    &node_rule_selects_no_node::RULE,
     &next_hop_not_on_link::RULE,
     &route_destination_empty::RULE,
     &route_of_other_family::RULE,

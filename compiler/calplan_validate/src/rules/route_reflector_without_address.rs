@@ -27,7 +27,10 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
     let cluster_uses_ipv4 = model.nodes.iter().any(|node| node.ipv4().is_some());
     let unreadable = nodes_with_unreadable_address(model, diagnostics);
     for cluster in &model.route_reflector_clusters {
-        if cluster.nodes.is_empty() {
+        // Reflectors chosen by rule among nodes nobody has read yet (a rules-only intent checked
+        // offline) are not missing.
+        let chosen_later = model.node_rules.chosen_by_rule.contains(&cluster.cluster_id.value) && !model.node_rules.nodes_known;
+        if cluster.nodes.is_empty() && !chosen_later {
             diagnostics.push(
                 Diagnostic::new(&RULE, cluster.span, format!("route-reflector cluster `{}` has no reflector", cluster.cluster_id.value))
                     .label("no node reflects for this cluster ID")
