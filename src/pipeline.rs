@@ -60,6 +60,8 @@ pub fn check_with_cluster(
     let parsed = calplan_syntax::parse_intent(file, text, &mut diagnostics);
     let analysis = parsed.intent.map(|intent| {
         let model = calplan_model::lower_with_cluster(file, text, &intent, cluster, &mut diagnostics);
+        // The intent's syntax tree has served: its memory goes before the analysis takes its own.
+        drop(intent);
         let analysis = Analysis::new(model, observed);
         let before = diagnostics.len();
         calplan_validate::validate(&analysis, &mut diagnostics);
@@ -73,6 +75,30 @@ pub fn check_with_cluster(
     let allow = analysis.as_ref().map_or(&[][..], |analysis| &analysis.model.allow[..]);
     let allowed = calplan_validate::levels::apply(allow, levels, &mut diagnostics);
     Checked { sources, file, analysis, diagnostics, allowed }
+}
+
+/// Checks an intent with the current state's IPAM and nodes, then plans it against that state
+/// (`calplan plan`): [`check_with_cluster`] then [`plan`], except that the analysis' session
+/// graph, which only the rules read, is freed before planning. The returned analysis has no
+/// graph: it is for the diagnostics, not for compiling.
+pub fn check_and_plan(
+    name: &str,
+    text: String,
+    levels: &CommandLine,
+    cluster: &ClusterNodes,
+    intent: calplan_plan::plan::Fingerprint,
+    loaded: &crate::current::Loaded,
+) -> (Checked, Result<Option<calplan_plan::plan::Plan>, calplan_plan::planner::PlanError>) {
+    let mut checked = check_with_cluster(name, text, loaded.state.observed_ipam().as_ref(), levels, cluster);
+    if let Some(analysis) = checked.analysis.as_mut() {
+        // The planner reads the model and the resources, never the graph: at 20,000 nodes
+        // and 800,000 sessions it is the largest part of the analysis.
+        analysis.graph.graph.clear();
+        analysis.graph.graph.shrink_to_fit();
+        analysis.graph.node_vertices = Vec::new();
+    }
+    let plan = plan(&checked, intent, loaded);
+    (checked, plan)
 }
 
 /// An imported intent, checked.

@@ -270,8 +270,13 @@ impl Planner<'_> {
     fn desired(&self) -> ResourceSet {
         let mut desired = ResourceSet::default();
         for resource in self.input.desired.resources.iter() {
-            let live = self.state.get(resource.kind(), resource.name());
-            desired.insert(diff::merged(live, resource));
+            let key = (resource.kind(), resource.name().to_string());
+            let live = self.state.resources.get(&key);
+            let merged = diff::merged(live.map(|live| &**live), resource);
+            // A resource the intent leaves as it is shares the live one's memory: at 20,000
+            // nodes a copy of every Node per set is most of the plan's peak.
+            let shared = live.filter(|live| ***live == merged).cloned().unwrap_or_else(|| std::sync::Arc::new(merged));
+            desired.resources.insert(key, shared);
         }
         desired
     }
