@@ -12,6 +12,8 @@ use calplan_calico::Release;
 use calplan_calico::resources::*;
 use calplan_model::Datastore;
 use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 /// The intent text, and notes on what the intent cannot express. `reported` is the version
 /// the cluster reports (`ClusterInformation`'s `calicoVersion`, such as `v3.30.7`), if any;
@@ -114,7 +116,38 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
     spec.insert("bgp".into(), Value::Object(bgp));
     let pools: Vec<Value> = resources.pools().map(|pool| pool_value(pool, &mut notes)).collect();
     spec.insert("pools".into(), Value::Array(pools));
-    let nodes: Vec<Value> = resources.nodes().map(|node| node_value(node, resources, &mut notes)).collect();
+    let proposal = propose_node_rules(resources);
+    let nodes: Vec<Value> = resources
+        .nodes()
+        .filter(|node| !proposal.explained.contains(node.metadata.name.as_str()))
+        .map(|node| node_value(node, resources, &mut notes))
+        .collect();
+    if !proposal.rules.is_empty() {
+        notes.push(format!(
+            "{} of {} nodes follow their labels and are described by `nodeRules`; they are not listed, their facts come from the cluster (`--current` or `--nodes`) when planning",
+            proposal.explained.len(),
+            resources.nodes().count()
+        ));
+        if !proposal.unfit.is_empty() {
+            notes.push(format!(
+                "{} node{} fit no rule and {} listed in `nodes`: {}",
+                proposal.unfit.len(),
+                plural(proposal.unfit.len()),
+                if proposal.unfit.len() == 1 { "is" } else { "are" },
+                name_list(&proposal.unfit)
+            ));
+        }
+        if !proposal.kept.is_empty() {
+            notes.push(format!(
+                "{} node{} the rules describe {} listed all the same, for what only a node's entry says (a reflector's marker labels, its own BGPConfiguration, a label or address the cluster reads otherwise): {}",
+                proposal.kept.len(),
+                plural(proposal.kept.len()),
+                if proposal.kept.len() == 1 { "is" } else { "are" },
+                name_list(&proposal.kept)
+            ));
+        }
+        spec.insert("nodeRules".into(), Value::Array(proposal.rules.iter().map(ProposedRule::value).collect()));
+    }
     for configuration in resources.iter().filter_map(|resource| match resource {
         Resource::BgpConfiguration(configuration) if configuration.metadata.name != "default" => Some(configuration),
         _ => None,
@@ -127,7 +160,9 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
             ));
         }
     }
-    spec.insert("nodes".into(), Value::Array(nodes));
+    if proposal.rules.is_empty() || !nodes.is_empty() {
+        spec.insert("nodes".into(), Value::Array(nodes));
+    }
     let intent = json!({
         "apiVersion": "calplan/v1",
         "kind": "ClusterIntent",
@@ -359,4 +394,213 @@ fn node_value(node: &CalicoNode, resources: &ResourceSet, notes: &mut Vec<String
         value.insert("bgpConfiguration".into(), Value::Object(own));
     }
     Value::Object(value)
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+/// How many node names a note lists before it says how many more there are.
+const NAMES_AT_MOST: usize = 20;
+
+fn name_list(names: &[String]) -> String {
+    let mut text = names.iter().take(NAMES_AT_MOST).map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+    if names.len() > NAMES_AT_MOST {
+        text.push_str(&format!(" and {} more", names.len() - NAMES_AT_MOST));
+    }
+    text
+}
+
+/// The fewest nodes a proposed rule covers: a rule for one node says no more than the node.
+const NODES_PER_RULE_AT_LEAST: usize = 2;
+
+/// A node rule `import` proposes: the nodes whose label `key` has one of `values` all have
+/// `value` in `field`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProposedRule {
+    /// `asNumber` or `routeReflectorClusterID`.
+    pub field: &'static str,
+    pub value: String,
+    pub key: String,
+    pub values: Vec<String>,
+    pub nodes: usize,
+}
+
+impl ProposedRule {
+    fn name(&self) -> String {
+        match self.field {
+            "asNumber" => format!("as-{}", self.value),
+            _ => format!("reflector-cluster-{}", self.value),
+        }
+    }
+
+    fn selector(&self) -> String {
+        match self.values.as_slice() {
+            [value] => format!("{} == '{value}'", self.key),
+            values => format!("{} in {{{}}}", self.key, values.iter().map(|value| format!("'{value}'")).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
+    fn value(&self) -> Value {
+        let mut rule = Map::new();
+        rule.insert("name".into(), json!(self.name()));
+        rule.insert("nodeSelector".into(), json!(self.selector()));
+        match self.field {
+            "asNumber" => rule.insert("asNumber".into(), json!(self.value.parse::<u64>().unwrap_or_default())),
+            field => rule.insert(field.into(), json!(self.value)),
+        };
+        Value::Object(rule)
+    }
+}
+
+/// What [`propose_node_rules`] found.
+#[derive(Debug, Default)]
+pub struct Proposal {
+    pub rules: Vec<ProposedRule>,
+    /// The nodes the rules describe entirely, left out of `spec.nodes`.
+    pub explained: BTreeSet<String>,
+    /// The nodes with a setting no rule gives, listed in `spec.nodes` (sorted).
+    pub unfit: Vec<String>,
+    /// The nodes the rules describe that are listed all the same, for what only their own
+    /// entry can say (a reflector's marker labels, a BGPConfiguration of their own).
+    pub kept: Vec<String>,
+}
+
+/// A node's setting of one field as the lowering would read it from the cluster: `None` when
+/// unset, `Err` when it is set in a form only the node's own entry can carry.
+type Setting = Result<Option<String>, ()>;
+
+/// Node rules for the settings (`asNumber`, `routeReflectorClusterID`) the nodes' labels
+/// explain. For each field, the label key that explains it best: every value of the key whose
+/// nodes have a setting, most of them (at least two) the same one, gives them that setting;
+/// values with the same setting share a rule (`key in {…}`), and the nodes with another
+/// setting are listed with theirs (which the intent pins). The key chosen
+/// covers the most nodes, then needs the fewest rules, then sorts first. A node is left out of
+/// `spec.nodes` when the rules give it every setting it has and nothing else of it needs the
+/// intent (its addresses, labels and name read back from the cluster as they are; no marker
+/// labels of a reflector, no node BGPConfiguration). Without a rule, nothing changes.
+pub fn propose_node_rules(resources: &ResourceSet) -> Proposal {
+    let nodes: Vec<&CalicoNode> = resources.nodes().collect();
+    let settings = |field: &str, node: &CalicoNode| -> Setting {
+        let bgp = node.spec.bgp.clone().unwrap_or_default();
+        match field {
+            "asNumber" => Ok(bgp.as_number.filter(|number| number.0 != 0).map(|number| number.0.to_string())),
+            _ => match non_empty(&bgp.route_reflector_cluster_id) {
+                None => Ok(None),
+                Some(id) => id.parse::<Ipv4Addr>().map(|id| Some(id.to_string())).map_err(|_| ()),
+            },
+        }
+    };
+    let mut proposal = Proposal::default();
+    // Per node, per field: whether a rule gives it the setting.
+    let mut covered: BTreeMap<&str, BTreeSet<&'static str>> = BTreeMap::new();
+    for field in ["asNumber", "routeReflectorClusterID"] {
+        let values: Vec<Setting> = nodes.iter().map(|node| settings(field, node)).collect();
+        if !values.iter().any(|value| matches!(value, Ok(Some(_)))) {
+            continue;
+        }
+        let keys: BTreeSet<&str> = nodes
+            .iter()
+            .flat_map(|node| node.metadata.labels.keys())
+            .map(String::as_str)
+            .filter(|key| *key != "route-reflector" && *key != "route-reflector-cluster")
+            .filter(|key| calplan_model::lower::label_key_problem(key).is_none())
+            .collect();
+        let mut best: Option<((usize, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>), &str, Vec<ProposedRule>)> = None;
+        for key in keys {
+            // The settings of the nodes of each value of `key`.
+            let mut groups: BTreeMap<&str, BTreeMap<&Setting, usize>> = BTreeMap::new();
+            for (node, value) in nodes.iter().zip(&values) {
+                let Some(label) = node.metadata.labels.get(key) else { continue };
+                *groups.entry(label.as_str()).or_default().entry(value).or_default() += 1;
+            }
+            let mut by_setting: BTreeMap<&str, (Vec<String>, usize)> = BTreeMap::new();
+            for (label, counts) in &groups {
+                // A value explains a setting when most of its nodes (at least two) have it and
+                // the others have another (listed, their own value pinned): a node without
+                // the setting could not keep it unset under the rule.
+                let total: usize = counts.values().sum();
+                let Some((Ok(Some(setting)), count)) = counts.iter().max_by_key(|(setting, count)| (**count, std::cmp::Reverse(**setting)))
+                else {
+                    continue;
+                };
+                if *count < NODES_PER_RULE_AT_LEAST
+                    || 2 * count <= total
+                    || counts.keys().any(|setting| !matches!(setting, Ok(Some(_))))
+                    || !calplan_model::lower::is_label_name(label)
+                {
+                    continue;
+                }
+                let entry = by_setting.entry(setting.as_str()).or_default();
+                entry.0.push(label.to_string());
+                entry.1 += count;
+            }
+            let rules: Vec<ProposedRule> = by_setting
+                .into_iter()
+                .map(|(value, (labels, count))| ProposedRule {
+                    field,
+                    value: value.to_string(),
+                    key: key.to_string(),
+                    values: labels,
+                    nodes: count,
+                })
+                .collect();
+            let count: usize = rules.iter().map(|rule| rule.nodes).sum();
+            if rules.is_empty() || rules.len() >= count {
+                continue;
+            }
+            let labels: usize = rules.iter().map(|rule| rule.values.len()).sum();
+            // The most nodes, then the fewest rules, then the fewest label values; the first key.
+            let score = (count, std::cmp::Reverse(rules.len()), std::cmp::Reverse(labels));
+            if best.as_ref().is_none_or(|(best, _, _)| score > *best) {
+                best = Some((score, key, rules));
+            }
+        }
+        let Some((_, key, rules)) = best else { continue };
+        for (node, value) in nodes.iter().zip(&values) {
+            if let (Some(label), Ok(Some(value))) = (node.metadata.labels.get(key), value)
+                && rules.iter().any(|rule| rule.values.contains(label) && rule.value == *value)
+            {
+                covered.entry(node.metadata.name.as_str()).or_default().insert(field);
+            }
+        }
+        proposal.rules.extend(rules);
+    }
+    if proposal.rules.is_empty() {
+        return proposal;
+    }
+    for node in &nodes {
+        let name = node.metadata.name.as_str();
+        let given = covered.get(name);
+        let fits = ["asNumber", "routeReflectorClusterID"].into_iter().all(|field| match settings(field, node) {
+            Ok(None) => true,
+            Ok(Some(_)) => given.is_some_and(|fields| fields.contains(field)),
+            Err(()) => false,
+        });
+        if fits && reads_back(node, resources) {
+            proposal.explained.insert(name.to_string());
+        } else if fits {
+            proposal.kept.push(name.to_string());
+        } else {
+            proposal.unfit.push(name.to_string());
+        }
+    }
+    proposal
+}
+
+/// Whether the lowering, taking this node from the cluster, gets it exactly as it is: its name,
+/// addresses and labels as Kubernetes would accept them, no reflector's marker labels (which
+/// the intent decides) and no BGPConfiguration of its own.
+fn reads_back(node: &CalicoNode, resources: &ResourceSet) -> bool {
+    let bgp = node.spec.bgp.clone().unwrap_or_default();
+    calplan_model::lower::is_dns_subdomain(&node.metadata.name)
+        && bgp.ipv4_address.as_deref().is_none_or(|address| address.parse::<ipnet::Ipv4Net>().is_ok())
+        && bgp.ipv6_address.as_deref().is_none_or(|address| address.parse::<ipnet::Ipv6Net>().is_ok())
+        && node.metadata.labels.iter().all(|(key, value)| {
+            key != "route-reflector"
+                && key != "route-reflector-cluster"
+                && calplan_model::lower::label_key_problem(key).is_none()
+                && (value.is_empty() || calplan_model::lower::is_label_name(value))
+        })
+        && resources.node_bgp_configuration(&node.metadata.name).is_none()
 }
