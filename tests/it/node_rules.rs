@@ -129,7 +129,10 @@ fn import_proposes_rules_for_settings_that_follow_labels() {
     let imported = std::fs::read_to_string(&intent).unwrap();
     golden::assert_all(golden::check(&golden::root().join("testdata/import-racks/imported.yaml"), &imported).err().into_iter().collect());
     assert!(imported.contains("nodeSelector: rack == 'r1'\n    asNumber: 65001"), "{imported}");
-    assert!(imported.contains("nodeSelector: reflects-for == 'r3'\n    routeReflectorClusterID: \"244.0.3.1\""), "{imported}");
+    assert!(
+        imported.contains("nodeSelector: node-role == 'infra' && rack == 'r3'\n    routeReflectorClusterID: \"244.0.3.1\""),
+        "{imported}"
+    );
     assert!(!imported.contains("name: r1-n3"), "a node the rules describe is not listed:\n{imported}");
     assert!(imported.contains("- name: r3-n4\n    ipv4Address: 10.0.3.4/24\n    asNumber: 65100"), "{imported}");
     assert!(text(&output.stderr).contains("1 node fit no rule and is listed in `nodes`: `r3-n4`"), "{}", text(&output.stderr));

@@ -12,6 +12,7 @@ use calplan_calico::Release;
 use calplan_calico::resources::*;
 use calplan_model::Datastore;
 use serde_json::{Map, Value, json};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
@@ -421,6 +422,8 @@ pub struct ProposedRule {
     /// `asNumber` or `routeReflectorClusterID`.
     pub field: &'static str,
     pub value: String,
+    /// A label value every node of the rule carries besides (`node-role`, `infra`).
+    pub filter: Option<(String, String)>,
     pub key: String,
     pub values: Vec<String>,
     pub nodes: usize,
@@ -435,10 +438,21 @@ impl ProposedRule {
     }
 
     fn selector(&self) -> String {
-        match self.values.as_slice() {
+        let by_key = match self.values.as_slice() {
             [value] => format!("{} == '{value}'", self.key),
             values => format!("{} in {{{}}}", self.key, values.iter().map(|value| format!("'{value}'")).collect::<Vec<_>>().join(", ")),
+        };
+        match &self.filter {
+            Some((key, value)) => format!("{key} == '{value}' && {by_key}"),
+            None => by_key,
         }
+    }
+
+    /// Whether the rule's selector matches the node's labels.
+    fn selects(&self, node: &CalicoNode) -> bool {
+        let labels = &node.metadata.labels;
+        self.filter.as_ref().is_none_or(|(key, value)| labels.get(key) == Some(value))
+            && labels.get(&self.key).is_some_and(|label| self.values.contains(label))
     }
 
     fn value(&self) -> Value {
@@ -451,6 +465,54 @@ impl ProposedRule {
         };
         Value::Object(rule)
     }
+}
+
+/// How well a key explains a setting: nodes covered, rules (fewer is better), whether it
+/// needs no filter, label values in the selectors (fewer is better).
+type Score = (usize, Reverse<usize>, bool, Reverse<usize>);
+
+/// The rules by which `key` (among the nodes `filter` selects) explains `field`: every value of
+/// `key` whose nodes have a setting, most of them (at least two) the same one, gives them that
+/// setting; values with one setting share a rule. The others of those nodes have another
+/// setting (listed, their own pinned): a node without the setting could not keep it unset
+/// under a rule.
+fn rules_for(nodes: &[&CalicoNode], values: &[Setting], field: &'static str, filter: Option<(&str, &str)>, key: &str) -> Vec<ProposedRule> {
+    let mut groups: BTreeMap<&str, BTreeMap<&Setting, usize>> = BTreeMap::new();
+    for (node, value) in nodes.iter().zip(values) {
+        if filter.is_some_and(|(filter, wanted)| node.metadata.labels.get(filter).is_none_or(|label| label != wanted)) {
+            continue;
+        }
+        let Some(label) = node.metadata.labels.get(key) else { continue };
+        *groups.entry(label.as_str()).or_default().entry(value).or_default() += 1;
+    }
+    let mut by_setting: BTreeMap<&str, (Vec<String>, usize)> = BTreeMap::new();
+    for (label, counts) in &groups {
+        let total: usize = counts.values().sum();
+        let Some((Ok(Some(setting)), count)) = counts.iter().max_by_key(|(setting, count)| (**count, Reverse(**setting))) else {
+            continue;
+        };
+        if *count < NODES_PER_RULE_AT_LEAST
+            || 2 * count <= total
+            || counts.keys().any(|setting| !matches!(setting, Ok(Some(_))))
+            || !calplan_model::lower::is_label_name(label)
+        {
+            continue;
+        }
+        let entry = by_setting.entry(setting.as_str()).or_default();
+        entry.0.push(label.to_string());
+        entry.1 += count;
+    }
+    by_setting
+        .into_iter()
+        .map(|(value, (labels, count))| ProposedRule {
+            field,
+            value: value.to_string(),
+            filter: filter.map(|(key, label)| (key.to_string(), label.to_string())),
+            key: key.to_string(),
+            values: labels,
+            nodes: count,
+        })
+        .collect()
 }
 
 /// What [`propose_node_rules`] found.
@@ -471,14 +533,14 @@ pub struct Proposal {
 type Setting = Result<Option<String>, ()>;
 
 /// Node rules for the settings (`asNumber`, `routeReflectorClusterID`) the nodes' labels
-/// explain. For each field, the label key that explains it best: every value of the key whose
-/// nodes have a setting, most of them (at least two) the same one, gives them that setting;
-/// values with the same setting share a rule (`key in {…}`), and the nodes with another
-/// setting are listed with theirs (which the intent pins). The key chosen
-/// covers the most nodes, then needs the fewest rules, then sorts first. A node is left out of
-/// `spec.nodes` when the rules give it every setting it has and nothing else of it needs the
-/// intent (its addresses, labels and name read back from the cluster as they are; no marker
-/// labels of a reflector, no node BGPConfiguration). Without a rule, nothing changes.
+/// explain. For each field, the label key that explains it best ([`rules_for`]), possibly
+/// among the nodes of a label value only nodes with the setting carry (reflectors'
+/// `node-role=infra`): it covers the most nodes, then needs the fewest rules, then no filter,
+/// then the fewest label values, then sorts first. A node is left out of `spec.nodes` when the
+/// rules give it every setting it has and nothing else of it needs the intent (its addresses,
+/// labels and name read back from the cluster as they are; no marker labels of a reflector, no
+/// node BGPConfiguration). A rule covers at least two nodes and fewer rules than nodes: without
+/// one, the import lists every node as before.
 pub fn propose_node_rules(resources: &ResourceSet) -> Proposal {
     let nodes: Vec<&CalicoNode> = resources.nodes().collect();
     let settings = |field: &str, node: &CalicoNode| -> Setting {
@@ -506,61 +568,47 @@ pub fn propose_node_rules(resources: &ResourceSet) -> Proposal {
             .filter(|key| *key != "route-reflector" && *key != "route-reflector-cluster")
             .filter(|key| calplan_model::lower::label_key_problem(key).is_none())
             .collect();
-        let mut best: Option<((usize, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>), &str, Vec<ProposedRule>)> = None;
-        for key in keys {
-            // The settings of the nodes of each value of `key`.
-            let mut groups: BTreeMap<&str, BTreeMap<&Setting, usize>> = BTreeMap::new();
-            for (node, value) in nodes.iter().zip(&values) {
-                let Some(label) = node.metadata.labels.get(key) else { continue };
-                *groups.entry(label.as_str()).or_default().entry(value).or_default() += 1;
-            }
-            let mut by_setting: BTreeMap<&str, (Vec<String>, usize)> = BTreeMap::new();
-            for (label, counts) in &groups {
-                // A value explains a setting when most of its nodes (at least two) have it and
-                // the others have another (listed, their own value pinned): a node without
-                // the setting could not keep it unset under the rule.
-                let total: usize = counts.values().sum();
-                let Some((Ok(Some(setting)), count)) = counts.iter().max_by_key(|(setting, count)| (**count, std::cmp::Reverse(**setting)))
-                else {
-                    continue;
-                };
-                if *count < NODES_PER_RULE_AT_LEAST
-                    || 2 * count <= total
-                    || counts.keys().any(|setting| !matches!(setting, Ok(Some(_))))
-                    || !calplan_model::lower::is_label_name(label)
-                {
-                    continue;
-                }
-                let entry = by_setting.entry(setting.as_str()).or_default();
-                entry.0.push(label.to_string());
-                entry.1 += count;
-            }
-            let rules: Vec<ProposedRule> = by_setting
-                .into_iter()
-                .map(|(value, (labels, count))| ProposedRule {
-                    field,
-                    value: value.to_string(),
-                    key: key.to_string(),
-                    values: labels,
-                    nodes: count,
-                })
-                .collect();
-            let count: usize = rules.iter().map(|rule| rule.nodes).sum();
-            if rules.is_empty() || rules.len() >= count {
-                continue;
-            }
-            let labels: usize = rules.iter().map(|rule| rule.values.len()).sum();
-            // The most nodes, then the fewest rules, then the fewest label values; the first key.
-            let score = (count, std::cmp::Reverse(rules.len()), std::cmp::Reverse(labels));
-            if best.as_ref().is_none_or(|(best, _, _)| score > *best) {
-                best = Some((score, key, rules));
+        // Filters: a label value that only nodes with the setting carry (`node-role=infra` for
+        // reflectors, say), so that a key whose values also hold nodes without it can still
+        // explain it among the filtered nodes (`node-role == 'infra' && rack == 'r1'`).
+        let mut pairs: BTreeMap<(&str, &str), (usize, bool)> = BTreeMap::new();
+        for (node, value) in nodes.iter().zip(&values) {
+            for (key, label) in &node.metadata.labels {
+                let pair = pairs.entry((key.as_str(), label.as_str())).or_insert((0, true));
+                pair.0 += 1;
+                pair.1 &= matches!(value, Ok(Some(_)));
             }
         }
-        let Some((_, key, rules)) = best else { continue };
+        let filters: Vec<Option<(&str, &str)>> = std::iter::once(None)
+            .chain(
+                pairs
+                    .into_iter()
+                    .filter(|((key, label), (count, all_set))| {
+                        *all_set && *count >= NODES_PER_RULE_AT_LEAST && keys.contains(key) && calplan_model::lower::is_label_name(label)
+                    })
+                    .map(|(pair, _)| Some(pair)),
+            )
+            .collect();
+        let mut best: Option<(Score, Vec<ProposedRule>)> = None;
+        for filter in filters {
+            for key in keys.iter().copied().filter(|key| filter.is_none_or(|(filter, _)| filter != *key)) {
+                let rules = rules_for(&nodes, &values, field, filter, key);
+                let count: usize = rules.iter().map(|rule| rule.nodes).sum();
+                if rules.is_empty() || rules.len() >= count {
+                    continue;
+                }
+                let labels: usize = rules.iter().map(|rule| rule.values.len()).sum();
+                // The most nodes, then the fewest rules, then no filter, then the fewest label
+                // values; the first filter and key.
+                let score = (count, Reverse(rules.len()), filter.is_none(), Reverse(labels));
+                if best.as_ref().is_none_or(|(best, _)| score > *best) {
+                    best = Some((score, rules));
+                }
+            }
+        }
+        let Some((_, rules)) = best else { continue };
         for (node, value) in nodes.iter().zip(&values) {
-            if let (Some(label), Ok(Some(value))) = (node.metadata.labels.get(key), value)
-                && rules.iter().any(|rule| rule.values.contains(label) && rule.value == *value)
-            {
+            if rules.iter().any(|rule| rule.selects(node) && Ok(Some(rule.value.clone())) == *value) {
                 covered.entry(node.metadata.name.as_str()).or_default().insert(field);
             }
         }
