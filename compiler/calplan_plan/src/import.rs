@@ -121,7 +121,10 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
     let nodes: Vec<Value> = resources
         .nodes()
         .filter(|node| !proposal.explained.contains(node.metadata.name.as_str()))
-        .map(|node| node_value(node, resources, &mut notes))
+        .map(|node| {
+            let value = node_value(node, resources, &mut notes);
+            if proposal.kept.iter().any(|name| *name == node.metadata.name) { only_what_rules_cannot_say(value) } else { value }
+        })
         .collect();
     if !proposal.rules.is_empty() {
         notes.push(format!(
@@ -140,7 +143,7 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
         }
         if !proposal.kept.is_empty() {
             notes.push(format!(
-                "{} node{} the rules describe {} listed all the same, for what only a node's entry says (a reflector's marker labels, its own BGPConfiguration, a label or address the cluster reads otherwise): {}",
+                "{} node{} the rules describe {} listed with only what a node's entry says (a reflector's marker labels, its own BGPConfiguration): {}",
                 proposal.kept.len(),
                 plural(proposal.kept.len()),
                 if proposal.kept.len() == 1 { "is" } else { "are" },
@@ -521,9 +524,10 @@ pub struct Proposal {
     pub rules: Vec<ProposedRule>,
     /// The nodes the rules describe entirely, left out of `spec.nodes`.
     pub explained: BTreeSet<String>,
-    /// The nodes with a setting no rule gives, listed in `spec.nodes` (sorted).
+    /// The nodes with a setting no rule gives (or that the cluster cannot give as they are),
+    /// listed in full in `spec.nodes` (sorted).
     pub unfit: Vec<String>,
-    /// The nodes the rules describe that are listed all the same, for what only their own
+    /// The nodes the rules describe that are listed all the same, with only what their own
     /// entry can say (a reflector's marker labels, a BGPConfiguration of their own).
     pub kept: Vec<String>,
 }
@@ -625,30 +629,50 @@ pub fn propose_node_rules(resources: &ResourceSet) -> Proposal {
             Ok(Some(_)) => given.is_some_and(|fields| fields.contains(field)),
             Err(()) => false,
         });
-        if fits && reads_back(node, resources) {
-            proposal.explained.insert(name.to_string());
-        } else if fits {
+        if !fits || !reads_back(node) {
+            proposal.unfit.push(name.to_string());
+        } else if needs_entry(node, resources) {
             proposal.kept.push(name.to_string());
         } else {
-            proposal.unfit.push(name.to_string());
+            proposal.explained.insert(name.to_string());
         }
     }
     proposal
 }
 
-/// Whether the lowering, taking this node from the cluster, gets it exactly as it is: its name,
-/// addresses and labels as Kubernetes would accept them, no reflector's marker labels (which
-/// the intent decides) and no BGPConfiguration of its own.
-fn reads_back(node: &CalicoNode, resources: &ResourceSet) -> bool {
+/// The entry of a node the rules describe that is listed for what only its entry says: its
+/// name, a reflector's marker labels and its own BGPConfiguration. The rest (addresses, other
+/// labels) comes from the cluster, and the rules give its AS number and cluster ID.
+fn only_what_rules_cannot_say(value: Value) -> Value {
+    let Value::Object(mut entry) = value else { return value };
+    entry.retain(|field, _| ["name", "labels", "bgpConfiguration"].contains(&field.as_str()));
+    if let Some(Value::Object(labels)) = entry.get_mut("labels") {
+        labels.retain(|key, _| MARKERS.contains(&key.as_str()));
+        if labels.is_empty() {
+            entry.remove("labels");
+        }
+    }
+    Value::Object(entry)
+}
+
+/// The labels calplan sets on reflectors, which the lowering does not take from the cluster.
+const MARKERS: [&str; 2] = ["route-reflector", "route-reflector-cluster"];
+
+/// Whether the lowering, taking this node from the cluster, gets it as it is: its name,
+/// addresses and labels as Kubernetes would accept them.
+fn reads_back(node: &CalicoNode) -> bool {
     let bgp = node.spec.bgp.clone().unwrap_or_default();
     calplan_model::lower::is_dns_subdomain(&node.metadata.name)
         && bgp.ipv4_address.as_deref().is_none_or(|address| address.parse::<ipnet::Ipv4Net>().is_ok())
         && bgp.ipv6_address.as_deref().is_none_or(|address| address.parse::<ipnet::Ipv6Net>().is_ok())
         && node.metadata.labels.iter().all(|(key, value)| {
-            key != "route-reflector"
-                && key != "route-reflector-cluster"
-                && calplan_model::lower::label_key_problem(key).is_none()
-                && (value.is_empty() || calplan_model::lower::is_label_name(value))
+            calplan_model::lower::label_key_problem(key).is_none() && (value.is_empty() || calplan_model::lower::is_label_name(value))
         })
-        && resources.node_bgp_configuration(&node.metadata.name).is_none()
+}
+
+/// Whether a node needs its own entry although the rules describe it: a reflector's marker
+/// labels or a BGPConfiguration of its own.
+fn needs_entry(node: &CalicoNode, resources: &ResourceSet) -> bool {
+    node.metadata.labels.keys().any(|key| MARKERS.contains(&key.as_str()))
+        || resources.node_bgp_configuration(&node.metadata.name).is_some()
 }
