@@ -7,6 +7,9 @@
 //!
 //! Everything is written in its literal form: route reflectors by their nodes'
 //! `routeReflectorClusterID`, every BGPPeer as it is, including what Calico made of a YAML tag.
+//! Nodes are the exception: where their AS numbers and cluster IDs follow their labels,
+//! [`propose_node_rules`] writes `nodeRules` instead, and the nodes the rules describe are not
+//! listed (`plan` takes them from the cluster).
 
 use calplan_calico::Release;
 use calplan_calico::resources::*;
