@@ -126,7 +126,7 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
         .filter(|node| !proposal.explained.contains(node.metadata.name.as_str()))
         .map(|node| {
             let value = node_value(node, resources, &mut notes);
-            if proposal.kept.iter().any(|name| *name == node.metadata.name) { only_what_rules_cannot_say(value) } else { value }
+            if proposal.kept.contains(&node.metadata.name) { only_what_rules_cannot_say(value) } else { value }
         })
         .collect();
     if !proposal.rules.is_empty() {
