@@ -586,12 +586,18 @@ pub fn propose_node_rules(resources: &ResourceSet) -> Proposal {
                 pair.1 &= matches!(value, Ok(Some(_)));
             }
         }
+        // Only a setting some nodes lack needs one.
+        let some_unset = values.iter().any(|value| !matches!(value, Ok(Some(_))));
         let filters: Vec<Option<(&str, &str)>> = std::iter::once(None)
             .chain(
                 pairs
                     .into_iter()
                     .filter(|((key, label), (count, all_set))| {
-                        *all_set && *count >= NODES_PER_RULE_AT_LEAST && keys.contains(key) && calplan_model::lower::is_label_name(label)
+                        some_unset
+                            && *all_set
+                            && *count >= NODES_PER_RULE_AT_LEAST
+                            && keys.contains(key)
+                            && calplan_model::lower::is_label_name(label)
                     })
                     .map(|(pair, _)| Some(pair)),
             )
@@ -678,4 +684,95 @@ fn reads_back(node: &CalicoNode) -> bool {
 fn needs_entry(node: &CalicoNode, resources: &ResourceSet) -> bool {
     node.metadata.labels.keys().any(|key| MARKERS.contains(&key.as_str()))
         || resources.node_bgp_configuration(&node.metadata.name).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calplan_calico::AsNumber;
+
+    fn cluster(nodes: &[(&str, &[(&str, &str)], Option<u32>, Option<&str>)]) -> ResourceSet {
+        let mut set = ResourceSet::default();
+        for (index, (name, labels, as_number, cluster_id)) in nodes.iter().enumerate() {
+            let mut metadata = ObjectMeta::named(*name);
+            metadata.labels = labels.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+            let bgp = NodeBgpSpec {
+                ipv4_address: Some(format!("10.0.0.{}/24", index + 1)),
+                as_number: as_number.map(AsNumber),
+                route_reflector_cluster_id: cluster_id.map(str::to_string),
+                ..NodeBgpSpec::default()
+            };
+            set.insert(Resource::Node(CalicoNode {
+                api_version: API_VERSION.into(),
+                kind: "Node".into(),
+                metadata,
+                spec: NodeSpec { bgp: Some(bgp), extra: Default::default() },
+            }));
+        }
+        set
+    }
+
+    fn selectors(proposal: &Proposal) -> Vec<String> {
+        proposal.rules.iter().map(|rule| format!("{} {}: {}", rule.name(), rule.selector(), rule.value)).collect()
+    }
+
+    #[test]
+    fn racks_sharing_a_setting_share_a_rule_and_an_exception_is_listed() {
+        let set = cluster(&[
+            ("a1", &[("rack", "a"), ("host", "a1")], Some(65001), None),
+            ("a2", &[("rack", "a"), ("host", "a2")], Some(65001), None),
+            ("a3", &[("rack", "a"), ("host", "a3")], Some(65009), None),
+            ("b1", &[("rack", "b"), ("host", "b1")], Some(65001), None),
+            ("b2", &[("rack", "b"), ("host", "b2")], Some(65001), None),
+            ("c1", &[("rack", "c"), ("host", "c1")], Some(65003), None),
+            ("c2", &[("rack", "c"), ("host", "c2")], Some(65003), None),
+        ]);
+        let proposal = propose_node_rules(&set);
+        assert_eq!(selectors(&proposal), ["as-65001 rack in {'a', 'b'}: 65001", "as-65003 rack == 'c': 65003"]);
+        assert_eq!(proposal.unfit, ["a3"]);
+        assert_eq!(proposal.explained.len(), 6);
+    }
+
+    #[test]
+    fn a_node_without_the_setting_keeps_its_group_from_a_rule() {
+        // Rack b has a node in the cluster's AS: a rule for rack b would move it.
+        let set = cluster(&[
+            ("a1", &[("rack", "a")], Some(65001), None),
+            ("a2", &[("rack", "a")], Some(65001), None),
+            ("b1", &[("rack", "b")], Some(65002), None),
+            ("b2", &[("rack", "b")], Some(65002), None),
+            ("b3", &[("rack", "b")], None, None),
+        ]);
+        let proposal = propose_node_rules(&set);
+        assert_eq!(selectors(&proposal), ["as-65001 rack == 'a': 65001"]);
+        assert_eq!(proposal.unfit, ["b1", "b2"]);
+        assert!(proposal.explained.contains("b3"), "b3 is not listed: no rule selects it, and it has no AS of its own");
+    }
+
+    #[test]
+    fn reflectors_are_picked_out_by_a_label_only_they_carry() {
+        let set = cluster(&[
+            ("a1", &[("rack", "a"), ("role", "infra")], None, Some("244.0.0.1")),
+            ("a2", &[("rack", "a"), ("role", "infra")], None, Some("244.0.0.1")),
+            ("a3", &[("rack", "a")], None, None),
+            ("b1", &[("rack", "b"), ("role", "infra")], None, Some("244.0.0.2")),
+            ("b2", &[("rack", "b"), ("role", "infra")], None, Some("244.0.0.2")),
+            ("b3", &[("rack", "b")], None, None),
+        ]);
+        let proposal = propose_node_rules(&set);
+        assert_eq!(
+            selectors(&proposal),
+            [
+                "reflector-cluster-244.0.0.1 role == 'infra' && rack == 'a': 244.0.0.1",
+                "reflector-cluster-244.0.0.2 role == 'infra' && rack == 'b': 244.0.0.2"
+            ]
+        );
+        assert_eq!(proposal.explained.len(), 6);
+    }
+
+    #[test]
+    fn one_node_per_value_explains_nothing() {
+        let set = cluster(&[("a1", &[("host", "a1")], Some(65001), None), ("b1", &[("host", "b1")], Some(65002), None)]);
+        assert!(propose_node_rules(&set).rules.is_empty());
+    }
 }
