@@ -1,27 +1,138 @@
 #!/usr/bin/env python3
-"""Generates a calplan intent for an N-node cluster, for benchmarks.
+"""Generates a calplan intent for an N-node cluster, or that cluster's Calico export, for
+benchmarks.
 
-The cluster: racks of up to 50 nodes, each rack on its own /24; one route-reflector cluster per
-ten racks (two reflectors each, in the first rack of the group, serving that group's racks);
-the reflectors meshed with each other; the node-to-node mesh off; three pools (a default one
-for every node, one for racks in zone b with another block size, one disabled); a border router
-with ECMP static routes via the first two reflectors.
+The default shape (`--shape reflectors`, issue #13's): racks of 40 nodes, each rack on its own
+/24; one route-reflector cluster of two reflectors (the first two nodes of its first rack) per
+1,000 nodes, and every node a client of every reflector through Calico's documented BGPPeer
+(`peerSelector: route-reflector == 'true'`), so 20,000 nodes have 40 reflectors and about
+800,000 sessions; the node-to-node mesh off; four pools (a /26 pool for every node, a /27 IPIP
+CrossSubnet pool for zone b's racks, a pool for the storage rack, a disabled one); two routers
+(FRR with ECMP static routes via the first two reflectors, and one speaking BGP with the
+reflectors).
+
+`--shape rack-groups` is the earlier shape the lab figures were measured with: racks of 50
+nodes, one reflector cluster per ten racks serving only its racks (`clients`), reflectors
+meshed, three pools, one router.
+
+`--export` writes what `calicoctl get bgpconfigurations,ippools,bgppeers,nodes -o yaml` would
+print for the same cluster (one `List`, with the metadata the datastore adds), for
+`calplan import --current` and `calplan plan --current`.
 
     bench/gen_intent.py 5000 > /tmp/5000.yaml
+    bench/gen_intent.py 20000 --export > /tmp/20000-export.yaml
 """
 
-import sys
+import argparse
+import uuid
+
+AS_NUMBER = 64512
+REFLECTOR_LABEL = "route-reflector"
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("count", type=int, nargs="?", default=100)
+    parser.add_argument("--shape", choices=["reflectors", "rack-groups"], default="reflectors")
+    parser.add_argument("--export", action="store_true", help="the cluster's Calico resources instead of the intent")
+    args = parser.parse_args()
+    cluster = reflectors(args.count) if args.shape == "reflectors" else rack_groups(args.count)
+    print(export(cluster) if args.export else intent(cluster))
+
+
+class Cluster:
+    def __init__(self, count: int, rack_size: int) -> None:
+        self.count = count
+        self.rack_size = rack_size
+        self.reflector_clusters: list[tuple[str, list[str], str | None]] = []  # (ID, nodes, clients)
+        self.pools: list[dict] = []
+        self.routers: list[str] = []
+        self.node_labels = lambda rack: {}
+
+    def nodes(self):
+        """(name, address with its /24, labels) of every node."""
+        for index in range(self.count):
+            rack, slot = divmod(index, self.rack_size)
+            yield node_name(rack, slot), f"{address(rack, slot + 10)}/24", self.node_labels(rack)
+
+
+def reflectors(count: int) -> Cluster:
+    cluster = Cluster(count, 40)
+    per_cluster = 1000 // cluster.rack_size
+    for group in range((count + 999) // 1000):
+        first_rack = group * per_cluster
+        cluster.reflector_clusters.append((cluster_id(group), [node_name(first_rack, 0), node_name(first_rack, 1)], None))
+    cluster.node_labels = lambda rack: {
+        "rack": f"r{rack}",
+        "zone": "b" if rack % 2 else "a",
+        **({"role": "storage"} if rack == 0 else {}),
+    }
+    cluster.pools = [
+        {"name": "default-ipv4", "cidr": "100.64.0.0/10", "blockSize": 26, "natOutgoing": True, "nodeSelector": "all()"},
+        {"name": "zone-b", "cidr": "172.16.0.0/12", "blockSize": 27, "ipipMode": "CrossSubnet", "natOutgoing": True,
+         "nodeSelector": "zone == 'b'"},
+        {"name": "storage", "cidr": "192.168.0.0/16", "blockSize": 26, "natOutgoing": True, "nodeSelector": "role == 'storage'"},
+        {"name": "retired", "cidr": "198.18.0.0/15", "disabled": True},
+    ]
+    cluster.routers = [
+        "    - name: border-1",
+        "      platform: frr",
+        f"      address: {address(0, 250)}/24",
+        "      staticRoutes:",
+        f"        - {{destination: pools, via: [{node_name(0, 0)}, {node_name(0, 1)}]}}",
+        f"        - {{destination: services, via: [{node_name(0, 0)}]}}",
+        "    - name: border-2",
+        "      platform: frr",
+        f"      address: {address(0, 251)}/24",
+        "      bgp: {asNumber: 65001, peerWith: routeReflectors}",
+    ]
+    return cluster
+
+
+def rack_groups(count: int) -> Cluster:
+    cluster = Cluster(count, 50)
     racks = (count + 49) // 50
+    for group in range((racks + 9) // 10):
+        first_rack = group * 10
+        cluster.reflector_clusters.append(
+            (cluster_id(group), [node_name(first_rack, 0), node_name(first_rack, 1)], f"rack-group == 'g{group}'")
+        )
+    cluster.node_labels = lambda rack: {"rack": f"r{rack}", "rack-group": f"g{rack // 10}", "zone": "b" if rack % 2 else "a"}
+    cluster.pools = [
+        {"name": "default-ipv4", "cidr": "100.64.0.0/10", "blockSize": 26, "natOutgoing": True, "nodeSelector": "all()"},
+        {"name": "zone-b", "cidr": "172.16.0.0/12", "blockSize": 24, "ipipMode": "CrossSubnet", "natOutgoing": True,
+         "nodeSelector": "zone == 'b'"},
+        {"name": "retired", "cidr": "198.18.0.0/15", "disabled": True},
+    ]
+    cluster.routers = [
+        "    - name: border-1",
+        "      platform: frr",
+        f"      address: {address(0, 250)}/24",
+        "      staticRoutes:",
+        f"        - {{destination: pools, via: [{node_name(0, 0)}, {node_name(0, 1)}]}}",
+        f"        - {{destination: services, via: [{node_name(0, 0)}]}}",
+    ]
+    return cluster
+
+
+def flow(mapping: dict) -> str:
+    """A YAML flow mapping; strings with spaces or quotes are double-quoted."""
+    def value(item):
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, str) and any(c in item for c in " '()"):
+            return f'"{item}"'
+        return str(item)
+    return "{" + ", ".join(f"{key}: {value(item)}" for key, item in mapping.items()) + "}"
+
+
+def intent(cluster: Cluster) -> str:
     out = []
     w = out.append
     w("apiVersion: calplan/v1")
     w("kind: ClusterIntent")
     w("metadata:")
-    w(f"  name: bench-{count}")
+    w(f"  name: bench-{cluster.count}")
     w("spec:")
     w('  calicoVersion: "3.30"')
     w("  datastore: etcdv3")
@@ -30,36 +141,69 @@ def main() -> None:
     w("  serviceClusterIPs: [10.96.0.0/12]")
     w("  maxPodsPerNode: 60")
     w("  bgp:")
-    w("    asNumber: 64512")
+    w(f"    asNumber: {AS_NUMBER}")
     w("    nodeToNodeMesh: false")
     w("    advertiseServiceClusterIPs: true")
     w("    routeReflectors:")
-    groups = (racks + 9) // 10
-    for group in range(groups):
-        first_rack = group * 10
-        w(f"      - clusterID: 244.0.{group // 250}.{group % 250 + 1}")
-        w(f"        nodes: [{node_name(first_rack, 0)}, {node_name(first_rack, 1)}]")
-        w(f"        clients: \"rack-group == 'g{group}'\"")
+    for identifier, members, clients in cluster.reflector_clusters:
+        w(f"      - clusterID: {identifier}")
+        w(f"        nodes: [{', '.join(members)}]")
+        if clients:
+            w(f'        clients: "{clients}"')
     w("  pools:")
-    w("    - {name: default-ipv4, cidr: 100.64.0.0/10, blockSize: 26, natOutgoing: true, nodeSelector: all()}")
-    w("    - {name: zone-b, cidr: 172.16.0.0/12, blockSize: 24, ipipMode: CrossSubnet, natOutgoing: true, nodeSelector: \"zone == 'b'\"}")
-    w("    - {name: retired, cidr: 198.18.0.0/15, disabled: true}")
+    for pool in cluster.pools:
+        w(f"    - {flow(pool)}")
     w("  nodes:")
-    for index in range(count):
-        rack, slot = divmod(index, 50)
-        zone = "b" if rack % 2 else "a"
-        w(
-            f"    - {{name: {node_name(rack, slot)}, ipv4Address: {address(rack, slot + 10)}/24, "
-            f"labels: {{rack: r{rack}, rack-group: g{rack // 10}, zone: {zone}}}}}"
-        )
+    for name, ipv4, labels in cluster.nodes():
+        w(f"    - {{name: {name}, ipv4Address: {ipv4}, labels: {flow(labels)}}}")
     w("  routers:")
-    w("    - name: border-1")
-    w("      platform: frr")
-    w(f"      address: {address(0, 250)}/24")
-    w("      staticRoutes:")
-    w(f"        - {{destination: pools, via: [{node_name(0, 0)}, {node_name(0, 1)}]}}")
-    w(f"        - {{destination: services, via: [{node_name(0, 0)}]}}")
-    print("\n".join(out))
+    out.extend(cluster.routers)
+    return "\n".join(out)
+
+
+def export(cluster: Cluster) -> str:
+    """The cluster as calicoctl lists it: what calplan compiles the intent to, plus the
+    metadata the datastore adds. Only the reflectors' design without `clients` is written
+    (the default shape)."""
+    if any(clients for _, _, clients in cluster.reflector_clusters):
+        raise SystemExit("--export writes the default shape only")
+    reflector_of = {name: identifier for identifier, members, _ in cluster.reflector_clusters for name in members}
+    revision = iter(range(1000, 10**9))
+
+    def item(kind: str, name: str, spec: str, labels: dict | None = None) -> str:
+        meta = f"name: {name}, resourceVersion: '{next(revision)}', uid: {uuid.uuid5(uuid.NAMESPACE_DNS, kind + name)}, "
+        meta += "creationTimestamp: '2024-05-01T10:00:00Z'"
+        if labels:
+            meta += f", labels: {flow(labels)}"
+        return f"- apiVersion: projectcalico.org/v3\n  kind: {kind}\n  metadata: {{{meta}}}\n  spec: {spec}"
+
+    items = [
+        item("BGPConfiguration", "default",
+             f"{{asNumber: {AS_NUMBER}, logSeverityScreen: Info, nodeToNodeMeshEnabled: false, "
+             "serviceClusterIPs: [{cidr: 10.96.0.0/12}]}")
+    ]
+    for pool in cluster.pools:
+        spec = {"cidr": pool["cidr"], "blockSize": pool["blockSize"] if "blockSize" in pool else 26,
+                "ipipMode": pool.get("ipipMode", "Never"), "vxlanMode": "Never", "natOutgoing": pool.get("natOutgoing", False),
+                "nodeSelector": pool.get("nodeSelector", "all()")}
+        if pool.get("disabled"):
+            spec["disabled"] = True
+        items.append(item("IPPool", pool["name"], flow(spec)))
+    items.append(item("BGPPeer", "peer-with-route-reflectors", f'{{nodeSelector: all(), peerSelector: "{REFLECTOR_LABEL} == \'true\'"}}'))
+    items.append(item("BGPPeer", "router-border-2",
+                      f"{{nodeSelector: \"{REFLECTOR_LABEL} == 'true'\", peerIP: {address(0, 251)}, asNumber: 65001}}"))
+    for name, ipv4, labels in cluster.nodes():
+        bgp = {"ipv4Address": ipv4}
+        if name in reflector_of:
+            bgp["routeReflectorClusterID"] = reflector_of[name]
+            labels = {**labels, REFLECTOR_LABEL: "true"}
+        labels = {**labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+        items.append(item("Node", name, f"{{bgp: {flow(bgp)}, orchRefs: [{{nodeName: {name}, orchestrator: k8s}}]}}", labels))
+    return "apiVersion: projectcalico.org/v3\nkind: List\nitems:\n" + "\n".join(items) + "\nmetadata: {resourceVersion: ''}"
+
+
+def cluster_id(group: int) -> str:
+    return f"244.0.{group // 250}.{group % 250 + 1}"
 
 
 def node_name(rack: int, slot: int) -> str:

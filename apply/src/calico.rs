@@ -251,7 +251,7 @@ fn record_resources(root: &Path) -> Result<ResourceSet, String> {
         let read = calplan_plan::current::calico_yaml::read(calplan_diagnostics::FileId(0), &text);
         let resources = read.value.ok_or_else(|| format!("`{}` holds resources calplan cannot read", path.display()))?;
         for resource in resources.resources.into_values() {
-            set.insert(resource);
+            set.insert(std::sync::Arc::unwrap_or_clone(resource));
         }
     }
     Ok(set)

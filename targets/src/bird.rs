@@ -286,7 +286,7 @@ impl BgpSession {
             ttl_security: (data.ttl_security != 0).then_some(data.ttl_security),
             multihop: peering.peer_type != PeerType::Mesh,
             passive: peering.passive,
-            rr_cluster_id: peering.rr_client.then(|| peering.local_cluster_id.clone()),
+            rr_cluster_id: peering.rr_client.then(|| peering.local_cluster_id.to_string()),
             graceful_restart_time: data.restart_time,
             password: data.password.as_ref().map(|secret| PasswordReference {
                 symbol: password_symbol(secret),

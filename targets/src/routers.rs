@@ -299,7 +299,7 @@ impl BgpPlan {
             .filter(|node| {
                 analysis
                     .topology_index(node.id)
-                    .is_some_and(|index| analysis.peerings.explicit_for_node(index).iter().any(|peering| peering.data.ip == router_address))
+                    .is_some_and(|index| analysis.peerings.explicit_sessions(index).any(|session| session.data.ip == router_address))
             })
             .filter_map(|node| {
                 let address = node_address(node, ipv4)?;

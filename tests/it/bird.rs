@@ -97,7 +97,7 @@ fn test_secrets(checked: &Checked, node: &str) -> String {
         .peerings
         .for_node(index)
         .into_iter()
-        .filter_map(|peering| peering.data.password)
+        .filter_map(|peering| peering.data.password.clone())
         .map(|secret| {
             let value = format!("test-{}-{}", secret.name, secret.key);
             (secret, value)

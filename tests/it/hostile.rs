@@ -600,7 +600,7 @@ fn secrets(checked: &Checked, node: &str) -> String {
         .peerings
         .for_node(index)
         .into_iter()
-        .filter_map(|peering| peering.data.password)
+        .filter_map(|peering| peering.data.password.clone())
         .map(|secret| (secret, "test-password".to_string()))
         .collect();
     calplan_targets::bird::secrets_file(&passwords).expect("plain values quote")

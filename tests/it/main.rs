@@ -22,6 +22,7 @@ mod operator;
 mod review;
 mod routers;
 mod rules;
+mod scale;
 mod scenarios;
 mod schema;
 mod verify;

@@ -84,10 +84,15 @@ fn a_plan_edited_after_review_is_refused_by_show_and_apply_saying_where() {
     assert!(text(&show.stdout).contains("+peerSelector: route-reflector == 'true'"));
 }
 
-/// `bench/gen_intent.py N` (the benchmarks' generator) and the one-line change the benchmarks
-/// plan: zone b's pool stops masquerading.
+/// `bench/gen_intent.py N --shape rack-groups` (the benchmarks' generator, in the shape of
+/// `bench/run.sh compare`) and the one-line change the benchmarks plan: zone b's pool stops
+/// masquerading.
 fn generated_cluster(directory: &Path, nodes: usize) -> (PathBuf, PathBuf) {
-    let output = Command::new("python3").arg(golden::root().join("bench/gen_intent.py")).arg(nodes.to_string()).output().unwrap();
+    let output = Command::new("python3")
+        .arg(golden::root().join("bench/gen_intent.py"))
+        .args([&nodes.to_string(), "--shape", "rack-groups"])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
     let base = directory.join(format!("cluster-{nodes}.yaml"));
     let head = directory.join(format!("nat-off-{nodes}.yaml"));

@@ -12,6 +12,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// What confd knows about one Calico node.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,11 +200,13 @@ impl PeerData {
     }
 }
 
-/// A session as one node's BIRD would configure it.
+/// A session as one node's BIRD would configure it. The peer's data is shared by every node
+/// that configures the same peering (one instance per BGPPeer and remote end, or per mesh
+/// peer), so a node's sessions cost a pointer each, however many nodes have them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peering {
     pub peer_type: PeerType,
-    pub data: PeerData,
+    pub data: Arc<PeerData>,
     /// The remote Calico node, when the peer is one.
     pub remote_node: Option<usize>,
     pub passive: bool,
@@ -212,22 +215,43 @@ pub struct Peering {
     /// when it has one).
     pub external: bool,
     /// The node's own route-reflector cluster ID, for `rr cluster id`.
-    pub local_cluster_id: String,
+    pub local_cluster_id: Arc<str>,
+}
+
+/// BIRD's protocol name: `Mesh_10_0_0_1`, `Global_fd00__1`, `Node_10_0_0_2_port_178`.
+pub fn protocol_name(peer_type: PeerType, data: &PeerData) -> String {
+    let id = match data.ip {
+        IpAddr::V4(ip) => ip.to_string().replace('.', "_"),
+        IpAddr::V6(ip) => ip.to_string().replace(':', "_"),
+    };
+    let prefix = if data.local_bgp_peer { "Local_Workload" } else { peer_type.protocol_prefix() };
+    if peer_type != PeerType::Mesh && data.port != 0 { format!("{prefix}_{id}_port_{}", data.port) } else { format!("{prefix}_{id}") }
+}
+
+/// One of a node's global or node-specific sessions, borrowed from the shared peering data:
+/// what the checks that read every node's sessions use, at no copy per session.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionRef<'a> {
+    pub peer_type: PeerType,
+    pub data: &'a Arc<PeerData>,
+    /// The remote Calico node, when the peer is one.
+    pub remote_node: Option<usize>,
+    pub passive: bool,
+    pub rr_client: bool,
+    pub external: bool,
+}
+
+impl SessionRef<'_> {
+    /// BIRD's protocol name, as [`Peering::protocol_name`].
+    pub fn protocol_name(&self) -> String {
+        protocol_name(self.peer_type, self.data)
+    }
 }
 
 impl Peering {
     /// BIRD's protocol name: `Mesh_10_0_0_1`, `Global_fd00__1`, `Node_10_0_0_2_port_178`.
     pub fn protocol_name(&self) -> String {
-        let id = match self.data.ip {
-            IpAddr::V4(ip) => ip.to_string().replace('.', "_"),
-            IpAddr::V6(ip) => ip.to_string().replace(':', "_"),
-        };
-        let prefix = if self.data.local_bgp_peer { "Local_Workload" } else { self.peer_type.protocol_prefix() };
-        if self.peer_type != PeerType::Mesh && self.data.port != 0 {
-            format!("{prefix}_{id}_port_{}", self.data.port)
-        } else {
-            format!("{prefix}_{id}")
-        }
+        protocol_name(self.peer_type, &self.data)
     }
 
     /// The family of the session's addresses.
@@ -247,19 +271,38 @@ impl Peering {
     }
 }
 
-/// Every node's sessions.
+/// Every node's sessions, described rather than materialised: each distinct peering's data
+/// is kept once and shared by the nodes that configure it, and a node's sessions are built
+/// when asked for ([`Peerings::for_node`]). A BGPPeer from every node to 40 reflectors is
+/// 40 shared entries and its reverse one per node, not one per session and end.
 #[derive(Clone, Debug)]
 pub struct Peerings {
     pub release: Release,
     pub topology: Topology,
-    /// Global peers, by confd key, for every node.
-    global: BTreeMap<String, PeerData>,
-    /// Node-specific peers per node, by confd key.
-    node_specific: Vec<BTreeMap<String, PeerData>>,
+    /// Global peers, for every node, in key order.
+    global: Vec<SharedPeer>,
+    /// Every node-specific peering's data, once, with its confd key.
+    shared: Vec<SharedPeer>,
+    /// Node-specific peers per node: indices into `shared`, in key order, one per key.
+    node_specific: Vec<Vec<u32>>,
+    /// The mesh peering with each node, per family (IPv4, IPv6), for nodes other members mesh
+    /// with: it depends on the remote node only.
+    mesh_data: Vec<[Option<Arc<PeerData>>; 2]>,
+    /// The nodes a mesh member meshes with (non-reflectors with an address), by name.
+    mesh_members: Vec<usize>,
+    /// Each node's route-reflector cluster ID, shared by its sessions.
+    local_cluster_ids: Vec<Arc<str>>,
     /// What confd would log and skip: unparsable selectors, malformed peer IPs.
     pub problems: Vec<String>,
-    by_address: HashMap<IpAddr, usize>,
     by_name: HashMap<String, usize>,
+}
+
+/// A peering's data with its confd key and the Calico node at its address, if any.
+#[derive(Clone, Debug)]
+struct SharedPeer {
+    key: String,
+    data: Arc<PeerData>,
+    remote_node: Option<usize>,
 }
 
 impl Peerings {
@@ -272,7 +315,8 @@ impl Peerings {
             release,
             topology: &topology,
             global: BTreeMap::new(),
-            node_specific: vec![BTreeMap::new(); topology.nodes.len()],
+            shared: Vec::new(),
+            emitted: vec![Vec::new(); topology.nodes.len()],
             problems: Vec::new(),
             selector_cache: HashMap::new(),
             node_ips: topology
@@ -289,7 +333,8 @@ impl Peerings {
         for peer in &peers {
             computer.reverse(peer);
         }
-        let Computer { global, node_specific, problems, .. } = computer;
+        let Computer { global, mut shared, emitted, problems, .. } = computer;
+        let node_specific = first_per_key(&shared, emitted);
         let mut by_address = HashMap::new();
         let mut by_name = HashMap::new();
         for (index, node) in topology.nodes.iter().enumerate() {
@@ -298,18 +343,48 @@ impl Peerings {
             }
             by_name.insert(node.name.clone(), index);
         }
-        Peerings { release, topology, global, node_specific, problems, by_address, by_name }
+        let mut global: Vec<SharedPeer> =
+            global.into_iter().map(|(key, data)| SharedPeer { key, data: Arc::new(data), remote_node: None }).collect();
+        for peer in global.iter_mut().chain(shared.iter_mut()) {
+            peer.remote_node = by_address.get(&peer.data.ip).copied();
+        }
+        let mesh_members: Vec<usize> = if topology.mesh_enabled {
+            let mut members: Vec<usize> = (0..topology.nodes.len())
+                .filter(|&index| {
+                    let node = &topology.nodes[index];
+                    (node.ipv4.is_some() || node.ipv6.is_some()) && !node.is_route_reflector()
+                })
+                .collect();
+            members.sort_by(|a, b| topology.nodes[*a].name.cmp(&topology.nodes[*b].name));
+            members
+        } else {
+            Vec::new()
+        };
+        let mut mesh_data = vec![[None, None]; topology.nodes.len()];
+        for &index in &mesh_members {
+            let other = &topology.nodes[index];
+            let addresses = [other.ipv4.map(IpAddr::V4), other.ipv6.map(IpAddr::V6)];
+            for (slot, address) in addresses.into_iter().enumerate() {
+                mesh_data[index][slot] = address.map(|ip| Arc::new(mesh_peer_data(&topology, index, ip)));
+            }
+        }
+        let local_cluster_ids = topology.nodes.iter().map(|node| Arc::from(node.rr_cluster_id.as_str())).collect();
+        Peerings { release, topology, global, shared, node_specific, mesh_data, mesh_members, local_cluster_ids, problems, by_name }
     }
 
     /// The global peerings as confd stores them, by key (`<ip>` or `<ip>-<port>`), including
     /// the ones that point at a node itself, which `bird.cfg` lists as skipped.
-    pub fn global_peers(&self) -> &BTreeMap<String, PeerData> {
-        &self.global
+    pub fn global_peers(&self) -> impl Iterator<Item = (&str, &PeerData)> {
+        self.global.iter().map(|peer| (peer.key.as_str(), &*peer.data))
     }
 
-    /// One node's node-specific peerings as confd stores them, by key, self-peerings included.
-    pub fn node_specific_peers(&self, node_index: usize) -> &BTreeMap<String, PeerData> {
-        &self.node_specific[node_index]
+    /// One node's node-specific peerings as confd stores them, in key order, self-peerings
+    /// included.
+    pub fn node_specific_peers(&self, node_index: usize) -> impl Iterator<Item = (&str, &PeerData)> {
+        self.node_specific[node_index].iter().map(|&id| {
+            let shared = &self.shared[id as usize];
+            (shared.key.as_str(), &*shared.data)
+        })
     }
 
     /// The index of the node of that name.
@@ -323,17 +398,11 @@ impl Peerings {
         self.topology.mesh_enabled && !node.is_route_reflector()
     }
 
-    /// The nodes a mesh member peers with over the mesh: every other non-reflector with IPv4.
+    /// The nodes a mesh member peers with over the mesh: every other non-reflector with an
+    /// address, by name.
     pub fn mesh_peers(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
         let enabled = self.in_mesh(node);
-        self.topology
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(move |(index, other)| {
-                enabled && *index != node && (other.ipv4.is_some() || other.ipv6.is_some()) && !other.is_route_reflector()
-            })
-            .map(|(index, _)| index)
+        self.mesh_members.iter().copied().filter(move |&index| enabled && index != node)
     }
 
     /// The node's sessions in the order its `bird.cfg` lists them: mesh (by node name), global
@@ -349,47 +418,26 @@ impl Peerings {
     pub fn mesh_for_node(&self, node_index: usize) -> Vec<Peering> {
         let node = &self.topology.nodes[node_index];
         let node_as = self.topology.node_as(node);
-        let mut mesh: Vec<usize> = self.mesh_peers(node_index).collect();
-        mesh.sort_by(|a, b| self.topology.nodes[*a].name.cmp(&self.topology.nodes[*b].name));
         // bird.cfg's mesh over IPv4 addresses, then bird6.cfg's over IPv6 ones.
-        let families: [fn(&TopologyNode) -> Option<IpAddr>; 2] = [|node| node.ipv4.map(IpAddr::V4), |node| node.ipv6.map(IpAddr::V6)];
+        let own_ips = [node.ipv4.map(IpAddr::V4), node.ipv6.map(IpAddr::V6)];
         let mut sessions = Vec::new();
-        for address_of in families {
-            let Some(own_ip) = address_of(node) else { continue };
-            for &other_index in &mesh {
-                let other = &self.topology.nodes[other_index];
-                let Some(other_ip) = address_of(other) else { continue };
-                if other_ip == own_ip {
+        for (slot, own_ip) in own_ips.into_iter().enumerate() {
+            let Some(own_ip) = own_ip else { continue };
+            // Formatted once: confd compares the two addresses as strings, not as numbers.
+            let own_text = own_ip.to_string();
+            for other_index in self.mesh_peers(node_index) {
+                let Some(data) = &self.mesh_data[other_index][slot] else { continue };
+                if data.ip == own_ip {
                     continue;
                 }
-                let data = PeerData {
-                    ip: other_ip,
-                    as_number: self.topology.node_as(other),
-                    port: self.topology.node_port(other_index),
-                    rr_cluster_id: other.rr_cluster_id.clone(),
-                    calico_node: true,
-                    password: self.topology.mesh_password.clone(),
-                    source_address: true,
-                    restart_time: self.topology.mesh_restart_time,
-                    keep_next_hop: false,
-                    next_hop_mode: None,
-                    ttl_security: 0,
-                    num_allow_local_as: 0,
-                    reachable_by: None,
-                    filters: Vec::new(),
-                    local_as_number: None,
-                    local_bgp_peer: false,
-                    origin: PeeringOrigin::Mesh,
-                };
                 sessions.push(Peering {
                     peer_type: PeerType::Mesh,
                     external: data.as_number != node_as,
-                    // confd compares the two addresses as strings, not as numbers.
-                    passive: other_ip.to_string() > own_ip.to_string(),
+                    passive: data.ip.to_string() > own_text,
                     rr_client: false,
                     remote_node: Some(other_index),
-                    local_cluster_id: node.rr_cluster_id.clone(),
-                    data,
+                    local_cluster_id: self.local_cluster_ids[node_index].clone(),
+                    data: data.clone(),
                 });
             }
         }
@@ -398,38 +446,97 @@ impl Peerings {
 
     /// The node's global and node-specific sessions, in `bird.cfg` order.
     pub fn explicit_for_node(&self, node_index: usize) -> Vec<Peering> {
+        let cluster_id = &self.local_cluster_ids[node_index];
+        self.explicit_sessions(node_index)
+            .map(|session| Peering {
+                peer_type: session.peer_type,
+                data: session.data.clone(),
+                remote_node: session.remote_node,
+                passive: session.passive,
+                rr_client: session.rr_client,
+                external: session.external,
+                local_cluster_id: cluster_id.clone(),
+            })
+            .collect()
+    }
+
+    /// The node's global and node-specific sessions, in `bird.cfg` order, borrowed.
+    pub fn explicit_sessions(&self, node_index: usize) -> impl Iterator<Item = SessionRef<'_>> + '_ {
         let node = &self.topology.nodes[node_index];
         let node_as = self.topology.node_as(node);
         let explicit = self
             .global
-            .values()
-            .map(|data| (PeerType::Global, data))
-            .chain(self.node_specific[node_index].values().map(|data| (PeerType::NodeSpecific, data)));
-        let mut sessions = Vec::new();
-        for (peer_type, data) in explicit {
+            .iter()
+            .map(|peer| (PeerType::Global, peer))
+            .chain(self.node_specific[node_index].iter().map(|&id| (PeerType::NodeSpecific, &self.shared[id as usize])));
+        explicit.filter_map(move |(peer_type, peer)| {
+            let data = &peer.data;
             let own_ip = match data.ip {
                 IpAddr::V4(_) => node.ipv4.map(IpAddr::V4),
                 IpAddr::V6(_) => node.ipv6.map(IpAddr::V6),
-            };
-            let Some(own_ip) = own_ip else { continue };
+            }?;
             if data.ip == own_ip {
-                continue;
+                return None;
             }
             let effective_as = data.local_as_number.filter(|number| self.release.local_as() && *number != AsNumber(0)).unwrap_or(node_as);
             let external = data.as_number != effective_as;
-            sessions.push(Peering {
+            Some(SessionRef {
                 peer_type,
                 passive: data.local_bgp_peer
                     || peer_type == PeerType::Global && data.calico_node && data.ip.to_string() > own_ip.to_string(),
                 rr_client: !external && node.is_route_reflector() && data.rr_cluster_id != node.rr_cluster_id,
-                remote_node: self.by_address.get(&data.ip).copied(),
+                remote_node: peer.remote_node,
                 external,
-                local_cluster_id: node.rr_cluster_id.clone(),
-                data: data.clone(),
-            });
-        }
-        sessions
+                data,
+            })
+        })
     }
+}
+
+/// The data of the mesh session with node `index` at address `ip`, as every other member sees it.
+fn mesh_peer_data(topology: &Topology, index: usize, ip: IpAddr) -> PeerData {
+    let other = &topology.nodes[index];
+    PeerData {
+        ip,
+        as_number: topology.node_as(other),
+        port: topology.node_port(index),
+        rr_cluster_id: other.rr_cluster_id.clone(),
+        calico_node: true,
+        password: topology.mesh_password.clone(),
+        source_address: true,
+        restart_time: topology.mesh_restart_time,
+        keep_next_hop: false,
+        next_hop_mode: None,
+        ttl_security: 0,
+        num_allow_local_as: 0,
+        reachable_by: None,
+        filters: Vec::new(),
+        local_as_number: None,
+        local_bgp_peer: false,
+        origin: PeeringOrigin::Mesh,
+    }
+}
+
+/// Each node's node-specific peerings as confd keeps them: in key order, the first emitted for
+/// a key winning. `emitted` lists indices into `shared` per node, in emission order.
+fn first_per_key(shared: &[SharedPeer], emitted: Vec<Vec<u32>>) -> Vec<Vec<u32>> {
+    // Keys are compared through their rank among all keys, so that sorting a reflector's
+    // thousands of peerings compares integers, not strings.
+    let mut keys: Vec<&str> = shared.iter().map(|peer| peer.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let rank_of: HashMap<&str, u32> = keys.iter().enumerate().map(|(rank, key)| (*key, rank as u32)).collect();
+    let ranks: Vec<u32> = shared.iter().map(|peer| rank_of[peer.key.as_str()]).collect();
+    emitted
+        .into_iter()
+        .map(|mut ids| {
+            // Stable: of two peerings with one key, the first emitted stays first.
+            ids.sort_by_key(|&id| ranks[id as usize]);
+            ids.dedup_by_key(|id| ranks[*id as usize]);
+            ids.shrink_to_fit();
+            ids
+        })
+        .collect()
 }
 
 /// A node's mesh sessions of one family, by remote node. The key must hold the family: keyed
@@ -446,7 +553,9 @@ struct Computer<'a> {
     release: Release,
     topology: &'a Topology,
     global: BTreeMap<String, PeerData>,
-    node_specific: Vec<BTreeMap<String, PeerData>>,
+    shared: Vec<SharedPeer>,
+    /// Per node, the node-specific peerings emitted for it, in order (indices into `shared`).
+    emitted: Vec<Vec<u32>>,
     problems: Vec<String>,
     selector_cache: HashMap<String, Option<Vec<usize>>>,
     node_ips: std::collections::HashSet<IpAddr>,
@@ -475,12 +584,21 @@ impl Computer<'_> {
         self.global.entry(data.key()).or_insert(data);
     }
 
-    fn emit_node(&mut self, node: usize, data: PeerData) {
+    /// Gives each of `nodes` the node-specific peering `data`, kept once for all of them.
+    /// A peering whose key a global one has is left out, as confd's key-value store holds one.
+    fn emit_nodes(&mut self, nodes: &[usize], data: PeerData) {
+        if nodes.is_empty() {
+            return;
+        }
         let key = data.key();
         if self.global.contains_key(&key) {
             return;
         }
-        self.node_specific[node].entry(key).or_insert(data);
+        let id = u32::try_from(self.shared.len()).expect("fewer than 2^32 peerings");
+        self.shared.push(SharedPeer { key, data: Arc::new(data), remote_node: None });
+        for &node in nodes {
+            self.emitted[node].push(id);
+        }
     }
 
     fn local_nodes(&mut self, peer: &BgpPeer) -> Vec<usize> {
@@ -584,9 +702,7 @@ impl Computer<'_> {
             if global_pass {
                 self.emit_global(data);
             } else {
-                for &node in &local_nodes {
-                    self.emit_node(node, data.clone());
-                }
+                self.emit_nodes(&local_nodes, data);
             }
         }
     }
@@ -618,9 +734,7 @@ impl Computer<'_> {
         let remotes: Vec<PeerData> =
             peer_nodes.iter().flat_map(|&node| self.node_as_peers(node, v4, v6, peer, PeeringOrigin::Reverse(name.clone()))).collect();
         for data in remotes {
-            for &node in &local_nodes {
-                self.emit_node(node, data.clone());
-            }
+            self.emit_nodes(&local_nodes, data);
         }
     }
 

@@ -155,7 +155,7 @@ pub fn json(model: &Model, graph: &BgpGraph) -> String {
                         "peerType": ends.iter().flatten().next().map(|end| end.peer_type).unwrap_or(PeerType::NodeSpecific),
                         "external": external,
                         "ends": ends.iter().map(|end| end.as_ref().map(|end| json!({
-                            "protocol": end.protocol,
+                            "protocol": end.protocol_name(),
                             "passive": end.passive,
                             "rrClient": end.rr_client,
                             "expectedAS": end.expected_as.0,

@@ -138,6 +138,11 @@ struct Planner<'a> {
     state: ResourceSet,
     /// The files as the last stage left them, when node files are planned.
     files: Option<BTreeMap<String, String>>,
+    /// What `files` is known to be the compile of: the resources, the pools still routed and
+    /// whether routes are pinned. A stage that leaves all three as they are changes no file,
+    /// so it needs no compile of the whole cluster (a one-line change passes through a dozen
+    /// phases, each of which compiled every node's files before).
+    files_compiled_from: Option<(ResourceSet, BTreeMap<String, IpPool>, bool)>,
     /// Pools routers and NAT rules cover although the datastore does not hold them (yet, or
     /// any more).
     routed_pools: BTreeMap<String, IpPool>,
@@ -222,6 +227,7 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
         peerings: Peerings::compute(&current, input.desired.model.calico_version.value),
         state: current,
         files,
+        files_compiled_from: None,
         routed_pools: BTreeMap::new(),
         stages: Vec::new(),
         notes: Vec::new(),
@@ -764,12 +770,12 @@ impl Planner<'_> {
     fn resource_changes_of(&self, from: &ResourceSet, to: &ResourceSet, kind: ResourceKind) -> bool {
         let keys: BTreeSet<&ResourceKey> = from.resources.keys().chain(to.resources.keys()).filter(|(k, _)| *k == kind).collect();
         keys.into_iter().any(|key| {
-            let label_keys = managed_label_keys(match to.resources.get(key) {
+            let label_keys = managed_label_keys(match to.resources.get(key).map(|resource| &**resource) {
                 Some(Resource::Node(node)) => Some(node),
                 _ => None,
             });
-            match (from.resources.get(key), to.resources.get(key)) {
-                (Some(a), Some(b)) if a == b => false,
+            match (from.resources.get(key).map(|resource| &**resource), to.resources.get(key).map(|resource| &**resource)) {
+                (Some(a), Some(b)) if std::ptr::eq(a, b) || a == b => false,
                 (Some(a), Some(b)) => diff::view(a, &label_keys) != diff::view(b, &label_keys),
                 (None, Some(_)) => true,
                 (Some(_), None) => kind != ResourceKind::Node,
@@ -990,7 +996,11 @@ impl Planner<'_> {
         mutate(&mut next);
         let mut changes = resource_changes(&self.state, &next, replaced);
         self.through_installation(&mut changes, &next);
-        let files = match self.files.as_ref().map(|_| self.compile_files(&next)).transpose() {
+        let unchanged_files = self
+            .files_compiled_from
+            .as_ref()
+            .is_some_and(|(state, routed, pinned)| *pinned == self.pinned && routed == &self.routed_pools && state == &next);
+        let files = match self.files.as_ref().filter(|_| !unchanged_files).map(|_| self.compile_files(&next)).transpose() {
             Ok(files) => files,
             Err(message) => {
                 self.failure.get_or_insert(PlanError { stage: step.title.clone(), message });
@@ -999,6 +1009,11 @@ impl Planner<'_> {
         };
         if let (Some(before), Some(after)) = (&self.files, &files) {
             changes.extend(file_changes(before, after));
+        }
+        if files.is_some() && changes.is_empty() {
+            // The files are the compile of this state: the next stage that leaves it need not
+            // compile it again.
+            self.files_compiled_from = Some((next.clone(), self.routed_pools.clone(), self.pinned));
         }
         if changes.is_empty() && step.manual.is_empty() {
             return;
@@ -1040,6 +1055,7 @@ impl Planner<'_> {
         self.state = next;
         self.peerings = peerings;
         if files.is_some() {
+            self.files_compiled_from = Some((self.state.clone(), self.routed_pools.clone(), self.pinned));
             self.files = files;
         }
     }
@@ -1129,6 +1145,7 @@ impl Planner<'_> {
             expected_status: BTreeMap::new(),
         });
         self.files = Some(next);
+        self.files_compiled_from = None;
         self.pinned = true;
     }
 
@@ -1172,6 +1189,7 @@ impl Planner<'_> {
             expected_status: BTreeMap::new(),
         });
         self.files = Some(next);
+        self.files_compiled_from = None;
         self.pinned = false;
     }
 }
@@ -1230,10 +1248,12 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
     let mut changes = Vec::new();
     for key in keys {
         let (old, new) = (before.resources.get(key), after.resources.get(key));
-        // Most resources are untouched by a stage: compare them whole before building views.
-        if old == new {
+        // Most resources are untouched by a stage: the same shared resource, or equal whole,
+        // before any view is built.
+        if matches!((old, new), (Some(a), Some(b)) if std::sync::Arc::ptr_eq(a, b)) || old == new {
             continue;
         }
+        let (old, new) = (old.map(|resource| &**resource), new.map(|resource| &**resource));
         let label_keys = managed_label_keys(match new.or(old) {
             Some(Resource::Node(node)) => Some(node),
             _ => None,

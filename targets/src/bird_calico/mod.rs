@@ -293,7 +293,7 @@ impl CalicoBird {
                         internal: !peering.external,
                         calico_passive: data.calico_node && ip > node_ip,
                         restart_time: data.restart_time,
-                        rr_cluster_id: peering.rr_client.then(|| peering.local_cluster_id.clone()),
+                        rr_cluster_id: peering.rr_client.then(|| peering.local_cluster_id.to_string()),
                         password: password(&data.password),
                         keep_next_hop: peering.external && data.keep_next_hop,
                         next_hop_mode: data.next_hop_mode.clone(),
@@ -305,10 +305,10 @@ impl CalicoBird {
             PeerEntry { key: format!("{prefix}/{key}"), ip, local: data.local_bgp_peer, session }
         };
         let peer_dir = if v6 { "peer_v6" } else { "peer_v4" };
-        let global: Vec<(&String, &PeerData)> = peerings.global_peers().iter().filter(|(_, data)| family_of(&data.ip) == v6).collect();
-        let specific: Vec<(&String, &PeerData)> = view
+        let global: Vec<(&str, &PeerData)> = peerings.global_peers().filter(|(_, data)| family_of(&data.ip) == v6).collect();
+        let specific: Vec<(&str, &PeerData)> = view
             .topology_index()
-            .map(|index| peerings.node_specific_peers(index).iter().filter(|(_, data)| family_of(&data.ip) == v6).collect())
+            .map(|index| peerings.node_specific_peers(index).filter(|(_, data)| family_of(&data.ip) == v6).collect())
             .unwrap_or_default();
         let global_prefix = format!("/bgp/v1/global/{peer_dir}");
         let global_peers = global.iter().map(|(key, data)| explicit(PeerType::Global, &global_prefix, key, data)).collect();
@@ -366,7 +366,7 @@ impl CalicoBird {
 
         let mut blocks: Vec<_> = view.blocks.iter().filter(|block| block.cidr.addr().is_ipv6() == v6 && block.is_advertised()).collect();
         blocks.sort_by_key(|block| key_order(&block.cidr.to_string()));
-        let reachable = |entries: &[(&String, &PeerData)]| -> Vec<ReachableRoute> {
+        let reachable = |entries: &[(&str, &PeerData)]| -> Vec<ReachableRoute> {
             entries
                 .iter()
                 .filter_map(|(_, data)| Some(ReachableRoute { ip: data.ip.to_string(), gateway: data.reachable_by?.to_string() }))

@@ -180,7 +180,7 @@ pub fn read(manifest_file: FileId, manifest_text: &str, files: &[ArtifactFile], 
             let read = calico_yaml::read(found.file, text);
             diagnostics.extend(read.diagnostics);
             if let Some(resources) = read.value {
-                for resource in resources.resources.into_values() {
+                for resource in resources.resources.into_values().map(std::sync::Arc::unwrap_or_clone) {
                     applied.resources.insert(resource);
                 }
             }

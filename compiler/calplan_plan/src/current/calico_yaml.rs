@@ -50,10 +50,19 @@ pub fn read(file: FileId, text: &str) -> Read<ResourceSet> {
 /// -o yaml`, an `InstallationList`, or beside Calico's resources), if any. What cannot be read
 /// as YAML is reported by [`read`]; here it is no Installation.
 pub fn installation(file: FileId, text: &str) -> Option<serde_json::Value> {
+    // A document without the kind's name holds no Installation: a 20,000-node export is not
+    // parsed a second time to find that out.
+    if !text.contains(calplan_calico::installation::KIND) {
+        return None;
+    }
     let mut ignored = Diagnostics::new();
     let documents = read_yaml(file, text, &mut ignored)?;
     let items: Vec<&Node> = documents.iter().flat_map(|document| items(document, &mut ignored)).collect();
     items.into_iter().find_map(|item| {
+        // Only an item of the kind is converted, not every Node of the list.
+        if item.get("kind").and_then(Node::as_str) != Some(calplan_calico::installation::KIND) {
+            return None;
+        }
         let value: serde_json::Value = de::from_node(item).ok()?;
         calplan_calico::installation::is_installation(&value).then_some(value)
     })

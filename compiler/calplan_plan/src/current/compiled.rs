@@ -29,7 +29,8 @@ pub fn read(resource_files: &[(FileId, &str)], artifacts: BTreeMap<String, Strin
         }
         let read = calico_yaml::read(*file, text);
         diagnostics.extend(read.diagnostics);
-        for resource in read.value.into_iter().flat_map(|resources| resources.resources.into_values()) {
+        for resource in read.value.into_iter().flat_map(|resources| resources.resources.into_values()).map(std::sync::Arc::unwrap_or_clone)
+        {
             applied.resources.insert(resource);
         }
     }

@@ -165,7 +165,7 @@ fn read_custom_resource(item: &Node, resources: &mut ResourceSet, diagnostics: &
     calico_yaml::read_item(item, &mut read, diagnostics);
     let stored =
         item.get("metadata").and_then(|metadata| metadata.get("annotations")).and_then(|annotations| annotations.get(METADATA_ANNOTATION));
-    for mut resource in read.resources.into_values() {
+    for mut resource in read.resources.into_values().map(std::sync::Arc::unwrap_or_clone) {
         match resource {
             Resource::IpPool(ref mut inner) => inner.api_version = API_VERSION.into(),
             Resource::BgpPeer(ref mut inner) => inner.api_version = API_VERSION.into(),

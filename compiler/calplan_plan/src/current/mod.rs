@@ -107,9 +107,7 @@ impl CurrentState {
     /// Adds Calico resources; later sources replace resources of the same kind and name.
     pub fn add_resources(&mut self, resources: ResourceSet) {
         let combined = self.resources.get_or_insert_with(ResourceSet::default);
-        for resource in resources.resources.into_values() {
-            combined.insert(resource);
-        }
+        combined.resources.extend(resources.resources);
     }
 
     /// The live IPAM, when a source gave the cluster's affinities (etcd, Kubernetes'

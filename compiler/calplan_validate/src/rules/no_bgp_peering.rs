@@ -71,7 +71,7 @@ pub fn check(analysis: &Analysis, diagnostics: &mut Diagnostics) {
         let Some(index) = analysis.topology_index(node.id) else {
             continue;
         };
-        if peerings.explicit_for_node(index).iter().any(|peering| peering.data.ip.is_ipv4()) {
+        if peerings.explicit_sessions(index).any(|session| session.data.ip.is_ipv4()) {
             continue;
         }
         let reason = if !mesh_on {

@@ -170,8 +170,8 @@ impl Origins {
         let origins = self.by_node.entry(local).or_insert_with(|| {
             let mut origins = HashMap::new();
             if let Some(index) = analysis.topology_index(id) {
-                for peering in analysis.peerings.explicit_for_node(index) {
-                    origins.entry(peering.data.ip).or_insert(peering.data.origin);
+                for session in analysis.peerings.explicit_sessions(index) {
+                    origins.entry(session.data.ip).or_insert_with(|| session.data.origin.clone());
                 }
             }
             origins
