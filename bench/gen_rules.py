@@ -2,9 +2,10 @@
 """Generates an N-node cluster described by a handful of node rules, and its node inventory.
 
 The cluster: racks of 50 nodes, each on its own /24, labelled `rack` and `zone` (four zones,
-racks taken in turn); one AS per zone (a rule each); two `node-role=infra` nodes per rack
-reflect for one reflector cluster chosen by rule (`perLabel: rack`); every node autodetects
-its address by `can-reach`. The intent lists no node: they come from the inventory.
+racks taken in turn); one AS per zone (a rule each); two `node-role=infra` nodes per rack may
+reflect, and two per zone do, for one reflector cluster chosen by rule (`perLabel: zone`: 8
+reflectors, every node their client); every node autodetects its address by `can-reach`. The
+intent lists no node: they come from the inventory.
 
     bench/gen_rules.py 5000 intent.yaml nodes.yaml
 """
@@ -30,7 +31,7 @@ spec:
     nodeToNodeMesh: false
     routeReflectors:
       - clusterID: 244.0.0.1
-        reflectors: {{nodeSelector: node-role == 'infra', perLabel: rack, count: 2}}
+        reflectors: {{nodeSelector: node-role == 'infra', perLabel: zone, count: 2}}
   pools:
     - {{name: default-ipv4-ippool, cidr: 10.128.0.0/10, blockSize: 26, ipipMode: CrossSubnet, natOutgoing: true}}
   nodeRules:

@@ -98,8 +98,12 @@ pub fn import(
 ) -> Imported {
     let (mut text, notes) = calplan_plan::import::intent_yaml(resources, cluster, reported_version, datastore);
     // The nodes the intent's rules describe are not listed: the check takes them from the
-    // cluster, as `plan --current` does.
-    let cluster = ClusterNodes { current: resources.nodes().cloned().collect(), inventory: Vec::new() };
+    // cluster, as `plan --current` does. (An intent without rules lists every node.)
+    let cluster = if text.contains("\n  nodeRules:\n") {
+        ClusterNodes { current: resources.nodes().cloned().collect(), inventory: Vec::new() }
+    } else {
+        ClusterNodes::default()
+    };
     let levels = CommandLine::default();
     let first = check_with_cluster("imported intent", text.clone(), observed, &levels, &cluster);
     let mut by_rule: std::collections::BTreeMap<&'static str, calplan_plan::import::Finding> = std::collections::BTreeMap::new();
