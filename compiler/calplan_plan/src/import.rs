@@ -691,7 +691,10 @@ mod tests {
     use super::*;
     use calplan_calico::AsNumber;
 
-    fn cluster(nodes: &[(&str, &[(&str, &str)], Option<u32>, Option<&str>)]) -> ResourceSet {
+    /// A node: name, labels, AS number, cluster ID.
+    type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<u32>, Option<&'a str>);
+
+    fn cluster(nodes: &[Row]) -> ResourceSet {
         let mut set = ResourceSet::default();
         for (index, (name, labels, as_number, cluster_id)) in nodes.iter().enumerate() {
             let mut metadata = ObjectMeta::named(*name);
