@@ -21,6 +21,12 @@ print for the same cluster (one `List`, with the metadata the datastore adds), f
 
     bench/gen_intent.py 5000 > /tmp/5000.yaml
     bench/gen_intent.py 20000 --export > /tmp/20000-export.yaml
+    bench/gen_intent.py 100 --shape rack-groups --mesh --node-agent bird    # on the full mesh, on BIRD 2
+
+`--mesh` (rack-groups shape) leaves the mesh on and names no reflectors (the cluster before a
+mesh → reflectors migration); `--reflectors-at SLOT` makes the nodes in SLOT and SLOT+1 of each
+group's first rack the reflectors instead of 0 and 1 (the cluster before its reflectors move);
+`--node-agent bird` says the nodes run BIRD 2 on calplan's files, as the lab's do.
 """
 
 import argparse
@@ -35,8 +41,15 @@ def main() -> None:
     parser.add_argument("count", type=int, nargs="?", default=100)
     parser.add_argument("--shape", choices=["reflectors", "rack-groups"], default="reflectors")
     parser.add_argument("--export", action="store_true", help="the cluster's Calico resources instead of the intent")
+    parser.add_argument("--mesh", action="store_true", help="the node-to-node mesh on, no reflectors (rack-groups shape)")
+    parser.add_argument("--reflectors-at", type=int, default=0, metavar="SLOT", help="reflectors in SLOT and SLOT+1")
+    parser.add_argument("--node-agent", choices=["calico-node", "bird"], help="spec.nodeAgent")
     args = parser.parse_args()
-    cluster = reflectors(args.count) if args.shape == "reflectors" else rack_groups(args.count)
+    if args.mesh and args.shape != "rack-groups":
+        parser.error("--mesh needs --shape rack-groups (the default shape's router peers with the reflectors)")
+    cluster = reflectors(args.count, args.reflectors_at) if args.shape == "reflectors" else rack_groups(args.count, args.reflectors_at)
+    cluster.mesh = args.mesh
+    cluster.agent = args.node_agent
     print(export(cluster) if args.export else intent(cluster))
 
 
@@ -48,6 +61,8 @@ class Cluster:
         self.pools: list[dict] = []
         self.routers: list[str] = []
         self.node_labels = lambda rack: {}
+        self.mesh = False
+        self.agent: str | None = None
 
     def nodes(self):
         """(name, address with its /24, labels) of every node."""
@@ -56,12 +71,12 @@ class Cluster:
             yield node_name(rack, slot), f"{address(rack, slot + 10)}/24", self.node_labels(rack)
 
 
-def reflectors(count: int) -> Cluster:
+def reflectors(count: int, slot: int) -> Cluster:
     cluster = Cluster(count, 40)
     per_cluster = 1000 // cluster.rack_size
     for group in range((count + 999) // 1000):
         first_rack = group * per_cluster
-        cluster.reflector_clusters.append((cluster_id(group), [node_name(first_rack, 0), node_name(first_rack, 1)], None))
+        cluster.reflector_clusters.append((cluster_id(group), [node_name(first_rack, slot), node_name(first_rack, slot + 1)], None))
     cluster.node_labels = lambda rack: {
         "rack": f"r{rack}",
         "zone": "b" if rack % 2 else "a",
@@ -89,13 +104,13 @@ def reflectors(count: int) -> Cluster:
     return cluster
 
 
-def rack_groups(count: int) -> Cluster:
+def rack_groups(count: int, slot: int) -> Cluster:
     cluster = Cluster(count, 50)
     racks = (count + 49) // 50
     for group in range((racks + 9) // 10):
         first_rack = group * 10
         cluster.reflector_clusters.append(
-            (cluster_id(group), [node_name(first_rack, 0), node_name(first_rack, 1)], f"rack-group == 'g{group}'")
+            (cluster_id(group), [node_name(first_rack, slot), node_name(first_rack, slot + 1)], f"rack-group == 'g{group}'")
         )
     cluster.node_labels = lambda rack: {"rack": f"r{rack}", "rack-group": f"g{rack // 10}", "zone": "b" if rack % 2 else "a"}
     cluster.pools = [
@@ -136,16 +151,19 @@ def intent(cluster: Cluster) -> str:
     w("spec:")
     w('  calicoVersion: "3.30"')
     w("  datastore: etcdv3")
+    if cluster.agent:
+        w(f"  nodeAgent: {cluster.agent}")
     w("  nodeAddressAutodetection:")
     w("    ipv4: interface=eth0")
     w("  serviceClusterIPs: [10.96.0.0/12]")
     w("  maxPodsPerNode: 60")
     w("  bgp:")
     w(f"    asNumber: {AS_NUMBER}")
-    w("    nodeToNodeMesh: false")
+    w(f"    nodeToNodeMesh: {'true' if cluster.mesh else 'false'}")
     w("    advertiseServiceClusterIPs: true")
-    w("    routeReflectors:")
-    for identifier, members, clients in cluster.reflector_clusters:
+    if not cluster.mesh:
+        w("    routeReflectors:")
+    for identifier, members, clients in [] if cluster.mesh else cluster.reflector_clusters:
         w(f"      - clusterID: {identifier}")
         w(f"        nodes: [{', '.join(members)}]")
         if clients:
@@ -165,7 +183,7 @@ def export(cluster: Cluster) -> str:
     """The cluster as calicoctl lists it: what calplan compiles the intent to, plus the
     metadata the datastore adds. Only the reflectors' design without `clients` is written
     (the default shape)."""
-    if any(clients for _, _, clients in cluster.reflector_clusters):
+    if cluster.mesh or any(clients for _, _, clients in cluster.reflector_clusters):
         raise SystemExit("--export writes the default shape only")
     reflector_of = {name: identifier for identifier, members, _ in cluster.reflector_clusters for name in members}
     revision = iter(range(1000, 10**9))

@@ -50,7 +50,8 @@ if [ "${1:-}" = compare ]; then
     peak() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
     for n in "${sizes[@]}"; do
         intent=$work/racks-$n.yaml
-        bench/gen_intent.py "$n" --shape rack-groups > "$intent"
+        # On BIRD 2, so that node files (the rulesets NAT changes) are planned as well.
+        bench/gen_intent.py "$n" --shape rack-groups --node-agent bird > "$intent"
         rm -rf "$work/out-$n" && "$calplan" compile "$intent" -o "$work/out-$n" 2>/dev/null
         echo "== $n nodes: output $(du -sh "$work/out-$n" | cut -f1), $(find "$work/out-$n" -type f | wc -l) files"
         echo "compile peak KB: $(peak "$calplan" compile "$intent" -o "$work/peak-$n")"

@@ -289,10 +289,13 @@ fn load_intent(name: String, text: String, loaded: &mut Loaded) -> Result<(), Cl
     let Some(analysis) = checked.valid() else {
         return Err(CliError::Message(format!("`{name}`, given as current state, is not a valid intent")));
     };
-    // What a plan compares: every target but `bird-calico` (a prediction, never applied).
+    // What a plan compares: every target apply loads or records. `bird-calico` (confd's render)
+    // is recorded where calico-node runs the nodes, and only a prediction on BIRD 2 hosts.
     let templates = calplan_targets::Templates::builtin();
     let context = calplan_targets::Context { analysis, templates: &templates, node: None, sink: None };
-    let targets = calplan_targets::target_names().into_iter().filter(|target| *target != "bird-calico").map(String::from).collect();
+    let renders = analysis.model.node_agent == calplan_model::NodeAgent::CalicoNode;
+    let targets =
+        calplan_targets::target_names().into_iter().filter(|target| renders || *target != "bird-calico").map(String::from).collect();
     let output = calplan_targets::compile(&context, Some(&targets))
         .map_err(|error| CliError::Message(format!("cannot compile `{name}`: {error}")))?;
     let mut artifacts = std::collections::BTreeMap::new();

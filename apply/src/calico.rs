@@ -336,12 +336,70 @@ fn etcd_apply(
         (None, None) => return Ok(Applied::AlreadyDone),
     };
     match result {
+        Ok(_) if kind == ResourceKind::IpPool && to.is_none() => {
+            // Calico's client deletes a pool's block affinities with it: so does calplan.
+            let cidr = live_resource.as_ref().and_then(|resource| match resource {
+                Resource::IpPool(pool) => pool.spec.cidr.parse::<ipnet::IpNet>().ok(),
+                _ => None,
+            });
+            if let Some(cidr) = cidr {
+                release_pool_affinities(client, &cidr)?;
+            }
+            Ok(Applied::Written)
+        }
         Ok(_) => Ok(Applied::Written),
         Err(EtcdError::Conflict { .. }) => {
             Err(format!("{} `{name}` changed on etcd while calplan was writing it; nothing was overwritten: plan again", kind.as_str()))
         }
         Err(error) => Err(error.to_string()),
     }
+}
+
+/// What Calico's client does when it deletes an IP pool (libcalico-go's `ReleasePoolAffinities`,
+/// called by `ipPools.Delete`): every block affinity inside the pool's CIDR goes — an empty
+/// block with it, a block still holding addresses kept without its affinity — so that confd
+/// stops rendering the pool's blocks. Each block is changed with a compare on its revision.
+fn release_pool_affinities(client: &Client, cidr: &ipnet::IpNet) -> Result<(), String> {
+    use calplan_plan::current::etcd_layout::{self, BlockValue};
+    let text = |error: EtcdError| error.to_string();
+    let hosts = client.range_prefix(&format!("{}host/", etcd_layout::IPAM_PREFIX), None).map_err(text)?;
+    for pair in hosts.pairs {
+        let Some(block) = pair
+            .key
+            .rsplit('/')
+            .next()
+            .and_then(|name| name.rsplit_once('-'))
+            .and_then(|(address, length)| format!("{address}/{length}").parse::<ipnet::IpNet>().ok())
+        else {
+            continue;
+        };
+        if !cidr.contains(&block) {
+            continue;
+        }
+        let block_key = etcd_layout::block_key(&block);
+        if let Some(stored) = client.get(&block_key).map_err(text)? {
+            let mut value: BlockValue =
+                serde_json::from_slice(&stored.value).map_err(|error| format!("`{block_key}` is not an allocation block: {error}"))?;
+            let outcome = if value.in_use() == 0 {
+                client.delete(&block_key, stored.mod_revision)
+            } else {
+                value.affinity = None;
+                client.update(&block_key, &serde_json::to_vec(&value).expect("blocks serialize"), stored.mod_revision)
+            };
+            match outcome {
+                Ok(_) => {}
+                Err(EtcdError::Conflict { .. }) => {
+                    return Err(format!("`{block_key}` changed while calplan released the pool's affinities: run the apply again"));
+                }
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        match client.delete(&pair.key, pair.mod_revision) {
+            Ok(_) | Err(EtcdError::Conflict { current: None, .. }) => {}
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(())
 }
 
 /// kubectl: the change compared with the live object, and what to send.

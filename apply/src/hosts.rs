@@ -497,7 +497,7 @@ impl RouteKey {
         (self.kind.clone(), self.destination.clone())
     }
 
-    /// The key as one line, the form [`kernel_routes`] returns.
+    /// The key as one line, the form [`crate::observe::kernel_routes`] returns.
     pub fn line(&self) -> String {
         let mut words: Vec<String> = Vec::new();
         if !self.kind.is_empty() {
@@ -555,30 +555,6 @@ fn protocol_number(protocol: &str) -> String {
         other => other,
     };
     number.to_string()
-}
-
-/// The kernel's routes (main table, both families) on a host, one normalised line each (see
-/// [`RouteKey::line`]).
-pub fn kernel_routes(transport: &Transport, host: &Host) -> Result<Vec<String>, String> {
-    let mut routes = Vec::new();
-    for family in ["-4", "-6"] {
-        let output = transport.run(host, &["ip", "-j", family, "route", "show"], None)?;
-        if !output.success {
-            if family == "-4" {
-                return Err(format!("`ip -j -4 route show` failed on {}: {}", transport.describe(host), output.stderr.trim()));
-            }
-            continue;
-        }
-        let text = output.stdout.trim();
-        let entries: Vec<serde_json::Value> = if text.is_empty() {
-            Vec::new()
-        } else {
-            serde_json::from_str(text)
-                .map_err(|error| format!("`ip -j route show` on {} printed what calplan cannot read: {error}", transport.describe(host)))?
-        };
-        routes.extend(entries.iter().map(|entry| RouteKey::from_json(entry).line()));
-    }
-    Ok(routes)
 }
 
 /// The routes of `expected` the kernel lacks (same type, destination, next hops, and the

@@ -9,16 +9,20 @@
 pub mod calico;
 pub mod calicoctl_config;
 pub mod etcd;
+pub mod fanout;
 pub mod hosts;
 pub mod kubectl;
 pub mod lock;
 pub mod netns;
-pub mod probe;
+pub mod node_status;
+pub mod observe;
+pub mod secrets;
 pub mod state;
 pub mod transport;
 pub mod verify;
 
 use calico::{Applied, Backend};
+use calplan_model::ownership::{self, NodeFile};
 use calplan_plan::plan::{Barrier, Change, Content, Plan, Stage, Target};
 use hosts::Loaded;
 use state::{AppliedChange, Outcome, StageRecord, StateDir, StateRecord};
@@ -26,12 +30,64 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use transport::{Inventory, Transport};
 
+/// The command-line names of an option's values, both ways: the engine names its choices, the
+/// CLI offers them (calplan_apply does not depend on an argument parser).
+pub trait Named: Sized + Copy + 'static {
+    /// Every value, in the order `--help` lists them.
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+
+    /// Every value's name.
+    fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|value| value.name()).collect()
+    }
+
+    /// The value of a name.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|value| value.name() == name)
+    }
+}
+
 /// What `--only` keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Only {
     Calico,
     Nodes,
     Routers,
+}
+
+impl Named for Only {
+    const ALL: &'static [Only] = &[Only::Calico, Only::Nodes, Only::Routers];
+
+    fn name(self) -> &'static str {
+        match self {
+            Only::Calico => "calico",
+            Only::Nodes => "nodes",
+            Only::Routers => "routers",
+        }
+    }
+}
+
+/// How session barriers read a node's sessions (`--observe`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Observe {
+    /// From BIRD, through the transport ([`observe::sessions`]).
+    #[default]
+    Sessions,
+    /// From `CalicoNodeStatus` resources, through the Kubernetes API, where `exec` is not
+    /// allowed ([`node_status`]); also with `--only calico`.
+    NodeStatus,
+}
+
+impl Named for Observe {
+    const ALL: &'static [Observe] = &[Observe::Sessions, Observe::NodeStatus];
+
+    fn name(self) -> &'static str {
+        match self {
+            Observe::Sessions => "sessions",
+            Observe::NodeStatus => "node-status",
+        }
+    }
 }
 
 pub struct Options {
@@ -42,6 +98,11 @@ pub struct Options {
     /// `bird-secrets.conf` for nodes whose BIRD needs passwords.
     pub secrets: BTreeMap<String, String>,
     pub barrier_timeout: Duration,
+    /// How session barriers read sessions.
+    pub observe: Observe,
+    /// How many hosts are worked on at once (`--parallelism`): loads, barrier reads,
+    /// confirmations and rollbacks.
+    pub parallelism: usize,
     /// Test hook: stop dead after this many steps, as a crash would.
     pub abort_after_step: Option<usize>,
 }
@@ -59,7 +120,7 @@ pub struct Executor<'a> {
     plan_digest: String,
     options: Options,
     state: StateDir,
-    steps: usize,
+    steps: std::sync::atomic::AtomicUsize,
     /// The node and router files the plan's applied-directory source held.
     baseline: Option<BTreeMap<String, String>>,
 }
@@ -71,9 +132,30 @@ pub enum Ended {
     Partial(usize),
 }
 
+impl Ended {
+    /// The apply's last line, for the operator.
+    pub fn summary(&self, stages: usize, only: Option<Only>, state: &std::path::Path) -> String {
+        match self {
+            Ended::Complete => {
+                format!("Apply complete: {}. The state is in `{}`.", calplan_plan::render::stages_phrase(stages), state.display())
+            }
+            Ended::Partial(pending) => format!(
+                "Apply complete for `--only {}`: {pending} changes stay pending in `{}`; a later plan shows them.",
+                only.map_or("", Named::name),
+                state.display()
+            ),
+        }
+    }
+}
+
 impl<'a> Executor<'a> {
-    pub fn new(plan: &'a Plan, plan_digest: String, options: Options, state: StateDir) -> Executor<'a> {
-        Executor { plan, plan_digest, options, state, steps: 0, baseline: None }
+    pub fn new(plan: &'a Plan, plan_digest: String, mut options: Options, state: StateDir) -> Executor<'a> {
+        // Which file of a router is loaded follows its platform: the plan's, unless the
+        // inventory says otherwise.
+        for (router, platform) in &plan.router_platforms {
+            options.inventory.hosts.entry(router.clone()).or_default().platform.get_or_insert_with(|| platform.clone());
+        }
+        Executor { plan, plan_digest, options, state, steps: Default::default(), baseline: None }
     }
 
     /// The files (by artifact path) the hosts held when the plan was made, from the applied
@@ -95,40 +177,104 @@ impl<'a> Executor<'a> {
     /// checked). One bad host stops the apply here, not halfway through a stage.
     fn preflight(&self, done: &BTreeSet<usize>, progress: &mut dyn Progress) -> Result<(), String> {
         let mut names: BTreeSet<&str> = BTreeSet::new();
+        let agent = self.plan.node_agent;
         for stage in self.plan.stages.iter().filter(|stage| !done.contains(&stage.number)) {
-            for change in stage.changes.iter().filter(|change| self.wants(&change.target)) {
+            for change in stage.changes.iter().filter(|change| self.wants(&change.target) && !change.informational) {
+                if let Target::Node { node } = &change.target
+                    && let Some(file) = NodeFile::from_file_name(&change.kind)
+                    && !ownership::calplan_loads(agent, file)
+                {
+                    return Err(format!(
+                        "nothing was changed: the plan loads `{}` onto `{node}`, but its nodes are run by {}, which owns that file; \
+                         plan again from an intent that says who runs the nodes (`spec.nodeAgent`)",
+                        change.kind,
+                        agent.as_str()
+                    ));
+                }
                 if let Target::Node { node: name } | Target::Router { router: name } = &change.target {
                     names.insert(name);
                 }
             }
             if self.options.only != Some(Only::Calico) {
                 match &stage.barrier {
-                    Some(Barrier::SessionsEstablished { sessions, .. }) => names.extend(sessions.keys().map(String::as_str)),
+                    // Read through the API with `--observe node-status`, not on the hosts.
+                    Some(Barrier::SessionsEstablished { sessions, .. }) if self.options.observe == Observe::Sessions => {
+                        names.extend(sessions.keys().map(String::as_str))
+                    }
                     Some(Barrier::RoutesPresent { routes, .. }) => names.extend(routes.keys().map(String::as_str)),
                     _ => {}
                 }
             }
+        }
+        if self.options.observe == Observe::NodeStatus && agent != calplan_model::NodeAgent::CalicoNode {
+            return Err(format!(
+                "nothing was changed: `--observe node-status` reads sessions that calico-node reports, but the plan's nodes are \
+                 run by {}: observe them with `--observe sessions`",
+                agent.as_str()
+            ));
+        }
+        if let Some((router, platform)) =
+            self.plan.router_platforms.iter().find(|(_, platform)| !matches!(platform.as_str(), "linux" | "frr" | "ios" | "junos"))
+        {
+            return Err(format!(
+                "nothing was changed: the plan gives router `{router}` the platform `{platform}`, which calplan does not know"
+            ));
         }
         if let Some(name) = names.iter().find(|name| !transport::is_safe_word(name) || name.starts_with('-')) {
             return Err(format!(
                 "the plan names the host `{name}`, which holds characters calplan will not pass to a shell or use in a path"
             ));
         }
-        if self.options.transport.kind == transport::TransportKind::Local || names.is_empty() {
+        if self.options.transport.kind == transport::TransportKind::Local {
+            return self.check_this_machine(&names);
+        }
+        if names.is_empty() {
             return Ok(());
         }
         progress.step(&format!("checking that {} hosts answer", names.len()));
-        let unreachable: Vec<String> = names
+        let reachable: Vec<transport::Host> = names
             .iter()
             .map(|name| self.options.inventory.host(name))
             .filter(|host| !matches!(host.settings.platform.as_deref(), Some("ios" | "junos")))
-            .filter_map(|host| self.options.transport.check(&host, &["true"], None).err())
             .collect();
+        let unreachable: Vec<String> =
+            fanout::fan_out(&reachable, self.options.parallelism, |host| self.options.transport.check(host, &["true"], None).err())
+                .into_iter()
+                .flatten()
+                .collect();
         if unreachable.is_empty() {
             Ok(())
         } else {
             Err(format!("nothing was changed: {} hosts do not answer: {}", unreachable.len(), unreachable.join("; ")))
         }
+    }
+
+    /// `--transport local` runs every node-side command on this machine: it may act only on
+    /// hosts the inventory says are this machine (`thisMachine: true`), never by default — a
+    /// plan for a cluster applied from a laptop would otherwise load each node's files, and
+    /// read each node's sessions, on the laptop.
+    fn check_this_machine(&self, names: &BTreeSet<&str>) -> Result<(), String> {
+        let elsewhere: Vec<String> = names
+            .iter()
+            .map(|name| self.options.inventory.host(name))
+            .filter(|host| !matches!(host.settings.platform.as_deref(), Some("ios" | "junos")))
+            .filter(|host| host.settings.this_machine != Some(true))
+            .map(|host| format!("`{}`", host.name))
+            .collect();
+        if elsewhere.is_empty() {
+            return Ok(());
+        }
+        let shown = if elsewhere.len() > 8 {
+            format!("{} and {} more", elsewhere[..8].join(", "), elsewhere.len() - 8)
+        } else {
+            elsewhere.join(", ")
+        };
+        Err(format!(
+            "nothing was changed: `--transport local` would run the commands of {shown} on this machine, and the inventory does \
+             not say they are this machine. Name a transport: `--transport ssh` with an `--inventory` saying how to reach \
+             the hosts, `--transport kubectl` to run in the nodes' calico-node pods, or `--transport netns` for a lab; or \
+             mark a host `thisMachine: true` in the inventory if calplan runs on it"
+        ))
     }
 
     fn wants(&self, target: &Target) -> bool {
@@ -141,11 +287,12 @@ impl<'a> Executor<'a> {
         )
     }
 
-    /// One more step done; the test hook may end the process here.
-    fn stepped(&mut self) {
-        self.steps += 1;
-        if self.options.abort_after_step == Some(self.steps) {
-            eprintln!("calplan: test hook: stopping after step {}", self.steps);
+    /// One more step done; the test hook may end the process here (from any worker: steps
+    /// made in parallel count in the order they finish).
+    fn stepped(&self) {
+        let steps = self.steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.options.abort_after_step == Some(steps) {
+            eprintln!("calplan: test hook: stopping after step {steps}");
             std::process::exit(99);
         }
     }
@@ -234,38 +381,78 @@ impl<'a> Executor<'a> {
             }
         }
         // Hosts before the datastore when adding (routers learn a pool before pods can use it);
-        // the datastore first when removing. Within a stage the plan already ordered them.
-        for change in &stage.changes {
+        // the datastore first when removing. Within a stage the plan already ordered them: the
+        // datastore's changes are made one by one in that order, and each run of host changes
+        // between them fans out over the hosts, each host's own changes in order.
+        let changes: Vec<&Change> = stage.changes.iter().filter(|change| !change.informational).collect();
+        let mut position = 0;
+        while position < changes.len() {
+            let change = changes[position];
             if !self.wants(&change.target) {
                 record.pending.push(format!("{} {}", change.kind, change.name));
+                position += 1;
                 continue;
             }
-            progress.step(&format!("{} {}", change.action.symbol(), describe(change)));
-            match self.apply_change(change, false) {
-                Ok(outcome) => {
-                    if let Outcome2::AwaitsConfirm(host) = &outcome {
-                        awaiting_confirm.push(host.clone());
-                    }
-                    if let Outcome2::Manual(text) = &outcome {
-                        record.pending.push(text.clone());
-                    }
-                    record.applied.push(applied_record(change));
-                    done.push(change);
+            let batch: Vec<&Change> = if change.target == Target::Calico {
+                vec![change]
+            } else {
+                changes[position..]
+                    .iter()
+                    .take_while(|change| change.target != Target::Calico)
+                    .copied()
+                    .filter(|change| {
+                        let wanted = self.wants(&change.target);
+                        if !wanted {
+                            record.pending.push(format!("{} {}", change.kind, change.name));
+                        }
+                        wanted
+                    })
+                    .collect()
+            };
+            position += if change.target == Target::Calico {
+                1
+            } else {
+                changes[position..].iter().take_while(|change| change.target != Target::Calico).count()
+            };
+            let outcomes = if change.target == Target::Calico {
+                progress.step(&format!("{} {}", change.action.symbol(), describe(change)));
+                let outcome = self.apply_change(change, false);
+                if outcome.is_ok() {
                     self.stepped();
                 }
-                Err(error) => {
-                    let rollback = self.roll_back(&done, &awaiting_confirm, progress);
-                    return Err(self.failed(record, format!("stage {} ({}): {error}{rollback}", stage.number, stage.title)));
+                vec![Some(outcome)]
+            } else {
+                self.apply_on_hosts(&batch, progress)
+            };
+            let mut failure = None;
+            for (change, outcome) in batch.iter().zip(outcomes) {
+                match outcome {
+                    Some(Ok(outcome)) => {
+                        if let Outcome2::AwaitsConfirm(host) = &outcome {
+                            awaiting_confirm.push(host.clone());
+                        }
+                        if let Outcome2::Manual(text) = &outcome {
+                            record.pending.push(text.clone());
+                        }
+                        record.applied.push(applied_record(change));
+                        done.push(change);
+                    }
+                    Some(Err(error)) if failure.is_none() => failure = Some(error),
+                    _ => {}
                 }
+            }
+            if let Some(error) = failure {
+                let rollback = self.roll_back(&done, &awaiting_confirm, progress);
+                return Err(self.failed(record, format!("stage {} ({}): {error}{rollback}", stage.number, stage.title)));
             }
         }
         if let Some(barrier) = &stage.barrier {
-            if self.options.only == Some(Only::Calico) && !matches!(barrier, Barrier::PoolEmpty { .. }) {
+            if self.skips(barrier) {
                 progress.step(&format!("not waiting (--only calico): {}", barrier.description()));
             }
             progress.waiting(barrier.description());
             let waited = Instant::now();
-            if let Err(error) = self.wait(barrier) {
+            if let Err(error) = self.wait(barrier, progress) {
                 let rollback = self.roll_back(&done, &awaiting_confirm, progress);
                 return Err(self.failed(record, format!("stage {} ({}): barrier not met: {error}{rollback}", stage.number, stage.title)));
             }
@@ -273,18 +460,19 @@ impl<'a> Executor<'a> {
             progress.done(&format!("barrier held after {:.1}s", waited.elapsed().as_secs_f64()));
             self.stepped();
         }
-        for node in &awaiting_confirm {
-            let host = self.options.inventory.host(node);
-            if let Err(error) = hosts::confirm_bird(&self.options.transport, &host) {
-                return Err(
-                    self.failed(record, format!("stage {}: cannot confirm BIRD's configuration on `{node}`: {error}", stage.number))
-                );
-            }
+        let confirmed = fanout::fan_out(&awaiting_confirm, self.options.parallelism, |node| {
+            hosts::confirm_bird(&self.options.transport, &self.options.inventory.host(node))
+        });
+        if let Some((node, Err(error))) = awaiting_confirm.iter().zip(confirmed).find(|(_, confirmed)| confirmed.is_err()) {
+            return Err(self.failed(record, format!("stage {}: cannot confirm BIRD's configuration on `{node}`: {error}", stage.number)));
         }
         if !record.pending.is_empty() {
             record.outcome = Outcome::Partial;
         }
-        for change in &done {
+        // What calico-node makes of the stage follows the datastore: recorded when the stage
+        // wrote the datastore (not with `--only nodes` or `--only routers`).
+        let observed = stage.changes.iter().filter(|change| change.informational && self.wants(&Target::Calico));
+        for change in done.iter().copied().chain(observed) {
             if let Target::Node { node } | Target::Router { router: node } = &change.target {
                 let path = artifact_path(change, node);
                 let contents = match &change.after {
@@ -306,12 +494,12 @@ impl<'a> Executor<'a> {
         Box::new((record, error))
     }
 
-    /// Undoes the stage's changes, newest first. Returns words for the error message.
+    /// Undoes the stage's changes, newest first on each host, the hosts in parallel (the
+    /// datastore's changes, newest first, once the hosts are done). Returns words for the
+    /// error message.
     fn roll_back(&mut self, done: &[&Change], awaiting_confirm: &[String], progress: &mut dyn Progress) -> String {
-        let mut problems = Vec::new();
-        for change in done.iter().rev() {
-            progress.step(&format!("rolling back {}", describe(change)));
-            let undone = match (&change.target, change.kind.as_str()) {
+        let undo = |change: &Change| -> Result<(), String> {
+            match (&change.target, change.kind.as_str()) {
                 (Target::Node { node }, "bird.cfg") if awaiting_confirm.contains(node) => {
                     // The file on disk goes back too, so a restart runs the old configuration.
                     let host = self.options.inventory.host(node);
@@ -322,8 +510,22 @@ impl<'a> Executor<'a> {
                     hosts::restore_bird(&self.options.transport, &host, previous)
                 }
                 _ => self.apply_change(change, true).map(|_| ()),
-            };
-            if let Err(error) = undone {
+            }
+        };
+        let by_host = group_by_host(done.iter().copied().filter(|change| change.target != Target::Calico));
+        let undone: Vec<Vec<(&Change, Result<(), String>)>> = fanout::fan_out(&by_host, self.options.parallelism, |(_, changes)| {
+            changes.iter().rev().map(|(_, change)| (*change, undo(change))).collect()
+        });
+        let mut problems = Vec::new();
+        for (change, result) in undone.into_iter().flatten() {
+            progress.step(&format!("rolled back {}", describe(change)));
+            if let Err(error) = result {
+                problems.push(error);
+            }
+        }
+        for change in done.iter().rev().filter(|change| change.target == Target::Calico) {
+            progress.step(&format!("rolling back {}", describe(change)));
+            if let Err(error) = undo(change) {
                 problems.push(error);
             }
         }
@@ -332,6 +534,59 @@ impl<'a> Executor<'a> {
         } else {
             format!("; rolling back failed too: {}", problems.join("; "))
         }
+    }
+
+    /// Makes a run of host changes: each host's changes in plan order, the hosts at most
+    /// `parallelism` at once. Once one change fails no host starts another. Progress is
+    /// reported in plan order once all are done, with what the fan-out took. `None` for a
+    /// change not started.
+    fn apply_on_hosts(&self, batch: &[&Change], progress: &mut dyn Progress) -> Vec<HostOutcome> {
+        let by_host = group_by_host(batch.iter().copied());
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let started = Instant::now();
+        let results: Vec<(Duration, Vec<(usize, HostOutcome)>)> = fanout::fan_out(&by_host, self.options.parallelism, |(_, changes)| {
+            let began = Instant::now();
+            let mut outcomes = Vec::new();
+            for (position, change) in changes {
+                if failed.load(std::sync::atomic::Ordering::SeqCst) {
+                    outcomes.push((*position, None));
+                    continue;
+                }
+                let outcome = self.apply_change(change, false);
+                match &outcome {
+                    Ok(_) => self.stepped(),
+                    Err(_) => failed.store(true, std::sync::atomic::Ordering::SeqCst),
+                }
+                outcomes.push((*position, Some(outcome)));
+            }
+            (began.elapsed(), outcomes)
+        });
+        let elapsed = started.elapsed();
+        let slowest = by_host.iter().zip(&results).max_by_key(|(_, (took, _))| *took).map(|((host, _), (took, _))| (*host, *took));
+        // Back into plan order (the batch's), whatever order the hosts finished in.
+        let mut outcomes: Vec<HostOutcome> = batch.iter().map(|_| None).collect();
+        for (position, outcome) in results.into_iter().flat_map(|(_, outcomes)| outcomes) {
+            outcomes[position] = outcome;
+        }
+        let by_change: Vec<(&Change, HostOutcome)> = batch.iter().copied().zip(outcomes).collect();
+        for (change, outcome) in &by_change {
+            match outcome {
+                Some(Ok(_)) => progress.step(&format!("{} {}", change.action.symbol(), describe(change))),
+                Some(Err(error)) => progress.step(&format!("{} {}: failed: {error}", change.action.symbol(), describe(change))),
+                None => progress.step(&format!("{} {}: not started", change.action.symbol(), describe(change))),
+            }
+        }
+        if let Some((host, took)) = slowest.filter(|_| by_host.len() > 1) {
+            progress.step(&format!(
+                "{} changes on {} hosts in {:.1}s, {} at a time (slowest host: `{host}`, {:.1}s)",
+                batch.len(),
+                by_host.len(),
+                elapsed.as_secs_f64(),
+                self.options.parallelism.min(by_host.len()),
+                took.as_secs_f64()
+            ));
+        }
+        by_change.into_iter().map(|(_, outcome)| outcome).collect()
     }
 
     fn apply_change(&self, change: &Change, reverse: bool) -> Result<Outcome2, String> {
@@ -363,7 +618,10 @@ impl<'a> Executor<'a> {
     }
 
     /// Polls real state until the barrier holds or the timeout passes.
-    fn wait(&self, barrier: &Barrier) -> Result<(), String> {
+    fn wait(&self, barrier: &Barrier, progress: &mut dyn Progress) -> Result<(), String> {
+        if let (Barrier::SessionsEstablished { sessions, route_reflectors, .. }, Observe::NodeStatus) = (barrier, self.options.observe) {
+            return self.wait_node_status(sessions, route_reflectors, progress);
+        }
         let deadline = Instant::now() + self.options.barrier_timeout;
         loop {
             let last = match self.check_barrier(barrier)? {
@@ -377,30 +635,91 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// With `--only calico` the nodes are not calplan's to reach: their barriers are left to
+    /// the operator, and the apply says so — except sessions read through the API.
+    fn skips(&self, barrier: &Barrier) -> bool {
+        self.options.only == Some(Only::Calico)
+            && match barrier {
+                Barrier::SessionsEstablished { .. } => self.options.observe == Observe::Sessions,
+                Barrier::RoutesPresent { .. } => true,
+                Barrier::PoolEmpty { .. } => false,
+            }
+    }
+
+    /// A session barrier read from `CalicoNodeStatus` resources, a rotating window of nodes at
+    /// a time ([`node_status::Rotation`]), until every node has been seen Established.
+    fn wait_node_status(
+        &self,
+        sessions: &BTreeMap<String, Vec<String>>,
+        reflectors: &[String],
+        progress: &mut dyn Progress,
+    ) -> Result<(), String> {
+        let nodes: Vec<String> = sessions.keys().cloned().collect();
+        let mut rotation = node_status::Rotation::new(&nodes, reflectors);
+        progress.step(&format!("observing {}", rotation.describe()));
+        let reader = node_status::NodeStatusReader::new(transport::kubectl_program());
+        let deadline = Instant::now() + self.options.barrier_timeout;
+        let mut missing: BTreeMap<String, String> = BTreeMap::new();
+        loop {
+            let sample = rotation.sample();
+            // calico-node refreshes a status every two seconds; a round waits a little longer.
+            let within = deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_secs(1), Duration::from_secs(10));
+            let observed = reader.read(&sample, within)?;
+            for node in &sample {
+                let seen = match observed.get(node) {
+                    Some(Ok(observed)) => {
+                        let down = observed.not_established(&sessions[node]);
+                        (!down.is_empty()).then(|| format!("{} not Established", down.join(", ")))
+                    }
+                    Some(Err(reason)) => Some(reason.clone()),
+                    None => Some("not observed".into()),
+                };
+                rotation.record(node, seen.is_none());
+                match seen {
+                    Some(reason) => missing.insert(node.clone(), reason),
+                    None => missing.remove(node),
+                };
+            }
+            if rotation.done() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let pending = rotation.pending();
+                let shown: Vec<String> = pending
+                    .iter()
+                    .take(8)
+                    .map(|node| format!("`{node}`: {}", missing.get(*node).map_or("not observed yet", String::as_str)))
+                    .collect();
+                return Err(format!(
+                    "after {}s, {} nodes not seen Established: {}",
+                    self.options.barrier_timeout.as_secs(),
+                    pending.len(),
+                    shown.join("; ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// `None` when the barrier holds; otherwise what is still missing.
     fn check_barrier(&self, barrier: &Barrier) -> Result<Option<String>, String> {
         match barrier {
-            // With `--only calico` the nodes are not calplan's to reach: their barriers are left
-            // to the operator, and the apply says so.
-            Barrier::SessionsEstablished { .. } | Barrier::RoutesPresent { .. } if self.options.only == Some(Only::Calico) => Ok(None),
+            barrier if self.skips(barrier) => Ok(None),
             Barrier::SessionsEstablished { sessions, .. } => {
+                // Every node at once (within the bound): a round takes as long as the slowest
+                // node's read, not the sum of them.
+                let nodes: Vec<(&String, &Vec<String>)> = sessions.iter().collect();
+                let observed = fanout::fan_out(&nodes, self.options.parallelism, |(node, _)| {
+                    observe::sessions(&self.options.transport, &self.options.inventory.host(node), self.plan.node_agent)
+                });
                 let mut missing = Vec::new();
-                for (node, protocols) in sessions {
-                    let host = self.options.inventory.host(node);
-                    let output = match self.options.transport.run(&host, &["birdc", "-s", &host.bird_socket(), "show", "protocols"], None) {
-                        Ok(output) if output.success => output.stdout,
-                        Ok(output) => {
-                            missing.push(format!("`{node}`: birdc: {}", output.stderr.trim()));
-                            continue;
-                        }
-                        Err(error) => return Err(error),
-                    };
-                    let rows = probe::parse_protocols(&output);
-                    let down: Vec<&String> =
-                        protocols.iter().filter(|name| !rows.get(*name).is_some_and(probe::ProtocolRow::is_established)).collect();
+                for ((node, protocols), observed) in nodes.into_iter().zip(observed) {
+                    let observed = observed?;
+                    let down = observed.not_established(protocols);
                     if !down.is_empty() {
-                        missing
-                            .push(format!("`{node}`: {} not Established", down.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")));
+                        let unreadable =
+                            if observed.unreadable.is_empty() { String::new() } else { format!(" ({})", observed.unreadable.join("; ")) };
+                        missing.push(format!("`{node}`: {} not Established{unreadable}", down.join(", ")));
                     }
                 }
                 Ok((!missing.is_empty()).then(|| missing.join("; ")))
@@ -414,18 +733,22 @@ impl<'a> Executor<'a> {
                 Ok((used > 0).then(|| format!("{used} addresses of {cidr} are still in use")))
             }
             Barrier::RoutesPresent { routes, .. } => {
-                let mut missing = Vec::new();
-                for (name, expected) in routes {
+                let hosts: Vec<(&String, &Vec<String>)> = routes.iter().collect();
+                let absent = fanout::fan_out(&hosts, self.options.parallelism, |(name, expected)| {
                     let host = self.options.inventory.host(name);
                     // An IOS or Junos router is configured by a person and not observed by
                     // calplan; FRR's zebra installs routes under its own protocol number.
                     let compare_protocol = match host.settings.platform.as_deref() {
-                        Some("ios" | "junos") => continue,
+                        Some("ios" | "junos") => return Ok(Vec::new()),
                         Some("frr") => false,
                         _ => true,
                     };
-                    let kernel = hosts::kernel_routes(&self.options.transport, &host)?;
-                    let absent = hosts::routes_present_with(&kernel, expected, compare_protocol);
+                    let kernel = observe::kernel_routes(&self.options.transport, &host)?;
+                    Ok::<_, String>(hosts::routes_present_with(&kernel, expected, compare_protocol))
+                });
+                let mut missing = Vec::new();
+                for ((name, _), absent) in hosts.iter().zip(absent) {
+                    let absent = absent?;
                     if !absent.is_empty() {
                         missing.push(format!("`{name}` lacks {} routes, such as `{}`", absent.len(), absent[0]));
                     }
@@ -436,10 +759,33 @@ impl<'a> Executor<'a> {
     }
 }
 
+/// What became of one change in a fan-out: `None` when it was not started (another failed).
+type HostOutcome = Option<Result<Outcome2, String>>;
+
 enum Outcome2 {
     Done,
     AwaitsConfirm(String),
     Manual(String),
+}
+
+/// The host changes by host, hosts in the order they first appear, each host's changes in
+/// plan order, with each change's position among those given.
+fn group_by_host<'c>(changes: impl Iterator<Item = &'c Change>) -> Vec<(&'c str, Vec<(usize, &'c Change)>)> {
+    let mut groups: Vec<(&str, Vec<(usize, &Change)>)> = Vec::new();
+    let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for (position, change) in changes.enumerate() {
+        let host = match &change.target {
+            Target::Node { node } => node.as_str(),
+            Target::Router { router } => router.as_str(),
+            Target::Calico => continue,
+        };
+        let group = *index_of.entry(host).or_insert_with(|| {
+            groups.push((host, Vec::new()));
+            groups.len() - 1
+        });
+        groups[group].1.push((position, change));
+    }
+    groups
 }
 
 fn describe(change: &Change) -> String {

@@ -5,6 +5,7 @@
 
 use crate::topology::{BgpInstance, Layout, NodeHost, Speaker};
 use crate::{in_namespace, run};
+use calplan_model::{NodeAgent, ownership};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,23 +34,50 @@ pub fn check_socket_path(path: &Path) -> Result<(), String> {
 /// Ctrl-C to `calplan` does not reach it), output appended to `log`, its pid written to
 /// `pid_file`. For programs that stay in the foreground.
 pub fn spawn_detached(namespace: &str, program: &str, args: &[&str], log: &Path, pid_file: &Path) -> Result<u32, String> {
+    let mut command = Command::new("nsenter");
+    command.arg(crate::enter(namespace)).arg(program).args(args);
+    // `nsenter` execs the program, so the child's id is the program's own.
+    spawn(command, &format!("`{program}` in {namespace}"), log, pid_file)
+}
+
+/// Starts `program` detached as [`spawn_detached`] does, in this machine's own network
+/// namespace: the lab's etcd (on loopback, so that `calplan plan --current etcd://…` reaches
+/// it) and its calico-node emulation. `down` ends such a process only while its command line
+/// still names the lab's directory.
+pub fn spawn_detached_here(program: &Path, args: &[&str], log: &Path, pid_file: &Path) -> Result<u32, String> {
+    let mut command = Command::new(program);
+    command.args(args);
+    spawn(command, &format!("`{}`", program.display()), log, pid_file)
+}
+
+fn spawn(mut command: Command, what: &str, log: &Path, pid_file: &Path) -> Result<u32, String> {
     let open = || {
         std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|error| format!("cannot open `{}`: {error}", log.display()))
     };
-    let child = Command::new("nsenter")
-        .arg(crate::enter(namespace))
-        .arg(program)
-        .args(args)
+    let child = command
         .stdin(Stdio::null())
         .stdout(open()?)
         .stderr(open()?)
         .process_group(0)
         .spawn()
-        .map_err(|error| format!("cannot start `{program}` in {namespace}: {error}"))?;
-    // `nsenter` execs the program, so this is the program's own id.
+        .map_err(|error| format!("cannot start {what}: {error}"))?;
     let pid = child.id();
     calplan_apply::state::write_atomically(pid_file, format!("{pid}\n").as_bytes(), 0o644)?;
     Ok(pid)
+}
+
+/// A process's arguments.
+pub fn arguments(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|byte| *byte == 0).filter(|part| !part.is_empty()).map(|part| String::from_utf8_lossy(part).into_owned()).collect()
+}
+
+/// Whether a process's arguments name `dir` or a path inside it: how the lab's processes in
+/// this machine's own namespace (etcd, the calico-node emulation) are told from anyone else's.
+pub fn names_directory(pid: u32, dir: &Path) -> bool {
+    let dir = dir.display().to_string();
+    let inside = format!("{}/", dir.trim_end_matches('/'));
+    arguments(pid).iter().any(|argument| *argument == dir || argument.starts_with(&inside))
 }
 
 /// The pid a pid file names, if the file is there and readable.
@@ -79,13 +107,113 @@ pub fn wait_until(within: Duration, what: &str, mut ready: impl FnMut() -> bool)
     }
 }
 
-pub fn bird_socket(node: &NodeHost) -> PathBuf {
-    node.root.join("bird.ctl")
+/// BIRD's control socket on a node: BIRD 2's beside calplan's files, or calico-node's IPv4
+/// daemon's at `var/run/calico/bird.ctl` in the node's directory.
+pub fn bird_socket(layout: &Layout, node: &NodeHost) -> PathBuf {
+    match layout.node_agent {
+        NodeAgent::Bird => node.root.join("bird.ctl"),
+        NodeAgent::CalicoNode => calico_path(node, ownership::bird_sockets(NodeAgent::CalicoNode).0),
+    }
+}
+
+/// calico-node's IPv6 daemon's socket, `var/run/calico/bird6.ctl` in the node's directory.
+pub fn bird6_socket(node: &NodeHost) -> PathBuf {
+    calico_path(node, ownership::bird_sockets(NodeAgent::CalicoNode).1.unwrap_or("/var/run/calico/bird6.ctl"))
+}
+
+/// A path of calico-node's on a real host, placed in the node's directory.
+pub fn calico_path(node: &NodeHost, absolute: &str) -> PathBuf {
+    node.dir.join(absolute.trim_start_matches('/'))
+}
+
+/// Where confd's render for a node lives: BIRD's configuration for IPv4 (`ipv6 == false`) or
+/// IPv6, in the node's directory as calico-node keeps it.
+pub fn render_path(node: &NodeHost, ipv6: bool) -> PathBuf {
+    let (ipv4_path, ipv6_path) = ownership::confd_renders(NodeAgent::CalicoNode).expect("calico-node has renders");
+    calico_path(node, if ipv6 { ipv6_path } else { ipv4_path })
+}
+
+/// What the node's BIRD 1.6 runs: confd's render with the fork-only statement neutralised
+/// (`calico_node::without_krt_tunnel`), beside confd's file rather than in its place, so that
+/// confd's folder holds exactly what confd writes.
+pub fn running_path(node: &NodeHost, ipv6: bool) -> PathBuf {
+    node.dir.join(if ipv6 { "bird6-running.cfg" } else { "bird-running.cfg" })
+}
+
+/// Whether calico-node runs `bird6` on the node: when the node has an IPv6 address.
+pub fn runs_bird6(node: &NodeHost) -> bool {
+    node.link.addresses.iter().any(|address| address.addr().is_ipv6())
+}
+
+/// Debian's BIRD 1.6, unpacked beside BIRD 2 (the packages conflict): a folder with `bird`,
+/// `bird6` and `birdc`. `CALPLAN_BIRD16` names its `bird`; else the lab looks in
+/// `target/bird16/usr/sbin` beside calplan's binary and in the working directory.
+pub fn find_bird16() -> Option<PathBuf> {
+    let usable = |bird: PathBuf| bird.is_file().then(|| bird.parent().map(Path::to_path_buf)).flatten();
+    if let Some(bird) = std::env::var_os("CALPLAN_BIRD16") {
+        return usable(PathBuf::from(bird));
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        // target/<profile>/calplan (or target/<profile>/deps/… for tests) → target/bird16.
+        for ancestor in exe.ancestors().skip(1).take(3) {
+            candidates.push(ancestor.join("bird16/usr/sbin/bird"));
+        }
+    }
+    candidates.push(PathBuf::from("target/bird16/usr/sbin/bird"));
+    candidates.into_iter().find_map(|candidate| usable(std::fs::canonicalize(&candidate).unwrap_or(candidate)))
+}
+
+/// The BIRD 1.6 folder the lab recorded.
+fn bird16_dir(layout: &Layout) -> Result<&Path, String> {
+    layout.bird16.as_deref().ok_or_else(|| "the lab has no BIRD 1.6 (it was not brought up in calico-node mode)".to_string())
+}
+
+/// BIRD 1.6's client, which stands in for calico-node's `birdcl` (Debian ships `birdc`, which
+/// speaks the same protocol on the same socket).
+pub fn bird16_client(layout: &Layout) -> Result<PathBuf, String> {
+    Ok(bird16_dir(layout)?.join("birdc"))
+}
+
+/// calico-node's BIRD on a node, as its runit services start it: `bird -R -s
+/// /var/run/calico/bird.ctl -d -c /etc/calico/confd/config/bird.cfg` (and `bird6` on its own
+/// socket and file for a node with IPv6), all paths in the node's directory, the file being
+/// [`running_path`]'s copy of confd's. Until confd's first render it holds a bootstrap
+/// configuration that only watches interfaces.
+pub fn start_bird16(layout: &Layout, node: &NodeHost) -> Result<(), String> {
+    let dir = bird16_dir(layout)?;
+    let families: &[bool] = if runs_bird6(node) { &[false, true] } else { &[false] };
+    for &ipv6 in families {
+        let (program, socket, name) =
+            if ipv6 { ("bird6", bird6_socket(node), "bird6") } else { ("bird", bird_socket(layout, node), "bird") };
+        let config = running_path(node, ipv6);
+        for directory in [render_path(node, ipv6).parent(), config.parent(), socket.parent()].into_iter().flatten() {
+            std::fs::create_dir_all(directory).map_err(|error| format!("cannot create `{}`: {error}", directory.display()))?;
+        }
+        let bootstrap = format!(
+            "# The lab's bootstrap configuration: its confd emulation replaces it with the node's render.\nrouter id {};\nprotocol device {{\n  scan time 2;\n}}\n",
+            node.router_id
+        );
+        std::fs::write(&config, bootstrap).map_err(|error| format!("cannot write `{}`: {error}", config.display()))?;
+        check_socket_path(&socket)?;
+        let program = dir.join(program);
+        let (config_text, socket_text) = (config.display().to_string(), socket.display().to_string());
+        let program_text = program.display().to_string();
+        spawn_detached(
+            &node.namespace,
+            &program_text,
+            &["-R", "-s", &socket_text, "-d", "-c", &config_text],
+            &node.dir.join(format!("{name}.log")),
+            &node.dir.join(format!("{name}.pid")),
+        )?;
+        wait_until(Duration::from_secs(10), &format!("{name} on `{}` has not opened its socket", node.name), || socket.exists())?;
+    }
+    Ok(())
 }
 
 /// BIRD on a node, on a configuration that only watches interfaces: the executor loads the
 /// compiled `bird.cfg` into it with `birdc configure`, as apply does on a real node.
-pub fn start_bird(node: &NodeHost) -> Result<(), String> {
+pub fn start_bird(layout: &Layout, node: &NodeHost) -> Result<(), String> {
     std::fs::create_dir_all(&node.root).map_err(|error| format!("cannot create `{}`: {error}", node.root.display()))?;
     let config = node.root.join("bird.cfg");
     let bootstrap = format!(
@@ -93,7 +221,7 @@ pub fn start_bird(node: &NodeHost) -> Result<(), String> {
         node.router_id
     );
     std::fs::write(&config, bootstrap).map_err(|error| format!("cannot write `{}`: {error}", config.display()))?;
-    let socket = bird_socket(node);
+    let socket = bird_socket(layout, node);
     check_socket_path(&socket)?;
     let pid = node.root.join("bird.pid");
     let (config, socket_text, pid_text) = (config.display().to_string(), socket.display().to_string(), pid.display().to_string());
@@ -102,12 +230,24 @@ pub fn start_bird(node: &NodeHost) -> Result<(), String> {
     wait_until(Duration::from_secs(10), &format!("BIRD on `{}` has not opened its socket", node.name), || socket.exists())
 }
 
-/// `birdc` against a node's BIRD.
-pub fn birdc(node: &NodeHost, args: &[&str]) -> Result<String, String> {
-    let socket = bird_socket(node).display().to_string();
-    let mut all = vec!["-s", socket.as_str()];
-    all.extend_from_slice(args);
-    run("birdc", &all, None)
+/// `birdc` against a node's BIRD: BIRD 2's, or in calico-node mode BIRD 1.6's IPv4 daemon,
+/// and its IPv6 daemon too where it runs one (the two answers one after the other).
+pub fn birdc(layout: &Layout, node: &NodeHost, args: &[&str]) -> Result<String, String> {
+    let (client, mut sockets) = match layout.node_agent {
+        NodeAgent::Bird => (PathBuf::from("birdc"), vec![bird_socket(layout, node)]),
+        NodeAgent::CalicoNode => (bird16_client(layout)?, vec![bird_socket(layout, node)]),
+    };
+    if layout.node_agent == NodeAgent::CalicoNode && runs_bird6(node) {
+        sockets.push(bird6_socket(node));
+    }
+    let mut out = String::new();
+    for socket in sockets {
+        let socket = socket.display().to_string();
+        let mut all = vec!["-s", socket.as_str()];
+        all.extend_from_slice(args);
+        out.push_str(&run(&client.display().to_string(), &all, None)?);
+    }
+    Ok(out)
 }
 
 /// FRR for one speaker: zebra where it must program the kernel (a router), then a `bgpd` per

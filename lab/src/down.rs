@@ -4,8 +4,10 @@
 //!
 //! What belongs to the lab is found, not remembered: namespaces by the lab's prefix, processes
 //! by `ip netns pids` in those namespaces. A pid file only ever names a process to end when
-//! that process still runs inside one of the lab's namespaces (a stale pid file may name
-//! someone else's process by now). The directory is removed only when it holds the lab's
+//! that process still runs inside one of the lab's namespaces, or — the etcd and the
+//! calico-node emulation of a calico-node lab, which run in this machine's namespace — when its
+//! arguments still name the lab's directory (a stale pid file may name someone else's process
+//! by now). The etcd's data goes with the directory. The directory is removed only when it holds the lab's
 //! `lab.json`, or is empty.
 
 use crate::{LAYOUT_FILE, daemons, ip_batch, run, topology, up};
@@ -21,7 +23,7 @@ pub struct Removed {
 }
 
 /// The network namespace a process is in, as `ip netns identify` names it.
-fn namespace_of(pid: u32) -> Option<String> {
+pub(crate) fn namespace_of(pid: u32) -> Option<String> {
     run("ip", &["netns", "identify", &pid.to_string()], None).ok().map(|name| name.trim().to_string()).filter(|name| !name.is_empty())
 }
 
@@ -35,9 +37,11 @@ pub fn down(prefix: &str, dir: &Path) -> Result<Removed, String> {
         pids.extend(listing.lines().filter_map(|line| line.trim().parse::<u32>().ok()));
     }
     for file in daemons::pid_files(dir) {
+        // The lab's etcd and calico-node emulation run in this machine's namespace: theirs
+        // only while their arguments still name the lab's directory.
         if let Some(pid) = daemons::read_pid(&file)
             && daemons::is_running(pid)
-            && namespace_of(pid).is_some_and(|namespace| owned.contains(namespace.as_str()))
+            && (namespace_of(pid).is_some_and(|namespace| owned.contains(namespace.as_str())) || daemons::names_directory(pid, dir))
         {
             pids.insert(pid);
         }

@@ -10,6 +10,9 @@ use crate::topology::{Layout, NodeHost};
 use crate::{in_namespace, ip_batch, run};
 use std::collections::BTreeSet;
 
+/// The nft table the lab's NAT outgoing lives in.
+pub const NAT_TABLE: &str = "calplan-lab-felix";
+
 /// Felix's route protocol number.
 const FELIX_PROTOCOL: &str = "80";
 

@@ -1,8 +1,8 @@
 //! `lab`: the intent's cluster built on this machine — a network namespace per node, router,
 //! external peer and emulated pod, bridges for the L2 segments, an underlay fabric and an
-//! outside host — running the real daemons (BIRD 2 on the nodes, FRR for BGP routers and
-//! peers), with the compiled artifacts loaded through apply's executor over the `netns`
-//! transport. `verify` compares what runs with what the intent promises; `apply` carries out a
+//! outside host — running the real daemons (on the nodes BIRD 2, or in calico-node mode BIRD
+//! 1.6 on confd's render of the lab's own etcd; FRR for BGP routers and peers), with the
+//! compiled artifacts loaded through apply's executor over the `netns` transport. `verify` compares what runs with what the intent promises; `apply` carries out a
 //! plan while probing continuously and reports loss per stage; `down` removes it all.
 //!
 //! It must not touch the host's own network: every link is created inside a lab namespace, and
@@ -13,26 +13,41 @@
 //! ```text
 //! DIR/lab.json            the layout (topology.rs), written before anything is created
 //! DIR/hosts/<host>/       per node, router and peer: the files apply writes, BIRD's socket,
-//!                         the peers' FRR sockets, pid files and logs
+//!                         the peers' FRR sockets, pid files and logs (a calico-node node as
+//!                         calico-node lays a host out: etc/calico/confd/config/bird{,6}.cfg,
+//!                         var/run/calico/bird{,6}.ctl, calplan's pins in etc/calplan;
+//!                         bird{,6}-running.cfg, the copy BIRD 1.6 runs)
+//! DIR/etcd/               calico-node mode: the lab's etcd (data, log, pid file)
+//! DIR/calico-node.{log,pid,json}  the calico-node emulation: what it rendered after which
+//!                         revision, its pid, the last revision it loaded
+//! DIR/intent.yaml         calico-node mode: the intent the lab was brought up from
+//! DIR/inventory.json     how apply's netns transport reaches every node and router (as
+//!                         `--inventory` reads it: `calplan verify --transport netns`)
 //! /var/run/frr/<namespace>/  a router's FRR (zebra runs as FRR's user, which may not reach
 //!                         DIR): its path space, as `vtysh -N` and `frr-reload.py` find it
 //! DIR/listeners/         the listeners in the pods and the outside host: pid files, logs
 //! DIR/state/              apply's state directory: lock, state.json and applied/ (with the
 //!                         Calico resources the record backend keeps)
-//! DIR/bring-up.plan       the plan `up` applied
+//! DIR/bring-up*.plan      the plans `up` applied (calico-node mode: the datastore, then
+//!                         calico-node's render)
 //! DIR/probes/             `lab apply`'s ping logs
 //! ```
 
+pub mod calico_node;
 pub mod daemons;
+pub mod datastore;
 pub mod down;
 pub mod felix;
 pub mod frr;
 pub mod plans;
+pub mod pods;
+pub mod preflight;
 pub mod probe;
 pub mod run;
 pub mod topology;
 pub mod up;
 pub mod verify;
+pub mod watch;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -158,9 +173,5 @@ pub(crate) fn ip_batch(namespace: Option<&str>, lines: &[String]) -> Result<(), 
 /// results in the items' order.
 pub(crate) fn parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism().map_or(4, |count| count.get() * 4).clamp(4, 16);
-    let chunk = items.len().div_ceil(workers).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items.chunks(chunk).map(|slice| scope.spawn(|| slice.iter().map(&work).collect::<Vec<R>>())).collect();
-        handles.into_iter().flat_map(|handle| handle.join().expect("lab worker threads do not panic")).collect()
-    })
+    calplan_apply::fanout::fan_out(items, workers, work)
 }

@@ -4,15 +4,21 @@
 //! into one stage, pins dropped — which is the unsafe order `lab apply --all-at-once` runs to
 //! show what the staging prevents. Pure: plans in, plans out.
 
-use calplan_model::Analysis;
+use calplan_model::ownership::Handling;
+use calplan_model::{Analysis, NodeAgent};
 use calplan_plan::plan::{Action, Barrier, Change, Content, Fingerprint, Plan, Stage, Target};
 use calplan_targets::Output;
 use std::collections::BTreeMap;
 
 /// The plan that loads an intent into a fresh lab: one stage creating every Calico resource
-/// (into the record) and every file calplan plans for nodes and routers, with a barrier on
-/// the sessions between nodes (sessions with emulated peers are `verify`'s to check).
-pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Plan {
+/// (into the record, or in calico-node mode into the lab's etcd) and every file calplan plans
+/// for nodes and routers, as `agent` has them planned — on calico-node nodes confd's render
+/// and the routes are informational changes, which calico-node makes and apply records — with
+/// a barrier on the sessions between nodes (sessions with emulated peers are `verify`'s to
+/// check).
+/// `ipv6` false leaves IPv6 sessions out of the barrier (a calico-node lab without an IPv6
+/// render runs no IPv6 sessions).
+pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent: NodeAgent, ipv6: bool) -> Vec<Plan> {
     let mut changes = Vec::new();
     for resource in analysis.resources.iter() {
         changes.push(Change {
@@ -23,12 +29,11 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             before: None,
             after: Some(Content::Resource { value: resource.to_json() }),
             reason: None,
+            informational: false,
         });
     }
     for (_, artifact) in &output.artifacts {
-        if !calplan_plan::planner::is_applied_artifact(&artifact.path) {
-            continue;
-        }
+        let Some(handling) = calplan_plan::planner::planned_artifact(&artifact.path, agent) else { continue };
         let mut parts = artifact.path.splitn(3, '/');
         let (kind, owner, file) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
         let target =
@@ -41,6 +46,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             before: None,
             after: Some(Content::File { text: artifact.contents.clone() }),
             reason: None,
+            informational: handling == Handling::Observed,
         });
     }
     let peerings = &analysis.peerings;
@@ -49,24 +55,34 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             let names = peerings
                 .for_node(index)
                 .iter()
-                .filter(|peering| peering.remote_node.is_some())
+                .filter(|peering| peering.remote_node.is_some() && (ipv6 || peering.data.ip.is_ipv4()))
                 .map(|peering| peering.protocol_name())
                 .collect();
             (peerings.topology.nodes[index].name.clone(), names)
         })
         .filter(|(_, names): &(String, Vec<String>)| !names.is_empty())
         .collect();
+    let route_reflectors = peerings
+        .topology
+        .nodes
+        .iter()
+        .filter(|node| !node.rr_cluster_id.is_empty() && sessions.contains_key(&node.name))
+        .map(|node| node.name.clone())
+        .collect();
     let barrier = (!sessions.is_empty()).then(|| Barrier::SessionsEstablished {
         description: "every node has its sessions with the other nodes Established".into(),
         sessions,
+        route_reflectors,
     });
-    Plan {
-        intent,
+    let plan = |title: &str, reason: &str, changes: Vec<Change>, barrier: Option<Barrier>| Plan {
+        intent: intent.clone(),
         current: Vec::new(),
+        node_agent: agent,
+        router_platforms: calplan_plan::planner::router_platforms(analysis),
         stages: vec![Stage {
             number: 1,
-            title: "Lab bring-up".into(),
-            reason: "every compiled artifact and Calico resource, loaded into the lab's fresh nodes and routers".into(),
+            title: title.into(),
+            reason: reason.into(),
             disruption: None,
             changes,
             manual: Vec::new(),
@@ -74,7 +90,18 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint) -> Pl
             expected_status: BTreeMap::new(),
         }],
         notes: vec!["made by `calplan lab up`".into()],
+    };
+    if agent == NodeAgent::Bird {
+        let reason = "every compiled artifact and Calico resource, loaded into the lab's fresh nodes and routers";
+        return vec![plan("Lab bring-up", reason, changes, barrier)];
     }
+    // calico-node: the datastore and the routers first, then calico-node's part, which it
+    // makes itself from the datastore (informational), with the sessions as the barrier.
+    let (installed, rendered): (Vec<Change>, Vec<Change>) = changes.into_iter().partition(|change| !change.informational);
+    vec![
+        plan("Lab bring-up: the datastore", "the cluster's Calico resources into the lab's etcd, and the routers' files", installed, None),
+        plan("Lab bring-up: calico-node", "confd renders every node's BIRD configuration from the datastore", rendered, barrier),
+    ]
 }
 
 /// The plan's changes as one stage, each resource or file going straight from what the plan
@@ -121,6 +148,8 @@ pub fn all_at_once(plan: &Plan) -> Plan {
     Plan {
         intent: plan.intent.clone(),
         current: plan.current.clone(),
+        node_agent: plan.node_agent,
+        router_platforms: plan.router_platforms.clone(),
         stages: vec![Stage {
             number: 1,
             title: "Everything at once".into(),
@@ -148,6 +177,7 @@ mod tests {
             before: before.map(|text| Content::File { text: text.into() }),
             after: after.map(|text| Content::File { text: text.into() }),
             reason: None,
+            informational: false,
         }
     }
 
@@ -166,6 +196,8 @@ mod tests {
         let plan = Plan {
             intent: Fingerprint { name: "i".into(), sha256: String::new() },
             current: Vec::new(),
+            node_agent: NodeAgent::Bird,
+            router_platforms: BTreeMap::new(),
             stages: vec![
                 stage(1, vec![file_change("route-pins", None, Some("p"))]),
                 stage(2, vec![file_change("bird.cfg", Some("mesh"), Some("mesh+rr"))]),

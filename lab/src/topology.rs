@@ -26,7 +26,7 @@
 
 use calplan_apply::netns::{InterfaceName, NamespaceName};
 use calplan_calico::resources::SecretKeyRef;
-use calplan_model::{Analysis, Destination, NextHop, Platform};
+use calplan_model::{Analysis, Destination, NextHop, NodeAgent, Platform};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +76,39 @@ pub struct Layout {
     /// What the lab emulates rather than runs from compiled artifacts, for reports.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Who runs the nodes: calico-node (BIRD 1.6 on confd's render of the lab's etcd) or
+    /// calplan's BIRD 2.
+    #[serde(default = "bird_agent")]
+    pub node_agent: NodeAgent,
+    /// The lab's etcd, in calico-node mode.
+    #[serde(default)]
+    pub etcd: Option<LabEtcd>,
+    /// The folder holding BIRD 1.6's `bird`, `bird6` and `birdc`, in calico-node mode.
+    #[serde(default)]
+    pub bird16: Option<PathBuf>,
+    /// In calico-node mode: calplan renders no `bird6-calico.cfg` (confd's `bird6.cfg`) for the intent,
+    /// so calico-node's IPv6 BIRD runs its bootstrap configuration and IPv6 is not checked.
+    #[serde(default)]
+    pub ipv6_unrendered: bool,
+}
+
+fn bird_agent() -> NodeAgent {
+    NodeAgent::Bird
+}
+
+/// The lab's own etcd on loopback: the datastore of a calico-node lab.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabEtcd {
+    pub client_port: u16,
+    pub peer_port: u16,
+}
+
+impl LabEtcd {
+    /// `etcd://127.0.0.1:PORT`, as `--current` and `--calico` take it.
+    pub fn source(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.client_port)
+    }
 }
 
 /// One L2 segment: a bridge in the fabric namespace.
@@ -103,8 +136,13 @@ pub struct Attachment {
 pub struct NodeHost {
     pub name: String,
     pub namespace: String,
-    /// Where the executor keeps the node's files, BIRD's socket and pid file.
+    /// Where the executor keeps the node's files (BIRD 2 mode: with BIRD's socket and pid
+    /// file beside them; calico-node mode: `DIR/etc/calplan`, calplan's own place on a node).
     pub root: PathBuf,
+    /// The node's own directory: in calico-node mode, laid out as calico-node lays out a host
+    /// (`etc/calico/confd/config/`, `var/run/calico/`).
+    #[serde(default)]
+    pub dir: PathBuf,
     pub link: Attachment,
     pub gateways: Vec<IpAddr>,
     pub router_id: Ipv4Addr,
@@ -225,7 +263,7 @@ pub fn prefix(name: &str, dir: &Path) -> NamespaceName {
 }
 
 /// A `cali` name as Calico makes them: `cali` and eleven hex digits of a hash of the workload.
-fn cali_name(workload: &str) -> String {
+pub(crate) fn cali_name(workload: &str) -> String {
     format!("cali{}", &calplan_plan::current::text_digest(workload)[..11])
 }
 
@@ -273,7 +311,7 @@ pub fn pod_address(block: &IpNet) -> IpAddr {
 }
 
 /// The lab's layout for an analysed intent.
-pub fn plan(analysis: &Analysis, intent: &str, dir: &Path) -> Result<Layout, String> {
+pub fn plan(analysis: &Analysis, intent: &str, dir: &Path, node_agent: NodeAgent) -> Result<Layout, String> {
     let model = &analysis.model;
     let prefix = prefix(&model.name.value, dir);
     let namespace = |suffix: &str| prefix.join(suffix).map(|name| name.to_string()).map_err(|error| error.to_string());
@@ -380,10 +418,15 @@ pub fn plan(analysis: &Analysis, intent: &str, dir: &Path) -> Result<Layout, Str
                 underlay: underlay.addr(),
             });
         }
+        let node_dir = hosts.join(format!("n{index}"));
         nodes.push(NodeHost {
             name: node.name.value.clone(),
             namespace: namespace(&format!("n{index}"))?,
-            root: hosts.join(format!("n{index}")),
+            root: match node_agent {
+                NodeAgent::Bird => node_dir.clone(),
+                NodeAgent::CalicoNode => node_dir.join("etc/calplan"),
+            },
+            dir: node_dir,
             link: Attachment { segment, interface, port: format!("n{index}"), addresses },
             gateways,
             router_id,
@@ -636,6 +679,10 @@ pub fn plan(analysis: &Analysis, intent: &str, dir: &Path) -> Result<Layout, Str
         ipip_pools,
         ipip_in_kernel: false,
         notes,
+        node_agent,
+        etcd: None,
+        bird16: None,
+        ipv6_unrendered: false,
     })
 }
 
@@ -687,6 +734,12 @@ impl Layout {
             })
     }
 
+    /// Whether the lab checks and probes traffic of this family: not IPv6 in a calico-node
+    /// lab without an IPv6 render.
+    pub fn checks_family(&self, ipv4: bool) -> bool {
+        ipv4 || !self.ipv6_unrendered
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
     }
@@ -710,7 +763,7 @@ mod tests {
 
     #[test]
     fn the_seed_is_one_segment_with_a_pod_per_node_and_a_free_outside_subnet() {
-        let layout = plan(&analysis("seed-rr"), "intent.yaml", Path::new("/tmp/lab")).unwrap();
+        let layout = plan(&analysis("seed-rr"), "intent.yaml", Path::new("/tmp/lab"), NodeAgent::Bird).unwrap();
         assert!(layout.prefix.starts_with("cpl-cs1-"), "{}", layout.prefix);
         assert_eq!(layout.segments.len(), 1);
         assert_eq!(layout.segments[0].gateways, ["21.49.22.1/24".parse::<IpNet>().unwrap()], "the can-reach target is free");
@@ -727,7 +780,7 @@ mod tests {
 
     #[test]
     fn external_peers_share_a_namespace_per_as_with_a_bgpd_per_address() {
-        let layout = plan(&analysis("vxlan-multi-rr"), "intent.yaml", Path::new("/tmp/lab")).unwrap();
+        let layout = plan(&analysis("vxlan-multi-rr"), "intent.yaml", Path::new("/tmp/lab"), NodeAgent::Bird).unwrap();
         assert_eq!(layout.speakers.len(), 1, "{:#?}", layout.speakers);
         let tor = &layout.speakers[0];
         assert_eq!(tor.as_number, 65010);
@@ -748,7 +801,7 @@ mod tests {
 
     #[test]
     fn a_bgp_router_runs_its_sessions_in_its_own_namespace() {
-        let layout = plan(&analysis("mesh-ipip"), "intent.yaml", Path::new("/tmp/lab")).unwrap();
+        let layout = plan(&analysis("mesh-ipip"), "intent.yaml", Path::new("/tmp/lab"), NodeAgent::CalicoNode).unwrap();
         assert_eq!(layout.segments.len(), 2);
         let router = &layout.routers[0];
         let speaker = &layout.speakers[router.speaker.unwrap()];

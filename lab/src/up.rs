@@ -12,15 +12,16 @@ use calplan_apply::calico::{Backend, RECORD_WORKLOADS};
 use calplan_apply::state::StateDir;
 use calplan_apply::transport::{HostSettings, Inventory, Transport, TransportKind};
 use calplan_apply::{Executor, Options, Progress};
-use calplan_model::Analysis;
+use calplan_model::{Analysis, NodeAgent};
 use calplan_plan::plan::{Fingerprint, Stage, Target};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Test hook: `CALPLAN_TEST_LAB_CRASH=after-network` (or `after-daemons`) ends `up` there, as a
-/// crash would, so that a test can show `down` cleans up after it.
+/// Test hook: `CALPLAN_TEST_LAB_CRASH=after-network` (or `after-daemons`, or in calico-node mode
+/// `after-calico-node`) ends `up` there, as a crash would, so that a test can show `down`
+/// cleans up after it.
 const CRASH_HOOK: &str = "CALPLAN_TEST_LAB_CRASH";
 
 fn crash_point(point: &str) {
@@ -33,10 +34,18 @@ fn crash_point(point: &str) {
 pub struct UpOptions<'a> {
     /// The intent's path as given, for the layout and messages.
     pub intent: &'a str,
+    /// The intent's text: a calico-node lab keeps a copy, from which its calico-node
+    /// emulation takes what Calico resources do not say (the release it renders for).
+    pub intent_text: &'a str,
     pub fingerprint: Fingerprint,
     pub dir: &'a Path,
     pub barrier_timeout: Duration,
+    /// Who runs the nodes (`--node-agent`, else the intent's `spec.nodeAgent`).
+    pub node_agent: NodeAgent,
 }
+
+/// The copy of the intent a calico-node lab keeps.
+pub const INTENT_COPY: &str = "intent.yaml";
 
 /// Namespaces on this host whose names start with `prefix-`.
 pub fn existing_namespaces(prefix: &str) -> Result<Vec<String>, String> {
@@ -50,16 +59,25 @@ pub fn existing_namespaces(prefix: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// The inventory that reaches the lab's nodes and routers through their namespaces.
+/// The inventory that reaches the lab's nodes and routers through their namespaces. A
+/// calico-node lab's nodes are read as calico-node's are, on `var/run/calico/bird.ctl` and
+/// `bird6.ctl`, with BIRD 1.6's client in the place of calico-node's `birdcl`.
 pub fn inventory(layout: &Layout) -> Inventory {
     let mut hosts = BTreeMap::new();
+    let client = daemons::bird16_client(layout).ok().map(|client| client.display().to_string());
     for node in &layout.nodes {
+        let calico_node = layout.node_agent == NodeAgent::CalicoNode;
         hosts.insert(
             node.name.clone(),
             HostSettings {
                 netns: Some(node.namespace.clone()),
                 root: Some(node.root.display().to_string()),
-                bird_socket: Some(daemons::bird_socket(node).display().to_string()),
+                bird_socket: Some(daemons::bird_socket(layout, node).display().to_string()),
+                bird6_socket: calico_node.then(|| daemons::bird6_socket(node).display().to_string()),
+                bird_client: if calico_node { client.clone() } else { None },
+                // Where confd's render is, for `calplan verify --inventory DIR/inventory.json`.
+                confd_config: calico_node
+                    .then(|| daemons::render_path(node, false).parent().expect("a render is in a directory").display().to_string()),
                 firewall: Some("nft".into()),
                 ..HostSettings::default()
             },
@@ -82,17 +100,40 @@ pub fn inventory(layout: &Layout) -> Inventory {
     Inventory { defaults: HostSettings::default(), hosts }
 }
 
-/// Apply's options for the lab: the record backend, the netns transport, the lab's passwords.
-pub fn executor_options(layout: &Layout, secrets: BTreeMap<String, String>, barrier_timeout: Duration) -> Options {
-    Options {
-        backend: Some(Backend::Record(layout.state_dir())),
-        transport: Transport { kind: TransportKind::Netns },
+/// The inventory file in the lab's directory: [`inventory`] as `--inventory` reads it (JSON,
+/// which is YAML), so that `calplan apply` and `calplan verify --transport netns` reach the
+/// lab's nodes as they would a cluster's.
+pub const INVENTORY_FILE: &str = "inventory.json";
+
+fn write_inventory(layout: &Layout) -> Result<(), String> {
+    let mut text = serde_json::to_string_pretty(&inventory(layout)).expect("inventories serialize");
+    text.push('\n');
+    calplan_apply::state::write_atomically(&layout.dir.join(INVENTORY_FILE), text.as_bytes(), 0o644)
+}
+
+/// Apply's options for the lab: the record backend (or in calico-node mode the lab's etcd),
+/// the netns transport, the lab's passwords.
+pub fn executor_options(
+    layout: &Layout,
+    secrets: BTreeMap<String, String>,
+    barrier_timeout: Duration,
+    parallelism: usize,
+) -> Result<Options, String> {
+    let backend = match layout.node_agent {
+        NodeAgent::Bird => Backend::Record(layout.state_dir()),
+        NodeAgent::CalicoNode => Backend::Etcd(crate::datastore::client(layout)?),
+    };
+    Ok(Options {
+        parallelism,
+        observe: calplan_apply::Observe::Sessions,
+        backend: Some(backend),
+        transport: Transport::new(TransportKind::Netns),
         inventory: inventory(layout),
         only: None,
         secrets,
         barrier_timeout,
         abort_after_step: None,
-    }
+    })
 }
 
 /// The lab's password file for every node whose `bird.cfg` in `files` names secrets.
@@ -120,8 +161,14 @@ impl Progress for Lines<'_> {
 
 pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -> Result<Layout, String> {
     let started = Instant::now();
+    let agent = options.node_agent;
+    let programs = crate::preflight::check(analysis, agent)?;
     let output = crate::compile(analysis)?;
-    let mut layout = topology::plan(analysis, options.intent, options.dir)?;
+    let mut layout = topology::plan(analysis, options.intent, options.dir, agent)?;
+    layout.bird16 = programs.bird16;
+    for warning in &programs.warnings {
+        say(&format!("warning: {warning}"));
+    }
     if options.dir.join(crate::LAYOUT_FILE).exists() {
         return Err(format!("a lab is already up in `{}`: `calplan lab down` it first", options.dir.display()));
     }
@@ -153,8 +200,27 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
             layout.notes.push(format!("router `{}` ({}, {why}): Linux routes carry its static routes{bgp}", router.name, router.platform));
         }
     }
+    if agent == NodeAgent::CalicoNode {
+        layout.notes.extend(calico_node_notes());
+        let ipv6 = analysis.model.nodes.iter().any(|node| node.ipv6_address.is_some());
+        if ipv6 && !output.artifacts.iter().any(|(_, artifact)| artifact.path.ends_with("/bird6-calico.cfg")) {
+            layout.ipv6_unrendered = true;
+            layout.notes.push(
+                "IPv6 not checked: calplan renders no `bird6-calico.cfg` for this intent (confd's `bird6.cfg`), so calico-node's IPv6 BIRD runs its bootstrap configuration; IPv6 sessions, routes and paths are left out".into(),
+            );
+        }
+        let copy = layout.dir.join(INTENT_COPY);
+        calplan_apply::state::write_atomically(&copy, options.intent_text.as_bytes(), 0o644)?;
+    }
     crate::write_layout(&layout)?;
-    say(&format!("lab `{}` in `{}` (namespaces `{}-*`)", layout.name, layout.dir.display(), layout.prefix));
+    write_inventory(&layout)?;
+    say(&format!(
+        "lab `{}` in `{}` (namespaces `{}-*`, nodes run by {})",
+        layout.name,
+        layout.dir.display(),
+        layout.prefix,
+        agent.as_str()
+    ));
 
     build_network(&mut layout)?;
     crate::write_layout(&layout)?;
@@ -181,8 +247,34 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
     for (namespace, address, port, name) in &listeners {
         daemons::start_listener(&layout, namespace, address, *port, name)?;
     }
-    for result in parallel(&layout.nodes, daemons::start_bird) {
-        result?;
+    match agent {
+        NodeAgent::Bird => {
+            for result in parallel(&layout.nodes, |node| daemons::start_bird(&layout, node)) {
+                result?;
+            }
+        }
+        NodeAgent::CalicoNode => {
+            // The datastore first (calico-node needs it to start), then BIRD on its bootstrap
+            // configuration, then confd's and Felix's emulation, which renders from now on.
+            crate::datastore::start(&mut layout)?;
+            if let Some(etcd) = &layout.etcd {
+                let source = etcd.source();
+                let applied = layout.state_dir().join("applied");
+                layout.notes.push(format!("the datastore is `{source}`: plan with `--current {source} --current {}`", applied.display()));
+            }
+            crate::write_layout(&layout)?;
+            let client = crate::datastore::client(&layout)?;
+            crate::datastore::seed_ipam(&layout, analysis, &client)?;
+            for result in parallel(&layout.nodes, |node| daemons::start_bird16(&layout, node)) {
+                result?;
+            }
+            say(&format!(
+                "datastore: etcd on {} with the IPAM of {} blocks; BIRD 1.6 on its bootstrap configuration ({:.1}s)",
+                layout.etcd.as_ref().map(|etcd| etcd.source()).unwrap_or_default(),
+                analysis.placement.blocks.len(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
     }
     for (speaker_index, speaker) in layout.speakers.iter().enumerate() {
         let router = layout.routers.iter().position(|router| router.speaker == Some(speaker_index));
@@ -213,25 +305,54 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
         started.elapsed().as_secs_f64()
     ));
 
-    // The artifacts, through apply.
-    let plan = plans::bring_up(analysis, &output, options.fingerprint.clone());
-    let plan_text = plan.to_json();
-    calplan_apply::state::write_atomically(&layout.dir.join("bring-up.plan"), plan_text.as_bytes(), 0o644)?;
-    let secrets = secrets_for(plan.changes().filter_map(|change| match (&change.target, &change.after) {
-        (Target::Node { node }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "bird.cfg" => {
-            Some((node.as_str(), text.as_str()))
-        }
-        (Target::Router { router }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "frr.conf" => {
-            Some((router.as_str(), text.as_str()))
-        }
-        _ => None,
-    }));
-    let state = StateDir::new(&layout.state_dir());
-    let _lock = calplan_apply::lock::Lock::acquire(&layout.state_dir(), &calplan_apply::lock::describe_holder("`calplan lab up`"))
+    // The artifacts, through apply. In calico-node mode, as a cluster is installed: first the
+    // datastore (and the routers), then calico-node starts on every node and renders it.
+    let plans = plans::bring_up(analysis, &output, options.fingerprint.clone(), agent, !layout.ipv6_unrendered);
+    let lock = calplan_apply::lock::Lock::acquire(&layout.state_dir(), &calplan_apply::lock::describe_holder("`calplan lab up`"))
         .map_err(|error| error.to_string())?;
-    let digest = calplan_plan::current::text_digest(&plan_text);
-    let mut executor = Executor::new(&plan, digest, executor_options(&layout, secrets, options.barrier_timeout), state);
-    executor.run(&mut Lines(&mut *say)).map_err(|error| format!("loading the artifacts failed: {error}"))?;
+    for (number, plan) in plans.iter().enumerate() {
+        let plan_text = plan.to_json();
+        let file = if number == 0 { "bring-up.plan".to_string() } else { format!("bring-up-{}.plan", number + 1) };
+        calplan_apply::state::write_atomically(&layout.dir.join(file), plan_text.as_bytes(), 0o644)?;
+        if number > 0 && agent == NodeAgent::CalicoNode {
+            crate::calico_node::start(&layout)?;
+            crash_point("after-calico-node");
+            say(&format!("calico-node emulation running: confd renders the datastore ({:.1}s)", started.elapsed().as_secs_f64()));
+        }
+        let secrets = secrets_for(plan.changes().filter_map(|change| match (&change.target, &change.after) {
+            (Target::Node { node }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "bird.cfg" => {
+                Some((node.as_str(), text.as_str()))
+            }
+            (Target::Router { router }, Some(calplan_plan::plan::Content::File { text })) if change.kind == "frr.conf" => {
+                Some((router.as_str(), text.as_str()))
+            }
+            _ => None,
+        }));
+        let state = StateDir::new(&layout.state_dir());
+        let digest = calplan_plan::current::text_digest(&plan_text);
+        let mut executor = Executor::new(
+            plan,
+            digest,
+            executor_options(&layout, secrets, options.barrier_timeout, calplan_apply::fanout::DEFAULT_PARALLELISM)?,
+            state,
+        );
+        executor.run(&mut Lines(&mut *say)).map_err(|error| format!("loading the artifacts failed: {error}"))?;
+    }
+    drop(lock);
+    if agent == NodeAgent::CalicoNode {
+        // Felix's part is the emulation's, from the datastore: wait until it has caught up.
+        let client = crate::datastore::client(&layout)?;
+        let revision = crate::calico_node::latest_revision(&client)?;
+        crate::calico_node::wait_rendered(&layout.dir, revision, options.barrier_timeout)?;
+        crate::write_layout(&layout)?;
+        say(&format!(
+            "lab `{}` is up ({:.1}s); `calplan lab verify` checks it; its datastore is {}",
+            layout.name,
+            started.elapsed().as_secs_f64(),
+            layout.etcd.as_ref().map(|etcd| etcd.source()).unwrap_or_default()
+        ));
+        return Ok(layout);
+    }
 
     // Felix's part: VXLAN routes and NAT outgoing where no rules.nft does it.
     let pools: Vec<ipnet::IpNet> = analysis.model.pools.iter().map(|pool| *pool.cidr).collect();
@@ -266,6 +387,16 @@ pub fn up(analysis: &Analysis, options: &UpOptions, say: &mut dyn FnMut(&str)) -
     crate::write_layout(&layout)?;
     say(&format!("lab `{}` is up ({:.1}s); `calplan lab verify` checks it", layout.name, started.elapsed().as_secs_f64()));
     Ok(layout)
+}
+
+/// What a calico-node lab emulates, for its reports.
+fn calico_node_notes() -> Vec<String> {
+    let notes = vec![
+        "calico-node emulated: Debian's BIRD 1.6 (Calico runs its fork of 1.6) on each node's `bird-calico.cfg`, rendered by the lab's confd emulation from the lab's etcd and reloaded on every change (calico-node.log)".to_string(),
+        "the fork-only `krt_tunnel = \"…\";` statement is neutralised as `print \"krt_tunnel\";` in every render: BIRD 1.6 programs IPIP pools' routes without the tunnel device the fork would name".to_string(),
+        "Felix emulated from the datastore: VXLAN forwarding and NAT outgoing by the same process; routes to pods by the lab's pod wiring".to_string(),
+    ];
+    notes
 }
 
 /// The file a router platform loads.
@@ -371,18 +502,9 @@ fn build_network(layout: &mut Layout) -> Result<(), String> {
         }
         let mut sysctls = vec!["net.ipv4.ip_forward=1".to_string(), "net.ipv6.conf.all.forwarding=1".to_string()];
         for pod in layout_view.pods.iter().filter(|pod| pod.node == node.name) {
-            let cali = &pod.host_interface;
-            lines.push(format!("link add name {cali} type veth peer name eth0 netns {}", pod.namespace));
-            lines.push(format!("link set dev {cali} address {} addrgenmode none", topology::CALI_MAC));
-            lines.push(format!("link set dev {cali} up"));
-            if pod.address.is_ipv4() {
-                lines.push(format!("route replace {}/32 dev {cali} scope link", pod.address));
-                sysctls.push(format!("net.ipv4.conf.{cali}.proxy_arp=1"));
-                sysctls.push(format!("net.ipv4.neigh.{cali}.proxy_delay=0"));
-            } else {
-                lines.push(format!("address add {}/64 dev {cali} nodad", topology::POD_GATEWAY_V6));
-                lines.push(format!("route replace {}/128 dev {cali}", pod.address));
-            }
+            let (pod_lines, pod_sysctls) = crate::pods::host_side(pod);
+            lines.extend(pod_lines);
+            sysctls.extend(pod_sysctls);
         }
         ip_batch(Some(&node.namespace), &lines)?;
         let sysctl_args: Vec<&str> = ["-q", "-w"].into_iter().chain(sysctls.iter().map(String::as_str)).collect();
@@ -394,22 +516,7 @@ fn build_network(layout: &mut Layout) -> Result<(), String> {
     }
 
     // Pods, routers, peers, the outside host.
-    let pod_work = |pod: &topology::Pod| -> Result<(), String> {
-        let lines = if pod.address.is_ipv4() {
-            vec![
-                format!("address add {}/32 dev eth0", pod.address),
-                "link set dev eth0 up".to_string(),
-                format!("route replace default via {} dev eth0 onlink", topology::POD_GATEWAY_V4),
-            ]
-        } else {
-            vec![
-                format!("address add {}/128 dev eth0 nodad", pod.address),
-                "link set dev eth0 up".to_string(),
-                format!("route replace default via {} dev eth0", topology::POD_GATEWAY_V6),
-            ]
-        };
-        ip_batch(Some(&pod.namespace), &lines)
-    };
+    let pod_work = |pod: &topology::Pod| -> Result<(), String> { ip_batch(Some(&pod.namespace), &crate::pods::pod_side(pod)) };
     for result in parallel(&layout_view.pods, pod_work) {
         result?;
     }

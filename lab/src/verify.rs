@@ -17,8 +17,8 @@
 
 use crate::topology::{Layout, NodeHost, OUTSIDE_PORT, POD_PORT, Pod, Speaker};
 use crate::{daemons, in_namespace, parallel, run};
-use calplan_apply::probe::parse_protocols;
-use calplan_model::Analysis;
+use calplan_apply::observe::parse_protocols;
+use calplan_model::{Analysis, NodeAgent};
 use calplan_targets::Output;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
@@ -183,6 +183,7 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
             let rows = peerings
                 .for_node(index)
                 .iter()
+                .filter(|peering| layout.checks_family(peering.data.ip.is_ipv4()))
                 .map(|peering| (peering.protocol_name(), format!("{} {}", peering.status_address(), peering.peer_type.as_str())))
                 .collect();
             (peerings.topology.nodes[index].name.clone(), rows)
@@ -192,7 +193,7 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
         let Some(node) = layout.node(name) else {
             return Row { ok: Some(false), text: format!("{name}: not in the lab (it was brought up from `{}`)", layout.intent) };
         };
-        let table = match daemons::birdc(node, &["show", "protocols"]) {
+        let table = match daemons::birdc(layout, node, &["show", "protocols"]) {
             Ok(table) => table,
             Err(error) => return Row { ok: Some(false), text: format!("{name}: {error}") },
         };
@@ -218,19 +219,64 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
     });
     sections.push(Section { title: "BGP sessions (birdc show protocols, against `calplan status`)".into(), rows, seconds: lap(&mut mark) });
 
+    // confd's render, in calico-node mode.
+    if layout.node_agent == NodeAgent::CalicoNode {
+        let names: Vec<String> = analysis.model.nodes.iter().map(|node| node.name.value.clone()).collect();
+        let rows = converge(&names, deadline, |name| render_check(layout, output, name));
+        sections.push(Section {
+            title: "confd's render (etc/calico/confd/config/bird.cfg, against bird-calico.cfg)".into(),
+            rows,
+            seconds: lap(&mut mark),
+        });
+    }
+
     // Kernel routes.
     let names: Vec<String> = analysis.model.nodes.iter().map(|node| node.name.value.clone()).collect();
     let rows = converge(&names, deadline, |name| {
         let Some(node) = layout.node(name) else { return Row { ok: Some(false), text: format!("{name}: not in the lab") } };
-        let wanted = normalise(&routes_of(name));
-        let held = match kernel_cluster_routes(node, &pools) {
+        let mut wanted = normalise(&routes_of(name));
+        if !layout.checks_family(false) {
+            wanted.retain(|line| !line.contains(':'));
+        }
+        let mut held = match kernel_cluster_routes(node, &pools) {
             Ok(held) => held,
             Err(error) => return Row { ok: Some(false), text: format!("{name}: {error}") },
         };
-        let missing: Vec<&String> = wanted.difference(&held).collect();
+        if !layout.checks_family(false) {
+            held.retain(|line| !line.contains(':'));
+        }
+        // Stock BIRD 1.6 cannot program what Calico's fork programs through `tunl0`
+        // (`krt_tunnel` is neutralised): those routes are checked in BIRD's own table.
+        let mut in_bird = Vec::new();
+        if layout.node_agent == NodeAgent::CalicoNode {
+            let tunnelled: Vec<String> = wanted.iter().filter(|line| line.contains(" dev tunl0")).cloned().collect();
+            for line in &tunnelled {
+                wanted.remove(line);
+                let destination = line.split_whitespace().next().unwrap_or_default().to_string();
+                held.retain(|held_line| held_line.split_whitespace().next() != Some(destination.as_str()));
+                in_bird.push(destination);
+            }
+        }
+        let mut missing: Vec<&String> = wanted.difference(&held).collect();
         let unexpected: Vec<&String> = held.difference(&wanted).collect();
+        let absent_in_bird: Vec<String> = match in_bird.is_empty() {
+            true => Vec::new(),
+            false => match daemons::birdc(layout, node, &["show", "route"]) {
+                Ok(table) => {
+                    in_bird.iter().filter(|prefix| !table.lines().any(|line| line.starts_with(prefix.as_str()))).cloned().collect()
+                }
+                Err(error) => return Row { ok: Some(false), text: format!("{name}: {error}") },
+            },
+        };
+        let absent_lines: Vec<String> = absent_in_bird.iter().map(|prefix| format!("{prefix} (through tunl0) in BIRD's table")).collect();
+        missing.extend(absent_lines.iter());
+        let tunnel_note = if in_bird.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} through tunl0 in BIRD's table: control plane only)", in_bird.len())
+        };
         if missing.is_empty() && unexpected.is_empty() {
-            Row { ok: Some(true), text: format!("{name}: {} routes as in nodes/{name}/routes", wanted.len()) }
+            Row { ok: Some(true), text: format!("{name}: {} routes as in nodes/{name}/routes{tunnel_note}", wanted.len() + in_bird.len()) }
         } else {
             let mut text = format!("{name}:");
             if !missing.is_empty() {
@@ -247,9 +293,14 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
     // Router → pod.
     let mut router_checks: Vec<(usize, usize)> = Vec::new();
     let mut skipped = Vec::new();
+    let expected = crate::topology::plan(analysis, &layout.intent, &layout.dir, layout.node_agent).ok();
     for (router_index, router) in layout.routers.iter().enumerate() {
+        let routes = expected
+            .as_ref()
+            .and_then(|expected| expected.routers.iter().find(|other| other.name == router.name))
+            .map_or(&router.static_routes, |other| &other.static_routes);
         for (pod_index, pod) in layout.pods.iter().enumerate() {
-            if !router_reaches(layout, analysis, router_index, pod) {
+            if !router_reaches(layout, analysis, router_index, routes, pod) || !layout.checks_family(pod.address.is_ipv4()) {
                 continue;
             }
             if layout.ipip_pools.contains(&pod.pool) && !layout.ipip_in_kernel {
@@ -286,7 +337,9 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
         let (from, to) = (&layout.pods[a], &layout.pods[b]);
         let (from_routes, to_routes) = (routes_of(&from.node), routes_of(&to.node));
         let routed = |routes: &str, block: &IpNet| routes.lines().any(|line| line.split_whitespace().any(|word| word == block.to_string()));
-        if !routed(&from_routes, &to.block) || !routed(&to_routes, &from.block) {
+        if !layout.checks_family(from.address.is_ipv4()) {
+            rows.push(Row { ok: None, text: format!("{} ↔ {}: IPv6, not checked (no IPv6 render)", pod_text(from), pod_text(to)) });
+        } else if !routed(&from_routes, &to.block) || !routed(&to_routes, &from.block) {
             rows.push(Row {
                 ok: None,
                 text: format!("{} ↔ {}: no route between them by design (nodes/<node>/routes)", pod_text(from), pod_text(to)),
@@ -344,7 +397,8 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
     let mut instances: Vec<(usize, usize)> = Vec::new();
     for (speaker_index, speaker) in layout.speakers.iter().enumerate() {
         for instance_index in 0..speaker.instances.len() {
-            if !speaker.instances[instance_index].neighbors.is_empty() {
+            let instance = &speaker.instances[instance_index];
+            if !instance.neighbors.is_empty() && layout.checks_family(instance.local.is_ipv4()) {
                 instances.push((speaker_index, instance_index));
             }
         }
@@ -372,6 +426,38 @@ pub fn verify(layout: &Layout, analysis: &Analysis, output: &Output, options: &V
     Report { heading: format!("lab `{}` ({}) against `{}`", layout.name, layout.prefix, options.intent), sections, notes }
 }
 
+/// A node's live render (what its BIRD runs) against the intent's `bird-calico.cfg`, as the
+/// lab's confd emulation prepares it for BIRD 1.6.
+fn render_check(layout: &Layout, output: &Output, name: &str) -> Row {
+    let Some(node) = layout.node(name) else { return Row { ok: Some(false), text: format!("{name}: not in the lab") } };
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for (ipv6, file) in [(false, "bird-calico.cfg"), (true, "bird6-calico.cfg")] {
+        let Some(artifact) = output.get(&format!("nodes/{name}/{file}")) else { continue };
+        if ipv6 && !daemons::runs_bird6(node) {
+            continue;
+        }
+        compared += 1;
+        let path = daemons::render_path(node, ipv6);
+        let live = std::fs::read_to_string(&path).unwrap_or_default();
+        let predicted = crate::calico_node::with_lab_passwords(&artifact.contents);
+        if live != predicted {
+            let line = live
+                .lines()
+                .zip(predicted.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(live.lines().count().min(predicted.lines().count()));
+            let shown = predicted.lines().nth(line).unwrap_or("(end of file)").trim().to_string();
+            differences.push(format!("{} differs from {file} from line {} (`{shown}`)", path.display(), line + 1));
+        }
+    }
+    if differences.is_empty() {
+        Row { ok: Some(true), text: format!("{name}: {compared} renders as predicted") }
+    } else {
+        Row { ok: Some(false), text: format!("{name}: {}", differences.join("; ")) }
+    }
+}
+
 /// A few routes of a list, quoted, and how many more there are.
 fn some(lines: &[&String]) -> String {
     const SHOWN: usize = 4;
@@ -388,14 +474,15 @@ fn word(ok: bool) -> &'static str {
 
 /// Whether a router should reach a pod: a static route of its covers the pod, or it learns
 /// the pod's block over BGP.
-fn router_reaches(layout: &Layout, analysis: &Analysis, router_index: usize, pod: &Pod) -> bool {
+/// `routes` are the router's static routes in the verified intent (its pools may have
+/// changed since `up`).
+fn router_reaches(layout: &Layout, analysis: &Analysis, router_index: usize, routes: &[Vec<String>], pod: &Pod) -> bool {
     let router = &layout.routers[router_index];
     let family = router.link.addresses.first().is_some_and(|address| address.addr().is_ipv4()) == pod.address.is_ipv4();
     if !family {
         return false;
     }
-    let static_route = router
-        .static_routes
+    let static_route = routes
         .iter()
         .any(|route| route.first().and_then(|destination| destination.parse::<IpNet>().ok()).is_some_and(|net| net.contains(&pod.address)));
     let bgp = router.speaker.is_some_and(|index| !layout.speakers[index].instances.iter().all(|instance| instance.neighbors.is_empty()))
@@ -434,8 +521,8 @@ pub fn pod_pairs(pods: &[Pod]) -> (Vec<(usize, usize)>, bool) {
 }
 
 /// Prefixes in `birdc show route export PROTOCOL` output.
-fn bird_exports(node: &NodeHost, protocol: &str) -> Result<BTreeSet<IpNet>, String> {
-    let text = daemons::birdc(node, &["show", "route", "export", protocol])?;
+fn bird_exports(layout: &Layout, node: &NodeHost, protocol: &str) -> Result<BTreeSet<IpNet>, String> {
+    let text = daemons::birdc(layout, node, &["show", "route", "export", protocol])?;
     Ok(text.lines().filter_map(|line| line.split_whitespace().next()).filter_map(|word| word.parse::<IpNet>().ok()).collect())
 }
 
@@ -462,7 +549,7 @@ fn learned_check(layout: &Layout, speaker: &Speaker, instance_index: usize, bloc
     for neighbor in &instance.neighbors {
         let Some(node) = layout.node(&neighbor.node) else { continue };
         // A session that is down exports nothing (and the sessions check says so).
-        if let Ok(sent) = bird_exports(node, &neighbor.protocol) {
+        if let Ok(sent) = bird_exports(layout, node, &neighbor.protocol) {
             expected.extend(sent);
         }
     }

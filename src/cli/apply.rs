@@ -1,14 +1,14 @@
 //! `calplan apply PLANFILE [--state DIR] [--calico calicoctl|kubectl|etcd://HOST:PORT]
-//! [--transport local|ssh|netns] [--only calico|nodes|routers] [--auto-approve]`
+//! [--transport local|ssh|netns|kubectl] [--observe sessions|node-status] [--parallelism N]
+//! [--only calico|nodes|routers] [--auto-approve]`
 
 use super::{CliError, CliResult};
 use crate::apply::calico::Backend;
 use crate::apply::state::StateDir;
 use crate::apply::transport::{Inventory, Transport, TransportKind};
-use crate::apply::{self, Ended, Executor, Only, Options, Progress, lock::Lock};
+use crate::apply::{self, Executor, Observe, Only, Options, Progress, lock::Lock};
 use crate::current;
-use calplan_calico::resources::SecretKeyRef;
-use calplan_plan::plan::{Content, Plan, Stage, Target};
+use calplan_plan::plan::{Plan, Stage, Target};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -28,17 +28,24 @@ pub struct Args {
     calico: Option<String>,
     #[command(flatten)]
     calico_config: super::input::CalicoConfig,
-    /// How node and router files reach their hosts
-    #[arg(long, value_enum, default_value_t = TransportKind::Local)]
+    /// How node-side commands reach their hosts: on this machine, in a network namespace, over
+    /// ssh, or with `kubectl exec` in the node's calico-node pod
+    #[arg(long, value_parser = super::named::<TransportKind>(), default_value = "local")]
     transport: TransportKind,
     /// Apply only Calico resources, node files or router files; the rest stays pending
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named::<Only>())]
     only: Option<Only>,
+    /// How barriers read sessions: from BIRD through the transport, or from CalicoNodeStatus
+    /// resources through the Kubernetes API where exec is not allowed (at most 10 at a time,
+    /// deleted afterwards; also with `--only calico`)
+    #[arg(long, value_parser = super::named::<Observe>(), default_value = "sessions")]
+    observe: Observe,
     /// Do not ask for confirmation on a terminal
     #[arg(long)]
     auto_approve: bool,
     /// How to reach each host (YAML: `defaults` and `hosts` with address, user, port, identity,
-    /// knownHosts, netns, root, birdSocket, firewall, frrPathspace)
+    /// knownHosts, netns, root, birdSocket, bird6Socket, birdClient, firewall, frrPathspace,
+    /// platform, calicoNamespace; and per host thisMachine)
     #[arg(long)]
     inventory: Option<PathBuf>,
     /// BGP passwords, laid out as Kubernetes mounts a Secret: DIR/<secret>/<key>
@@ -47,6 +54,9 @@ pub struct Args {
     /// How long each barrier may take, in seconds
     #[arg(long, default_value_t = 300)]
     barrier_timeout: u64,
+    /// How many hosts are worked on at once (loads, barrier reads, confirmations, rollbacks)
+    #[arg(long, default_value_t = apply::fanout::DEFAULT_PARALLELISM as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    parallelism: u64,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -81,25 +91,24 @@ pub fn run(args: Args) -> CliResult {
             "the plan changes Calico resources: give `--calico etcd://HOST:PORT`, `--calico calicoctl` or `--calico kubectl`".into(),
         ));
     }
-    let mut inventory = match &args.inventory {
+    let inventory = match &args.inventory {
         Some(path) => Inventory::read(path).map_err(CliError::Message)?,
         None => Inventory::default(),
     };
-    for (router, platform) in router_platforms(&plan) {
-        inventory.hosts.entry(router).or_default().platform.get_or_insert(platform);
-    }
-    let secrets = read_secrets(&plan, args.secrets.as_deref())?;
+    let secrets = apply::secrets::for_plan(&plan, args.secrets.as_deref()).map_err(CliError::Message)?;
     if !args.auto_approve && std::io::stdin().is_terminal() && !approved(&plan)? {
         anstream::eprintln!("Apply cancelled.");
         return Err(CliError::Reported);
     }
     let options = Options {
         backend,
-        transport: Transport { kind: args.transport },
+        transport: Transport::new(args.transport),
         inventory,
         only: args.only,
         secrets,
         barrier_timeout: Duration::from_secs(args.barrier_timeout),
+        parallelism: args.parallelism as usize,
+        observe: args.observe,
         abort_after_step: std::env::var("CALPLAN_TEST_ABORT_AFTER_STEP").ok().and_then(|n| n.parse().ok()),
     };
     let mut executor = Executor::new(&plan, plan_digest, options, state);
@@ -107,29 +116,14 @@ pub fn run(args: Args) -> CliResult {
         executor = executor.with_applied_baseline(baseline);
     }
     let mut progress = Reporter::new();
-    match executor.run(&mut progress) {
-        Ok(Ended::Complete) => {
-            progress.finish();
-            super::info(&format!(
-                "Apply complete: {}. The state is in `{}`.",
-                calplan_plan::render::stages_phrase(plan.stages.len()),
-                args.state.display()
-            ));
+    let ended = executor.run(&mut progress);
+    progress.finish();
+    match ended {
+        Ok(ended) => {
+            super::info(&ended.summary(plan.stages.len(), args.only, &args.state));
             Ok(ExitCode::SUCCESS)
         }
-        Ok(Ended::Partial(pending)) => {
-            progress.finish();
-            super::info(&format!(
-                "Apply complete for `--only {}`: {pending} changes stay pending in `{}`; a later plan shows them.",
-                args.only.map(|only| format!("{only:?}").to_lowercase()).unwrap_or_default(),
-                args.state.display()
-            ));
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => {
-            progress.finish();
-            Err(CliError::Message(format!("apply stopped: {error}")))
-        }
+        Err(error) => Err(CliError::Message(format!("apply stopped: {error}"))),
     }
 }
 
@@ -239,88 +233,6 @@ fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<
             .extend(files.into_iter().filter(|(path, _)| path.starts_with("nodes/") || path.starts_with("routers/")));
     }
     Ok(baseline)
-}
-
-/// Each router's platform, which decides which of its files apply loads, from the intent the
-/// plan was made from when it is still there unchanged; the inventory may say otherwise.
-fn router_platforms(plan: &Plan) -> BTreeMap<String, String> {
-    let Ok((_, text)) = super::read_file_as(Path::new(&plan.intent.name), super::FileKinds::Regular) else { return BTreeMap::new() };
-    if calplan_plan::current::text_digest(&text) != plan.intent.sha256 {
-        return BTreeMap::new();
-    }
-    let checked = crate::pipeline::check(&plan.intent.name, text, None);
-    let Some(analysis) = checked.valid() else { return BTreeMap::new() };
-    analysis.model.routers.iter().map(|router| (router.name.value.clone(), router.platform.value.as_str().to_string())).collect()
-}
-
-/// `bird-secrets.conf` per node, from `--secrets DIR`, for nodes whose BIRD needs passwords:
-/// every Secret key any of the node's `bird.cfg` versions in the plan names (a node may get a
-/// new `bird.cfg` in several stages, and each must find its passwords defined).
-fn read_secrets(plan: &Plan, directory: Option<&Path>) -> Result<BTreeMap<String, String>, CliError> {
-    // Nodes name their passwords in comments of `bird.cfg`, routers running FRR in placeholders
-    // of `frr.conf`; a host's file may name different ones from one stage to the next.
-    let mut named: BTreeMap<(&str, &str), BTreeSet<(String, String)>> = BTreeMap::new();
-    for change in plan.changes() {
-        let Some(Content::File { text }) = &change.after else { continue };
-        let (host, references) = match (&change.target, change.kind.as_str()) {
-            (Target::Node { node }, "bird.cfg") => (node, calplan_targets::bird::password_references(text)),
-            (Target::Router { router }, "frr.conf") => (router, calplan_targets::routers::frr_password_references(text)),
-            _ => continue,
-        };
-        named.entry((change.kind.as_str(), host.as_str())).or_default().extend(references);
-    }
-    let mut secrets = BTreeMap::new();
-    for ((file, host), references) in named.into_iter().filter(|(_, references)| !references.is_empty()) {
-        let passwords = read_passwords(directory, host, file, references)?;
-        let text = match file {
-            "bird.cfg" => calplan_targets::bird::secrets_file(&passwords).map_err(|error| CliError::Message(error.to_string()))?,
-            _ => calplan_targets::routers::frr_secrets_file(&passwords),
-        };
-        secrets.insert(host.to_string(), text);
-    }
-    Ok(secrets)
-}
-
-/// The values of the Secrets `host`'s `file` names, from `DIR/<secret>/<key>`.
-fn read_passwords(
-    directory: Option<&Path>,
-    host: &str,
-    file: &str,
-    references: BTreeSet<(String, String)>,
-) -> Result<BTreeMap<SecretKeyRef, String>, CliError> {
-    let Some(directory) = directory else {
-        return Err(CliError::Message(format!("`{host}`'s {file} needs BGP passwords: give `--secrets DIR` (DIR/<secret>/<key>)")));
-    };
-    references
-        .into_iter()
-        .map(|(name, key)| {
-            // The names come from the plan, a file anyone could edit: they must be what
-            // Kubernetes allows for a Secret and its keys, so that they stay inside DIR.
-            if !is_secret_word(&name) || !is_secret_word(&key) {
-                return Err(CliError::Message(format!(
-                    "`{host}`'s {file} names the Secret `{name}`, key `{key}`, which is not a Secret's name and key"
-                )));
-            }
-            let path = directory.join(&name).join(&key);
-            // A regular file only (Kubernetes mounts a Secret's keys as links to regular files):
-            // apply holds its lock here, and must not wait on a FIFO.
-            let (_, value) = super::read_file_as(&path, super::FileKinds::Regular).map_err(|error| match error {
-                CliError::Message(message) => CliError::Message(format!("the password: {message}")),
-                other => other,
-            })?;
-            Ok((SecretKeyRef { name, key, optional: None }, value.trim_end_matches('\n').to_string()))
-        })
-        .collect()
-}
-
-/// A Secret's name or key as Kubernetes allows them (letters, digits, `-`, `_`, `.`), and not
-/// `.` or `..`.
-fn is_secret_word(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 253
-        && text != "."
-        && text != ".."
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// Asks on the terminal, after showing the plan as `show` does: computed from the content this

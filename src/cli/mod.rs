@@ -174,6 +174,14 @@ fn error_prefix() -> String {
 }
 
 /// Writes the requested output to standard output, reporting a closed pipe as an error.
+/// The argument parser for an engine's named choices (the engines name them; only the CLI
+/// knows clap).
+pub(crate) fn named<T: calplan_apply::Named + std::fmt::Debug + Send + Sync>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(T::names())
+        .map(|name: String| T::from_name(&name).expect("clap passes only the names it was given"))
+}
+
 pub(crate) fn print_stdout(text: &str) -> Result<(), CliError> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();

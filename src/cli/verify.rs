@@ -20,7 +20,7 @@ pub struct Args {
     #[command(flatten)]
     calico_config: input::CalicoConfig,
     /// How nodes are reached
-    #[arg(long, value_enum, default_value_t = TransportKind::Ssh)]
+    #[arg(long, value_parser = super::named::<TransportKind>(), default_value = "ssh")]
     transport: TransportKind,
     /// How to reach each node (YAML: `defaults` and `hosts`; `confdConfig` and `birdSocket` say
     /// where calico-node keeps its render and BIRD's socket when not in calico-node's places)
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> CliResult {
         Some(path) => Inventory::read(path).map_err(CliError::Message)?,
         None => Inventory::default(),
     };
-    let transport = Transport { kind: args.transport };
+    let transport = Transport::new(args.transport);
     let mut report = verify::verify(&name, &expected, &transport, &inventory, args.parallelism);
     report.notes = notes;
     // The nodes' Calico resources, where `--current` has them: a node that joined since the

@@ -213,7 +213,9 @@ fn a_second_apply_refuses_naming_the_holder() {
     let output =
         run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    // The first apply waits on a barrier no BIRD will ever meet, holding the lock.
+    // The first apply waits on a barrier no BIRD will ever meet, holding the lock: its nodes
+    // are all this machine, by the inventory's word, so the barrier reads a socket here.
+    let inventory = this_machine_inventory(directory.path());
     let mut first = Command::new(env!("CARGO_BIN_EXE_calplan"))
         .args([
             "apply",
@@ -222,6 +224,8 @@ fn a_second_apply_refuses_naming_the_holder() {
             "calicoctl",
             "--state",
             state.to_str().unwrap(),
+            "--inventory",
+            inventory.to_str().unwrap(),
             "--auto-approve",
             "--barrier-timeout",
             "60",
@@ -244,6 +248,59 @@ fn a_second_apply_refuses_naming_the_holder() {
     assert_eq!(second.status.code(), Some(1));
     let stderr = text(&second.stderr);
     assert!(stderr.contains("another apply holds the lock") && stderr.contains(&format!("pid {}", first.id())), "{stderr}");
+}
+
+/// An inventory that says every node of the seed is this machine, with a BIRD socket nothing
+/// listens on.
+fn this_machine_inventory(directory: &Path) -> std::path::PathBuf {
+    let checked = calplan::pipeline::check(
+        "intent.yaml",
+        std::fs::read_to_string(crate::golden::root().join("testdata/seed-rr/intent.yaml")).unwrap(),
+        None,
+    );
+    let socket = directory.join("no-bird.ctl");
+    let hosts: serde_json::Map<String, Value> = checked
+        .valid()
+        .unwrap()
+        .model
+        .nodes
+        .iter()
+        .map(|node| (node.name.value.clone(), serde_json::json!({ "thisMachine": true, "birdSocket": socket.to_str().unwrap() })))
+        .collect();
+    let file = directory.join("inventory.yaml");
+    std::fs::write(&file, serde_json::json!({ "hosts": hosts }).to_string()).unwrap();
+    file
+}
+
+/// `--transport local` (the default) acts only on hosts the inventory says are this machine:
+/// without an inventory, or with one naming only some nodes so, apply refuses before it
+/// changes anything — the datastore included — and says how to name a transport.
+#[test]
+fn local_apply_refuses_nodes_not_named_as_this_machine() {
+    let directory = tempfile::tempdir().unwrap();
+    let program = stand_in(directory.path(), "calicoctl", "testdata/mesh-to-rr/current/cluster.yaml");
+    let plan = directory.path().join("plan.json");
+    let output =
+        run(&["plan", "testdata/seed-rr/intent.yaml", "--current", "testdata/mesh-to-rr/current", "-o", plan.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let state = directory.path().join("state");
+    let all_this_machine = this_machine_inventory(directory.path());
+    let mut inventory: Value = serde_json::from_str(&std::fs::read_to_string(&all_this_machine).unwrap()).unwrap();
+    inventory["hosts"].as_object_mut().unwrap().retain(|name, _| name == "cs1-k8s-m1.zpepc.com.cn");
+    let one = directory.path().join("one.yaml");
+    std::fs::write(&one, inventory.to_string()).unwrap();
+    for extra in [vec![], vec!["--inventory", one.to_str().unwrap()]] {
+        let mut args = vec!["apply", plan.to_str().unwrap(), "--calico", "calicoctl", "--state", state.to_str().unwrap(), "--auto-approve"];
+        args.extend(extra.iter().copied());
+        let output = run(&args, &[("CALPLAN_CALICOCTL", program.to_str().unwrap())]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("nothing was changed") && stderr.contains("`--transport local` would run the commands of"), "{stderr}");
+        assert!(stderr.contains("`cs1-k8s-n3.zpepc.com.cn`") && stderr.contains("--transport ssh"), "{stderr}");
+        assert_eq!(extra.is_empty(), stderr.contains("`cs1-k8s-m1.zpepc.com.cn`"), "only the unnamed nodes are listed: {stderr}");
+        assert!(!directory.path().join("calicoctl.log").exists(), "the datastore was written");
+        assert!(!state.join("state.json").exists());
+    }
 }
 
 /// A stand-in for `calicoctl` or `kubectl` (neither can be installed here): records each

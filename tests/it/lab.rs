@@ -1,5 +1,6 @@
-//! `calplan lab`: scenarios built in network namespaces with BIRD 2 and FRR, verified, probed
-//! while plans are applied, and torn down without a trace. Root only, as the names say.
+//! `calplan lab`: scenarios built in network namespaces with BIRD 2 and FRR, or in calico-node
+//! mode with BIRD 1.6 on confd's render of a lab etcd, verified, probed while plans are
+//! applied, and torn down without a trace. Root only, as the names say.
 //!
 //! Lab tests run one at a time (a lock below): they measure packet loss at 20 ms resolution,
 //! and two labs converging at once on two cores would only add noise.
@@ -50,8 +51,19 @@ impl Lab {
     }
 
     fn up(&self) {
-        let output = calplan(&["lab", "up", &self.intent, "--dir", self.dir()], &[]);
+        self.up_with(&[]);
+    }
+
+    fn up_with(&self, extra: &[&str]) {
+        let mut args = vec!["lab", "up", &self.intent, "--dir", self.dir()];
+        args.extend_from_slice(extra);
+        let output = calplan(&args, &[]);
         assert_eq!(output.status.code(), Some(0), "lab up {}:\n{}", self.intent, both(&output));
+    }
+
+    /// The lab's etcd, in calico-node mode (`etcd://127.0.0.1:PORT`).
+    fn etcd(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.layout()["etcd"]["clientPort"])
     }
 
     /// `lab verify`, giving the lab `timeout` seconds to converge.
@@ -71,14 +83,38 @@ impl Lab {
         self.layout()["prefix"].as_str().unwrap().to_string()
     }
 
-    /// Every process the lab runs: those in its namespaces.
+    /// Every process the lab runs: those in its namespaces, and in calico-node mode its etcd
+    /// and calico-node emulation (in this machine's namespace, named by their pid files).
     fn processes(&self) -> Vec<u32> {
-        namespaces_with(&self.prefix())
+        let mut pids: Vec<u32> = namespaces_with(&self.prefix())
             .iter()
             .flat_map(|namespace| {
                 let output = Command::new("ip").args(["netns", "pids", namespace]).output().unwrap();
                 text(&output.stdout).lines().filter_map(|line| line.trim().parse().ok()).collect::<Vec<u32>>()
             })
+            .collect();
+        for file in ["etcd/etcd.pid", "calico-node.pid"] {
+            if let Some(pid) = std::fs::read_to_string(self.dir.join(file)).ok().and_then(|text| text.trim().parse().ok()) {
+                assert!(running(pid), "the lab's `{file}` names a process that does not run");
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Processes whose command line names the lab's directory (its etcd, its emulation, …).
+    fn naming_the_directory(&self) -> Vec<u32> {
+        let dir = self.dir.display().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                    String::from_utf8_lossy(&line).split('\0').any(|arg| arg == dir || arg.starts_with(&format!("{dir}/")))
+                })
+            })
+            .filter(|pid| running(*pid))
             .collect()
     }
 
@@ -91,19 +127,36 @@ impl Lab {
         assert_eq!(namespaces_with(&prefix), Vec::<String>::new(), "namespaces left behind");
         let alive: Vec<u32> = processes.into_iter().filter(|pid| running(*pid)).collect();
         assert!(alive.is_empty(), "processes left behind: {alive:?}");
-        assert!(!self.dir.exists(), "the lab's directory is left behind");
+        assert!(!self.dir.exists(), "the lab's directory (and with it any etcd data) is left behind");
+        assert_eq!(self.naming_the_directory(), Vec::<u32>::new(), "processes of the lab's left behind");
         assert!(!Path::new("/var/run/frr").read_dir().is_ok_and(|mut entries| {
             entries.any(|entry| entry.is_ok_and(|entry| entry.file_name().to_string_lossy().starts_with(&prefix)))
         }));
     }
 
-    /// Plans `intent` against the lab's applied state.
+    /// Plans `intent` against the lab's applied state (and in calico-node mode its etcd).
     fn plan(&self, intent: &str) -> PathBuf {
         let plan = self._scratch.path().join("change.plan");
-        let current = self.dir.join("state/applied");
-        let output = calplan(&["plan", intent, "--current", current.to_str().unwrap(), "-o", plan.to_str().unwrap()], &[]);
+        let args = self.plan_args(intent, &["-o", plan.to_str().unwrap()]);
+        let output = calplan(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
         assert_eq!(output.status.code(), Some(0), "plan:\n{}", both(&output));
         plan
+    }
+
+    fn plan_args<'a>(&self, intent: &'a str, extra: &[&'a str]) -> Vec<String> {
+        let mut args: Vec<String> = ["plan", intent, "--current"].map(String::from).to_vec();
+        args.push(self.dir.join("state/applied").display().to_string());
+        if self.layout()["etcd"].is_object() {
+            args.extend(["--current".to_string(), self.etcd()]);
+        }
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args
+    }
+
+    /// Whether a plan of `intent` against the lab is empty.
+    fn plans_nothing(&self, intent: &str) -> Output {
+        let args = self.plan_args(intent, &["--detailed-exitcode"]);
+        calplan(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
     }
 
     fn apply(&self, plan: &Path, extra: &[&str]) -> (Output, Value) {
@@ -166,7 +219,7 @@ fn lab_up_verify_down_on_the_seed_leaves_nothing_behind_needs_root() {
 #[test]
 fn lab_carries_vxlan_dual_stack_and_external_peers_needs_root() {
     let lab = Lab::new("testdata/vxlan-multi-rr/intent.yaml");
-    lab.up();
+    lab.up_with(&["--node-agent", "bird"]);
     let output = lab.verify("testdata/vxlan-multi-rr/intent.yaml");
     let report = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", both(&output));
@@ -178,11 +231,12 @@ fn lab_carries_vxlan_dual_stack_and_external_peers_needs_root() {
     lab.down_and_check();
 }
 
-/// The pool-migration scenario's intent (a /24-block pool on its own CIDR) runs as compiled.
+/// The pool-migration scenario's intent (a /24-block pool on its own CIDR) runs as compiled,
+/// on BIRD 2.
 #[test]
 fn lab_carries_the_migrated_pool_needs_root() {
     let lab = Lab::new("testdata/pool-migration/intent.yaml");
-    lab.up();
+    lab.up_with(&["--node-agent", "bird"]);
     let output = lab.verify("testdata/pool-migration/intent.yaml");
     assert_eq!(output.status.code(), Some(0), "{}", both(&output));
     assert!(text(&output.stdout).contains("ok   cs1-harbor-1 → pod0 (10.244.0.1 on cs1-k8s-m1.zpepc.com.cn)"), "{}", both(&output));
@@ -214,6 +268,60 @@ fn lab_checks_ipip_on_the_control_plane_without_the_module_needs_root() {
     // filled on the router only), so its password-protected sessions come up: no gap at all.
     let gaps: Vec<&str> = report.lines().filter(|line| line.trim_start().starts_with("GAP")).collect();
     assert!(gaps.is_empty(), "gaps: {gaps:#?}\n{report}");
+    lab.down_and_check();
+}
+
+/// The same IPIP cluster on calico-node: BIRD 1.6 on confd's render, its fork-only
+/// `krt_tunnel` statement neutralised in the copy BIRD runs (and said so), the mesh and BIRD's
+/// tunnelled routes checked on the control plane. `calplan verify` reads the lab as a cluster:
+/// confd's render is as intended, and the routes BIRD 1.6 programs without `tunl0` are reported
+/// as the drift from Calico's fork they are.
+#[test]
+fn calico_node_lab_checks_ipip_on_the_control_plane_needs_root() {
+    let lab = Lab::new("testdata/mesh-ipip/intent.yaml");
+    lab.up_with(&["--node-agent", "calico-node"]);
+    let output = lab.verify_within("testdata/mesh-ipip/intent.yaml", "20");
+    let report = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    for expected in [
+        "ok   node-a1: 4 routes as in nodes/node-a1/routes",
+        "neutralised as `print \"krt_tunnel\";`",
+        "ok   pod2 (10.244.2.1 on node-b1) ↔ pod4 (10.244.3.1 on node-b2): ping answered",
+    ] {
+        assert!(report.contains(expected), "`{expected}` missing from:\n{report}");
+    }
+    let intent = lab._scratch.path().join("calico-node.yaml");
+    let text_of_intent = std::fs::read_to_string("testdata/mesh-ipip/intent.yaml").unwrap();
+    std::fs::write(&intent, text_of_intent.replace("nodeAgent: bird ", "nodeAgent: calico-node ")).unwrap();
+    let inventory = lab.dir.join("inventory.json");
+    let output = calplan(
+        &[
+            "verify",
+            intent.to_str().unwrap(),
+            "--current",
+            &lab.etcd(),
+            "--transport",
+            "netns",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for node in ["node-a1", "node-a2", "node-b1", "node-b2"] {
+        let differences = report["nodes"][node].as_array().unwrap_or_else(|| panic!("{node}: {report:#}"));
+        assert!(!differences.is_empty(), "{node}: {report:#}");
+        for difference in differences {
+            assert_eq!(difference["area"], "routes", "{node}: confd's render is as confd writes it: {report:#}");
+        }
+        assert!(
+            differences.iter().any(|difference| difference["expected"].as_str().is_some_and(|route| route.contains("dev tunl0"))),
+            "{node}: the fork's tunnelled route is missing: {report:#}"
+        );
+    }
     lab.down_and_check();
 }
 
@@ -277,5 +385,168 @@ fn lab_down_cleans_up_after_a_crashed_up_needs_root() {
     let output = calplan(&["lab", "up", &lab.intent, "--dir", lab.dir()], &[]);
     assert_eq!(output.status.code(), Some(1), "{}", both(&output));
     assert!(text(&output.stderr).contains("is already up"), "{}", both(&output));
+    lab.down_and_check();
+}
+
+/// calico-node mode: the seed on its mesh, as Calico runs it — BIRD 1.6 on confd's render of a
+/// real etcd, which calplan's apply writes — then the migration to route reflectors applied
+/// exactly as on a real cluster (resources into etcd, pins through the namespaces, barriers
+/// reading BIRD 1.6 on calico-node's sockets) while every path is probed: nothing lost, the
+/// confd emulation re-rendered every node after the revisions apply wrote, and only it wrote
+/// BIRD's configuration.
+#[test]
+fn calico_node_lab_migrates_the_mesh_to_reflectors_hitlessly_needs_root() {
+    let lab = Lab::new("testdata/calico-node-rr/before.yaml");
+    lab.up();
+    assert_eq!(lab.layout()["nodeAgent"], "calico-node", "the intent's nodeAgent is the default");
+    let output = lab.verify("testdata/calico-node-rr/before.yaml");
+    let report = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    for expected in [
+        "ok   cs1-k8s-n1.zpepc.com.cn: 5 Established",
+        "ok   cs1-k8s-n1.zpepc.com.cn: 1 renders as predicted",
+        "neutralised as `print \"krt_tunnel\";`",
+        "arrives from 21.49.22.4 (its node is 21.49.22.4)",
+    ] {
+        assert!(report.contains(expected), "`{expected}` missing from:\n{report}");
+    }
+    let node = lab.dir.join("hosts/n3");
+    assert!(node.join("var/run/calico/bird.ctl").exists(), "calico-node's socket");
+    let plan = lab.plan("testdata/calico-node-rr/intent.yaml");
+    let (output, report) = lab.apply(&plan, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert_eq!(lost(&report), 0, "{}", both(&output));
+    assert!(report["intervals"].as_array().unwrap().iter().any(|interval| interval["label"] == "4 Node-to-node mesh off"), "{report:#}");
+    // BIRD runs confd's render, written by the emulation only: its log names each re-render.
+    let log = std::fs::read_to_string(lab.dir.join("calico-node.log")).unwrap();
+    assert!(log.lines().any(|line| line.contains("re-rendered bird.cfg for cs1-k8s-n1.zpepc.com.cn")), "{log}");
+    let config = std::fs::read_to_string(node.join("etc/calico/confd/config/bird.cfg")).unwrap();
+    assert!(config.contains("rr client") || config.contains("route reflector"), "n1 reflects now:\n{config}");
+    assert!(!node.join("etc/calplan/bird.cfg").exists(), "calplan wrote no BIRD configuration");
+    let output = lab.verify("testdata/calico-node-rr/intent.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    let output = lab.plans_nothing("testdata/calico-node-rr/intent.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    // `calplan verify`, as against a cluster: every node's confd render, sessions and routes
+    // read through the netns transport with the lab's inventory, as the intent wants them.
+    let inventory = lab.dir.join("inventory.json");
+    let etcd = lab.etcd();
+    let verify = |intent: &str| {
+        calplan(
+            &["verify", intent, "--current", &etcd, "--transport", "netns", "--inventory", inventory.to_str().unwrap(), "--format", "json"],
+            &[],
+        )
+    };
+    let output = verify("testdata/calico-node-rr/intent.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differences"], 0, "{report:#}");
+    // The intent before the migration is not what runs: its mesh sessions are reported.
+    let output = verify("testdata/calico-node-rr/before.yaml");
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["differences"].as_u64().unwrap() > 0, "{report:#}");
+    lab.down_and_check();
+}
+
+/// The same migration in one stage without pins: the mesh goes as the reflectors arrive, and
+/// the probes see it on calico-node too.
+#[test]
+fn calico_node_lab_migration_all_at_once_loses_packets_needs_root() {
+    let lab = Lab::new("testdata/calico-node-rr/before.yaml");
+    lab.up();
+    let plan = lab.plan("testdata/calico-node-rr/intent.yaml");
+    let (output, report) = lab.apply(&plan, &["--all-at-once"]);
+    assert_eq!(output.status.code(), Some(1), "loss fails the run:\n{}", both(&output));
+    assert!(report["error"].is_null(), "the apply itself completed: {report:#}");
+    assert!(report["intervals"][1]["lost"].as_u64().unwrap() > 0, "{}", both(&output));
+    lab.down_and_check();
+}
+
+/// The notes' block-size change on calico-node: a new pool, the old one disabled, each pod
+/// holding an old address recreated by the lab as `kubectl delete pod` would (its replacement
+/// gets an address from a block Calico's IPAM claims for the node in the new pool), the
+/// pool-empty barrier met, the old pool deleted. The other pods lose nothing while one is
+/// recreated; each recreated pod's downtime is reported.
+#[test]
+fn calico_node_lab_pool_migration_recreates_pods_without_loss_needs_root() {
+    let lab = Lab::new("testdata/calico-node-rr/intent.yaml");
+    lab.up();
+    let plan = lab.plan("testdata/pool-migration/intent.yaml");
+    let (output, report) = lab.apply(&plan, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert_eq!(lost(&report), 0, "{}", both(&output));
+    let recreated = report["recreated"].as_array().unwrap();
+    assert_eq!(recreated.len(), 6, "{report:#}");
+    for pod in recreated {
+        let address: std::net::IpAddr = pod["newAddress"].as_str().unwrap().parse().unwrap();
+        assert!("10.244.0.0/16".parse::<ipnet::IpNet>().unwrap().contains(&address), "{pod}");
+        assert!(pod["downtimeMs"].as_f64().is_some_and(|ms| ms > 0.0), "{pod}");
+    }
+    assert!(text(&output.stdout).contains("kubectl delete pod"), "{}", both(&output));
+    let output = lab.verify("testdata/pool-migration/intent.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert!(text(&output.stdout).contains("→ pod0 (10.244.0.0 on cs1-k8s-m1.zpepc.com.cn): ping answered"), "{}", both(&output));
+    lab.down_and_check();
+}
+
+/// Dual stack, VXLAN, reflectors and a password-protected top-of-rack peer on calico-node:
+/// Felix's VXLAN forwarding and NAT come from the datastore, the peer learns every IPv4 block,
+/// and each dual-stack node's `bird6` runs confd's IPv6 render, which carries the IPv6 pods.
+#[test]
+fn calico_node_lab_carries_vxlan_and_external_peers_needs_root() {
+    let lab = Lab::new("testdata/vxlan-multi-rr/intent.yaml");
+    lab.up();
+    let output = lab.verify("testdata/vxlan-multi-rr/intent.yaml");
+    let report = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    for expected in [
+        "ok   pod0 (172.16.0.1 on rack1-rr) ↔ pod6 (172.16.0.193 on rack2-w1): ping answered",
+        "ok   pod1 (fd00:10::1 on rack1-rr) ↔ pod7 (fd00:10::c1 on rack2-w1): ping answered",
+        "ok   as65010 from 10.255.0.1: learned",
+    ] {
+        assert!(report.contains(expected), "`{expected}` missing from:\n{report}");
+    }
+    lab.down_and_check();
+}
+
+/// Before anything is made, `lab up` looks for every program it will run, and refuses with
+/// the list of what is missing and how to install it.
+#[test]
+fn lab_up_refuses_without_the_programs_it_needs() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("lab");
+    let output = calplan(
+        &["lab", "up", "testdata/calico-node-rr/before.yaml", "--dir", dir.to_str().unwrap()],
+        &[("PATH", "/nonexistent"), ("CALPLAN_BIRD16", "/nonexistent/bird")],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    for expected in [
+        "nothing was created",
+        "ncat (",
+        "apt-get install ncat",
+        "etcd (",
+        "apt-get install etcd-server",
+        "BIRD 1.6",
+        "apt-get download bird",
+    ] {
+        assert!(stderr.contains(expected), "`{expected}` missing from:\n{stderr}");
+    }
+    assert!(!dir.exists(), "nothing was created");
+}
+
+/// A calico-node lab's `up` dies once etcd, BIRD 1.6 and the calico-node emulation run (the
+/// last two in this machine's namespace): `down` still ends them all and removes the etcd's
+/// data with the lab's directory.
+#[test]
+fn calico_node_lab_down_cleans_up_etcd_and_the_emulation_after_a_crash_needs_root() {
+    let lab = Lab::new("testdata/calico-node-rr/before.yaml");
+    let output = calplan(&["lab", "up", &lab.intent, "--dir", lab.dir()], &[("CALPLAN_TEST_LAB_CRASH", "after-calico-node")]);
+    assert_eq!(output.status.code(), Some(99), "{}", both(&output));
+    assert!(lab.dir.join("etcd/data").is_dir(), "etcd keeps its data in the lab's directory");
+    for file in ["etcd/etcd.pid", "calico-node.pid"] {
+        assert!(lab.dir.join(file).is_file(), "{file}: etcd and the emulation run (`down_and_check` checks they end)");
+    }
     lab.down_and_check();
 }

@@ -33,7 +33,7 @@ fn a_huge_value_is_echoed_in_bounded_text_in_every_format() {
     }
     let output = calplan(&["check", &path]);
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("intent.yaml:38:14"), "the position is the file's own: {stderr}");
+    assert!(stderr.contains("intent.yaml:39:14"), "the position is the file's own: {stderr}");
     assert!(stderr.contains("aaaa…"), "a window of the line: {stderr}");
 }
 
@@ -47,7 +47,7 @@ fn a_selector_nested_thousands_deep_is_an_error_not_an_abort() {
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("E0105") && stderr.contains("nests deeper than 64 levels"), "{stderr}");
-        assert!(stderr.contains("intent.yaml:30:"), "{stderr}");
+        assert!(stderr.contains("intent.yaml:31:"), "{stderr}");
     }
 }
 

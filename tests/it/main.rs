@@ -6,6 +6,7 @@ mod allow;
 mod apply;
 mod apply_hosts;
 mod bird;
+mod calico_node;
 mod cli;
 mod compile;
 mod confd;

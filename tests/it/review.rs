@@ -84,13 +84,13 @@ fn a_plan_edited_after_review_is_refused_by_show_and_apply_saying_where() {
     assert!(text(&show.stdout).contains("+peerSelector: route-reflector == 'true'"));
 }
 
-/// `bench/gen_intent.py N --shape rack-groups` (the benchmarks' generator, in the shape of
-/// `bench/run.sh compare`) and the one-line change the benchmarks plan: zone b's pool stops
-/// masquerading.
+/// `bench/gen_intent.py N --shape rack-groups --node-agent bird` (the benchmarks' generator,
+/// in the shape of `bench/run.sh compare`, its nodes on BIRD 2 so that calplan loads their
+/// rulesets) and the one-line change the benchmarks plan: zone b's pool stops masquerading.
 fn generated_cluster(directory: &Path, nodes: usize) -> (PathBuf, PathBuf) {
     let output = Command::new("python3")
         .arg(golden::root().join("bench/gen_intent.py"))
-        .args([&nodes.to_string(), "--shape", "rack-groups"])
+        .args([nodes.to_string().as_str(), "--shape", "rack-groups", "--node-agent", "bird"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -271,11 +271,14 @@ fn large_plan(nodes: usize, lines: usize) -> calplan_plan::plan::Plan {
             before: Some(Content::File { text: (0..lines).map(|line| format!("route {line} weight {n}\n")).collect() }),
             after: Some(Content::File { text: String::new() }),
             reason: None,
+            informational: false,
         })
         .collect();
     Plan {
         intent: Fingerprint { name: "intent.yaml".into(), sha256: String::new() },
         current: Vec::new(),
+        node_agent: calplan_model::NodeAgent::Bird,
+        router_platforms: Default::default(),
         stages: vec![Stage {
             number: 1,
             title: "Routes".into(),

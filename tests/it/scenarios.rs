@@ -2,7 +2,9 @@
 //!
 //! - `check.stderr` and `check.json`: the diagnostics, human (no colour) and JSON;
 //! - for valid intents, `status.txt`, `status.json` and `graph.dot`;
-//! - with `current/`, the plan: `plan.txt` (human), `plan.md` (Markdown) and `plan.json`.
+//! - with `current/` (exports, tables, dumps) or `before.yaml` (the intent the cluster ran
+//!   before, compiled as the applied directory), the plan: `plan.txt` (human), `plan.md`
+//!   (Markdown) and `plan.json`.
 
 use crate::golden;
 use calplan::pipeline;
@@ -123,16 +125,39 @@ fn every_scenario_matches_its_golden_files() {
             outputs.push(("status.txt", status));
             outputs.push(("graph.dot", calplan_model::graph_render::dot(&analysis.model, &analysis.graph)));
         }
+        // The state to plan against: `current/`, and the compiled `before.yaml` (the intent the
+        // cluster ran before: its artifacts are the applied directory, so node and router files
+        // are planned too).
+        let mut sources = Vec::new();
         if dir.join("current").is_dir() {
-            let relative = dir.strip_prefix(golden::root()).unwrap().join("current");
-            let loaded = calplan::current::load(&[relative.display().to_string()]).expect("current state loads");
+            sources.push(dir.strip_prefix(golden::root()).unwrap().join("current").display().to_string());
+        }
+        let before = tempfile::tempdir().unwrap();
+        let compiled = before.path().join("compiled");
+        if dir.join("before.yaml").is_file() {
+            let intent = dir.join("before.yaml");
+            let output = crate::cli::calplan(&["compile", intent.to_str().unwrap(), "-o", compiled.to_str().unwrap()]);
+            assert!(output.status.success(), "{}: {}", intent.display(), crate::cli::both(&output));
+            sources.push(compiled.display().to_string());
+        }
+        if !sources.is_empty() {
+            let loaded = calplan::current::load(&sources).expect("current state loads");
             let text = std::fs::read_to_string(dir.join("intent.yaml")).unwrap();
             let fingerprint =
                 calplan_plan::plan::Fingerprint { name: "intent.yaml".into(), sha256: calplan_plan::current::text_digest(&text) };
             let cluster = pipeline::cluster_nodes(&loaded.state, Vec::new());
             let checked =
                 pipeline::check_with_cluster("intent.yaml", text, loaded.state.observed_ipam().as_ref(), &Default::default(), &cluster);
-            if let Some(plan) = pipeline::plan(&checked, fingerprint, &loaded).expect("every state on the way compiles") {
+            if let Some(mut plan) = pipeline::plan(&checked, fingerprint, &loaded).expect("every state on the way compiles") {
+                // The compiled directory's place differs from run to run; the plan names it
+                // as a source (and its digest covers the name).
+                let place = compiled.display().to_string();
+                for source in &mut plan.current {
+                    source.name = source.name.replace(&place, "<compiled before.yaml>");
+                }
+                for note in &mut plan.notes {
+                    *note = note.replace(&place, "<compiled before.yaml>");
+                }
                 outputs.push(("plan.txt", calplan_plan::render::human(&plan, false)));
                 outputs.push(("plan.md", calplan_plan::markdown::markdown(&plan, "`plan.json`")));
                 outputs.push(("plan.json", plan.to_json()));

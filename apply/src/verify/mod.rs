@@ -15,7 +15,7 @@
 pub mod bird_config;
 pub mod node_resources;
 
-use crate::probe::parse_protocols;
+use crate::observe::parse_protocols;
 use crate::transport::{Host, Inventory, Transport};
 use bird_config::{BirdConfig, Block, Item, Location};
 use ipnet::IpNet;
@@ -26,8 +26,8 @@ use std::fmt::Write;
 /// Where calico-node's confd writes its render.
 pub const CONFD_CONFIG: &str = "/etc/calico/confd/config";
 
-/// How many nodes are read at once by default.
-pub const DEFAULT_PARALLELISM: usize = 16;
+/// How many nodes are read at once by default: apply's bound ([`crate::fanout`]).
+pub const DEFAULT_PARALLELISM: usize = crate::fanout::DEFAULT_PARALLELISM;
 
 /// What the intent says one node should run.
 #[derive(Clone, Debug)]
@@ -438,30 +438,6 @@ fn plural(count: usize, word: &str) -> String {
     if count == 1 { format!("1 {word}") } else { format!("{count} {word}s") }
 }
 
-/// Runs `work` on every item, at most `bound` at once; results in the items' order.
-pub fn parallel<T: Sync, R: Send>(items: &[T], bound: usize, work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<Option<R>>> = std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..bound.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(index) else { break };
-                    let result = work(item);
-                    results.lock().unwrap_or_else(|poisoned| poisoned.into_inner())[index] = Some(result);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .into_iter()
-        .map(|result| result.expect("every item ran"))
-        .collect()
-}
-
 /// What the intent wants of each node: its `bird-calico.cfg` and `routes` compiled, and the
 /// sessions `calplan status` lists; with notes on what is not compared.
 pub fn expectations(
@@ -501,7 +477,7 @@ pub fn expectations(
 
 /// Reads every node (at most `parallelism` at once) and compares it with the intent.
 pub fn verify(intent: &str, expected: &[Expected], transport: &Transport, inventory: &Inventory, parallelism: usize) -> Report {
-    let nodes = parallel(expected, parallelism, |wanted| {
+    let nodes = crate::fanout::fan_out(expected, parallelism, |wanted| {
         let host = inventory.host(&wanted.node);
         let live = read(transport, &host);
         NodeReport { node: wanted.node.clone(), differences: compare(wanted, &live) }
@@ -583,21 +559,5 @@ mod tests {
             includes("include \"bird_aggr.cfg\";\n# include \"no.cfg\";\ninclude \"bird_ipam.cfg\";"),
             ["bird_aggr.cfg", "bird_ipam.cfg"]
         );
-    }
-
-    #[test]
-    fn parallel_keeps_order_and_bounds_concurrency() {
-        let running = std::sync::atomic::AtomicUsize::new(0);
-        let peak = std::sync::atomic::AtomicUsize::new(0);
-        let items: Vec<usize> = (0..40).collect();
-        let out = parallel(&items, 4, |item| {
-            let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            item * 2
-        });
-        assert_eq!(out, items.iter().map(|item| item * 2).collect::<Vec<_>>());
-        assert!(peak.load(std::sync::atomic::Ordering::SeqCst) <= 4);
     }
 }

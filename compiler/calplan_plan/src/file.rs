@@ -18,6 +18,7 @@
 
 use crate::group::{self, Group};
 use crate::plan::*;
+use calplan_model::NodeAgent;
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,7 @@ use std::fmt;
 
 /// The plan file format's version. Bumped when the content or anything computed from it
 /// (diffs, groups, summary) changes, since reading recomputes and compares them.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// A calplan plan: stages of changes with the barriers between them.
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -42,6 +43,14 @@ struct PlanFile {
     intent: Fingerprint,
     /// Every current-state source, fingerprinted, so `apply` can tell a stale plan.
     current: Vec<SourceFingerprint>,
+    /// Who runs the nodes (the intent's `spec.nodeAgent`): on `calico-node` nodes the plan
+    /// loads only route pins and apply reads sessions from calico-node's BIRD 1.x sockets; on
+    /// `bird` nodes it loads BIRD 2's configuration and the rulesets.
+    node_agent: NodeAgent,
+    /// Each router's platform (`linux`, `frr`, `ios`, `junos`) from the intent: which of its
+    /// files apply loads (an inventory's `platform` wins).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    router_platforms: BTreeMap<String, String>,
     /// The stages in order, numbered 1, 2, 3…
     #[serde(deserialize_with = "numbered_stages")]
     stages: Vec<StageFile>,
@@ -103,6 +112,11 @@ struct ChangeFile {
     /// Why the change is made this way, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// Information, not an action: what calico-node makes of the plan's changes (confd's new
+    /// render, the routes BIRD and Felix program). Apply never writes it; it records it once
+    /// the stage is done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    informational: bool,
 }
 
 /// Why a plan file was refused, and where in it.
@@ -137,6 +151,8 @@ pub fn write(plan: &Plan) -> String {
         digest: String::new(),
         intent: plan.intent.clone(),
         current: plan.current.clone(),
+        node_agent: plan.node_agent,
+        router_platforms: plan.router_platforms.clone(),
         stages: plan.stages.iter().map(stage_file).collect(),
         summary: plan.summary(),
         notes: plan.notes.clone(),
@@ -168,6 +184,7 @@ fn stage_file(stage: &Stage) -> StageFile {
                 before: change.before.clone(),
                 after: change.after.clone(),
                 reason: change.reason.clone(),
+                informational: change.informational,
             })
             .collect(),
         groups,
@@ -191,8 +208,7 @@ fn digest(document: &PlanFile) -> String {
         }
     }
     let mut hashing = Hashing(sha2::Sha256::new());
-    let (format_version, intent, current, stages, summary, notes) =
-        (&document.format_version, &document.intent, &document.current, &document.stages, &document.summary, &document.notes);
+    let PlanFile { format_version, intent, current, node_agent, router_platforms, stages, summary, notes, .. } = document;
     // The same fields in the same order as the document, `digest` empty.
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -201,11 +217,14 @@ fn digest(document: &PlanFile) -> String {
         digest: &'a str,
         intent: &'a Fingerprint,
         current: &'a Vec<SourceFingerprint>,
+        node_agent: &'a NodeAgent,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        router_platforms: &'a BTreeMap<String, String>,
         stages: &'a Vec<StageFile>,
         summary: &'a Summary,
         notes: &'a Vec<String>,
     }
-    let content = Content { format_version, digest: "", intent, current, stages, summary, notes };
+    let content = Content { format_version, digest: "", intent, current, node_agent, router_platforms, stages, summary, notes };
     serde_json::to_writer(&mut hashing, &content).expect("plans serialize");
     format!("sha256:{}", calplan_targets::Artifact::hex_digest(&hashing.0.finalize()))
 }
@@ -261,6 +280,8 @@ pub fn read(text: &str) -> Result<Plan, PlanFileError> {
     let plan = Plan {
         intent: document.intent,
         current: document.current,
+        node_agent: document.node_agent,
+        router_platforms: document.router_platforms,
         stages: document.stages.into_iter().map(stage_of).collect::<Result<_, _>>()?,
         notes: document.notes,
     };
@@ -288,6 +309,7 @@ fn stage_of(stage: StageFile) -> Result<Stage, PlanFileError> {
             before: file.before,
             after: file.after,
             reason: file.reason,
+            informational: file.informational,
         };
         let diff = change.diff();
         if diff != file.diff {
@@ -459,6 +481,7 @@ mod tests {
             before: before.map(|text| Content::File { text: text.into() }),
             after: after.map(|text| Content::File { text: text.into() }),
             reason: None,
+            informational: false,
         }
     }
 
@@ -479,6 +502,8 @@ mod tests {
         Plan {
             intent: Fingerprint { name: "intent.yaml".into(), sha256: "00".into() },
             current: Vec::new(),
+            node_agent: NodeAgent::Bird,
+            router_platforms: BTreeMap::new(),
             stages: vec![
                 stage(
                     1,

@@ -37,6 +37,10 @@ pub struct Group {
     /// The values that differ from member to member.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placeholders: Vec<Placeholder>,
+    /// The changes are information, not actions: what calico-node makes of the plan (its
+    /// render and routes), which apply records but never writes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub informational: bool,
 }
 
 /// A value that differs between the members of a group.
@@ -253,12 +257,14 @@ pub fn of_stage(stage: &crate::plan::Stage) -> Vec<Group> {
 }
 
 /// The stage's changes in groups: Calico resources one by one in the stage's order, then the
-/// groups of node and router changes, largest first (ties in the order of their first change).
+/// groups of node and router changes, largest first (ties in the order of their first change),
+/// and after them the informational groups, ordered alike: what calplan does is read first,
+/// what calico-node does in consequence after it.
 /// `diffs` are the changes' diffs ([`Change::diff`]), index for index.
 pub fn group(changes: &[Change], diffs: &[String]) -> Vec<Group> {
     let mut calico = Vec::new();
     let mut files = Vec::new();
-    type Key<'a> = (&'static str, Action, &'a str, String);
+    type Key<'a> = (bool, &'static str, Action, &'a str, String);
     type Members = Vec<(usize, Vec<(Slot, String)>)>;
     let mut buckets: HashMap<Key, Members> = HashMap::new();
     let mut order: Vec<Key> = Vec::new();
@@ -271,7 +277,7 @@ pub fn group(changes: &[Change], diffs: &[String]) -> Vec<Group> {
             files.push(single(index, change, diff));
             continue;
         };
-        let key = (target_type(&change.target), change.action, change.kind.as_str(), text);
+        let key = (change.informational, target_type(&change.target), change.action, change.kind.as_str(), text);
         let bucket = buckets.entry(key.clone()).or_default();
         if bucket.is_empty() {
             order.push(key);
@@ -282,10 +288,10 @@ pub fn group(changes: &[Change], diffs: &[String]) -> Vec<Group> {
         let members = buckets.remove(&key).expect("every key has a bucket");
         files.push(match members.len() {
             1 => single(members[0].0, &changes[members[0].0], &diffs[members[0].0]),
-            _ => merged(&key.3, key.0, &members, changes),
+            _ => merged(&key.4, key.1, &members, changes),
         });
     }
-    files.sort_by(|a, b| b.len().cmp(&a.len()).then(a.changes[0].cmp(&b.changes[0])));
+    files.sort_by(|a, b| a.informational.cmp(&b.informational).then(b.len().cmp(&a.len())).then(a.changes[0].cmp(&b.changes[0])));
     calico.extend(files);
     calico
 }
@@ -299,6 +305,7 @@ fn single(index: usize, change: &Change, diff: &str) -> Group {
         members: member_name(change).to_string(),
         diff: diff.to_string(),
         placeholders: Vec::new(),
+        informational: change.informational,
     }
 }
 
@@ -356,6 +363,7 @@ fn merged(skeleton: &str, target: &str, members: &[(usize, Vec<(Slot, String)>)]
             .filter(|(_, name)| name != &format!("<{target}>"))
             .map(|(values, name)| placeholder(name, &values, &names))
             .collect(),
+        informational: first.informational,
     }
 }
 
@@ -596,6 +604,7 @@ mod tests {
             before: Some(Content::File { text: before.into() }),
             after: Some(Content::File { text: after.into() }),
             reason: None,
+            informational: false,
         }
     }
 

@@ -97,7 +97,15 @@ fn head(plan: &Plan, stages: &[Vec<Group>]) -> String {
         let _ = writeln!(out, "**No changes.** The cluster matches {}.\n", code(&plan.intent.name));
         return out;
     }
-    let _ = writeln!(out, "**{}** In {}, in this order:\n", plan.summary().line(), stages_phrase(plan.stages.len()));
+    let summary = plan.summary();
+    let _ = writeln!(out, "**{}** In {}, in this order:\n", summary.line(), stages_phrase(plan.stages.len()));
+    if summary.informational > 0 {
+        let _ = writeln!(
+            out,
+            "calico-node follows with {} informational changes (its render and routes), which apply records but does not make.\n",
+            thousands(summary.informational)
+        );
+    }
     let _ = writeln!(out, "| Stage | Changes | Disruptive | Barrier |");
     let _ = writeln!(out, "|---|---|---|---|");
     for (stage, groups) in plan.stages.iter().zip(stages) {
@@ -132,7 +140,8 @@ fn table_entry(group: &Group) -> String {
         (_, 1) => format!("{} on {}", group.kind, group.members),
         (_, count) => format!("{} on {} {}", group.kind, thousands(count), group.noun()),
     };
-    format!("`{}` {}", group.action.symbol(), cell(&what))
+    let marker = if group.informational { " (informational)" } else { "" };
+    format!("`{}` {}{marker}", group.action.symbol(), cell(&what))
 }
 
 fn stage_block(out: &mut String, stage: &Stage, groups: &[Group], budget: Budget, full_plan: &str) {
@@ -152,6 +161,9 @@ fn stage_block(out: &mut String, stage: &Stage, groups: &[Group], budget: Budget
     }
     for group in groups.iter().take(budget.groups) {
         let _ = writeln!(out, "**`{}` {}**\n", group.action.symbol(), text(&group_heading(group)));
+        if group.informational {
+            let _ = writeln!(out, "_{}_\n", text(crate::render::INFORMATIONAL));
+        }
         let reasons: std::collections::BTreeSet<&str> =
             group.changes.iter().filter_map(|index| stage.changes[*index].reason.as_deref()).collect();
         for reason in reasons {
@@ -325,12 +337,15 @@ mod tests {
                     before: Some(Content::File { text: before }),
                     after: Some(Content::File { text: String::new() }),
                     reason: None,
+                    informational: false,
                 }
             })
             .collect();
         Plan {
             intent: Fingerprint { name: "intent.yaml".into(), sha256: String::new() },
             current: Vec::new(),
+            node_agent: calplan_model::NodeAgent::Bird,
+            router_platforms: BTreeMap::new(),
             stages: vec![Stage {
                 number: 1,
                 title: "Routes | `pipes`".into(),

@@ -8,6 +8,7 @@
 //! form (`file.rs`) is versioned, carries a digest of its content, and its schema is
 //! `schemas/plan.schema.json`.
 
+use calplan_model::NodeAgent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,6 +19,12 @@ pub struct Plan {
     pub intent: Fingerprint,
     /// Every current-state source, fingerprinted, so `apply` can tell a stale plan.
     pub current: Vec<SourceFingerprint>,
+    /// Who runs the nodes (`spec.nodeAgent`): which node files the plan loads, and how apply
+    /// reads sessions for the barriers (calico-node's BIRD 1.x sockets, or BIRD 2's).
+    pub node_agent: NodeAgent,
+    /// Each router's platform (`linux`, `frr`, `ios`, `junos`) from the intent: which of its
+    /// files apply loads (an inventory's `platform` wins).
+    pub router_platforms: BTreeMap<String, String>,
     pub stages: Vec<Stage>,
     /// What the planner could not know or had to assume, in words.
     pub notes: Vec<String>,
@@ -47,7 +54,9 @@ pub struct SourceFingerprint {
     pub files: BTreeMap<String, String>,
 }
 
-/// Terraform's counts, plus replacements on their own (they are the disruptive ones).
+/// Terraform's counts, plus replacements on their own (they are the disruptive ones). The
+/// counts are of what calplan does; informational changes (what calico-node does as a
+/// consequence) are counted apart.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Summary {
@@ -55,13 +64,24 @@ pub struct Summary {
     pub change: usize,
     pub destroy: usize,
     pub replace: usize,
+    /// Changes shown as information only (see [`Change::informational`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub informational: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 impl Summary {
-    /// The counts of these changes.
+    /// The counts of a plan's changes.
     pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Summary {
         let mut summary = Summary::default();
         for change in changes {
+            if change.informational {
+                summary.informational += 1;
+                continue;
+            }
             match change.action {
                 Action::Create => summary.add += 1,
                 Action::Update => summary.change += 1,
@@ -165,6 +185,11 @@ pub struct Change {
     pub after: Option<Content>,
     /// Why the change is made this way, in words.
     pub reason: Option<String>,
+    /// Information, not an action: what another agent makes of the plan's changes (on a
+    /// calico-node node, confd's new render of BIRD's configuration and the routes BIRD and
+    /// Felix program). Apply never writes it; it records it in the state once the stage is
+    /// done, so that the next plan and `verify` compare against it.
+    pub informational: bool,
 }
 
 impl Change {
@@ -217,7 +242,14 @@ pub enum Content {
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Barrier {
     /// Every listed node has these BIRD protocols Established.
-    SessionsEstablished { description: String, sessions: BTreeMap<String, Vec<String>> },
+    SessionsEstablished {
+        description: String,
+        sessions: BTreeMap<String, Vec<String>>,
+        /// The listed nodes that are route reflectors once the stage is done: observed first
+        /// when only some nodes can be observed at a time (`apply --observe node-status`).
+        #[serde(default, rename = "routeReflectors", skip_serializing_if = "Vec::is_empty")]
+        route_reflectors: Vec<String>,
+    },
     /// No address of the pool is allocated any more.
     PoolEmpty { description: String, pool: String, cidr: String },
     /// These routes are in the kernel of each listed node or router.
@@ -244,8 +276,10 @@ impl Plan {
         Summary::of(self.changes())
     }
 
+    /// Whether the plan has nothing for calplan to do (informational changes alone are not
+    /// work: they say what calico-node renders differently, which no apply changes).
     pub fn is_empty(&self) -> bool {
-        self.stages.iter().all(|stage| stage.changes.is_empty() && stage.manual.is_empty())
+        self.stages.iter().all(|stage| stage.changes.iter().all(|change| change.informational) && stage.manual.is_empty())
     }
 
     /// The plan file: stable JSON with its digest, the diffs, groups and summary included for

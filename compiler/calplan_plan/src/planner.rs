@@ -29,7 +29,8 @@ use crate::diff::{self, managed_label_keys};
 use crate::plan::*;
 use calplan_calico::peering::Peerings;
 use calplan_calico::resources::*;
-use calplan_model::Analysis;
+use calplan_model::ownership::{self, Handling, NodeFile};
+use calplan_model::{Analysis, NodeAgent};
 use calplan_targets::{Context, Templates};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,11 +117,16 @@ pub struct Input<'a> {
     pub observations: Vec<String>,
 }
 
-/// Artifacts applied to nodes and routers; the rest are references (`bird-calico.cfg`) or
-/// planned as resources (`calico/*.yaml`).
-pub fn is_applied_artifact(path: &str) -> bool {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    (path.starts_with("nodes/") && matches!(file, "bird.cfg" | "rules.nft" | "rules.iptables" | "routes")) || path.starts_with("routers/")
+/// How a plan carries an artifact of a cluster whose nodes `agent` runs: router files are
+/// loaded; node files as [`ownership::handling`] says (on calico-node nodes only route pins are
+/// loaded, and confd's render and the routes are shown as information); `None` for what plans
+/// leave out (Calico resources are planned as resources, not files).
+pub fn planned_artifact(path: &str, agent: NodeAgent) -> Option<Handling> {
+    if path.starts_with("routers/") {
+        return Some(Handling::Loaded);
+    }
+    let file = path.strip_prefix("nodes/")?.split_once('/')?.1;
+    ownership::handling(agent, NodeFile::from_file_name(file)?)
 }
 
 /// Where an artifact path lands.
@@ -134,6 +140,8 @@ fn artifact_target(path: &str) -> (Target, String) {
 /// Everything the planner carries from stage to stage.
 struct Planner<'a> {
     input: &'a Input<'a>,
+    /// Who runs the nodes: which node files are planned, and how.
+    agent: NodeAgent,
     /// The resources as the last stage left them.
     state: ResourceSet,
     /// The files as the last stage left them, when node files are planned.
@@ -219,11 +227,17 @@ impl std::error::Error for PlanError {}
 
 pub fn plan(input: &Input) -> Result<Plan, PlanError> {
     let current = input.current.resources.clone().unwrap_or_default();
+    let agent = input.desired.model.node_agent;
     let files = input.current.applied.as_ref().map(|applied| {
-        applied.iter().filter(|(path, _)| is_applied_artifact(path)).map(|(path, text)| (path.clone(), text.clone())).collect()
+        applied
+            .iter()
+            .filter(|(path, _)| planned_artifact(path, agent).is_some())
+            .map(|(path, text)| (path.clone(), text.clone()))
+            .collect()
     });
     let mut planner = Planner {
         input,
+        agent,
         peerings: Peerings::compute(&current, input.desired.model.calico_version.value),
         state: current,
         files,
@@ -242,7 +256,14 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
     if let Some(failure) = planner.failure {
         return Err(failure);
     }
-    Ok(Plan { intent: input.intent.clone(), current: input.sources.clone(), stages: planner.stages, notes: planner.notes })
+    Ok(Plan {
+        intent: input.intent.clone(),
+        current: input.sources.clone(),
+        node_agent: agent,
+        router_platforms: router_platforms(input.desired),
+        stages: planner.stages,
+        notes: planner.notes,
+    })
 }
 
 impl Planner<'_> {
@@ -265,11 +286,15 @@ impl Planner<'_> {
             );
         }
         if self.files.is_none() {
-            self.notes.push(
-                "no earlier compile or apply directory among the current-state sources: node and router files are not planned \
-                 (calico-node renders BIRD's configuration from the resources); pass the directory of the last apply to plan them"
+            self.notes.push(match self.agent {
+                NodeAgent::CalicoNode => "no earlier compile or apply directory among the current-state sources: route pins, router \
+                     files and calico-node's render are not planned (calico-node renders BIRD's configuration from the resources); \
+                     pass the directory of the last apply to plan them"
                     .into(),
-            );
+                NodeAgent::Bird => "no earlier compile or apply directory among the current-state sources: node and router files \
+                     are not planned; pass the directory of the last apply to plan them"
+                    .into(),
+            });
         }
         let desired = self.desired();
         let current = self.state.clone();
@@ -372,7 +397,7 @@ impl Planner<'_> {
                         let names: Vec<String> = self.routed_pools.keys().map(|n| format!("`{n}`")).collect();
                         let mut step = Step::new(
                             "Routes to new pools",
-                            &format!("routers and NAT rules learn {} before any pod can hold an address from them", names.join(", ")),
+                            &format!("{} learn {} before any pod can hold an address from them", self.route_learners(), names.join(", ")),
                         );
                         step.session_barrier = false;
                         self.stage(step, |_| {});
@@ -678,8 +703,10 @@ impl Planner<'_> {
                     // 11. Routers and NAT forget pools that are gone.
                     self.routed_pools.clear();
                     if self.files.is_some() {
-                        let mut step =
-                            Step::new("Retire routes", "routers and NAT rules drop pools no pod can hold an address from any more");
+                        let mut step = Step::new(
+                            "Retire routes",
+                            &format!("{} drop pools no pod can hold an address from any more", self.route_learners()),
+                        );
                         step.session_barrier = false;
                         self.stage(step, |_| {});
                     }
@@ -691,6 +718,15 @@ impl Planner<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Who learns and forgets pools through files calplan loads: routers, and on BIRD 2 hosts
+    /// calplan's NAT rules (on calico-node nodes Felix follows the datastore by itself).
+    fn route_learners(&self) -> &'static str {
+        match self.agent {
+            NodeAgent::CalicoNode => "routers",
+            NodeAgent::Bird => "routers and NAT rules",
         }
     }
 
@@ -761,6 +797,7 @@ impl Planner<'_> {
                     names.join(", "),
                     if names.len() == 1 { "it" } else { "them" }
                 )),
+                informational: false,
             },
         );
         operator.installation = after;
@@ -1008,7 +1045,7 @@ impl Planner<'_> {
             }
         };
         if let (Some(before), Some(after)) = (&self.files, &files) {
-            changes.extend(file_changes(before, after));
+            changes.extend(file_changes(before, after, self.agent));
         }
         if files.is_some() && changes.is_empty() {
             // The files are the compile of this state: the next stage that leaves it need not
@@ -1076,7 +1113,7 @@ impl Planner<'_> {
         let mut files: BTreeMap<String, String> = output
             .artifacts
             .into_iter()
-            .filter(|(_, artifact)| is_applied_artifact(&artifact.path))
+            .filter(|(_, artifact)| planned_artifact(&artifact.path, self.agent).is_some())
             .map(|(_, artifact)| (artifact.path, artifact.contents))
             .collect();
         if self.pinned
@@ -1125,7 +1162,7 @@ impl Planner<'_> {
                 next.insert(format!("nodes/{node}/route-pins"), text.clone());
             }
         }
-        let changes = file_changes(files, &next);
+        let changes = file_changes(files, &next, self.agent);
         if changes.is_empty() {
             return;
         }
@@ -1153,7 +1190,7 @@ impl Planner<'_> {
         let Some(files) = &self.files else { return };
         let next: BTreeMap<String, String> =
             files.iter().filter(|(path, _)| !path.ends_with("/route-pins")).map(|(p, t)| (p.clone(), t.clone())).collect();
-        let changes = file_changes(files, &next);
+        let changes = file_changes(files, &next, self.agent);
         let routes: BTreeMap<String, Vec<String>> = next
             .iter()
             .filter_map(|(path, text)| {
@@ -1192,6 +1229,11 @@ impl Planner<'_> {
         self.files_compiled_from = None;
         self.pinned = false;
     }
+}
+
+/// Each router's platform, as the plan records it for apply.
+pub fn router_platforms(analysis: &Analysis) -> BTreeMap<String, String> {
+    analysis.model.routers.iter().map(|router| (router.name.value.clone(), router.platform.value.as_str().to_string())).collect()
 }
 
 fn leaving_name_is(pool: &calplan_model::Pool, leaving: &IpPool) -> bool {
@@ -1239,7 +1281,18 @@ fn sessions_barrier(peerings: &Peerings) -> Barrier {
         })
         .filter(|(_, sessions): &(String, Vec<String>)| !sessions.is_empty())
         .collect();
-    Barrier::SessionsEstablished { description: "every node has the sessions listed in the expected status Established".into(), sessions }
+    let route_reflectors = peerings
+        .topology
+        .nodes
+        .iter()
+        .filter(|node| !node.rr_cluster_id.is_empty() && sessions.contains_key(&node.name))
+        .map(|node| node.name.clone())
+        .collect();
+    Barrier::SessionsEstablished {
+        description: "every node has the sessions listed in the expected status Established".into(),
+        sessions,
+        route_reflectors,
+    }
 }
 
 /// The resource changes from one state to the next.
@@ -1286,13 +1339,15 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
             reason: (action == Action::Replace).then(|| {
                 "Calico cannot change a pool's CIDR or block size in place; the old pool was emptied and deleted first".to_string()
             }),
+            informational: false,
         });
     }
     changes
 }
 
-/// The file changes from one set of files to the next.
-fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<Change> {
+/// The file changes from one set of files to the next; those another agent makes (calico-node's
+/// render and routes) are marked informational.
+fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, agent: NodeAgent) -> Vec<Change> {
     let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     let mut changes = Vec::new();
     for path in paths {
@@ -1319,6 +1374,7 @@ fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, Stri
             before: old.map(|text| Content::File { text: text.clone() }),
             after: new.map(|text| Content::File { text: text.clone() }),
             reason: None,
+            informational: planned_artifact(path, agent) == Some(Handling::Observed),
         });
     }
     changes

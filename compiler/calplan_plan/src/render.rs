@@ -51,6 +51,9 @@ impl Paint {
     }
 }
 
+/// The marker of a change calplan shows but does not make.
+pub const INFORMATIONAL: &str = "(informational: calico-node makes this change; apply only records it)";
+
 /// How a group is headed: `IPPool zone-b`, `node n1: rules.nft`, `nodes n1…n9 (9 nodes): rules.nft`.
 pub fn group_heading(group: &Group) -> String {
     match (group.target.as_str(), group.len()) {
@@ -142,6 +145,13 @@ pub fn human(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     if plan.is_empty() {
         let _ = writeln!(out, "No changes. The cluster matches `{}`.", plan.intent.name);
+        // What calico-node renders differently from the last record, although calplan has
+        // nothing to do (another calicoVersion's templates, a record made elsewhere).
+        for stage in &plan.stages {
+            for group in of_stage(stage).into_iter().filter(|group| group.informational) {
+                let _ = writeln!(out, "  {} {} {INFORMATIONAL}", group.action.symbol(), group_heading(&group));
+            }
+        }
         for note in &plan.notes {
             let _ = writeln!(out, "note: {note}");
         }
@@ -163,7 +173,9 @@ pub fn human(plan: &Plan, color: bool) -> String {
             let _ = writeln!(out, "  disruptive: {disruption}");
         }
         for group in of_stage(stage) {
-            let _ = writeln!(out, "\n  {} {}", paint.action(group.action, group.action.symbol()), paint.bold(&group_heading(&group)));
+            let heading = group_heading(&group);
+            let heading = if group.informational { format!("{heading} {INFORMATIONAL}") } else { heading };
+            let _ = writeln!(out, "\n  {} {}", paint.action(group.action, group.action.symbol()), paint.bold(&heading));
             let reasons: BTreeSet<&str> = group.changes.iter().filter_map(|index| stage.changes[*index].reason.as_deref()).collect();
             for reason in reasons {
                 let _ = writeln!(out, "      {}", paint.dim(&format!("# {reason}")));
@@ -201,6 +213,14 @@ pub fn human(plan: &Plan, color: bool) -> String {
     if !plan.notes.is_empty() {
         out.push('\n');
     }
-    let _ = writeln!(out, "{}", paint.bold(&plan.summary().line()));
+    let summary = plan.summary();
+    let _ = writeln!(out, "{}", paint.bold(&summary.line()));
+    if summary.informational > 0 {
+        let _ = writeln!(
+            out,
+            "calico-node follows with {} informational changes (its render and routes), which apply records but does not make.",
+            summary.informational
+        );
+    }
     out
 }

@@ -96,7 +96,7 @@ pub enum Datastore {
 }
 
 /// Who owns a node's BGP daemon, routes and NAT.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NodeAgent {
     /// calico-node: confd renders BIRD's configuration from the datastore, Felix programs
     /// routes, tunnels and NAT.

@@ -141,24 +141,137 @@ struct AffinityValue {
     deleted: bool,
 }
 
-/// An allocation block as Calico stores it: the etcd value, and the `spec` of Kubernetes'
-/// `IPAMBlock` (the same field names).
-#[derive(Deserialize)]
-pub(crate) struct BlockValue {
+/// An allocation block as Calico stores it (libcalico-go's `model.AllocationBlock`): the etcd
+/// value, and the `spec` of Kubernetes' `IPAMBlock` (the same field names). Read leniently
+/// (every field may be missing); written whole, as Calico's IPAM writes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockValue {
     #[serde(default)]
-    pub(crate) affinity: Option<String>,
+    pub cidr: String,
+    /// `host:<node>` for a block affine to a node.
     #[serde(default)]
-    pub(crate) allocations: Vec<Option<usize>>,
+    pub affinity: Option<String>,
     #[serde(default)]
-    pub(crate) attributes: Vec<BlockAttribute>,
+    pub strict_affinity: bool,
+    /// Per address of the block, the index of its attribute when allocated.
     #[serde(default)]
-    pub(crate) deleted: bool,
+    pub allocations: Vec<Option<usize>>,
+    /// The ordinals free to allocate, in the order Calico hands them out.
+    #[serde(default)]
+    pub unallocated: Vec<usize>,
+    #[serde(default)]
+    pub attributes: Vec<BlockAttribute>,
+    #[serde(default)]
+    pub deleted: bool,
 }
 
-#[derive(Deserialize)]
-pub(crate) struct BlockAttribute {
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct BlockAttribute {
+    /// The IPAM handle the address belongs to (`k8s-pod-network.<container>`).
     #[serde(default)]
-    secondary: Option<BTreeMap<String, String>>,
+    pub handle_id: Option<String>,
+    #[serde(default)]
+    pub secondary: Option<BTreeMap<String, String>>,
+}
+
+/// `192.168.0.0-26`: a block as Calico names it in keys.
+pub fn block_name(block: &IpNet) -> String {
+    format!("{}-{}", block.network(), block.prefix_len())
+}
+
+fn family(block: &IpNet) -> &'static str {
+    if block.addr().is_ipv4() { "ipv4" } else { "ipv6" }
+}
+
+/// The key of `node`'s affinity to `block`.
+pub fn affinity_key(node: &str, block: &IpNet) -> String {
+    format!("{IPAM_PREFIX}host/{node}/{}/block/{}", family(block), block_name(block))
+}
+
+/// The value of an affinity in `state`, as Calico 3.15 and later write it.
+pub fn affinity_value(state: AffinityState) -> Vec<u8> {
+    format!(r#"{{"state":"{}","deleted":false}}"#, state.as_str()).into_bytes()
+}
+
+/// The key of an allocation block.
+pub fn block_key(block: &IpNet) -> String {
+    format!("{IPAM_PREFIX}assignment/{}/block/{}", family(block), block_name(block))
+}
+
+/// The key of an IPAM handle.
+pub fn handle_key(handle: &str) -> String {
+    format!("{IPAM_PREFIX}handle/{handle}")
+}
+
+impl BlockValue {
+    /// An empty block affine to `node`, every address free, as Calico's IPAM claims one.
+    pub fn claimed(block: &IpNet, node: &str) -> BlockValue {
+        let size = block_size(block);
+        BlockValue {
+            cidr: block.trunc().to_string(),
+            affinity: Some(format!("host:{node}")),
+            allocations: vec![None; size],
+            unallocated: (0..size).collect(),
+            ..BlockValue::default()
+        }
+    }
+
+    /// Allocates `ordinal` to `handle` with these attributes; `false` when it is taken.
+    pub fn assign(&mut self, ordinal: usize, handle: &str, secondary: BTreeMap<String, String>) -> bool {
+        if self.allocations.get(ordinal).is_none_or(Option::is_some) {
+            return false;
+        }
+        self.attributes.push(BlockAttribute { handle_id: Some(handle.to_string()), secondary: Some(secondary) });
+        self.allocations[ordinal] = Some(self.attributes.len() - 1);
+        self.unallocated.retain(|free| *free != ordinal);
+        true
+    }
+
+    /// Frees `ordinal`; its attribute goes when no other address uses it (Calico keeps the
+    /// list compact). Returns the handle it held.
+    pub fn release(&mut self, ordinal: usize) -> Option<String> {
+        let index = self.allocations.get_mut(ordinal)?.take()?;
+        self.unallocated.push(ordinal);
+        let handle = self.attributes.get(index).and_then(|attribute| attribute.handle_id.clone());
+        if !self.allocations.iter().flatten().any(|used| *used == index) {
+            self.attributes.remove(index);
+            for used in self.allocations.iter_mut().flatten() {
+                if *used > index {
+                    *used -= 1;
+                }
+            }
+        }
+        handle
+    }
+
+    /// The ordinal of an address of the block.
+    pub fn ordinal_of(block: &IpNet, address: IpAddr) -> Option<usize> {
+        if !block.contains(&address) {
+            return None;
+        }
+        let offset = match (block.network(), address) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => u128::from(u32::from(address) - u32::from(network)),
+            (IpAddr::V6(network), IpAddr::V6(address)) => u128::from(address) - u128::from(network),
+            _ => return None,
+        };
+        usize::try_from(offset).ok()
+    }
+
+    /// The block's `ordinal`th address.
+    pub fn address(block: &IpNet, ordinal: usize) -> Option<IpAddr> {
+        nth_address(*block, ordinal)
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.allocations.iter().flatten().count()
+    }
+}
+
+/// Addresses in a block (Calico's blocks hold at most 2^16 or so; larger prefixes are capped).
+fn block_size(block: &IpNet) -> usize {
+    let bits = u32::from(block.max_prefix_len() - block.prefix_len()).min(20);
+    1usize << bits
 }
 
 /// Reads every pair; `file` is the source the CLI registered [`Snapshot::listing`] under.
@@ -568,5 +681,38 @@ mod tests {
         let mut edited = base.clone();
         edited.pairs[0].value.push(b' ');
         assert_ne!(base.fingerprint(), edited.fingerprint());
+    }
+
+    /// What the writer makes, the reader reads back: a claimed block with a pod's address, its
+    /// affinity, and the address released again.
+    #[test]
+    fn written_blocks_and_affinities_read_back() {
+        let block: IpNet = "10.244.3.0/24".parse().unwrap();
+        let mut value = BlockValue::claimed(&block, "n1");
+        assert_eq!(value.allocations.len(), 256);
+        let pod = BTreeMap::from([
+            ("namespace".to_string(), "lab".to_string()),
+            ("pod".to_string(), "pod3".to_string()),
+            ("node".to_string(), "n1".to_string()),
+        ]);
+        assert!(value.assign(5, "k8s-pod-network.x", pod.clone()));
+        assert!(!value.assign(5, "k8s-pod-network.y", pod), "an address is handed out once");
+        assert_eq!(BlockValue::address(&block, 5), Some("10.244.3.5".parse().unwrap()));
+        assert_eq!(BlockValue::ordinal_of(&block, "10.244.3.5".parse().unwrap()), Some(5));
+        assert_eq!(block_key(&block), "/calico/ipam/v2/assignment/ipv4/block/10.244.3.0-24");
+        let snapshot = Snapshot::new(
+            7,
+            vec![
+                pair(&affinity_key("n1", &block), std::str::from_utf8(&affinity_value(AffinityState::Confirmed)).unwrap(), 6),
+                pair(&block_key(&block), &serde_json::to_string(&value).unwrap(), 7),
+            ],
+        );
+        let state = read(FileId(0), &snapshot).value.unwrap();
+        assert_eq!(state.affinities, [ObservedAffinity { block, node: "n1".into(), state: AffinityState::Confirmed }]);
+        assert_eq!(state.block_usage[&block], 1);
+        assert_eq!(state.workloads[0].name, "pod3");
+        assert_eq!(value.release(5).as_deref(), Some("k8s-pod-network.x"));
+        assert_eq!((value.in_use(), value.attributes.len()), (0, 0));
+        assert_eq!(affinity_key("n1", &"fd00::40/122".parse().unwrap()), "/calico/ipam/v2/host/n1/ipv6/block/fd00::40-122");
     }
 }
