@@ -123,7 +123,15 @@ pub fn import(
     observed: Option<&ObservedIpam>,
 ) -> Imported {
     let (mut text, notes) = calplan_plan::import::intent_yaml(resources, cluster, reported_version, datastore);
-    let first = check("imported intent", text.clone(), observed);
+    // The nodes the intent's rules describe are not listed: the check takes them from the
+    // cluster, as `plan --current` does. (An intent without rules lists every node.)
+    let cluster = if text.contains("\n  nodeRules:\n") {
+        ClusterNodes { current: resources.nodes().cloned().collect(), inventory: Vec::new() }
+    } else {
+        ClusterNodes::default()
+    };
+    let levels = CommandLine::default();
+    let first = check_with_cluster("imported intent", text.clone(), observed, &levels, &cluster);
     let mut by_rule: std::collections::BTreeMap<&'static str, calplan_plan::import::Finding> = std::collections::BTreeMap::new();
     for diagnostic in first.diagnostics.clone().into_sorted() {
         if !diagnostic.is_error() || !diagnostic.overridable {
@@ -144,7 +152,7 @@ pub fn import(
         return Imported { text, notes, allowed, checked: first };
     }
     text.push_str(&calplan_plan::import::allow_section(&allowed));
-    let checked = check("imported intent", text.clone(), observed);
+    let checked = check_with_cluster("imported intent", text.clone(), observed, &levels, &cluster);
     Imported { text, notes, allowed, checked }
 }
 

@@ -19,13 +19,14 @@ fn export() -> impl Strategy<Value = String> {
     );
     let peer = (any::<bool>(), prop::sample::select(vec!["all()", "has(rack)", "!has(zone)"]), prop::option::of(0u8..4));
     (
-        prop::collection::vec(node, 1..7),
+        prop::collection::vec(node, 1..10),
         prop::collection::vec(pool, 1..4),
         prop::collection::vec(peer, 0..4),
         any::<bool>(),
         prop::option::of(64_512u32..64_520),
+        any::<bool>(),
     )
-        .prop_map(|(nodes, pools, peers, mesh, as_number)| {
+        .prop_map(|(nodes, pools, peers, mesh, as_number, by_rack)| {
             let mut documents = Vec::new();
             let mut configuration = format!("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n  nodeToNodeMeshEnabled: {mesh}\n");
             if let Some(number) = as_number {
@@ -34,9 +35,16 @@ fn export() -> impl Strategy<Value = String> {
             documents.push(configuration);
             for (index, (reflector, labels, node_as)) in nodes.iter().enumerate() {
                 let mut bgp = format!("ipv4Address: 10.0.0.{}/24", index + 10);
+                // Settings that follow the rack label (`import` proposes rules for them), but
+                // for nodes without a setting and every third node, an exception.
+                let rack = labels.strip_prefix("rack: ").filter(|_| by_rack && index % 3 != 2);
                 if *reflector {
-                    bgp.push_str(", routeReflectorClusterID: 244.0.0.1");
+                    bgp.push_str(&format!(", routeReflectorClusterID: 244.0.0.{}", if rack == Some("b") { 2 } else { 1 }));
                 }
+                let node_as = match rack {
+                    Some(rack) => node_as.map(|_| if rack == "a" { 65101 } else { 65102 }),
+                    None => *node_as,
+                };
                 if let Some(number) = node_as {
                     bgp.push_str(&format!(", asNumber: {number}"));
                 }

@@ -114,3 +114,51 @@ fn a_rule_that_sets_autodetection_gets_its_own_calico_node_settings() {
     assert!(cluster.contains("value: can-reach=10.0.0.1"), "{cluster}");
     assert!(!out.path().join("calico/calico-node-env-rack-1.yaml").exists());
 }
+
+/// `import` of a cluster whose nodes' settings follow their labels (an AS per rack, a
+/// reflector cluster per rack) proposes node rules instead of listing the nodes, lists the one
+/// node that fits no rule (and the reflectors, for their marker labels), and planning the
+/// imported intent against the same cluster changes nothing.
+#[test]
+fn import_proposes_rules_for_settings_that_follow_labels() {
+    let directory = tempfile::tempdir().unwrap();
+    let intent = directory.path().join("imported.yaml");
+    let current = "testdata/import-racks/current";
+    let output = calplan(&["import", "--current", current, "-o", intent.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let imported = std::fs::read_to_string(&intent).unwrap();
+    golden::assert_all(golden::check(&golden::root().join("testdata/import-racks/imported.yaml"), &imported).err().into_iter().collect());
+    assert!(imported.contains("nodeSelector: rack == 'r1'\n    asNumber: 65001"), "{imported}");
+    assert!(
+        imported.contains("nodeSelector: node-role == 'infra' && rack == 'r3'\n    routeReflectorClusterID: \"244.0.3.1\""),
+        "{imported}"
+    );
+    assert!(!imported.contains("name: r1-n3"), "a node the rules describe is not listed:\n{imported}");
+    assert!(imported.contains("- name: r3-n4\n    ipv4Address: 10.0.3.4/24\n    asNumber: 65100"), "{imported}");
+    assert!(text(&output.stderr).contains("1 node fit no rule and is listed in `nodes`: `r3-n4`"), "{}", text(&output.stderr));
+    let output = calplan(&["plan", intent.to_str().unwrap(), "--current", current, "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "an empty plan:\n{}{}", text(&output.stdout), text(&output.stderr));
+    // The rules are what the plan reads: a node joining rack r2 gets the rack's AS.
+    let cluster = directory.path().join("cluster.yaml");
+    let mut export = std::fs::read_to_string(format!("{current}/cluster.yaml")).unwrap();
+    export.push_str("---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: r2-n5, labels: {rack: r2}}\nspec: {bgp: {ipv4Address: 10.0.2.5/24}}\n");
+    std::fs::write(&cluster, export).unwrap();
+    let output = calplan(&["plan", intent.to_str().unwrap(), "--current", cluster.to_str().unwrap()]);
+    let shown = text(&output.stdout);
+    assert!(shown.contains("r2-n5") && shown.contains("65002"), "the joining node gets its rack's AS:\n{shown}{}", text(&output.stderr));
+}
+
+/// Without settings that labels explain (one node per value, or nothing set), `import` lists
+/// the nodes as before and proposes no rule.
+#[test]
+fn import_proposes_no_rule_for_a_single_node() {
+    let export = "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a, labels: {rack: r1}}\nspec: {bgp: {ipv4Address: 10.0.0.1/24, asNumber: 65001}}\n---\n\
+        apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: b, labels: {rack: r2}}\nspec: {bgp: {ipv4Address: 10.0.0.2/24, asNumber: 65002}}\n";
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("cluster.yaml");
+    std::fs::write(&path, export).unwrap();
+    let loaded = calplan::current::load(&[path.display().to_string()]).unwrap();
+    let resources = loaded.state.resources.expect("the export reads");
+    let proposal = calplan_plan::import::propose_node_rules(&resources);
+    assert!(proposal.rules.is_empty(), "{proposal:?}");
+}

@@ -1221,13 +1221,13 @@ fn is_hostname(text: &str) -> bool {
     is_dns_subdomain(&text.to_lowercase())
 }
 
-pub(crate) fn is_label_name(text: &str) -> bool {
+pub fn is_label_name(text: &str) -> bool {
     static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
     let pattern = PATTERN.get_or_init(|| regex::Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$").expect("valid regex"));
     text.len() <= 63 && pattern.is_match(text)
 }
 
-pub(crate) fn label_key_problem(key: &str) -> Option<String> {
+pub fn label_key_problem(key: &str) -> Option<String> {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),

@@ -7,11 +7,17 @@
 //!
 //! Everything is written in its literal form: route reflectors by their nodes'
 //! `routeReflectorClusterID`, every BGPPeer as it is, including what Calico made of a YAML tag.
+//! Nodes are the exception: where their AS numbers and cluster IDs follow their labels,
+//! [`propose_node_rules`] writes `nodeRules` instead, and the nodes the rules describe are not
+//! listed (`plan` takes them from the cluster).
 
 use calplan_calico::Release;
 use calplan_calico::resources::*;
 use calplan_model::Datastore;
 use serde_json::{Map, Value, json};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 /// The intent text, and notes on what the intent cannot express. `reported` is the version
 /// the cluster reports (`ClusterInformation`'s `calicoVersion`, such as `v3.30.7`), if any;
@@ -114,7 +120,41 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
     spec.insert("bgp".into(), Value::Object(bgp));
     let pools: Vec<Value> = resources.pools().map(|pool| pool_value(pool, &mut notes)).collect();
     spec.insert("pools".into(), Value::Array(pools));
-    let nodes: Vec<Value> = resources.nodes().map(|node| node_value(node, resources, &mut notes)).collect();
+    let proposal = propose_node_rules(resources);
+    let nodes: Vec<Value> = resources
+        .nodes()
+        .filter(|node| !proposal.explained.contains(node.metadata.name.as_str()))
+        .map(|node| {
+            let value = node_value(node, resources, &mut notes);
+            if proposal.kept.contains(&node.metadata.name) { only_what_rules_cannot_say(value) } else { value }
+        })
+        .collect();
+    if !proposal.rules.is_empty() {
+        notes.push(format!(
+            "{} of {} nodes follow their labels and are described by `nodeRules`; they are not listed, their facts come from the cluster (`--current` or `--nodes`) when planning",
+            proposal.explained.len(),
+            resources.nodes().count()
+        ));
+        if !proposal.unfit.is_empty() {
+            notes.push(format!(
+                "{} node{} fit no rule and {} listed in `nodes`: {}",
+                proposal.unfit.len(),
+                plural(proposal.unfit.len()),
+                if proposal.unfit.len() == 1 { "is" } else { "are" },
+                name_list(&proposal.unfit)
+            ));
+        }
+        if !proposal.kept.is_empty() {
+            notes.push(format!(
+                "{} node{} the rules describe {} listed with only what a node's entry says (a reflector's marker labels, its own BGPConfiguration): {}",
+                proposal.kept.len(),
+                plural(proposal.kept.len()),
+                if proposal.kept.len() == 1 { "is" } else { "are" },
+                name_list(&proposal.kept)
+            ));
+        }
+        spec.insert("nodeRules".into(), Value::Array(proposal.rules.iter().map(ProposedRule::value).collect()));
+    }
     for configuration in resources.iter().filter_map(|resource| match resource {
         Resource::BgpConfiguration(configuration) if configuration.metadata.name != "default" => Some(configuration),
         _ => None,
@@ -127,7 +167,9 @@ pub fn intent_yaml(resources: &ResourceSet, cluster: &str, reported: Option<&str
             ));
         }
     }
-    spec.insert("nodes".into(), Value::Array(nodes));
+    if proposal.rules.is_empty() || !nodes.is_empty() {
+        spec.insert("nodes".into(), Value::Array(nodes));
+    }
     let intent = json!({
         "apiVersion": "calplan/v1",
         "kind": "ClusterIntent",
@@ -359,4 +401,381 @@ fn node_value(node: &CalicoNode, resources: &ResourceSet, notes: &mut Vec<String
         value.insert("bgpConfiguration".into(), Value::Object(own));
     }
     Value::Object(value)
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+/// How many node names a note lists before it says how many more there are.
+const NAMES_AT_MOST: usize = 20;
+
+fn name_list(names: &[String]) -> String {
+    let mut text = names.iter().take(NAMES_AT_MOST).map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+    if names.len() > NAMES_AT_MOST {
+        text.push_str(&format!(" and {} more", names.len() - NAMES_AT_MOST));
+    }
+    text
+}
+
+/// The fewest nodes a proposed rule covers: a rule for one node says no more than the node.
+const NODES_PER_RULE_AT_LEAST: usize = 2;
+
+/// A node rule `import` proposes: the nodes whose label `key` has one of `values` all have
+/// `value` in `field`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProposedRule {
+    /// `asNumber` or `routeReflectorClusterID`.
+    pub field: &'static str,
+    pub value: String,
+    /// A label value every node of the rule carries besides (`node-role`, `infra`).
+    pub filter: Option<(String, String)>,
+    pub key: String,
+    pub values: Vec<String>,
+    pub nodes: usize,
+}
+
+impl ProposedRule {
+    fn name(&self) -> String {
+        match self.field {
+            "asNumber" => format!("as-{}", self.value),
+            _ => format!("reflector-cluster-{}", self.value),
+        }
+    }
+
+    fn selector(&self) -> String {
+        let by_key = match self.values.as_slice() {
+            [value] => format!("{} == '{value}'", self.key),
+            values => format!("{} in {{{}}}", self.key, values.iter().map(|value| format!("'{value}'")).collect::<Vec<_>>().join(", ")),
+        };
+        match &self.filter {
+            Some((key, value)) => format!("{key} == '{value}' && {by_key}"),
+            None => by_key,
+        }
+    }
+
+    /// Whether the rule's selector matches the node's labels.
+    fn selects(&self, node: &CalicoNode) -> bool {
+        let labels = &node.metadata.labels;
+        self.filter.as_ref().is_none_or(|(key, value)| labels.get(key) == Some(value))
+            && labels.get(&self.key).is_some_and(|label| self.values.contains(label))
+    }
+
+    fn value(&self) -> Value {
+        let mut rule = Map::new();
+        rule.insert("name".into(), json!(self.name()));
+        rule.insert("nodeSelector".into(), json!(self.selector()));
+        match self.field {
+            "asNumber" => rule.insert("asNumber".into(), json!(self.value.parse::<u64>().unwrap_or_default())),
+            field => rule.insert(field.into(), json!(self.value)),
+        };
+        Value::Object(rule)
+    }
+}
+
+/// How well a key explains a setting: nodes covered, rules (fewer is better), whether it
+/// needs no filter, label values in the selectors (fewer is better).
+type Score = (usize, Reverse<usize>, bool, Reverse<usize>);
+
+/// The rules by which `key` (among the nodes `filter` selects) explains `field`: every value of
+/// `key` whose nodes have a setting, most of them (at least two) the same one, gives them that
+/// setting; values with one setting share a rule. The others of those nodes have another
+/// setting (listed, their own pinned): a node without the setting could not keep it unset
+/// under a rule.
+fn rules_for(nodes: &[&CalicoNode], values: &[Setting], field: &'static str, filter: Option<(&str, &str)>, key: &str) -> Vec<ProposedRule> {
+    let mut groups: BTreeMap<&str, BTreeMap<&Setting, usize>> = BTreeMap::new();
+    for (node, value) in nodes.iter().zip(values) {
+        if filter.is_some_and(|(filter, wanted)| node.metadata.labels.get(filter).is_none_or(|label| label != wanted)) {
+            continue;
+        }
+        let Some(label) = node.metadata.labels.get(key) else { continue };
+        *groups.entry(label.as_str()).or_default().entry(value).or_default() += 1;
+    }
+    let mut by_setting: BTreeMap<&str, (Vec<String>, usize)> = BTreeMap::new();
+    for (label, counts) in &groups {
+        let total: usize = counts.values().sum();
+        let Some((Ok(Some(setting)), count)) = counts.iter().max_by_key(|(setting, count)| (**count, Reverse(**setting))) else {
+            continue;
+        };
+        if *count < NODES_PER_RULE_AT_LEAST
+            || 2 * count <= total
+            || counts.keys().any(|setting| !matches!(setting, Ok(Some(_))))
+            || !calplan_model::lower::is_label_name(label)
+        {
+            continue;
+        }
+        let entry = by_setting.entry(setting.as_str()).or_default();
+        entry.0.push(label.to_string());
+        entry.1 += count;
+    }
+    by_setting
+        .into_iter()
+        .map(|(value, (labels, count))| ProposedRule {
+            field,
+            value: value.to_string(),
+            filter: filter.map(|(key, label)| (key.to_string(), label.to_string())),
+            key: key.to_string(),
+            values: labels,
+            nodes: count,
+        })
+        .collect()
+}
+
+/// What [`propose_node_rules`] found.
+#[derive(Debug, Default)]
+pub struct Proposal {
+    pub rules: Vec<ProposedRule>,
+    /// The nodes the rules describe entirely, left out of `spec.nodes`.
+    pub explained: BTreeSet<String>,
+    /// The nodes with a setting no rule gives (or that the cluster cannot give as they are),
+    /// listed in full in `spec.nodes` (sorted).
+    pub unfit: Vec<String>,
+    /// The nodes the rules describe that are listed all the same, with only what their own
+    /// entry can say (a reflector's marker labels, a BGPConfiguration of their own).
+    pub kept: Vec<String>,
+}
+
+/// A node's setting of one field as the lowering would read it from the cluster: `None` when
+/// unset, `Err` when it is set in a form only the node's own entry can carry.
+type Setting = Result<Option<String>, ()>;
+
+/// Node rules for the settings (`asNumber`, `routeReflectorClusterID`) the nodes' labels
+/// explain. For each field, the label key that explains it best ([`rules_for`]), possibly
+/// among the nodes of a label value only nodes with the setting carry (reflectors'
+/// `node-role=infra`): it covers the most nodes, then needs the fewest rules, then no filter,
+/// then the fewest label values, then sorts first. A node is left out of `spec.nodes` when the
+/// rules give it every setting it has and nothing else of it needs the intent (its addresses,
+/// labels and name read back from the cluster as they are; no marker labels of a reflector, no
+/// node BGPConfiguration). A rule covers at least two nodes and fewer rules than nodes: without
+/// one, the import lists every node as before.
+pub fn propose_node_rules(resources: &ResourceSet) -> Proposal {
+    let nodes: Vec<&CalicoNode> = resources.nodes().collect();
+    let settings = |field: &str, node: &CalicoNode| -> Setting {
+        let bgp = node.spec.bgp.clone().unwrap_or_default();
+        match field {
+            "asNumber" => Ok(bgp.as_number.filter(|number| number.0 != 0).map(|number| number.0.to_string())),
+            _ => match non_empty(&bgp.route_reflector_cluster_id) {
+                None => Ok(None),
+                Some(id) => id.parse::<Ipv4Addr>().map(|id| Some(id.to_string())).map_err(|_| ()),
+            },
+        }
+    };
+    let mut proposal = Proposal::default();
+    // Per node, per field: whether a rule gives it the setting.
+    let mut covered: BTreeMap<&str, BTreeSet<&'static str>> = BTreeMap::new();
+    for field in ["asNumber", "routeReflectorClusterID"] {
+        let values: Vec<Setting> = nodes.iter().map(|node| settings(field, node)).collect();
+        if !values.iter().any(|value| matches!(value, Ok(Some(_)))) {
+            continue;
+        }
+        let keys: BTreeSet<&str> = nodes
+            .iter()
+            .flat_map(|node| node.metadata.labels.keys())
+            .map(String::as_str)
+            .filter(|key| *key != "route-reflector" && *key != "route-reflector-cluster")
+            .filter(|key| calplan_model::lower::label_key_problem(key).is_none())
+            .collect();
+        // Filters: a label value that only nodes with the setting carry (`node-role=infra` for
+        // reflectors, say), so that a key whose values also hold nodes without it can still
+        // explain it among the filtered nodes (`node-role == 'infra' && rack == 'r1'`).
+        let mut pairs: BTreeMap<(&str, &str), (usize, bool)> = BTreeMap::new();
+        for (node, value) in nodes.iter().zip(&values) {
+            for (key, label) in &node.metadata.labels {
+                let pair = pairs.entry((key.as_str(), label.as_str())).or_insert((0, true));
+                pair.0 += 1;
+                pair.1 &= matches!(value, Ok(Some(_)));
+            }
+        }
+        // Only a setting some nodes lack needs one.
+        let some_unset = values.iter().any(|value| !matches!(value, Ok(Some(_))));
+        let filters: Vec<Option<(&str, &str)>> = std::iter::once(None)
+            .chain(
+                pairs
+                    .into_iter()
+                    .filter(|((key, label), (count, all_set))| {
+                        some_unset
+                            && *all_set
+                            && *count >= NODES_PER_RULE_AT_LEAST
+                            && keys.contains(key)
+                            && calplan_model::lower::is_label_name(label)
+                    })
+                    .map(|(pair, _)| Some(pair)),
+            )
+            .collect();
+        let mut best: Option<(Score, Vec<ProposedRule>)> = None;
+        for filter in filters {
+            for key in keys.iter().copied().filter(|key| filter.is_none_or(|(filter, _)| filter != *key)) {
+                let rules = rules_for(&nodes, &values, field, filter, key);
+                let count: usize = rules.iter().map(|rule| rule.nodes).sum();
+                if rules.is_empty() || rules.len() >= count {
+                    continue;
+                }
+                let labels: usize = rules.iter().map(|rule| rule.values.len()).sum();
+                // The most nodes, then the fewest rules, then no filter, then the fewest label
+                // values; the first filter and key.
+                let score = (count, Reverse(rules.len()), filter.is_none(), Reverse(labels));
+                if best.as_ref().is_none_or(|(best, _)| score > *best) {
+                    best = Some((score, rules));
+                }
+            }
+        }
+        let Some((_, rules)) = best else { continue };
+        for (node, value) in nodes.iter().zip(&values) {
+            if rules.iter().any(|rule| rule.selects(node) && Ok(Some(rule.value.clone())) == *value) {
+                covered.entry(node.metadata.name.as_str()).or_default().insert(field);
+            }
+        }
+        proposal.rules.extend(rules);
+    }
+    if proposal.rules.is_empty() {
+        return proposal;
+    }
+    for node in &nodes {
+        let name = node.metadata.name.as_str();
+        let given = covered.get(name);
+        let fits = ["asNumber", "routeReflectorClusterID"].into_iter().all(|field| match settings(field, node) {
+            Ok(None) => true,
+            Ok(Some(_)) => given.is_some_and(|fields| fields.contains(field)),
+            Err(()) => false,
+        });
+        if !fits || !reads_back(node) {
+            proposal.unfit.push(name.to_string());
+        } else if needs_entry(node, resources) {
+            proposal.kept.push(name.to_string());
+        } else {
+            proposal.explained.insert(name.to_string());
+        }
+    }
+    proposal
+}
+
+/// The entry of a node the rules describe that is listed for what only its entry says: its
+/// name, a reflector's marker labels and its own BGPConfiguration. The rest (addresses, other
+/// labels) comes from the cluster, and the rules give its AS number and cluster ID.
+fn only_what_rules_cannot_say(value: Value) -> Value {
+    let Value::Object(mut entry) = value else { return value };
+    entry.retain(|field, _| ["name", "labels", "bgpConfiguration"].contains(&field.as_str()));
+    if let Some(Value::Object(labels)) = entry.get_mut("labels") {
+        labels.retain(|key, _| MARKERS.contains(&key.as_str()));
+        if labels.is_empty() {
+            entry.remove("labels");
+        }
+    }
+    Value::Object(entry)
+}
+
+/// The labels calplan sets on reflectors, which the lowering does not take from the cluster.
+const MARKERS: [&str; 2] = ["route-reflector", "route-reflector-cluster"];
+
+/// Whether the lowering, taking this node from the cluster, gets it as it is: its name,
+/// addresses and labels as Kubernetes would accept them.
+fn reads_back(node: &CalicoNode) -> bool {
+    let bgp = node.spec.bgp.clone().unwrap_or_default();
+    calplan_model::lower::is_dns_subdomain(&node.metadata.name)
+        && bgp.ipv4_address.as_deref().is_none_or(|address| address.parse::<ipnet::Ipv4Net>().is_ok())
+        && bgp.ipv6_address.as_deref().is_none_or(|address| address.parse::<ipnet::Ipv6Net>().is_ok())
+        && node.metadata.labels.iter().all(|(key, value)| {
+            calplan_model::lower::label_key_problem(key).is_none() && (value.is_empty() || calplan_model::lower::is_label_name(value))
+        })
+}
+
+/// Whether a node needs its own entry although the rules describe it: a reflector's marker
+/// labels or a BGPConfiguration of its own.
+fn needs_entry(node: &CalicoNode, resources: &ResourceSet) -> bool {
+    node.metadata.labels.keys().any(|key| MARKERS.contains(&key.as_str()))
+        || resources.node_bgp_configuration(&node.metadata.name).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calplan_calico::AsNumber;
+
+    /// A node: name, labels, AS number, cluster ID.
+    type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<u32>, Option<&'a str>);
+
+    fn cluster(nodes: &[Row]) -> ResourceSet {
+        let mut set = ResourceSet::default();
+        for (index, (name, labels, as_number, cluster_id)) in nodes.iter().enumerate() {
+            let mut metadata = ObjectMeta::named(*name);
+            metadata.labels = labels.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+            let bgp = NodeBgpSpec {
+                ipv4_address: Some(format!("10.0.0.{}/24", index + 1)),
+                as_number: as_number.map(AsNumber),
+                route_reflector_cluster_id: cluster_id.map(str::to_string),
+                ..NodeBgpSpec::default()
+            };
+            set.insert(Resource::Node(CalicoNode {
+                api_version: API_VERSION.into(),
+                kind: "Node".into(),
+                metadata,
+                spec: NodeSpec { bgp: Some(bgp), extra: Default::default() },
+            }));
+        }
+        set
+    }
+
+    fn selectors(proposal: &Proposal) -> Vec<String> {
+        proposal.rules.iter().map(|rule| format!("{} {}: {}", rule.name(), rule.selector(), rule.value)).collect()
+    }
+
+    #[test]
+    fn racks_sharing_a_setting_share_a_rule_and_an_exception_is_listed() {
+        let set = cluster(&[
+            ("a1", &[("rack", "a"), ("host", "a1")], Some(65001), None),
+            ("a2", &[("rack", "a"), ("host", "a2")], Some(65001), None),
+            ("a3", &[("rack", "a"), ("host", "a3")], Some(65009), None),
+            ("b1", &[("rack", "b"), ("host", "b1")], Some(65001), None),
+            ("b2", &[("rack", "b"), ("host", "b2")], Some(65001), None),
+            ("c1", &[("rack", "c"), ("host", "c1")], Some(65003), None),
+            ("c2", &[("rack", "c"), ("host", "c2")], Some(65003), None),
+        ]);
+        let proposal = propose_node_rules(&set);
+        assert_eq!(selectors(&proposal), ["as-65001 rack in {'a', 'b'}: 65001", "as-65003 rack == 'c': 65003"]);
+        assert_eq!(proposal.unfit, ["a3"]);
+        assert_eq!(proposal.explained.len(), 6);
+    }
+
+    #[test]
+    fn a_node_without_the_setting_keeps_its_group_from_a_rule() {
+        // Rack b has a node in the cluster's AS: a rule for rack b would move it.
+        let set = cluster(&[
+            ("a1", &[("rack", "a")], Some(65001), None),
+            ("a2", &[("rack", "a")], Some(65001), None),
+            ("b1", &[("rack", "b")], Some(65002), None),
+            ("b2", &[("rack", "b")], Some(65002), None),
+            ("b3", &[("rack", "b")], None, None),
+        ]);
+        let proposal = propose_node_rules(&set);
+        assert_eq!(selectors(&proposal), ["as-65001 rack == 'a': 65001"]);
+        assert_eq!(proposal.unfit, ["b1", "b2"]);
+        assert!(proposal.explained.contains("b3"), "b3 is not listed: no rule selects it, and it has no AS of its own");
+    }
+
+    #[test]
+    fn reflectors_are_picked_out_by_a_label_only_they_carry() {
+        let set = cluster(&[
+            ("a1", &[("rack", "a"), ("role", "infra")], None, Some("244.0.0.1")),
+            ("a2", &[("rack", "a"), ("role", "infra")], None, Some("244.0.0.1")),
+            ("a3", &[("rack", "a")], None, None),
+            ("b1", &[("rack", "b"), ("role", "infra")], None, Some("244.0.0.2")),
+            ("b2", &[("rack", "b"), ("role", "infra")], None, Some("244.0.0.2")),
+            ("b3", &[("rack", "b")], None, None),
+        ]);
+        let proposal = propose_node_rules(&set);
+        assert_eq!(
+            selectors(&proposal),
+            [
+                "reflector-cluster-244.0.0.1 role == 'infra' && rack == 'a': 244.0.0.1",
+                "reflector-cluster-244.0.0.2 role == 'infra' && rack == 'b': 244.0.0.2"
+            ]
+        );
+        assert_eq!(proposal.explained.len(), 6);
+    }
+
+    #[test]
+    fn one_node_per_value_explains_nothing() {
+        let set = cluster(&[("a1", &[("host", "a1")], Some(65001), None), ("b1", &[("host", "b1")], Some(65002), None)]);
+        assert!(propose_node_rules(&set).rules.is_empty());
+    }
 }
