@@ -66,28 +66,8 @@ pub(crate) fn parses(bird: &Path, file: &Path) -> Result<(), String> {
     }
 }
 
-/// The one substitution SPEC §8 permits for stock BIRD 1.6: Calico's fork's
-/// `krt_tunnel = "…";` becomes the no-op `print "krt_tunnel";`.
-pub(crate) fn without_krt_tunnel(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("krt_tunnel = \"") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + "krt_tunnel = \"".len()..];
-        match after.find("\";") {
-            Some(end) => {
-                out.push_str("print \"krt_tunnel\";");
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
+/// The one substitution SPEC §8 permits for stock BIRD 1.6, as the lab makes it.
+pub(crate) use calplan::lab::calico_node::without_krt_tunnel;
 
 /// Test values for every password a node's sessions use, as the secrets file defines them.
 fn test_secrets(checked: &Checked, node: &str) -> String {
