@@ -284,27 +284,37 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
 /// be.
 fn load_intent(name: String, text: String, loaded: &mut Loaded) -> Result<(), CliError> {
     let digest = current::text_digest(&text);
-    let checked = crate::pipeline::check(&name, text, None);
+    let checked = crate::pipeline::check(&name, text.clone(), None);
     crate::cli::report_intent(&checked);
     let Some(analysis) = checked.valid() else {
         return Err(CliError::Message(format!("`{name}`, given as current state, is not a valid intent")));
     };
     // What a plan compares: every target apply loads or records. `bird-calico` (confd's render)
     // is recorded where calico-node runs the nodes, and only a prediction on BIRD 2 hosts.
-    let templates = calplan_targets::Templates::builtin();
-    let context = calplan_targets::Context { analysis, templates: &templates, node: None, sink: None };
     let renders = analysis.model.node_agent == calplan_model::NodeAgent::CalicoNode;
-    let targets =
+    let targets: std::collections::BTreeSet<String> =
         calplan_targets::target_names().into_iter().filter(|target| renders || *target != "bird-calico").map(String::from).collect();
-    let output = calplan_targets::compile(&context, Some(&targets))
+    // Only the Calico resources are kept as text: the node files of a large cluster are
+    // gigabytes (each node's routes list every block), and a plan needs the text of only those
+    // that change, which the intent renders again (checked anew: its analysis is not kept).
+    let (digests, mut kept) = compile_intent(analysis, &targets, &|path| current::compiled::holds_resources(path))
         .map_err(|error| CliError::Message(format!("cannot compile `{name}`: {error}")))?;
+    drop(checked);
+    let render_name = name.clone();
+    let origin = calplan_plan::file_text::Origin::new(Box::new(move |wanted| {
+        let checked = crate::pipeline::check(&render_name, text.clone(), None);
+        let analysis = checked.valid().ok_or_else(|| format!("`{render_name}` no longer checks"))?;
+        compile_intent(analysis, &targets, wanted).map(|(_, kept)| kept)
+    }));
     let mut artifacts = std::collections::BTreeMap::new();
     let mut resource_files = Vec::new();
-    for (_, artifact) in output.artifacts {
-        if current::compiled::holds_resources(&artifact.path) {
-            resource_files.push(loaded.sources.add(format!("{name} (compiled {})", artifact.path), artifact.contents.clone()));
+    for (path, digest) in digests {
+        let text = kept.remove(&path);
+        if let Some(text) = &text {
+            resource_files.push(loaded.sources.add(format!("{name} (compiled {path})"), text.clone()));
         }
-        artifacts.insert(artifact.path, artifact.contents);
+        let file = calplan_plan::file_text::FileText::rendered(digest, text, &origin, &path);
+        artifacts.insert(path, file);
     }
     let resource_texts: Vec<(calplan_diagnostics::FileId, &str)> =
         resource_files.iter().map(|file| (*file, loaded.sources.file(*file).text())).collect();
@@ -317,6 +327,27 @@ fn load_intent(name: String, text: String, loaded: &mut Loaded) -> Result<(), Cl
     }
     loaded.state.sources.push(fingerprint);
     Ok(())
+}
+
+/// Compiles an intent given as current state with the built-in templates: every artifact's
+/// digest by path, and the texts of those `wanted` accepts.
+fn compile_intent(
+    analysis: &calplan_model::Analysis,
+    targets: &std::collections::BTreeSet<String>,
+    wanted: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(std::collections::BTreeMap<String, String>, std::collections::BTreeMap<String, String>), String> {
+    let templates = calplan_targets::Templates::builtin();
+    let kept = calplan_plan::file_text::Kept::default();
+    let sink = |artifact: &calplan_targets::Artifact| {
+        if wanted(&artifact.path) {
+            kept.keep(&artifact.path, &artifact.contents);
+        }
+        Ok(())
+    };
+    let context = calplan_targets::Context { analysis, templates: &templates, node: None, sink: Some(&sink) };
+    let output = calplan_targets::compile(&context, Some(targets)).map_err(|error| error.to_string())?;
+    let digests = output.artifacts.into_iter().map(|(_, artifact)| (artifact.sha256(), artifact.path)).map(|(digest, path)| (path, digest)).collect();
+    Ok((digests, kept.into_inner()))
 }
 
 /// Reads an earlier compile's or apply's directory: the manifest, then exactly the files it

@@ -230,7 +230,7 @@ fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<
         let files = loaded.state.applied.unwrap_or_default();
         baseline
             .get_or_insert_with(BTreeMap::new)
-            .extend(files.into_iter().filter(|(path, _)| path.starts_with("nodes/") || path.starts_with("routers/")));
+            .extend(files.into_iter().filter(|(path, _)| path.starts_with("nodes/") || path.starts_with("routers/")).map(|(path, text)| (path, text.to_string())));
     }
     Ok(baseline)
 }

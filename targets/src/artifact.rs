@@ -13,13 +13,15 @@ pub struct Artifact {
     pub source: String,
     /// Holds a secret: written with mode 0600 and never printed.
     pub secret: bool,
-    /// The digest, kept once the contents have been written out and dropped.
+    /// The digest, once computed (kept when the contents have been written out and dropped).
     digest: Option<String>,
+    /// The contents went to a sink and were dropped.
+    handed_over: bool,
 }
 
 impl Artifact {
     pub fn new(path: impl Into<String>, contents: String, source: impl Into<String>) -> Artifact {
-        Artifact { path: path.into(), contents, source: source.into(), secret: false, digest: None }
+        Artifact { path: path.into(), contents, source: source.into(), secret: false, digest: None, handed_over: false }
     }
 
     pub fn sha256(&self) -> String {
@@ -30,11 +32,18 @@ impl Artifact {
     pub fn handed_over(mut self) -> Artifact {
         self.digest = Some(self.sha256());
         self.contents = String::new();
+        self.handed_over = true;
+        self
+    }
+
+    /// The artifact with its digest computed once, for [`Artifact::sha256`] to return.
+    pub fn with_digest(mut self) -> Artifact {
+        self.digest = Some(self.sha256());
         self
     }
 
     pub fn is_handed_over(&self) -> bool {
-        self.digest.is_some()
+        self.handed_over
     }
 
     /// Hex of a digest.

@@ -77,6 +77,7 @@ fn refuse_what_would_escape(
 }
 
 /// The template set a compile renders with.
+#[derive(Clone)]
 pub struct Templates {
     environment: Environment<'static>,
 }

@@ -8,6 +8,7 @@
 pub mod current;
 pub mod diff;
 pub mod file;
+pub mod file_text;
 pub mod group;
 pub mod import;
 pub mod markdown;

@@ -26,6 +26,7 @@
 
 use crate::current::CurrentState;
 use crate::diff::{self, managed_label_keys};
+use crate::file_text::{FileText, Kept, Origin, materialise};
 use crate::plan::*;
 use calplan_calico::peering::Peerings;
 use calplan_calico::resources::*;
@@ -145,7 +146,9 @@ struct Planner<'a> {
     /// The resources as the last stage left them.
     state: ResourceSet,
     /// The files as the last stage left them, when node files are planned.
-    files: Option<BTreeMap<String, String>>,
+    files: Option<Files>,
+    /// What compiling a state's files needs, once node files are compiled.
+    recompile: std::sync::OnceLock<std::sync::Arc<Recompile>>,
     /// What `files` is known to be the compile of: the resources, the pools still routed and
     /// whether routes are pinned. A stage that leaves all three as they are changes no file,
     /// so it needs no compile of the whole cluster (a one-line change passes through a dozen
@@ -166,6 +169,45 @@ struct Planner<'a> {
     /// `installation: operator`: the Installation as the last stage left it, and the pools it
     /// owns (changed through it, never as IPPools).
     operator: Option<Operator>,
+}
+
+/// A state's node and router files, by path.
+type Files = BTreeMap<String, FileText>;
+
+/// What compiling a state's files needs besides its resources, owned, so that a state can be
+/// rendered again for the texts of the files a later stage changes.
+struct Recompile {
+    base: calplan_model::Model,
+    templates: Templates,
+    observed_ipam: Option<calplan_model::ipam::ObservedIpam>,
+    agent: NodeAgent,
+}
+
+impl Recompile {
+    /// Compiles `routed` (a state and the pools still routed), handing each planned file to
+    /// `keep` as it is rendered; the planned files' digests, by path.
+    fn render(&self, routed: &ResourceSet, keep: &(dyn Fn(&calplan_targets::Artifact) + Sync)) -> Result<BTreeMap<String, String>, String> {
+        let (model, _) = calplan_model::from_resources::from_resources(routed, &self.base);
+        let analysis = Analysis::new(model, self.observed_ipam.as_ref());
+        let agent = self.agent;
+        let sink = |artifact: &calplan_targets::Artifact| {
+            if planned_artifact(&artifact.path, agent).is_some() {
+                keep(artifact);
+            }
+            Ok(())
+        };
+        let context = Context { analysis: &analysis, templates: &self.templates, node: None, sink: Some(&sink) };
+        let output = calplan_targets::compile(&context, None).map_err(|error| error.to_string())?;
+        Ok(output
+            .artifacts
+            .into_iter()
+            .filter(|(_, artifact)| planned_artifact(&artifact.path, agent).is_some())
+            .map(|(_, artifact)| {
+                let digest = artifact.sha256();
+                (artifact.path, digest)
+            })
+            .collect())
+    }
 }
 
 struct Operator {
@@ -241,6 +283,7 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
         peerings: Peerings::compute(&current, input.desired.model.calico_version.value),
         state: current,
         files,
+        recompile: std::sync::OnceLock::new(),
         files_compiled_from: None,
         routed_pools: BTreeMap::new(),
         stages: Vec::new(),
@@ -1102,25 +1145,47 @@ impl Planner<'_> {
         }
     }
 
-    /// Files of the state as the given resources (plus the pools still routed) compile them.
-    fn compile_files(&self, state: &ResourceSet) -> Result<BTreeMap<String, String>, String> {
+    /// Files of the state as the given resources (plus the pools still routed) compile them:
+    /// the text of a file only where it differs from the files the last stage left, the others
+    /// as their digests and this state to render them again.
+    fn compile_files(&self, state: &ResourceSet) -> Result<Files, String> {
         let mut routed = state.clone();
         for pool in self.routed_pools.values() {
             if routed.get(ResourceKind::IpPool, &pool.metadata.name).is_none() {
                 routed.insert(Resource::IpPool(pool.clone()));
             }
         }
-        let base = &self.input.desired.model;
-        let (model, _) = calplan_model::from_resources::from_resources(&routed, base);
-        let analysis = Analysis::new(model, self.observed_ipam.as_ref());
-        let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
-        let output = calplan_targets::compile(&context, None).map_err(|error| error.to_string())?;
-        let mut files: BTreeMap<String, String> = output
-            .artifacts
-            .into_iter()
-            .filter(|(_, artifact)| planned_artifact(&artifact.path, self.agent).is_some())
-            .map(|(_, artifact)| (artifact.path, artifact.contents))
-            .collect();
+        let recompile = self
+            .recompile
+            .get_or_init(|| {
+                std::sync::Arc::new(Recompile {
+                    base: self.input.desired.model.clone(),
+                    templates: self.input.templates.clone(),
+                    observed_ipam: self.observed_ipam.clone(),
+                    agent: self.agent,
+                })
+            })
+            .clone();
+        let before = self.files.as_ref();
+        let kept = Kept::default();
+        let changed = |path: &str, digest: &str, text: &str| before.and_then(|files| files.get(path)).is_none_or(|old| !old.matches(digest, text));
+        let digests = recompile.render(&routed, &|artifact: &calplan_targets::Artifact| {
+            if changed(&artifact.path, &artifact.sha256(), &artifact.contents) {
+                kept.keep(&artifact.path, &artifact.contents);
+            }
+        })?;
+        let mut kept = kept.into_inner();
+        let origin = Origin::new(Box::new(move |wanted| {
+            let kept = Kept::default();
+            recompile.render(&routed, &|artifact: &calplan_targets::Artifact| {
+                if wanted(&artifact.path) {
+                    kept.keep(&artifact.path, &artifact.contents);
+                }
+            })?;
+            Ok(kept.into_inner())
+        }));
+        let mut files: Files =
+            digests.into_iter().map(|(path, digest)| (path.clone(), FileText::rendered(digest, kept.remove(&path), &origin, &path))).collect();
         if self.pinned
             && let Some(current) = &self.files
         {
@@ -1133,7 +1198,7 @@ impl Planner<'_> {
         Ok(files)
     }
 
-    fn routes_barrier(&self, changes: &[Change], files: Option<&BTreeMap<String, String>>) -> Option<Barrier> {
+    fn routes_barrier(&self, changes: &[Change], files: Option<&Files>) -> Option<Barrier> {
         let files = files?;
         let mut routes: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for change in changes {
@@ -1193,7 +1258,7 @@ impl Planner<'_> {
 
     fn unpin_routes(&mut self) {
         let Some(files) = &self.files else { return };
-        let next: BTreeMap<String, String> =
+        let next: Files =
             files.iter().filter(|(path, _)| !path.ends_with("/route-pins")).map(|(p, t)| (p.clone(), t.clone())).collect();
         let changes = file_changes(files, &next, self.agent);
         let routes: BTreeMap<String, Vec<String>> = next
@@ -1245,7 +1310,7 @@ fn leaving_name_is(pool: &calplan_model::Pool, leaving: &IpPool) -> bool {
     pool.name.value == leaving.metadata.name && pool.cidr.to_string() == leaving.spec.cidr
 }
 
-fn pinned_routes(files: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
+fn pinned_routes(files: &Files) -> BTreeMap<String, Vec<String>> {
     files
         .iter()
         .filter_map(|(path, text)| {
@@ -1352,14 +1417,15 @@ fn resource_changes(before: &ResourceSet, after: &ResourceSet, replaced: &BTreeS
 
 /// The file changes from one set of files to the next; those another agent makes (calico-node's
 /// render and routes) are marked informational.
-fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, agent: NodeAgent) -> Vec<Change> {
+fn file_changes(before: &Files, after: &Files, agent: NodeAgent) -> Vec<Change> {
     let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let changed: Vec<(&String, Option<&FileText>, Option<&FileText>)> =
+        paths.into_iter().map(|path| (path, before.get(path), after.get(path))).filter(|(_, old, new)| old != new).collect();
+    // The texts of the files that change, each state rendered again at most once for those
+    // it did not keep.
+    materialise(changed.iter().flat_map(|(_, old, new)| old.iter().chain(new.iter()).copied()));
     let mut changes = Vec::new();
-    for path in paths {
-        let (old, new) = (before.get(path), after.get(path));
-        if old == new {
-            continue;
-        }
+    for (path, old, new) in changed {
         let action = match (old, new) {
             (None, Some(_)) => Action::Create,
             (Some(_), None) => Action::Delete,
@@ -1376,8 +1442,8 @@ fn file_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, Stri
             kind: file,
             name,
             target,
-            before: old.map(|text| Content::File { text: text.clone() }),
-            after: new.map(|text| Content::File { text: text.clone() }),
+            before: old.map(|text| Content::File { text: text.to_string() }),
+            after: new.map(|text| Content::File { text: text.to_string() }),
             reason: None,
             informational: planned_artifact(path, agent) == Some(Handling::Observed),
         });

@@ -57,7 +57,7 @@ pub struct ArtifactFile<'a> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
     /// Every listed artifact, by path.
-    pub artifacts: BTreeMap<String, String>,
+    pub artifacts: BTreeMap<String, crate::file_text::FileText>,
     /// The Calico resources among them.
     pub resources: ResourceSet,
     /// The operator's Installation among them (`calico/installation.yaml`), if any.
@@ -188,7 +188,7 @@ pub fn read(manifest_file: FileId, manifest_text: &str, files: &[ArtifactFile], 
                 applied.installation = Some(installation);
             }
         }
-        applied.artifacts.insert(entry.path.clone(), text.to_string());
+        applied.artifacts.insert(entry.path.clone(), crate::file_text::FileText::held_with_digest(text, digest));
     }
     for path in unlisted {
         let name = path.rsplit('/').next().unwrap_or(path);
@@ -268,7 +268,7 @@ mod tests {
         assert!(read.diagnostics.is_empty(), "{:?}", read.diagnostics);
         let applied = read.value.unwrap();
         assert_eq!(applied.artifacts.len(), 3);
-        assert_eq!(applied.artifacts["nodes/n1/routes"], ROUTES);
+        assert_eq!(&*applied.artifacts["nodes/n1/routes"], ROUTES);
         assert_eq!(applied.resources.pools().next().unwrap().metadata.name, "default-ipv4-ippool");
     }
 

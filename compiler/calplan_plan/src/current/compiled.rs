@@ -9,6 +9,7 @@
 
 use crate::current::applied::Applied;
 use crate::current::{Read, SourceKind, calico_yaml, sniff};
+use crate::file_text::FileText;
 use calplan_diagnostics::{Diagnostics, FileId};
 use std::collections::BTreeMap;
 
@@ -20,7 +21,7 @@ pub fn holds_resources(path: &str) -> bool {
 
 /// The applied state of compiled artifacts (by path); `resource_files` are those for which
 /// [`holds_resources`] holds, registered as sources.
-pub fn read(resource_files: &[(FileId, &str)], artifacts: BTreeMap<String, String>) -> Read<Applied> {
+pub fn read(resource_files: &[(FileId, &str)], artifacts: BTreeMap<String, FileText>) -> Read<Applied> {
     let mut diagnostics = Diagnostics::new();
     let mut applied = Applied { artifacts, ..Applied::default() };
     for (file, text) in resource_files {

@@ -91,7 +91,7 @@ pub struct CurrentState {
     /// Route lines per node, normalised like `nodes/<node>/routes`.
     pub node_routes: BTreeMap<String, Vec<String>>,
     /// Artifacts of an earlier compile or apply, by path.
-    pub applied: Option<BTreeMap<String, String>>,
+    pub applied: Option<BTreeMap<String, crate::file_text::FileText>>,
     /// The Calico version the cluster reports (`ClusterInformation` `default`,
     /// `spec.calicoVersion`, which calico-node writes), such as `v3.30.7`.
     pub calico_version: Option<String>,
