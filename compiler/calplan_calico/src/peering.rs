@@ -278,23 +278,25 @@ impl Peering {
 #[derive(Clone, Debug)]
 pub struct Peerings {
     pub release: Release,
-    pub topology: Topology,
+    /// The parts are shared (`Arc`): the planner keeps a copy per stage, and at 20,000 nodes a
+    /// deep copy of the topology and every node's peer list is a tenth of a second each.
+    pub topology: Arc<Topology>,
     /// Global peers, for every node, in key order.
-    global: Vec<SharedPeer>,
+    global: Arc<Vec<SharedPeer>>,
     /// Every node-specific peering's data, once, with its confd key.
-    shared: Vec<SharedPeer>,
+    shared: Arc<Vec<SharedPeer>>,
     /// Node-specific peers per node: indices into `shared`, in key order, one per key.
-    node_specific: Vec<Vec<u32>>,
+    node_specific: Arc<Vec<Vec<u32>>>,
     /// The mesh peering with each node, per family (IPv4, IPv6), for nodes other members mesh
     /// with: it depends on the remote node only.
-    mesh_data: Vec<[Option<Arc<PeerData>>; 2]>,
+    mesh_data: Arc<Vec<[Option<Arc<PeerData>>; 2]>>,
     /// The nodes a mesh member meshes with (non-reflectors with an address), by name.
-    mesh_members: Vec<usize>,
+    mesh_members: Arc<Vec<usize>>,
     /// Each node's route-reflector cluster ID, shared by its sessions.
-    local_cluster_ids: Vec<Arc<str>>,
+    local_cluster_ids: Arc<Vec<Arc<str>>>,
     /// What confd would log and skip: unparsable selectors, malformed peer IPs.
     pub problems: Vec<String>,
-    by_name: HashMap<String, usize>,
+    by_name: Arc<HashMap<String, usize>>,
 }
 
 /// A peering's data with its confd key and the Calico node at its address, if any.
@@ -369,7 +371,18 @@ impl Peerings {
             }
         }
         let local_cluster_ids = topology.nodes.iter().map(|node| Arc::from(node.rr_cluster_id.as_str())).collect();
-        Peerings { release, topology, global, shared, node_specific, mesh_data, mesh_members, local_cluster_ids, problems, by_name }
+        Peerings {
+            release,
+            topology: Arc::new(topology),
+            global: Arc::new(global),
+            shared: Arc::new(shared),
+            node_specific: Arc::new(node_specific),
+            mesh_data: Arc::new(mesh_data),
+            mesh_members: Arc::new(mesh_members),
+            local_cluster_ids: Arc::new(local_cluster_ids),
+            problems,
+            by_name: Arc::new(by_name),
+        }
     }
 
     /// The global peerings as confd stores them, by key (`<ip>` or `<ip>-<port>`), including

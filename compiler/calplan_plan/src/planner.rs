@@ -311,8 +311,14 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
 
 impl Planner<'_> {
     fn desired(&self) -> ResourceSet {
+        self.desired_of(|_| true)
+    }
+
+    /// The desired resources of the kinds `wanted` accepts, merged with the live ones: the
+    /// stages that need no Nodes do not merge the 20,000 of a large cluster again.
+    fn desired_of(&self, wanted: impl Fn(ResourceKind) -> bool) -> ResourceSet {
         let mut desired = ResourceSet::default();
-        for resource in self.input.desired.resources.iter() {
+        for resource in self.input.desired.resources.iter().filter(|resource| wanted(resource.kind())) {
             let key = (resource.kind(), resource.name().to_string());
             let live = self.state.resources.get(&key);
             let merged = diff::merged(live.map(|live| &**live), resource);
@@ -585,7 +591,19 @@ impl Planner<'_> {
                 Phase::Nodes => {
                     // 6. Nodes: new reflectors first, then the nodes that move to them, then
                     // reflectors that retire (see `node_groups`).
-                    let nodes: Vec<CalicoNode> = desired.nodes().cloned().collect();
+                    // A node whose merge leaves the live one as it is shares it (see `desired`):
+                    // it belongs to no group and says nothing, so it is not looked at again.
+                    let nodes: Vec<CalicoNode> = desired
+                        .resources
+                        .iter()
+                        .filter(|(key, resource)| {
+                            key.0 == ResourceKind::Node && !current.resources.get(*key).is_some_and(|live| std::sync::Arc::ptr_eq(live, resource))
+                        })
+                        .filter_map(|(_, resource)| match &**resource {
+                            Resource::Node(node) => Some(node.clone()),
+                            _ => None,
+                        })
+                        .collect();
                     let mut disruption: BTreeMap<String, Vec<String>> = BTreeMap::new();
                     for node in &nodes {
                         let live = current.get(ResourceKind::Node, &node.metadata.name);
@@ -728,7 +746,7 @@ impl Planner<'_> {
                 Phase::RemainingSettings => {
                     // Anything the stages above did not reach (a BGPConfiguration field, say).
                     {
-                        let desired = self.desired();
+                        let desired = self.desired_of(|kind| kind != ResourceKind::Node);
                         let mut step = Step::new("Remaining settings", "settings no earlier stage changed");
                         step.session_barrier = false;
                         self.stage(step, move |state| {
@@ -784,7 +802,7 @@ impl Planner<'_> {
         if self.input.desired.model.installation != calplan_model::Installation::Operator {
             return None;
         }
-        let desired = self.desired();
+        let desired = self.desired_of(|kind| kind == ResourceKind::IpPool);
         let mut names: BTreeSet<String> = desired.pools().map(|pool| pool.metadata.name.clone()).collect();
         names.extend(self.state.pools().map(|pool| pool.metadata.name.clone()));
         let Some(installation) = self.input.current.installation.clone() else {
@@ -855,13 +873,15 @@ impl Planner<'_> {
     fn resource_changes_of(&self, from: &ResourceSet, to: &ResourceSet, kind: ResourceKind) -> bool {
         let keys: BTreeSet<&ResourceKey> = from.resources.keys().chain(to.resources.keys()).filter(|(k, _)| *k == kind).collect();
         keys.into_iter().any(|key| {
-            let label_keys = managed_label_keys(match to.resources.get(key).map(|resource| &**resource) {
-                Some(Resource::Node(node)) => Some(node),
-                _ => None,
-            });
             match (from.resources.get(key).map(|resource| &**resource), to.resources.get(key).map(|resource| &**resource)) {
                 (Some(a), Some(b)) if std::ptr::eq(a, b) || a == b => false,
-                (Some(a), Some(b)) => diff::view(a, &label_keys) != diff::view(b, &label_keys),
+                (Some(a), Some(b)) => {
+                    let label_keys = managed_label_keys(match b {
+                        Resource::Node(node) => Some(node),
+                        _ => None,
+                    });
+                    diff::view(a, &label_keys) != diff::view(b, &label_keys)
+                }
                 (None, Some(_)) => true,
                 (Some(_), None) => kind != ResourceKind::Node,
                 (None, None) => false,
