@@ -40,8 +40,13 @@ pub fn check_with_levels(name: &str, text: String, observed: Option<&ObservedIpa
 /// The nodes of the cluster as the current state has them (its Calico `Node`s), with those of
 /// an inventory (`--nodes`), for [`check_with_cluster`].
 pub fn cluster_nodes(state: &calplan_plan::current::CurrentState, inventory: Vec<calplan_calico::resources::CalicoNode>) -> ClusterNodes {
-    let current = state.resources.as_ref().map(|resources| resources.nodes().cloned().collect()).unwrap_or_default();
+    let current = state.resources.as_ref().map(shared_nodes).unwrap_or_default();
     ClusterNodes { current, inventory }
+}
+
+/// The Nodes of a resource set, shared with it.
+fn shared_nodes(resources: &calplan_calico::resources::ResourceSet) -> Vec<std::sync::Arc<calplan_calico::resources::Resource>> {
+    resources.resources.iter().filter(|((kind, _), _)| *kind == calplan_calico::resources::ResourceKind::Node).map(|(_, node)| node.clone()).collect()
 }
 
 /// Runs every check on an intent's text with the nodes read from the cluster (which join the
@@ -126,7 +131,7 @@ pub fn import(
     // The nodes the intent's rules describe are not listed: the check takes them from the
     // cluster, as `plan --current` does. (An intent without rules lists every node.)
     let cluster = if text.contains("\n  nodeRules:\n") {
-        ClusterNodes { current: resources.nodes().cloned().collect(), inventory: Vec::new() }
+        ClusterNodes { current: shared_nodes(resources), inventory: Vec::new() }
     } else {
         ClusterNodes::default()
     };

@@ -125,6 +125,10 @@ impl BgpGraph {
         // this node is in `current`, by the other vertex.
         let mut created: Vec<Vec<(NodeIndex, EdgeIndex)>> = vec![Vec::new(); node_vertices.len()];
         let mut current: Vec<Option<(NodeIndex, EdgeIndex)>> = Vec::new();
+        // How far each earlier node's `created` list has been read: nodes are visited in
+        // vertex order, so the later node an edge is looked up for only grows, and each list
+        // is read once from start to end rather than searched once per session.
+        let mut read: Vec<usize> = vec![0; node_vertices.len()];
         for node in &model.nodes {
             let Some(index) = peerings.node_index(&node.name) else { continue };
             let here = node_vertices[node.id.0 as usize];
@@ -143,10 +147,15 @@ impl BgpGraph {
                 let edge = match current[there.index()] {
                     Some((visiting, edge)) if visiting == here => edge,
                     _ => {
-                        let earlier = (there < here)
-                            .then(|| created.get(there.index()))
-                            .flatten()
-                            .and_then(|edges| edges.binary_search_by_key(&here, |(other, _)| *other).ok().map(|at| edges[at].1));
+                        let earlier = if there < here && there.index() < created.len() {
+                            let (edges, at) = (&created[there.index()], &mut read[there.index()]);
+                            while edges.get(*at).is_some_and(|(other, _)| *other < here) {
+                                *at += 1;
+                            }
+                            edges.get(*at).filter(|(other, _)| *other == here).map(|(_, edge)| *edge)
+                        } else {
+                            None
+                        };
                         let edge = earlier.unwrap_or_else(|| {
                             let edge = graph.add_edge(key.0, key.1, Edge::Session { ends: [None, None], external: false });
                             if there > here && there.index() < created.len() {

@@ -8,7 +8,8 @@
 
 use crate::model::{Autodetection, NodeId, SelectorText};
 use calplan_calico::AsNumber;
-use calplan_calico::resources::CalicoNode;
+use calplan_calico::resources::{CalicoNode, Resource};
+use std::sync::Arc;
 use calplan_diagnostics::{Span, Spanned};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -19,8 +20,10 @@ use std::net::Ipv4Addr;
 pub struct ClusterNodes {
     /// Calico `Node`s of the current state (Calico exports, Kubernetes `Node`s with Calico's
     /// annotations, etcd, an earlier output). They join the model when the intent has
-    /// `nodeRules` or lists no nodes.
-    pub current: Vec<CalicoNode>,
+    /// `nodeRules` or lists no nodes. Shared with the state they were read from (only
+    /// `Resource::Node`s): the 20,000 Nodes of an export are not copied for an intent that
+    /// lists its nodes and never reads them.
+    pub current: Vec<Arc<Resource>>,
     /// The nodes of `--nodes FILE`: they always join the model; where a name is also in
     /// `current`, the inventory's labels and addresses are laid over the current ones.
     pub inventory: Vec<CalicoNode>,
@@ -29,6 +32,19 @@ pub struct ClusterNodes {
 impl ClusterNodes {
     pub fn is_empty(&self) -> bool {
         self.current.is_empty() && self.inventory.is_empty()
+    }
+
+    /// `current` of nodes read on their own.
+    pub fn shared(nodes: impl IntoIterator<Item = CalicoNode>) -> Vec<Arc<Resource>> {
+        nodes.into_iter().map(|node| Arc::new(Resource::Node(node))).collect()
+    }
+
+    /// The current state's Nodes.
+    pub fn current_nodes(&self) -> impl Iterator<Item = &CalicoNode> {
+        self.current.iter().filter_map(|resource| match &**resource {
+            Resource::Node(node) => Some(node),
+            _ => None,
+        })
     }
 }
 

@@ -56,7 +56,7 @@ impl Lowerer<'_> {
 
         let mut read: BTreeMap<&str, CalicoNode> = BTreeMap::new();
         if take_current {
-            for node in &cluster.current {
+            for node in cluster.current_nodes() {
                 read.insert(&node.metadata.name, node.clone());
             }
         }
@@ -77,8 +77,7 @@ impl Lowerer<'_> {
         record.nodes_known |= !read.is_empty();
         let current_ids: BTreeMap<&str, Ipv4Addr> = if take_current {
             cluster
-                .current
-                .iter()
+                .current_nodes()
                 .filter_map(|node| {
                     let id = node.spec.bgp.as_ref()?.route_reflector_cluster_id.as_deref()?.parse().ok()?;
                     Some((node.metadata.name.as_str(), id))
@@ -447,12 +446,12 @@ mod tests {
             node("c", &[("rack", "r1"), ("role", "infra"), ("route-reflector", "true")], Some("244.0.0.1")),
             node("a", &[("rack", "r1"), ("role", "infra")], None),
         ];
-        let (model, _) = lowered(INTENT, &ClusterNodes { current: current.clone(), inventory: Vec::new() });
+        let (model, _) = lowered(INTENT, &ClusterNodes { current: ClusterNodes::shared(current.clone()), inventory: Vec::new() });
         assert_eq!(reflectors(&model), ["b", "c"]);
         // A reflector that stops matching is replaced, by the next node by name.
         let mut changed = current;
         changed[1].metadata.labels.remove("role");
-        let (model, _) = lowered(INTENT, &ClusterNodes { current: changed, inventory: Vec::new() });
+        let (model, _) = lowered(INTENT, &ClusterNodes { current: ClusterNodes::shared(changed), inventory: Vec::new() });
         assert_eq!(reflectors(&model), ["a", "b"]);
         // `c` lost its role: it stops reflecting and loses the marker label.
         assert!(!model.node_by_name("c").unwrap().labels.contains_key("route-reflector"));
@@ -475,7 +474,7 @@ mod tests {
     #[test]
     fn current_nodes_join_only_an_intent_with_rules_or_without_nodes() {
         let listed = "apiVersion: calplan/v1\nkind: ClusterIntent\nmetadata: {name: x}\nspec:\n  nodes:\n    - {name: a, ipv4Address: 10.0.0.1/24}\n";
-        let cluster = ClusterNodes { current: vec![node("z", &[], None)], inventory: Vec::new() };
+        let cluster = ClusterNodes { current: ClusterNodes::shared([node("z", &[], None)]), inventory: Vec::new() };
         let (model, _) = lowered(listed, &cluster);
         assert_eq!(model.nodes.len(), 1);
         let (model, _) = lowered(INTENT, &cluster);
