@@ -5,6 +5,7 @@
 #   bench/run.sh 1000 20000      # scaling at those sizes only
 #   bench/run.sh compare         # compile against cp -r and Python + Jinja2, 100, 1,000 and 5,000 nodes
 #   bench/run.sh compare 5000    # the same at one size
+#   bench/run.sh base 5000 20000 # the one-line change planned against the base intent itself
 #
 # Scaling: for each size, a cluster from `bench/gen_intent.py N` (racks of 40 nodes, two
 # reflectors per 1,000 nodes, every node a client of every reflector: ≈ N × N/500 sessions) and
@@ -67,6 +68,30 @@ if [ "${1:-}" = compare ]; then
             --prepare "rm -rf $work/bird-$n" -n "calplan --target bird,routes, $n" "$calplan compile $intent -o $work/bird-$n --target bird,routes" \
             --prepare "rm -rf $work/py-$n" -n "python+jinja2 bird and routes, $n" "python3 bench/py_render.py $intent $work/py-$n" 2>&1 | grep -E 'Time|Benchmark'
         rm -rf "$work"/compile-$n "$work"/copy-$n "$work"/bird-$n "$work"/py-$n "$work"/peak-$n "$work/out-$n"
+    done
+    exit 0
+fi
+
+if [ "${1:-}" = base ]; then
+    # The base-branch diff: the changed intent planned against the base intent as current state
+    # (`--current base.yaml`), so that every node's files are compiled and compared, on
+    # calico-node (the plan is the IPPool; confd's render and the routes are compared) and on
+    # BIRD 2 (every node's NAT rules change too). One run each: wall time, peak memory, load.
+    # On BIRD 2 the plan itself carries every node's two rulesets before and after, and each
+    # lists every rack's hosts (nodes² in all: 1.4 GB at 5,000 nodes), so it runs to 5,000.
+    shift
+    sizes=("$@")
+    [ $# -gt 0 ] || sizes=(1000 5000 20000)
+    for n in "${sizes[@]}"; do
+        agents=(calico-node)
+        [ "$n" -gt 5000 ] || agents+=(bird)
+        for agent in "${agents[@]}"; do
+            bench/gen_intent.py "$n" --node-agent "$agent" > "$work/base-$agent-$n.yaml"
+            sed "s/ipipMode: CrossSubnet, natOutgoing: true/ipipMode: CrossSubnet, natOutgoing: false/" \
+                "$work/base-$agent-$n.yaml" > "$work/head-$agent-$n.yaml"
+            echo "$n $agent plan against the base intent (seconds, peak KB, load):" \
+                "$(best_of 1 "$calplan" plan "$work/head-$agent-$n.yaml" --current "$work/base-$agent-$n.yaml")"
+        done
     done
     exit 0
 fi

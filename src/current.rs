@@ -346,7 +346,8 @@ fn compile_intent(
     };
     let context = calplan_targets::Context { analysis, templates: &templates, node: None, sink: Some(&sink) };
     let output = calplan_targets::compile(&context, Some(targets)).map_err(|error| error.to_string())?;
-    let digests = output.artifacts.into_iter().map(|(_, artifact)| (artifact.sha256(), artifact.path)).map(|(digest, path)| (path, digest)).collect();
+    let digests =
+        output.artifacts.into_iter().map(|(_, artifact)| (artifact.sha256(), artifact.path)).map(|(digest, path)| (path, digest)).collect();
     Ok((digests, kept.into_inner()))
 }
 

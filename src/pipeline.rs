@@ -46,7 +46,12 @@ pub fn cluster_nodes(state: &calplan_plan::current::CurrentState, inventory: Vec
 
 /// The Nodes of a resource set, shared with it.
 fn shared_nodes(resources: &calplan_calico::resources::ResourceSet) -> Vec<std::sync::Arc<calplan_calico::resources::Resource>> {
-    resources.resources.iter().filter(|((kind, _), _)| *kind == calplan_calico::resources::ResourceKind::Node).map(|(_, node)| node.clone()).collect()
+    resources
+        .resources
+        .iter()
+        .filter(|((kind, _), _)| *kind == calplan_calico::resources::ResourceKind::Node)
+        .map(|(_, node)| node.clone())
+        .collect()
 }
 
 /// Runs every check on an intent's text with the nodes read from the cluster (which join the

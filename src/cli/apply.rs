@@ -228,9 +228,12 @@ fn applied_baseline(plan: &Plan, calico_config: Option<&Path>) -> Result<Option<
     for source in plan.current.iter().filter(|source| source.kind == kind) {
         let loaded = current::load_again(std::slice::from_ref(&source.name), calico_config)?;
         let files = loaded.state.applied.unwrap_or_default();
-        baseline
-            .get_or_insert_with(BTreeMap::new)
-            .extend(files.into_iter().filter(|(path, _)| path.starts_with("nodes/") || path.starts_with("routers/")).map(|(path, text)| (path, text.to_string())));
+        baseline.get_or_insert_with(BTreeMap::new).extend(
+            files
+                .into_iter()
+                .filter(|(path, _)| path.starts_with("nodes/") || path.starts_with("routers/"))
+                .map(|(path, text)| (path, text.to_string())),
+        );
     }
     Ok(baseline)
 }

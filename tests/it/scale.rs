@@ -115,8 +115,8 @@ fn a_base_intent_as_current_state_holds_no_text_of_unchanged_node_files() {
         .collect();
     assert_eq!(changes, [("IPPool".to_string(), "zone-b".to_string())], "{plan:#}");
 
-    // Each state's node files as text are 75 MB at this size (a `routes` of 72 KB per node),
-    // and the planner compiles several states: with only digests held, about 50 MB in all.
+    // The nodes' `routes` alone are 72 MB a state at this size, and the planner compiles
+    // several states besides the base intent's: with digests held, the plan peaks near 50 MB.
     let (code, peak_kb) = exit_code_and_peak_kb(&["plan", &head, "--current", &base]);
     assert_eq!(code, 0);
     assert!(peak_kb < 200 * 1024, "plan against a 1,000-node base intent peaked at {} MB", peak_kb / 1024);

@@ -9,10 +9,10 @@
 use crate::model::{Autodetection, NodeId, SelectorText};
 use calplan_calico::AsNumber;
 use calplan_calico::resources::{CalicoNode, Resource};
-use std::sync::Arc;
 use calplan_diagnostics::{Span, Spanned};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// The cluster's nodes as read from the current state or an inventory, before the intent
 /// says anything about them.

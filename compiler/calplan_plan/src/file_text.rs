@@ -98,9 +98,9 @@ impl FileText {
     pub fn text(&self) -> &str {
         self.0.text.get_or_init(|| {
             let (origin, path) = self.0.origin.as_ref().expect("a file without its text has an origin");
-            let everything = origin.everything.get_or_init(|| {
-                origin.render(&|_| true).into_iter().map(|(path, text)| (path, Arc::<str>::from(text))).collect()
-            });
+            let everything = origin
+                .everything
+                .get_or_init(|| origin.render(&|_| true).into_iter().map(|(path, text)| (path, Arc::<str>::from(text))).collect());
             everything.get(path).cloned().expect("a state's file is in its render")
         })
     }
@@ -161,8 +161,7 @@ pub fn materialise<'a>(files: impl IntoIterator<Item = &'a FileText>) {
         }
     }
     for (origin, files) in wanted {
-        let paths: std::collections::BTreeSet<&str> =
-            files.iter().map(|file| file.0.origin.as_ref().expect("origin").1.as_str()).collect();
+        let paths: std::collections::BTreeSet<&str> = files.iter().map(|file| file.0.origin.as_ref().expect("origin").1.as_str()).collect();
         let rendered: BTreeMap<String, Arc<str>> =
             origin.render(&|path| paths.contains(path)).into_iter().map(|(path, text)| (path, Arc::<str>::from(text))).collect();
         for file in files {

@@ -597,7 +597,8 @@ impl Planner<'_> {
                         .resources
                         .iter()
                         .filter(|(key, resource)| {
-                            key.0 == ResourceKind::Node && !current.resources.get(*key).is_some_and(|live| std::sync::Arc::ptr_eq(live, resource))
+                            key.0 == ResourceKind::Node
+                                && !current.resources.get(*key).is_some_and(|live| std::sync::Arc::ptr_eq(live, resource))
                         })
                         .filter_map(|(_, resource)| match &**resource {
                             Resource::Node(node) => Some(node.clone()),
@@ -1188,7 +1189,8 @@ impl Planner<'_> {
             .clone();
         let before = self.files.as_ref();
         let kept = Kept::default();
-        let changed = |path: &str, digest: &str, text: &str| before.and_then(|files| files.get(path)).is_none_or(|old| !old.matches(digest, text));
+        let changed =
+            |path: &str, digest: &str, text: &str| before.and_then(|files| files.get(path)).is_none_or(|old| !old.matches(digest, text));
         let digests = recompile.render(&routed, &|artifact: &calplan_targets::Artifact| {
             if changed(&artifact.path, &artifact.sha256(), &artifact.contents) {
                 kept.keep(&artifact.path, &artifact.contents);
@@ -1204,8 +1206,10 @@ impl Planner<'_> {
             })?;
             Ok(kept.into_inner())
         }));
-        let mut files: Files =
-            digests.into_iter().map(|(path, digest)| (path.clone(), FileText::rendered(digest, kept.remove(&path), &origin, &path))).collect();
+        let mut files: Files = digests
+            .into_iter()
+            .map(|(path, digest)| (path.clone(), FileText::rendered(digest, kept.remove(&path), &origin, &path)))
+            .collect();
         if self.pinned
             && let Some(current) = &self.files
         {
@@ -1278,8 +1282,7 @@ impl Planner<'_> {
 
     fn unpin_routes(&mut self) {
         let Some(files) = &self.files else { return };
-        let next: Files =
-            files.iter().filter(|(path, _)| !path.ends_with("/route-pins")).map(|(p, t)| (p.clone(), t.clone())).collect();
+        let next: Files = files.iter().filter(|(path, _)| !path.ends_with("/route-pins")).map(|(p, t)| (p.clone(), t.clone())).collect();
         let changes = file_changes(files, &next, self.agent);
         let routes: BTreeMap<String, Vec<String>> = next
             .iter()
