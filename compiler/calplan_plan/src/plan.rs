@@ -254,6 +254,10 @@ pub enum Barrier {
     PoolEmpty { description: String, pool: String, cidr: String },
     /// These routes are in the kernel of each listed node or router.
     RoutesPresent { description: String, routes: BTreeMap<String, Vec<String>> },
+    /// On calico-node nodes: confd has rendered what the plan predicts for each node in
+    /// `renders` (its `bird-calico.cfg` in this plan, by [`crate::current::text_digest`]), BIRD has loaded that
+    /// render since it was written, and each node in `routes` holds these routes.
+    RenderLoaded { description: String, renders: BTreeMap<String, String>, routes: BTreeMap<String, Vec<String>> },
 }
 
 impl Barrier {
@@ -261,7 +265,8 @@ impl Barrier {
         match self {
             Barrier::SessionsEstablished { description, .. }
             | Barrier::PoolEmpty { description, .. }
-            | Barrier::RoutesPresent { description, .. } => description,
+            | Barrier::RoutesPresent { description, .. }
+            | Barrier::RenderLoaded { description, .. } => description,
         }
     }
 }

@@ -161,6 +161,9 @@ struct Planner<'a> {
     stages: Vec<Stage>,
     notes: Vec<String>,
     pinned: bool,
+    /// Digests of calico-node's renders (by path) when the routes were pinned: the renders
+    /// that differ when they are unpinned are the ones the unpinning waits for.
+    renders_at_pin: BTreeMap<String, String>,
     /// The first intermediate state whose files could not be compiled: the plan is refused,
     /// since the stage's file changes would otherwise be guessed.
     failure: Option<PlanError>,
@@ -179,16 +182,20 @@ type Files = BTreeMap<String, FileText>;
 struct Recompile {
     base: calplan_model::Model,
     templates: Templates,
-    observed_ipam: Option<calplan_model::ipam::ObservedIpam>,
     agent: NodeAgent,
 }
 
 impl Recompile {
-    /// Compiles `routed` (a state and the pools still routed), handing each planned file to
-    /// `keep` as it is rendered; the planned files' digests, by path.
-    fn render(&self, routed: &ResourceSet, keep: &(dyn Fn(&calplan_targets::Artifact) + Sync)) -> Result<BTreeMap<String, String>, String> {
+    /// Compiles `routed` (a state and the pools still routed) with the state's IPAM, handing
+    /// each planned file to `keep` as it is rendered; the planned files' digests, by path.
+    fn render(
+        &self,
+        routed: &ResourceSet,
+        ipam: Option<&calplan_model::ipam::ObservedIpam>,
+        keep: &(dyn Fn(&calplan_targets::Artifact) + Sync),
+    ) -> Result<BTreeMap<String, String>, String> {
         let (model, _) = calplan_model::from_resources::from_resources(routed, &self.base);
-        let analysis = Analysis::new(model, self.observed_ipam.as_ref());
+        let analysis = Analysis::new(model, ipam);
         let agent = self.agent;
         let sink = |artifact: &calplan_targets::Artifact| {
             if planned_artifact(&artifact.path, agent).is_some() {
@@ -289,6 +296,7 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
         stages: Vec::new(),
         notes: Vec::new(),
         pinned: false,
+        renders_at_pin: BTreeMap::new(),
         failure: None,
         observed_ipam: input.current.observed_ipam(),
         operator: None,
@@ -437,9 +445,23 @@ impl Planner<'_> {
         for phase in phase_order() {
             match phase {
                 Phase::Pin => {
-                    // 1. Pins.
-                    if session_changes && self.files.is_some() {
-                        self.pin_routes();
+                    // 1. Pins: before any session changes, and on calico-node before confd's
+                    // render changes, since BIRD 1.6 replaces every route it exports to the
+                    // kernel by deleting and adding it again whenever a filter changes. The
+                    // pins then hold the routes of the final state as well, for the blocks
+                    // that arrive on the way.
+                    if self.files.is_some() {
+                        let last = match self.agent {
+                            NodeAgent::CalicoNode => self.compile_files(&desired).ok(),
+                            NodeAgent::Bird => None,
+                        };
+                        let renders_change = match (&self.files, &last) {
+                            (Some(files), Some(last)) => renders(files) != renders(last),
+                            _ => false,
+                        };
+                        if session_changes || renders_change {
+                            self.pin_routes(last.as_ref());
+                        }
                     }
                 }
                 Phase::RoutesToNewPools => {
@@ -1176,13 +1198,18 @@ impl Planner<'_> {
                 routed.insert(Resource::IpPool(pool.clone()));
             }
         }
+        // Calico's client releases a pool's block affinities as it deletes the pool (apply does
+        // the same): in a state without one of the cluster's pools, its blocks are gone.
+        let ipam = self.observed_ipam.as_ref().map(|observed| {
+            let held: Vec<IpNet> = state.pools().filter_map(|pool| pool.spec.cidr.parse::<IpNet>().ok()).map(|cidr| cidr.trunc()).collect();
+            observed.without_deleted_pools(&held)
+        });
         let recompile = self
             .recompile
             .get_or_init(|| {
                 std::sync::Arc::new(Recompile {
                     base: self.input.desired.model.clone(),
                     templates: self.input.templates.clone(),
-                    observed_ipam: self.observed_ipam.clone(),
                     agent: self.agent,
                 })
             })
@@ -1191,7 +1218,7 @@ impl Planner<'_> {
         let kept = Kept::default();
         let changed =
             |path: &str, digest: &str, text: &str| before.and_then(|files| files.get(path)).is_none_or(|old| !old.matches(digest, text));
-        let digests = recompile.render(&routed, &|artifact: &calplan_targets::Artifact| {
+        let digests = recompile.render(&routed, ipam.as_ref(), &|artifact: &calplan_targets::Artifact| {
             if changed(&artifact.path, &artifact.sha256(), &artifact.contents) {
                 kept.keep(&artifact.path, &artifact.contents);
             }
@@ -1199,7 +1226,7 @@ impl Planner<'_> {
         let mut kept = kept.into_inner();
         let origin = Origin::new(Box::new(move |wanted| {
             let kept = Kept::default();
-            recompile.render(&routed, &|artifact: &calplan_targets::Artifact| {
+            recompile.render(&routed, ipam.as_ref(), &|artifact: &calplan_targets::Artifact| {
                 if wanted(&artifact.path) {
                     kept.keep(&artifact.path, &artifact.contents);
                 }
@@ -1248,12 +1275,15 @@ impl Planner<'_> {
         (!routes.is_empty()).then(|| Barrier::RoutesPresent { description: "the routers hold the routes above".into(), routes })
     }
 
-    fn pin_routes(&mut self) {
+    /// Pins each node's cluster routes as they are, and those of `last` (the final state's
+    /// files) that reach destinations it has no route to yet.
+    fn pin_routes(&mut self, last: Option<&Files>) {
         let Some(files) = &self.files else { return };
         let mut next = files.clone();
         for (path, text) in files {
             if let Some(node) = path.strip_prefix("nodes/").and_then(|rest| rest.strip_suffix("/routes")) {
-                next.insert(format!("nodes/{node}/route-pins"), text.clone());
+                let later = last.and_then(|last| last.get(path)).map_or("", FileText::text);
+                next.insert(format!("nodes/{node}/route-pins"), FileText::held(routes_union(text, later)));
             }
         }
         let changes = file_changes(files, &next, self.agent);
@@ -1263,9 +1293,18 @@ impl Planner<'_> {
         self.stages.push(Stage {
             number: self.stages.len() + 1,
             title: "Pin routes".into(),
-            reason: "each node's cluster routes are copied as static kernel routes below BIRD's, so that sessions can be \
-                     replaced without a node ever losing a route"
-                .into(),
+            reason: match self.agent {
+                NodeAgent::Bird => {
+                    "each node's cluster routes are copied as static kernel routes below BIRD's, so that sessions \
+                                    can be replaced without a node ever losing a route"
+                }
+                NodeAgent::CalicoNode => {
+                    "each node's cluster routes, and those the final state adds, are copied as static kernel \
+                                          routes below BIRD's, so that sessions can be replaced and BIRD can reload confd's renders \
+                                          (which deletes and re-adds every route it exports) without a node ever losing a route"
+                }
+            }
+            .into(),
             disruption: None,
             changes,
             manual: Vec::new(),
@@ -1275,6 +1314,7 @@ impl Planner<'_> {
             }),
             expected_status: BTreeMap::new(),
         });
+        self.renders_at_pin = renders(&next);
         self.files = Some(next);
         self.files_compiled_from = None;
         self.pinned = true;
@@ -1291,8 +1331,29 @@ impl Planner<'_> {
                 Some((node.to_string(), text.lines().map(str::to_string).collect()))
             })
             .collect();
-        let description = "BIRD has programmed every node's cluster routes, so the pins can go".to_string();
-        let barrier = Barrier::RoutesPresent { description, routes };
+        let barrier = match self.agent {
+            NodeAgent::Bird => {
+                let description = "BIRD has programmed every node's cluster routes, so the pins can go".to_string();
+                Barrier::RoutesPresent { description, routes }
+            }
+            // confd re-renders after the datastore changed, and BIRD reloads what it renders:
+            // the pins go once every changed render is loaded, not merely once BIRD's routes
+            // are there (they are, until the reload replaces them).
+            NodeAgent::CalicoNode => {
+                let renders: BTreeMap<String, String> = renders(&next)
+                    .into_iter()
+                    .filter(|(path, digest)| self.renders_at_pin.get(path) != Some(digest))
+                    .filter_map(|(path, digest)| {
+                        let node = path.strip_prefix("nodes/")?.strip_suffix("/bird-calico.cfg")?;
+                        Some((node.to_string(), digest))
+                    })
+                    .collect();
+                let description = "calico-node has loaded each changed render and BIRD has programmed every node's cluster \
+                                   routes, so the pins can go"
+                    .to_string();
+                Barrier::RenderLoaded { description, renders, routes }
+            }
+        };
         // The pins go only once BIRD's own routes are back: the stage before waits for that,
         // or, when it already waits on something else, a stage of its own does.
         match self.stages.last_mut() {
@@ -1333,14 +1394,52 @@ fn leaving_name_is(pool: &calplan_model::Pool, leaving: &IpPool) -> bool {
     pool.name.value == leaving.metadata.name && pool.cidr.to_string() == leaving.spec.cidr
 }
 
+/// Digests of calico-node's IPv4 renders (`nodes/<node>/bird-calico.cfg`), by path.
+fn renders(files: &Files) -> BTreeMap<String, String> {
+    files
+        .iter()
+        .filter(|(path, _)| path.ends_with("/bird-calico.cfg"))
+        .map(|(path, text)| (path.clone(), text.digest().to_string()))
+        .collect()
+}
+
+/// `current`'s route lines, then `later`'s to destinations `current` has no route to.
+fn routes_union(current: &str, later: &str) -> String {
+    fn destination(line: &str) -> Option<&str> {
+        let mut words = line.split_whitespace();
+        let first = words.next()?;
+        if matches!(first, "blackhole" | "unreachable" | "prohibit" | "throw") { words.next() } else { Some(first) }
+    }
+    let held: BTreeSet<&str> = current.lines().filter_map(destination).collect();
+    let mut out = current.to_string();
+    for line in later.lines().filter(|line| destination(line).is_some_and(|to| !held.contains(to))) {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn pinned_routes(files: &Files) -> BTreeMap<String, Vec<String>> {
     files
         .iter()
         .filter_map(|(path, text)| {
             let node = path.strip_prefix("nodes/")?.strip_suffix("/route-pins")?;
-            Some((node.to_string(), text.lines().map(str::to_string).collect()))
+            Some((node.to_string(), text.lines().filter(|line| !line.trim().is_empty()).map(as_pin).collect()))
         })
         .collect()
+}
+
+/// A route line as apply pins it: under calplan's route protocol (252) instead of BIRD's.
+fn as_pin(line: &str) -> String {
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    match words.iter().position(|word| *word == "proto") {
+        Some(index) if index + 1 < words.len() => words[index + 1] = "252",
+        _ => words.extend(["proto", "252"]),
+    }
+    words.join(" ")
 }
 
 fn set_configuration(state: &mut ResourceSet, change: impl FnOnce(&mut BgpConfigurationSpec)) {
