@@ -329,13 +329,16 @@ fn load_intent(name: String, text: String, loaded: &mut Loaded) -> Result<(), Cl
     Ok(())
 }
 
+/// Text (a digest or a file's contents) by artifact path.
+type ByPath = std::collections::BTreeMap<String, String>;
+
 /// Compiles an intent given as current state with the built-in templates: every artifact's
 /// digest by path, and the texts of those `wanted` accepts.
 fn compile_intent(
     analysis: &calplan_model::Analysis,
     targets: &std::collections::BTreeSet<String>,
     wanted: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<(std::collections::BTreeMap<String, String>, std::collections::BTreeMap<String, String>), String> {
+) -> Result<(ByPath, ByPath), String> {
     let templates = calplan_targets::Templates::builtin();
     let kept = calplan_plan::file_text::Kept::default();
     let sink = |artifact: &calplan_targets::Artifact| {

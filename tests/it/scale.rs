@@ -67,6 +67,7 @@ fn twenty_thousand_nodes_check_status_and_plan_a_one_line_change() {
 
 /// Runs `calplan ARGS` with its output discarded; its exit code and peak resident memory in
 /// KB, from the kernel's accounting of exactly that process (`wait4`).
+#[expect(clippy::zombie_processes, reason = "the child is reaped by `wait4`, which also reports its peak memory")]
 fn exit_code_and_peak_kb(args: &[&str]) -> (i32, i64) {
     let child = Command::new(env!("CARGO_BIN_EXE_calplan"))
         .args(args)
