@@ -19,6 +19,8 @@ pub struct Plan {
     pub intent: Fingerprint,
     /// Every current-state source, fingerprinted, so `apply` can tell a stale plan.
     pub current: Vec<SourceFingerprint>,
+    /// The node inventory (`--nodes FILE`) the plan was made with, fingerprinted likewise.
+    pub nodes: Option<Fingerprint>,
     /// Who runs the nodes (`spec.nodeAgent`): which node files the plan loads, and how apply
     /// reads sessions for the barriers (calico-node's BIRD 1.x sockets, or BIRD 2's).
     pub node_agent: NodeAgent,

@@ -263,6 +263,7 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
     Ok(Plan {
         intent: input.intent.clone(),
         current: input.sources.clone(),
+        nodes: None,
         node_agent: agent,
         router_platforms: router_platforms(input.desired),
         stages: planner.stages,
