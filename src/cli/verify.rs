@@ -69,14 +69,13 @@ pub fn run(args: Args) -> CliResult {
         ));
     }
     let templates = calplan_targets::Templates::builtin();
-    let (expected, notes) = verify::expectations(analysis, &templates).map_err(CliError::Message)?;
+    let expected = verify::expectations(analysis, &templates).map_err(CliError::Message)?;
     let inventory = match &args.inventory {
         Some(path) => Inventory::read(path).map_err(CliError::Message)?,
         None => Inventory::default(),
     };
     let transport = Transport::new(args.transport);
     let mut report = verify::verify(&name, &expected, &transport, &inventory, args.parallelism);
-    report.notes = notes;
     // The nodes' Calico resources, where `--current` has them: a node that joined since the
     // last apply lacks what the intent's rules give it.
     match &loaded.state.resources {

@@ -404,7 +404,7 @@ impl Planner<'_> {
                             NodeAgent::Bird => None,
                         };
                         let renders_change = match (&self.files, &last) {
-                            (Some(files), Some(last)) => renders(files) != renders(last),
+                            (Some(files), Some(last)) => renders_of(files) != renders_of(last),
                             _ => false,
                         };
                         if session_changes || renders_change {
@@ -1223,7 +1223,7 @@ impl Planner<'_> {
             }),
             expected_status: BTreeMap::new(),
         });
-        self.renders_at_pin = renders(&next);
+        self.renders_at_pin = renders_of(&next);
         self.files = Some(next);
         self.files_compiled_from = None;
         self.pinned = true;
@@ -1250,14 +1250,12 @@ impl Planner<'_> {
             // the pins go once every changed render is loaded, not merely once BIRD's routes
             // are there (they are, until the reload replaces them).
             NodeAgent::CalicoNode => {
-                let renders: BTreeMap<String, String> = renders(&next)
-                    .into_iter()
-                    .filter(|(path, digest)| self.renders_at_pin.get(path) != Some(digest))
-                    .filter_map(|(path, digest)| {
-                        let node = path.strip_prefix("nodes/")?.strip_suffix("/bird-calico.cfg")?;
-                        Some((node.to_string(), digest))
-                    })
-                    .collect();
+                let mut renders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for (path, digest) in renders_of(&next).into_iter().filter(|(path, digest)| self.renders_at_pin.get(path) != Some(digest)) {
+                    if let Some((node, _)) = path.strip_prefix("nodes/").and_then(|rest| rest.split_once('/')) {
+                        renders.entry(node.to_string()).or_default().push(digest);
+                    }
+                }
                 let description = "calico-node has loaded each changed render and BIRD has programmed every node's cluster \
                                    routes, so the pins can go"
                     .to_string();
@@ -1304,11 +1302,12 @@ fn leaving_name_is(pool: &calplan_model::Pool, leaving: &IpPool) -> bool {
     pool.name.value == leaving.metadata.name && pool.cidr.to_string() == leaving.spec.cidr
 }
 
-/// Digests of calico-node's IPv4 renders (`nodes/<node>/bird-calico.cfg`), by path.
-fn renders(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// Digests of calico-node's renders (`nodes/<node>/bird-calico.cfg`, `bird6-calico.cfg`), by
+/// path.
+fn renders_of(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     files
         .iter()
-        .filter(|(path, _)| path.ends_with("/bird-calico.cfg"))
+        .filter(|(path, _)| path.ends_with("/bird-calico.cfg") || path.ends_with("/bird6-calico.cfg"))
         .map(|(path, text)| (path.clone(), crate::current::text_digest(text)))
         .collect()
 }
