@@ -399,9 +399,10 @@ impl Planner<'_> {
                     // pins then hold the routes of the final state as well, for the blocks
                     // that arrive on the way.
                     if self.files.is_some() {
+                        // (Resources that do not change render nothing new: no compile.)
                         let last = match self.agent {
-                            NodeAgent::CalicoNode => self.compile_files(&desired).ok(),
-                            NodeAgent::Bird => None,
+                            NodeAgent::CalicoNode if desired != current => self.compile_files(&desired).ok(),
+                            _ => None,
                         };
                         let renders_change = match (&self.files, &last) {
                             (Some(files), Some(last)) => renders_of(files) != renders_of(last),
