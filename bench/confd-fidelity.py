@@ -593,6 +593,35 @@ def export_case(export, exported, label, fixture, fixture_dir, case, node, tests
         yaml.safe_dump(affinities, handle, sort_keys=False)
 
 
+def kubernetes_export(snapshot):
+    """What `kubectl get secrets,services,endpoints,endpointslices -A -o yaml` prints for the
+    suite's state: its Secrets (in calico-node's namespace, `kube-system`, values base64 as the
+    API returns them; calplan keeps only names and keys), and the Services and endpoints the
+    fixture applied, as the API server stores them (namespace `default`, `clusterIPs` and
+    `ipFamilies` defaulted from `clusterIP`, no `status`: `kubectl apply` cannot write it). A
+    Secret of another namespace is always there, as in every cluster."""
+    items = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "unrelated", "namespace": "default"}, "type": "Opaque", "data": {"token": base64.b64encode(b"not-a-bgp-password").decode()}}]
+    by_name = {}
+    for (name, key), value in sorted(snapshot["secrets"].items()):
+        by_name.setdefault(name, {})[key] = base64.b64encode(value.encode()).decode()
+    for name, data in by_name.items():
+        items.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "kube-system", "resourceVersion": "1"}, "type": "Opaque", "data": data})
+    for document in snapshot["kube"]:
+        document = copy.deepcopy(document)
+        document.setdefault("apiVersion", "v1")
+        document.setdefault("metadata", {}).setdefault("namespace", "default")
+        document.pop("status", None)
+        if document.get("kind") == "Service":
+            spec = document.setdefault("spec", {})
+            spec.setdefault("type", "ClusterIP")
+            ip = str(spec.get("clusterIP") or "")
+            if ip and ip != "None":
+                spec.setdefault("clusterIPs", [ip])
+                spec.setdefault("ipFamilies", ["IPv6" if ":" in ip else "IPv4"])
+        items.append(document)
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+
+
 def run_release(label, tests_dir, release, calplan, etcd_binary, work, only, out, export=None, exported=None):
     snapshots = suite_snapshots(tests_dir, work)
     compiled = os.path.join(tests_dir, "compiled_templates")
@@ -619,14 +648,18 @@ def run_release(label, tests_dir, release, calplan, etcd_binary, work, only, out
             shutil.rmtree(case, ignore_errors=True)
             os.makedirs(case)
             source = f"etcd://127.0.0.1:{etcd.client_port}"
-            imported = run_calplan(calplan, ["import", "--current", source, "-o", "intent.yaml", "--name", "fixture"], case)
+            with open(os.path.join(case, "kubernetes.yaml"), "w") as handle:
+                yaml.safe_dump(kubernetes_export(snapshot), handle, sort_keys=False)
+            imported = run_calplan(
+                calplan, ["import", "--current", source, "--current", "kubernetes.yaml", "-o", "intent.yaml", "--name", "fixture"], case
+            )
             if imported.returncode != 0:
                 result["error"] = "import failed: " + imported.stderr.strip()[-2000:]
                 continue
             patch_intent(os.path.join(case, "intent.yaml"), snapshot)
             compiled_run = run_calplan(
                 calplan,
-                ["compile", "intent.yaml", "--current", source, "--target", "bird-calico", "--node", snapshot["node"], "-o", "out"],
+                ["compile", "intent.yaml", "--current", source, "--current", "kubernetes.yaml", "--target", "bird-calico", "--node", snapshot["node"], "-o", "out"],
                 case,
             )
             if compiled_run.returncode != 0:

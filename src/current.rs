@@ -236,14 +236,21 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
             }
         }
         SourceKind::Kubernetes => {
-            let read = current::kubernetes::read(file, text);
+            let (read, secret_values) = current::kubernetes::read_with_secrets(file, text);
+            // `kubectl get …,installation -o yaml` may hold the operator's Installation too.
+            let installation = current::calico_yaml::installation(file, text);
+            // Secrets' values are masked before anything can show them, and the source is
+            // fingerprinted without them: no plan holds anything computed from a value.
+            if !secret_values.is_empty() {
+                loaded.sources.redact(&secret_values);
+                fingerprint.sha256 = current::text_digest(loaded.sources.file(file).text());
+            }
             loaded.diagnostics.extend(read.diagnostics);
             if let Some(export) = read.value {
                 fingerprint.resources = current::resource_digests(&export.state.resources);
                 loaded.state.add_kubernetes(export);
             }
-            // `kubectl get …,installation -o yaml` may hold the operator's Installation too.
-            if let Some(installation) = current::calico_yaml::installation(file, text) {
+            if let Some(installation) = installation {
                 fingerprint.resources.insert(current::INSTALLATION_KEY.into(), current::installation_digest(&installation));
                 loaded.state.installation = Some(installation);
             }

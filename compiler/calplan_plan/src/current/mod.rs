@@ -101,6 +101,9 @@ pub struct CurrentState {
     pub sources: Vec<crate::plan::SourceFingerprint>,
     /// Which datastore the state was read from, when a datastore was read.
     pub datastore: Option<calplan_model::Datastore>,
+    /// Secrets (names and keys only) and Services with their endpoints, which confd reads
+    /// from Kubernetes besides the datastore.
+    pub kubernetes: calplan_model::kubernetes::ObservedKubernetes,
 }
 
 impl CurrentState {
@@ -170,6 +173,11 @@ impl CurrentState {
 
     /// Adds a Kubernetes datastore export; its IPAM counts only when it holds IPAM objects.
     pub fn add_kubernetes(&mut self, export: kubernetes::KubernetesState) {
+        self.kubernetes.extend(export.kubernetes);
+        // Secrets and Services alone say nothing of where Calico keeps its state.
+        if export.state == etcd_layout::EtcdState::default() && !export.has_ipam {
+            return;
+        }
         self.datastore = Some(calplan_model::Datastore::Kubernetes);
         self.add_datastore(export.state, export.has_ipam);
     }
