@@ -578,6 +578,19 @@ def export_case(export, exported, label, fixture, fixture_dir, case, node, tests
         handle.write(intent)
     for name in ("bird-calico.cfg", "bird6-calico.cfg"):
         shutil.copy(os.path.join(case, "out", "nodes", node, name), os.path.join(target, "expected", "nodes", node, name))
+    # The Secrets and Services the fixture's render depends on, with stand-in values: calplan
+    # reads only the Secrets' names and keys.
+    with open(os.path.join(case, "kubernetes.yaml")) as handle:
+        kube = yaml.safe_load(handle)
+    items = [item for item in kube["items"] if item["metadata"]["name"] != "unrelated"]
+    if items:
+        for item in items:
+            if item["kind"] == "Secret":
+                item["data"] = {key: base64.b64encode(b"stand-in").decode() for key in item["data"]}
+        kube["items"] = items
+        with open(os.path.join(target, "kubernetes.yaml"), "w") as handle:
+            handle.write(f"# `kubectl get secrets,services,endpoints,endpointslices -A -o yaml` for the fixture `{fixture}`.\n")
+            yaml.safe_dump(kube, handle, sort_keys=False)
     affinities = []
     with open(os.path.join(tests_dir, "mock_data", "etcd", "block")) as handle:
         for line in handle:

@@ -7,7 +7,8 @@
 //! Each case goes the way the fixture went: the intent's Calico resources, the affinities and
 //! calico-node's `ClusterInformation` into a real etcd on loopback in Calico's layout, then
 //! `calplan import` and `calplan compile --current etcd://… --target bird-calico --node NODE`
-//! of what it imported, whose two files must equal the golden ones and parse under BIRD 1.6's
+//! of what it imported (with the case's `kubernetes.yaml`, the Secrets and Services the
+//! fixture's render depends on, as more `--current`), whose two files must equal the golden ones and parse under BIRD 1.6's
 //! `bird -p` and `bird6 -p`.
 
 use crate::bird::{bird16, bird16_v6, parses, without_krt_tunnel};
@@ -92,7 +93,14 @@ fn calicos_confd_fixtures_render_as_calico_renders_them_real_etcd() {
         let work = scratch.path().join(name.replace('/', "_"));
         std::fs::create_dir_all(&work).unwrap();
         let imported = work.join("intent.yaml");
-        let output = calplan(&["import", "--current", &etcd.source(), "--name", "fixture", "-o", imported.to_str().unwrap()]);
+        // The Secrets and Services the fixture's render depends on, when it has any.
+        let kubernetes = case.join("kubernetes.yaml");
+        let kubernetes = kubernetes.exists().then(|| kubernetes.to_str().unwrap().to_string());
+        let extra: Vec<&str> = kubernetes.iter().flat_map(|path| ["--current", path.as_str()]).collect();
+        let source = etcd.source();
+        let mut import = vec!["import", "--current", &source, "--name", "fixture", "-o", imported.to_str().unwrap()];
+        import.extend(&extra);
+        let output = calplan(&import);
         assert!(output.status.success(), "{name}: import failed:\n{}", text(&output.stderr));
         // calico-node's environment, which the datastore does not hold, as the case declares it.
         if let Some(router_id) = intent.lines().find(|line| line.trim_start().starts_with("routerID:")) {
@@ -105,14 +113,17 @@ fn calicos_confd_fixtures_render_as_calico_renders_them_real_etcd() {
             "compile",
             imported.to_str().unwrap(),
             "--current",
-            &etcd.source(),
+            &source,
             "--target",
             "bird-calico",
             "--node",
             &node,
             "-o",
             out.to_str().unwrap(),
-        ]);
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>());
         if !output.status.success() {
             failures.push(format!("{name}: compile failed:\n{}", text(&output.stderr)));
             continue;

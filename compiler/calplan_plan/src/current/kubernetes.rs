@@ -450,8 +450,8 @@ fn read_secret(item: &Node, kubernetes: &mut ObservedKubernetes, secret_values: 
     let mut keys = std::collections::BTreeSet::new();
     for field in ["data", "stringData"] {
         let Some(data) = item.get(field) else { continue };
-        secret_values.push(data.span);
         let Some(entries) = data.as_mapping() else {
+            secret_values.push(data.span);
             if !matches!(data.scalar(), Some(calplan_syntax::yaml::Scalar::Null)) {
                 diagnostics.push(unreadable(data.head_span(), format!("a Secret's `{field}` that is not a map"), "expected `KEY: VALUE` entries"));
             }
