@@ -14,7 +14,9 @@ pub struct Args {
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
     /// Live IPAM data (etcd://HOST:PORT, an earlier output directory, ...) to place blocks
-    /// where the cluster really has them; repeatable
+    /// where the cluster really has them, and Secrets and Services (`kubectl get
+    /// secrets,services,endpoints,endpointslices -A -o yaml`) for confd's passwords and
+    /// per-Service routes; repeatable
     #[arg(long)]
     current: Vec<String>,
     #[command(flatten)]
@@ -51,6 +53,11 @@ pub fn run(args: Args) -> CliResult {
     let (_, mut checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
     if let Some(analysis) = checked.analysis.as_mut() {
         analysis.kubernetes = loaded.state.kubernetes.clone();
+        if let Some(workloads) = loaded.state.local_workloads.as_deref() {
+            // The nodes' local workloads join the peerings confd renders.
+            analysis.peerings =
+                calplan_calico::peering::Peerings::compute_with_local_workloads(&analysis.resources, analysis.model.calico_version.value, workloads);
+        }
     }
     input::report(&checked);
     input::report_allowed(&checked);

@@ -8,7 +8,8 @@
 //! calico-node's `ClusterInformation` into a real etcd on loopback in Calico's layout, then
 //! `calplan import` and `calplan compile --current etcd://… --target bird-calico --node NODE`
 //! of what it imported (with the case's `kubernetes.yaml`, the Secrets and Services the
-//! fixture's render depends on, as more `--current`), whose two files must equal the golden ones and parse under BIRD 1.6's
+//! fixture's render depends on, and its `endpoint-status/`, Felix's files, as more
+//! `--current`), whose two files must equal the golden ones and parse under BIRD 1.6's
 //! `bird -p` and `bird6 -p`.
 
 use crate::bird::{bird16, bird16_v6, parses, without_krt_tunnel};
@@ -93,10 +94,15 @@ fn calicos_confd_fixtures_render_as_calico_renders_them_real_etcd() {
         let work = scratch.path().join(name.replace('/', "_"));
         std::fs::create_dir_all(&work).unwrap();
         let imported = work.join("intent.yaml");
-        // The Secrets and Services the fixture's render depends on, when it has any.
-        let kubernetes = case.join("kubernetes.yaml");
-        let kubernetes = kubernetes.exists().then(|| kubernetes.to_str().unwrap().to_string());
-        let extra: Vec<&str> = kubernetes.iter().flat_map(|path| ["--current", path.as_str()]).collect();
+        // The Secrets and Services, and Felix's endpoint status files, the fixture's render
+        // depends on, when it has any.
+        let sources: Vec<String> = ["kubernetes.yaml", "endpoint-status"]
+            .into_iter()
+            .map(|name| case.join(name))
+            .filter(|path| path.exists())
+            .map(|path| path.to_str().unwrap().to_string())
+            .collect();
+        let extra: Vec<&str> = sources.iter().flat_map(|path| ["--current", path.as_str()]).collect();
         let source = etcd.source();
         let mut import = vec!["import", "--current", &source, "--name", "fixture", "-o", imported.to_str().unwrap()];
         import.extend(&extra);

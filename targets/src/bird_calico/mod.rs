@@ -21,8 +21,9 @@
 //! no `password` otherwise); without them, always, as the Secret's existence is unknown.
 //! Per-Service routes (`/32` and `/128`, e.g. Services with `externalTrafficPolicy: Local`
 //! that have an endpoint on the node) join the static routes when Services and their
-//! endpoints were read. Peerings with local workloads, which Felix lists in files on the
-//! node, are not known, so their parts render as confd renders them without any.
+//! endpoints were read. Peerings with local workloads come from the nodes' endpoint status
+//! files (Felix's `/var/run/calico/endpoint-status/`) when the current state has them, and
+//! their parts otherwise render as confd renders them without any.
 
 mod filters;
 
@@ -320,7 +321,13 @@ impl CalicoBird {
             PeerEntry { key: format!("{prefix}/{key}"), ip, local: data.local_bgp_peer, session }
         };
         let peer_dir = if v6 { "peer_v6" } else { "peer_v4" };
-        let global: Vec<(&str, &PeerData)> = peerings.global_peers().filter(|(_, data)| family_of(&data.ip) == v6).collect();
+        let global: Vec<(&str, &PeerData)> = match view.topology_index() {
+            Some(index) => peerings.global_peers_of(index),
+            None => peerings.global_peers().collect(),
+        }
+        .into_iter()
+        .filter(|(_, data)| family_of(&data.ip) == v6)
+        .collect();
         let specific: Vec<(&str, &PeerData)> = view
             .topology_index()
             .map(|index| peerings.node_specific_peers(index).filter(|(_, data)| family_of(&data.ip) == v6).collect())

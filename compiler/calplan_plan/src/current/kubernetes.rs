@@ -727,8 +727,64 @@ mod tests {
         read.value.unwrap()
     }
 
+    /// A Secret is known by its name and the keys with a value; every value's span is given
+    /// to be masked, and nothing read holds a value.
+    #[test]
+    fn a_secret_is_read_as_its_name_and_keys_only() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: bgp, namespace: kube-system}\n  \
+                    data:\n    peer: aHVudGVyMg==\n    empty: \"\"\n  stringData:\n    mesh: hunter3\n- apiVersion: v1\n  kind: Secret\n  \
+                    metadata: {name: other}\n  type: Opaque\n";
+        let (read, values) = read_with_secrets(FileId(0), text);
+        assert!(read.diagnostics.is_empty(), "{:?}", read.diagnostics);
+        let masked: Vec<&str> = values.iter().map(|span| &text[span.start as usize..span.end as usize]).collect();
+        assert_eq!(masked, ["aHVudGVyMg==", "\"\"", "hunter3"]);
+        let state = read.value.unwrap();
+        let secrets = state.kubernetes.secrets.as_ref().unwrap();
+        let keys = |namespace: &str, name: &str| secrets[&(namespace.to_string(), name.to_string())].iter().cloned().collect::<Vec<_>>();
+        assert_eq!(keys("kube-system", "bgp"), ["mesh", "peer"], "an empty value is no password");
+        assert!(keys("default", "other").is_empty());
+        let debug = format!("{state:?}");
+        assert!(!debug.contains("aHVudGVyMg") && !debug.contains("hunter3"), "{debug}");
+        assert!(state.state == EtcdState::default() && !state.has_ipam, "Secrets say nothing of Calico's datastore");
+    }
+
+    /// Kubernetes' defaults are taken for what `kubectl apply` input leaves out; an endpoint
+    /// slice is tied to its Service by label, `Endpoints` by name.
+    #[test]
+    fn services_and_their_endpoints_are_read_with_kubernetes_defaults() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {clusterIP: fd00:96::28, externalTrafficPolicy: Local}\n\
+                    ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-abc\n  namespace: shop\n  labels: {kubernetes.io/service-name: web}\n\
+                    addressType: IPv6\nendpoints:\n- addresses: [fd5f::43]\n  nodeName: n1\n  conditions: {ready: false}\n\
+                    ---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: web, namespace: shop}\nsubsets:\n- addresses:\n  - {ip: fd5f::43, nodeName: n1}\n";
+        assert!(sniff(text));
+        let state = read_ok(text);
+        let services = state.kubernetes.services.unwrap();
+        let key = ("shop".to_string(), "web".to_string());
+        let service = &services.services[&key];
+        assert_eq!(service.service_type, "ClusterIP");
+        assert_eq!((service.cluster_ips.as_slice(), service.ip_families.as_slice()), (&["fd00:96::28".to_string()][..], &["IPv6".to_string()][..]));
+        let slice = &services.slices[&("shop".to_string(), "web-abc".to_string())];
+        assert_eq!((slice.service.as_deref(), slice.address_type.as_str()), (Some("web"), "IPv6"));
+        assert_eq!(slice.endpoints, [SliceEndpoint { ready: Some(false), node_name: Some("n1".into()) }]);
+        assert_eq!(services.endpoints[&key].addresses, [EndpointAddress { ip: "fd5f::43".into(), node_name: Some("n1".into()) }]);
+    }
+
+    #[test]
+    fn objects_kubernetes_refuses_are_errors_where_they_are() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: 9web}}\n\
+                    - {apiVersion: v1, kind: Service, metadata: {name: web, namespace: Shop}}\n\
+                    - {apiVersion: v1, kind: Service, metadata: {name: api}, spec: {clusterIP: 10.0.0.300}}\n\
+                    - {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: s}, addressType: IPv5}\n";
+        let read = read(FileId(0), text);
+        let found: Vec<String> = located(text, &read).into_iter().map(|(at, _, _)| at).collect();
+        assert_eq!(found, ["9web", "Shop", "10.0.0.300", "IPv5"]);
+        assert!(read.value.is_none());
+    }
+
     #[test]
     fn sniff_tells_kubernetes_exports() {
+        assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: v1\n  data: {}\n  kind: Secret\nkind: List\n"));
+        assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\nkind: List\n"));
         assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: crd.projectcalico.org/v1\n  kind: IPPool\n"));
         assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Node\n  metadata:\n    name: a\nkind: List\n"));
         assert!(sniff("{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"Node\"\n}\n"));
