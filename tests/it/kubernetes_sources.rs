@@ -209,3 +209,22 @@ fn a_local_service_is_routed_from_the_node_of_its_endpoint() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(!std::fs::read_to_string(out.join("nodes/node-a/bird-calico.cfg")).unwrap().contains("10.96.0.10/32"));
 }
+
+/// Felix's endpoint status files name their node by where they were collected; one anywhere
+/// else is refused rather than given to some node.
+#[test]
+fn an_endpoint_status_file_must_say_its_node() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("intent.yaml"), INTENT).unwrap();
+    let status = r#"{"ifaceName":"cali1","ipv4Nets":["192.168.0.10/32"],"bgpPeerName":"workloads"}"#;
+    let loose = work.path().join("pod1");
+    std::fs::write(&loose, status).unwrap();
+    let (output, _) = compile(work.path(), "loose", &[loose.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("keep each node's files in `endpoint-status/<node>/`"), "{}", text(&output.stderr));
+    let collected = work.path().join("endpoint-status/node-a");
+    std::fs::create_dir_all(&collected).unwrap();
+    std::fs::write(collected.join("pod1"), status).unwrap();
+    let (output, _) = compile(work.path(), "collected", &[work.path().join("endpoint-status").to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}

@@ -1043,4 +1043,49 @@ mod tests {
         assert_eq!(a_sessions(Release::V3_29), 1, "before 3.30 every peering is mirrored");
         assert_eq!(a_sessions(Release::V3_30), 0);
     }
+
+    /// A local workload peers with the node whose endpoint status files list it, and only
+    /// that node: through a global BGPPeer on any such node, through a node-specific one only
+    /// where the BGPPeer selects the node. None before 3.30, none without the files.
+    #[test]
+    fn local_workloads_peer_with_their_own_node_only() {
+        let mut set = ResourceSet::default();
+        set.insert(node("a", "10.0.0.1/24", None, json!({"workers": "yes"})));
+        set.insert(node("b", "10.0.0.2/24", None, json!({})));
+        set.insert(peer("global-workloads", json!({"localWorkloadSelector": "app == 'router'", "asNumber": 64516})));
+        set.insert(peer(
+            "worker-workloads",
+            json!({"localWorkloadSelector": "app == 'router'", "asNumber": 64517, "nodeSelector": "has(workers)"}),
+        ));
+        let workload = |node: &str, peer: &str, ip: &str| LocalWorkload {
+            node: node.into(),
+            file: format!("{node}-{ip}"),
+            bgp_peer_name: peer.into(),
+            ipv4: Some(ip.parse().unwrap()),
+            ipv6: None,
+        };
+        let workloads = [
+            workload("a", "global-workloads", "192.168.0.10"),
+            workload("b", "global-workloads", "192.168.1.10"),
+            workload("a", "worker-workloads", "192.168.0.11"),
+            workload("b", "worker-workloads", "192.168.1.11"),
+        ];
+        let sessions = |release, workloads: &[LocalWorkload], node| -> Vec<(String, bool)> {
+            Peerings::compute_with_local_workloads(&set, release, workloads)
+                .explicit_for_node(node)
+                .iter()
+                .map(|session| (session.protocol_name(), session.passive))
+                .collect()
+        };
+        assert_eq!(
+            sessions(Release::V3_30, &workloads, 0),
+            [("Local_Workload_192_168_0_10".to_string(), true), ("Local_Workload_192_168_0_11".to_string(), true)]
+        );
+        assert_eq!(sessions(Release::V3_30, &workloads, 1), [("Local_Workload_192_168_1_10".to_string(), true)]);
+        assert!(sessions(Release::V3_30, &[], 0).is_empty());
+        assert!(sessions(Release::V3_29, &workloads, 0).is_empty());
+        let peerings = Peerings::compute_with_local_workloads(&set, Release::V3_30, &workloads);
+        assert_eq!(peerings.global_peers().count(), 0, "no node's workload is every node's peer");
+        assert_eq!(peerings.global_peers_of(1).iter().map(|(key, _)| *key).collect::<Vec<_>>(), ["192.168.1.10"]);
+    }
 }
