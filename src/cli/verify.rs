@@ -64,8 +64,11 @@ pub fn run(args: Args) -> CliResult {
         analysis.kubernetes = loaded.state.kubernetes.clone();
         if let Some(workloads) = loaded.state.local_workloads.as_deref() {
             // The nodes' local workloads join the peerings confd renders.
-            analysis.peerings =
-                calplan_calico::peering::Peerings::compute_with_local_workloads(&analysis.resources, analysis.model.calico_version.value, workloads);
+            analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
+                &analysis.resources,
+                analysis.model.calico_version.value,
+                workloads,
+            );
         }
     }
     input::report(&checked);

@@ -115,21 +115,23 @@ fn calicos_confd_fixtures_render_as_calico_renders_them_real_etcd() {
         }
         let node = node_of(case);
         let out = work.join("out");
-        let output = calplan(&[
-            "compile",
-            imported.to_str().unwrap(),
-            "--current",
-            &source,
-            "--target",
-            "bird-calico",
-            "--node",
-            &node,
-            "-o",
-            out.to_str().unwrap(),
-        ]
-        .into_iter()
-        .chain(extra.iter().copied())
-        .collect::<Vec<_>>());
+        let output = calplan(
+            &[
+                "compile",
+                imported.to_str().unwrap(),
+                "--current",
+                &source,
+                "--target",
+                "bird-calico",
+                "--node",
+                &node,
+                "-o",
+                out.to_str().unwrap(),
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
+        );
         if !output.status.success() {
             failures.push(format!("{name}: compile failed:\n{}", text(&output.stderr)));
             continue;

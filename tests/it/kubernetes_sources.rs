@@ -203,7 +203,10 @@ fn a_local_service_is_routed_from_the_node_of_its_endpoint() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let node_a = std::fs::read_to_string(out.join("nodes/node-a/bird-calico.cfg")).unwrap();
     let node_b = std::fs::read_to_string(out.join("nodes/node-b/bird-calico.cfg")).unwrap();
-    assert!(node_a.contains("route 10.96.0.10/32 blackhole;") && node_a.contains("if ( net ~ 10.96.0.10/32 ) then { accept; }"), "{node_a}");
+    assert!(
+        node_a.contains("route 10.96.0.10/32 blackhole;") && node_a.contains("if ( net ~ 10.96.0.10/32 ) then { accept; }"),
+        "{node_a}"
+    );
     assert!(node_b.contains("route 10.96.0.0/16 blackhole;") && !node_b.contains("10.96.0.10/32"), "{node_b}");
     let (output, out) = compile(work.path(), "without", &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));

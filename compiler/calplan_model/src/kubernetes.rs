@@ -143,7 +143,8 @@ impl ServiceAdvertisement<'_> {
             }
         }
         addresses.extend(service.external_ips.iter().map(String::as_str).filter(|ip| allowed(ip, &self.external_ips)));
-        addresses.extend(service.ingress_ips.iter().map(String::as_str).filter(|ip| !ip.is_empty() && allowed(ip, &self.load_balancer_ips)));
+        addresses
+            .extend(service.ingress_ips.iter().map(String::as_str).filter(|ip| !ip.is_empty() && allowed(ip, &self.load_balancer_ips)));
         addresses.into_iter().map(|ip| if ip.contains(':') { format!("{ip}/128") } else { format!("{ip}/32") }).collect()
     }
 
@@ -162,9 +163,7 @@ impl ServiceAdvertisement<'_> {
         if service.external_traffic_policy == "Cluster" {
             let single_load_balancer = service.service_type == "LoadBalancer"
                 && if self.release >= Release::V3_30 {
-                    std::iter::once(&service.load_balancer_ip)
-                        .chain(&service.ingress_ips)
-                        .any(|ip| single(ip, &self.load_balancer_ips))
+                    std::iter::once(&service.load_balancer_ip).chain(&service.ingress_ips).any(|ip| single(ip, &self.load_balancer_ips))
                 } else {
                     single(&service.load_balancer_ip, &self.load_balancer_ips)
                 };
@@ -207,8 +206,7 @@ fn allowed(ip: &str, ranges: &[IpNet]) -> bool {
 
 /// `isSingleExternalIP` / `isSingleLoadBalancerIP`: inside a range of a single address.
 fn single(ip: &str, ranges: &[IpNet]) -> bool {
-    ip.parse::<IpAddr>()
-        .is_ok_and(|ip| ranges.iter().any(|range| range.prefix_len() == range.max_prefix_len() && range.contains(&ip)))
+    ip.parse::<IpAddr>().is_ok_and(|ip| ranges.iter().any(|range| range.prefix_len() == range.max_prefix_len() && range.contains(&ip)))
 }
 
 #[cfg(test)]

@@ -18,9 +18,7 @@ pub const DIRECTORY: &str = "endpoint-status";
 /// Whether a text is an endpoint status file: a JSON object with Felix's field names.
 pub fn sniff(text: &str) -> bool {
     let trimmed = text.trim_start();
-    trimmed.starts_with('{')
-        && (text.contains("\"bgpPeerName\"") || text.contains("\"ifaceName\""))
-        && !text.contains("\"apiVersion\"")
+    trimmed.starts_with('{') && (text.contains("\"bgpPeerName\"") || text.contains("\"ifaceName\"")) && !text.contains("\"apiVersion\"")
 }
 
 /// The node a status file belongs to, from its path: the directory it lies in, inside
@@ -50,9 +48,9 @@ pub fn read(file: FileId, text: &str, node: &str, file_name: &str) -> Read<Optio
         Ok(status) => status,
         Err(error) => {
             diagnostics.push(
-                Diagnostic::new(&UNREADABLE_STATE, whole, format!("not an endpoint status file Felix writes: {error}"))
-                    .label("here")
-                    .help("expected `{\"ifaceName\", \"ipv4Nets\", \"ipv6Nets\", \"bgpPeerName\"}` from `/var/run/calico/endpoint-status/`"),
+                Diagnostic::new(&UNREADABLE_STATE, whole, format!("not an endpoint status file Felix writes: {error}")).label("here").help(
+                    "expected `{\"ifaceName\", \"ipv4Nets\", \"ipv6Nets\", \"bgpPeerName\"}` from `/var/run/calico/endpoint-status/`",
+                ),
             );
             return Read { value: None, diagnostics };
         }
@@ -97,8 +95,7 @@ pub fn read(file: FileId, text: &str, node: &str, file_name: &str) -> Read<Optio
         ignored(&mut diagnostics, "no address yet".to_string());
         return Read { value: Some(None), diagnostics };
     }
-    let workload =
-        LocalWorkload { node: node.to_string(), file: file_name.to_string(), bgp_peer_name: status.bgp_peer_name, ipv4, ipv6 };
+    let workload = LocalWorkload { node: node.to_string(), file: file_name.to_string(), bgp_peer_name: status.bgp_peer_name, ipv4, ipv6 };
     Read { value: Some(Some(workload)), diagnostics }
 }
 

@@ -39,9 +39,7 @@ use calplan_calico::resources::{API_VERSION, CalicoNode, NodeBgpSpec, NodeSpec, 
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Severity, Span};
 use calplan_model::grammar;
 use calplan_model::ipam::{AffinityState, ObservedAffinity};
-use calplan_model::kubernetes::{
-    EndpointAddress, EndpointSlice, Endpoints, ObservedKubernetes, ObservedServices, Service, SliceEndpoint,
-};
+use calplan_model::kubernetes::{EndpointAddress, EndpointSlice, Endpoints, ObservedKubernetes, ObservedServices, Service, SliceEndpoint};
 use calplan_syntax::yaml::Node;
 use calplan_syntax::{TagPolicy, de, read_yaml, repair_tags};
 use ipnet::IpNet;
@@ -175,7 +173,13 @@ fn text_of<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
     node.get(key).and_then(Node::as_str).filter(|text| !text.is_empty())
 }
 
-fn read_item(item: &Node, result: &mut KubernetesState, holders: &mut Holders, secret_values: &mut Vec<Span>, diagnostics: &mut Diagnostics) {
+fn read_item(
+    item: &Node,
+    result: &mut KubernetesState,
+    holders: &mut Holders,
+    secret_values: &mut Vec<Span>,
+    diagnostics: &mut Diagnostics,
+) {
     let api_version = text_of(item, "apiVersion").unwrap_or_default();
     let kind = text_of(item, "kind").unwrap_or_default();
     match (api_version, kind) {
@@ -406,12 +410,7 @@ fn services(kubernetes: &mut ObservedKubernetes) -> &mut ObservedServices {
 
 /// An object's namespace and name, checked as Kubernetes checks them: the namespace a
 /// DNS-1123 label (`default` when absent, as `kubectl apply` assumes), the name by `valid`.
-fn namespaced_name(
-    item: &Node,
-    kind: &str,
-    valid: fn(&str) -> Option<String>,
-    diagnostics: &mut Diagnostics,
-) -> Option<(String, String)> {
+fn namespaced_name(item: &Node, kind: &str, valid: fn(&str) -> Option<String>, diagnostics: &mut Diagnostics) -> Option<(String, String)> {
     let metadata = item.get("metadata");
     let name_node = metadata.and_then(|metadata| metadata.get("name"));
     let Some(name) = name_node.and_then(Node::as_str).filter(|name| !name.is_empty()) else {
@@ -453,7 +452,11 @@ fn read_secret(item: &Node, kubernetes: &mut ObservedKubernetes, secret_values: 
         let Some(entries) = data.as_mapping() else {
             secret_values.push(data.span);
             if !matches!(data.scalar(), Some(calplan_syntax::yaml::Scalar::Null)) {
-                diagnostics.push(unreadable(data.head_span(), format!("a Secret's `{field}` that is not a map"), "expected `KEY: VALUE` entries"));
+                diagnostics.push(unreadable(
+                    data.head_span(),
+                    format!("a Secret's `{field}` that is not a map"),
+                    "expected `KEY: VALUE` entries",
+                ));
             }
             continue;
         };
@@ -519,11 +522,8 @@ fn read_service(item: &Node, services: &mut ObservedServices, diagnostics: &mut 
     }
     let mut ip_families = strings_at(spec, "ipFamilies", &|text| matches!(text, "IPv4" | "IPv6"), "`IPv4` or `IPv6`", diagnostics);
     if ip_families.is_empty() {
-        ip_families = cluster_ips
-            .iter()
-            .filter(|ip| is_ip(ip))
-            .map(|ip| if ip.contains(':') { "IPv6" } else { "IPv4" }.to_string())
-            .collect();
+        ip_families =
+            cluster_ips.iter().filter(|ip| is_ip(ip)).map(|ip| if ip.contains(':') { "IPv6" } else { "IPv4" }.to_string()).collect();
     }
     // Calico skips addresses it cannot parse in these two (and logs them): so does calplan.
     let external_ips = strings_at(spec, "externalIPs", &|_| true, "", diagnostics);
@@ -762,7 +762,10 @@ mod tests {
         let key = ("shop".to_string(), "web".to_string());
         let service = &services.services[&key];
         assert_eq!(service.service_type, "ClusterIP");
-        assert_eq!((service.cluster_ips.as_slice(), service.ip_families.as_slice()), (&["fd00:96::28".to_string()][..], &["IPv6".to_string()][..]));
+        assert_eq!(
+            (service.cluster_ips.as_slice(), service.ip_families.as_slice()),
+            (&["fd00:96::28".to_string()][..], &["IPv6".to_string()][..])
+        );
         let slice = &services.slices[&("shop".to_string(), "web-abc".to_string())];
         assert_eq!((slice.service.as_deref(), slice.address_type.as_str()), (Some("web"), "IPv6"));
         assert_eq!(slice.endpoints, [SliceEndpoint { ready: Some(false), node_name: Some("n1".into()) }]);
