@@ -165,6 +165,18 @@ fn an_unreadable_secret_is_reported_where_it_is_without_its_values() {
     assert!(stderr.contains("the Secret name `BGP_Secrets` is not a DNS-1123 subdomain"), "{stderr}");
     assert!(stderr.contains("kubernetes.yaml:"), "located: {stderr}");
     assert_no_value("the diagnostics", &stderr);
+
+    // Text that is not even YAML: where the values are cannot be told, and none is shown.
+    for broken in [
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\ndata:\n  k: {}\n   bad: [\n", base64(SECRET_VALUE)),
+        format!("{{\n\"apiVersion\": \"v1\",\n\"kind\": \"Secret\", \"data\": {{\"k\": \"{}\"", base64(SECRET_VALUE)),
+    ] {
+        std::fs::write(&export_path, broken).unwrap();
+        let (output, _) = compile(work.path(), "out", &[export_path.to_str().unwrap()]);
+        assert!(!output.status.success());
+        assert!(text(&output.stderr).contains("kubernetes.yaml"), "{}", text(&output.stderr));
+        assert_no_value("the diagnostics of unreadable YAML", &text(&output.stderr));
+    }
 }
 
 /// confd renders a password only when calico-node's namespace has the Secret with the key;

@@ -117,8 +117,10 @@ pub fn read_with_secrets(file: FileId, text: &str) -> (Read<KubernetesState>, Ve
     let mut diagnostics = Diagnostics::new();
     let mut secret_values = Vec::new();
     let Some(mut documents) = read_yaml(file, text, &mut diagnostics) else {
-        // Unreadable YAML: mask every line that may hold a Secret's value.
-        return (Read { value: None, diagnostics }, data_lines(file, text));
+        // Unreadable YAML: where its values are cannot be told, so a text that may hold a
+        // Secret is masked whole (line breaks kept, so the error is still located).
+        let masked = if text.contains("Secret") { vec![Span::new(file, 0, text.len())] } else { Vec::new() };
+        return (Read { value: None, diagnostics }, masked);
     };
     let mut result = KubernetesState::default();
     let mut holders: Holders = BTreeMap::new();
@@ -135,32 +137,6 @@ pub fn read_with_secrets(file: FileId, text: &str) -> (Read<KubernetesState>, Ve
     diagnostics.retain_since(0, |diagnostic| !secret_values.iter().any(|value: &Span| value.contains(diagnostic.span())));
     let value = (!diagnostics.has_errors()).then_some(result);
     (Read { value, diagnostics }, secret_values)
-}
-
-/// For a text that is not YAML: from each `data:` or `stringData:` line on, the rest of every
-/// more indented line, where a Secret's values would be.
-fn data_lines(file: FileId, text: &str) -> Vec<Span> {
-    let mut spans = Vec::new();
-    let mut inside: Option<usize> = None;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\n', '\r']);
-        let indent = body.len() - body.trim_start().len();
-        let trimmed = body.trim_start().trim_start_matches("- ").trim_start_matches('"');
-        if inside.is_some_and(|data| indent <= data && !body.trim().is_empty()) {
-            inside = None;
-        }
-        if trimmed.starts_with("data") || trimmed.starts_with("stringData") {
-            inside = Some(indent);
-            if let Some(colon) = body.find(':') {
-                spans.push(Span::new(file, offset + colon + 1, offset + body.len()));
-            }
-        } else if inside.is_some() {
-            spans.push(Span::new(file, offset + indent, offset + body.len()));
-        }
-        offset += line.len();
-    }
-    spans
 }
 
 fn unreadable(at: Span, message: impl Into<String>, label: &str) -> Diagnostic {
