@@ -52,15 +52,7 @@ pub fn run(args: Args) -> CliResult {
     let cluster = args.nodes.read(Some(&loaded.state))?;
     let (_, mut checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
     if let Some(analysis) = checked.analysis.as_mut() {
-        analysis.kubernetes = loaded.state.kubernetes.clone();
-        if let Some(workloads) = loaded.state.local_workloads.as_deref() {
-            // The nodes' local workloads join the peerings confd renders.
-            analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
-                &analysis.resources,
-                analysis.model.calico_version.value,
-                workloads,
-            );
-        }
+        crate::pipeline::add_outside_datastore(analysis, &loaded.state);
     }
     input::report(&checked);
     input::report_allowed(&checked);

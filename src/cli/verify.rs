@@ -58,18 +58,8 @@ pub fn run(args: Args) -> CliResult {
     crate::current::report(&loaded)?;
     let cluster = args.nodes.read(Some(&loaded.state))?;
     let (name, mut checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
-    // With the cluster's Secrets and Services, the prediction has the passwords and
-    // per-Service routes confd renders.
     if let Some(analysis) = checked.analysis.as_mut() {
-        analysis.kubernetes = loaded.state.kubernetes.clone();
-        if let Some(workloads) = loaded.state.local_workloads.as_deref() {
-            // The nodes' local workloads join the peerings confd renders.
-            analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
-                &analysis.resources,
-                analysis.model.calico_version.value,
-                workloads,
-            );
-        }
+        crate::pipeline::add_outside_datastore(analysis, &loaded.state);
     }
     input::report(&checked);
     input::report_allowed(&checked);
