@@ -202,6 +202,16 @@ impl<'a> Executor<'a> {
                         names.extend(sessions.keys().map(String::as_str))
                     }
                     Some(Barrier::RoutesPresent { routes, .. }) => names.extend(routes.keys().map(String::as_str)),
+                    Some(Barrier::RenderLoaded { renders, routes, .. }) => {
+                        let predicted = self.predicted_renders();
+                        if let Some((node, _)) = renders.iter().find(|(_, digest)| !predicted.contains_key(digest.as_str())) {
+                            return Err(format!(
+                                "nothing was changed: stage {} waits for a render of `{node}` that the plan does not hold",
+                                stage.number
+                            ));
+                        }
+                        names.extend(renders.keys().chain(routes.keys()).map(String::as_str))
+                    }
                     _ => {}
                 }
             }
@@ -635,13 +645,25 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// calico-node's renders as the plan predicts them, by digest ([`Barrier::RenderLoaded`]).
+    fn predicted_renders(&self) -> BTreeMap<String, &str> {
+        self.plan
+            .changes()
+            .filter(|change| change.kind == "bird-calico.cfg")
+            .filter_map(|change| match &change.after {
+                Some(Content::File { text }) => Some((calplan_plan::current::text_digest(text), text.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// With `--only calico` the nodes are not calplan's to reach: their barriers are left to
     /// the operator, and the apply says so — except sessions read through the API.
     fn skips(&self, barrier: &Barrier) -> bool {
         self.options.only == Some(Only::Calico)
             && match barrier {
                 Barrier::SessionsEstablished { .. } => self.options.observe == Observe::Sessions,
-                Barrier::RoutesPresent { .. } => true,
+                Barrier::RoutesPresent { .. } | Barrier::RenderLoaded { .. } => true,
                 Barrier::PoolEmpty { .. } => false,
             }
     }
@@ -731,6 +753,28 @@ impl<'a> Executor<'a> {
                 let cidrs: Vec<ipnet::IpNet> = cidr.split(',').filter_map(|part| part.trim().parse().ok()).collect();
                 let used = backend.addresses_in_use(&cidrs)?;
                 Ok((used > 0).then(|| format!("{used} addresses of {cidr} are still in use")))
+            }
+            Barrier::RenderLoaded { renders, routes, .. } => {
+                let texts = self.predicted_renders();
+                let nodes: Vec<(&String, &String)> = renders.iter().collect();
+                let observed = fanout::fan_out(&nodes, self.options.parallelism, |(node, digest)| {
+                    let Some(text) = texts.get(digest.as_str()) else {
+                        return Err(format!("the plan's barrier names a render of `{node}` that the plan does not hold"));
+                    };
+                    let host = self.options.inventory.host(node);
+                    observe::render_loaded(&self.options.transport, &host, &format!("nodes/{node}/bird-calico.cfg"), text)
+                });
+                let mut missing = Vec::new();
+                for ((node, _), observed) in nodes.into_iter().zip(observed) {
+                    if let Some(reason) = observed? {
+                        missing.push(format!("`{node}`: {reason}"));
+                    }
+                }
+                if !missing.is_empty() {
+                    return Ok(Some(missing.join("; ")));
+                }
+                let description = barrier.description().to_string();
+                self.check_barrier(&Barrier::RoutesPresent { description, routes: routes.clone() })
             }
             Barrier::RoutesPresent { routes, .. } => {
                 let hosts: Vec<(&String, &Vec<String>)> = routes.iter().collect();

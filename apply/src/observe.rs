@@ -145,6 +145,23 @@ pub fn parse_protocols(text: &str) -> BTreeMap<String, ProtocolRow> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_times_read_as_stat_and_bird_print_them() {
+        let stat = super::LocalTime::parse("2026-12-05 00:27:55.825788218 +0000").unwrap();
+        let bird = super::LocalTime::parse("2026-12-05 00:27:55").unwrap();
+        assert_eq!(stat.seconds, bird.seconds);
+        assert_eq!(stat.seconds, 1_796_430_475, "as `date -d '2026-12-05 00:27:55 UTC' +%s` says");
+        let next_day = super::LocalTime::parse("2026-12-06 00:00:00").unwrap();
+        assert_eq!(next_day.seconds - super::LocalTime::parse("2026-12-05 23:59:59").unwrap().seconds, 1);
+        assert_eq!(
+            super::LocalTime::parse("2024-03-01 00:00:00").unwrap().seconds
+                - super::LocalTime::parse("2024-02-28 00:00:00").unwrap().seconds,
+            2 * 86_400
+        );
+        assert!(super::LocalTime::parse("2026-12-05T00:27:55").is_none());
+        assert!(super::LocalTime::parse("not a time").is_none());
+    }
+
     use super::*;
 
     /// Calico's fork as `birdcl` prints it inside calico-node: lower-case headings, `master`
@@ -171,5 +188,73 @@ mod tests {
         assert_eq!(rows["Mesh_10_0_0_2"].info, "Active Socket: Connection refused");
         let bird1 = "name     proto    table    state  since       info\nMesh_10_0_0_12 BGP      master   up     10:31:07    Established\n";
         assert!(parse_protocols(bird1)["Mesh_10_0_0_12"].is_established());
+    }
+}
+
+/// Whether calico-node runs the render calplan predicts on a host: `None` when confd has
+/// written it (the render reads as `expected`, calplan's `bird-calico.cfg` named `name`) and
+/// BIRD has been reconfigured since; otherwise what is still missing.
+///
+/// confd writes the render, then asks BIRD to reload. BIRD 1.6 prints the time of its last
+/// reconfiguration to the second, in local time, as `stat` prints the files' times on the same
+/// host; it derives it from its monotonic clock, so it can read up to a second early. A
+/// reload at most a second before the write counts as after it.
+pub fn render_loaded(transport: &Transport, host: &Host, name: &str, expected: &str) -> Result<Option<String>, String> {
+    let live = crate::verify::read_render(transport, host);
+    if let Some(error) = &live.render_error {
+        return Ok(Some(format!("calico-node's render cannot be read: {error}")));
+    }
+    if let Some(first) = crate::verify::render_differences(name, expected, &live).first() {
+        return Ok(Some(format!("confd has not rendered the predicted configuration yet ({})", first.describe())));
+    }
+    let paths: Vec<String> = live.files.keys().map(|file| format!("{}/{file}", live.confd_dir)).collect();
+    let mut command = vec!["stat", "-c", "%y", "--"];
+    command.extend(paths.iter().map(String::as_str));
+    let output = transport.run(host, &command, None)?;
+    if !output.success {
+        return Ok(Some(format!("`stat` of the render failed: {}", output.stderr.trim())));
+    }
+    let Some(written) = output.stdout.lines().filter_map(LocalTime::parse).max() else {
+        return Ok(Some(format!("`stat` printed no time for the render: {}", output.stdout.trim())));
+    };
+    let client = bird_client(host, NodeAgent::CalicoNode);
+    let socket = bird_sockets(host, NodeAgent::CalicoNode).remove(0);
+    let output = transport.run(host, &[&client, "-s", &socket, "show", "status"], None)?;
+    let loaded = output.stdout.lines().find_map(|line| line.trim().strip_prefix("Last reconfiguration on ")).and_then(LocalTime::parse);
+    match loaded {
+        None => Ok(Some(format!("`{client} -s {socket} show status` names no reconfiguration: {}", output.stdout.trim()))),
+        Some(loaded) if loaded.seconds + 1 < written.seconds => {
+            Ok(Some(format!("BIRD has not loaded confd's render yet (written {}, last reconfiguration {})", written.text, loaded.text)))
+        }
+        Some(_) => Ok(None),
+    }
+}
+
+/// A local time to the second, as `stat` (`2026-12-05 00:27:55.825788218 +0000`) and BIRD
+/// (`2026-12-05 00:27:55`) print it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct LocalTime {
+    seconds: i64,
+    text: String,
+}
+
+impl LocalTime {
+    fn parse(text: &str) -> Option<LocalTime> {
+        let text = text.trim().get(..19)?;
+        let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+        let separators = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
+        if separators.iter().any(|(index, byte)| text.as_bytes()[*index] != *byte) {
+            return None;
+        }
+        let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+        let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+        // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+        let year = if month <= 2 { year - 1 } else { year };
+        let era = year.div_euclid(400);
+        let year_of_era = year - era * 400;
+        let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        let days = era * 146_097 + day_of_era - 719_468;
+        Some(LocalTime { seconds: days * 86_400 + hour * 3600 + minute * 60 + second, text: text.to_string() })
     }
 }

@@ -111,8 +111,9 @@ pub(crate) enum NodeKind {
     /// BIRD 2 on calplan's `bird.cfg`, in the node's root, with its socket beside it.
     Bird2,
     /// As calico-node lays a node out, under the node's directory: BIRD 1.6 (Calico's BIRD is a
-    /// fork of it) on `etc/calico/confd/config/bird.cfg` (confd's render), its socket at
-    /// `var/run/calico/bird.ctl`; calplan's own files (route pins) in `etc/calplan`.
+    /// fork of it) on a copy of `etc/calico/confd/config/bird.cfg` (confd's render) without the
+    /// fork-only statement, its socket at `var/run/calico/bird.ctl`; calplan's own files (route
+    /// pins) in `etc/calplan`.
     CalicoNode,
 }
 
@@ -215,8 +216,14 @@ impl Cluster {
     pub(crate) fn bird_config(&self, number: usize) -> PathBuf {
         match self.kind {
             NodeKind::Bird2 => self.root(number).join("bird.cfg"),
-            NodeKind::CalicoNode => self.node_dir(number).join("etc/calico/confd/config/bird.cfg"),
+            // Stock BIRD 1.6 runs a copy of confd's render without the fork-only statement.
+            NodeKind::CalicoNode => self.node_dir(number).join("etc/calico/confd/config/bird-running.cfg"),
         }
+    }
+
+    /// Where a calico-node node's confd writes its render (calico-node's layout).
+    pub(crate) fn confd_render(&self, number: usize) -> PathBuf {
+        self.node_dir(number).join("etc/calico/confd/config/bird.cfg")
     }
 
     pub(crate) fn bird_socket(&self, number: usize) -> PathBuf {
@@ -296,6 +303,7 @@ impl Cluster {
                 // IPv6 daemon (not running here: an IPv4 cluster) beside the IPv4 one.
                 host["birdClient"] = Value::from(path(&self.birdc_program()));
                 host["bird6Socket"] = Value::from(path(&self.node_dir(number).join("var/run/calico/bird6.ctl")));
+                host["confdConfig"] = Value::from(path(self.confd_render(number).parent().unwrap()));
             }
             if iptables.contains(&name.as_str()) {
                 host["firewall"] = Value::from("iptables");
@@ -874,6 +882,7 @@ fn hostile_names_never_reach_a_shell_real_sshd_needs_root() {
     let hostile_plan = Plan {
         intent: Fingerprint { name: "-".into(), sha256: String::new() },
         current: Vec::new(),
+        nodes: None,
         node_agent: calplan_model::NodeAgent::Bird,
         router_platforms: Default::default(),
         stages: vec![Stage {

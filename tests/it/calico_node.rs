@@ -44,7 +44,7 @@ fn render(resources: &ResourceSet, base: &calplan_model::Model) -> BTreeMap<Stri
         .into_iter()
         .filter_map(|(_, artifact)| {
             let node = artifact.path.strip_prefix("nodes/")?.strip_suffix("/bird-calico.cfg")?.to_string();
-            Some((node, without_krt_tunnel(&artifact.contents)))
+            Some((node, artifact.contents))
         })
         .collect()
 }
@@ -77,14 +77,14 @@ impl Confd {
     fn start(cluster: &Cluster, store: &Path, base: calplan_model::Model) -> Confd {
         let stop = Arc::new(AtomicBool::new(false));
         let written: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
-        let nodes: Vec<(String, PathBuf, PathBuf)> = cluster
+        let nodes: Vec<(String, PathBuf, PathBuf, PathBuf)> = cluster
             .names
             .iter()
             .enumerate()
             .filter(|(number, _)| cluster.bird_config(*number).is_file())
-            .map(|(number, name)| (name.clone(), cluster.bird_config(number), cluster.bird_socket(number)))
+            .map(|(number, name)| (name.clone(), cluster.confd_render(number), cluster.bird_config(number), cluster.bird_socket(number)))
             .collect();
-        for (name, config, _) in &nodes {
+        for (name, _, config, _) in &nodes {
             written.lock().unwrap().entry(name.clone()).or_default().push(std::fs::read_to_string(config).unwrap());
         }
         let birdc = bird16().with_file_name("birdc");
@@ -95,8 +95,15 @@ impl Confd {
                 let resources = read_store(&store);
                 if last.as_ref() != Some(&resources) {
                     let rendered = render(&resources, &base);
-                    for (name, config, socket) in &nodes {
-                        let Some(text) = rendered.get(name) else { continue };
+                    for (name, render, config, socket) in &nodes {
+                        let Some(render_text) = rendered.get(name) else { continue };
+                        // confd's file, where calico-node keeps it (what `verify` and apply's
+                        // barriers read), then the copy stock BIRD 1.6 runs.
+                        if std::fs::read_to_string(render).ok().as_ref() != Some(render_text) {
+                            std::fs::create_dir_all(render.parent().unwrap()).unwrap();
+                            std::fs::write(render, render_text).unwrap();
+                        }
+                        let text = &without_krt_tunnel(render_text);
                         if std::fs::read_to_string(config).ok().as_ref() == Some(text) {
                             continue;
                         }
@@ -258,6 +265,12 @@ impl CalicoNodes {
                 continue;
             }
             // Only confd's render changed, and only confd wrote it.
+            if let Some(number) = (0..self.cluster.names.len()).find(|number| *file == self.cluster.confd_render(*number)) {
+                let node = &self.cluster.names[number];
+                let predicted = std::fs::read_to_string(after.join("nodes").join(node).join("bird-calico.cfg")).unwrap();
+                assert_eq!(contents, &predicted, "{node}: confd's render is not the plan's prediction");
+                continue;
+            }
             let number = (0..self.cluster.names.len()).find(|number| *file == self.cluster.bird_config(*number));
             let number = number.unwrap_or_else(|| panic!("`{}` was written on a calico-node node:\n{contents}", file.display()));
             let node = &self.cluster.names[number];
@@ -452,7 +465,8 @@ if args[:1] == ["exec"]:
         sys.stderr.write("Error from server (NotFound): pods \"%s\" not found\n" % positional[0])
         sys.exit(1)
     pod = pod[0]
-    command = [word.replace("/var/run/calico/", pod["dir"] + "/var/run/calico/").replace("/etc/calplan", pod["dir"] + "/etc/calplan") for word in command]
+    command = [word.replace("/var/run/calico/", pod["dir"] + "/var/run/calico/").replace("/etc/calplan", pod["dir"] + "/etc/calplan")
+               .replace("/etc/calico/confd/", pod["dir"] + "/etc/calico/confd/") for word in command]
     if command[0] == "birdcl":
         command[0] = settings["birdcl"]
     os.execvp("nsenter", ["nsenter", "--net=/run/netns/" + pod["netns"]] + command)
@@ -523,7 +537,8 @@ sys.exit(1)
 /// commands run in its calico-node pod, found by label and `spec.nodeName` in `calico-system`
 /// and then `kube-system` (where the manifests put it). The barriers read BIRD through
 /// `birdcl -s /var/run/calico/bird.ctl show protocols` in the `calico-node` container, the pins
-/// go through the same pods, and nothing else is run there: no BIRD reload, no ruleset.
+/// go through the same pods, the unpinning reads confd's render and `show status` there, and
+/// nothing else is run there: no BIRD reload, no ruleset.
 #[test]
 fn calico_node_apply_through_kubectl_exec_stand_in_needs_root() {
     let started = Instant::now();
@@ -559,6 +574,10 @@ fn calico_node_apply_through_kubectl_exec_stand_in_needs_root() {
         assert!(in_pod.contains(&"-- birdcl -s /var/run/calico/bird.ctl show protocols"), "{node}: {in_pod:#?}");
         assert!(in_pod.contains(&"-- birdcl -s /var/run/calico/bird6.ctl show protocols"), "{node}: {in_pod:#?}");
         assert!(in_pod.contains(&"--stdin -- ip -batch -"), "{node}: the pins went through its pod: {in_pod:#?}");
+        // The unpinning waited for confd's render, read where calico-node keeps it, and for
+        // BIRD to have loaded it.
+        assert!(in_pod.contains(&"-- cat -- /etc/calico/confd/config/bird.cfg"), "{node}: {in_pod:#?}");
+        assert!(in_pod.contains(&"-- birdcl -s /var/run/calico/bird.ctl show status"), "{node}: {in_pod:#?}");
         for forbidden in ["configure", "bird -p", "nft", "iptables"] {
             assert!(!in_pod.iter().any(|call| call.contains(forbidden)), "{node} ran `{forbidden}`: {in_pod:#?}");
         }
@@ -608,4 +627,60 @@ fn calico_node_barriers_read_calico_node_status_through_the_api_stand_in_needs_r
     assert!(calls.iter().any(|call| call == "get caliconodestatus calplan-cs1-k8s-n1.zpepc.com.cn --output json"), "{calls:#?}");
     assert!(calls.iter().any(|call| call == "delete caliconodestatus calplan-cs1-k8s-n1.zpepc.com.cn --ignore-not-found"), "{calls:#?}");
     assert!(!calls.iter().any(|call| call.starts_with("exec")), "no exec: {calls:#?}");
+}
+
+/// On calico-node, BIRD 1.6 deletes and re-adds every route it exports when confd's render
+/// changes a filter, as a pool migration's renders do: the plan pins each node's routes, and
+/// those of the blocks the new pool brings, before anything changes, and unpins only behind a
+/// barrier on each changed render being loaded (named by the digest of the plan's own
+/// prediction). A change that leaves the render alone (NAT outgoing, Felix's) pins nothing.
+#[test]
+fn calico_node_plans_pin_routes_while_confds_renders_change() {
+    let work = tempfile::tempdir().unwrap();
+    let before = work.path().join("before");
+    let output = calplan(&["compile", INTENT, "-o", path(&before)], &[]);
+    assert!(output.status.success(), "{}", both(&output));
+    let plan_of = |intent: &Path| -> Value {
+        let output = calplan(&["plan", path(intent), "--current", path(&before), "--format", "json"], &[]);
+        assert!(output.status.success(), "{}", both(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+
+    let plan = plan_of(&golden::root().join("testdata/pool-migration/intent.yaml"));
+    let stages = plan["stages"].as_array().unwrap();
+    let titles: Vec<&str> = stages.iter().map(|stage| stage["title"].as_str().unwrap()).collect();
+    assert_eq!((titles[0], titles[titles.len() - 1]), ("Pin routes", "Unpin routes"), "{titles:?}");
+    let pins = stages[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["kind"] == "route-pins" && change["name"] == "cs1-k8s-m2.zpepc.com.cn")
+        .map(|change| change["after"]["text"].as_str().unwrap().to_string())
+        .unwrap();
+    for route in ["192.168.0.0/26 via 21.49.22.4", "10.244.0.0/24 via 21.49.22.4", "blackhole 10.244.1.0/24"] {
+        assert!(pins.contains(route), "today's and the new pool's routes are pinned: `{route}` missing from\n{pins}");
+    }
+    let barrier = &stages[stages.len() - 2]["barrier"];
+    assert_eq!(barrier["type"], "renderLoaded", "{barrier:#}");
+    let renders = barrier["renders"].as_object().unwrap();
+    assert_eq!(renders.len(), 6, "every node's render changes: {barrier:#}");
+    // Each digest is that of the node's last predicted render in the plan.
+    for (node, digest) in renders {
+        let last = stages
+            .iter()
+            .flat_map(|stage| stage["changes"].as_array().unwrap())
+            .filter(|change| change["kind"] == "bird-calico.cfg" && change["name"] == *node)
+            .filter_map(|change| change["after"]["text"].as_str())
+            .next_back()
+            .unwrap();
+        assert_eq!(digest.as_str().unwrap(), calplan_plan::current::text_digest(last), "{node}");
+    }
+
+    let nat = work.path().join("nat.yaml");
+    let text = std::fs::read_to_string(golden::root().join(INTENT)).unwrap();
+    assert!(text.contains("natOutgoing: true"));
+    std::fs::write(&nat, text.replacen("natOutgoing: true", "natOutgoing: false", 1)).unwrap();
+    let plan = plan_of(&nat);
+    let titles: Vec<&str> = plan["stages"].as_array().unwrap().iter().map(|stage| stage["title"].as_str().unwrap()).collect();
+    assert!(!titles.contains(&"Pin routes"), "{titles:?}");
 }

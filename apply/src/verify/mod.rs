@@ -128,11 +128,7 @@ pub fn compare(expected: &Expected, live: &Live) -> Vec<Difference> {
     match (&live.render_error, live.files.get("bird.cfg")) {
         (Some(error), _) => differences.push(Difference::new("render", "bird.cfg").live(format!("cannot be read: {error}"), None)),
         (None, None) => differences.push(Difference::new("render", "bird.cfg").live("absent", Some(live.confd_dir.clone()))),
-        (None, Some(text)) => {
-            let wanted = bird_config::read(&expected.render_name, &expected.render, &BTreeMap::new());
-            let found = bird_config::read("bird.cfg", text, &live.files);
-            differences.extend(compare_render(&wanted, &found, live));
-        }
+        (None, Some(_)) => differences.extend(render_differences(&expected.render_name, &expected.render, live)),
     }
     if let Some(protocols) = &live.protocols {
         differences.extend(compare_sessions(&expected.sessions, protocols));
@@ -141,6 +137,15 @@ pub fn compare(expected: &Expected, live: &Live) -> Vec<Difference> {
         differences.extend(compare_routes(expected, routes));
     }
     differences
+}
+
+/// How a node's render (read by [`read_render`]) differs from calplan's prediction `render`,
+/// named `name` in locations; nothing when it renders as predicted.
+pub fn render_differences(name: &str, render: &str, live: &Live) -> Vec<Difference> {
+    let Some(text) = live.files.get("bird.cfg") else { return Vec::new() };
+    let wanted = bird_config::read(name, render, &BTreeMap::new());
+    let found = bird_config::read("bird.cfg", text, &live.files);
+    compare_render(&wanted, &found, live)
 }
 
 fn compare_render(wanted: &BirdConfig, found: &BirdConfig, live: &Live) -> Vec<Difference> {
@@ -312,6 +317,19 @@ fn includes(text: &str) -> Vec<String> {
 
 /// Reads one node through the transport.
 pub fn read(transport: &Transport, host: &Host) -> Live {
+    match render_files(transport, host) {
+        (live, true) => read_state(transport, host, live),
+        (live, false) => live,
+    }
+}
+
+/// Reads a node's render alone: its `bird.cfg` and every file that includes.
+pub fn read_render(transport: &Transport, host: &Host) -> Live {
+    render_files(transport, host).0
+}
+
+/// The render's files, and whether the transport answered (else nothing more can be read).
+fn render_files(transport: &Transport, host: &Host) -> (Live, bool) {
     let directory = confd_dir(host);
     let mut live = Live { confd_dir: directory.clone(), ..Live::default() };
     let mut queue = vec!["bird.cfg".to_string()];
@@ -333,10 +351,15 @@ pub fn read(transport: &Transport, host: &Host) -> Live {
             Ok(_) => {}
             Err(error) => {
                 live.render_error = Some(error);
-                return live;
+                return (live, false);
             }
         }
     }
+    (live, true)
+}
+
+/// BIRD's sessions and the kernel's routes, after the render.
+fn read_state(transport: &Transport, host: &Host, mut live: Live) -> Live {
     let socket = calico_socket(host);
     let mut protocols = Err(String::new());
     // calico-node ships `birdcl`; a host with BIRD 1.x's own client has `birdc`.

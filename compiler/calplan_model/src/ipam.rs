@@ -71,6 +71,22 @@ impl ObservedIpam {
         let pool = pool.trunc();
         self.pools.iter().any(|cidr| cidr.trunc() == pool) || self.affinities.iter().any(|affinity| pool.contains(&affinity.block))
     }
+
+    /// The IPAM once the cluster's pools missing from `held` (the CIDRs a later state has) are
+    /// deleted: Calico's client releases every block affinity inside a pool it deletes.
+    pub fn without_deleted_pools(&self, held: &[IpNet]) -> ObservedIpam {
+        let deleted: Vec<IpNet> =
+            self.pools.iter().map(IpNet::trunc).filter(|cidr| !held.iter().any(|kept| kept.trunc() == *cidr)).collect();
+        ObservedIpam {
+            affinities: self
+                .affinities
+                .iter()
+                .filter(|affinity| !deleted.iter().any(|cidr| cidr.contains(&affinity.block)))
+                .cloned()
+                .collect(),
+            pools: self.pools.iter().filter(|cidr| !deleted.contains(&cidr.trunc())).cloned().collect(),
+        }
+    }
 }
 
 /// One block held by one node.
@@ -154,4 +170,28 @@ pub fn takes_new_blocks(pool: &Pool) -> bool {
         && pool.allowed_uses.contains(&crate::model::AllowedUse::Workload)
         && pool.block_size.value >= pool.cidr.prefix_len()
         && pool.block_size.value <= pool.cidr.max_prefix_len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn affinity(block: &str, node: &str) -> ObservedAffinity {
+        ObservedAffinity { block: block.parse().unwrap(), node: node.into(), state: AffinityState::Confirmed }
+    }
+
+    /// Deleting a pool releases its blocks' affinities, and only its own: an orphan block
+    /// (in no pool the cluster had) and the kept pool's blocks stay.
+    #[test]
+    fn a_deleted_pools_affinities_go_with_it() {
+        let observed = ObservedIpam {
+            affinities: vec![affinity("192.168.0.0/26", "a"), affinity("10.244.0.0/24", "a"), affinity("172.16.0.0/26", "b")],
+            pools: vec!["192.168.0.0/16".parse().unwrap(), "10.244.0.0/16".parse().unwrap()],
+        };
+        let after = observed.without_deleted_pools(&["10.244.0.0/16".parse().unwrap()]);
+        let blocks: Vec<String> = after.affinities.iter().map(|affinity| affinity.block.to_string()).collect();
+        assert_eq!(blocks, ["10.244.0.0/24", "172.16.0.0/26"]);
+        assert_eq!(after.pools, vec!["10.244.0.0/16".parse::<IpNet>().unwrap()]);
+        assert_eq!(observed.without_deleted_pools(&observed.pools), observed, "nothing deleted, nothing released");
+    }
 }

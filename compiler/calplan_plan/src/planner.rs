@@ -158,6 +158,9 @@ struct Planner<'a> {
     stages: Vec<Stage>,
     notes: Vec<String>,
     pinned: bool,
+    /// Digests of calico-node's renders (by path) when the routes were pinned: the renders
+    /// that differ when they are unpinned are the ones the unpinning waits for.
+    renders_at_pin: BTreeMap<String, String>,
     /// The first intermediate state whose files could not be compiled: the plan is refused,
     /// since the stage's file changes would otherwise be guessed.
     failure: Option<PlanError>,
@@ -246,6 +249,7 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
         stages: Vec::new(),
         notes: Vec::new(),
         pinned: false,
+        renders_at_pin: BTreeMap::new(),
         failure: None,
         observed_ipam: input.current.observed_ipam(),
         operator: None,
@@ -259,6 +263,7 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
     Ok(Plan {
         intent: input.intent.clone(),
         current: input.sources.clone(),
+        nodes: None,
         node_agent: agent,
         router_platforms: router_platforms(input.desired),
         stages: planner.stages,
@@ -388,9 +393,23 @@ impl Planner<'_> {
         for phase in phase_order() {
             match phase {
                 Phase::Pin => {
-                    // 1. Pins.
-                    if session_changes && self.files.is_some() {
-                        self.pin_routes();
+                    // 1. Pins: before any session changes, and on calico-node before confd's
+                    // render changes, since BIRD 1.6 replaces every route it exports to the
+                    // kernel by deleting and adding it again whenever a filter changes. The
+                    // pins then hold the routes of the final state as well, for the blocks
+                    // that arrive on the way.
+                    if self.files.is_some() {
+                        let last = match self.agent {
+                            NodeAgent::CalicoNode => self.compile_files(&desired).ok(),
+                            NodeAgent::Bird => None,
+                        };
+                        let renders_change = match (&self.files, &last) {
+                            (Some(files), Some(last)) => renders(files) != renders(last),
+                            _ => false,
+                        };
+                        if session_changes || renders_change {
+                            self.pin_routes(last.as_ref());
+                        }
                     }
                 }
                 Phase::RoutesToNewPools => {
@@ -1112,7 +1131,13 @@ impl Planner<'_> {
         }
         let base = &self.input.desired.model;
         let (model, _) = calplan_model::from_resources::from_resources(&routed, base);
-        let analysis = Analysis::new(model, self.observed_ipam.as_ref());
+        // Calico's client releases a pool's block affinities as it deletes the pool (apply does
+        // the same): in a state without one of the cluster's pools, its blocks are gone.
+        let ipam = self.observed_ipam.as_ref().map(|observed| {
+            let held: Vec<IpNet> = state.pools().filter_map(|pool| pool.spec.cidr.parse::<IpNet>().ok()).map(|cidr| cidr.trunc()).collect();
+            observed.without_deleted_pools(&held)
+        });
+        let analysis = Analysis::new(model, ipam.as_ref());
         let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
         let output = calplan_targets::compile(&context, None).map_err(|error| error.to_string())?;
         let mut files: BTreeMap<String, String> = output
@@ -1159,12 +1184,15 @@ impl Planner<'_> {
         (!routes.is_empty()).then(|| Barrier::RoutesPresent { description: "the routers hold the routes above".into(), routes })
     }
 
-    fn pin_routes(&mut self) {
+    /// Pins each node's cluster routes as they are, and those of `last` (the final state's
+    /// files) that reach destinations it has no route to yet.
+    fn pin_routes(&mut self, last: Option<&BTreeMap<String, String>>) {
         let Some(files) = &self.files else { return };
         let mut next = files.clone();
         for (path, text) in files {
             if let Some(node) = path.strip_prefix("nodes/").and_then(|rest| rest.strip_suffix("/routes")) {
-                next.insert(format!("nodes/{node}/route-pins"), text.clone());
+                let later = last.and_then(|last| last.get(path)).map_or("", String::as_str);
+                next.insert(format!("nodes/{node}/route-pins"), routes_union(text, later));
             }
         }
         let changes = file_changes(files, &next, self.agent);
@@ -1174,9 +1202,18 @@ impl Planner<'_> {
         self.stages.push(Stage {
             number: self.stages.len() + 1,
             title: "Pin routes".into(),
-            reason: "each node's cluster routes are copied as static kernel routes below BIRD's, so that sessions can be \
-                     replaced without a node ever losing a route"
-                .into(),
+            reason: match self.agent {
+                NodeAgent::Bird => {
+                    "each node's cluster routes are copied as static kernel routes below BIRD's, so that sessions \
+                                    can be replaced without a node ever losing a route"
+                }
+                NodeAgent::CalicoNode => {
+                    "each node's cluster routes, and those the final state adds, are copied as static kernel \
+                                          routes below BIRD's, so that sessions can be replaced and BIRD can reload confd's renders \
+                                          (which deletes and re-adds every route it exports) without a node ever losing a route"
+                }
+            }
+            .into(),
             disruption: None,
             changes,
             manual: Vec::new(),
@@ -1186,6 +1223,7 @@ impl Planner<'_> {
             }),
             expected_status: BTreeMap::new(),
         });
+        self.renders_at_pin = renders(&next);
         self.files = Some(next);
         self.files_compiled_from = None;
         self.pinned = true;
@@ -1203,8 +1241,29 @@ impl Planner<'_> {
                 Some((node.to_string(), text.lines().map(str::to_string).collect()))
             })
             .collect();
-        let description = "BIRD has programmed every node's cluster routes, so the pins can go".to_string();
-        let barrier = Barrier::RoutesPresent { description, routes };
+        let barrier = match self.agent {
+            NodeAgent::Bird => {
+                let description = "BIRD has programmed every node's cluster routes, so the pins can go".to_string();
+                Barrier::RoutesPresent { description, routes }
+            }
+            // confd re-renders after the datastore changed, and BIRD reloads what it renders:
+            // the pins go once every changed render is loaded, not merely once BIRD's routes
+            // are there (they are, until the reload replaces them).
+            NodeAgent::CalicoNode => {
+                let renders: BTreeMap<String, String> = renders(&next)
+                    .into_iter()
+                    .filter(|(path, digest)| self.renders_at_pin.get(path) != Some(digest))
+                    .filter_map(|(path, digest)| {
+                        let node = path.strip_prefix("nodes/")?.strip_suffix("/bird-calico.cfg")?;
+                        Some((node.to_string(), digest))
+                    })
+                    .collect();
+                let description = "calico-node has loaded each changed render and BIRD has programmed every node's cluster \
+                                   routes, so the pins can go"
+                    .to_string();
+                Barrier::RenderLoaded { description, renders, routes }
+            }
+        };
         // The pins go only once BIRD's own routes are back: the stage before waits for that,
         // or, when it already waits on something else, a stage of its own does.
         match self.stages.last_mut() {
@@ -1245,14 +1304,52 @@ fn leaving_name_is(pool: &calplan_model::Pool, leaving: &IpPool) -> bool {
     pool.name.value == leaving.metadata.name && pool.cidr.to_string() == leaving.spec.cidr
 }
 
+/// Digests of calico-node's IPv4 renders (`nodes/<node>/bird-calico.cfg`), by path.
+fn renders(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    files
+        .iter()
+        .filter(|(path, _)| path.ends_with("/bird-calico.cfg"))
+        .map(|(path, text)| (path.clone(), crate::current::text_digest(text)))
+        .collect()
+}
+
+/// `current`'s route lines, then `later`'s to destinations `current` has no route to.
+fn routes_union(current: &str, later: &str) -> String {
+    fn destination(line: &str) -> Option<&str> {
+        let mut words = line.split_whitespace();
+        let first = words.next()?;
+        if matches!(first, "blackhole" | "unreachable" | "prohibit" | "throw") { words.next() } else { Some(first) }
+    }
+    let held: BTreeSet<&str> = current.lines().filter_map(destination).collect();
+    let mut out = current.to_string();
+    for line in later.lines().filter(|line| destination(line).is_some_and(|to| !held.contains(to))) {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn pinned_routes(files: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
     files
         .iter()
         .filter_map(|(path, text)| {
             let node = path.strip_prefix("nodes/")?.strip_suffix("/route-pins")?;
-            Some((node.to_string(), text.lines().map(str::to_string).collect()))
+            Some((node.to_string(), text.lines().filter(|line| !line.trim().is_empty()).map(as_pin).collect()))
         })
         .collect()
+}
+
+/// A route line as apply pins it: under calplan's route protocol (252) instead of BIRD's.
+fn as_pin(line: &str) -> String {
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    match words.iter().position(|word| *word == "proto") {
+        Some(index) if index + 1 < words.len() => words[index + 1] = "252",
+        _ => words.extend(["proto", "252"]),
+    }
+    words.join(" ")
 }
 
 fn set_configuration(state: &mut ResourceSet, change: impl FnOnce(&mut BgpConfigurationSpec)) {

@@ -122,6 +122,10 @@ pub fn barrier_lines(barrier: &Barrier) -> Vec<String> {
         Barrier::RoutesPresent { routes, .. } => {
             host_lines(routes.iter().map(|(host, lines)| (host.as_str(), format!("{} routes", lines.len()))))
         }
+        Barrier::RenderLoaded { renders, routes, .. } => host_lines(routes.iter().map(|(host, lines)| {
+            let render = if renders.contains_key(host) { "the render above loaded, " } else { "" };
+            (host.as_str(), format!("{render}{} routes", lines.len()))
+        })),
     }
 }
 
