@@ -57,7 +57,10 @@ pub fn run(args: Args) -> CliResult {
     let loaded = crate::current::load_with(&args.current, args.calico_config.path.as_deref())?;
     crate::current::report(&loaded)?;
     let cluster = args.nodes.read(Some(&loaded.state))?;
-    let (name, checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
+    let (name, mut checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
+    if let Some(analysis) = checked.analysis.as_mut() {
+        crate::pipeline::add_outside_datastore(analysis, &loaded.state);
+    }
     input::report(&checked);
     input::report_allowed(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
