@@ -243,3 +243,41 @@ fn an_endpoint_status_file_must_say_its_node() {
     let (output, _) = compile(work.path(), "collected", &[work.path().join("endpoint-status").to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
+
+/// `plan` predicts confd's render with what confd learns outside the datastore too: planned
+/// against a directory compiled without the cluster's Services, the Local Service's route on
+/// the node of its endpoint is the change calico-node makes.
+#[test]
+fn a_plan_predicts_the_render_with_the_clusters_services() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("intent.yaml"), INTENT).unwrap();
+    let export_path = work.path().join("kubernetes.yaml");
+    std::fs::write(&export_path, export(&["mesh-password"])).unwrap();
+    let (output, without) = compile(work.path(), "without", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let intent = work.path().join("intent.yaml");
+    let output = calplan(&[
+        "plan",
+        intent.to_str().unwrap(),
+        "--current",
+        without.to_str().unwrap(),
+        "--current",
+        export_path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let render_of = |node: &str| -> Option<String> {
+        plan["stages"]
+            .as_array()?
+            .iter()
+            .flat_map(|stage| stage["changes"].as_array().into_iter().flatten())
+            .filter(|change| change["kind"] == "bird-calico.cfg" && change["name"] == node)
+            .filter_map(|change| change["after"]["text"].as_str().map(str::to_string))
+            .next_back()
+    };
+    let node_a = render_of("node-a").unwrap_or_else(|| panic!("node-a's render does not change: {plan:#}"));
+    assert!(node_a.contains("route 10.96.0.10/32 blackhole;"), "{node_a}");
+    assert!(render_of("node-b").is_none_or(|text| !text.contains("10.96.0.10/32")), "{plan:#}");
+}

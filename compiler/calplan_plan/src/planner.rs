@@ -1138,7 +1138,18 @@ impl Planner<'_> {
             let held: Vec<IpNet> = state.pools().filter_map(|pool| pool.spec.cidr.parse::<IpNet>().ok()).map(|cidr| cidr.trunc()).collect();
             observed.without_deleted_pools(&held)
         });
-        let analysis = Analysis::new(model, ipam.as_ref());
+        let mut analysis = Analysis::new(model, ipam.as_ref());
+        // What confd learns outside the datastore, as the current state has it: its render
+        // (and so the render-loaded barrier) depends on it.
+        let current = &self.input.current;
+        analysis.kubernetes = current.kubernetes.clone();
+        if let Some(workloads) = current.local_workloads.as_deref() {
+            analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
+                &analysis.resources,
+                analysis.model.calico_version.value,
+                workloads,
+            );
+        }
         let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
         let output = calplan_targets::compile(&context, None).map_err(|error| error.to_string())?;
         let mut files: BTreeMap<String, String> = output
