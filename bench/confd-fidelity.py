@@ -14,17 +14,23 @@ This tool replays that suite without Calico's binaries:
    reachableBy, passwords, ...) come out the same way.
 2. For each fixture it writes that state into a real etcd in Calico's etcdv3 layout (resources
    as calicoctl stores them, the suite's IPAM block affinities from `mock_data/etcd/block`,
-   and the `ClusterInformation` calico-node writes, which names the release), then runs
-   `calplan import --current etcd://...` and `calplan compile INTENT --current etcd://...
-   --target bird-calico --node NODE`.
+   and the `ClusterInformation` calico-node writes, which names the release), and what confd
+   reads from Kubernetes itself into `kubernetes.yaml`, shaped as `kubectl get
+   secrets,services,endpoints,endpointslices -A -o yaml` prints it (the Secrets that exist,
+   the Services and endpoints the fixture applied), and Felix's endpoint status files into
+   `endpoint-status/NODE/`, then runs `calplan import --current etcd://... --current
+   kubernetes.yaml [--current endpoint-status]` and `calplan compile INTENT --current
+   etcd://... --current kubernetes.yaml [--current endpoint-status] --target bird-calico
+   --node NODE`.
 3. It compares calplan's render with Calico's expected one: byte for byte except blank lines
    (the suite itself compares with `diff --ignore-blank-lines`), with confd's `include`d files
    put in place and calplan's two marker comments for them taken out; failing that,
    semantically (comments and layout ignored, BIRD's top-level items compared by name, the
    statements of a protocol as a set, of a function or filter in order).
 
-Passwords: calplan never learns a Secret's value and renders `<Secret NAME key KEY>` where confd
-renders the value; the comparison maps each value the suite stored back to that placeholder.
+Passwords: calplan never keeps a Secret's value (it reads only names and keys) and renders
+`<Secret NAME key KEY>` where confd renders the value; the comparison maps each value the suite
+stored back to that placeholder.
 
 Usage:
     bench/confd-fidelity.py --calico CHECKOUT                      # a checkout of projectcalico/calico
@@ -36,7 +42,9 @@ matches at least semantically.
 --export DIR writes calplan's own test cases for the fixtures that match byte for byte:
 DIR/<release>/<fixture, `/` as `.`>/intent.yaml (the intent `calplan import` wrote for the
 fixture's datastore) and expected/nodes/<node>/bird{,6}-calico.cfg (calplan's render, which
-equals Calico's), plus DIR/ipam.yaml, the block affinities every fixture shares. A fixture
+equals Calico's), kubernetes.yaml when the fixture has Secrets or Services (values replaced by
+a stand-in), endpoint-status/<node>/ when it has Felix's endpoint status files, plus
+DIR/ipam.yaml, the block affinities every fixture shares. A fixture
 whose expected render is the same in several releases is exported once, for the first tag
 given: pass the newest first. `tests/it/confd.rs` replays these cases through a real etcd.
 """
@@ -122,7 +130,12 @@ kill_typha() { return 0; }
 expect_peerings() { return 0; }
 test_confd_templates() {
     local status="$CONFD_ETC/endpoint-status" listing=""
-    if [ -d "$status" ]; then listing=$(cd "$status" && for f in *; do [ -f "$f" ] && printf '%s\t' "$status/$f"; done); fi
+    # Copies of Felix's endpoint status files as they are now: the suite removes them later.
+    local copies="$WORK/capture/status-$RANDOM$RANDOM"
+    if [ -d "$status" ]; then
+        mkdir -p "$copies"
+        listing=$(cd "$status" && for f in *; do [ -f "$f" ] && cp "$f" "$copies/$f" && printf '%s\t' "$copies/$f"; done)
+    fi
     event expect "$1" "$listing"
 }
 export NODENAME=kube-master
@@ -287,7 +300,7 @@ def replay(events_path, tests_dir, mode):
             state.node = args[0] or "kube-master"
             state.router_id = args[1] if len(args) > 1 else ""
         elif op == "expect":
-            files = [path for path in (args[1].split("\t") if len(args) > 1 else []) if path]
+            files = [path for path in args[1:] if path]
             snapshots.append(state.snapshot(args[0].strip("/"), files))
     return snapshots
 
@@ -528,8 +541,8 @@ def compare(expected, actual, secrets):
     diff = "\n".join(difflib.unified_diff(without_blank_lines(expected), without_blank_lines(actual), "calico", "calplan", lineterm="", n=2))
     if items(expected) == items(actual):
         return "semantic", diff
-    # confd renders no `password` while the Secret (or its key) does not exist; calplan never
-    # sees Secrets and renders the reference the intent makes.
+    # confd renders no `password` while the Secret (or its key) does not exist; calplan, given
+    # the Secrets, does the same, so this only counts renders made without them.
     present = {f"<Secret {name} key {key}>" for name, key in secrets}
     kept = [line for line in actual.split("\n") if not (re.match(r'\s*password "(<Secret [^>]*>)";', line) and re.match(r'\s*password "(<Secret [^>]*>)";', line).group(1) not in present)]
     if without_blank_lines(expected) == without_blank_lines("\n".join(kept)):
@@ -578,6 +591,35 @@ def export_case(export, exported, label, fixture, fixture_dir, case, node, tests
         handle.write(intent)
     for name in ("bird-calico.cfg", "bird6-calico.cfg"):
         shutil.copy(os.path.join(case, "out", "nodes", node, name), os.path.join(target, "expected", "nodes", node, name))
+    # Felix's endpoint status files the fixture's render depends on.
+    if os.path.isdir(os.path.join(case, "endpoint-status")):
+        shutil.copytree(os.path.join(case, "endpoint-status"), os.path.join(target, "endpoint-status"))
+    # The Secrets and Services the fixture's render depends on, with stand-in values: calplan
+    # reads only the Secrets' names and keys.
+    with open(os.path.join(case, "kubernetes.yaml")) as handle:
+        kube = yaml.safe_load(handle)
+    items = [item for item in kube["items"] if item["metadata"]["name"] != "unrelated"]
+    # A fixture with passwords depends on the Secrets even when none exist: then the list
+    # holds only the one of another namespace, which says so.
+    if "secretKeyRef" in intent and not any(item["kind"] == "Secret" for item in items):
+        items.insert(0, kube["items"][0])
+    if items:
+        for item in items:
+            if item["kind"] == "Secret":
+                item["data"] = {key: base64.b64encode(b"stand-in").decode() for key in item["data"]}
+            # Only what confd reads: no ports, no endpoints' target Pods.
+            item.pop("ports", None)
+            (item.get("spec") or {}).pop("ports", None)
+            for endpoint in item.get("endpoints") or []:
+                endpoint.pop("targetRef", None)
+            for subset in item.get("subsets") or []:
+                subset.pop("ports", None)
+                for address in subset.get("addresses") or []:
+                    address.pop("targetRef", None)
+        kube["items"] = items
+        with open(os.path.join(target, "kubernetes.yaml"), "w") as handle:
+            handle.write(f"# `kubectl get secrets,services,endpoints,endpointslices -A -o yaml` for the fixture `{fixture}`.\n")
+            yaml.safe_dump(kube, handle, sort_keys=False)
     affinities = []
     with open(os.path.join(tests_dir, "mock_data", "etcd", "block")) as handle:
         for line in handle:
@@ -591,6 +633,35 @@ def export_case(export, exported, label, fixture, fixture_dir, case, node, tests
         handle.write("# Block affinities of confd's test suite, stored under /calico/ipam/v2/host/<node>/ipv<4|6>/block/.\n")
         handle.write("# An empty state is how Calico before 3.15 stored a confirmed affinity (\"implicitly confirmed\").\n")
         yaml.safe_dump(affinities, handle, sort_keys=False)
+
+
+def kubernetes_export(snapshot):
+    """What `kubectl get secrets,services,endpoints,endpointslices -A -o yaml` prints for the
+    suite's state: its Secrets (in calico-node's namespace, `kube-system`, values base64 as the
+    API returns them; calplan keeps only names and keys), and the Services and endpoints the
+    fixture applied, as the API server stores them (namespace `default`, `clusterIPs` and
+    `ipFamilies` defaulted from `clusterIP`, no `status`: `kubectl apply` cannot write it). A
+    Secret of another namespace is always there, as in every cluster."""
+    items = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "unrelated", "namespace": "default"}, "type": "Opaque", "data": {"token": base64.b64encode(b"not-a-bgp-password").decode()}}]
+    by_name = {}
+    for (name, key), value in sorted(snapshot["secrets"].items()):
+        by_name.setdefault(name, {})[key] = base64.b64encode(value.encode()).decode()
+    for name, data in by_name.items():
+        items.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "kube-system", "resourceVersion": "1"}, "type": "Opaque", "data": data})
+    for document in snapshot["kube"]:
+        document = copy.deepcopy(document)
+        document.setdefault("apiVersion", "v1")
+        document.setdefault("metadata", {}).setdefault("namespace", "default")
+        document.pop("status", None)
+        if document.get("kind") == "Service":
+            spec = document.setdefault("spec", {})
+            spec.setdefault("type", "ClusterIP")
+            ip = str(spec.get("clusterIP") or "")
+            if ip and ip != "None":
+                spec.setdefault("clusterIPs", [ip])
+                spec.setdefault("ipFamilies", ["IPv6" if ":" in ip else "IPv4"])
+        items.append(document)
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 
 
 def run_release(label, tests_dir, release, calplan, etcd_binary, work, only, out, export=None, exported=None):
@@ -619,14 +690,25 @@ def run_release(label, tests_dir, release, calplan, etcd_binary, work, only, out
             shutil.rmtree(case, ignore_errors=True)
             os.makedirs(case)
             source = f"etcd://127.0.0.1:{etcd.client_port}"
-            imported = run_calplan(calplan, ["import", "--current", source, "-o", "intent.yaml", "--name", "fixture"], case)
+            with open(os.path.join(case, "kubernetes.yaml"), "w") as handle:
+                yaml.safe_dump(kubernetes_export(snapshot), handle, sort_keys=False)
+            extra = ["--current", "kubernetes.yaml"]
+            # Felix's endpoint status files on the node, as collected from it.
+            if snapshot["endpoint_status"]:
+                status_dir = os.path.join(case, "endpoint-status", snapshot["node"])
+                os.makedirs(status_dir)
+                for index, status in enumerate(snapshot["endpoint_status"]):
+                    with open(os.path.join(status_dir, f"workload-{index + 1}"), "w") as handle:
+                        json.dump(status, handle)
+                extra += ["--current", "endpoint-status"]
+            imported = run_calplan(calplan, ["import", "--current", source, *extra, "-o", "intent.yaml", "--name", "fixture"], case)
             if imported.returncode != 0:
                 result["error"] = "import failed: " + imported.stderr.strip()[-2000:]
                 continue
             patch_intent(os.path.join(case, "intent.yaml"), snapshot)
             compiled_run = run_calplan(
                 calplan,
-                ["compile", "intent.yaml", "--current", source, "--target", "bird-calico", "--node", snapshot["node"], "-o", "out"],
+                ["compile", "intent.yaml", "--current", source, *extra, "--target", "bird-calico", "--node", snapshot["node"], "-o", "out"],
                 case,
             )
             if compiled_run.returncode != 0:

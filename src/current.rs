@@ -12,7 +12,10 @@
 //! - any other directory: walked, every file read by itself; hidden files are skipped.
 //! - a file: its kind is told from its content (`current::sniff`); Kubernetes exports
 //!   (`kubectl get … -o yaml` of Calico's custom resources or of Nodes) are Calico's
-//!   Kubernetes datastore. A route dump names its
+//!   Kubernetes datastore; Secrets, Services and their endpoints in such an export are what
+//!   confd reads from Kubernetes itself, and the Secrets' values are masked in the registered
+//!   text before anything reads it for a diagnostic. Felix's endpoint status files name their
+//!   node by their path, `endpoint-status/<node>/<file>`. A route dump names its
 //!   node by its file name: `<node>.routes`, `<node>.json`, or a file named exactly as the
 //!   node directly inside a `routes/` directory. An intent named on its own is checked and
 //!   compiled, and stands for the cluster as if it had been applied (`--current base.yaml`).
@@ -200,12 +203,25 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
         return Err(CliError::Message(format!(
             "cannot tell what `{name}` holds: expected Calico resources (`calicoctl get … -o yaml`), \
              Calico's Kubernetes datastore (`kubectl get ippools.crd.projectcalico.org,bgppeers.crd.projectcalico.org,nodes,… -o yaml`), \
+             Secrets and Services (`kubectl get secrets,services,endpoints,endpointslices -A -o yaml`), \
+             Felix's endpoint status files (`endpoint-status/<node>/…`), \
              `calicoctl ipam show --show-blocks`, `calicoctl get workloadendpoints -A -o wide`, or `ip route` / `ip -j route` output"
         )));
     };
     let mut fingerprint = fingerprint(&name, kind, current::text_digest(&text));
-    // Route dumps are named for their node; find it before reading anything.
-    let node = if kind == SourceKind::NodeRoutes {
+    // Route dumps and endpoint status files are named for their node; find it before reading
+    // anything.
+    let node = if kind == SourceKind::EndpointStatus {
+        let directory = path.parent().and_then(Path::file_name).map(|name| name.to_string_lossy().into_owned());
+        let above = path.parent().and_then(Path::parent).and_then(Path::file_name).map(|name| name.to_string_lossy().into_owned());
+        let Some(node) = current::endpoint_status::node_of(directory.as_deref(), above.as_deref()) else {
+            return Err(CliError::Message(format!(
+                "`{name}` is an endpoint status file but its path does not say which node's: keep each node's files in \
+                 `endpoint-status/<node>/`"
+            )));
+        };
+        Some(node)
+    } else if kind == SourceKind::NodeRoutes {
         let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
         let directory = path.parent().and_then(Path::file_name).map(|name| name.to_string_lossy().into_owned());
         let Some(node) = ip_routes::node_of(&file_name, directory.as_deref()) else {
@@ -236,14 +252,21 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
             }
         }
         SourceKind::Kubernetes => {
-            let read = current::kubernetes::read(file, text);
+            let (read, secret_values) = current::kubernetes::read_with_secrets(file, text);
+            // `kubectl get …,installation -o yaml` may hold the operator's Installation too.
+            let installation = current::calico_yaml::installation(file, text);
+            // Secrets' values are masked before anything can show them, and the source is
+            // fingerprinted without them: no plan holds anything computed from a value.
+            if !secret_values.is_empty() {
+                loaded.sources.redact(&secret_values);
+                fingerprint.sha256 = current::text_digest(loaded.sources.file(file).text());
+            }
             loaded.diagnostics.extend(read.diagnostics);
             if let Some(export) = read.value {
                 fingerprint.resources = current::resource_digests(&export.state.resources);
                 loaded.state.add_kubernetes(export);
             }
-            // `kubectl get …,installation -o yaml` may hold the operator's Installation too.
-            if let Some(installation) = current::calico_yaml::installation(file, text) {
+            if let Some(installation) = installation {
                 fingerprint.resources.insert(current::INSTALLATION_KEY.into(), current::installation_digest(&installation));
                 loaded.state.installation = Some(installation);
             }
@@ -269,6 +292,16 @@ fn load_file(path: &Path, loaded: &mut Loaded, in_directory: bool) -> Result<(),
                 loaded.state.add_node_routes(node, routes).map_err(|node| {
                     CliError::Message(format!("`{name}` gives the routes of `{node}`, which another source already gave"))
                 })?;
+            }
+        }
+        SourceKind::EndpointStatus => {
+            let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            let read = current::endpoint_status::read(file, text, node.as_deref().unwrap_or_default(), &file_name);
+            loaded.diagnostics.extend(read.diagnostics);
+            if let Some(workload) = read.value {
+                let workloads = loaded.state.local_workloads.get_or_insert_with(Vec::new);
+                workloads.extend(workload);
+                workloads.sort();
             }
         }
         SourceKind::AppliedState | SourceKind::Etcd | SourceKind::Intent => {

@@ -204,7 +204,9 @@ impl<'a> Executor<'a> {
                     Some(Barrier::RoutesPresent { routes, .. }) => names.extend(routes.keys().map(String::as_str)),
                     Some(Barrier::RenderLoaded { renders, routes, .. }) => {
                         let predicted = self.predicted_renders();
-                        if let Some((node, _)) = renders.iter().find(|(_, digest)| !predicted.contains_key(digest.as_str())) {
+                        if let Some((node, _)) =
+                            renders.iter().find(|(_, digests)| digests.iter().any(|digest| !predicted.contains_key(digest.as_str())))
+                        {
                             return Err(format!(
                                 "nothing was changed: stage {} waits for a render of `{node}` that the plan does not hold",
                                 stage.number
@@ -645,13 +647,14 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// calico-node's renders as the plan predicts them, by digest ([`Barrier::RenderLoaded`]).
-    fn predicted_renders(&self) -> BTreeMap<String, &str> {
+    /// calico-node's renders as the plan predicts them, with their kind (`bird-calico.cfg` or
+    /// `bird6-calico.cfg`), by digest ([`Barrier::RenderLoaded`]).
+    fn predicted_renders(&self) -> BTreeMap<String, (&str, &str)> {
         self.plan
             .changes()
-            .filter(|change| change.kind == "bird-calico.cfg")
+            .filter(|change| matches!(change.kind.as_str(), "bird-calico.cfg" | "bird6-calico.cfg"))
             .filter_map(|change| match &change.after {
-                Some(Content::File { text }) => Some((calplan_plan::current::text_digest(text), text.as_str())),
+                Some(Content::File { text }) => Some((calplan_plan::current::text_digest(text), (change.kind.as_str(), text.as_str()))),
                 _ => None,
             })
             .collect()
@@ -756,13 +759,15 @@ impl<'a> Executor<'a> {
             }
             Barrier::RenderLoaded { renders, routes, .. } => {
                 let texts = self.predicted_renders();
-                let nodes: Vec<(&String, &String)> = renders.iter().collect();
+                let nodes: Vec<(&String, &String)> =
+                    renders.iter().flat_map(|(node, digests)| digests.iter().map(move |digest| (node, digest))).collect();
                 let observed = fanout::fan_out(&nodes, self.options.parallelism, |(node, digest)| {
-                    let Some(text) = texts.get(digest.as_str()) else {
+                    let Some((kind, text)) = texts.get(digest.as_str()) else {
                         return Err(format!("the plan's barrier names a render of `{node}` that the plan does not hold"));
                     };
                     let host = self.options.inventory.host(node);
-                    observe::render_loaded(&self.options.transport, &host, &format!("nodes/{node}/bird-calico.cfg"), text)
+                    let ipv6 = *kind == "bird6-calico.cfg";
+                    observe::render_loaded(&self.options.transport, &host, ipv6, &format!("nodes/{node}/{kind}"), text)
                 });
                 let mut missing = Vec::new();
                 for ((node, _), observed) in nodes.into_iter().zip(observed) {

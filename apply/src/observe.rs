@@ -191,20 +191,22 @@ mod tests {
     }
 }
 
-/// Whether calico-node runs the render calplan predicts on a host: `None` when confd has
-/// written it (the render reads as `expected`, calplan's `bird-calico.cfg` named `name`) and
-/// BIRD has been reconfigured since; otherwise what is still missing.
+/// Whether calico-node runs the render calplan predicts on a host, for IPv4 (`bird`, confd's
+/// `bird.cfg`) or with `ipv6` for IPv6 (`bird6`, `bird6.cfg`): `None` when confd has written it
+/// (the render reads as `expected`, calplan's `bird-calico.cfg` or `bird6-calico.cfg` named
+/// `name`) and that BIRD has been reconfigured since; otherwise what is still missing.
 ///
 /// confd writes the render, then asks BIRD to reload. BIRD 1.6 prints the time of its last
 /// reconfiguration to the second, in local time, as `stat` prints the files' times on the same
 /// host; it derives it from its monotonic clock, so it can read up to a second early. A
 /// reload at most a second before the write counts as after it.
-pub fn render_loaded(transport: &Transport, host: &Host, name: &str, expected: &str) -> Result<Option<String>, String> {
-    let live = crate::verify::read_render(transport, host);
-    if let Some(error) = &live.render_error {
+pub fn render_loaded(transport: &Transport, host: &Host, ipv6: bool, name: &str, expected: &str) -> Result<Option<String>, String> {
+    let root = if ipv6 { crate::verify::IPV6_RENDER } else { crate::verify::IPV4_RENDER };
+    let live = crate::verify::read_render(transport, host, root);
+    if let Some(error) = live.render_error.as_ref().or(live.render6_error.as_ref()) {
         return Ok(Some(format!("calico-node's render cannot be read: {error}")));
     }
-    if let Some(first) = crate::verify::render_differences(name, expected, &live).first() {
+    if let Some(first) = crate::verify::render_differences(name, expected, &live, root).first() {
         return Ok(Some(format!("confd has not rendered the predicted configuration yet ({})", first.describe())));
     }
     let paths: Vec<String> = live.files.keys().map(|file| format!("{}/{file}", live.confd_dir)).collect();
@@ -218,8 +220,11 @@ pub fn render_loaded(transport: &Transport, host: &Host, name: &str, expected: &
         return Ok(Some(format!("`stat` printed no time for the render: {}", output.stdout.trim())));
     };
     let client = bird_client(host, NodeAgent::CalicoNode);
-    let socket = bird_sockets(host, NodeAgent::CalicoNode).remove(0);
-    let output = transport.run(host, &[&client, "-s", &socket, "show", "status"], None)?;
+    let sockets = bird_sockets(host, NodeAgent::CalicoNode);
+    let Some(socket) = sockets.get(usize::from(ipv6)) else {
+        return Err(format!("no IPv6 BIRD socket is known for {}", transport.describe(host)));
+    };
+    let output = transport.run(host, &[&client, "-s", socket, "show", "status"], None)?;
     let loaded = output.stdout.lines().find_map(|line| line.trim().strip_prefix("Last reconfiguration on ")).and_then(LocalTime::parse);
     match loaded {
         None => Ok(Some(format!("`{client} -s {socket} show status` names no reconfiguration: {}", output.stdout.trim()))),

@@ -77,6 +77,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
     let plan = |title: &str, reason: &str, changes: Vec<Change>, barrier: Option<Barrier>| Plan {
         intent: intent.clone(),
         current: Vec::new(),
+        nodes: None,
         node_agent: agent,
         router_platforms: calplan_plan::planner::router_platforms(analysis),
         stages: vec![Stage {
@@ -148,6 +149,7 @@ pub fn all_at_once(plan: &Plan) -> Plan {
     Plan {
         intent: plan.intent.clone(),
         current: plan.current.clone(),
+        nodes: plan.nodes.clone(),
         node_agent: plan.node_agent,
         router_platforms: plan.router_platforms.clone(),
         stages: vec![Stage {
@@ -196,6 +198,7 @@ mod tests {
         let plan = Plan {
             intent: Fingerprint { name: "i".into(), sha256: String::new() },
             current: Vec::new(),
+            nodes: None,
             node_agent: NodeAgent::Bird,
             router_platforms: BTreeMap::new(),
             stages: vec![

@@ -143,6 +143,14 @@ pub(crate) fn check_fresh(plan: &Plan, calico_config: Option<&Path>) -> Result<(
     {
         changed.push(format!("the intent `{}` changed since the plan was made", plan.intent.name));
     }
+    // As the intent: a regular file is read again (a pipe cannot be).
+    if let Some(nodes) = &plan.nodes
+        && Path::new(&nodes.name).is_file()
+        && let Ok((_, text)) = super::read_file_as(Path::new(&nodes.name), super::FileKinds::Regular)
+        && calplan_plan::current::text_digest(&text) != nodes.sha256
+    {
+        changed.push(format!("the node inventory `{}` (`--nodes`) changed since the plan was made", nodes.name));
+    }
     for source in &plan.current {
         let loaded = match current::load_again(std::slice::from_ref(&source.name), calico_config) {
             Ok(loaded) => loaded,

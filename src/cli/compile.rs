@@ -14,7 +14,9 @@ pub struct Args {
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
     /// Live IPAM data (etcd://HOST:PORT, an earlier output directory, ...) to place blocks
-    /// where the cluster really has them; repeatable
+    /// where the cluster really has them, and Secrets and Services (`kubectl get
+    /// secrets,services,endpoints,endpointslices -A -o yaml`) for confd's passwords and
+    /// per-Service routes; repeatable
     #[arg(long)]
     current: Vec<String>,
     #[command(flatten)]
@@ -48,7 +50,10 @@ pub fn run(args: Args) -> CliResult {
     let loaded = crate::current::load_with(&args.current, args.calico_config.path.as_deref())?;
     crate::current::report(&loaded)?;
     let cluster = args.nodes.read(Some(&loaded.state))?;
-    let (_, checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
+    let (_, mut checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
+    if let Some(analysis) = checked.analysis.as_mut() {
+        crate::pipeline::add_outside_datastore(analysis, &loaded.state);
+    }
     input::report(&checked);
     input::report_allowed(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };

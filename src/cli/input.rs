@@ -191,10 +191,22 @@ impl Nodes {
     /// The nodes the intent's rules apply to: the Calico `Node`s of the current state, and
     /// those of `--nodes`. Problems in the inventory are printed; errors stop the command.
     pub fn read(&self, current: Option<&calplan_plan::current::CurrentState>) -> Result<ClusterNodes, CliError> {
+        Ok(self.read_fingerprinted(current)?.0)
+    }
+
+    /// As [`Nodes::read`], with the inventory's fingerprint (for a plan, so that `apply` can
+    /// tell when it changed).
+    pub fn read_fingerprinted(
+        &self,
+        current: Option<&calplan_plan::current::CurrentState>,
+    ) -> Result<(ClusterNodes, Option<calplan_plan::plan::Fingerprint>), CliError> {
+        let mut fingerprint = None;
         let inventory = match &self.path {
             None => Vec::new(),
             Some(path) => {
                 let (name, text) = read_text(path)?;
+                fingerprint =
+                    Some(calplan_plan::plan::Fingerprint { name: name.clone(), sha256: calplan_plan::current::text_digest(&text) });
                 let mut sources = calplan_diagnostics::SourceMap::new();
                 let file = sources.add(&name, text);
                 let read = calplan_plan::current::node_inventory::read(file, sources.file(file).text());
@@ -211,10 +223,11 @@ impl Nodes {
                 }
             }
         };
-        Ok(match current {
+        let nodes = match current {
             Some(state) => pipeline::cluster_nodes(state, inventory),
             None => ClusterNodes { current: Vec::new(), inventory },
-        })
+        };
+        Ok((nodes, fingerprint))
     }
 }
 

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> CliResult {
     let levels = args.levels.resolve()?;
     let (name, text) = input::read_text(&args.intent)?;
     let fingerprint = Fingerprint { name: name.clone(), sha256: calplan_plan::current::text_digest(&text) };
-    let cluster = args.nodes.read(Some(&loaded.state))?;
+    let (cluster, nodes) = args.nodes.read_fingerprinted(Some(&loaded.state))?;
     let progress = super::Progress::new();
     progress.status("planning");
     let (checked, plan) = pipeline::check_and_plan(&name, text, &levels, &cluster, fingerprint, &loaded);
@@ -57,7 +57,8 @@ pub fn run(args: Args) -> CliResult {
     input::report(&checked);
     input::report_allowed(&checked);
     let plan = plan.map_err(|error| CliError::Message(error.to_string()))?;
-    let Some(plan) = plan else { return Err(CliError::Reported) };
+    let Some(mut plan) = plan else { return Err(CliError::Reported) };
+    plan.nodes = nodes;
     if let Some(path) = &args.out {
         std::fs::write(path, plan.to_json())
             .map_err(|error| CliError::Message(format!("cannot write the plan to `{}`: {error}", path.display())))?;

@@ -57,7 +57,10 @@ pub fn run(args: Args) -> CliResult {
     let loaded = crate::current::load_with(&args.current, args.calico_config.path.as_deref())?;
     crate::current::report(&loaded)?;
     let cluster = args.nodes.read(Some(&loaded.state))?;
-    let (name, checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
+    let (name, mut checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
+    if let Some(analysis) = checked.analysis.as_mut() {
+        crate::pipeline::add_outside_datastore(analysis, &loaded.state);
+    }
     input::report(&checked);
     input::report_allowed(&checked);
     let Some(analysis) = checked.valid() else { return Err(CliError::Reported) };
@@ -69,14 +72,13 @@ pub fn run(args: Args) -> CliResult {
         ));
     }
     let templates = calplan_targets::Templates::builtin();
-    let (expected, notes) = verify::expectations(analysis, &templates).map_err(CliError::Message)?;
+    let expected = verify::expectations(analysis, &templates).map_err(CliError::Message)?;
     let inventory = match &args.inventory {
         Some(path) => Inventory::read(path).map_err(CliError::Message)?,
         None => Inventory::default(),
     };
     let transport = Transport::new(args.transport);
     let mut report = verify::verify(&name, &expected, &transport, &inventory, args.parallelism);
-    report.notes = notes;
     // The nodes' Calico resources, where `--current` has them: a node that joined since the
     // last apply lacks what the intent's rules give it.
     match &loaded.state.resources {

@@ -6,6 +6,7 @@
 
 use calplan_calico::peering::Peering;
 use calplan_model::ipam::Block;
+use calplan_model::kubernetes::ServiceAdvertisement;
 use calplan_model::{Aggregation, Analysis, LogSeverity, Node, Pool};
 use ipnet::IpNet;
 use std::collections::BTreeSet;
@@ -89,7 +90,27 @@ impl<'a> NodeView<'a> {
             ranges.extend(model.bgp.service_load_balancer_ips.iter().map(|cidr| cidr.value).filter(is_range));
         }
         let rejected: Vec<IpNet> = ranges.into_iter().collect();
-        let excluded = self.node.labels.get(EXCLUDE_FROM_LOAD_BALANCERS_LABEL).is_some_and(|value| value.value == "true");
-        ServiceRanges { advertised: if excluded { Vec::new() } else { rejected.clone() }, rejected }
+        ServiceRanges { advertised: if self.excluded_from_load_balancers() { Vec::new() } else { rejected.clone() }, rejected }
+    }
+
+    /// Whether the node carries [`EXCLUDE_FROM_LOAD_BALANCERS_LABEL`]` = "true"`.
+    fn excluded_from_load_balancers(&self) -> bool {
+        self.node.labels.get(EXCLUDE_FROM_LOAD_BALANCERS_LABEL).is_some_and(|value| value.value == "true")
+    }
+
+    /// The configuration confd's route generator decides per-Service routes with, for this node.
+    pub fn service_advertisement(&self) -> ServiceAdvertisement<'_> {
+        let model = &self.analysis.model;
+        let release = model.calico_version.value;
+        ServiceAdvertisement {
+            release,
+            node: &self.node.name.value,
+            excluded: self.excluded_from_load_balancers(),
+            cluster_ips: model.bgp.advertise_service_cluster_ips && !model.service_cluster_ips.is_empty(),
+            external_ips: model.bgp.service_external_ips.iter().map(|cidr| cidr.value).collect(),
+            load_balancer_ips: model.bgp.service_load_balancer_ips.iter().map(|cidr| cidr.value).collect(),
+            aggregate_load_balancers: !(release.service_load_balancer_aggregation()
+                && model.bgp.service_load_balancer_aggregation.as_ref().is_some_and(|value| value.value == Aggregation::Disabled)),
+        }
     }
 }

@@ -160,10 +160,26 @@ struct BgpPlan {
 struct Neighbor {
     address: String,
     remote_as: u32,
+    /// The node's name, as the neighbor's description: cut to the 80 characters FRR's and IOS's
+    /// `neighbor … description` take (a Kubernetes node name may have 253).
     node: String,
     internal: bool,
     /// Not on the router's subnet: the session needs more than one hop and a fixed source.
     multihop: bool,
+}
+
+/// The longest description FRR and IOS take for a neighbor.
+const DESCRIPTION_MAX: usize = 80;
+
+/// A node name as a neighbor's description: at most [`DESCRIPTION_MAX`] characters (node names
+/// are ASCII, so characters are bytes), the cut marked with a final `~`.
+fn description(name: &str) -> String {
+    if name.len() <= DESCRIPTION_MAX {
+        return name.to_string();
+    }
+    let mut cut: String = name.chars().take(DESCRIPTION_MAX - 1).collect();
+    cut.push('~');
+    cut
 }
 
 #[derive(Serialize)]
@@ -307,7 +323,7 @@ impl BgpPlan {
                 let neighbor = Neighbor {
                     address: address.to_string(),
                     remote_as,
-                    node: node.name.value.clone(),
+                    node: description(&node.name.value),
                     internal: remote_as == router_as,
                     multihop: !subnet.contains(&address),
                 };
@@ -436,5 +452,16 @@ mod password_tests {
         assert!(filled.contains(" neighbor 10.0.1.11 password s3cret\n") && !filled.contains('<'), "{filled}");
         let spaced = BTreeMap::from([(("tor".to_string(), "password".to_string()), "two words".to_string())]);
         assert!(fill_frr_passwords(text, &spaced).is_err());
+    }
+
+    #[test]
+    fn descriptions_fit_what_frr_and_ios_take() {
+        assert_eq!(description("cs1-k8s-m1.zpepc.com.cn"), "cs1-k8s-m1.zpepc.com.cn");
+        let exact = "a".repeat(DESCRIPTION_MAX);
+        assert_eq!(description(&exact), exact);
+        let long = format!("{}.example.com", "n".repeat(240));
+        let cut = description(&long);
+        assert_eq!(cut.len(), DESCRIPTION_MAX);
+        assert!(cut.ends_with('~') && long.starts_with(&cut[..DESCRIPTION_MAX - 1]), "{cut}");
     }
 }

@@ -882,6 +882,7 @@ fn hostile_names_never_reach_a_shell_real_sshd_needs_root() {
     let hostile_plan = Plan {
         intent: Fingerprint { name: "-".into(), sha256: String::new() },
         current: Vec::new(),
+        nodes: None,
         node_agent: calplan_model::NodeAgent::Bird,
         router_platforms: Default::default(),
         stages: vec![Stage {

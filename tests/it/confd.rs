@@ -7,7 +7,9 @@
 //! Each case goes the way the fixture went: the intent's Calico resources, the affinities and
 //! calico-node's `ClusterInformation` into a real etcd on loopback in Calico's layout, then
 //! `calplan import` and `calplan compile --current etcd://… --target bird-calico --node NODE`
-//! of what it imported, whose two files must equal the golden ones and parse under BIRD 1.6's
+//! of what it imported (with the case's `kubernetes.yaml`, the Secrets and Services the
+//! fixture's render depends on, and its `endpoint-status/`, Felix's files, as more
+//! `--current`), whose two files must equal the golden ones and parse under BIRD 1.6's
 //! `bird -p` and `bird6 -p`.
 
 use crate::bird::{bird16, bird16_v6, parses, without_krt_tunnel};
@@ -92,7 +94,19 @@ fn calicos_confd_fixtures_render_as_calico_renders_them_real_etcd() {
         let work = scratch.path().join(name.replace('/', "_"));
         std::fs::create_dir_all(&work).unwrap();
         let imported = work.join("intent.yaml");
-        let output = calplan(&["import", "--current", &etcd.source(), "--name", "fixture", "-o", imported.to_str().unwrap()]);
+        // The Secrets and Services, and Felix's endpoint status files, the fixture's render
+        // depends on, when it has any.
+        let sources: Vec<String> = ["kubernetes.yaml", "endpoint-status"]
+            .into_iter()
+            .map(|name| case.join(name))
+            .filter(|path| path.exists())
+            .map(|path| path.to_str().unwrap().to_string())
+            .collect();
+        let extra: Vec<&str> = sources.iter().flat_map(|path| ["--current", path.as_str()]).collect();
+        let source = etcd.source();
+        let mut import = vec!["import", "--current", &source, "--name", "fixture", "-o", imported.to_str().unwrap()];
+        import.extend(&extra);
+        let output = calplan(&import);
         assert!(output.status.success(), "{name}: import failed:\n{}", text(&output.stderr));
         // calico-node's environment, which the datastore does not hold, as the case declares it.
         if let Some(router_id) = intent.lines().find(|line| line.trim_start().starts_with("routerID:")) {
@@ -101,18 +115,23 @@ fn calicos_confd_fixtures_render_as_calico_renders_them_real_etcd() {
         }
         let node = node_of(case);
         let out = work.join("out");
-        let output = calplan(&[
-            "compile",
-            imported.to_str().unwrap(),
-            "--current",
-            &etcd.source(),
-            "--target",
-            "bird-calico",
-            "--node",
-            &node,
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let output = calplan(
+            &[
+                "compile",
+                imported.to_str().unwrap(),
+                "--current",
+                &source,
+                "--target",
+                "bird-calico",
+                "--node",
+                &node,
+                "-o",
+                out.to_str().unwrap(),
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
+        );
         if !output.status.success() {
             failures.push(format!("{name}: compile failed:\n{}", text(&output.stderr)));
             continue;

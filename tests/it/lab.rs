@@ -507,6 +507,27 @@ fn calico_node_lab_carries_vxlan_and_external_peers_needs_root() {
     ] {
         assert!(report.contains(expected), "`{expected}` missing from:\n{report}");
     }
+    // `calplan verify` as against a cluster: each dual-stack node's `bird6.cfg` is compared
+    // with its IPv6 prediction too.
+    let inventory = lab.dir.join("inventory.json");
+    let etcd = lab.etcd();
+    let args = ["verify", "testdata/vxlan-multi-rr/intent.yaml", "--current", &etcd, "--transport", "netns", "--inventory"];
+    let output = calplan(&[&args[..], &[inventory.to_str().unwrap(), "--format", "json"]].concat(), &[]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differences"], 0, "{report:#}\n{}", both(&output));
+    // A statement confd never rendered, in one node's `bird6.cfg`, is found there.
+    let hosts: Value = serde_json::from_str(&std::fs::read_to_string(&inventory).unwrap()).unwrap();
+    let confd = PathBuf::from(hosts["hosts"]["rack1-rr"]["confdConfig"].as_str().unwrap());
+    let render6 = confd.join("bird6.cfg");
+    let text6 = std::fs::read_to_string(&render6).unwrap();
+    std::fs::write(&render6, format!("{text6}protocol static extra6 {{\n  route fd00:99::/64 blackhole;\n}}\n")).unwrap();
+    let output = calplan(&[&args[..], &[inventory.to_str().unwrap(), "--format", "json"]].concat(), &[]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differences"], 1, "{report:#}");
+    let difference = &report["nodes"]["rack1-rr"][0];
+    assert_eq!(difference["subject"], "protocol extra6", "{report:#}");
+    assert!(difference["location"].as_str().unwrap().starts_with(&format!("{}:", render6.display())), "{report:#}");
+    std::fs::write(&render6, text6).unwrap();
     lab.down_and_check();
 }
 

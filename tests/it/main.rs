@@ -14,6 +14,7 @@ mod current;
 mod etcd_tls;
 mod golden;
 mod hostile;
+mod kubernetes_sources;
 mod lab;
 mod laws;
 mod limits;

@@ -162,3 +162,38 @@ fn import_proposes_no_rule_for_a_single_node() {
     let proposal = calplan_plan::import::propose_node_rules(&resources);
     assert!(proposal.rules.is_empty(), "{proposal:?}");
 }
+
+/// A plan made with `--nodes` records the inventory's digest; once the inventory changes (a
+/// node joined, a label moved), `apply` refuses the plan, naming the inventory, before it
+/// reaches any datastore.
+#[test]
+fn a_plan_is_stale_once_its_node_inventory_changes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let intent = scratch.path().join("rules.yaml");
+    std::fs::write(&intent, seed_as_rules()).unwrap();
+    let inventory = scratch.path().join("nodes.yaml");
+    let original = std::fs::read_to_string(golden::root().join("testdata/seed-kdd/current/nodes.yaml")).unwrap();
+    std::fs::write(&inventory, &original).unwrap();
+    let plan = scratch.path().join("change.plan");
+    let (intent, inventory_path) = (intent.to_str().unwrap(), inventory.to_str().unwrap());
+    let output = calplan(&["plan", intent, "--nodes", inventory_path, "-o", plan.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert_eq!(saved["nodes"]["sha256"], calplan_plan::current::text_digest(&original), "{}", saved["nodes"]);
+    let apply = || {
+        let state = scratch.path().join("state");
+        let args = ["apply", plan.to_str().unwrap(), "--only", "calico", "--calico", "etcd://127.0.0.1:9", "--state"];
+        calplan(&[&args[..], &[state.to_str().unwrap(), "--auto-approve"]].concat())
+    };
+    // Unchanged, the plan is fresh: apply gets as far as the datastore (nothing listens there).
+    let stderr = text(&apply().stderr);
+    assert!(!stderr.contains("stale plan"), "{stderr}");
+    std::fs::write(&inventory, original.replacen("cs1-k8s-n3", "cs1-k8s-n4", 1)).unwrap();
+    let output = apply();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stale plan") && stderr.contains(&format!("the node inventory `{inventory_path}` (`--nodes`) changed")),
+        "{stderr}"
+    );
+}

@@ -277,6 +277,7 @@ fn large_plan(nodes: usize, lines: usize) -> calplan_plan::plan::Plan {
     Plan {
         intent: Fingerprint { name: "intent.yaml".into(), sha256: String::new() },
         current: Vec::new(),
+        nodes: None,
         node_agent: calplan_model::NodeAgent::Bird,
         router_platforms: Default::default(),
         stages: vec![Stage {

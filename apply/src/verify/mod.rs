@@ -36,6 +36,9 @@ pub struct Expected {
     /// `nodes/<node>/bird-calico.cfg`, and the name to locate its lines by.
     pub render_name: String,
     pub render: String,
+    /// `nodes/<node>/bird6-calico.cfg` (its name and text), for a node with an IPv6 address:
+    /// calico-node's `bird6` runs confd's `bird6.cfg`.
+    pub render6: Option<(String, String)>,
     /// The BGP protocols that must be Established (the sessions `calplan status` lists).
     pub sessions: Vec<String>,
     /// `nodes/<node>/routes`.
@@ -47,9 +50,12 @@ pub struct Expected {
 /// What was read from one node. Each part is an error when it could not be read.
 #[derive(Clone, Debug, Default)]
 pub struct Live {
-    /// The render's files by name (`bird.cfg`, and every file it includes).
+    /// The render's files by name (`bird.cfg`, `bird6.cfg` when read, and every file they
+    /// include).
     pub files: BTreeMap<String, String>,
     pub render_error: Option<String>,
+    /// Why `bird6.cfg` could not be read, when it was asked for.
+    pub render6_error: Option<String>,
     /// Where the render was read, for locations (`/etc/calico/confd/config`).
     pub confd_dir: String,
     pub protocols: Option<Result<String, String>>,
@@ -128,7 +134,15 @@ pub fn compare(expected: &Expected, live: &Live) -> Vec<Difference> {
     match (&live.render_error, live.files.get("bird.cfg")) {
         (Some(error), _) => differences.push(Difference::new("render", "bird.cfg").live(format!("cannot be read: {error}"), None)),
         (None, None) => differences.push(Difference::new("render", "bird.cfg").live("absent", Some(live.confd_dir.clone()))),
-        (None, Some(_)) => differences.extend(render_differences(&expected.render_name, &expected.render, live)),
+        (None, Some(_)) => differences.extend(render_differences(&expected.render_name, &expected.render, live, IPV4_RENDER)),
+    }
+    if let Some((name, render)) = &expected.render6 {
+        match (&live.render6_error, live.files.get(IPV6_RENDER)) {
+            (Some(error), _) => differences.push(Difference::new("render", IPV6_RENDER).live(format!("cannot be read: {error}"), None)),
+            (None, None) => differences
+                .push(Difference::new("render", IPV6_RENDER).expected("confd's IPv6 render", None).at(Some(live.confd_dir.clone()))),
+            (None, Some(_)) => differences.extend(render_differences(name, render, live, IPV6_RENDER)),
+        }
     }
     if let Some(protocols) = &live.protocols {
         differences.extend(compare_sessions(&expected.sessions, protocols));
@@ -139,12 +153,17 @@ pub fn compare(expected: &Expected, live: &Live) -> Vec<Difference> {
     differences
 }
 
-/// How a node's render (read by [`read_render`]) differs from calplan's prediction `render`,
-/// named `name` in locations; nothing when it renders as predicted.
-pub fn render_differences(name: &str, render: &str, live: &Live) -> Vec<Difference> {
-    let Some(text) = live.files.get("bird.cfg") else { return Vec::new() };
+/// confd's files for BIRD's two daemons, in the confd directory.
+pub const IPV4_RENDER: &str = "bird.cfg";
+pub const IPV6_RENDER: &str = "bird6.cfg";
+
+/// How a node's render `root` ([`IPV4_RENDER`] or [`IPV6_RENDER`], read by [`read_render`])
+/// differs from calplan's prediction `render`, named `name` in locations; nothing when it
+/// renders as predicted.
+pub fn render_differences(name: &str, render: &str, live: &Live, root: &str) -> Vec<Difference> {
+    let Some(text) = live.files.get(root) else { return Vec::new() };
     let wanted = bird_config::read(name, render, &BTreeMap::new());
-    let found = bird_config::read("bird.cfg", text, &live.files);
+    let found = bird_config::read(root, text, &live.files);
     compare_render(&wanted, &found, live)
 }
 
@@ -315,24 +334,27 @@ fn includes(text: &str) -> Vec<String> {
     names
 }
 
-/// Reads one node through the transport.
-pub fn read(transport: &Transport, host: &Host) -> Live {
-    match render_files(transport, host) {
-        (live, true) => read_state(transport, host, live),
+/// Reads one node through the transport (its IPv6 render too with `ipv6`).
+pub fn read(transport: &Transport, host: &Host, ipv6: bool) -> Live {
+    let roots: &[&str] = if ipv6 { &[IPV4_RENDER, IPV6_RENDER] } else { &[IPV4_RENDER] };
+    match render_files(transport, host, roots) {
+        (live, true) => read_state(transport, host, ipv6, live),
         (live, false) => live,
     }
 }
 
-/// Reads a node's render alone: its `bird.cfg` and every file that includes.
-pub fn read_render(transport: &Transport, host: &Host) -> Live {
-    render_files(transport, host).0
+/// Reads a node's render alone: `root` ([`IPV4_RENDER`] or [`IPV6_RENDER`]) and every file
+/// that includes.
+pub fn read_render(transport: &Transport, host: &Host, root: &str) -> Live {
+    render_files(transport, host, &[root]).0
 }
 
-/// The render's files, and whether the transport answered (else nothing more can be read).
-fn render_files(transport: &Transport, host: &Host) -> (Live, bool) {
+/// The render's files from `roots` on, and whether the transport answered (else nothing more
+/// can be read).
+fn render_files(transport: &Transport, host: &Host, roots: &[&str]) -> (Live, bool) {
     let directory = confd_dir(host);
     let mut live = Live { confd_dir: directory.clone(), ..Live::default() };
-    let mut queue = vec!["bird.cfg".to_string()];
+    let mut queue: Vec<String> = roots.iter().rev().map(|root| root.to_string()).collect();
     while let Some(name) = queue.pop() {
         if live.files.contains_key(&name) {
             continue;
@@ -347,7 +369,8 @@ fn render_files(transport: &Transport, host: &Host) -> (Live, bool) {
                 queue.extend(includes(&output.stdout));
                 live.files.insert(name, output.stdout);
             }
-            Ok(output) if name == "bird.cfg" => live.render_error = Some(format!("`cat {path}`: {}", output.stderr.trim())),
+            Ok(output) if name == IPV4_RENDER => live.render_error = Some(format!("`cat {path}`: {}", output.stderr.trim())),
+            Ok(output) if name == IPV6_RENDER => live.render6_error = Some(format!("`cat {path}`: {}", output.stderr.trim())),
             Ok(_) => {}
             Err(error) => {
                 live.render_error = Some(error);
@@ -359,21 +382,44 @@ fn render_files(transport: &Transport, host: &Host) -> (Live, bool) {
 }
 
 /// BIRD's sessions and the kernel's routes, after the render.
-fn read_state(transport: &Transport, host: &Host, mut live: Live) -> Live {
-    let socket = calico_socket(host);
-    let mut protocols = Err(String::new());
-    // calico-node ships `birdcl`; a host with BIRD 1.x's own client has `birdc`.
-    for client in ["birdcl", "birdc"] {
-        protocols = match transport.run(host, &[client, "-s", &socket, "show", "protocols"], None) {
-            Ok(output) if output.success && output.stdout.contains("name") => Ok(output.stdout),
-            Ok(output) => Err(format!("`{client} -s {socket} show protocols`: {}{}", output.stderr.trim(), output.stdout.trim())),
-            Err(error) => Err(error),
-        };
-        if protocols.is_ok() {
-            break;
+fn read_state(transport: &Transport, host: &Host, ipv6: bool, mut live: Live) -> Live {
+    // calico-node runs one BIRD per family; both are asked, and their tables read as one.
+    let (_, default_ipv6) = calplan_model::ownership::bird_sockets(calplan_model::NodeAgent::CalicoNode);
+    let mut sockets = vec![calico_socket(host)];
+    if ipv6 && let Some(socket) = host.settings.bird6_socket.clone().or_else(|| default_ipv6.map(str::to_string)) {
+        sockets.push(socket);
+    }
+    // The inventory's client; else calico-node ships `birdcl`, and a host with BIRD 1.x's own
+    // client has `birdc`.
+    let clients: Vec<String> = match &host.settings.bird_client {
+        Some(client) => vec![client.clone()],
+        None => vec!["birdcl".into(), "birdc".into()],
+    };
+    let mut tables = String::new();
+    let mut failure = None;
+    for socket in &sockets {
+        let mut table = Err(String::new());
+        for client in &clients {
+            table = match transport.run(host, &[client, "-s", socket, "show", "protocols"], None) {
+                Ok(output) if output.success && output.stdout.contains("name") => Ok(output.stdout),
+                Ok(output) => Err(format!("`{client} -s {socket} show protocols`: {}{}", output.stderr.trim(), output.stdout.trim())),
+                Err(error) => Err(error),
+            };
+            if table.is_ok() {
+                break;
+            }
+        }
+        match table {
+            Ok(text) => tables.push_str(&text),
+            Err(error) => {
+                failure.get_or_insert(error);
+            }
         }
     }
-    live.protocols = Some(protocols);
+    live.protocols = Some(match failure {
+        Some(error) => Err(error),
+        None => Ok(tables),
+    });
     let mut dumps = Vec::new();
     for family in ["-4", "-6"] {
         match transport.run(host, &["ip", "-j", family, "route", "show"], None) {
@@ -461,18 +507,15 @@ fn plural(count: usize, word: &str) -> String {
     if count == 1 { format!("1 {word}") } else { format!("{count} {word}s") }
 }
 
-/// What the intent wants of each node: its `bird-calico.cfg` and `routes` compiled, and the
-/// sessions `calplan status` lists; with notes on what is not compared.
-pub fn expectations(
-    analysis: &calplan_model::Analysis,
-    templates: &calplan_targets::Templates,
-) -> Result<(Vec<Expected>, Vec<String>), String> {
+/// What the intent wants of each node: its `bird-calico.cfg` (and `bird6-calico.cfg`) and
+/// `routes` compiled, and the sessions `calplan status` lists.
+pub fn expectations(analysis: &calplan_model::Analysis, templates: &calplan_targets::Templates) -> Result<Vec<Expected>, String> {
     let selected: BTreeSet<String> = ["bird-calico", "routes"].into_iter().map(String::from).collect();
     let context = calplan_targets::Context { analysis, templates, node: None, sink: None };
     let output = calplan_targets::compile(&context, Some(&selected)).map_err(|error| format!("cannot render: {error}"))?;
     let pools: Vec<IpNet> = analysis.model.pools.iter().map(|pool| *pool.cidr).collect();
     let peerings = &analysis.peerings;
-    let (mut expected, mut notes) = (Vec::new(), Vec::new());
+    let mut expected = Vec::new();
     for node in &analysis.model.nodes {
         let name = node.name.value.clone();
         let render_name = format!("nodes/{name}/bird-calico.cfg");
@@ -481,13 +524,14 @@ pub fn expectations(
             .node_index(&name)
             .map(|index| peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect())
             .unwrap_or_default();
-        if node.ipv6_address.is_some() {
-            notes.push(format!(
-                "`{name}`: its IPv6 render (`bird6.cfg`, which `nodes/{name}/bird6-calico.cfg` predicts) and sessions are not compared yet"
-            ));
-        }
+        let render6 = node.ipv6_address.as_ref().map(|_| {
+            let name6 = format!("nodes/{name}/bird6-calico.cfg");
+            let text = artifact(&name6);
+            (name6, text)
+        });
         expected.push(Expected {
             render: artifact(&render_name),
+            render6,
             routes: artifact(&format!("nodes/{name}/routes")),
             render_name,
             node: name,
@@ -495,14 +539,14 @@ pub fn expectations(
             pools: pools.clone(),
         });
     }
-    Ok((expected, notes))
+    Ok(expected)
 }
 
 /// Reads every node (at most `parallelism` at once) and compares it with the intent.
 pub fn verify(intent: &str, expected: &[Expected], transport: &Transport, inventory: &Inventory, parallelism: usize) -> Report {
     let nodes = crate::fanout::fan_out(expected, parallelism, |wanted| {
         let host = inventory.host(&wanted.node);
-        let live = read(transport, &host);
+        let live = read(transport, &host, wanted.render6.is_some());
         NodeReport { node: wanted.node.clone(), differences: compare(wanted, &live) }
     });
     Report { intent: intent.to_string(), nodes, notes: Vec::new() }
@@ -522,6 +566,7 @@ mod tests {
             node: "n1".into(),
             render_name: "nodes/n1/bird-calico.cfg".into(),
             render: RENDER.into(),
+            render6: None,
             sessions: vec!["Mesh_10_0_0_2".into()],
             routes: "blackhole 10.244.0.0/26 proto bird\n10.244.0.64/26 via 10.0.0.2 dev eth0 proto bird\n".into(),
             pools: vec!["10.244.0.0/16".parse().unwrap()],
@@ -532,6 +577,7 @@ mod tests {
         Live {
             files: BTreeMap::from([("bird.cfg".to_string(), render.to_string())]),
             render_error: None,
+            render6_error: None,
             confd_dir: CONFD_CONFIG.into(),
             protocols: Some(Ok(protocols.into())),
             routes: Some(Ok(vec![routes.into()])),
@@ -540,6 +586,29 @@ mod tests {
 
     const UP: &str = "BIRD 1.6.8 ready.\nname     proto    table    state  since       info\nMesh_10_0_0_2 BGP      master   up     10:31:07    Established\n";
     const ROUTES: &str = r#"[{"type":"blackhole","dst":"10.244.0.0/26","protocol":"bird","flags":[]},{"dst":"10.244.0.64/26","gateway":"10.0.0.2","dev":"eth0","protocol":"bird","flags":[]},{"dst":"10.0.0.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"10.0.0.1","flags":[]}]"#;
+
+    /// A dual-stack node's `bird6.cfg` is compared with its IPv6 prediction, located in it.
+    #[test]
+    fn the_ipv6_render_is_compared_too() {
+        const RENDER6: &str = "router id 10.0.0.1;\nprotocol static {\n  route fd00:10::/122 blackhole;\n}\n";
+        let mut wanted = expected();
+        wanted.render6 = Some(("nodes/n1/bird6-calico.cfg".into(), RENDER6.into()));
+        let mut found = live(RENDER, UP, ROUTES);
+        assert_eq!(
+            compare(&wanted, &found).iter().map(Difference::describe).collect::<Vec<_>>(),
+            [format!("{CONFD_CONFIG}: bird6.cfg: missing, expected `confd's IPv6 render`")]
+        );
+        found.files.insert("bird6.cfg".into(), RENDER6.into());
+        assert!(compare(&wanted, &found).is_empty(), "{:?}", compare(&wanted, &found));
+        found.files.insert("bird6.cfg".into(), RENDER6.replace("fd00:10::/122", "fd00:10::40/122"));
+        let differences = compare(&wanted, &found);
+        assert_eq!(differences.len(), 2, "the route expected, and the one found: {differences:?}");
+        assert!(
+            differences[0].location.as_deref().is_some_and(|at| at.starts_with(&format!("{CONFD_CONFIG}/bird6.cfg:"))),
+            "{differences:?}"
+        );
+        assert_eq!(differences[0].expected_location.as_deref().map(|at| at.starts_with("nodes/n1/bird6-calico.cfg:")), Some(true));
+    }
 
     #[test]
     fn a_node_as_intended_has_no_differences_even_with_another_password_and_comments() {

@@ -271,6 +271,21 @@ impl Peering {
     }
 }
 
+/// A workload Felix lists in a node's endpoint status files (`/var/run/calico/endpoint-status/`)
+/// as selected for local BGP peering: confd on that node peers with it through the BGPPeer it
+/// names (3.30's `localWorkloadSelector`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LocalWorkload {
+    /// The node whose files list it.
+    pub node: String,
+    /// The status file's name.
+    pub file: String,
+    pub bgp_peer_name: String,
+    /// The address of the first of `ipv4Nets` and of `ipv6Nets`.
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+}
+
 /// Every node's sessions, described rather than materialised: each distinct peering's data
 /// is kept once and shared by the nodes that configure it, and a node's sessions are built
 /// when asked for ([`Peerings::for_node`]). A BGPPeer from every node to 40 reflectors is
@@ -283,6 +298,9 @@ pub struct Peerings {
     pub topology: Arc<Topology>,
     /// Global peers, for every node, in key order.
     global: Arc<Vec<SharedPeer>>,
+    /// Global peerings with a node's local workloads, which only that node's confd sees, in
+    /// key order; empty without endpoint status files.
+    local_global: Arc<BTreeMap<usize, Vec<SharedPeer>>>,
     /// Every node-specific peering's data, once, with its confd key.
     shared: Arc<Vec<SharedPeer>>,
     /// Node-specific peers per node: indices into `shared`, in key order, one per key.
@@ -310,6 +328,11 @@ struct SharedPeer {
 impl Peerings {
     /// Computes the peerings for a set of resources, as the release's confd does.
     pub fn compute(resources: &ResourceSet, release: Release) -> Peerings {
+        Peerings::compute_with_local_workloads(resources, release, &[])
+    }
+
+    /// Computes the peerings, with the local workloads the nodes' endpoint status files list.
+    pub fn compute_with_local_workloads(resources: &ResourceSet, release: Release, workloads: &[LocalWorkload]) -> Peerings {
         let topology = Topology::from_resources(resources);
         let mut peers: Vec<&BgpPeer> = resources.peers().collect();
         peers.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -317,6 +340,8 @@ impl Peerings {
             release,
             topology: &topology,
             global: BTreeMap::new(),
+            local_global: BTreeMap::new(),
+            workloads,
             shared: Vec::new(),
             emitted: vec![Vec::new(); topology.nodes.len()],
             problems: Vec::new(),
@@ -335,7 +360,7 @@ impl Peerings {
         for peer in &peers {
             computer.reverse(peer);
         }
-        let Computer { global, mut shared, emitted, problems, .. } = computer;
+        let Computer { global, local_global, mut shared, emitted, problems, .. } = computer;
         let node_specific = first_per_key(&shared, emitted);
         let mut by_address = HashMap::new();
         let mut by_name = HashMap::new();
@@ -347,6 +372,12 @@ impl Peerings {
         }
         let mut global: Vec<SharedPeer> =
             global.into_iter().map(|(key, data)| SharedPeer { key, data: Arc::new(data), remote_node: None }).collect();
+        let local_global: BTreeMap<usize, Vec<SharedPeer>> = local_global
+            .into_iter()
+            .map(|(node, peers)| {
+                (node, peers.into_iter().map(|(key, data)| SharedPeer { key, data: Arc::new(data), remote_node: None }).collect())
+            })
+            .collect();
         for peer in global.iter_mut().chain(shared.iter_mut()) {
             peer.remote_node = by_address.get(&peer.data.ip).copied();
         }
@@ -375,6 +406,7 @@ impl Peerings {
             release,
             topology: Arc::new(topology),
             global: Arc::new(global),
+            local_global: Arc::new(local_global),
             shared: Arc::new(shared),
             node_specific: Arc::new(node_specific),
             mesh_data: Arc::new(mesh_data),
@@ -389,6 +421,21 @@ impl Peerings {
     /// the ones that point at a node itself, which `bird.cfg` lists as skipped.
     pub fn global_peers(&self) -> impl Iterator<Item = (&str, &PeerData)> {
         self.global.iter().map(|peer| (peer.key.as_str(), &*peer.data))
+    }
+
+    /// The global peerings one node's confd stores, in key order: every node's, and the ones
+    /// with its own local workloads.
+    pub fn global_peers_of(&self, node_index: usize) -> Vec<(&str, &PeerData)> {
+        self.global_of(node_index).into_iter().map(|peer| (peer.key.as_str(), &*peer.data)).collect()
+    }
+
+    fn global_of(&self, node_index: usize) -> Vec<&SharedPeer> {
+        let mut peers: Vec<&SharedPeer> = self.global.iter().collect();
+        if let Some(local) = self.local_global.get(&node_index) {
+            peers.extend(local);
+            peers.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        peers
     }
 
     /// One node's node-specific peerings as confd stores them, in key order, self-peerings
@@ -478,8 +525,8 @@ impl Peerings {
         let node = &self.topology.nodes[node_index];
         let node_as = self.topology.node_as(node);
         let explicit = self
-            .global
-            .iter()
+            .global_of(node_index)
+            .into_iter()
             .map(|peer| (PeerType::Global, peer))
             .chain(self.node_specific[node_index].iter().map(|&id| (PeerType::NodeSpecific, &self.shared[id as usize])));
         explicit.filter_map(move |(peer_type, peer)| {
@@ -566,6 +613,9 @@ struct Computer<'a> {
     release: Release,
     topology: &'a Topology,
     global: BTreeMap<String, PeerData>,
+    /// Global peerings with local workloads, per node whose files list them.
+    local_global: BTreeMap<usize, BTreeMap<String, PeerData>>,
+    workloads: &'a [LocalWorkload],
     shared: Vec<SharedPeer>,
     /// Per node, the node-specific peerings emitted for it, in order (indices into `shared`).
     emitted: Vec<Vec<u32>>,
@@ -595,6 +645,21 @@ impl Computer<'_> {
 
     fn emit_global(&mut self, data: PeerData) {
         self.global.entry(data.key()).or_insert(data);
+    }
+
+    /// A peering with one of `node`'s local workloads, global or node-specific, as that node's
+    /// confd stores it: an existing global entry for the key wins.
+    fn emit_local(&mut self, node: usize, data: PeerData, global: bool) {
+        let key = data.key();
+        let local_global = self.local_global.entry(node).or_default();
+        if self.global.contains_key(&key) || local_global.contains_key(&key) {
+            return;
+        }
+        if global {
+            local_global.insert(key, data);
+        } else {
+            self.emit_nodes(&[node], data);
+        }
     }
 
     /// Gives each of `nodes` the node-specific peering `data`, kept once for all of them.
@@ -681,8 +746,37 @@ impl Computer<'_> {
         let local_nodes = self.local_nodes(peer);
         let mut remotes = Vec::new();
         if self.release.local_workload_peers() && peer.spec.local_workload_selector.as_deref().is_some_and(|s| !s.is_empty()) {
-            // Peerings with the node's own workloads, which Felix reports as they come and
-            // go: no datastore resource lists them, so none are predicted.
+            // Peerings with the node's own workloads, which Felix lists in the node's endpoint
+            // status files: only that node's confd sees them (`localBGPPeerDataAsBGPPeers`).
+            for workload in self.workloads.iter().filter(|workload| workload.bgp_peer_name == name) {
+                let Some(node) = self.topology.node_index(&workload.node) else { continue };
+                if !global_pass && !local_nodes.contains(&node) {
+                    continue;
+                }
+                let addresses = workload.ipv4.map(IpAddr::V4).into_iter().chain(workload.ipv6.map(IpAddr::V6));
+                for ip in addresses {
+                    let data = PeerData {
+                        ip,
+                        as_number: peer.spec.as_number.unwrap_or(AsNumber(0)),
+                        port: 0,
+                        rr_cluster_id: String::new(),
+                        calico_node: false,
+                        password: None,
+                        source_address: false,
+                        restart_time: None,
+                        keep_next_hop: false,
+                        next_hop_mode: None,
+                        ttl_security: 0,
+                        num_allow_local_as: 0,
+                        reachable_by: None,
+                        filters: peer.spec.filters.clone().unwrap_or_default(),
+                        local_as_number: peer.spec.local_as_number.filter(|_| self.release.local_as()),
+                        local_bgp_peer: true,
+                        origin: PeeringOrigin::Peer(name.clone()),
+                    };
+                    self.emit_local(node, data, global_pass);
+                }
+            }
             return;
         } else if let Some(selector) = peer.spec.peer_selector.as_deref().filter(|s| !s.is_empty()) {
             for node in self.matching(selector, "peerSelector", &name) {
@@ -950,5 +1044,50 @@ mod tests {
         let a_sessions = |release| Peerings::compute(&set, release).explicit_for_node(0).len();
         assert_eq!(a_sessions(Release::V3_29), 1, "before 3.30 every peering is mirrored");
         assert_eq!(a_sessions(Release::V3_30), 0);
+    }
+
+    /// A local workload peers with the node whose endpoint status files list it, and only
+    /// that node: through a global BGPPeer on any such node, through a node-specific one only
+    /// where the BGPPeer selects the node. None before 3.30, none without the files.
+    #[test]
+    fn local_workloads_peer_with_their_own_node_only() {
+        let mut set = ResourceSet::default();
+        set.insert(node("a", "10.0.0.1/24", None, json!({"workers": "yes"})));
+        set.insert(node("b", "10.0.0.2/24", None, json!({})));
+        set.insert(peer("global-workloads", json!({"localWorkloadSelector": "app == 'router'", "asNumber": 64516})));
+        set.insert(peer(
+            "worker-workloads",
+            json!({"localWorkloadSelector": "app == 'router'", "asNumber": 64517, "nodeSelector": "has(workers)"}),
+        ));
+        let workload = |node: &str, peer: &str, ip: &str| LocalWorkload {
+            node: node.into(),
+            file: format!("{node}-{ip}"),
+            bgp_peer_name: peer.into(),
+            ipv4: Some(ip.parse().unwrap()),
+            ipv6: None,
+        };
+        let workloads = [
+            workload("a", "global-workloads", "192.168.0.10"),
+            workload("b", "global-workloads", "192.168.1.10"),
+            workload("a", "worker-workloads", "192.168.0.11"),
+            workload("b", "worker-workloads", "192.168.1.11"),
+        ];
+        let sessions = |release, workloads: &[LocalWorkload], node| -> Vec<(String, bool)> {
+            Peerings::compute_with_local_workloads(&set, release, workloads)
+                .explicit_for_node(node)
+                .iter()
+                .map(|session| (session.protocol_name(), session.passive))
+                .collect()
+        };
+        assert_eq!(
+            sessions(Release::V3_30, &workloads, 0),
+            [("Local_Workload_192_168_0_10".to_string(), true), ("Local_Workload_192_168_0_11".to_string(), true)]
+        );
+        assert_eq!(sessions(Release::V3_30, &workloads, 1), [("Local_Workload_192_168_1_10".to_string(), true)]);
+        assert!(sessions(Release::V3_30, &[], 0).is_empty());
+        assert!(sessions(Release::V3_29, &workloads, 0).is_empty());
+        let peerings = Peerings::compute_with_local_workloads(&set, Release::V3_30, &workloads);
+        assert_eq!(peerings.global_peers().count(), 0, "no node's workload is every node's peer");
+        assert_eq!(peerings.global_peers_of(1).iter().map(|(key, _)| *key).collect::<Vec<_>>(), ["192.168.1.10"]);
     }
 }

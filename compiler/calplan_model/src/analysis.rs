@@ -16,6 +16,9 @@ pub struct Analysis {
     pub graph: BgpGraph,
     /// For each model node, its index in `peerings.topology` (which is ordered by name).
     topology_index: Vec<Option<usize>>,
+    /// What the current state says of Kubernetes beyond Calico's datastore (Secrets, Services):
+    /// empty unless the caller sets it from `--current`.
+    pub kubernetes: crate::kubernetes::ObservedKubernetes,
 }
 
 impl Analysis {
@@ -26,7 +29,7 @@ impl Analysis {
         let placement = ipam::place(&model, observed);
         let graph = BgpGraph::build(&model, &peerings);
         let topology_index = model.nodes.iter().map(|node| peerings.node_index(&node.name)).collect();
-        Analysis { model, resources, peerings, placement, graph, topology_index }
+        Analysis { model, resources, peerings, placement, graph, topology_index, kubernetes: Default::default() }
     }
 
     /// The node's index in the peering topology.

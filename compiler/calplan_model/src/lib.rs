@@ -12,6 +12,7 @@ pub mod grammar;
 pub mod graph;
 pub mod graph_render;
 pub mod ipam;
+pub mod kubernetes;
 pub mod lower;
 pub mod model;
 pub mod node_rules;

@@ -1210,6 +1210,11 @@ pub fn is_dns_subdomain(name: &str) -> bool {
     name.len() <= 253 && dns_subdomain().is_match(name)
 }
 
+/// Kubernetes' `IsDNS1123Label`: a namespace's rule.
+pub fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && dns_subdomain().is_match(name)
+}
+
 fn suggest_dns_name(name: &str) -> Option<String> {
     let lowered: String =
         name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect();

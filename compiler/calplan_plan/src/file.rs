@@ -43,6 +43,10 @@ struct PlanFile {
     intent: Fingerprint,
     /// Every current-state source, fingerprinted, so `apply` can tell a stale plan.
     current: Vec<SourceFingerprint>,
+    /// The node inventory (`--nodes FILE`) the plan was made with: `apply` refuses the plan
+    /// once it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nodes: Option<Fingerprint>,
     /// Who runs the nodes (the intent's `spec.nodeAgent`): on `calico-node` nodes the plan
     /// loads only route pins and apply reads sessions from calico-node's BIRD 1.x sockets; on
     /// `bird` nodes it loads BIRD 2's configuration and the rulesets.
@@ -151,6 +155,7 @@ pub fn write(plan: &Plan) -> String {
         digest: String::new(),
         intent: plan.intent.clone(),
         current: plan.current.clone(),
+        nodes: plan.nodes.clone(),
         node_agent: plan.node_agent,
         router_platforms: plan.router_platforms.clone(),
         stages: plan.stages.iter().map(stage_file).collect(),
@@ -208,7 +213,7 @@ fn digest(document: &PlanFile) -> String {
         }
     }
     let mut hashing = Hashing(sha2::Sha256::new());
-    let PlanFile { format_version, intent, current, node_agent, router_platforms, stages, summary, notes, .. } = document;
+    let PlanFile { format_version, intent, current, nodes, node_agent, router_platforms, stages, summary, notes, .. } = document;
     // The same fields in the same order as the document, `digest` empty.
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -217,6 +222,8 @@ fn digest(document: &PlanFile) -> String {
         digest: &'a str,
         intent: &'a Fingerprint,
         current: &'a Vec<SourceFingerprint>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nodes: &'a Option<Fingerprint>,
         node_agent: &'a NodeAgent,
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         router_platforms: &'a BTreeMap<String, String>,
@@ -224,7 +231,7 @@ fn digest(document: &PlanFile) -> String {
         summary: &'a Summary,
         notes: &'a Vec<String>,
     }
-    let content = Content { format_version, digest: "", intent, current, node_agent, router_platforms, stages, summary, notes };
+    let content = Content { format_version, digest: "", intent, current, nodes, node_agent, router_platforms, stages, summary, notes };
     serde_json::to_writer(&mut hashing, &content).expect("plans serialize");
     format!("sha256:{}", calplan_targets::Artifact::hex_digest(&hashing.0.finalize()))
 }
@@ -280,6 +287,7 @@ pub fn read(text: &str) -> Result<Plan, PlanFileError> {
     let plan = Plan {
         intent: document.intent,
         current: document.current,
+        nodes: document.nodes,
         node_agent: document.node_agent,
         router_platforms: document.router_platforms,
         stages: document.stages.into_iter().map(stage_of).collect::<Result<_, _>>()?,
@@ -502,6 +510,7 @@ mod tests {
         Plan {
             intent: Fingerprint { name: "intent.yaml".into(), sha256: "00".into() },
             current: Vec::new(),
+            nodes: None,
             node_agent: NodeAgent::Bird,
             router_platforms: BTreeMap::new(),
             stages: vec![

@@ -344,6 +344,7 @@ mod tests {
         Plan {
             intent: Fingerprint { name: "intent.yaml".into(), sha256: String::new() },
             current: Vec::new(),
+            nodes: None,
             node_agent: calplan_model::NodeAgent::Bird,
             router_platforms: BTreeMap::new(),
             stages: vec![Stage {

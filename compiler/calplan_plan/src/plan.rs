@@ -19,6 +19,8 @@ pub struct Plan {
     pub intent: Fingerprint,
     /// Every current-state source, fingerprinted, so `apply` can tell a stale plan.
     pub current: Vec<SourceFingerprint>,
+    /// The node inventory (`--nodes FILE`) the plan was made with, fingerprinted likewise.
+    pub nodes: Option<Fingerprint>,
     /// Who runs the nodes (`spec.nodeAgent`): which node files the plan loads, and how apply
     /// reads sessions for the barriers (calico-node's BIRD 1.x sockets, or BIRD 2's).
     pub node_agent: NodeAgent,
@@ -255,9 +257,10 @@ pub enum Barrier {
     /// These routes are in the kernel of each listed node or router.
     RoutesPresent { description: String, routes: BTreeMap<String, Vec<String>> },
     /// On calico-node nodes: confd has rendered what the plan predicts for each node in
-    /// `renders` (its `bird-calico.cfg` in this plan, by [`crate::current::text_digest`]), BIRD has loaded that
-    /// render since it was written, and each node in `routes` holds these routes.
-    RenderLoaded { description: String, renders: BTreeMap<String, String>, routes: BTreeMap<String, Vec<String>> },
+    /// `renders` (its `bird-calico.cfg` or `bird6-calico.cfg` in this plan, each named by
+    /// [`crate::current::text_digest`]), BIRD has loaded each render since it was written, and
+    /// each node in `routes` holds these routes.
+    RenderLoaded { description: String, renders: BTreeMap<String, Vec<String>>, routes: BTreeMap<String, Vec<String>> },
 }
 
 impl Barrier {

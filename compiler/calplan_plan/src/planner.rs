@@ -183,6 +183,10 @@ struct Recompile {
     base: calplan_model::Model,
     templates: Templates,
     agent: NodeAgent,
+    /// What confd learns outside the datastore, as the current state has it: its render (and
+    /// so the render-loaded barrier) depends on it.
+    kubernetes: calplan_model::kubernetes::ObservedKubernetes,
+    local_workloads: Option<Vec<calplan_calico::peering::LocalWorkload>>,
 }
 
 impl Recompile {
@@ -195,7 +199,15 @@ impl Recompile {
         keep: &(dyn Fn(&calplan_targets::Artifact) + Sync),
     ) -> Result<BTreeMap<String, String>, String> {
         let (model, _) = calplan_model::from_resources::from_resources(routed, &self.base);
-        let analysis = Analysis::new(model, ipam);
+        let mut analysis = Analysis::new(model, ipam);
+        analysis.kubernetes = self.kubernetes.clone();
+        if let Some(workloads) = self.local_workloads.as_deref() {
+            analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
+                &analysis.resources,
+                analysis.model.calico_version.value,
+                workloads,
+            );
+        }
         let agent = self.agent;
         let sink = |artifact: &calplan_targets::Artifact| {
             if planned_artifact(&artifact.path, agent).is_some() {
@@ -310,6 +322,7 @@ pub fn plan(input: &Input) -> Result<Plan, PlanError> {
     Ok(Plan {
         intent: input.intent.clone(),
         current: input.sources.clone(),
+        nodes: None,
         node_agent: agent,
         router_platforms: router_platforms(input.desired),
         stages: planner.stages,
@@ -451,12 +464,13 @@ impl Planner<'_> {
                     // pins then hold the routes of the final state as well, for the blocks
                     // that arrive on the way.
                     if self.files.is_some() {
+                        // (Resources that do not change render nothing new: no compile.)
                         let last = match self.agent {
-                            NodeAgent::CalicoNode => self.compile_files(&desired).ok(),
-                            NodeAgent::Bird => None,
+                            NodeAgent::CalicoNode if desired != current => self.compile_files(&desired).ok(),
+                            _ => None,
                         };
                         let renders_change = match (&self.files, &last) {
-                            (Some(files), Some(last)) => renders(files) != renders(last),
+                            (Some(files), Some(last)) => renders_of(files) != renders_of(last),
                             _ => false,
                         };
                         if session_changes || renders_change {
@@ -1211,6 +1225,8 @@ impl Planner<'_> {
                     base: self.input.desired.model.clone(),
                     templates: self.input.templates.clone(),
                     agent: self.agent,
+                    kubernetes: self.input.current.kubernetes.clone(),
+                    local_workloads: self.input.current.local_workloads.clone(),
                 })
             })
             .clone();
@@ -1314,7 +1330,7 @@ impl Planner<'_> {
             }),
             expected_status: BTreeMap::new(),
         });
-        self.renders_at_pin = renders(&next);
+        self.renders_at_pin = renders_of(&next);
         self.files = Some(next);
         self.files_compiled_from = None;
         self.pinned = true;
@@ -1340,14 +1356,12 @@ impl Planner<'_> {
             // the pins go once every changed render is loaded, not merely once BIRD's routes
             // are there (they are, until the reload replaces them).
             NodeAgent::CalicoNode => {
-                let renders: BTreeMap<String, String> = renders(&next)
-                    .into_iter()
-                    .filter(|(path, digest)| self.renders_at_pin.get(path) != Some(digest))
-                    .filter_map(|(path, digest)| {
-                        let node = path.strip_prefix("nodes/")?.strip_suffix("/bird-calico.cfg")?;
-                        Some((node.to_string(), digest))
-                    })
-                    .collect();
+                let mut renders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for (path, digest) in renders_of(&next).into_iter().filter(|(path, digest)| self.renders_at_pin.get(path) != Some(digest)) {
+                    if let Some((node, _)) = path.strip_prefix("nodes/").and_then(|rest| rest.split_once('/')) {
+                        renders.entry(node.to_string()).or_default().push(digest);
+                    }
+                }
                 let description = "calico-node has loaded each changed render and BIRD has programmed every node's cluster \
                                    routes, so the pins can go"
                     .to_string();
@@ -1394,11 +1408,12 @@ fn leaving_name_is(pool: &calplan_model::Pool, leaving: &IpPool) -> bool {
     pool.name.value == leaving.metadata.name && pool.cidr.to_string() == leaving.spec.cidr
 }
 
-/// Digests of calico-node's IPv4 renders (`nodes/<node>/bird-calico.cfg`), by path.
-fn renders(files: &Files) -> BTreeMap<String, String> {
+/// Digests of calico-node's renders (`nodes/<node>/bird-calico.cfg`, `bird6-calico.cfg`), by
+/// path.
+fn renders_of(files: &Files) -> BTreeMap<String, String> {
     files
         .iter()
-        .filter(|(path, _)| path.ends_with("/bird-calico.cfg"))
+        .filter(|(path, _)| path.ends_with("/bird-calico.cfg") || path.ends_with("/bird6-calico.cfg"))
         .map(|(path, text)| (path.clone(), text.digest().to_string()))
         .collect()
 }

@@ -123,7 +123,11 @@ pub fn barrier_lines(barrier: &Barrier) -> Vec<String> {
             host_lines(routes.iter().map(|(host, lines)| (host.as_str(), format!("{} routes", lines.len()))))
         }
         Barrier::RenderLoaded { renders, routes, .. } => host_lines(routes.iter().map(|(host, lines)| {
-            let render = if renders.contains_key(host) { "the render above loaded, " } else { "" };
+            let render = match renders.get(host).map(Vec::len) {
+                Some(1) => "the render above loaded, ",
+                Some(_) => "the renders above loaded, ",
+                None => "",
+            };
             (host.as_str(), format!("{render}{} routes", lines.len()))
         })),
     }

@@ -14,11 +14,16 @@
 //! copy of the template. `bench/confd-fidelity.py` compares the result with every fixture of
 //! each release's confd test suite.
 //!
-//! What calplan cannot know is left out or marked: BGP passwords render as a placeholder
-//! naming the Secret (never a value); per-service `/32` routes (Services with
-//! `externalTrafficPolicy: Local`) and peerings with local workloads, which calico-node learns
-//! from Kubernetes and Felix, are not in the intent, so their parts render as confd renders
-//! them without any.
+//! What calico-node learns outside Calico's datastore comes from the current state when it
+//! gives it ([`calplan_model::kubernetes`]), and is otherwise left out or marked. A BGP
+//! password renders as a placeholder naming the Secret, never a value: with the cluster's
+//! Secrets read, only where the Secret has the key in calico-node's namespace (confd renders
+//! no `password` otherwise); without them, always, as the Secret's existence is unknown.
+//! Per-Service routes (`/32` and `/128`, e.g. Services with `externalTrafficPolicy: Local`
+//! that have an endpoint on the node) join the static routes when Services and their
+//! endpoints were read. Peerings with local workloads come from the nodes' endpoint status
+//! files (Felix's `/var/run/calico/endpoint-status/`) when the current state has them, and
+//! their parts otherwise render as confd renders them without any.
 
 mod filters;
 
@@ -260,7 +265,18 @@ impl CalicoBird {
         let node_as = model.node_as_number(node);
         let own_cluster_id = node.route_reflector_cluster_id.as_ref().map(|id| id.value.to_string());
         let node_configuration = node.bgp_configuration.as_ref();
-        let password = |secret: &Option<SecretKeyRef>| secret.as_ref().map(|secret| format!("<Secret {} key {}>", secret.name, secret.key));
+        // calico-node's namespace, where confd looks for Secrets (its `NAMESPACE`).
+        let namespace = match model.installation {
+            calplan_model::Installation::Operator => "calico-system",
+            calplan_model::Installation::Manifest => "kube-system",
+        };
+        let observed = &view.analysis.kubernetes;
+        let password = |secret: &Option<SecretKeyRef>| {
+            secret
+                .as_ref()
+                .filter(|secret| observed.secret_exists(namespace, &secret.name, &secret.key) != Some(false))
+                .map(|secret| format!("<Secret {} key {}>", secret.name, secret.key))
+        };
         let filters: BTreeMap<&str, &BgpFilter> = model.filters.iter().map(|filter| (filter.name.value.as_str(), filter)).collect();
 
         // The sessions of this node, by (type, confd key), to give each raw entry its
@@ -305,7 +321,13 @@ impl CalicoBird {
             PeerEntry { key: format!("{prefix}/{key}"), ip, local: data.local_bgp_peer, session }
         };
         let peer_dir = if v6 { "peer_v6" } else { "peer_v4" };
-        let global: Vec<(&str, &PeerData)> = peerings.global_peers().filter(|(_, data)| family_of(&data.ip) == v6).collect();
+        let global: Vec<(&str, &PeerData)> = match view.topology_index() {
+            Some(index) => peerings.global_peers_of(index),
+            None => peerings.global_peers().collect(),
+        }
+        .into_iter()
+        .filter(|(_, data)| family_of(&data.ip) == v6)
+        .collect();
         let specific: Vec<(&str, &PeerData)> = view
             .topology_index()
             .map(|index| peerings.node_specific_peers(index).filter(|(_, data)| family_of(&data.ip) == v6).collect())
@@ -362,7 +384,13 @@ impl CalicoBird {
             strings.sort_by_key(|cidr| key_order(cidr));
             strings
         };
-        let static_routes = of_family(&services.advertised);
+        let mut static_routes = of_family(&services.advertised);
+        if let Some(observed_services) = &observed.services {
+            let per_service = view.service_advertisement().routes(observed_services);
+            static_routes.extend(per_service.into_iter().filter(|route| route.contains(':') == v6));
+            static_routes.sort_by_key(|cidr| key_order(cidr));
+            static_routes.dedup();
+        }
 
         let mut blocks: Vec<_> = view.blocks.iter().filter(|block| block.cidr.addr().is_ipv6() == v6 && block.is_advertised()).collect();
         blocks.sort_by_key(|block| key_order(&block.cidr.to_string()));

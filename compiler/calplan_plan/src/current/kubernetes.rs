@@ -19,6 +19,13 @@
 //!   ignored, as Calico ignores it, when invalid; its labels are the Node's labels over those
 //!   stored in `projectcalico.org/labels`.
 //!
+//! - What confd reads from Kubernetes itself: `v1` `Secret`s (for BGP passwords: only their
+//!   names and keys are kept, and whether a key's value is empty; the values are never kept,
+//!   and [`read_with_secrets`] returns where they are so the caller can mask them before
+//!   anything is shown), `v1` `Service`s, `v1` `Endpoints` and `discovery.k8s.io/v1`
+//!   `EndpointSlice`s (for per-Service routes), as `kubectl get secrets,svc,endpoints,endpointslices -A -o yaml`
+//!   prints them.
+//!
 //! Server fields (`resourceVersion`, `uid`, `creationTimestamp`, `generation`,
 //! `managedFields`) are kept where the v3 metadata has them and otherwise ignored, as are
 //! kinds calplan does not plan with. `projectcalico.org/v3` objects in the same file read as
@@ -30,7 +37,9 @@ use crate::current::{Holders, Read, workloads_of};
 use calplan_calico::AsNumber;
 use calplan_calico::resources::{API_VERSION, CalicoNode, NodeBgpSpec, NodeSpec, ObjectMeta, Resource, ResourceSet};
 use calplan_diagnostics::{Diagnostic, Diagnostics, FileId, Severity, Span};
+use calplan_model::grammar;
 use calplan_model::ipam::{AffinityState, ObservedAffinity};
+use calplan_model::kubernetes::{EndpointAddress, EndpointSlice, Endpoints, ObservedKubernetes, ObservedServices, Service, SliceEndpoint};
 use calplan_syntax::yaml::Node;
 use calplan_syntax::{TagPolicy, de, read_yaml, repair_tags};
 use ipnet::IpNet;
@@ -56,6 +65,8 @@ pub struct KubernetesState {
     /// do its affinities say which node holds which block. An empty list does not say what it
     /// listed.
     pub has_ipam: bool,
+    /// Secrets and Services, each part only when the export lists objects of its kinds.
+    pub kubernetes: ObservedKubernetes,
 }
 
 /// Whether a text is a Kubernetes export of Calico's state: custom resources of
@@ -67,8 +78,12 @@ pub fn sniff(text: &str) -> bool {
     let lines: Vec<String> =
         text.lines().map(|line| line.trim().trim_start_matches("- ").replace(['"', ' '], "").trim_end_matches(',').to_string()).collect();
     let has = |wanted: &str| lines.iter().any(|line| line == wanted);
-    has("apiVersion:v1") && has("kind:Node")
+    has("apiVersion:v1") && ["kind:Node", "kind:Secret", "kind:Service", "kind:Endpoints"].iter().any(|kind| has(kind))
+        || has("kind:EndpointSlice") && has(&format!("apiVersion:{DISCOVERY_API_VERSION}"))
 }
+
+/// The API group and version of `EndpointSlice`s.
+pub const DISCOVERY_API_VERSION: &str = "discovery.k8s.io/v1";
 
 /// The Kubernetes name of a block affinity, as Calico's KDD backend makes it (`parseKey` in
 /// `ipam_affinity.go`): `<node>-<cidr>`, the CIDR's dots, colons and slash turned into
@@ -93,23 +108,35 @@ pub fn block_name(block: IpNet) -> String {
 
 /// Reads every object of an export.
 pub fn read(file: FileId, text: &str) -> Read<KubernetesState> {
+    read_with_secrets(file, text).0
+}
+
+/// Reads every object of an export, and says where the values of its Secrets are: the caller
+/// masks them in the text it keeps (`SourceMap::redact`) before any diagnostic is shown.
+pub fn read_with_secrets(file: FileId, text: &str) -> (Read<KubernetesState>, Vec<Span>) {
     let mut diagnostics = Diagnostics::new();
+    let mut secret_values = Vec::new();
     let Some(mut documents) = read_yaml(file, text, &mut diagnostics) else {
-        return Read { value: None, diagnostics };
+        // Unreadable YAML: where its values are cannot be told, so a text that may hold a
+        // Secret is masked whole (line breaks kept, so the error is still located).
+        let masked = if text.contains("Secret") { vec![Span::new(file, 0, text.len())] } else { Vec::new() };
+        return (Read { value: None, diagnostics }, masked);
     };
     let mut result = KubernetesState::default();
     let mut holders: Holders = BTreeMap::new();
     for document in &mut documents {
         repair_tags(document, text, TagPolicy::KeepCalicosReading, &mut diagnostics);
         for item in calico_yaml::items(document, &mut diagnostics) {
-            read_item(item, &mut result, &mut holders, &mut diagnostics);
+            read_item(item, &mut result, &mut holders, &mut secret_values, &mut diagnostics);
         }
     }
     result.state.affinities.sort();
     result.state.affinities.dedup_by(|a, b| a.block == b.block && a.node == b.node);
     result.state.workloads = workloads_of(holders);
+    // A tag's diagnostic may quote a Secret's value: those go, the value is not repeated.
+    diagnostics.retain_since(0, |diagnostic| !secret_values.iter().any(|value: &Span| value.contains(diagnostic.span())));
     let value = (!diagnostics.has_errors()).then_some(result);
-    Read { value, diagnostics }
+    (Read { value, diagnostics }, secret_values)
 }
 
 fn unreadable(at: Span, message: impl Into<String>, label: &str) -> Diagnostic {
@@ -122,7 +149,13 @@ fn text_of<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
     node.get(key).and_then(Node::as_str).filter(|text| !text.is_empty())
 }
 
-fn read_item(item: &Node, result: &mut KubernetesState, holders: &mut Holders, diagnostics: &mut Diagnostics) {
+fn read_item(
+    item: &Node,
+    result: &mut KubernetesState,
+    holders: &mut Holders,
+    secret_values: &mut Vec<Span>,
+    diagnostics: &mut Diagnostics,
+) {
     let api_version = text_of(item, "apiVersion").unwrap_or_default();
     let kind = text_of(item, "kind").unwrap_or_default();
     match (api_version, kind) {
@@ -143,6 +176,10 @@ fn read_item(item: &Node, result: &mut KubernetesState, holders: &mut Holders, d
         }
         (CRD_API_VERSION, _) => read_custom_resource(item, &mut result.state.resources, diagnostics),
         ("v1", "Node") => read_node(item, &mut result.state.resources, diagnostics),
+        ("v1", "Secret") => read_secret(item, &mut result.kubernetes, secret_values, diagnostics),
+        ("v1", "Service") => read_service(item, services(&mut result.kubernetes), diagnostics),
+        ("v1", "Endpoints") => read_endpoints(item, services(&mut result.kubernetes), diagnostics),
+        (DISCOVERY_API_VERSION, "EndpointSlice") => read_endpoint_slice(item, services(&mut result.kubernetes), diagnostics),
         (API_VERSION, _) | ("", _) => calico_yaml::read_item(item, &mut result.state.resources, diagnostics),
         // Other Kubernetes objects (Pods, Services, …) say nothing calplan plans with.
         _ => {}
@@ -342,6 +379,204 @@ fn read_node(item: &Node, resources: &mut ResourceSet, diagnostics: &mut Diagnos
     resources.insert(Resource::Node(CalicoNode { api_version: API_VERSION.into(), kind: "Node".into(), metadata, spec }));
 }
 
+/// The services part of what is read, begun on the first Service, `Endpoints` or slice.
+fn services(kubernetes: &mut ObservedKubernetes) -> &mut ObservedServices {
+    kubernetes.services.get_or_insert_with(ObservedServices::default)
+}
+
+/// An object's namespace and name, checked as Kubernetes checks them: the namespace a
+/// DNS-1123 label (`default` when absent, as `kubectl apply` assumes), the name by `valid`.
+fn namespaced_name(item: &Node, kind: &str, valid: fn(&str) -> Option<String>, diagnostics: &mut Diagnostics) -> Option<(String, String)> {
+    let metadata = item.get("metadata");
+    let name_node = metadata.and_then(|metadata| metadata.get("name"));
+    let Some(name) = name_node.and_then(Node::as_str).filter(|name| !name.is_empty()) else {
+        diagnostics.push(unreadable(item.head_span(), format!("a `{kind}` without `metadata.name`"), "expected the object's name"));
+        return None;
+    };
+    let name_span = name_node.map_or(item.head_span(), |node| node.span);
+    if let Some(problem) = valid(name) {
+        diagnostics.push(unreadable(name_span, format!("the {kind} name `{name}` {problem}"), "Kubernetes refuses this name"));
+        return None;
+    }
+    let namespace_node = metadata.and_then(|metadata| metadata.get("namespace"));
+    let namespace = namespace_node.and_then(Node::as_str).filter(|namespace| !namespace.is_empty()).unwrap_or("default");
+    if !calplan_model::lower::is_dns_label(namespace) {
+        diagnostics.push(unreadable(
+            namespace_node.map_or(name_span, |node| node.span),
+            format!("the namespace `{namespace}` is not a DNS-1123 label (at most 63 lowercase letters, digits and `-`)"),
+            "Kubernetes refuses this namespace",
+        ));
+        return None;
+    }
+    Some((namespace.to_string(), name.to_string()))
+}
+
+/// Kubernetes' `IsDNS1035Label`, the rule for a Service's name.
+fn service_name_problem(name: &str) -> Option<String> {
+    let starts_with_letter = name.starts_with(|c: char| c.is_ascii_lowercase());
+    (!(starts_with_letter && calplan_model::lower::is_dns_label(name)))
+        .then(|| "is not a DNS-1035 label (at most 63 lowercase letters, digits and `-`, starting with a letter)".to_string())
+}
+
+/// A `Secret`: its name and the keys of `data` (and `stringData`, in a file written for
+/// `kubectl apply`) whose value is not empty. The values' spans go to `secret_values`; no
+/// value is kept, quoted or compared with anything but the empty string.
+fn read_secret(item: &Node, kubernetes: &mut ObservedKubernetes, secret_values: &mut Vec<Span>, diagnostics: &mut Diagnostics) {
+    let mut keys = std::collections::BTreeSet::new();
+    for field in ["data", "stringData"] {
+        let Some(data) = item.get(field) else { continue };
+        let Some(entries) = data.as_mapping() else {
+            secret_values.push(data.span);
+            if !matches!(data.scalar(), Some(calplan_syntax::yaml::Scalar::Null)) {
+                diagnostics.push(unreadable(
+                    data.head_span(),
+                    format!("a Secret's `{field}` that is not a map"),
+                    "expected `KEY: VALUE` entries",
+                ));
+            }
+            continue;
+        };
+        for entry in entries {
+            secret_values.push(entry.value.span);
+            let key = entry.key.as_str().unwrap_or_default();
+            if let Some(problem) = grammar::secret_key_problem(key) {
+                diagnostics.push(unreadable(entry.key.span, format!("the Secret key `{key}` {problem}"), "Kubernetes refuses this key"));
+                continue;
+            }
+            // confd renders no password for an empty value, as for a missing key.
+            let empty = matches!(entry.value.scalar(), None | Some(calplan_syntax::yaml::Scalar::Null))
+                || entry.value.as_str().is_some_and(str::is_empty);
+            if !empty {
+                keys.insert(key.to_string());
+            }
+        }
+    }
+    let Some(name) = namespaced_name(item, "Secret", grammar::secret_name_problem, diagnostics) else { return };
+    kubernetes.secrets.get_or_insert_with(BTreeMap::new).insert(name, keys);
+}
+
+/// The strings of a sequence under `key`, each checked by `valid` (an error where it is not).
+fn strings_at(node: Option<&Node>, key: &str, valid: &dyn Fn(&str) -> bool, what: &str, diagnostics: &mut Diagnostics) -> Vec<String> {
+    let Some(list) = node.and_then(|node| node.get(key)) else { return Vec::new() };
+    let Some(items) = list.as_sequence() else {
+        if !matches!(list.scalar(), Some(calplan_syntax::yaml::Scalar::Null)) {
+            diagnostics.push(unreadable(list.head_span(), format!("`{key}` is not a list"), "expected a list"));
+        }
+        return Vec::new();
+    };
+    let mut strings = Vec::new();
+    for item in items {
+        let text = item.as_str().unwrap_or_default();
+        if !valid(text) {
+            diagnostics.push(unreadable(item.span, format!("`{text}` in `{key}` is not {what}"), "Kubernetes refuses this"));
+            continue;
+        }
+        strings.push(text.to_string());
+    }
+    strings
+}
+
+fn is_ip(text: &str) -> bool {
+    text.parse::<IpAddr>().is_ok()
+}
+
+/// A `Service`: what confd's route generator reads of it. Fields Kubernetes defaults
+/// (`type`, `clusterIPs`, `ipFamilies`) are defaulted the same way when absent.
+fn read_service(item: &Node, services: &mut ObservedServices, diagnostics: &mut Diagnostics) {
+    let Some(name) = namespaced_name(item, "Service", service_name_problem, diagnostics) else { return };
+    let spec = item.get("spec");
+    let text = |key: &str| spec.and_then(|spec| text_of(spec, key)).unwrap_or_default().to_string();
+    let cluster_ip = text("clusterIP");
+    if !(cluster_ip.is_empty() || cluster_ip == "None" || is_ip(&cluster_ip)) {
+        let at = spec.and_then(|spec| spec.get("clusterIP")).map_or(item.head_span(), |node| node.span);
+        diagnostics.push(unreadable(at, format!("`{cluster_ip}` is not a cluster IP"), "expected an address, `None` or nothing"));
+        return;
+    }
+    let mut cluster_ips = strings_at(spec, "clusterIPs", &|text| text == "None" || is_ip(text), "an address", diagnostics);
+    if cluster_ips.is_empty() && is_ip(&cluster_ip) {
+        cluster_ips.push(cluster_ip.clone());
+    }
+    let mut ip_families = strings_at(spec, "ipFamilies", &|text| matches!(text, "IPv4" | "IPv6"), "`IPv4` or `IPv6`", diagnostics);
+    if ip_families.is_empty() {
+        ip_families =
+            cluster_ips.iter().filter(|ip| is_ip(ip)).map(|ip| if ip.contains(':') { "IPv6" } else { "IPv4" }.to_string()).collect();
+    }
+    // Calico skips addresses it cannot parse in these two (and logs them): so does calplan.
+    let external_ips = strings_at(spec, "externalIPs", &|_| true, "", diagnostics);
+    let ingress_ips = item
+        .get("status")
+        .and_then(|status| status.get("loadBalancer"))
+        .and_then(|load_balancer| load_balancer.get("ingress"))
+        .and_then(Node::as_sequence)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|ingress| text_of(ingress, "ip").map(str::to_string))
+        .collect();
+    let service_type = match text("type") {
+        empty if empty.is_empty() => "ClusterIP".to_string(),
+        other => other,
+    };
+    let service = Service {
+        service_type,
+        cluster_ip,
+        cluster_ips,
+        ip_families,
+        external_ips,
+        load_balancer_ip: text("loadBalancerIP"),
+        ingress_ips,
+        external_traffic_policy: text("externalTrafficPolicy"),
+    };
+    services.services.insert(name, service);
+}
+
+/// A `v1` `Endpoints`: the ready addresses of its subsets, with their nodes.
+fn read_endpoints(item: &Node, services: &mut ObservedServices, diagnostics: &mut Diagnostics) {
+    let Some(name) = namespaced_name(item, "Endpoints", service_name_problem, diagnostics) else { return };
+    let mut addresses = Vec::new();
+    for subset in item.get("subsets").and_then(Node::as_sequence).unwrap_or_default() {
+        for address in subset.get("addresses").and_then(Node::as_sequence).unwrap_or_default() {
+            let ip = text_of(address, "ip").unwrap_or_default();
+            if !is_ip(ip) {
+                diagnostics.push(unreadable(address.head_span(), format!("`{ip}` is not an endpoint address"), "expected `ip: ADDRESS`"));
+                continue;
+            }
+            addresses.push(EndpointAddress { ip: ip.to_string(), node_name: text_of(address, "nodeName").map(str::to_string) });
+        }
+    }
+    services.endpoints.insert(name, Endpoints { addresses });
+}
+
+/// A `discovery.k8s.io/v1` `EndpointSlice`: its Service, address type, and each endpoint's
+/// readiness and node.
+fn read_endpoint_slice(item: &Node, services: &mut ObservedServices, diagnostics: &mut Diagnostics) {
+    let Some(name) = namespaced_name(item, "EndpointSlice", grammar::secret_name_problem, diagnostics) else { return };
+    let service = item
+        .get("metadata")
+        .and_then(|metadata| metadata.get("labels"))
+        .and_then(|labels| text_of(labels, "kubernetes.io/service-name"))
+        .map(str::to_string);
+    let address_type = text_of(item, "addressType").unwrap_or_default();
+    if !matches!(address_type, "IPv4" | "IPv6" | "FQDN") {
+        let at = item.get("addressType").map_or(item.head_span(), |node| node.span);
+        diagnostics.push(unreadable(at, format!("`{address_type}` is not an address type"), "expected `IPv4`, `IPv6` or `FQDN`"));
+        return;
+    }
+    let mut endpoints = Vec::new();
+    for endpoint in item.get("endpoints").and_then(Node::as_sequence).unwrap_or_default() {
+        let ready_node = endpoint.get("conditions").and_then(|conditions| conditions.get("ready"));
+        let ready = match ready_node.map(|node| (node, node.scalar())) {
+            None | Some((_, Some(calplan_syntax::yaml::Scalar::Null))) => None,
+            Some((_, Some(calplan_syntax::yaml::Scalar::Bool(ready)))) => Some(ready),
+            Some((node, _)) => {
+                diagnostics.push(unreadable(node.span, "`ready` is not a boolean", "expected `true` or `false`"));
+                continue;
+            }
+        };
+        endpoints.push(SliceEndpoint { ready, node_name: text_of(endpoint, "nodeName").map(str::to_string) });
+    }
+    services.slices.insert(name, EndpointSlice { service, address_type: address_type.to_string(), endpoints });
+}
+
 /// An annotation Calico ignores, as a warning where it is.
 fn ignored(span: Span, message: &str) -> Diagnostic {
     Diagnostic::new(&UNREADABLE_STATE, span, format!("{message}: Calico ignores it"))
@@ -468,8 +703,67 @@ mod tests {
         read.value.unwrap()
     }
 
+    /// A Secret is known by its name and the keys with a value; every value's span is given
+    /// to be masked, and nothing read holds a value.
+    #[test]
+    fn a_secret_is_read_as_its_name_and_keys_only() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: bgp, namespace: kube-system}\n  \
+                    data:\n    peer: aHVudGVyMg==\n    empty: \"\"\n  stringData:\n    mesh: hunter3\n- apiVersion: v1\n  kind: Secret\n  \
+                    metadata: {name: other}\n  type: Opaque\n";
+        let (read, values) = read_with_secrets(FileId(0), text);
+        assert!(read.diagnostics.is_empty(), "{:?}", read.diagnostics);
+        let masked: Vec<&str> = values.iter().map(|span| &text[span.start as usize..span.end as usize]).collect();
+        assert_eq!(masked, ["aHVudGVyMg==", "\"\"", "hunter3"]);
+        let state = read.value.unwrap();
+        let secrets = state.kubernetes.secrets.as_ref().unwrap();
+        let keys = |namespace: &str, name: &str| secrets[&(namespace.to_string(), name.to_string())].iter().cloned().collect::<Vec<_>>();
+        assert_eq!(keys("kube-system", "bgp"), ["mesh", "peer"], "an empty value is no password");
+        assert!(keys("default", "other").is_empty());
+        let debug = format!("{state:?}");
+        assert!(!debug.contains("aHVudGVyMg") && !debug.contains("hunter3"), "{debug}");
+        assert!(state.state == EtcdState::default() && !state.has_ipam, "Secrets say nothing of Calico's datastore");
+    }
+
+    /// Kubernetes' defaults are taken for what `kubectl apply` input leaves out; an endpoint
+    /// slice is tied to its Service by label, `Endpoints` by name.
+    #[test]
+    fn services_and_their_endpoints_are_read_with_kubernetes_defaults() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {clusterIP: fd00:96::28, externalTrafficPolicy: Local}\n\
+                    ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-abc\n  namespace: shop\n  labels: {kubernetes.io/service-name: web}\n\
+                    addressType: IPv6\nendpoints:\n- addresses: [fd5f::43]\n  nodeName: n1\n  conditions: {ready: false}\n\
+                    ---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: web, namespace: shop}\nsubsets:\n- addresses:\n  - {ip: fd5f::43, nodeName: n1}\n";
+        assert!(sniff(text));
+        let state = read_ok(text);
+        let services = state.kubernetes.services.unwrap();
+        let key = ("shop".to_string(), "web".to_string());
+        let service = &services.services[&key];
+        assert_eq!(service.service_type, "ClusterIP");
+        assert_eq!(
+            (service.cluster_ips.as_slice(), service.ip_families.as_slice()),
+            (&["fd00:96::28".to_string()][..], &["IPv6".to_string()][..])
+        );
+        let slice = &services.slices[&("shop".to_string(), "web-abc".to_string())];
+        assert_eq!((slice.service.as_deref(), slice.address_type.as_str()), (Some("web"), "IPv6"));
+        assert_eq!(slice.endpoints, [SliceEndpoint { ready: Some(false), node_name: Some("n1".into()) }]);
+        assert_eq!(services.endpoints[&key].addresses, [EndpointAddress { ip: "fd5f::43".into(), node_name: Some("n1".into()) }]);
+    }
+
+    #[test]
+    fn objects_kubernetes_refuses_are_errors_where_they_are() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: 9web}}\n\
+                    - {apiVersion: v1, kind: Service, metadata: {name: web, namespace: Shop}}\n\
+                    - {apiVersion: v1, kind: Service, metadata: {name: api}, spec: {clusterIP: 10.0.0.300}}\n\
+                    - {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: s}, addressType: IPv5}\n";
+        let read = read(FileId(0), text);
+        let found: Vec<String> = located(text, &read).into_iter().map(|(at, _, _)| at).collect();
+        assert_eq!(found, ["9web", "Shop", "10.0.0.300", "IPv5"]);
+        assert!(read.value.is_none());
+    }
+
     #[test]
     fn sniff_tells_kubernetes_exports() {
+        assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: v1\n  data: {}\n  kind: Secret\nkind: List\n"));
+        assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\nkind: List\n"));
         assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: crd.projectcalico.org/v1\n  kind: IPPool\n"));
         assert!(sniff("apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Node\n  metadata:\n    name: a\nkind: List\n"));
         assert!(sniff("{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"Node\"\n}\n"));

@@ -9,6 +9,7 @@
 pub mod applied;
 pub mod calico_yaml;
 pub mod compiled;
+pub mod endpoint_status;
 pub mod etcd_layout;
 pub mod ip_routes;
 pub mod ipam_blocks;
@@ -58,6 +59,8 @@ pub enum SourceKind {
     AppliedState,
     Etcd,
     Kubernetes,
+    /// Felix's endpoint status files of a node.
+    EndpointStatus,
     /// An intent, as if it had been applied (`--current base.yaml`).
     Intent,
 }
@@ -72,6 +75,7 @@ impl SourceKind {
             SourceKind::AppliedState => "applied state",
             SourceKind::Etcd => "etcd datastore",
             SourceKind::Kubernetes => "Kubernetes datastore",
+            SourceKind::EndpointStatus => "endpoint status",
             SourceKind::Intent => "intent",
         }
     }
@@ -101,6 +105,12 @@ pub struct CurrentState {
     pub sources: Vec<crate::plan::SourceFingerprint>,
     /// Which datastore the state was read from, when a datastore was read.
     pub datastore: Option<calplan_model::Datastore>,
+    /// Secrets (names and keys only) and Services with their endpoints, which confd reads
+    /// from Kubernetes besides the datastore.
+    pub kubernetes: calplan_model::kubernetes::ObservedKubernetes,
+    /// The workloads the nodes' endpoint status files select for local BGP peering; `None`
+    /// when no such file was read.
+    pub local_workloads: Option<Vec<calplan_calico::peering::LocalWorkload>>,
 }
 
 impl CurrentState {
@@ -170,6 +180,11 @@ impl CurrentState {
 
     /// Adds a Kubernetes datastore export; its IPAM counts only when it holds IPAM objects.
     pub fn add_kubernetes(&mut self, export: kubernetes::KubernetesState) {
+        self.kubernetes.extend(export.kubernetes);
+        // Secrets and Services alone say nothing of where Calico keeps its state.
+        if export.state == etcd_layout::EtcdState::default() && !export.has_ipam {
+            return;
+        }
         self.datastore = Some(calplan_model::Datastore::Kubernetes);
         self.add_datastore(export.state, export.has_ipam);
     }
@@ -242,6 +257,9 @@ pub fn sniff(text: &str) -> Option<SourceKind> {
     let head: String = text.lines().filter(|line| !line.trim_start().starts_with('#')).take(12).collect::<Vec<_>>().join("\n");
     if head.contains("calplan/v1") && head.contains("ClusterIntent") {
         return Some(SourceKind::Intent);
+    }
+    if endpoint_status::sniff(text) {
+        return Some(SourceKind::EndpointStatus);
     }
     // Before v3 resources: an export may hold both, and this reader takes both.
     if kubernetes::sniff(text) {
