@@ -1139,17 +1139,8 @@ impl Planner<'_> {
             observed.without_deleted_pools(&held)
         });
         let mut analysis = Analysis::new(model, ipam.as_ref());
-        // What confd learns outside the datastore, as the current state has it: its render
-        // (and so the render-loaded barrier) depends on it.
-        let current = &self.input.current;
-        analysis.kubernetes = current.kubernetes.clone();
-        if let Some(workloads) = current.local_workloads.as_deref() {
-            analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
-                &analysis.resources,
-                analysis.model.calico_version.value,
-                workloads,
-            );
-        }
+        // confd's render (and so the render-loaded barrier) depends on it.
+        self.input.current.add_outside_datastore(&mut analysis);
         let context = Context { analysis: &analysis, templates: self.input.templates, node: None, sink: None };
         let output = calplan_targets::compile(&context, None).map_err(|error| error.to_string())?;
         let mut files: BTreeMap<String, String> = output
