@@ -1095,11 +1095,11 @@ impl Planner<'_> {
         if sessions_changed {
             expected_status = status_table(&status_after);
             if barrier.is_none() && step.session_barrier {
-                barrier = Some(sessions_barrier(&peerings));
+                barrier = Some(sessions_barrier(&self.peerings, &peerings));
             }
         }
         if barrier.is_none() && ((step.session_barrier && sessions_changed) || step.restarts_calico_node) {
-            barrier = Some(sessions_barrier(&peerings));
+            barrier = Some(sessions_barrier(&self.peerings, &peerings));
         }
         if barrier.is_none() {
             barrier = self.routes_barrier(&changes, files.as_ref());
@@ -1378,12 +1378,26 @@ fn status_table(rows: &BTreeMap<String, Vec<calplan_calico::status::StatusRow>>)
         .collect()
 }
 
-fn sessions_barrier(peerings: &Peerings) -> Barrier {
-    let sessions: BTreeMap<String, Vec<String>> = (0..peerings.topology.nodes.len())
-        .map(|index| {
-            (peerings.topology.nodes[index].name.clone(), peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect())
+/// Every session of `peerings` Established, and every session of `before` that `peerings` no
+/// longer has gone.
+fn sessions_barrier(before: &Peerings, peerings: &Peerings) -> Barrier {
+    let protocols = |peerings: &Peerings| -> BTreeMap<String, Vec<String>> {
+        (0..peerings.topology.nodes.len())
+            .map(|index| {
+                let names = peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect();
+                (peerings.topology.nodes[index].name.clone(), names)
+            })
+            .filter(|(_, sessions): &(String, Vec<String>)| !sessions.is_empty())
+            .collect()
+    };
+    let sessions = protocols(peerings);
+    let gone: BTreeMap<String, Vec<String>> = protocols(before)
+        .into_iter()
+        .filter_map(|(node, earlier)| {
+            let now: BTreeSet<&String> = sessions.get(&node).into_iter().flatten().collect();
+            let gone: Vec<String> = earlier.into_iter().filter(|name| !now.contains(name)).collect();
+            (!gone.is_empty()).then_some((node, gone))
         })
-        .filter(|(_, sessions): &(String, Vec<String>)| !sessions.is_empty())
         .collect();
     let route_reflectors = peerings
         .topology
@@ -1393,9 +1407,14 @@ fn sessions_barrier(peerings: &Peerings) -> Barrier {
         .map(|node| node.name.clone())
         .collect();
     Barrier::SessionsEstablished {
-        description: "every node has the sessions listed in the expected status Established".into(),
+        description: if gone.is_empty() {
+            "every node has the sessions listed in the expected status Established".into()
+        } else {
+            "every node has the sessions listed in the expected status Established, and none of those the stage removes".into()
+        },
         sessions,
         route_reflectors,
+        gone,
     }
 }
 
