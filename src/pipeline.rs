@@ -166,21 +166,6 @@ pub fn import(
     Imported { text, notes, allowed, checked }
 }
 
-/// Gives an analysis what calico-node's confd learns outside Calico's datastore, as far as the
-/// current state has it (`compile` and `verify`, whose `bird-calico.cfg` predicts confd's
-/// render): which Secrets exist, Services and their endpoints, and the local workloads of the
-/// nodes' endpoint status files, which join the peerings.
-pub fn add_outside_datastore(analysis: &mut Analysis, state: &calplan_plan::current::CurrentState) {
-    analysis.kubernetes = state.kubernetes.clone();
-    if let Some(workloads) = state.local_workloads.as_deref() {
-        analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
-            &analysis.resources,
-            analysis.model.calico_version.value,
-            workloads,
-        );
-    }
-}
-
 /// Plans an intent (already checked with the current IPAM affinities) against the current
 /// state: `None` when the intent has errors (they are reported with the check), an error when
 /// a state on the way does not compile. Findings the check allowed are listed in the plan's notes, with who allowed them

@@ -198,8 +198,8 @@ impl<'a> Executor<'a> {
             if self.options.only != Some(Only::Calico) {
                 match &stage.barrier {
                     // Read through the API with `--observe node-status`, not on the hosts.
-                    Some(Barrier::SessionsEstablished { sessions, .. }) if self.options.observe == Observe::Sessions => {
-                        names.extend(sessions.keys().map(String::as_str))
+                    Some(Barrier::SessionsEstablished { sessions, gone, .. }) if self.options.observe == Observe::Sessions => {
+                        names.extend(sessions.keys().chain(gone.keys()).map(String::as_str))
                     }
                     Some(Barrier::RoutesPresent { routes, .. }) => names.extend(routes.keys().map(String::as_str)),
                     Some(Barrier::RenderLoaded { renders, routes, .. }) => {
@@ -672,7 +672,9 @@ impl<'a> Executor<'a> {
     }
 
     /// A session barrier read from `CalicoNodeStatus` resources, a rotating window of nodes at
-    /// a time ([`node_status::Rotation`]), until every node has been seen Established.
+    /// a time ([`node_status::Rotation`]), until every node has been seen Established. (The
+    /// sessions a stage removes are not waited for here: a status lists the peers calico-node
+    /// reports, not the protocols BIRD still has configured.)
     fn wait_node_status(
         &self,
         sessions: &BTreeMap<String, Vec<String>>,
@@ -730,21 +732,27 @@ impl<'a> Executor<'a> {
     fn check_barrier(&self, barrier: &Barrier) -> Result<Option<String>, String> {
         match barrier {
             barrier if self.skips(barrier) => Ok(None),
-            Barrier::SessionsEstablished { sessions, .. } => {
+            Barrier::SessionsEstablished { sessions, gone, .. } => {
                 // Every node at once (within the bound): a round takes as long as the slowest
                 // node's read, not the sum of them.
-                let nodes: Vec<(&String, &Vec<String>)> = sessions.iter().collect();
-                let observed = fanout::fan_out(&nodes, self.options.parallelism, |(node, _)| {
+                let none = Vec::new();
+                let nodes: Vec<&String> = sessions.keys().chain(gone.keys().filter(|node| !sessions.contains_key(*node))).collect();
+                let observed = fanout::fan_out(&nodes, self.options.parallelism, |node| {
                     observe::sessions(&self.options.transport, &self.options.inventory.host(node), self.plan.node_agent)
                 });
                 let mut missing = Vec::new();
-                for ((node, protocols), observed) in nodes.into_iter().zip(observed) {
+                for (node, observed) in nodes.into_iter().zip(observed) {
                     let observed = observed?;
-                    let down = observed.not_established(protocols);
+                    let unreadable =
+                        if observed.unreadable.is_empty() { String::new() } else { format!(" ({})", observed.unreadable.join("; ")) };
+                    let down = observed.not_established(sessions.get(node).unwrap_or(&none));
                     if !down.is_empty() {
-                        let unreadable =
-                            if observed.unreadable.is_empty() { String::new() } else { format!(" ({})", observed.unreadable.join("; ")) };
                         missing.push(format!("`{node}`: {} not Established{unreadable}", down.join(", ")));
+                    }
+                    let still: Vec<&str> =
+                        gone.get(node).into_iter().flatten().filter(|name| observed.rows.contains_key(*name)).map(String::as_str).collect();
+                    if !still.is_empty() {
+                        missing.push(format!("`{node}`: {} still configured{unreadable}", still.join(", ")));
                     }
                 }
                 Ok((!missing.is_empty()).then(|| missing.join("; ")))

@@ -73,6 +73,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
         description: "every node has its sessions with the other nodes Established".into(),
         sessions,
         route_reflectors,
+        gone: BTreeMap::new(),
     });
     let plan = |title: &str, reason: &str, changes: Vec<Change>, barrier: Option<Barrier>| Plan {
         intent: intent.clone(),

@@ -59,7 +59,7 @@ pub fn run(args: Args) -> CliResult {
     let cluster = args.nodes.read(Some(&loaded.state))?;
     let (name, mut checked) = input::read_and_check_with(&args.intent, &args.levels, loaded.state.observed_ipam().as_ref(), &cluster)?;
     if let Some(analysis) = checked.analysis.as_mut() {
-        crate::pipeline::add_outside_datastore(analysis, &loaded.state);
+        loaded.state.add_outside_datastore(analysis);
     }
     input::report(&checked);
     input::report_allowed(&checked);

@@ -684,3 +684,23 @@ fn calico_node_plans_pin_routes_while_confds_renders_change() {
     let titles: Vec<&str> = plan["stages"].as_array().unwrap().iter().map(|stage| stage["title"].as_str().unwrap()).collect();
     assert!(!titles.contains(&"Pin routes"), "{titles:?}");
 }
+
+/// A stage that takes sessions down waits for them to be gone as well as for its new ones to
+/// be up: the mesh-off stage's barrier names each node's mesh sessions (on calico-node they go
+/// only once confd's new render is loaded, well after the reflectors' sessions are up).
+#[test]
+fn a_session_barrier_waits_for_the_sessions_its_stage_removes() {
+    let work = tempfile::tempdir().unwrap();
+    let before = work.path().join("before");
+    let output = calplan(&["compile", BEFORE, "-o", path(&before)], &[]);
+    assert!(output.status.success(), "{}", both(&output));
+    let output = calplan(&["plan", INTENT, "--current", path(&before), "--format", "json"], &[]);
+    assert!(output.status.success(), "{}", both(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stage = plan["stages"].as_array().unwrap().iter().find(|stage| stage["title"] == "Node-to-node mesh off").unwrap();
+    let barrier = &stage["barrier"];
+    assert_eq!(barrier["type"], "sessionsEstablished", "{barrier:#}");
+    assert_eq!(barrier["gone"]["cs1-k8s-m1.zpepc.com.cn"], serde_json::json!(["Mesh_21_49_22_5", "Mesh_21_49_22_6", "Mesh_21_49_22_9"]));
+    assert_eq!(barrier["sessions"]["cs1-k8s-m1.zpepc.com.cn"], serde_json::json!(["Node_21_49_22_7", "Node_21_49_22_8"]));
+    assert!(barrier["gone"].get("cs1-k8s-n1.zpepc.com.cn").is_none(), "a reflector loses no session there: {barrier:#}");
+}

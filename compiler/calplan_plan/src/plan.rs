@@ -251,6 +251,11 @@ pub enum Barrier {
         /// when only some nodes can be observed at a time (`apply --observe node-status`).
         #[serde(default, rename = "routeReflectors", skip_serializing_if = "Vec::is_empty")]
         route_reflectors: Vec<String>,
+        /// The BIRD protocols the stage removes, per node: the barrier also waits until BIRD no
+        /// longer lists them (on calico-node, until confd's new render is loaded), so that a
+        /// stage never starts while the one before is still taking sessions down.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        gone: BTreeMap<String, Vec<String>>,
     },
     /// No address of the pool is allocated any more.
     PoolEmpty { description: String, pool: String, cidr: String },

@@ -183,10 +183,9 @@ struct Recompile {
     base: calplan_model::Model,
     templates: Templates,
     agent: NodeAgent,
-    /// What confd learns outside the datastore, as the current state has it: its render (and
-    /// so the render-loaded barrier) depends on it.
-    kubernetes: calplan_model::kubernetes::ObservedKubernetes,
-    local_workloads: Option<Vec<calplan_calico::peering::LocalWorkload>>,
+    /// What confd learns outside the datastore, as the current state has it (only those parts
+    /// of it): confd's render (and so the render-loaded barrier) depends on it.
+    outside_datastore: CurrentState,
 }
 
 impl Recompile {
@@ -200,14 +199,7 @@ impl Recompile {
     ) -> Result<BTreeMap<String, String>, String> {
         let (model, _) = calplan_model::from_resources::from_resources(routed, &self.base);
         let mut analysis = Analysis::new(model, ipam);
-        analysis.kubernetes = self.kubernetes.clone();
-        if let Some(workloads) = self.local_workloads.as_deref() {
-            analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
-                &analysis.resources,
-                analysis.model.calico_version.value,
-                workloads,
-            );
-        }
+        self.outside_datastore.add_outside_datastore(&mut analysis);
         let agent = self.agent;
         let sink = |artifact: &calplan_targets::Artifact| {
             if planned_artifact(&artifact.path, agent).is_some() {
@@ -1175,11 +1167,11 @@ impl Planner<'_> {
         if sessions_changed {
             expected_status = status_table(&status_after);
             if barrier.is_none() && step.session_barrier {
-                barrier = Some(sessions_barrier(&peerings));
+                barrier = Some(sessions_barrier(&self.peerings, &peerings));
             }
         }
         if barrier.is_none() && ((step.session_barrier && sessions_changed) || step.restarts_calico_node) {
-            barrier = Some(sessions_barrier(&peerings));
+            barrier = Some(sessions_barrier(&self.peerings, &peerings));
         }
         if barrier.is_none() {
             barrier = self.routes_barrier(&changes, files.as_ref());
@@ -1225,8 +1217,11 @@ impl Planner<'_> {
                     base: self.input.desired.model.clone(),
                     templates: self.input.templates.clone(),
                     agent: self.agent,
-                    kubernetes: self.input.current.kubernetes.clone(),
-                    local_workloads: self.input.current.local_workloads.clone(),
+                    outside_datastore: CurrentState {
+                        kubernetes: self.input.current.kubernetes.clone(),
+                        local_workloads: self.input.current.local_workloads.clone(),
+                        ..CurrentState::default()
+                    },
                 })
             })
             .clone();
@@ -1481,12 +1476,26 @@ fn status_table(rows: &BTreeMap<String, Vec<calplan_calico::status::StatusRow>>)
         .collect()
 }
 
-fn sessions_barrier(peerings: &Peerings) -> Barrier {
-    let sessions: BTreeMap<String, Vec<String>> = (0..peerings.topology.nodes.len())
-        .map(|index| {
-            (peerings.topology.nodes[index].name.clone(), peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect())
+/// Every session of `peerings` Established, and every session of `before` that `peerings` no
+/// longer has gone.
+fn sessions_barrier(before: &Peerings, peerings: &Peerings) -> Barrier {
+    let protocols = |peerings: &Peerings| -> BTreeMap<String, Vec<String>> {
+        (0..peerings.topology.nodes.len())
+            .map(|index| {
+                let names = peerings.for_node(index).iter().map(|peering| peering.protocol_name()).collect();
+                (peerings.topology.nodes[index].name.clone(), names)
+            })
+            .filter(|(_, sessions): &(String, Vec<String>)| !sessions.is_empty())
+            .collect()
+    };
+    let sessions = protocols(peerings);
+    let gone: BTreeMap<String, Vec<String>> = protocols(before)
+        .into_iter()
+        .filter_map(|(node, earlier)| {
+            let now: BTreeSet<&String> = sessions.get(&node).into_iter().flatten().collect();
+            let gone: Vec<String> = earlier.into_iter().filter(|name| !now.contains(name)).collect();
+            (!gone.is_empty()).then_some((node, gone))
         })
-        .filter(|(_, sessions): &(String, Vec<String>)| !sessions.is_empty())
         .collect();
     let route_reflectors = peerings
         .topology
@@ -1496,9 +1505,14 @@ fn sessions_barrier(peerings: &Peerings) -> Barrier {
         .map(|node| node.name.clone())
         .collect();
     Barrier::SessionsEstablished {
-        description: "every node has the sessions listed in the expected status Established".into(),
+        description: if gone.is_empty() {
+            "every node has the sessions listed in the expected status Established".into()
+        } else {
+            "every node has the sessions listed in the expected status Established, and none of those the stage removes".into()
+        },
         sessions,
         route_reflectors,
+        gone,
     }
 }
 

@@ -115,8 +115,18 @@ pub fn host_lines<'a>(items: impl IntoIterator<Item = (&'a str, String)>) -> Vec
 /// The barrier's per-host lines.
 pub fn barrier_lines(barrier: &Barrier) -> Vec<String> {
     match barrier {
-        Barrier::SessionsEstablished { sessions, .. } => {
-            host_lines(sessions.iter().map(|(node, protocols)| (node.as_str(), protocols.join(", "))))
+        Barrier::SessionsEstablished { sessions, gone, .. } => {
+            let none = Vec::new();
+            let nodes: BTreeSet<&String> = sessions.keys().chain(gone.keys()).collect();
+            host_lines(nodes.into_iter().map(|node| {
+                let up = sessions.get(node).unwrap_or(&none).join(", ");
+                let text = match gone.get(node) {
+                    Some(gone) if up.is_empty() => format!("without {}", gone.join(", ")),
+                    Some(gone) => format!("{up}; without {}", gone.join(", ")),
+                    None => up,
+                };
+                (node.as_str(), text)
+            }))
         }
         Barrier::PoolEmpty { pool, cidr, .. } => vec![format!("`{pool}` ({cidr}): 0 addresses in use")],
         Barrier::RoutesPresent { routes, .. } => {

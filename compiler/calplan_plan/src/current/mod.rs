@@ -114,6 +114,21 @@ pub struct CurrentState {
 }
 
 impl CurrentState {
+    /// Gives an analysis what calico-node's confd learns outside Calico's datastore, as far as
+    /// this state has it (wherever `bird-calico.cfg` predicts confd's render: `compile`,
+    /// `verify`, each stage of `plan`): which Secrets exist, Services and their endpoints, and
+    /// the local workloads of the nodes' endpoint status files, which join the peerings.
+    pub fn add_outside_datastore(&self, analysis: &mut calplan_model::Analysis) {
+        analysis.kubernetes = self.kubernetes.clone();
+        if let Some(workloads) = self.local_workloads.as_deref() {
+            analysis.peerings = calplan_calico::peering::Peerings::compute_with_local_workloads(
+                &analysis.resources,
+                analysis.model.calico_version.value,
+                workloads,
+            );
+        }
+    }
+
     /// Adds Calico resources; later sources replace resources of the same kind and name.
     pub fn add_resources(&mut self, resources: ResourceSet) {
         let combined = self.resources.get_or_insert_with(ResourceSet::default);
