@@ -231,8 +231,10 @@ impl CalicoNodes {
     /// `calplan apply` with the calicoctl stand-in as the datastore, and `args` (the transport).
     fn apply(&self, plan: &Path, state: &Path, args: &[&str], environment: &[(&str, &str)]) -> Output {
         let mut all = vec!["apply", path(plan), "--state", path(state), "--calico", "calicoctl", "--auto-approve"];
+        // Past BIRD 1.6's `error wait time` (60 s): a session whose first attempt met a peer
+        // not yet reconfigured waits that long before trying again, as on a real cluster.
         if !args.contains(&"--barrier-timeout") {
-            all.extend(["--barrier-timeout", "60"]);
+            all.extend(["--barrier-timeout", "150"]);
         }
         all.extend_from_slice(args);
         let mut variables: Vec<(&str, &str)> = self.calico.environment().to_vec();

@@ -65,27 +65,29 @@ fn twenty_thousand_nodes_check_status_and_plan_a_one_line_change() {
     assert_eq!(changes, [("update".to_string(), "IPPool".to_string(), "zone-b".to_string())], "{plan:#}");
 }
 
-/// Runs `calplan ARGS` with its output discarded; its exit code and peak resident memory in
-/// KB, from the kernel's accounting of exactly that process (`wait4`).
-#[expect(clippy::zombie_processes, reason = "the child is reaped by `wait4`, which also reports its peak memory")]
+/// Runs calplan and reads its peak resident memory, in KB. Not through `wait4` on a child of
+/// this process: Linux carries a process's high-water RSS across `exec`, so a child forked from
+/// the test binary (hundreds of MB while the suite runs) would report the test's memory. A small
+/// Python process forks calplan instead and reads its children's peak.
 fn exit_code_and_peak_kb(args: &[&str]) -> (i32, i64) {
-    let child = Command::new(env!("CARGO_BIN_EXE_calplan"))
+    const MEASURE: &str = "import resource, subprocess, sys\n\
+        code = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n\
+        print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(MEASURE)
+        .arg(env!("CARGO_BIN_EXE_calplan"))
         .args(args)
         .current_dir(crate::golden::root())
         .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("calplan runs");
-    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
-    let mut status = 0;
-    // SAFETY: `rusage` is plain data the call fills in; the child is ours and waited for once.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    assert!(libc::WIFEXITED(status), "calplan {args:?} did not exit: status {status}");
-    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+        .output()
+        .expect("python3 runs");
+    let printed = text(&output.stdout);
+    let mut words = printed.split_whitespace().map(|word| word.parse::<i64>());
+    match (words.next(), words.next()) {
+        (Some(Ok(code)), Some(Ok(peak))) => (i32::try_from(code).expect("an exit code"), peak),
+        _ => panic!("measuring calplan {args:?}: {printed}{}", text(&output.stderr)),
+    }
 }
 
 /// A base intent given as current state (`plan head.yaml --current base.yaml`) is compiled
