@@ -198,8 +198,10 @@ mod tests {
 ///
 /// confd writes the render, then asks BIRD to reload. BIRD 1.6 prints the time of its last
 /// reconfiguration to the second, in local time, as `stat` prints the files' times on the same
-/// host; it derives it from its monotonic clock, so it can read up to a second early. A
-/// reload at most a second before the write counts as after it.
+/// host, but derived from its monotonic clock: it may be off by up to [`RELOAD_SLACK`]. A
+/// reconfiguration clearly after the write counts; one clearly before does not; one within the
+/// error counts once the render is [`RELOAD_SETTLE`] seconds old (confd reloads as it writes),
+/// so that a reload of the previous render just before the write is never taken for this one.
 pub fn render_loaded(transport: &Transport, host: &Host, ipv6: bool, name: &str, expected: &str) -> Result<Option<String>, String> {
     let root = if ipv6 { crate::verify::IPV6_RENDER } else { crate::verify::IPV4_RENDER };
     let live = crate::verify::read_render(transport, host, root);
@@ -226,14 +228,39 @@ pub fn render_loaded(transport: &Transport, host: &Host, ipv6: bool, name: &str,
     };
     let output = transport.run(host, &[&client, "-s", socket, "show", "status"], None)?;
     let loaded = output.stdout.lines().find_map(|line| line.trim().strip_prefix("Last reconfiguration on ")).and_then(LocalTime::parse);
-    match loaded {
-        None => Ok(Some(format!("`{client} -s {socket} show status` names no reconfiguration: {}", output.stdout.trim()))),
-        Some(loaded) if loaded.seconds + 1 < written.seconds => {
-            Ok(Some(format!("BIRD has not loaded confd's render yet (written {}, last reconfiguration {})", written.text, loaded.text)))
-        }
-        Some(_) => Ok(None),
+    let Some(loaded) = loaded else {
+        return Ok(Some(format!("`{client} -s {socket} show status` names no reconfiguration: {}", output.stdout.trim())));
+    };
+    if loaded.seconds + RELOAD_SLACK < written.seconds {
+        return Ok(Some(format!(
+            "BIRD has not loaded confd's render yet (written {}, last reconfiguration {})",
+            written.text, loaded.text
+        )));
     }
+    // Within BIRD's error a reload just before the write and one just after read alike; confd
+    // reloads as soon as it has written, so once the render is old enough, the reload that
+    // followed it has happened.
+    let output = transport.run(host, &["date", "+%Y-%m-%d %H:%M:%S"], None)?;
+    let Some(now) = output.stdout.lines().find_map(LocalTime::parse) else {
+        return Ok(Some(format!("`date` printed no time: {}", output.stdout.trim())));
+    };
+    if loaded.seconds < written.seconds + RELOAD_SLACK && now.seconds < written.seconds + RELOAD_SETTLE {
+        return Ok(Some(format!(
+            "confd's render (written {}) is too recent to tell whether BIRD's last reconfiguration ({}) followed it",
+            written.text, loaded.text
+        )));
+    }
+    Ok(None)
 }
+
+/// How far BIRD 1.6's "Last reconfiguration" may be from the true time, in whole seconds: it
+/// converts its monotonic clock, both clocks truncated to the second (observed: a reload 0.1 s
+/// after a write, reported a second before it).
+const RELOAD_SLACK: i64 = 2;
+
+/// How old a render must be, in seconds, before a reconfiguration reported within
+/// [`RELOAD_SLACK`] of its write is taken to have followed it.
+const RELOAD_SETTLE: i64 = 4;
 
 /// A local time to the second, as `stat` (`2026-12-05 00:27:55.825788218 +0000`) and BIRD
 /// (`2026-12-05 00:27:55`) print it.
