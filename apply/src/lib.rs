@@ -123,6 +123,9 @@ pub struct Executor<'a> {
     steps: std::sync::atomic::AtomicUsize,
     /// The node and router files the plan's applied-directory source held.
     baseline: Option<BTreeMap<String, String>>,
+    /// calico-node's renders as the plan predicts them ([`Executor::predicted_renders`]),
+    /// hashed once rather than on every barrier poll.
+    predicted: std::sync::OnceLock<BTreeMap<String, (&'a str, &'a str)>>,
 }
 
 /// How an apply ended.
@@ -155,7 +158,7 @@ impl<'a> Executor<'a> {
         for (router, platform) in &plan.router_platforms {
             options.inventory.hosts.entry(router.clone()).or_default().platform.get_or_insert_with(|| platform.clone());
         }
-        Executor { plan, plan_digest, options, state, steps: Default::default(), baseline: None }
+        Executor { plan, plan_digest, options, state, steps: Default::default(), baseline: None, predicted: Default::default() }
     }
 
     /// The files (by artifact path) the hosts held when the plan was made, from the applied
@@ -649,15 +652,17 @@ impl<'a> Executor<'a> {
 
     /// calico-node's renders as the plan predicts them, with their kind (`bird-calico.cfg` or
     /// `bird6-calico.cfg`), by digest ([`Barrier::RenderLoaded`]).
-    fn predicted_renders(&self) -> BTreeMap<String, (&str, &str)> {
-        self.plan
-            .changes()
-            .filter(|change| matches!(change.kind.as_str(), "bird-calico.cfg" | "bird6-calico.cfg"))
-            .filter_map(|change| match &change.after {
-                Some(Content::File { text }) => Some((calplan_plan::current::text_digest(text), (change.kind.as_str(), text.as_str()))),
-                _ => None,
-            })
-            .collect()
+    fn predicted_renders(&self) -> &BTreeMap<String, (&'a str, &'a str)> {
+        let plan: &'a Plan = self.plan;
+        self.predicted.get_or_init(|| {
+            plan.changes()
+                .filter(|change| matches!(change.kind.as_str(), "bird-calico.cfg" | "bird6-calico.cfg"))
+                .filter_map(|change| match &change.after {
+                    Some(Content::File { text }) => Some((calplan_plan::current::text_digest(text), (change.kind.as_str(), text.as_str()))),
+                    _ => None,
+                })
+                .collect()
+        })
     }
 
     /// With `--only calico` the nodes are not calplan's to reach: their barriers are left to

@@ -62,13 +62,7 @@ pub fn bring_up(analysis: &Analysis, output: &Output, intent: Fingerprint, agent
         })
         .filter(|(_, names): &(String, Vec<String>)| !names.is_empty())
         .collect();
-    let route_reflectors = peerings
-        .topology
-        .nodes
-        .iter()
-        .filter(|node| !node.rr_cluster_id.is_empty() && sessions.contains_key(&node.name))
-        .map(|node| node.name.clone())
-        .collect();
+    let route_reflectors = calplan_plan::planner::reflectors_among(peerings, &sessions);
     let barrier = (!sessions.is_empty()).then(|| Barrier::SessionsEstablished {
         description: "every node has its sessions with the other nodes Established".into(),
         sessions,

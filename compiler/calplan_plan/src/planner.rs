@@ -1497,13 +1497,7 @@ fn sessions_barrier(before: &Peerings, peerings: &Peerings) -> Barrier {
             (!gone.is_empty()).then_some((node, gone))
         })
         .collect();
-    let route_reflectors = peerings
-        .topology
-        .nodes
-        .iter()
-        .filter(|node| !node.rr_cluster_id.is_empty() && sessions.contains_key(&node.name))
-        .map(|node| node.name.clone())
-        .collect();
+    let route_reflectors = reflectors_among(peerings, &sessions);
     Barrier::SessionsEstablished {
         description: if gone.is_empty() {
             "every node has the sessions listed in the expected status Established".into()
@@ -1514,6 +1508,18 @@ fn sessions_barrier(before: &Peerings, peerings: &Peerings) -> Barrier {
         route_reflectors,
         gone,
     }
+}
+
+/// The nodes of a session barrier that are route reflectors (observed first when only some
+/// nodes can be observed at a time).
+pub fn reflectors_among(peerings: &Peerings, sessions: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    peerings
+        .topology
+        .nodes
+        .iter()
+        .filter(|node| !node.rr_cluster_id.is_empty() && sessions.contains_key(&node.name))
+        .map(|node| node.name.clone())
+        .collect()
 }
 
 /// The resource changes from one state to the next.
