@@ -6,7 +6,7 @@
 //! | `bird.cfg` | `bird -p -c` | `birdc configure "FILE" timeout N`, confirmed after the stage's barrier |
 //! | `rules.nft` | `nft -c -f` | `nft -f` (one transaction that replaces calplan's tables) |
 //! | `rules.iptables` | `iptables-restore --test` | `iptables-restore --noflush`, then duplicate and stale jumps into `CALPLAN-*` chains removed |
-//! | `route-pins` | — | `ip route replace … proto 252`, then stale pins removed (both families) |
+//! | `route-pins` | — | `ip route replace … proto kernel metric 4096`, then stale pins removed (both families) |
 //! | `routes.sh` (router) | `sh -n` | `sh routes.sh` (it removes its own stale routes) |
 //! | `frr.conf` (router) | `vtysh --dryrun -f` | `frr-reload.py --reload` |
 //! | `routes` | — | recorded: BIRD programs these; barriers compare against them |
@@ -19,11 +19,21 @@ use crate::transport::{Host, Transport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// The route protocol number calplan's own kernel routes carry (route pins, router routes),
-/// so that removing them can never touch a route BIRD (12) or Felix (80) owns.
+/// The route protocol number calplan's routes on routers carry, so that removing them can
+/// never touch a route another program owns.
 pub const ROUTE_PROTOCOL: &str = "252";
-/// Pins sit below BIRD's routes (metric 32) and Felix's.
+/// The route protocol of route pins on nodes: `kernel`, the one protocol BIRD (1.6, Calico's
+/// fork, and 2) never learns. Under any other, calico-node's BIRD (`learn`) would take a pin
+/// in as a route of its own and advertise it to its peers, and its withdrawal as the pins go
+/// would make every reflector and node replace the route in the kernel, by deleting and
+/// adding it on BIRD 1.6, which loses what arrives in between.
+pub const PIN_PROTOCOL: &str = "kernel";
+/// Pins sit below BIRD's routes (metric 0, or 32) and Felix's. With [`PIN_PROTOCOL`] this
+/// metric is what tells a pin: the kernel makes its own routes at metric 0, 256 or 1024, and
+/// never with a next hop or as a blackhole.
 pub const PIN_METRIC: &str = "4096";
+/// The protocol pins carried before [`PIN_PROTOCOL`]; such pins are removed as stale.
+const LEGACY_PIN_PROTOCOL: &str = "252";
 /// How long BIRD keeps a new configuration before undoing it unless confirmed, at the least.
 pub const BIRD_CONFIRM_TIMEOUT: u32 = 600;
 /// The chains of `rules.iptables` are calplan's by this prefix, as routes are by protocol.
@@ -368,43 +378,24 @@ fn pin_routes(transport: &Transport, host: &Host, routes: &str) -> Result<(), St
     if let Some(word) = wanted.iter().flatten().find(|word| !word.bytes().all(|b| b.is_ascii_alphanumeric() || b".:/_-".contains(&b))) {
         return Err(format!("refusing the route word `{word}` for `{}`: not an address, prefix or keyword", host.name));
     }
-    let batch: String = wanted
-        .iter()
-        .map(|arguments| format!("route replace {} proto {ROUTE_PROTOCOL} metric {PIN_METRIC}\n", arguments.join(" ")))
-        .collect();
+    let batch = pin_batch(&wanted);
     if !batch.is_empty() {
         transport.check(host, &["ip", "-batch", "-"], Some(batch.as_bytes()))?;
     }
     let keep: BTreeSet<(String, String)> = wanted.iter().map(|arguments| RouteKey::parse(&arguments.join(" ")).identity()).collect();
     for family in ["-4", "-6"] {
-        let output = transport.run(host, &["ip", family, "route", "show", "proto", ROUTE_PROTOCOL], None)?;
-        if !output.success {
-            // A host without IPv6 holds no IPv6 pins; IPv4 must answer.
-            if family == "-4" {
-                return Err(format!("`ip -4 route show` failed on {}: {}", transport.describe(host), output.stderr.trim()));
-            }
-            continue;
-        }
-        // `ip route` prints a multipath route's next hops on lines of their own.
         let mut stale = String::new();
-        for line in output.stdout.lines().filter(|line| !line.starts_with(char::is_whitespace) && !line.trim().is_empty()) {
-            let key = RouteKey::parse(line);
-            if key.destination.is_empty() || keep.contains(&key.identity()) {
-                continue;
+        let none = BTreeSet::new();
+        for (protocol, keep) in [(PIN_PROTOCOL, &keep), (LEGACY_PIN_PROTOCOL, &none)] {
+            let output = transport.run(host, &["ip", family, "route", "show", "proto", protocol], None)?;
+            if !output.success {
+                // A host without IPv6 holds no IPv6 pins; IPv4 must answer.
+                if family == "-4" {
+                    return Err(format!("`ip -4 route show` failed on {}: {}", transport.describe(host), output.stderr.trim()));
+                }
+                break;
             }
-            let words: Vec<&str> = line.split_whitespace().collect();
-            stale.push_str("route del ");
-            if !key.kind.is_empty() {
-                stale.push_str(&key.kind);
-                stale.push(' ');
-            }
-            // As `ip` printed it: a host route has no `/32`, and `ip` takes it back that way.
-            stale.push_str(words[usize::from(!key.kind.is_empty())]);
-            stale.push_str(&format!(" proto {ROUTE_PROTOCOL}"));
-            if let Some(index) = words.iter().position(|word| *word == "metric") {
-                stale.push_str(&format!(" metric {}", words.get(index + 1).copied().unwrap_or(PIN_METRIC)));
-            }
-            stale.push('\n');
+            stale.push_str(&stale_pins(&output.stdout, protocol, keep));
         }
         if !stale.is_empty() {
             transport.check(host, &["ip", family, "-batch", "-"], Some(stale.as_bytes()))?;
@@ -413,8 +404,50 @@ fn pin_routes(transport: &Transport, host: &Host, routes: &str) -> Result<(), St
     Ok(())
 }
 
+/// The `ip -batch` lines that pin `routes` (each a route's `ip route replace` arguments).
+pub fn pin_batch(routes: &[Vec<String>]) -> String {
+    routes.iter().map(|arguments| format!("route replace {} proto {PIN_PROTOCOL} metric {PIN_METRIC}\n", arguments.join(" "))).collect()
+}
+
+/// `ip -batch` lines that delete the pins of `listing` (`ip route show proto PROTOCOL`) not in
+/// `keep`. A pin is at [`PIN_METRIC`] and has a next hop or is a blackhole (BIRD's routes, which
+/// pins copy, always are); the kernel makes neither, so a route it made (protocol `kernel`
+/// too, even at that metric, as `ip address add … metric 4096` makes one) is never touched.
+fn stale_pins(listing: &str, protocol: &str, keep: &BTreeSet<(String, String)>) -> String {
+    // `ip route` prints a multipath route's next hops on lines of their own, below it.
+    let mut routes: Vec<String> = Vec::new();
+    for line in listing.lines().filter(|line| !line.trim().is_empty()) {
+        match routes.last_mut() {
+            Some(route) if line.starts_with(char::is_whitespace) => {
+                route.push(' ');
+                route.push_str(line.trim());
+            }
+            _ => routes.push(line.trim().to_string()),
+        }
+    }
+    let mut stale = String::new();
+    for route in &routes {
+        let words: Vec<&str> = route.split_whitespace().collect();
+        let key = RouteKey::parse(route);
+        let at_pin_metric = words.windows(2).any(|pair| pair == ["metric", PIN_METRIC]);
+        let pin = !key.gateways.is_empty() || matches!(key.kind.as_str(), "blackhole" | "unreachable" | "prohibit");
+        if !at_pin_metric || !pin || key.destination.is_empty() || keep.contains(&key.identity()) {
+            continue;
+        }
+        stale.push_str("route del ");
+        if !key.kind.is_empty() {
+            stale.push_str(&key.kind);
+            stale.push(' ');
+        }
+        // As `ip` printed it: a host route has no `/32`, and `ip` takes it back that way.
+        stale.push_str(words[usize::from(!key.kind.is_empty())]);
+        stale.push_str(&format!(" proto {protocol} metric {PIN_METRIC}\n"));
+    }
+    stale
+}
+
 /// A route line without its protocol and metric, as `ip route replace` arguments.
-fn pin_arguments(line: &str) -> Vec<String> {
+pub fn pin_arguments(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut skip = false;
     for word in line.split_whitespace() {
@@ -706,6 +739,29 @@ mod tests {
         assert_eq!(pin_arguments("blackhole 192.168.0.0/26 proto bird metric 32"), ["blackhole", "192.168.0.0/26"]);
     }
 
+    /// Only pins go: the kernel's own routes (protocol `kernel` as well) are never at the pins'
+    /// metric; a pin still wanted stays, and every legacy pin goes.
+    #[test]
+    fn stale_pins_are_pins_only() {
+        let listing = "21.49.22.0/24 dev eth0 proto kernel scope link src 21.49.22.4 \n\
+                       10.244.1.0/24 via 21.49.22.5 dev eth0 proto kernel metric 4096 \n\
+                       blackhole 10.244.0.0/24 proto kernel metric 4096 \n\
+                       10.244.9.0/24 dev eth0 proto kernel scope link src 10.244.9.1 metric 4096 \n\
+                       10.245.0.0/16 proto kernel metric 4096 \n\
+                       \tnexthop via 21.49.22.5 dev eth0 weight 1 \n\
+                       \tnexthop via 21.49.22.6 dev eth0 weight 1 \n\
+                       10.244.2.7 via 21.49.22.6 dev eth0 proto kernel metric 4096 \n";
+        let keep: BTreeSet<(String, String)> = [RouteKey::parse("blackhole 10.244.0.0/24").identity()].into();
+        assert_eq!(
+            stale_pins(listing, PIN_PROTOCOL, &keep),
+            "route del 10.244.1.0/24 proto kernel metric 4096\n\
+             route del 10.245.0.0/16 proto kernel metric 4096\n\
+             route del 10.244.2.7 proto kernel metric 4096\n"
+        );
+        let legacy = "10.244.1.0/24 via 21.49.22.5 dev eth0 proto 252 metric 4096 \n10.0.0.0/8 via 21.49.22.1 dev eth0 proto 252 \n";
+        assert_eq!(stale_pins(legacy, LEGACY_PIN_PROTOCOL, &BTreeSet::new()), "route del 10.244.1.0/24 proto 252 metric 4096\n");
+    }
+
     #[test]
     fn missing_routes_are_named() {
         let kernel =
@@ -714,11 +770,11 @@ mod tests {
         assert_eq!(routes_present(&kernel, &expected), ["192.168.2.0/26 via 21.49.22.6 proto bird"]);
     }
 
-    /// A pin (protocol 252) does not stand for BIRD's route, or the barrier before unpinning
-    /// would hold before BIRD had programmed anything.
+    /// A pin (protocol `kernel`) does not stand for BIRD's route, or the barrier before
+    /// unpinning would hold before BIRD had programmed anything.
     #[test]
     fn a_pin_does_not_satisfy_a_bird_route() {
-        let kernel = vec!["192.168.1.0/26 via 21.49.22.5 proto 252".to_string()];
+        let kernel = vec!["192.168.1.0/26 via 21.49.22.5 proto 2".to_string()];
         let expected = vec!["192.168.1.0/26 via 21.49.22.5 proto bird".to_string()];
         assert_eq!(routes_present(&kernel, &expected), expected);
         assert!(routes_present_with(&kernel, &expected, false).is_empty());

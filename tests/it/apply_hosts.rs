@@ -88,11 +88,24 @@ fn artifact_routes(routes: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// The route pins a node holds: routes of protocol `kernel` at the pins' metric (multipath
+/// next-hop lines with them), and any of the protocol pins had before.
 pub(crate) fn pins(namespace: &str) -> String {
     let mut all = String::new();
     for family in ["-4", "-6"] {
-        let output = Command::new("ip").args(["-n", namespace, family, "route", "show", "proto", "252"]).output().unwrap();
-        all.push_str(&text(&output.stdout));
+        for protocol in ["kernel", "252"] {
+            let output = Command::new("ip").args(["-n", namespace, family, "route", "show", "proto", protocol]).output().unwrap();
+            let mut pin = false;
+            for line in text(&output.stdout).lines() {
+                if !line.starts_with(char::is_whitespace) {
+                    pin = line.contains(" metric 4096") || protocol == "252";
+                }
+                if pin {
+                    all.push_str(line);
+                    all.push('\n');
+                }
+            }
+        }
     }
     all
 }

@@ -365,6 +365,50 @@ fn calico_node_apply_writes_only_the_datastore_and_pins_and_waits_on_bird_1_6_th
     eprintln!("calico-node migration through netns: {:?}", started.elapsed());
 }
 
+/// calico-node's BIRD learns the kernel routes of other programs (`learn`) and advertises those
+/// inside a pool as routes of its own; pins must not be such routes, or every node would
+/// advertise them, reflectors would prefer them, and their removal would make BIRD 1.6 replace
+/// (delete, then add) routes all over the cluster. On the seed's mesh of BIRD 1.6 nodes on
+/// confd's render: a route pinned on node 0 as apply pins it stays out of node 0's BIRD and off
+/// its peers, while the same kind of route under another protocol (a control, which is what
+/// pins used to be) is learned and reaches a peer as node 0's.
+#[test]
+fn calico_node_bird_neither_learns_nor_advertises_pins_needs_root() {
+    let nodes = CalicoNodes::start();
+    let cluster = &nodes.cluster;
+    let routes = std::fs::read_to_string(nodes.before.join("nodes").join(&cluster.names[0]).join("routes")).unwrap();
+    let via: Vec<&str> = routes.lines().filter(|line| line.contains(" via ")).collect();
+    let (pinned, control) = (calplan_apply::hosts::pin_arguments(via[0]), calplan_apply::hosts::pin_arguments(via[1]));
+    let address_of = |number: usize| {
+        let output =
+            Command::new("ip").args(["-n", cluster.namespace(number), "-4", "-o", "address", "show", "dev", "eth0"]).output().unwrap();
+        let shown = text(&output.stdout);
+        shown.split_whitespace().skip_while(|word| *word != "inet").nth(1).unwrap().split('/').next().unwrap().to_string()
+    };
+    let own = address_of(0);
+    let observer = (1..cluster.names.len()).find(|number| ![&pinned[2], &control[2]].contains(&&address_of(*number))).unwrap();
+    let from_node_0 = format!("Mesh_{}", own.replace('.', "_"));
+
+    let mut batch = calplan_apply::hosts::pin_batch(std::slice::from_ref(&pinned));
+    batch.push_str(&format!("route replace {} proto 252 metric 4096\n", control.join(" ")));
+    for line in batch.lines() {
+        cluster.nodes[0].ip(line.split_whitespace()).unwrap();
+    }
+
+    // The control is learned and advertised: once a peer has it from node 0, BIRD has seen both.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.birdc(observer, &["show", "route", &control[0], "all"]).contains(&from_node_0) {
+        assert!(Instant::now() < deadline, "the control route never reached {} from node 0", cluster.names[observer]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let learned = cluster.birdc(0, &["show", "route", "protocol", "kernel1"]);
+    assert!(learned.contains(&control[0]), "node 0's BIRD did not learn the control route: {learned}");
+    assert!(!learned.contains(&pinned[0]), "node 0's BIRD learned the pin: {learned}");
+    let seen = cluster.birdc(observer, &["show", "route", &pinned[0], "all"]);
+    assert!(!seen.contains(&from_node_0), "node 0 advertised its pin: {seen}");
+    assert!(seen.contains(&pinned[2]), "the pinned block is still the owner's: {seen}");
+}
+
 /// The same through a real sshd: every command, the barriers' BIRD 1.6 reads included, runs
 /// over ssh on the far side (into the node's namespace there, as on a host).
 #[test]

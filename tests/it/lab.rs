@@ -469,7 +469,6 @@ fn calico_node_lab_migration_all_at_once_loses_packets_needs_root() {
 /// pool-empty barrier met, the old pool deleted. The other pods lose nothing while one is
 /// recreated; each recreated pod's downtime is reported.
 #[test]
-#[ignore = "flaky: about one run in three loses one echo request as the pins go (stage 'Unpin routes'), after the render-loaded barrier held; cause not found yet (issue #12). Run with --ignored"]
 fn calico_node_lab_pool_migration_recreates_pods_without_loss_needs_root() {
     let lab = Lab::new("testdata/calico-node-rr/intent.yaml");
     lab.up();

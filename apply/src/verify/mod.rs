@@ -270,14 +270,18 @@ fn normalise(text: &str) -> BTreeSet<String> {
 }
 
 /// Whether a kernel route (in normal form) is one the `routes` artifact speaks for: BIRD's,
-/// Felix's (protocol 80), calplan's pins (252), and anything else inside a pool except the
-/// routes to local workloads and the kernel's own.
+/// Felix's (protocol 80), calplan's pins (protocol `kernel` with a next hop, or a blackhole:
+/// routes the kernel never makes), and anything else inside a pool except the routes to local
+/// workloads and the kernel's own.
 pub fn is_cluster_route(line: &str, pools: &[IpNet]) -> bool {
     let words: Vec<&str> = line.split_whitespace().collect();
     let protocol = words.windows(2).find(|pair| pair[0] == "proto").map(|pair| pair[1]);
     let device = words.windows(2).find(|pair| pair[0] == "dev").map(|pair| pair[1]);
     let destination = words.iter().find(|word| word.contains('/')).and_then(|word| word.parse::<IpNet>().ok());
-    let cluster_protocol = matches!(protocol, Some("bird" | "80" | "252"));
+    let pin = protocol == Some("kernel")
+        && (words.iter().any(|word| matches!(*word, "via" | "nexthop"))
+            || words.first().is_some_and(|kind| matches!(*kind, "blackhole" | "unreachable" | "prohibit")));
+    let cluster_protocol = pin || matches!(protocol, Some("bird" | "80"));
     let in_pool = destination.is_some_and(|destination| pools.iter().any(|pool| pool.contains(&destination)));
     let workload = device.is_some_and(|device| device.starts_with("cali"));
     cluster_protocol || (in_pool && !workload && protocol != Some("kernel"))
@@ -586,6 +590,18 @@ mod tests {
 
     const UP: &str = "BIRD 1.6.8 ready.\nname     proto    table    state  since       info\nMesh_10_0_0_2 BGP      master   up     10:31:07    Established\n";
     const ROUTES: &str = r#"[{"type":"blackhole","dst":"10.244.0.0/26","protocol":"bird","flags":[]},{"dst":"10.244.0.64/26","gateway":"10.0.0.2","dev":"eth0","protocol":"bird","flags":[]},{"dst":"10.0.0.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"10.0.0.1","flags":[]}]"#;
+
+    /// A pin left behind is a cluster route verify reports; the kernel's own routes are not.
+    #[test]
+    fn pins_are_cluster_routes_and_kernel_routes_are_not() {
+        let pools = ["10.244.0.0/16".parse().unwrap()];
+        assert!(is_cluster_route("10.244.1.0/24 via 10.0.0.2 dev eth0 proto kernel", &pools));
+        assert!(is_cluster_route("blackhole 10.244.0.0/24 proto kernel", &pools));
+        assert!(is_cluster_route("10.245.0.0/16 proto kernel nexthop via 10.0.0.2 dev eth0 nexthop via 10.0.0.3 dev eth0", &pools));
+        assert!(!is_cluster_route("10.244.9.0/24 dev eth0 proto kernel scope link src 10.244.9.1", &pools));
+        assert!(!is_cluster_route("10.0.0.0/24 dev eth0 proto kernel scope link src 10.0.0.1", &pools));
+        assert!(is_cluster_route("10.244.200.0/24 dev eth0 proto 252", &pools));
+    }
 
     /// A dual-stack node's `bird6.cfg` is compared with its IPv6 prediction, located in it.
     #[test]

@@ -1442,12 +1442,13 @@ fn pinned_routes(files: &Files) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// A route line as apply pins it: under calplan's route protocol (252) instead of BIRD's.
+/// A route line as apply pins it: under the pins' route protocol (`kernel`, which BIRD never
+/// learns) instead of BIRD's.
 fn as_pin(line: &str) -> String {
     let mut words: Vec<&str> = line.split_whitespace().collect();
     match words.iter().position(|word| *word == "proto") {
-        Some(index) if index + 1 < words.len() => words[index + 1] = "252",
-        _ => words.extend(["proto", "252"]),
+        Some(index) if index + 1 < words.len() => words[index + 1] = "kernel",
+        _ => words.extend(["proto", "kernel"]),
     }
     words.join(" ")
 }
