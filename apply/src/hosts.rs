@@ -371,7 +371,21 @@ pub fn restore_bird(transport: &Transport, host: &Host, previous: Option<&str>) 
 /// Installs `routes` (lines as in `nodes/<node>/routes`) as pins, and removes every pin not
 /// among them, in both address families.
 fn pin_routes(transport: &Transport, host: &Host, routes: &str) -> Result<(), String> {
-    let wanted: Vec<Vec<String>> = routes.lines().filter(|line| !line.trim().is_empty()).map(pin_arguments).collect();
+    let placed: Vec<ipnet::IpNet> = routes.lines().filter_map(calplan_plan::plan::placed_pins_pools).flatten().collect();
+    let in_placed = |line: &str| {
+        let key = RouteKey::parse(line);
+        key.destination.parse::<ipnet::IpNet>().is_ok_and(|destination| calplan_model::ipam::is_block_in(&destination, &placed))
+    };
+    let mut wanted: Vec<Vec<String>> =
+        routes.lines().filter(|line| !line.trim().is_empty() && !line.starts_with('#') && !in_placed(line)).map(pin_arguments).collect();
+    if !placed.is_empty() {
+        for family in ["-4", "-6"] {
+            let output = transport.run(host, &["ip", family, "route", "show", "proto", "bird"], None)?;
+            if output.success {
+                wanted.extend(route_lines(&output.stdout).iter().filter(|route| in_placed(route)).map(|route| pin_arguments(route)));
+            }
+        }
+    }
     // One `ip -batch` for all of them (one round trip over SSH); it stops at the first route
     // the kernel refuses and names its line. Words are checked first: a batch line is split
     // on whitespace by `ip`, so a word must not hold any.
@@ -406,15 +420,26 @@ fn pin_routes(transport: &Transport, host: &Host, routes: &str) -> Result<(), St
 
 /// The `ip -batch` lines that pin `routes` (each a route's `ip route replace` arguments).
 pub fn pin_batch(routes: &[Vec<String>]) -> String {
-    routes.iter().map(|arguments| format!("route replace {} proto {PIN_PROTOCOL} metric {PIN_METRIC}\n", arguments.join(" "))).collect()
+    routes
+        .iter()
+        .map(|arguments| {
+            // Before any `nexthop`: iproute2 reads everything after the first as next hops.
+            let at = arguments.iter().position(|word| word == "nexthop").unwrap_or(arguments.len());
+            let (route, hops) = arguments.split_at(at);
+            let mut line = format!("route replace {} proto {PIN_PROTOCOL} metric {PIN_METRIC}", route.join(" "));
+            for hop in hops {
+                line.push(' ');
+                line.push_str(hop);
+            }
+            line.push('\n');
+            line
+        })
+        .collect()
 }
 
-/// `ip -batch` lines that delete the pins of `listing` (`ip route show proto PROTOCOL`) not in
-/// `keep`. A pin is at [`PIN_METRIC`] and has a next hop or is a blackhole (BIRD's routes, which
-/// pins copy, always are); the kernel makes neither, so a route it made (protocol `kernel`
-/// too, even at that metric, as `ip address add … metric 4096` makes one) is never touched.
-fn stale_pins(listing: &str, protocol: &str, keep: &BTreeSet<(String, String)>) -> String {
-    // `ip route` prints a multipath route's next hops on lines of their own, below it.
+/// `ip route show` output as one line per route (a multipath route's next hops, printed on
+/// lines of their own, joined to it).
+fn route_lines(listing: &str) -> Vec<String> {
     let mut routes: Vec<String> = Vec::new();
     for line in listing.lines().filter(|line| !line.trim().is_empty()) {
         match routes.last_mut() {
@@ -425,8 +450,16 @@ fn stale_pins(listing: &str, protocol: &str, keep: &BTreeSet<(String, String)>) 
             _ => routes.push(line.trim().to_string()),
         }
     }
+    routes
+}
+
+/// `ip -batch` lines that delete the pins of `listing` (`ip route show proto PROTOCOL`) not in
+/// `keep`. A pin is at [`PIN_METRIC`] and has a next hop or is a blackhole (BIRD's routes, which
+/// pins copy, always are); the kernel makes neither, so a route it made (protocol `kernel`
+/// too, even at that metric, as `ip address add … metric 4096` makes one) is never touched.
+fn stale_pins(listing: &str, protocol: &str, keep: &BTreeSet<(String, String)>) -> String {
     let mut stale = String::new();
-    for route in &routes {
+    for route in &route_lines(listing) {
         let words: Vec<&str> = route.split_whitespace().collect();
         let key = RouteKey::parse(route);
         let at_pin_metric = words.windows(2).any(|pair| pair == ["metric", PIN_METRIC]);

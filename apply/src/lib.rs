@@ -770,8 +770,9 @@ impl<'a> Executor<'a> {
                 let used = backend.addresses_in_use(&cidrs)?;
                 Ok((used > 0).then(|| format!("{used} addresses of {cidr} are still in use")))
             }
-            Barrier::RenderLoaded { renders, routes, .. } => {
+            Barrier::RenderLoaded { renders, routes, unplaced_pools, .. } => {
                 let texts = self.predicted_renders();
+                let unplaced: Vec<ipnet::IpNet> = unplaced_pools.iter().filter_map(|pool| pool.parse().ok()).collect();
                 let nodes: Vec<(&String, &String)> =
                     renders.iter().flat_map(|(node, digests)| digests.iter().map(move |digest| (node, digest))).collect();
                 let observed = fanout::fan_out(&nodes, self.options.parallelism, |(node, digest)| {
@@ -780,7 +781,7 @@ impl<'a> Executor<'a> {
                     };
                     let host = self.options.inventory.host(node);
                     let ipv6 = *kind == "bird6-calico.cfg";
-                    observe::render_loaded(&self.options.transport, &host, ipv6, &format!("nodes/{node}/{kind}"), text)
+                    observe::render_loaded(&self.options.transport, &host, ipv6, &format!("nodes/{node}/{kind}"), text, &unplaced)
                 });
                 let mut missing = Vec::new();
                 for ((node, _), observed) in nodes.into_iter().zip(observed) {

@@ -229,6 +229,31 @@ pub struct Allocation {
 /// selector matches the node's labels and that allow workloads; first a free address in a
 /// block affine to the node, else the first free block of the first such pool (by name),
 /// claimed for the node. `ipv4` is the family.
+/// A pool's blocks in the order a node looks for a free one, as Calico's IPAM does: from a
+/// starting block its host name decides, on through the pool and round to its start. Calico
+/// seeds Go's random generator with the FNV-1 hash of the host name and draws the start from
+/// it; the lab starts at that hash modulo the number of blocks. Not Calico's start, but the
+/// same property: a node's first block in a new pool is not where a forecast in node order
+/// puts it, so plans are proved without knowing where Calico places blocks.
+fn blocks_from_host_start(pool: &IpNet, block_size: u8, host: &str) -> impl Iterator<Item = IpNet> {
+    let hash = host.bytes().fold(0x811c_9dc5_u32, |hash, byte| hash.wrapping_mul(0x0100_0193) ^ u32::from(byte));
+    let pool = pool.trunc();
+    let bits = u32::from(block_size.saturating_sub(pool.prefix_len())).min(127);
+    let count: u128 = 1 << bits;
+    let (base, step, family_bits): (u128, u32, u8) = match pool {
+        IpNet::V4(net) => (u128::from(u32::from(net.network())), 32 - u32::from(block_size.min(32)), 32),
+        IpNet::V6(net) => (u128::from(net.network()), 128 - u32::from(block_size.min(128)), 128),
+    };
+    let start = u128::from(hash) % count;
+    (0..count).map(move |offset| {
+        let index = (start + offset) % count;
+        let address = base + (index << step);
+        let address: std::net::IpAddr =
+            if family_bits == 32 { std::net::Ipv4Addr::from(address as u32).into() } else { std::net::Ipv6Addr::from(address).into() };
+        IpNet::new(address, block_size).expect("a block size within the family")
+    })
+}
+
 pub fn allocate(client: &Client, pod: &Pod, ipv4: bool) -> Result<Allocation, String> {
     let resources = resources(client)?;
     let labels: BTreeMap<String, String> = resources
@@ -269,11 +294,13 @@ pub fn allocate(client: &Client, pod: &Pod, ipv4: bool) -> Result<Allocation, St
             return Ok(Allocation { address, block: affinity.block, pool: pool.clone() });
         }
     }
-    // A new block: the first free one in the first pool that has one.
+    // A new block: in the first pool that has one free, the first free one from where the
+    // node's host name points.
     let taken: Vec<IpNet> = state.affinities.iter().map(|affinity| affinity.block).chain(state.block_usage.keys().copied()).collect();
     for (pool, cidr, block_size) in &pools {
-        let Ok(subnets) = cidr.subnets(*block_size) else { continue };
-        for block in subnets.filter(|block| !taken.iter().any(|used| used.contains(block) || block.contains(used))) {
+        for block in blocks_from_host_start(cidr, *block_size, &pod.node)
+            .filter(|block| !taken.iter().any(|used| used.contains(block) || block.contains(used)))
+        {
             let mut value = BlockValue::claimed(&block, &pod.node);
             let ordinal = 0;
             value.assign(ordinal, &pod_handle(pod), pod_attributes(pod));
@@ -299,4 +326,24 @@ pub fn allocate(client: &Client, pod: &Pod, ipv4: bool) -> Result<Allocation, St
         }
     }
     Err(format!("the pools that may serve `{}` on `{}` have no free block", pod.name, pod.node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every block once, from a start the host name decides (so two hosts start apart).
+    #[test]
+    fn a_host_walks_every_block_from_its_own_start() {
+        let pool: IpNet = "10.244.0.0/16".parse().unwrap();
+        let walk: Vec<IpNet> = blocks_from_host_start(&pool, 24, "cs1-k8s-m1.zpepc.com.cn").collect();
+        assert_eq!(walk.len(), 256);
+        assert_eq!(walk.iter().collect::<std::collections::BTreeSet<_>>().len(), 256);
+        assert!(walk.iter().all(|block| pool.contains(block) && block.prefix_len() == 24));
+        let other = blocks_from_host_start(&pool, 24, "cs1-k8s-m2.zpepc.com.cn").next().unwrap();
+        assert_ne!(walk[0], other);
+        let v6: IpNet = "fd00:10:244::/64".parse().unwrap();
+        let first = blocks_from_host_start(&v6, 122, "node-a").next().unwrap();
+        assert!(v6.contains(&first) && first.prefix_len() == 122);
+    }
 }

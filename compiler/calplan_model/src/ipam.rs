@@ -163,6 +163,23 @@ pub fn place(model: &Model, observed: Option<&ObservedIpam>) -> BlockPlacement {
     BlockPlacement { blocks, by_node, observed: observed.is_some() }
 }
 
+/// The pools whose blocks [`place`] forecasts rather than observes: those that take new blocks
+/// and that the observed IPAM does not cover (every such pool, without observed IPAM).
+pub fn forecast_pools(model: &Model, observed: Option<&ObservedIpam>) -> Vec<IpNet> {
+    model
+        .pools
+        .iter()
+        .filter(|pool| takes_new_blocks(pool) && !observed.is_some_and(|observed| observed.covers(&pool.cidr.value)))
+        .map(|pool| pool.cidr.trunc())
+        .collect()
+}
+
+/// Whether `cidr` lies inside one of `pools` and is smaller than it: a block (or an address)
+/// of the pool, not the pool itself.
+pub fn is_block_in(cidr: &IpNet, pools: &[IpNet]) -> bool {
+    pools.iter().any(|pool| pool.contains(cidr) && cidr.prefix_len() > pool.prefix_len())
+}
+
 /// Whether Calico would hand out new blocks from a pool for workloads.
 pub fn takes_new_blocks(pool: &Pool) -> bool {
     !*pool.disabled

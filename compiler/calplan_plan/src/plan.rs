@@ -264,8 +264,17 @@ pub enum Barrier {
     /// On calico-node nodes: confd has rendered what the plan predicts for each node in
     /// `renders` (its `bird-calico.cfg` or `bird6-calico.cfg` in this plan, each named by
     /// [`crate::current::text_digest`]), BIRD has loaded each render since it was written, and
-    /// each node in `routes` holds these routes.
-    RenderLoaded { description: String, renders: BTreeMap<String, Vec<String>>, routes: BTreeMap<String, Vec<String>> },
+    /// each node in `routes` holds these routes. Blocks inside `unplacedPools` are left out of
+    /// both: no live IPAM told the plan where they are, and Calico's IPAM places them as pods
+    /// arrive (each node from a starting block its host name seeds), not where the plan's
+    /// forecast put them.
+    RenderLoaded {
+        description: String,
+        renders: BTreeMap<String, Vec<String>>,
+        routes: BTreeMap<String, Vec<String>>,
+        #[serde(default, rename = "unplacedPools", skip_serializing_if = "Vec::is_empty")]
+        unplaced_pools: Vec<String>,
+    },
 }
 
 impl Barrier {
@@ -312,3 +321,19 @@ impl Plan {
 pub fn schema_text() -> String {
     crate::file::schema_text()
 }
+
+/// The line of a `route-pins` file that asks apply to pin, inside the pools it names, BIRD's
+/// routes as the node holds them when the file is loaded, in place of the file's own lines
+/// there: where Calico's IPAM placed a new pool's blocks is known only once pods are there.
+pub fn placed_pins_line(pools: &[ipnet::IpNet]) -> String {
+    let pools: Vec<String> = pools.iter().map(ToString::to_string).collect();
+    format!("{PLACED_PINS} {}, BIRD's routes as the node holds them when this is loaded", pools.join(" "))
+}
+
+/// The pools a [`placed_pins_line`] names, if `line` is one.
+pub fn placed_pins_pools(line: &str) -> Option<Vec<ipnet::IpNet>> {
+    let (pools, _) = line.strip_prefix(PLACED_PINS)?.split_once(", BIRD's routes")?;
+    pools.split_whitespace().map(|pool| pool.parse().ok()).collect()
+}
+
+const PLACED_PINS: &str = "# and, inside";

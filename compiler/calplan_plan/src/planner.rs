@@ -988,6 +988,7 @@ impl Planner<'_> {
                 state.insert(Resource::IpPool(disabled));
             }
         });
+        self.pin_placed_blocks();
         // Delete the empty pools, then create what they were blocking.
         let mut step = Step::new("Delete emptied pools", &format!("{} hold no address any more", names.join(", ")));
         step.session_barrier = false;
@@ -1331,6 +1332,45 @@ impl Planner<'_> {
         self.pinned = true;
     }
 
+    /// On calico-node, before a pool's deletion makes BIRD reload (and so delete and re-add
+    /// every route it exports): pins for the blocks Calico's IPAM has placed in the pools the
+    /// plan could only forecast, as each node's kernel holds BIRD's routes to them by then.
+    fn pin_placed_blocks(&mut self) {
+        if !self.pinned || self.agent != NodeAgent::CalicoNode {
+            return;
+        }
+        let Some(files) = &self.files else { return };
+        let (model, _) = calplan_model::from_resources::from_resources(&self.state, &self.input.desired.model);
+        let unplaced = calplan_model::ipam::forecast_pools(&model, self.observed_ipam.as_ref());
+        if unplaced.is_empty() {
+            return;
+        }
+        let directive = crate::plan::placed_pins_line(&unplaced);
+        let mut next = files.clone();
+        for (path, text) in files {
+            if path.ends_with("/route-pins") && !text.lines().any(|line| crate::plan::placed_pins_pools(line).is_some()) {
+                next.insert(path.clone(), FileText::held(format!("{}{directive}\n", &**text)));
+            }
+        }
+        let changes = file_changes(files, &next, self.agent);
+        if changes.is_empty() {
+            return;
+        }
+        self.stages.push(Stage {
+            number: self.stages.len() + 1,
+            title: "Pin placed blocks".into(),
+            reason: "where Calico's IPAM placed the new pools' blocks is known only now: each node pins BIRD's routes to \
+                     them as its kernel holds them, before the old pools' deletion makes calico-node reload"
+                .into(),
+            disruption: None,
+            changes,
+            manual: Vec::new(),
+            barrier: None,
+            expected_status: BTreeMap::new(),
+        });
+        self.files = Some(next);
+    }
+
     fn unpin_routes(&mut self) {
         let Some(files) = &self.files else { return };
         let next: Files = files.iter().filter(|(path, _)| !path.ends_with("/route-pins")).map(|(p, t)| (p.clone(), t.clone())).collect();
@@ -1351,6 +1391,21 @@ impl Planner<'_> {
             // the pins go once every changed render is loaded, not merely once BIRD's routes
             // are there (they are, until the reload replaces them).
             NodeAgent::CalicoNode => {
+                // Where Calico places a new pool's blocks is its IPAM's choice, made as pods
+                // arrive: the forecast's blocks are no expectation.
+                let (model, _) = calplan_model::from_resources::from_resources(&self.state, &self.input.desired.model);
+                let held: Vec<IpNet> =
+                    self.state.pools().filter_map(|pool| pool.spec.cidr.parse::<IpNet>().ok()).map(|cidr| cidr.trunc()).collect();
+                let ipam = self.observed_ipam.as_ref().map(|observed| observed.without_deleted_pools(&held));
+                let unplaced = calplan_model::ipam::forecast_pools(&model, ipam.as_ref());
+                let routes = routes
+                    .into_iter()
+                    .map(|(node, lines)| {
+                        let placed =
+                            lines.into_iter().filter(|line| destination(line).is_none_or(|to| !is_block_of(to, &unplaced))).collect();
+                        (node, placed)
+                    })
+                    .collect();
                 let mut renders: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for (path, digest) in renders_of(&next).into_iter().filter(|(path, digest)| self.renders_at_pin.get(path) != Some(digest)) {
                     if let Some((node, _)) = path.strip_prefix("nodes/").and_then(|rest| rest.split_once('/')) {
@@ -1360,7 +1415,8 @@ impl Planner<'_> {
                 let description = "calico-node has loaded each changed render and BIRD has programmed every node's cluster \
                                    routes, so the pins can go"
                     .to_string();
-                Barrier::RenderLoaded { description, renders, routes }
+                let unplaced_pools = unplaced.iter().map(ToString::to_string).collect();
+                Barrier::RenderLoaded { description, renders, routes, unplaced_pools }
             }
         };
         // The pins go only once BIRD's own routes are back: the stage before waits for that,
@@ -1415,11 +1471,6 @@ fn renders_of(files: &Files) -> BTreeMap<String, String> {
 
 /// `current`'s route lines, then `later`'s to destinations `current` has no route to.
 fn routes_union(current: &str, later: &str) -> String {
-    fn destination(line: &str) -> Option<&str> {
-        let mut words = line.split_whitespace();
-        let first = words.next()?;
-        if matches!(first, "blackhole" | "unreachable" | "prohibit" | "throw") { words.next() } else { Some(first) }
-    }
     let held: BTreeSet<&str> = current.lines().filter_map(destination).collect();
     let mut out = current.to_string();
     for line in later.lines().filter(|line| destination(line).is_some_and(|to| !held.contains(to))) {
@@ -1432,12 +1483,24 @@ fn routes_union(current: &str, later: &str) -> String {
     out
 }
 
+/// A route line's destination, as written.
+fn destination(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    if matches!(first, "blackhole" | "unreachable" | "prohibit" | "throw") { words.next() } else { Some(first) }
+}
+
+/// Whether a route's destination is a block of one of `pools`.
+fn is_block_of(destination: &str, pools: &[IpNet]) -> bool {
+    destination.parse::<IpNet>().is_ok_and(|destination| calplan_model::ipam::is_block_in(&destination, pools))
+}
+
 fn pinned_routes(files: &Files) -> BTreeMap<String, Vec<String>> {
     files
         .iter()
         .filter_map(|(path, text)| {
             let node = path.strip_prefix("nodes/")?.strip_suffix("/route-pins")?;
-            Some((node.to_string(), text.lines().filter(|line| !line.trim().is_empty()).map(as_pin).collect()))
+            Some((node.to_string(), text.lines().filter(|line| !line.trim().is_empty() && !line.starts_with('#')).map(as_pin).collect()))
         })
         .collect()
 }

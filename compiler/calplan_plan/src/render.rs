@@ -132,14 +132,28 @@ pub fn barrier_lines(barrier: &Barrier) -> Vec<String> {
         Barrier::RoutesPresent { routes, .. } => {
             host_lines(routes.iter().map(|(host, lines)| (host.as_str(), format!("{} routes", lines.len()))))
         }
-        Barrier::RenderLoaded { renders, routes, .. } => host_lines(routes.iter().map(|(host, lines)| {
-            let render = match renders.get(host).map(Vec::len) {
-                Some(1) => "the render above loaded, ",
-                Some(_) => "the renders above loaded, ",
-                None => "",
-            };
-            (host.as_str(), format!("{render}{} routes", lines.len()))
-        })),
+        Barrier::RenderLoaded { renders, routes, unplaced_pools, .. } => {
+            let mut lines = host_lines(routes.iter().map(|(host, lines)| {
+                let render = match renders.get(host).map(Vec::len) {
+                    Some(1) => "the render above loaded",
+                    Some(_) => "the renders above loaded",
+                    None => "",
+                };
+                let text = match (render, lines.len()) {
+                    (render, 0) => render.to_string(),
+                    ("", count) => format!("{count} routes"),
+                    (render, count) => format!("{render}, {count} routes"),
+                };
+                (host.as_str(), text)
+            }));
+            if !unplaced_pools.is_empty() {
+                lines.push(format!(
+                    "blocks inside {} left out (Calico's IPAM places them; no live IPAM told the plan where)",
+                    unplaced_pools.join(", ")
+                ));
+            }
+            lines
+        }
     }
 }
 
