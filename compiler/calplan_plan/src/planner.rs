@@ -1288,14 +1288,27 @@ impl Planner<'_> {
     }
 
     /// Pins each node's cluster routes as they are, and those of `last` (the final state's
-    /// files) that reach destinations it has no route to yet.
+    /// files) that reach destinations it has no route to yet — on calico-node, not routes to
+    /// blocks the final state only forecasts (pools no live IPAM covers): Calico places those
+    /// elsewhere, and a pool migration pins them where they are once they exist ("Pin placed
+    /// blocks").
     fn pin_routes(&mut self, last: Option<&Files>) {
         let Some(files) = &self.files else { return };
+        // On BIRD 2 nodes calplan's own configuration advertises the forecast's blocks.
+        let forecast = match self.agent {
+            NodeAgent::CalicoNode => calplan_model::ipam::forecast_pools(&self.input.desired.model, self.observed_ipam.as_ref()),
+            NodeAgent::Bird => Vec::new(),
+        };
         let mut next = files.clone();
         for (path, text) in files {
             if let Some(node) = path.strip_prefix("nodes/").and_then(|rest| rest.strip_suffix("/routes")) {
                 let later = last.and_then(|last| last.get(path)).map_or("", FileText::text);
-                next.insert(format!("nodes/{node}/route-pins"), FileText::held(routes_union(text, later)));
+                let later: String = later
+                    .lines()
+                    .filter(|line| destination(line).is_none_or(|to| !is_block_of(to, &forecast)))
+                    .flat_map(|line| [line, "\n"])
+                    .collect();
+                next.insert(format!("nodes/{node}/route-pins"), FileText::held(routes_union(text, &later)));
             }
         }
         let changes = file_changes(files, &next, self.agent);
