@@ -676,10 +676,12 @@ fn calico_node_barriers_read_calico_node_status_through_the_api_stand_in_needs_r
 }
 
 /// On calico-node, BIRD 1.6 deletes and re-adds every route it exports when confd's render
-/// changes a filter, as a pool migration's renders do: the plan pins each node's routes, and
-/// those of the blocks the new pool brings, before anything changes, and unpins only behind a
-/// barrier on each changed render being loaded (named by the digest of the plan's own
-/// prediction). A change that leaves the render alone (NAT outgoing, Felix's) pins nothing.
+/// changes a filter, as a pool migration's renders do: the plan pins each node's routes before
+/// anything changes; the new pool's blocks, which Calico's IPAM places as pods arrive, are
+/// pinned where they are once the pool-empty barrier held and before the old pool's deletion
+/// reloads BIRD; and the pins go only behind a barrier on each changed render being loaded
+/// (named by the digest of the plan's own prediction, the new pool's blocks left out). A change
+/// that leaves the render alone (NAT outgoing, Felix's) pins nothing.
 #[test]
 fn calico_node_plans_pin_routes_while_confds_renders_change() {
     let work = tempfile::tempdir().unwrap();
@@ -703,11 +705,30 @@ fn calico_node_plans_pin_routes_while_confds_renders_change() {
         .find(|change| change["kind"] == "route-pins" && change["name"] == "cs1-k8s-m2.zpepc.com.cn")
         .map(|change| change["after"]["text"].as_str().unwrap().to_string())
         .unwrap();
-    for route in ["192.168.0.0/26 via 21.49.22.4", "10.244.0.0/24 via 21.49.22.4", "blackhole 10.244.1.0/24"] {
-        assert!(pins.contains(route), "today's and the new pool's routes are pinned: `{route}` missing from\n{pins}");
+    for route in ["192.168.0.0/26 via 21.49.22.4", "blackhole 192.168.0.64/26"] {
+        assert!(pins.contains(route), "today's routes are pinned: `{route}` missing from\n{pins}");
+    }
+    assert!(!pins.contains("10.244."), "the new pool's forecast blocks are not pinned:\n{pins}");
+    let placed = titles.iter().position(|title| *title == "Pin placed blocks").expect("a stage pins the placed blocks");
+    assert_eq!(titles[placed + 1], "Delete emptied pools", "{titles:?}");
+    assert!(stages[placed - 1]["barrier"]["type"] == "poolEmpty", "{titles:?}");
+    for change in stages[placed]["changes"].as_array().unwrap() {
+        let text = change["after"]["text"].as_str().unwrap();
+        let directive = text.lines().find_map(calplan_plan::plan::placed_pins_pools);
+        assert_eq!(directive, Some(vec!["10.244.0.0/16".parse().unwrap()]), "{text}");
     }
     let barrier = &stages[stages.len() - 2]["barrier"];
     assert_eq!(barrier["type"], "renderLoaded", "{barrier:#}");
+    assert_eq!(barrier["unplacedPools"], serde_json::json!(["10.244.0.0/16"]), "{barrier:#}");
+    assert!(
+        barrier["routes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|routes| routes.as_array().unwrap())
+            .all(|route| !route.as_str().unwrap().contains("10.244.")),
+        "{barrier:#}"
+    );
     let renders = barrier["renders"].as_object().unwrap();
     assert_eq!(renders.len(), 6, "every node's render changes: {barrier:#}");
     // Each digest is that of the node's last predicted render in the plan (IPv4 here).
