@@ -37,7 +37,9 @@ python3 bench/gen_intent.py "$count" --shape rack-groups --node-agent bird > "$r
 # Pools on VXLAN CrossSubnet, as `bench/lab.sh N vxlan`: the racks are separate subnets and the
 # lab's fabric knows no pod route, so only encapsulated pod traffic crosses racks (and `lab
 # apply` probes every path before it starts).
-sed -i 's/natOutgoing: true, nodeSelector: all()}/natOutgoing: true, nodeSelector: all(), vxlanMode: CrossSubnet}/; s/ipipMode: CrossSubnet/vxlanMode: CrossSubnet/' "$mesh" "$reflectors"
+sed -i 's/natOutgoing: true, nodeSelector: \("\?all()"\?\)}/natOutgoing: true, nodeSelector: \1, vxlanMode: CrossSubnet}/; s/ipipMode: CrossSubnet/vxlanMode: CrossSubnet/' "$mesh" "$reflectors"
+# The default pool must carry VXLAN now, or every cross-rack path is a gap.
+for file in "$mesh" "$reflectors"; do grep -q 'name: default-ipv4.*vxlanMode: CrossSubnet' "$file" || { echo "no VXLAN on the default pool of $file" >&2; exit 1; }; done
 lab=$work/lab
 trap '"$calplan" lab down "$mesh" --dir "$lab" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 

@@ -24,7 +24,9 @@ python3 bench/gen_intent.py "$count" --shape rack-groups > "$intent"
 if [ "$variant" = vxlan ]; then
 	# The racks are separate subnets and the fabric knows no pod route: without encapsulation
 	# across racks, pods in different racks cannot reach each other.
-	sed -i 's/natOutgoing: true, nodeSelector: all()}/natOutgoing: true, nodeSelector: all(), vxlanMode: CrossSubnet}/; s/ipipMode: CrossSubnet/vxlanMode: CrossSubnet/' "$intent"
+	sed -i 's/natOutgoing: true, nodeSelector: \("\?all()"\?\)}/natOutgoing: true, nodeSelector: \1, vxlanMode: CrossSubnet}/; s/ipipMode: CrossSubnet/vxlanMode: CrossSubnet/' "$intent"
+	# The default pool must carry VXLAN now, or every cross-rack path is a gap.
+	for file in "$intent"; do grep -q 'name: default-ipv4.*vxlanMode: CrossSubnet' "$file" || { echo "no VXLAN on the default pool of $file" >&2; exit 1; }; done
 fi
 lab=$work/lab
 trap '"$calplan" lab down "$intent" --dir "$lab" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
