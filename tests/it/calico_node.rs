@@ -231,15 +231,29 @@ impl CalicoNodes {
     /// `calplan apply` with the calicoctl stand-in as the datastore, and `args` (the transport).
     fn apply(&self, plan: &Path, state: &Path, args: &[&str], environment: &[(&str, &str)]) -> Output {
         let mut all = vec!["apply", path(plan), "--state", path(state), "--calico", "calicoctl", "--auto-approve"];
-        // Past BIRD 1.6's `error wait time` (60 s): a session whose first attempt met a peer
-        // not yet reconfigured waits that long before trying again, as on a real cluster.
+        // Apply's own default (300 s), as on a real cluster: two peers that each met the other
+        // not yet reconfigured both back off (`error wait time 5,30`, doubling per error) and
+        // accept a connection only in the two seconds before their next attempt (`connect delay
+        // time 2`), so on a loaded machine they can miss each other for minutes (a full run
+        // once kept a pair apart for all of the 150 s this used to allow).
         if !args.contains(&"--barrier-timeout") {
-            all.extend(["--barrier-timeout", "150"]);
+            all.extend(["--barrier-timeout", "300"]);
         }
         all.extend_from_slice(args);
         let mut variables: Vec<(&str, &str)> = self.calico.environment().to_vec();
         variables.extend_from_slice(environment);
         calplan(&all, &variables)
+    }
+
+    /// The end of each node's BIRD log, for a failure's message.
+    fn bird_logs(&self) -> String {
+        let mut out = String::new();
+        for (number, name) in self.cluster.names.iter().enumerate() {
+            let log = std::fs::read_to_string(self.cluster.node_dir(number).join("bird.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            out.push_str(&format!("--- BIRD on {name} (last 25 lines)\n{}\n", lines[lines.len().saturating_sub(25)..].join("\n")));
+        }
+        out
     }
 
     /// Every file below each node's directory but BIRD's runtime (socket, pid file, log), with
@@ -355,7 +369,7 @@ fn calico_node_apply_writes_only_the_datastore_and_pins_and_waits_on_bird_1_6_th
     if std::env::var_os("CALPLAN_TEST_SHOW").is_some() {
         eprintln!("{stderr}");
     }
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{}", nodes.bird_logs());
     assert_eq!(stderr.matches("waiting: every node has the sessions listed in the expected status Established").count(), 2, "{stderr}");
     let waits = barrier_waits(&stderr);
     assert!(waits["Nodes"] >= 1.0, "the barrier after the reflectors' sessions held after {}s:\n{stderr}", waits["Nodes"]);
@@ -422,7 +436,7 @@ fn calico_node_apply_waits_on_bird_1_6_through_a_real_sshd_needs_root() {
     let state = nodes.work.path().join("state");
     let output = nodes.apply(&plan, &state, &["--transport", "ssh", "--inventory", path(&inventory)], &[]);
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{}", nodes.bird_logs());
     assert!(server.log().contains("Accepted publickey for root from 127.0.0.1"), "{}", server.log());
     assert!(barrier_waits(&stderr)["Nodes"] >= 1.0, "{stderr}");
     nodes.assert_converged(&state, &files_before, stage_count);
@@ -600,7 +614,7 @@ fn calico_node_apply_through_kubectl_exec_stand_in_needs_root() {
     if std::env::var_os("CALPLAN_TEST_SHOW").is_some() {
         eprintln!("{stderr}");
     }
-    assert_eq!(output.status.code(), Some(0), "{stderr}\n{}", kubectl.calls().join("\n"));
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{}\n{}", kubectl.calls().join("\n"), nodes.bird_logs());
     assert!(barrier_waits(&stderr)["Nodes"] >= 1.0, "{stderr}");
     nodes.assert_converged(&state, &files_before, stage_count);
 
