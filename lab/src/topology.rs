@@ -460,8 +460,17 @@ pub fn plan(analysis: &Analysis, intent: &str, dir: &Path, node_agent: NodeAgent
             entry.2.push(Neighbor {
                 node: topology_node.name.clone(),
                 address: node_address,
-                remote_as: peerings.topology.node_as(topology_node).0,
-                port: peerings.topology.listen_port.unwrap_or(179),
+                // The AS the node presents: the peering's own local AS where it has one.
+                remote_as: peering
+                    .data
+                    .local_as_number
+                    .filter(|number| peerings.release.local_as() && number.0 != 0)
+                    .unwrap_or(peerings.topology.node_as(topology_node))
+                    .0,
+                port: match peerings.topology.node_port(index) {
+                    0 => 179,
+                    port => port,
+                },
                 password: peering.data.password.clone(),
                 ttl_security: peering.data.ttl_security,
                 multihop: !on_link,

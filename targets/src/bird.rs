@@ -278,8 +278,18 @@ impl BgpSession {
             listens_everywhere: model.bgp.bind_mode_node_ip && local_address.is_none(),
             listens_with_others: false,
             local_address,
-            local_port: model.bgp.listen_port.as_ref().map(|port| port.value),
-            local_as: model.node_as_number(view.node).to_string(),
+            // The node's own BGPConfiguration's port, else the cluster's (as confd's `listen bgp
+            // port`; BIRD 2 listens per protocol).
+            local_port: view
+                .node
+                .bgp_configuration
+                .as_ref()
+                .and_then(|configuration| configuration.listen_port.as_ref())
+                .filter(|port| port.value != 0)
+                .or(model.bgp.listen_port.as_ref())
+                .map(|port| port.value),
+            // The peering's own local AS (`localASNumber`, from 3.31), else the node's.
+            local_as: data.local_as_number.filter(|number| number.0 != 0).unwrap_or_else(|| model.node_as_number(view.node)).to_string(),
             neighbor: data.ip.to_string(),
             neighbor_port: (data.port != 0).then_some(data.port),
             neighbor_as: data.as_number.to_string(),

@@ -243,6 +243,23 @@ fn lab_carries_the_migrated_pool_needs_root() {
     lab.down_and_check();
 }
 
+/// The scenarios no other lab test runs, in both modes: Calico 3.31's BGP API (a node with
+/// its own listen port, a peer met with its own local AS, filters, communities, dual stack)
+/// and the seed on the Kubernetes datastore. Each is up, verified without a gap, and down.
+#[test]
+fn lab_verifies_the_bgp_api_and_kdd_scenarios_in_both_modes_needs_root() {
+    for intent in ["testdata/bgp-api/intent.yaml", "testdata/seed-kdd/intent.yaml"] {
+        for agent in ["bird", "calico-node"] {
+            let lab = Lab::new(intent);
+            lab.up_with(&["--node-agent", agent]);
+            let output = lab.verify(intent);
+            assert_eq!(output.status.code(), Some(0), "{intent} on {agent}:\n{}", both(&output));
+            assert!(text(&output.stdout).contains("checks passed"), "{intent} on {agent}:\n{}", both(&output));
+            lab.down_and_check();
+        }
+    }
+}
+
 /// IPIP without an `ipip` module: the mesh, the routes BIRD programs through `tunl0` (a
 /// stand-in device), and the same-subnet paths are checked; the tunnelled paths are reported
 /// as control plane only. The top-of-rack router runs its compiled `frr.conf`.
