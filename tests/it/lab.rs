@@ -364,8 +364,12 @@ fn mesh_to_route_reflectors_is_hitless_in_the_lab_needs_root() {
     assert_eq!(lost(&report), 0, "{}", both(&output));
     assert_eq!(report["hitless"], true);
     assert!(report["probes"].as_array().unwrap().len() >= 20, "pod pairs and router → pod: {report:#}");
+    // Probes ran throughout: every stage longer than a few probe intervals saw requests (a
+    // datastore-only stage can be over in 5 ms, before any of the 21 probes' next request).
     for interval in report["intervals"].as_array().unwrap() {
-        assert!(interval["sent"].as_u64().unwrap() > 0, "every stage was probed: {report:#}");
+        if interval["seconds"].as_f64().unwrap() >= 0.1 {
+            assert!(interval["sent"].as_u64().unwrap() > 0, "every stage was probed: {report:#}");
+        }
     }
     assert!(text(&output.stdout).contains("Hitless: no echo request was lost in any stage."), "{}", both(&output));
     // The lab now runs the seed design.
