@@ -1198,6 +1198,23 @@ impl Planner<'_> {
     /// Files of the state as the given resources (plus the pools still routed) compile them:
     /// the text of a file only where it differs from the files the last stage left, the others
     /// as their digests and this state to render them again.
+    /// The live IPAM as it is in `state`: Calico's client releases a pool's block affinities as
+    /// it deletes the pool (apply does the same), so in a state without one of the cluster's
+    /// pools, its blocks are gone.
+    fn ipam_of(&self, state: &ResourceSet) -> Option<calplan_model::ipam::ObservedIpam> {
+        self.observed_ipam.as_ref().map(|observed| {
+            let held: Vec<IpNet> = state.pools().filter_map(|pool| pool.spec.cidr.parse::<IpNet>().ok()).map(|cidr| cidr.trunc()).collect();
+            observed.without_deleted_pools(&held)
+        })
+    }
+
+    /// The pools of the current state whose blocks are a forecast, not observed: where Calico
+    /// places them is its IPAM's choice, made as pods arrive.
+    fn forecast_pools(&self) -> Vec<IpNet> {
+        let (model, _) = calplan_model::from_resources::from_resources(&self.state, &self.input.desired.model);
+        calplan_model::ipam::forecast_pools(&model, self.ipam_of(&self.state).as_ref())
+    }
+
     fn compile_files(&self, state: &ResourceSet) -> Result<Files, String> {
         let mut routed = state.clone();
         for pool in self.routed_pools.values() {
@@ -1205,12 +1222,7 @@ impl Planner<'_> {
                 routed.insert(Resource::IpPool(pool.clone()));
             }
         }
-        // Calico's client releases a pool's block affinities as it deletes the pool (apply does
-        // the same): in a state without one of the cluster's pools, its blocks are gone.
-        let ipam = self.observed_ipam.as_ref().map(|observed| {
-            let held: Vec<IpNet> = state.pools().filter_map(|pool| pool.spec.cidr.parse::<IpNet>().ok()).map(|cidr| cidr.trunc()).collect();
-            observed.without_deleted_pools(&held)
-        });
+        let ipam = self.ipam_of(state);
         let recompile = self
             .recompile
             .get_or_init(|| {
@@ -1353,8 +1365,7 @@ impl Planner<'_> {
             return;
         }
         let Some(files) = &self.files else { return };
-        let (model, _) = calplan_model::from_resources::from_resources(&self.state, &self.input.desired.model);
-        let unplaced = calplan_model::ipam::forecast_pools(&model, self.observed_ipam.as_ref());
+        let unplaced = self.forecast_pools();
         if unplaced.is_empty() {
             return;
         }
@@ -1404,13 +1415,8 @@ impl Planner<'_> {
             // the pins go once every changed render is loaded, not merely once BIRD's routes
             // are there (they are, until the reload replaces them).
             NodeAgent::CalicoNode => {
-                // Where Calico places a new pool's blocks is its IPAM's choice, made as pods
-                // arrive: the forecast's blocks are no expectation.
-                let (model, _) = calplan_model::from_resources::from_resources(&self.state, &self.input.desired.model);
-                let held: Vec<IpNet> =
-                    self.state.pools().filter_map(|pool| pool.spec.cidr.parse::<IpNet>().ok()).map(|cidr| cidr.trunc()).collect();
-                let ipam = self.observed_ipam.as_ref().map(|observed| observed.without_deleted_pools(&held));
-                let unplaced = calplan_model::ipam::forecast_pools(&model, ipam.as_ref());
+                // The forecast's blocks are no expectation.
+                let unplaced = self.forecast_pools();
                 let routes = routes
                     .into_iter()
                     .map(|(node, lines)| {
